@@ -1,0 +1,101 @@
+//! The syntax tree of a symdiff program, with byte spans into the source.
+
+use std::ops::Range;
+
+/// Byte range into the program text.
+pub type Span = Range<usize>;
+
+/// A parsed program: statements, then the expression to differentiate.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// Declarations, `let`s and `def`s in source order.
+    pub statements: Vec<Statement>,
+    /// The final expression.
+    pub body: Expr,
+}
+
+/// One statement before the final expression.
+#[derive(Clone, Debug)]
+pub enum Statement {
+    /// `x: vec[n]`
+    Decl { name: String, ty: Type, span: Span },
+    /// `let x = e`
+    Let { name: String, value: Expr, span: Span },
+    /// `def f(a, b) = e`
+    Def { name: String, params: Vec<String>, body: Expr, span: Span },
+}
+
+/// A declared type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// A single number.
+    Scalar,
+    /// `vec[n]`
+    Vec(DimName),
+    /// `mat[m, n]`
+    Mat(DimName, DimName),
+}
+
+/// A dimension as written: a name or a fixed size.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DimName {
+    /// A symbolic length such as `n`.
+    Named(String),
+    /// A fixed length such as `3`.
+    Fixed(usize),
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`, elementwise
+    Mul,
+    /// `/`, elementwise
+    Div,
+    /// `^`, elementwise power
+    Pow,
+    /// `@`, matrix product
+    MatMul,
+}
+
+impl BinOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
+            BinOp::MatMul => "@",
+        }
+    }
+}
+
+/// An expression node with its span.
+#[derive(Clone, Debug)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Expression kinds.
+#[derive(Clone, Debug)]
+pub enum ExprKind {
+    /// A numeric literal.
+    Num(f64),
+    /// A variable, dimension or local name.
+    Name(String),
+    /// `f(args)`, with the span of the name.
+    Call { name: String, name_span: Span, args: Vec<Expr> },
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// A binary operation.
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+}

@@ -1,0 +1,303 @@
+//! The pipeline: text → program → shapes → index IR → k derivatives, each
+//! simplified before the next → a [`Derivation`] that the back ends read.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::diag::{Error, Result};
+use crate::ir::Ix;
+use crate::lang::Math;
+use crate::render::{json_tree, matrix_form, Names, Printer, Syntax};
+use crate::rules::{self, assume::Fact};
+use crate::shape::{Shape, Typed};
+use crate::simplify::{saturate, simplify_poly, Limits, RunStats};
+use crate::sym::Tensor;
+
+/// What to derive.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The program text.
+    pub expr: String,
+    /// Derivative order (0 is the value).
+    pub order: usize,
+    /// Variable to differentiate with respect to (default: the first).
+    pub wrt: Option<String>,
+    /// Facts that may be used to simplify.
+    pub assume: Vec<Fact>,
+    /// E-graph limits per run.
+    pub limits: Limits,
+    /// Wall-time budget for the whole derivation.
+    pub deadline: Duration,
+}
+
+impl Request {
+    /// A request with default limits.
+    pub fn new(expr: &str, order: usize) -> Request {
+        Request {
+            expr: expr.to_string(),
+            order,
+            wrt: None,
+            assume: Vec::new(),
+            limits: Limits::default(),
+            deadline: Duration::from_secs(8),
+        }
+    }
+}
+
+/// A simplified derivative and what it took to get it.
+pub struct Derivation {
+    /// The checked program.
+    pub typed: Typed,
+    /// The variable.
+    pub wrt: String,
+    /// The derivative tensor.
+    pub tensor: Tensor,
+    /// One entry per e-graph run.
+    pub stats: Vec<RunStats>,
+    /// Facts whose rules fired.
+    pub used_facts: Vec<String>,
+}
+
+/// Runs the pipeline.
+pub fn derive(req: &Request) -> Result<Derivation> {
+    let start = Instant::now();
+    let program = crate::parse::parse_program(&req.expr)?;
+    let typed = crate::shape::check(&program)?;
+    let wrt = match &req.wrt {
+        Some(w) => {
+            if typed.var_shape(w).is_none() {
+                let vars: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(Error::new(format!("--wrt `{w}` is not a variable of the expression"))
+                    .with_note(format!("its variables are: {}", if vars.is_empty() { "(none)".into() } else { vars.join(", ") })));
+            }
+            w.clone()
+        }
+        None => match typed.vars.first() {
+            Some((n, _)) => n.clone(),
+            None => return Err(Error::new("the expression has no variable to differentiate with respect to")),
+        },
+    };
+    for f in &req.assume {
+        if typed.var_shape(f.var()).is_none() {
+            return Err(Error::new(format!("--assume `{}` names `{}`, which is not a variable", f.describe(), f.var())));
+        }
+    }
+    let wrt_shape = typed.var_shape(&wrt).cloned().expect("checked above");
+    let value_shape = typed.body.shape.clone();
+    let value_idx: Vec<Ix> = (0..value_shape.rank() as Ix).collect();
+    let value = crate::lower::lower(&typed.body, &value_idx);
+
+    let mut rules = rules::identities();
+    for f in &req.assume {
+        rules.extend(f.rules());
+    }
+    let mut stats = Vec::new();
+    let (value, s) = simplify_poly(&value, &rules, req.limits, "order 0");
+    stats.push(s);
+    let mut tensor = Tensor::new(value, value_idx, value_shape.dims(), wrt_shape.dims());
+    for k in 1..=req.order {
+        if start.elapsed() > req.deadline {
+            return Err(Error::new(format!(
+                "order {} was not reached within {:.0} s (order {} took that long); symdiff stops rather than run unbounded",
+                req.order,
+                req.deadline.as_secs_f64(),
+                k - 1
+            )));
+        }
+        tensor = tensor.differentiate(&wrt)?;
+        let (reps, s) = simplify_poly(&tensor.representatives(), &rules, req.limits, &format!("order {k}"));
+        stats.push(s);
+        tensor.set_representatives(reps);
+    }
+    let mut used_facts = Vec::new();
+    for f in &req.assume {
+        let tag = format!("assume-{}", f.describe());
+        if stats.iter().any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag))) {
+            used_facts.push(f.describe());
+        }
+    }
+    Ok(Derivation { typed, wrt, tensor, stats, used_facts })
+}
+
+/// Classes are expanded for display when they stand for at most this many terms.
+const EXPAND_DISPLAY: f64 = 10.0;
+
+impl Derivation {
+    /// The free indices of the result, value first.
+    pub fn free_indices(&self) -> Vec<Ix> {
+        let mut ids = self.tensor.value_idx.clone();
+        for g in &self.tensor.groups {
+            ids.extend(g.iter().copied());
+        }
+        ids
+    }
+
+    /// The display expression: classes (symmetrized where large), factored
+    /// by the e-graph. Returns it with the stats of the display run.
+    pub fn display_expr(&self, limits: Limits) -> (egg::RecExpr<Math>, RunStats) {
+        let order = self.tensor.order();
+        let total: f64 = self.tensor.classes.iter().map(|c| c.orbit(order)).sum();
+        let mut r = egg::RecExpr::default();
+        let expand = !self.tensor.symmetric || total <= EXPAND_DISPLAY;
+        let mut kids = Vec::new();
+        if expand {
+            for t in &self.tensor.expanded().terms {
+                kids.push(crate::lang::add_term(&t.factors, t.coef.0, &mut r));
+            }
+        } else {
+            for c in &self.tensor.classes {
+                let orbit = c.orbit(order);
+                let (scal, idx): (Vec<_>, Vec<_>) = c.term.factors.iter().cloned().partition(|f| f.atom.free().is_empty());
+                if orbit <= 1.0 || idx.is_empty() {
+                    kids.push(crate::lang::add_term(&c.term.factors, c.term.coef.0, &mut r));
+                    continue;
+                }
+                let inner = crate::lang::add_term(&idx, 1.0, &mut r);
+                let n = r.add(Math::Num(crate::lang::Num(crate::ir::Real(orbit.round()))));
+                let sym = r.add(Math::Sym([n, inner]));
+                let mut outer = Vec::new();
+                if c.term.coef.0 != 1.0 {
+                    outer.push(r.add(Math::Num(crate::lang::Num(c.term.coef))));
+                }
+                for f in &scal {
+                    outer.push(crate::lang::add_term(std::slice::from_ref(f), 1.0, &mut r));
+                }
+                outer.push(sym);
+                kids.push(if outer.len() == 1 { outer[0] } else { r.add(Math::Mul(outer.into())) });
+            }
+        }
+        match kids.len() {
+            0 => {
+                r.add(Math::Num(crate::lang::Num(crate::ir::Real(0.0))));
+            }
+            1 => {}
+            _ => {
+                r.add(Math::Add(kids.into()));
+            }
+        }
+        saturate(&r, &rules::factor::rules(), limits, "display")
+    }
+
+    fn names(&self) -> Names {
+        let mut taken: BTreeSet<String> = self.typed.vars.iter().map(|(n, _)| n.clone()).collect();
+        taken.extend(self.typed.symbolic_dims());
+        taken.insert("p".into());
+        taken.insert("s".into());
+        Names::new(&self.free_indices(), &taken)
+    }
+
+    /// The report `derive` prints.
+    pub fn report(&self, syntax: Syntax, limits: Limits) -> (String, RunStats) {
+        let (expr, display_stats) = self.display_expr(limits);
+        let mut names = self.names();
+        let mut printer = Printer { names: &mut names, syntax, overrides: Default::default() };
+        let index_form = printer.show(&expr);
+        let k = self.tensor.order();
+        let matrix = if k <= 2 && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
+            let terms = self.tensor.expanded().terms;
+            matrix_form(&terms, &self.free_indices(), &mut printer)
+        } else {
+            None
+        };
+        let parts = names.parts.clone();
+        let names_final = names;
+        let free: Vec<String> = self.free_indices().iter().map(|&i| names_index(&names_final, i)).collect();
+        let shape = self.symbolic_shape();
+        let mut out = String::new();
+        match syntax {
+            Syntax::Text => {
+                let lhs = if k == 0 {
+                    "f".to_string()
+                } else {
+                    let sup = superscript(k);
+                    format!("∂{}f/∂{}{}", if k > 1 { sup.clone() } else { String::new() }, self.wrt, if k > 1 { sup } else { String::new() })
+                };
+                out.push_str(&format!("f = {}\n", self.expr_text()));
+                out.push_str(&format!(
+                    "{lhs}  (order {k} with respect to {}, shape [{}])\n",
+                    self.wrt,
+                    shape.join(", ")
+                ));
+                if !free.is_empty() {
+                    out.push_str(&format!("indices: {}\n", free.join(" ")));
+                }
+                for (n, def, _) in &parts {
+                    out.push_str(&format!("where {n} = {def}\n"));
+                }
+                out.push_str(&format!("\nindex form:  {index_form}\n"));
+                if let Some(m) = matrix {
+                    out.push_str(&format!("matrix form: {m}\n"));
+                }
+                if self.display_is_symmetrized() {
+                    out.push_str("\nX[N] is the sum of the N distinct permutations of X's derivative indices.\n");
+                }
+                if !self.used_facts.is_empty() {
+                    out.push_str(&format!("assumptions used: {}\n", self.used_facts.join(", ")));
+                }
+            }
+            Syntax::Latex => {
+                for (n, def, _) in &parts {
+                    out.push_str(&format!("{n} = \\operatorname{{{}}}\n", def.replacen('(', "}(", 1).replacen("}(", "}\\left(", 1).replace(')', "\\right)")));
+                }
+                out.push_str(&index_form);
+                out.push('\n');
+                if let Some(m) = matrix {
+                    out.push_str(&m);
+                    out.push('\n');
+                }
+            }
+        }
+        (out, display_stats)
+    }
+
+    fn display_is_symmetrized(&self) -> bool {
+        let order = self.tensor.order();
+        let total: f64 = self.tensor.classes.iter().map(|c| c.orbit(order)).sum();
+        self.tensor.symmetric && total > EXPAND_DISPLAY
+    }
+
+    /// The program text, on one line.
+    pub fn expr_text(&self) -> String {
+        String::new()
+    }
+
+    /// The shape with symbolic dimensions.
+    pub fn symbolic_shape(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.tensor.value_dims.iter().map(|d| d.to_string()).collect();
+        for _ in 0..self.tensor.order() {
+            s.extend(self.tensor.wrt_dims.iter().map(|d| d.to_string()));
+        }
+        s
+    }
+
+    /// The JSON `derive --format json` prints.
+    pub fn json(&self, limits: Limits) -> serde_json::Value {
+        let (expr, _) = self.display_expr(limits);
+        let mut names = self.names();
+        let mut printer = Printer { names: &mut names, syntax: Syntax::Text, overrides: Default::default() };
+        let text = printer.show(&expr);
+        let parts: serde_json::Map<String, serde_json::Value> =
+            names.parts.iter().map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone()))).collect();
+        let free: Vec<String> = self.free_indices().iter().map(|&i| names_index(&names, i)).collect();
+        serde_json::json!({
+            "wrt": self.wrt,
+            "order": self.tensor.order(),
+            "shape": self.symbolic_shape(),
+            "indices": free,
+            "definitions": parts,
+            "symmetrized": self.display_is_symmetrized(),
+            "text": text,
+            "tree": json_tree(&expr, &names),
+            "assumptions_used": self.used_facts,
+        })
+    }
+}
+
+fn names_index(names: &Names, ix: Ix) -> String {
+    names.name_of(ix)
+}
+
+fn superscript(k: usize) -> String {
+    const D: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    k.to_string().chars().map(|c| D[c.to_digit(10).unwrap() as usize]).collect()
+}

@@ -1,0 +1,846 @@
+//! The index-notation IR and its normal form.
+//!
+//! A [`Poly`] is a sum of [`Term`]s; a term is a coefficient times a sorted
+//! product of [`Factor`]s, each an [`Atom`] raised to a numeric power.
+//! Indices are integers: free indices are small, bound indices of a sum (or
+//! softmax / logsumexp) are named canonically by the *height* of their binder
+//! (`BOUND + 1 + the highest binder inside its body`), so alpha-equivalent
+//! terms are equal as data and meet when like terms are collected.
+//!
+//! The normal form, kept by every constructor here:
+//! * products are distributed over sums, like factors merged, like terms
+//!   collected, zero terms dropped;
+//! * Kronecker deltas are contracted wherever one side is bound, and between
+//!   free indices they name equality blocks: all atoms use the smallest index
+//!   of a block, and the block is kept as `δ(rep, member)` factors;
+//! * sums are split over terms, and factors that do not depend on the bound
+//!   index are pulled out.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+
+/// An index name.
+pub type Ix = u32;
+
+/// First canonical bound index: bound indices are `BOUND + height`.
+pub const BOUND: Ix = 1 << 20;
+/// First fresh index: temporaries made while building a binder.
+pub const FRESH: Ix = 1 << 24;
+
+static NEXT_FRESH: AtomicU32 = AtomicU32::new(FRESH);
+
+/// A new index that occurs nowhere else.
+pub fn fresh() -> Ix {
+    NEXT_FRESH.fetch_add(1, AtomicOrdering::Relaxed)
+}
+
+/// Whether an index is a canonical bound index.
+pub fn is_bound(ix: Ix) -> bool {
+    (BOUND..FRESH).contains(&ix)
+}
+
+/// A length: symbolic (`n`) or fixed (`3`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    /// A fixed length.
+    Fixed(usize),
+    /// A symbolic length.
+    Named(Rc<str>),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Named(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An `f64` with total equality, order and hashing, so it can sit in keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Real(pub f64);
+
+impl Real {
+    fn bits(self) -> u64 {
+        // +0 and -0 are one number here.
+        if self.0 == 0.0 {
+            0
+        } else {
+            self.0.to_bits()
+        }
+    }
+}
+impl PartialEq for Real {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits() == other.bits()
+    }
+}
+impl Eq for Real {}
+impl PartialOrd for Real {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Real {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl Hash for Real {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bits().hash(state)
+    }
+}
+
+/// Elementwise functions of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fun {
+    /// `exp`
+    Exp,
+    /// natural `log`
+    Log,
+    /// `sin`
+    Sin,
+    /// `cos`
+    Cos,
+    /// `tanh`
+    Tanh,
+    /// `sigmoid(x) = 1 / (1 + exp(-x))`
+    Sigmoid,
+    /// `softplus(x) = log(1 + exp(x))`
+    Softplus,
+}
+
+impl Fun {
+    /// The function's name in the language.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fun::Exp => "exp",
+            Fun::Log => "log",
+            Fun::Sin => "sin",
+            Fun::Cos => "cos",
+            Fun::Tanh => "tanh",
+            Fun::Sigmoid => "sigmoid",
+            Fun::Softplus => "softplus",
+        }
+    }
+
+    /// Looks a function up by name.
+    pub fn from_name(name: &str) -> Option<Fun> {
+        Some(match name {
+            "exp" => Fun::Exp,
+            "log" => Fun::Log,
+            "sin" => Fun::Sin,
+            "cos" => Fun::Cos,
+            "tanh" => Fun::Tanh,
+            "sigmoid" => Fun::Sigmoid,
+            "softplus" => Fun::Softplus,
+            _ => return None,
+        })
+    }
+
+    /// The numeric function.
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Fun::Exp => x.exp(),
+            Fun::Log => x.ln(),
+            Fun::Sin => x.sin(),
+            Fun::Cos => x.cos(),
+            Fun::Tanh => x.tanh(),
+            Fun::Sigmoid => {
+                // Stable on both sides: never exp of a large positive number.
+                if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Fun::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        }
+    }
+}
+
+/// An indivisible factor of a term.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    /// Kronecker delta between two free indices, smaller first.
+    Delta(Ix, Ix),
+    /// An entry of an input variable.
+    Var { name: Rc<str>, idx: Vec<Ix> },
+    /// A symbolic dimension used as a number.
+    Dim(Rc<str>),
+    /// An elementwise function of an expression.
+    Func(Fun, Poly),
+    /// `base ^ exponent` with a non-constant exponent.
+    Pow(Poly, Poly),
+    /// A sum of several terms, kept whole because it is raised to a power
+    /// other than one.
+    Group(Poly),
+    /// `Σ_ix body`.
+    Sum { ix: Ix, dim: Dim, body: Poly },
+    /// `softmax` over `ix` of `body`, at position `at`:
+    /// `exp(body[ix:=at]) / Σ_ix exp(body)`.
+    Softmax { ix: Ix, dim: Dim, body: Poly, at: Ix },
+    /// `log Σ_ix exp(body)`.
+    Lse { ix: Ix, dim: Dim, body: Poly },
+}
+
+/// An atom to a numeric power.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Factor {
+    /// The base.
+    pub atom: Rc<Atom>,
+    /// The exponent (never zero in normal form).
+    pub exp: Real,
+}
+
+/// A coefficient times a product of factors.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Term {
+    /// The factors, sorted, each atom at most once.
+    pub factors: Vec<Factor>,
+    /// The numeric coefficient.
+    pub coef: Real,
+}
+
+/// A sum of terms in normal form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Poly {
+    /// Sorted, distinct monomials, no zero coefficients.
+    pub terms: Vec<Term>,
+}
+
+// ---------------------------------------------------------------------------
+// Index bookkeeping.
+
+impl Atom {
+    /// The height of this atom's binders: 0 for none, else 1 + the highest
+    /// binder inside.
+    pub fn height(&self) -> u32 {
+        match self {
+            Atom::Sum { ix, .. } | Atom::Softmax { ix, .. } | Atom::Lse { ix, .. } => ix - BOUND + 1,
+            Atom::Func(_, p) | Atom::Group(p) => p.height(),
+            Atom::Pow(a, b) => a.height().max(b.height()),
+            _ => 0,
+        }
+    }
+
+    /// Collects the indices that occur free in this atom.
+    pub fn free_into(&self, out: &mut BTreeSet<Ix>) {
+        match self {
+            Atom::Delta(a, b) => {
+                out.insert(*a);
+                out.insert(*b);
+            }
+            Atom::Var { idx, .. } => out.extend(idx.iter().copied()),
+            Atom::Dim(_) => {}
+            Atom::Func(_, p) | Atom::Group(p) => p.free_into(out),
+            Atom::Pow(a, b) => {
+                a.free_into(out);
+                b.free_into(out);
+            }
+            Atom::Sum { ix, body, .. } | Atom::Lse { ix, body, .. } => {
+                let mut inner = BTreeSet::new();
+                body.free_into(&mut inner);
+                inner.remove(ix);
+                out.extend(inner);
+            }
+            Atom::Softmax { ix, body, at, .. } => {
+                let mut inner = BTreeSet::new();
+                body.free_into(&mut inner);
+                inner.remove(ix);
+                out.extend(inner);
+                out.insert(*at);
+            }
+        }
+    }
+
+    /// The free indices of this atom.
+    pub fn free(&self) -> BTreeSet<Ix> {
+        let mut s = BTreeSet::new();
+        self.free_into(&mut s);
+        s
+    }
+
+    /// Whether index `ix` occurs free here.
+    pub fn mentions(&self, ix: Ix) -> bool {
+        match self {
+            Atom::Delta(a, b) => *a == ix || *b == ix,
+            Atom::Var { idx, .. } => idx.contains(&ix),
+            Atom::Dim(_) => false,
+            Atom::Func(_, p) | Atom::Group(p) => p.mentions(ix),
+            Atom::Pow(a, b) => a.mentions(ix) || b.mentions(ix),
+            Atom::Sum { ix: k, body, .. } | Atom::Lse { ix: k, body, .. } => *k != ix && body.mentions(ix),
+            Atom::Softmax { ix: k, body, at, .. } => *at == ix || (*k != ix && body.mentions(ix)),
+        }
+    }
+
+    /// Whether the variable `name` occurs here.
+    pub fn uses_var(&self, name: &str) -> bool {
+        match self {
+            Atom::Var { name: n, .. } => &**n == name,
+            Atom::Delta(..) | Atom::Dim(_) => false,
+            Atom::Func(_, p) | Atom::Group(p) => p.uses_var(name),
+            Atom::Pow(a, b) => a.uses_var(name) || b.uses_var(name),
+            Atom::Sum { body, .. } | Atom::Lse { body, .. } | Atom::Softmax { body, .. } => body.uses_var(name),
+        }
+    }
+
+    /// Renames free index `from` to `to`. `to` must not be bound inside
+    /// (free and fresh indices never are). The result is in normal form.
+    pub fn rename(&self, from: Ix, to: Ix) -> Poly {
+        if !self.mentions(from) {
+            return Poly::atom(Rc::new(self.clone()));
+        }
+        let r = |p: &Poly| p.rename(from, to);
+        match self {
+            Atom::Delta(a, b) => {
+                let f = |x: Ix| if x == from { to } else { x };
+                Poly::delta(f(*a), f(*b))
+            }
+            Atom::Var { name, idx } => Poly::atom(Rc::new(Atom::Var {
+                name: name.clone(),
+                idx: idx.iter().map(|&x| if x == from { to } else { x }).collect(),
+            })),
+            Atom::Dim(_) => unreachable!("dimensions mention no index"),
+            Atom::Func(f, p) => Poly::func(*f, r(p)),
+            Atom::Group(p) => r(p),
+            Atom::Pow(a, b) => Poly::pow_sym(r(a), r(b)),
+            Atom::Sum { ix, dim, body } => {
+                let k = fresh();
+                Poly::sum_over(k, dim, &body.rename(*ix, k).rename(from, to))
+            }
+            Atom::Lse { ix, dim, body } => {
+                let k = fresh();
+                Poly::lse(k, dim, body.rename(*ix, k).rename(from, to))
+            }
+            Atom::Softmax { ix, dim, body, at } => {
+                let k = fresh();
+                let at = if *at == from { to } else { *at };
+                Poly::softmax(k, dim, body.rename(*ix, k).rename(from, to), at)
+            }
+        }
+    }
+}
+
+impl Poly {
+    /// The highest binder height inside.
+    pub fn height(&self) -> u32 {
+        self.terms
+            .iter()
+            .flat_map(|t| t.factors.iter())
+            .map(|f| f.atom.height())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Collects free indices.
+    pub fn free_into(&self, out: &mut BTreeSet<Ix>) {
+        for t in &self.terms {
+            for f in &t.factors {
+                f.atom.free_into(out);
+            }
+        }
+    }
+
+    /// The free indices.
+    pub fn free(&self) -> BTreeSet<Ix> {
+        let mut s = BTreeSet::new();
+        self.free_into(&mut s);
+        s
+    }
+
+    /// Whether index `ix` occurs free.
+    pub fn mentions(&self, ix: Ix) -> bool {
+        self.terms.iter().any(|t| t.mentions(ix))
+    }
+
+    /// Whether variable `name` occurs.
+    pub fn uses_var(&self, name: &str) -> bool {
+        self.terms.iter().any(|t| t.factors.iter().any(|f| f.atom.uses_var(name)))
+    }
+
+    /// Renames a free index.
+    pub fn rename(&self, from: Ix, to: Ix) -> Poly {
+        if from == to || !self.mentions(from) {
+            return self.clone();
+        }
+        let mut out = Poly::zero();
+        for t in &self.terms {
+            out = out.add(&t.rename(from, to));
+        }
+        out
+    }
+}
+
+impl Term {
+    /// Whether index `ix` occurs free.
+    pub fn mentions(&self, ix: Ix) -> bool {
+        self.factors.iter().any(|f| f.atom.mentions(ix))
+    }
+
+    /// Renames a free index (the result may merge factors or contract deltas).
+    pub fn rename(&self, from: Ix, to: Ix) -> Poly {
+        if !self.mentions(from) {
+            return Poly { terms: vec![self.clone()] };
+        }
+        let mut out = Poly::constant(self.coef.0);
+        for f in &self.factors {
+            let base = if f.atom.mentions(from) { f.atom.rename(from, to) } else { Poly::atom(f.atom.clone()) };
+            out = out.mul(&base.powf(f.exp.0));
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Constructors that keep the normal form.
+
+impl Poly {
+    /// The zero polynomial.
+    pub fn zero() -> Poly {
+        Poly { terms: Vec::new() }
+    }
+
+    /// A constant.
+    pub fn constant(c: f64) -> Poly {
+        if c == 0.0 {
+            Poly::zero()
+        } else {
+            Poly { terms: vec![Term { factors: Vec::new(), coef: Real(c) }] }
+        }
+    }
+
+    /// One atom to the first power.
+    pub fn atom(atom: Rc<Atom>) -> Poly {
+        if let Atom::Group(p) = &*atom {
+            return p.clone();
+        }
+        Poly { terms: vec![Term { factors: vec![Factor { atom, exp: Real(1.0) }], coef: Real(1.0) }] }
+    }
+
+    /// A variable entry.
+    pub fn var(name: &str, idx: Vec<Ix>) -> Poly {
+        Poly::atom(Rc::new(Atom::Var { name: name.into(), idx }))
+    }
+
+    /// A dimension as a number.
+    pub fn dim(d: &Dim) -> Poly {
+        match d {
+            Dim::Fixed(n) => Poly::constant(*n as f64),
+            Dim::Named(s) => Poly::atom(Rc::new(Atom::Dim(s.clone()))),
+        }
+    }
+
+    /// `δ(a, b)`; for a bound index the delta is contracted by the enclosing
+    /// sum.
+    pub fn delta(a: Ix, b: Ix) -> Poly {
+        if a == b {
+            return Poly::constant(1.0);
+        }
+        Poly::atom(Rc::new(Atom::Delta(a.min(b), a.max(b))))
+    }
+
+    /// Whether this is the zero polynomial.
+    pub fn is_zero(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The value, if this is a constant.
+    pub fn as_constant(&self) -> Option<f64> {
+        match self.terms.as_slice() {
+            [] => Some(0.0),
+            [t] if t.factors.is_empty() => Some(t.coef.0),
+            _ => None,
+        }
+    }
+
+    /// Number of terms.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether there are no terms.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Builds a polynomial from arbitrary terms: sorts, merges, drops zeros.
+    pub fn from_terms(mut terms: Vec<Term>) -> Poly {
+        terms.sort_by(|a, b| a.factors.cmp(&b.factors));
+        let mut out: Vec<Term> = Vec::with_capacity(terms.len());
+        for t in terms {
+            match out.last_mut() {
+                Some(last) if last.factors == t.factors => last.coef = Real(last.coef.0 + t.coef.0),
+                _ => out.push(t),
+            }
+        }
+        out.retain(|t| t.coef.0 != 0.0);
+        Poly { terms: out }
+    }
+
+    /// `self + other`.
+    pub fn add(&self, other: &Poly) -> Poly {
+        if self.is_empty() {
+            return other.clone();
+        }
+        if other.is_empty() {
+            return self.clone();
+        }
+        Poly::from_terms(self.terms.iter().chain(other.terms.iter()).cloned().collect())
+    }
+
+    /// `self * c`.
+    pub fn scale(&self, c: f64) -> Poly {
+        if c == 0.0 {
+            return Poly::zero();
+        }
+        Poly {
+            terms: self.terms.iter().map(|t| Term { factors: t.factors.clone(), coef: Real(t.coef.0 * c) }).collect(),
+        }
+    }
+
+    /// `-self`.
+    pub fn neg(&self) -> Poly {
+        self.scale(-1.0)
+    }
+
+    /// `self - other`.
+    pub fn sub(&self, other: &Poly) -> Poly {
+        self.add(&other.neg())
+    }
+
+    /// `self * other`, distributed.
+    pub fn mul(&self, other: &Poly) -> Poly {
+        let mut terms = Vec::with_capacity(self.len() * other.len());
+        for a in &self.terms {
+            for b in &other.terms {
+                terms.extend(mul_terms(a, b));
+            }
+        }
+        Poly::from_terms(terms)
+    }
+
+    /// `self ^ e` for a numeric exponent.
+    pub fn powf(&self, e: f64) -> Poly {
+        if e == 1.0 {
+            return self.clone();
+        }
+        if e == 0.0 {
+            return Poly::constant(1.0);
+        }
+        match self.terms.as_slice() {
+            [] => {
+                if e > 0.0 {
+                    Poly::zero()
+                } else {
+                    // 0 to a negative power: keep it visible rather than invent a value.
+                    Poly::atom_pow(Rc::new(Atom::Group(Poly::zero())), e)
+                }
+            }
+            [t] => {
+                let c = t.coef.0;
+                let integral = e.fract() == 0.0;
+                let has_delta = t.factors.iter().any(|f| matches!(&*f.atom, Atom::Delta(..)));
+                let positive_base = c > 0.0
+                    && t.factors.iter().all(|f| is_positive(&f.atom));
+                if (integral || positive_base) && !(has_delta && e < 0.0) {
+                    // (c Π a^k)^e = c^e Π a^(k e): exact for integer e, and
+                    // for positive bases otherwise. δ^e = δ for e > 0.
+                    let factors = t
+                        .factors
+                        .iter()
+                        .map(|f| match &*f.atom {
+                            Atom::Delta(..) => f.clone(),
+                            _ => Factor { atom: f.atom.clone(), exp: Real(f.exp.0 * e) },
+                        })
+                        .collect();
+                    Poly::from_terms(normalize_term(factors, c.powf(e)))
+                } else {
+                    Poly::atom_pow(Rc::new(Atom::Group(self.clone())), e)
+                }
+            }
+            _ => {
+                if e.fract() == 0.0 && (2.0..=3.0).contains(&e) && self.len() <= 4 {
+                    // Small integer powers of short sums are expanded so
+                    // that they meet their own products.
+                    let mut out = self.clone();
+                    for _ in 1..(e as usize) {
+                        out = out.mul(self);
+                    }
+                    out
+                } else {
+                    Poly::atom_pow(Rc::new(Atom::Group(self.clone())), e)
+                }
+            }
+        }
+    }
+
+    fn atom_pow(atom: Rc<Atom>, e: f64) -> Poly {
+        Poly { terms: vec![Term { factors: vec![Factor { atom, exp: Real(e) }], coef: Real(1.0) }] }
+    }
+
+    /// `self ^ e` for a polynomial exponent.
+    pub fn pow(&self, e: &Poly) -> Poly {
+        match e.as_constant() {
+            Some(c) => self.powf(c),
+            None => Poly::pow_sym(self.clone(), e.clone()),
+        }
+    }
+
+    /// `base ^ exponent` with a symbolic exponent.
+    pub fn pow_sym(base: Poly, exponent: Poly) -> Poly {
+        if let Some(c) = exponent.as_constant() {
+            return base.powf(c);
+        }
+        if base.as_constant() == Some(1.0) {
+            return Poly::constant(1.0);
+        }
+        Poly::atom(Rc::new(Atom::Pow(base, exponent)))
+    }
+
+    /// An elementwise function of a polynomial, with the identities that
+    /// hold for every argument applied on the spot.
+    pub fn func(f: Fun, arg: Poly) -> Poly {
+        if let Some(c) = arg.as_constant() {
+            match f {
+                Fun::Exp if c == 0.0 => return Poly::constant(1.0),
+                Fun::Log if c == 1.0 => return Poly::zero(),
+                Fun::Sin | Fun::Tanh if c == 0.0 => return Poly::zero(),
+                Fun::Cos if c == 0.0 => return Poly::constant(1.0),
+                _ => {}
+            }
+        }
+        Poly::atom(Rc::new(Atom::Func(f, arg)))
+    }
+
+    /// `Σ_k body` over a fresh index `k` of length `dim`.
+    pub fn sum_over(k: Ix, dim: &Dim, body: &Poly) -> Poly {
+        let mut out = Poly::zero();
+        for t in &body.terms {
+            out = out.add(&sum_term(k, dim, t));
+        }
+        out
+    }
+
+    /// `softmax_k(body)` at `at`, for a fresh index `k`.
+    pub fn softmax(k: Ix, dim: &Dim, body: Poly, at: Ix) -> Poly {
+        let (ix, body) = close_binder(k, body);
+        Poly::atom(Rc::new(Atom::Softmax { ix, dim: dim.clone(), body, at }))
+    }
+
+    /// `log Σ_k exp(body)`, for a fresh index `k`.
+    pub fn lse(k: Ix, dim: &Dim, body: Poly) -> Poly {
+        let (ix, body) = close_binder(k, body);
+        Poly::atom(Rc::new(Atom::Lse { ix, dim: dim.clone(), body }))
+    }
+}
+
+/// Whether an atom is positive wherever it is defined.
+fn is_positive(a: &Atom) -> bool {
+    matches!(a, Atom::Func(Fun::Exp | Fun::Sigmoid | Fun::Softplus, _) | Atom::Softmax { .. } | Atom::Dim(_))
+}
+
+/// Renames the fresh binder `k` of `body` to its canonical name.
+fn close_binder(k: Ix, body: Poly) -> (Ix, Poly) {
+    let ix = BOUND + body.height();
+    debug_assert!(!body.mentions(ix), "canonical index {ix} free in a body");
+    (ix, body.rename(k, ix))
+}
+
+/// Multiplies two terms; the result is normalized (it may be zero terms, or
+/// several when merging delta blocks renames a compound atom).
+fn mul_terms(a: &Term, b: &Term) -> Vec<Term> {
+    let mut factors = Vec::with_capacity(a.factors.len() + b.factors.len());
+    factors.extend(a.factors.iter().cloned());
+    factors.extend(b.factors.iter().cloned());
+    normalize_term(factors, a.coef.0 * b.coef.0)
+}
+
+/// Normal form of a product: delta equality blocks among free indices
+/// (atoms use the block's smallest index), then sorted, merged factors.
+fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
+    if coef == 0.0 {
+        return Vec::new();
+    }
+    let deltas: Vec<(Ix, Ix)> = factors
+        .iter()
+        .filter_map(|f| if let Atom::Delta(a, b) = &*f.atom { Some((*a, *b)) } else { None })
+        .collect();
+    if deltas.is_empty() {
+        return normalize_plain(factors, coef).into_iter().collect();
+    }
+    // Union-find over the few indices that deltas join; the smallest index
+    // of each block represents it.
+    let members: Vec<Ix> = deltas.iter().flat_map(|&(a, b)| [a, b]).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut rep: Vec<Ix> = members.clone();
+    let pos = |x: Ix| members.binary_search(&x).expect("delta member");
+    loop {
+        let mut changed = false;
+        for &(a, b) in &deltas {
+            let r = rep[pos(a)].min(rep[pos(b)]);
+            for x in [a, b] {
+                if rep[pos(x)] != r {
+                    rep[pos(x)] = r;
+                    changed = true;
+                }
+            }
+        }
+        // Propagate through chains until every member points at its block's minimum.
+        for i in 0..members.len() {
+            let r = rep[pos(rep[i])];
+            if r < rep[i] {
+                rep[i] = r;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let map: Vec<(Ix, Ix)> = members.iter().zip(&rep).filter(|(m, r)| m != r).map(|(m, r)| (*m, *r)).collect();
+    let new_deltas: Vec<Factor> =
+        map.iter().map(|&(m, r)| Factor { atom: Rc::new(Atom::Delta(r, m)), exp: Real(1.0) }).collect();
+    let others: Vec<Factor> = factors.into_iter().filter(|f| !matches!(&*f.atom, Atom::Delta(..))).collect();
+    if !others.iter().any(|f| map.iter().any(|(m, _)| f.atom.mentions(*m))) {
+        let mut all = others;
+        all.extend(new_deltas);
+        return normalize_plain(all, coef).into_iter().collect();
+    }
+    // Some atoms name a non-representative member: rename them (which may
+    // change their own normal form), then put the deltas back.
+    let mut p = Poly::constant(coef);
+    for f in others {
+        let mut base = Poly::atom(f.atom.clone());
+        for &(m, r) in &map {
+            base = base.rename(m, r);
+        }
+        p = p.mul(&base.powf(f.exp.0));
+    }
+    p.terms
+        .into_iter()
+        .filter_map(|t| {
+            let mut fs = t.factors;
+            fs.extend(new_deltas.iter().cloned());
+            normalize_plain(fs, t.coef.0)
+        })
+        .collect()
+}
+
+/// Sorts and merges factors that are already delta-consistent.
+fn normalize_plain(mut factors: Vec<Factor>, mut coef: f64) -> Option<Term> {
+    factors.sort_by(|a, b| a.atom.cmp(&b.atom));
+    let mut out: Vec<Factor> = Vec::with_capacity(factors.len());
+    for f in factors {
+        match out.last_mut() {
+            Some(last) if last.atom == f.atom => {
+                if let Atom::Delta(..) = &*f.atom {
+                    continue; // δ² = δ
+                }
+                last.exp = Real(last.exp.0 + f.exp.0);
+            }
+            _ => out.push(f),
+        }
+    }
+    out.retain(|f| f.exp.0 != 0.0);
+    // A delta between two equal indices never survives construction, and a
+    // product of a constant-valued atom is folded here.
+    let mut kept = Vec::with_capacity(out.len());
+    for f in out {
+        if let Atom::Group(p) = &*f.atom {
+            if let Some(c) = p.as_constant() {
+                if c == 0.0 && f.exp.0 > 0.0 {
+                    return None;
+                }
+                if c != 0.0 {
+                    coef *= c.powf(f.exp.0);
+                    continue;
+                }
+            }
+        }
+        kept.push(f);
+    }
+    if coef == 0.0 {
+        None
+    } else {
+        Some(Term { factors: kept, coef: Real(coef) })
+    }
+}
+
+/// `Σ_k t` for one term and a fresh `k`.
+fn sum_term(k: Ix, dim: &Dim, t: &Term) -> Poly {
+    // A delta that joins k to another index contracts the sum.
+    for f in &t.factors {
+        if let Atom::Delta(a, b) = &*f.atom {
+            if *a == k || *b == k {
+                let other = if *a == k { *b } else { *a };
+                let rest: Vec<Factor> = t.factors.iter().filter(|g| !std::ptr::eq(*g, f)).cloned().collect();
+                let rest = Term { factors: rest, coef: t.coef };
+                return rest.rename(k, other);
+            }
+        }
+    }
+    let (inside, outside): (Vec<Factor>, Vec<Factor>) = t.factors.iter().cloned().partition(|f| f.atom.mentions(k));
+    let outside = Poly::from_terms(normalize_term(outside, t.coef.0));
+    if inside.is_empty() {
+        return outside.mul(&Poly::dim(dim));
+    }
+    let body = Poly::from_terms(normalize_term(inside, 1.0));
+    let (ix, body) = close_binder(k, body);
+    outside.mul(&Poly::atom(Rc::new(Atom::Sum { ix, dim: dim.clone(), body })))
+}
+
+impl fmt::Display for Poly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::render::debug_poly(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n() -> Dim {
+        Dim::Named("n".into())
+    }
+
+    #[test]
+    fn alpha_equivalent_sums_are_equal() {
+        let (a, b) = (fresh(), fresh());
+        let s1 = Poly::sum_over(a, &n(), &Poly::var("z", vec![a]).mul(&Poly::var("q", vec![a])));
+        let s2 = Poly::sum_over(b, &n(), &Poly::var("q", vec![b]).mul(&Poly::var("z", vec![b])));
+        assert_eq!(s1, s2);
+        assert_eq!(s1.add(&s2.neg()), Poly::zero());
+    }
+
+    #[test]
+    fn delta_contracts_under_a_sum() {
+        let k = fresh();
+        let body = Poly::var("z", vec![k]).mul(&Poly::delta(k, 0));
+        assert_eq!(Poly::sum_over(k, &n(), &body), Poly::var("z", vec![0]));
+        let k = fresh();
+        assert_eq!(Poly::sum_over(k, &n(), &Poly::delta(k, k)), Poly::dim(&n()));
+    }
+
+    #[test]
+    fn deltas_between_free_indices_pick_the_smallest_representative() {
+        let p = Poly::var("p", vec![1]).mul(&Poly::delta(0, 1));
+        assert_eq!(p, Poly::var("p", vec![0]).mul(&Poly::delta(0, 1)));
+        let q = Poly::delta(0, 2).mul(&Poly::delta(1, 2));
+        assert_eq!(q, Poly::delta(0, 1).mul(&Poly::delta(0, 2)));
+    }
+
+    #[test]
+    fn powers_merge_and_cancel() {
+        let x = Poly::var("x", vec![]);
+        assert_eq!(x.mul(&x.powf(-1.0)), Poly::constant(1.0));
+        let e = Poly::func(Fun::Exp, x.clone());
+        assert_eq!(e.mul(&e.powf(-1.0)), Poly::constant(1.0));
+    }
+}

@@ -1,0 +1,161 @@
+//! The `symdiff` command line: a thin front door onto the library.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use symdiff::{Fact, Request, Syntax};
+
+#[derive(Parser)]
+#[command(name = "symdiff", version, about = "Exact n-th order derivatives in index notation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Latex,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prints the simplified derivative.
+    Derive {
+        /// The expression (program).
+        expr: String,
+        /// Derivative order; 0 is the expression itself.
+        #[arg(long, default_value_t = 1)]
+        order: usize,
+        /// Variable to differentiate with respect to (default: the first).
+        #[arg(long)]
+        wrt: Option<String>,
+        /// A fact that may be used to simplify: `sum(q)=1`, `onehot(q)`.
+        #[arg(long)]
+        assume: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Prints e-graph sizes and times to stderr.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Evaluates the derivative at a point and prints JSON.
+    Eval {
+        /// The expression (program).
+        expr: String,
+        /// The point: `z=[1,2,3]; q=[0.2,0.3,0.5]`.
+        #[arg(long)]
+        at: String,
+        /// Derivative order; 0 is the expression itself.
+        #[arg(long, default_value_t = 1)]
+        order: usize,
+        /// Variable to differentiate with respect to (default: the first).
+        #[arg(long)]
+        wrt: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    // Deep but bounded recursion over expression trees: give it room.
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || run(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("error: internal failure (this is a bug in symdiff)");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let (expr, at) = match &cli.command {
+        Command::Derive { expr, .. } => (expr.clone(), None),
+        Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
+    };
+    match execute(cli.command) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{}", e.render(&expr, at.as_deref()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(command: Command) -> symdiff::Result<String> {
+    match command {
+        Command::Derive { expr, order, wrt, assume, format, stats } => {
+            let mut req = Request::new(&expr, order);
+            req.wrt = wrt;
+            req.assume = assume.iter().map(|a| Fact::parse(a)).collect::<symdiff::Result<_>>()?;
+            let d = symdiff::derive(&req)?;
+            let (out, display) = match format {
+                Format::Text => d.report(Syntax::Text, req.limits),
+                Format::Latex => d.report(Syntax::Latex, req.limits),
+                Format::Json => {
+                    let (_, s) = d.display_expr(req.limits);
+                    (format!("{}\n", serde_json::to_string_pretty(&d.json(req.limits)).unwrap()), s)
+                }
+            };
+            let mut all = d.stats.clone();
+            all.push(display);
+            for s in all.iter().filter(|s| s.hit_limit) {
+                eprintln!(
+                    "note: e-graph run `{}` stopped at its {}; the result is exact but may be less simplified",
+                    s.pass, s.stop
+                );
+            }
+            if stats {
+                eprintln!("{:<18} {:>8} {:>8} {:>6} {:>10}  {}", "pass", "e-nodes", "classes", "iters", "time", "stop / rules fired");
+                for s in &all {
+                    let rules: Vec<String> = s.applied.iter().map(|(n, c)| format!("{n}×{c}")).collect();
+                    eprintln!(
+                        "{:<18} {:>8} {:>8} {:>6} {:>8.2}ms  {}; {}",
+                        s.pass,
+                        s.nodes,
+                        s.classes,
+                        s.iterations,
+                        s.time.as_secs_f64() * 1e3,
+                        s.stop,
+                        if rules.is_empty() { "-".to_string() } else { rules.join(" ") }
+                    );
+                }
+            }
+            Ok(out)
+        }
+        Command::Eval { expr, at, order, wrt } => {
+            let bindings = symdiff::eval::parse_point(&at)?;
+            // Size check first: an absurd order is refused before any work.
+            let program = symdiff::parse::parse_program(&expr)?;
+            let typed = symdiff::shape::check(&program)?;
+            let point = symdiff::eval::bind(&typed, &bindings)?;
+            let w = match &wrt {
+                Some(w) => w.clone(),
+                None => typed.vars.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+            };
+            if let Some(ws) = typed.var_shape(&w) {
+                symdiff::eval::check_size(&typed.body.shape, ws, order, &point)?;
+            }
+            let mut req = Request::new(&expr, order);
+            req.wrt = wrt;
+            let d = symdiff::derive(&req)?;
+            let shape = symdiff::eval::tensor_shape(&d.tensor, &point);
+            let values = symdiff::eval::evaluate(&d.tensor, &point)?;
+            let json = serde_json::json!({ "wrt": d.wrt, "order": order, "shape": shape, "values": values });
+            Ok(format!("{json}\n"))
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Text to [`Program`]: the pest grammar in `grammar/symdiff.pest`, with
+//! operator precedence folded by a `PrattParser`.
+
+use std::sync::OnceLock;
+
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser as _;
+
+use crate::ast::{BinOp, DimName, Expr, ExprKind, Program, Span, Statement, Type};
+use crate::diag::{Error, Result};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/symdiff.pest"]
+struct Grammar;
+
+/// Deepest bracket nesting accepted. The grammar is recursive, so deeper
+/// input is refused up front rather than risking the stack.
+pub const MAX_NESTING: usize = 256;
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    PRATT.get_or_init(|| {
+        // Loosest first: `+ -`, then `* / @`, then unary minus, then `^`
+        // (right associative), so `-x^2` is `-(x^2)`.
+        PrattParser::new()
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::matmul, Assoc::Left))
+            .op(Op::prefix(Rule::neg))
+            .op(Op::infix(Rule::pow, Assoc::Right))
+    })
+}
+
+/// Parses a whole program.
+pub fn parse_program(src: &str) -> Result<Program> {
+    if src.trim().is_empty() {
+        return Err(Error::at(0..0, "empty expression", "expected an expression here"));
+    }
+    check_nesting(src)?;
+    let mut pairs = Grammar::parse(Rule::program, src).map_err(syntax_error)?;
+    let program = pairs.next().expect("the program rule always yields one pair");
+    let mut statements = Vec::new();
+    let mut body = None;
+    for pair in program.into_inner() {
+        match pair.as_rule() {
+            Rule::def_stmt | Rule::let_stmt | Rule::decl => statements.push(statement(pair)?),
+            Rule::expr => body = Some(expr(pair.into_inner())?),
+            _ => {}
+        }
+    }
+    let body = body.expect("the grammar requires a final expression");
+    Ok(Program { statements, body })
+}
+
+/// Refuses nesting deeper than [`MAX_NESTING`], pointing at the bracket
+/// that crossed the limit.
+fn check_nesting(src: &str) -> Result<()> {
+    let mut depth = 0usize;
+    for (pos, c) in src.char_indices() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Error::at(
+                        pos..pos + 1,
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                        "this bracket is too deep",
+                    ));
+                }
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn span_of(pair: &Pair<Rule>) -> Span {
+    let s = pair.as_span();
+    s.start()..s.end()
+}
+
+fn statement(pair: Pair<Rule>) -> Result<Statement> {
+    let span = span_of(&pair);
+    let rule = pair.as_rule();
+    let mut inner = pair.into_inner();
+    match rule {
+        Rule::decl => {
+            let name = inner.next().unwrap().as_str().to_string();
+            let ty = type_(inner.next().unwrap())?;
+            Ok(Statement::Decl { name, ty, span })
+        }
+        Rule::let_stmt => {
+            let name = inner.next().unwrap().as_str().to_string();
+            let value = expr(inner.next().unwrap().into_inner())?;
+            Ok(Statement::Let { name, value, span })
+        }
+        Rule::def_stmt => {
+            let name = inner.next().unwrap().as_str().to_string();
+            let mut params = Vec::new();
+            let mut body = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::name => params.push(p.as_str().to_string()),
+                    Rule::expr => body = Some(expr(p.into_inner())?),
+                    _ => {}
+                }
+            }
+            Ok(Statement::Def { name, params, body: body.unwrap(), span })
+        }
+        _ => unreachable!("statement rules are def, let and decl"),
+    }
+}
+
+fn type_(pair: Pair<Rule>) -> Result<Type> {
+    let rule = pair.as_rule();
+    let dims: Vec<DimName> = pair.into_inner().map(dim).collect::<Result<_>>()?;
+    Ok(match rule {
+        Rule::scalar_ty => Type::Scalar,
+        Rule::vec_ty => Type::Vec(dims[0].clone()),
+        _ => Type::Mat(dims[0].clone(), dims[1].clone()),
+    })
+}
+
+fn dim(pair: Pair<Rule>) -> Result<DimName> {
+    let span = span_of(&pair);
+    let inner = pair.into_inner().next().unwrap();
+    match inner.as_rule() {
+        Rule::integer => match inner.as_str().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(DimName::Fixed(n)),
+            _ => Err(Error::at(span, "a dimension must be a positive integer", "not a valid length")),
+        },
+        _ => Ok(DimName::Named(inner.as_str().to_string())),
+    }
+}
+
+fn expr(pairs: Pairs<Rule>) -> Result<Expr> {
+    pratt()
+        .map_primary(primary)
+        .map_prefix(|op, rhs| {
+            let rhs = rhs?;
+            let span = op.as_span().start()..rhs.span.end;
+            Ok(Expr { kind: ExprKind::Neg(Box::new(rhs)), span })
+        })
+        .map_infix(|lhs, op, rhs| {
+            let (lhs, rhs) = (lhs?, rhs?);
+            let op = match op.as_rule() {
+                Rule::add => BinOp::Add,
+                Rule::sub => BinOp::Sub,
+                Rule::mul => BinOp::Mul,
+                Rule::div => BinOp::Div,
+                Rule::matmul => BinOp::MatMul,
+                _ => BinOp::Pow,
+            };
+            let span = lhs.span.start..rhs.span.end;
+            Ok(Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span })
+        })
+        .parse(pairs)
+}
+
+fn primary(pair: Pair<Rule>) -> Result<Expr> {
+    let span = span_of(&pair);
+    match pair.as_rule() {
+        Rule::number => {
+            let value: f64 = pair.as_str().parse().map_err(|_| {
+                Error::at(span.clone(), "not a number", "cannot read this number")
+            })?;
+            if !value.is_finite() {
+                return Err(Error::at(span, "number out of range", "this overflows a double"));
+            }
+            Ok(Expr { kind: ExprKind::Num(value), span })
+        }
+        Rule::name => Ok(Expr { kind: ExprKind::Name(pair.as_str().to_string()), span }),
+        Rule::call => {
+            let mut inner = pair.into_inner();
+            let name_pair = inner.next().unwrap();
+            let name = name_pair.as_str().to_string();
+            let name_span = span_of(&name_pair);
+            let args = inner.map(|p| expr(p.into_inner())).collect::<Result<_>>()?;
+            Ok(Expr { kind: ExprKind::Call { name, name_span, args }, span })
+        }
+        Rule::expr => expr(pair.into_inner()),
+        r => unreachable!("unexpected primary {r:?}"),
+    }
+}
+
+/// Turns a pest error into prose with the position.
+fn syntax_error(e: pest::error::Error<Rule>) -> Error {
+    let e = e.renamed_rules(|rule| {
+        match rule {
+            Rule::EOI => "end of input",
+            Rule::expr | Rule::primary => "an expression",
+            Rule::number => "a number",
+            Rule::integer => "an integer",
+            Rule::name => "a name",
+            Rule::call => "a function call",
+            Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul | Rule::pow | Rule::infix => {
+                "an operator"
+            }
+            Rule::neg | Rule::prefix => "unary minus",
+            Rule::statement | Rule::decl | Rule::let_stmt | Rule::def_stmt => "a statement",
+            Rule::type_ | Rule::scalar_ty | Rule::vec_ty | Rule::mat_ty => "a type",
+            Rule::dim => "a dimension",
+            Rule::program => "a program",
+            Rule::WHITESPACE | Rule::COMMENT => "space",
+        }
+        .to_string()
+    });
+    let span = match e.location {
+        pest::error::InputLocation::Pos(p) => p..p,
+        pest::error::InputLocation::Span((a, b)) => a..b,
+    };
+    let what = e.variant.message().to_string();
+    Error::at(span, "syntax error", what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(src: &str) -> String {
+        fn go(e: &Expr) -> String {
+            match &e.kind {
+                ExprKind::Num(v) => format!("{v}"),
+                ExprKind::Name(n) => n.clone(),
+                ExprKind::Call { name, args, .. } => {
+                    format!("{name}({})", args.iter().map(go).collect::<Vec<_>>().join(", "))
+                }
+                ExprKind::Neg(x) => format!("(-{})", go(x)),
+                ExprKind::Binary(op, a, b) => format!("({} {} {})", go(a), op.symbol(), go(b)),
+            }
+        }
+        go(&parse_program(src).unwrap().body)
+    }
+
+    #[test]
+    fn precedence_follows_the_spec() {
+        assert_eq!(show("-x^2"), "(-(x ^ 2))");
+        assert_eq!(show("a + b * c"), "(a + (b * c))");
+        assert_eq!(show("a - b - c"), "((a - b) - c)");
+        assert_eq!(show("a ^ b ^ c"), "(a ^ (b ^ c))");
+        assert_eq!(show("X @ W + b"), "((X @ W) + b)");
+        assert_eq!(show("2 * -x"), "(2 * (-x))");
+        assert_eq!(show("f(a, b) # comment\n / 1e-3"), "(f(a, b) / 0.001)");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_place() {
+        let e = parse_program("xent(z, q").unwrap_err();
+        assert_eq!(e.spots[0].span.start, 9);
+        let e = parse_program("a +").unwrap_err();
+        assert_eq!(e.spots[0].span.start, 3);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let src = "(".repeat(20_000);
+        assert!(parse_program(&src).unwrap_err().message.contains("nested"));
+    }
+}
