@@ -56,6 +56,8 @@ pub struct Derivation {
     pub stats: Vec<RunStats>,
     /// Facts whose rules fired.
     pub used_facts: Vec<String>,
+    /// The program text.
+    pub source: String,
 }
 
 /// Runs the pipeline.
@@ -116,7 +118,7 @@ pub fn derive(req: &Request) -> Result<Derivation> {
             used_facts.push(f.describe());
         }
     }
-    Ok(Derivation { typed, wrt, tensor, stats, used_facts })
+    Ok(Derivation { typed, wrt, tensor, stats, used_facts, source: req.expr.clone() })
 }
 
 /// Classes are expanded for display when they stand for at most this many terms.
@@ -166,6 +168,11 @@ impl Derivation {
                 kids.push(if outer.len() == 1 { outer[0] } else { r.add(Math::Mul(outer.into())) });
             }
         }
+        // Lead with a positive term when there is one: `s·p_i − q_i`.
+        if let Some(pos) = kids.iter().position(|&k| !starts_negative(&r, k)) {
+            let first = kids.remove(pos);
+            kids.insert(0, first);
+        }
         match kids.len() {
             0 => {
                 r.add(Math::Num(crate::lang::Num(crate::ir::Real(0.0))));
@@ -193,7 +200,7 @@ impl Derivation {
         let mut printer = Printer { names: &mut names, syntax, overrides: Default::default() };
         let index_form = printer.show(&expr);
         let k = self.tensor.order();
-        let matrix = if k <= 2 && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
+        let matrix = if k <= 2 && !self.free_indices().is_empty() && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
             let terms = self.tensor.expanded().terms;
             matrix_form(&terms, &self.free_indices(), &mut printer)
         } else {
@@ -258,7 +265,7 @@ impl Derivation {
 
     /// The program text, on one line.
     pub fn expr_text(&self) -> String {
-        String::new()
+        self.source.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     /// The shape with symbolic dimensions.
@@ -290,6 +297,15 @@ impl Derivation {
             "tree": json_tree(&expr, &names),
             "assumptions_used": self.used_facts,
         })
+    }
+}
+
+/// Whether a display term has a negative leading coefficient.
+fn starts_negative(r: &egg::RecExpr<Math>, id: egg::Id) -> bool {
+    match &r[id] {
+        Math::Num(n) => n.0 .0 < 0.0,
+        Math::Mul(kids) => kids.iter().any(|k| matches!(&r[*k], Math::Num(n) if n.0 .0 < 0.0)),
+        _ => false,
     }
 }
 

@@ -25,6 +25,7 @@ enum Command {
     /// Prints the simplified derivative.
     Derive {
         /// The expression (program).
+        #[arg(allow_hyphen_values = true)]
         expr: String,
         /// Derivative order; 0 is the expression itself.
         #[arg(long, default_value_t = 1)]
@@ -45,6 +46,7 @@ enum Command {
     /// Evaluates the derivative at a point and prints JSON.
     Eval {
         /// The expression (program).
+        #[arg(allow_hyphen_values = true)]
         expr: String,
         /// The point: `z=[1,2,3]; q=[0.2,0.3,0.5]`.
         #[arg(long)]

@@ -520,6 +520,11 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
         s.push_str(&body);
         pieces.push((t.coef.0, s));
     }
+    // Lead with a positive term when there is one: `s·p − q`.
+    if let Some(pos) = pieces.iter().position(|(c, _)| *c > 0.0) {
+        let first = pieces.remove(pos);
+        pieces.insert(0, first);
+    }
     let mut out = String::new();
     for (n, (c, s)) in pieces.iter().enumerate() {
         let mag = c.abs();

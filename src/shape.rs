@@ -242,7 +242,7 @@ pub fn check(program: &Program) -> Result<Typed> {
     let vars = inf
         .order
         .iter()
-        .filter_map(|name| inf.var_shape(name).map(|s| (name.clone(), s)))
+        .map(|name| (name.clone(), inf.var_shape(name).unwrap_or(Shape::Scalar)))
         .collect();
     Ok(Typed { body: typed_body, vars })
 }

@@ -160,19 +160,20 @@ impl Tensor {
         let mut order: Vec<Vec<Factor>> = Vec::new();
         for (t, weight) in terms {
             let (key, stab, blocks, global) = canon(&t, &self.value_idx, &self.groups)?;
-            let orbit = factorial(k) / stab;
             let e = mass.entry(key.factors.clone()).or_insert_with(|| {
                 order.push(key.factors.clone());
                 (0.0, stab, blocks, global)
             });
-            // Total mass of the class divided by its orbit size.
-            e.0 += t.coef.0 * weight / orbit;
+            // Total mass (exact while coefficients are integers); divided by
+            // the orbit size once, below, so no rounding accumulates.
+            e.0 += t.coef.0 * weight;
         }
         let mut classes: Vec<Class> = order
             .into_iter()
             .filter_map(|f| {
-                let (c, stab, blocks, global) = mass.remove(&f)?;
-                (c.abs() > 1e-300 && c != 0.0).then(|| Class { term: Term { factors: f, coef: Real(c) }, stab, blocks, global })
+                let (m, stab, blocks, global) = mass.remove(&f)?;
+                let c = m / (factorial(k) / stab);
+                (c != 0.0).then(|| Class { term: Term { factors: f, coef: Real(c) }, stab, blocks, global })
             })
             .collect();
         classes.sort_by(|a, b| a.term.factors.cmp(&b.term.factors));
