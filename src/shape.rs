@@ -227,8 +227,20 @@ pub fn check(program: &Program) -> Result<Typed> {
         }
     }
     let body = scope.inline(&program.body, &HashMap::new(), None)?;
+    let declared: Vec<String> = program
+        .statements
+        .iter()
+        .filter_map(|s| if let Statement::Decl { name, .. } = s { Some(name.clone()) } else { None })
+        .collect();
     let mut inf = Infer { decls, dim_names, shapes: HashMap::new(), order: Vec::new(), implicit_used: false };
     inf.collect_vars(&body);
+    // Declared variables the expression does not use are still inputs
+    // (after the used ones).
+    for name in declared {
+        if !inf.order.contains(&name) {
+            inf.order.push(name);
+        }
+    }
     // Undeclared variables take the shape their use requires: iterate until
     // nothing new is learned, then default the rest to scalars.
     for _ in 0..=inf.order.len() + 1 {
