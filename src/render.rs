@@ -502,7 +502,8 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
                     show_atoms(&at[0], printer, Some(free[0]))
                 }
             }
-            _ if diag => format!("diag({})", if at[0].is_empty() { "1".into() } else { show_atoms(&at[0], printer, Some(free[0])) }),
+            _ if diag && at[0].is_empty() => "I".into(),
+            _ if diag => format!("diag({})", show_atoms(&at[0], printer, Some(free[0]))),
             _ => {
                 let u = if at[0].is_empty() { "1".into() } else { show_atoms(&at[0], printer, Some(free[0])) };
                 let v = if at[1].is_empty() { "1".into() } else { show_atoms(&at[1], printer, Some(free[1])) };

@@ -396,22 +396,37 @@ impl Infer {
         !self.decls.contains_key(n) && self.dim_names.iter().any(|d| d == n)
     }
 
+    /// Variables ordered by where they first appear in the source text
+    /// (inlined arguments keep their call-site spans, so `nll(z, y)` puts
+    /// `z` first whatever the body of `nll` does).
     fn collect_vars(&mut self, e: &Expr) {
+        let mut seen: Vec<(usize, String)> = Vec::new();
+        self.collect_spans(e, &mut seen);
+        seen.sort();
+        for (_, n) in seen {
+            if !self.order.contains(&n) {
+                self.order.push(n);
+            }
+        }
+    }
+
+    fn collect_spans(&self, e: &Expr, out: &mut Vec<(usize, String)>) {
         match &e.kind {
             ExprKind::Name(n) => {
-                if !self.is_dim_name(n) && !self.order.contains(n) {
-                    self.order.push(n.clone());
+                if !self.is_dim_name(n) {
+                    out.push((e.span.start, n.clone()));
                 }
             }
             ExprKind::Num(_) => {}
-            ExprKind::Neg(x) => self.collect_vars(x),
+            ExprKind::Neg(x) => self.collect_spans(x, out),
             ExprKind::Binary(_, a, b) => {
-                self.collect_vars(a);
-                self.collect_vars(b);
+                self.collect_spans(a, out);
+                self.collect_spans(b, out);
             }
-            ExprKind::Call { args, .. } => args.iter().for_each(|a| self.collect_vars(a)),
+            ExprKind::Call { args, .. } => args.iter().for_each(|a| self.collect_spans(a, out)),
         }
     }
+
 
     fn var_shape(&self, n: &str) -> Option<Shape> {
         self.decls.get(n).map(|(s, _)| s.clone()).or_else(|| self.shapes.get(n).cloned())

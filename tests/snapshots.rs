@@ -1,0 +1,54 @@
+//! `derive` output and error reports as insta snapshots in `snapshots/`,
+//! reviewed like code (`cargo insta review`).
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+fn derive(expr: &str, order: usize, wrt: Option<&str>, assume: &[&str]) -> String {
+    let mut req = symdiff::Request::new(expr, order);
+    req.wrt = wrt.map(str::to_string);
+    req.assume = assume.iter().map(|a| symdiff::Fact::parse(a).unwrap()).collect();
+    match symdiff::derive(&req) {
+        Ok(d) => d.report(symdiff::Syntax::Text, req.limits).0,
+        Err(e) => e.render(expr, None),
+    }
+}
+
+macro_rules! snap {
+    ($name:ident, $expr:expr, $order:expr) => {
+        snap!($name, $expr, $order, None, &[]);
+    };
+    ($name:ident, $expr:expr, $order:expr, $wrt:expr, $assume:expr) => {
+        #[test]
+        fn $name() {
+            settings().bind(|| {
+                insta::with_settings!({ description => format!("derive {:?} --order {}", $expr, $order) }, {
+                    insta::assert_snapshot!(stringify!($name), derive($expr, $order, $wrt, $assume));
+                });
+            });
+        }
+    };
+}
+
+snap!(xent_order_1, "xent(z,q)", 1);
+snap!(xent_order_1_sum_q_is_one, "xent(z,q)", 1, None, &["sum(q)=1"]);
+snap!(xent_order_2, "xent(z,q)", 2);
+snap!(xent_order_3, "xent(z,q)", 3);
+snap!(xent_order_4, "xent(z,q)", 4);
+snap!(xent_order_10, "xent(z,q)", 10);
+snap!(softmax_order_1, "softmax(z)", 1);
+snap!(log_softmax_order_1, "log_softmax(z)", 1);
+snap!(logsumexp_order_2, "logsumexp(z)", 2);
+snap!(sigmoid_order_2, "sigmoid(x)", 2);
+snap!(tanh_order_2, "tanh(x)", 2);
+snap!(softplus_order_2, "softplus(x)", 2);
+snap!(def_nll_order_2, "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)", 2);
+snap!(softmax_by_hand_order_0, "exp(z) / sum(exp(z))", 0);
+snap!(error_unknown_function, "softmin(z)", 1);
+snap!(error_shape_conflict, "z: vec[3]; q: vec[4]; xent(z, q)", 1);
+snap!(error_recursion, "def f(x) = f(x); f(z)", 1);
+snap!(error_syntax, "xent(z, q", 1);
