@@ -168,11 +168,7 @@ impl Derivation {
                 kids.push(if outer.len() == 1 { outer[0] } else { r.add(Math::Mul(outer.into())) });
             }
         }
-        // Lead with a positive term when there is one: `s·p_i − q_i`.
-        if let Some(pos) = kids.iter().position(|&k| !starts_negative(&r, k)) {
-            let first = kids.remove(pos);
-            kids.insert(0, first);
-        }
+        crate::render::lead_with(&mut kids, |&k| !starts_negative(&r, k));
         match kids.len() {
             0 => {
                 r.add(Math::Num(crate::lang::Num(crate::ir::Real(0.0))));
@@ -207,8 +203,7 @@ impl Derivation {
             None
         };
         let parts = names.parts.clone();
-        let names_final = names;
-        let free: Vec<String> = self.free_indices().iter().map(|&i| names_index(&names_final, i)).collect();
+        let free: Vec<String> = self.free_indices().iter().map(|&i| names.name_of(i)).collect();
         let shape = self.symbolic_shape();
         let mut out = String::new();
         match syntax {
@@ -285,7 +280,7 @@ impl Derivation {
         let text = printer.show(&expr);
         let parts: serde_json::Map<String, serde_json::Value> =
             names.parts.iter().map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone()))).collect();
-        let free: Vec<String> = self.free_indices().iter().map(|&i| names_index(&names, i)).collect();
+        let free: Vec<String> = self.free_indices().iter().map(|&i| names.name_of(i)).collect();
         serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),
@@ -307,10 +302,6 @@ fn starts_negative(r: &egg::RecExpr<Math>, id: egg::Id) -> bool {
         Math::Mul(kids) => kids.iter().any(|k| matches!(&r[*k], Math::Num(n) if n.0 .0 < 0.0)),
         _ => false,
     }
-}
-
-fn names_index(names: &Names, ix: Ix) -> String {
-    names.name_of(ix)
 }
 
 fn superscript(k: usize) -> String {

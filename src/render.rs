@@ -388,6 +388,15 @@ fn symbol_at(r: &RecExpr<Math>, id: Id) -> Option<Symbol> {
     }
 }
 
+/// Moves the first term that satisfies `positive` to the front, so a sum
+/// reads `s·p − q` rather than `−q + s·p`; the rest keep their order.
+pub fn lead_with<T>(terms: &mut Vec<T>, positive: impl Fn(&T) -> bool) {
+    if let Some(pos) = terms.iter().position(positive) {
+        let first = terms.remove(pos);
+        terms.insert(0, first);
+    }
+}
+
 /// The subexpression rooted at `id`, as its own expression.
 pub fn extract(r: &RecExpr<Math>, id: Id) -> RecExpr<Math> {
     let mut out = RecExpr::default();
@@ -521,11 +530,7 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
         s.push_str(&body);
         pieces.push((t.coef.0, s));
     }
-    // Lead with a positive term when there is one: `s·p − q`.
-    if let Some(pos) = pieces.iter().position(|(c, _)| *c > 0.0) {
-        let first = pieces.remove(pos);
-        pieces.insert(0, first);
-    }
+    lead_with(&mut pieces, |(c, _)| *c > 0.0);
     let mut out = String::new();
     for (n, (c, s)) in pieces.iter().enumerate() {
         let mag = c.abs();
