@@ -52,6 +52,9 @@ pub struct Derivation {
     pub wrt: String,
     /// The derivative tensor.
     pub tensor: Tensor,
+    /// The tensors of every order from 0 up to the requested one (the last
+    /// is `tensor`); code generation emits a function for each.
+    pub orders: Vec<Tensor>,
     /// One entry per e-graph run.
     pub stats: Vec<RunStats>,
     /// Facts whose rules fired.
@@ -97,6 +100,7 @@ pub fn derive(req: &Request) -> Result<Derivation> {
     let (value, s) = simplify_poly(&value, &rules, req.limits, "order 0");
     stats.push(s);
     let mut tensor = Tensor::new(value, value_idx, value_shape.dims(), wrt_shape.dims());
+    let mut orders = vec![tensor.clone()];
     for k in 1..=req.order {
         if start.elapsed() > req.deadline {
             return Err(Error::new(format!(
@@ -110,6 +114,7 @@ pub fn derive(req: &Request) -> Result<Derivation> {
         let (reps, s) = simplify_poly(&tensor.representatives(), &rules, req.limits, &format!("order {k}"));
         stats.push(s);
         tensor.set_representatives(reps);
+        orders.push(tensor.clone());
     }
     let mut used_facts = Vec::new();
     for f in &req.assume {
@@ -118,7 +123,7 @@ pub fn derive(req: &Request) -> Result<Derivation> {
             used_facts.push(f.describe());
         }
     }
-    Ok(Derivation { typed, wrt, tensor, stats, used_facts, source: req.expr.clone() })
+    Ok(Derivation { typed, wrt, tensor, orders, stats, used_facts, source: req.expr.clone() })
 }
 
 /// Classes are expanded for display when they stand for at most this many terms.

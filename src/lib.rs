@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod codegen;
 pub mod derive;
 pub mod diag;
 pub mod diff;

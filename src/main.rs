@@ -58,6 +58,39 @@ enum Command {
         #[arg(long)]
         wrt: Option<String>,
     },
+    /// Prints a Rust module of kernels: the value and derivatives up to --order.
+    Codegen {
+        /// The expression (program).
+        #[arg(allow_hyphen_values = true)]
+        expr: String,
+        /// Kernel name: functions are `NAME`, `NAME_grad`, `NAME_hvp`, ...
+        #[arg(long)]
+        name: String,
+        /// Highest order emitted.
+        #[arg(long, default_value_t = 1)]
+        order: usize,
+        /// Variable to differentiate with respect to (default: the first).
+        #[arg(long)]
+        wrt: Option<String>,
+        /// Fixes a length at generation time: `--dim n=8` (repeatable).
+        #[arg(long, value_parser = parse_dim)]
+        dim: Vec<(String, usize)>,
+        /// Float type of data and arithmetic.
+        #[arg(long, value_enum, default_value_t = FloatArg::F64)]
+        float: FloatArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FloatArg {
+    F64,
+    F32,
+}
+
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=LENGTH, as in n=8"))?;
+    let value: usize = value.trim().parse().map_err(|_| format!("`{}` is not a length (a whole number)", value.trim()))?;
+    Ok((name.trim().to_string(), value))
 }
 
 fn main() -> ExitCode {
@@ -83,6 +116,7 @@ fn run(cli: Cli) -> ExitCode {
     let (expr, at) = match &cli.command {
         Command::Derive { expr, .. } => (expr.clone(), None),
         Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
+        Command::Codegen { expr, .. } => (expr.clone(), None),
     };
     match execute(cli.command) {
         Ok(out) => {
@@ -99,6 +133,18 @@ fn run(cli: Cli) -> ExitCode {
 
 fn execute(command: Command) -> symdiff::Result<String> {
     match command {
+        Command::Codegen { expr, name, order, wrt, dim, float } => {
+            let mut spec = symdiff::codegen::KernelSpec::new(&name, &expr);
+            spec.order = order;
+            spec.wrt = wrt;
+            spec.dims = dim;
+            spec.float = match float {
+                FloatArg::F64 => symdiff::codegen::Float::F64,
+                FloatArg::F32 => symdiff::codegen::Float::F32,
+            };
+            let command = symdiff::codegen::command_line(&spec);
+            symdiff::codegen::module(&[spec], &command)
+        }
         Command::Derive { expr, order, wrt, assume, format, stats } => {
             let mut req = Request::new(&expr, order);
             req.wrt = wrt;

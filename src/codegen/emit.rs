@@ -1,0 +1,618 @@
+//! Loop nests to Rust tokens.
+//!
+//! Expressions are printed with the least parentheses Rust's precedence
+//! needs (the emitted code must be warning-free), reductions keep four
+//! partial accumulators so the compiler may vectorize them without
+//! reassociating floating point on its own, and `exp` is a branch-free
+//! polynomial the compiler can vectorize (libm's `exp` is a call per
+//! element, and at half the speed it sets the pace of a whole kernel).
+
+use std::collections::HashMap;
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use super::loops::{Access, Array, Part, Place, RedOp, Scalar, Stmt, Temp, Var};
+use super::Float;
+use crate::ir::{Dim, Fun};
+
+/// Reductions over fixed lengths below this run with one accumulator.
+const SPLIT_FROM: usize = 16;
+/// Partial accumulators of a split reduction.
+const LANES: usize = 4;
+/// Fixed-size temporaries up to this many entries live on the stack.
+const STACK_MAX: usize = 4096;
+
+/// Everything emission needs to name things.
+pub struct Names {
+    /// The kernel's name (prefix of its helper functions).
+    pub kernel: String,
+    /// Input parameter names, by input position.
+    pub inputs: Vec<Ident>,
+    /// Lengths fixed at generation time (`--dim`).
+    pub fixed: HashMap<String, usize>,
+    /// Float type.
+    pub float: Float,
+}
+
+/// Which helper functions a body uses.
+#[derive(Default, Clone, Copy)]
+pub struct Helpers {
+    /// The polynomial `exp`.
+    pub exp: bool,
+    /// Stable sigmoid.
+    pub sigmoid: bool,
+    /// Stable softplus.
+    pub softplus: bool,
+}
+
+impl Helpers {
+    /// Adds the helpers `x` needs.
+    pub fn note(&mut self, x: &Scalar) {
+        super::loops::visit(x, &mut |s| match s {
+            Scalar::ExpShifted(_) | Scalar::Call(Fun::Exp, _) => self.exp = true,
+            Scalar::Call(Fun::Sigmoid, _) => {
+                self.exp = true;
+                self.sigmoid = true
+            }
+            Scalar::Call(Fun::Softplus, _) => {
+                self.exp = true;
+                self.softplus = true
+            }
+            _ => {}
+        });
+    }
+
+    /// Adds the helpers a statement needs.
+    pub fn note_stmt(&mut self, s: &Stmt) {
+        match s {
+            Stmt::Loop { body, .. } => body.iter().for_each(|b| self.note_stmt(b)),
+            Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| self.note(&p.body)),
+            Stmt::Store { value, .. } | Stmt::Return(value) => self.note(value),
+            Stmt::ZeroOut => {}
+        }
+    }
+
+    /// Merges another set.
+    pub fn union(&mut self, o: Helpers) {
+        self.exp |= o.exp;
+        self.sigmoid |= o.sigmoid;
+        self.softplus |= o.softplus;
+    }
+}
+
+/// Precedence levels: sum < product < unary < postfix.
+const SUM: u8 = 0;
+const PRODUCT: u8 = 1;
+const UNARY: u8 = 2;
+const POSTFIX: u8 = 3;
+
+/// A body's statements to tokens.
+pub struct Emitter<'a> {
+    names: &'a Names,
+    temps: &'a [Temp],
+    temp_names: Vec<Ident>,
+}
+
+impl<'a> Emitter<'a> {
+    /// An emitter for a body with these temporaries.
+    pub fn new(names: &'a Names, temps: &'a [Temp]) -> Self {
+        let temp_names = temps.iter().enumerate().map(|(i, t)| format_ident!("{}{}", t.hint, i)).collect();
+        Emitter { names, temps, temp_names }
+    }
+
+    fn ty(&self) -> TokenStream {
+        match self.names.float {
+            Float::F64 => quote!(f64),
+            Float::F32 => quote!(f32),
+        }
+    }
+
+    /// A length as a `usize` expression (a name or a literal).
+    pub fn dim(&self, d: &Dim) -> TokenStream {
+        match self.fixed(d) {
+            Some(k) => {
+                let l = Literal::usize_unsuffixed(k);
+                quote!(#l)
+            }
+            None => {
+                let i = Ident::new(&d.to_string(), Span::call_site());
+                quote!(#i)
+            }
+        }
+    }
+
+    /// The product of lengths, as a `usize` expression.
+    pub fn product(&self, dims: &[Dim]) -> TokenStream {
+        let mut out = TokenStream::new();
+        for (k, d) in dims.iter().enumerate() {
+            let d = self.dim(d);
+            out.extend(if k == 0 { quote!(#d) } else { quote!(* #d) });
+        }
+        if dims.is_empty() {
+            quote!(1)
+        } else {
+            out
+        }
+    }
+
+    fn fixed(&self, d: &Dim) -> Option<usize> {
+        match d {
+            Dim::Fixed(k) => Some(*k),
+            Dim::Named(n) => self.names.fixed.get(&**n).copied(),
+        }
+    }
+
+    fn num(&self, c: f64) -> TokenStream {
+        let l = match self.names.float {
+            Float::F64 => Literal::f64_unsuffixed(c.abs()),
+            Float::F32 => Literal::f32_unsuffixed(c.abs() as f32),
+        };
+        if c < 0.0 {
+            quote!(-#l)
+        } else {
+            quote!(#l)
+        }
+    }
+
+    fn var(v: Var) -> Ident {
+        format_ident!("i{}", v)
+    }
+
+    fn array(&self, a: &Array) -> Ident {
+        match a {
+            Array::Input(k) => self.names.inputs[*k].clone(),
+            Array::Temp(t) => self.temp_names[*t].clone(),
+            Array::Out => format_ident!("out"),
+        }
+    }
+
+    /// Row-major flat index.
+    fn flat(&self, idx: &[(Var, Dim)]) -> TokenStream {
+        let mut acc = TokenStream::new();
+        let mut compound = false;
+        for (k, (v, _)) in idx.iter().enumerate() {
+            let i = Self::var(*v);
+            if k == 0 {
+                acc = quote!(#i);
+                continue;
+            }
+            let d = self.dim(&idx[k].1);
+            acc = if compound { quote!((#acc) * #d + #i) } else { quote!(#acc * #d + #i) };
+            compound = true;
+        }
+        if idx.is_empty() {
+            quote!(0)
+        } else {
+            acc
+        }
+    }
+
+    fn access(&self, a: &Access) -> TokenStream {
+        let name = self.array(&a.array);
+        let at = self.flat(&a.idx);
+        quote!(#name[#at])
+    }
+
+    fn helper(&self, what: &str) -> Ident {
+        format_ident!("{}_{}", self.names.kernel, what)
+    }
+
+    /// An expression at precedence at least `need`.
+    fn at(&self, x: &Scalar, need: u8) -> TokenStream {
+        let (t, level) = self.expr(x);
+        if level < need {
+            quote!((#t))
+        } else {
+            t
+        }
+    }
+
+    /// An expression and its precedence level.
+    pub fn expr(&self, x: &Scalar) -> (TokenStream, u8) {
+        let ty = self.ty();
+        match x {
+            Scalar::Num(c) => (self.num(*c), if *c < 0.0 { UNARY } else { POSTFIX }),
+            Scalar::Temp(t) => {
+                let n = &self.temp_names[*t];
+                (quote!(#n), POSTFIX)
+            }
+            Scalar::Load(a) => (self.access(a), POSTFIX),
+            Scalar::Dim(d) => match self.fixed(d) {
+                Some(k) => (self.num(k as f64), POSTFIX),
+                None => {
+                    let d = self.dim(d);
+                    (quote!((#d as #ty)), POSTFIX)
+                }
+            },
+            Scalar::Sum(xs) => {
+                let mut out = TokenStream::new();
+                // A positive term first reads better: `s·p − q`, not `−q + s·p`.
+                let mut xs = xs.clone();
+                if let Some(k) = xs.iter().position(|y| !split_sign(y).0) {
+                    let first = xs.remove(k);
+                    xs.insert(0, first);
+                }
+                for (k, y) in xs.iter().enumerate() {
+                    let (neg, body) = split_sign(y);
+                    let t = self.at(&body, if k == 0 && !neg { SUM } else { PRODUCT });
+                    out.extend(match (k, neg) {
+                        (0, false) => t,
+                        (0, true) => {
+                            let t = self.at(&body, UNARY);
+                            quote!(-#t)
+                        }
+                        (_, false) => quote!(+ #t),
+                        (_, true) => quote!(- #t),
+                    });
+                }
+                (out, SUM)
+            }
+            Scalar::Sub(a, b) => {
+                let (a, b) = (self.at(a, SUM), self.at(b, PRODUCT));
+                (quote!(#a - #b), SUM)
+            }
+            Scalar::Product(xs) => {
+                let mut out = TokenStream::new();
+                for (k, y) in xs.iter().enumerate() {
+                    match (k, y) {
+                        (0, Scalar::Recip(r)) => {
+                            let one = self.num(1.0);
+                            let r = self.at(r, UNARY);
+                            out.extend(quote!(#one / #r));
+                        }
+                        (_, Scalar::Recip(r)) => {
+                            let r = self.at(r, UNARY);
+                            out.extend(quote!(/ #r));
+                        }
+                        (0, _) => out.extend(self.at(y, UNARY)),
+                        _ => {
+                            let t = self.at(y, UNARY);
+                            out.extend(quote!(* #t));
+                        }
+                    }
+                }
+                (out, PRODUCT)
+            }
+            Scalar::Neg(a) => {
+                let a = self.at(a, UNARY);
+                (quote!(-#a), UNARY)
+            }
+            Scalar::Recip(a) => {
+                let one = self.num(1.0);
+                let a = self.at(a, UNARY);
+                (quote!(#one / #a), PRODUCT)
+            }
+            Scalar::Powi(a, k) => {
+                let a = self.at(a, POSTFIX);
+                let k = Literal::i32_unsuffixed(*k);
+                (quote!(#a.powi(#k)), POSTFIX)
+            }
+            Scalar::Powf(a, b) => {
+                let a = self.at(a, POSTFIX);
+                let b = self.at(b, SUM);
+                (quote!(#a.powf(#b)), POSTFIX)
+            }
+            Scalar::Sqrt(a) => {
+                let a = self.at(a, POSTFIX);
+                (quote!(#a.sqrt()), POSTFIX)
+            }
+            Scalar::Ln(a) => {
+                let a = self.at(a, POSTFIX);
+                (quote!(#a.ln()), POSTFIX)
+            }
+            Scalar::ExpShifted(a) => {
+                let f = self.helper("exp");
+                let a = self.at(a, SUM);
+                (quote!(#f(#a)), POSTFIX)
+            }
+            Scalar::Call(f, a) => {
+                let method = |m: &str| {
+                    let m = format_ident!("{}", m);
+                    let a = self.at(a, POSTFIX);
+                    (quote!(#a.#m()), POSTFIX)
+                };
+                let helper = |h: &str| {
+                    let h = self.helper(h);
+                    let a = self.at(a, SUM);
+                    (quote!(#h(#a)), POSTFIX)
+                };
+                match f {
+                    Fun::Exp => helper("exp"),
+                    Fun::Sigmoid => helper("sigmoid"),
+                    Fun::Softplus => helper("softplus"),
+                    Fun::Log => method("ln"),
+                    Fun::Sin => method("sin"),
+                    Fun::Cos => method("cos"),
+                    Fun::Tanh => method("tanh"),
+                }
+            }
+            Scalar::Delta(a, b) => {
+                let (a, b) = (Self::var(*a), Self::var(*b));
+                let (one, zero) = (self.num(1.0), self.num(0.0));
+                (quote!((if #a == #b { #one } else { #zero })), POSTFIX)
+            }
+        }
+    }
+
+    /// Declarations of the array temporaries.
+    pub fn allocations(&self) -> TokenStream {
+        let mut out = TokenStream::new();
+        for (t, temp) in self.temps.iter().enumerate() {
+            if !temp.live || temp.vars.is_empty() {
+                continue;
+            }
+            let name = &self.temp_names[t];
+            let zero = self.num(0.0);
+            let fixed: Option<usize> = temp.vars.iter().map(|(_, d)| self.fixed(d)).product();
+            match fixed {
+                Some(size) if size <= STACK_MAX => {
+                    let size = Literal::usize_unsuffixed(size);
+                    out.extend(quote!(let mut #name = [#zero; #size];));
+                }
+                _ => {
+                    let dims: Vec<Dim> = temp.vars.iter().map(|(_, d)| d.clone()).collect();
+                    let len = self.product(&dims);
+                    out.extend(quote!(let mut #name = vec![#zero; #len];));
+                }
+            }
+        }
+        out
+    }
+
+    /// A statement list.
+    pub fn stmts(&self, ss: &[Stmt]) -> TokenStream {
+        ss.iter().map(|s| self.stmt(s)).collect()
+    }
+
+    fn place(&self, p: &Place) -> TokenStream {
+        match p {
+            Place::Temp(t) => {
+                let n = &self.temp_names[*t];
+                quote!(#n)
+            }
+            Place::Elem(a) => self.access(a),
+        }
+    }
+
+    fn stmt(&self, s: &Stmt) -> TokenStream {
+        match s {
+            Stmt::Loop { var, dim, body } => {
+                let i = Self::var(*var);
+                let d = self.dim(dim);
+                let body = self.stmts(body);
+                quote!(for #i in 0..#d { #body })
+            }
+            Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts),
+            Stmt::Store { place, add, value } => {
+                let v = self.at(value, SUM);
+                match (place, add) {
+                    (Place::Temp(_), _) => {
+                        let p = self.place(place);
+                        quote!(let #p = #v;)
+                    }
+                    (_, false) => {
+                        let p = self.place(place);
+                        quote!(#p = #v;)
+                    }
+                    (_, true) => {
+                        let p = self.place(place);
+                        quote!(#p += #v;)
+                    }
+                }
+            }
+            Stmt::ZeroOut => {
+                let z = self.num(0.0);
+                quote!(out.fill(#z);)
+            }
+            Stmt::Return(v) => self.at(v, SUM),
+        }
+    }
+
+    /// Reductions sharing one pass. Long ones keep `LANES` partial results.
+    fn reduce(&self, var: Var, dim: &Dim, parts: &[Part]) -> TokenStream {
+        let i = Self::var(var);
+        let d = self.dim(dim);
+        let wide = self.names.float == Float::F32;
+        let acc_ty = if wide { quote!(f64) } else { self.ty() };
+        let accs: Vec<Ident> = (0..parts.len()).map(|k| format_ident!("acc{}_{}", var, k)).collect();
+        let init = |op: RedOp| match op {
+            RedOp::Sum => quote!(0.0),
+            RedOp::Max => quote!(#acc_ty::NEG_INFINITY),
+        };
+        let value = |p: &Part| {
+            let b = self.at(&p.body, SUM);
+            if wide {
+                quote!(f64::from(#b))
+            } else {
+                b
+            }
+        };
+        let update = |p: &Part, slot: TokenStream| {
+            let b = value(p);
+            match p.op {
+                RedOp::Sum => quote!(#slot += #b;),
+                RedOp::Max => quote!(#slot = #slot.max(#b);),
+            }
+        };
+        let finish = |p: &Part, total: TokenStream| {
+            let total = if wide { quote!((#total) as f32) } else { total };
+            match &p.place {
+                Place::Temp(_) => {
+                    let n = self.place(&p.place);
+                    quote!(let #n = #total;)
+                }
+                Place::Elem(_) => {
+                    let n = self.place(&p.place);
+                    quote!(#n = #total;)
+                }
+            }
+        };
+        let split = self.fixed(dim).is_none_or(|k| k >= SPLIT_FROM);
+        let mut out = TokenStream::new();
+        if !split {
+            let mut body = TokenStream::new();
+            for (p, a) in parts.iter().zip(&accs) {
+                let init = init(p.op);
+                out.extend(quote!(let mut #a: #acc_ty = #init;));
+                body.extend(update(p, quote!(#a)));
+            }
+            out.extend(quote!(for #i in 0..#d { #body }));
+            for (p, a) in parts.iter().zip(&accs) {
+                out.extend(finish(p, quote!(#a)));
+            }
+            return out;
+        }
+        let lanes = Literal::usize_unsuffixed(LANES);
+        let chunk = format_ident!("c{}", var);
+        let lane = format_ident!("l{}", var);
+        let (mut main, mut rest) = (TokenStream::new(), TokenStream::new());
+        for (p, a) in parts.iter().zip(&accs) {
+            let init = init(p.op);
+            out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
+            main.extend(update(p, quote!(#a[#lane])));
+            rest.extend(update(p, quote!(#a[0])));
+        }
+        out.extend(quote! {
+            for #chunk in 0..#d / #lanes {
+                for #lane in 0..#lanes {
+                    let #i = #chunk * #lanes + #lane;
+                    #main
+                }
+            }
+            for #i in #d / #lanes * #lanes..#d {
+                #rest
+            }
+        });
+        for (p, a) in parts.iter().zip(&accs) {
+            let total = match p.op {
+                RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
+                RedOp::Max => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
+            };
+            out.extend(finish(p, total));
+        }
+        out
+    }
+}
+
+/// A term's sign, for printing `a - b` rather than `a + -b`.
+fn split_sign(x: &Scalar) -> (bool, Scalar) {
+    match x {
+        Scalar::Neg(a) => (true, (**a).clone()),
+        Scalar::Num(c) if *c < 0.0 => (true, Scalar::Num(-c)),
+        Scalar::Product(fs) => match fs.first() {
+            Some(Scalar::Num(c)) if *c < 0.0 => {
+                let mut fs = fs.clone();
+                if *c == -1.0 {
+                    fs.remove(0);
+                } else {
+                    fs[0] = Scalar::Num(-c);
+                }
+                (true, if fs.len() == 1 { fs.pop().unwrap() } else { Scalar::Product(fs) })
+            }
+            _ => (false, x.clone()),
+        },
+        _ => (false, x.clone()),
+    }
+}
+
+/// The helper functions a kernel's bodies use, named after the kernel.
+pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
+    let exp = format_ident!("{}_exp", kernel);
+    let sigmoid = format_ident!("{}_sigmoid", kernel);
+    let softplus = format_ident!("{}_softplus", kernel);
+    let mut out = TokenStream::new();
+    if used.exp {
+        out.extend(match float {
+            Float::F64 => quote! {
+                /// `exp(x)` without a branch or a call, so loops that use it vectorize:
+                /// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
+                /// by its Taylor polynomial of degree 13 (truncation below 1e-17).
+                /// Results below `exp(-708)` are flushed to zero.
+                #[inline(always)]
+                fn #exp(x: f64) -> f64 {
+                    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
+                    const SHIFT: f64 = 6755399441055744.0;
+                    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+                    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+                    let xc = x.clamp(-708.0, 709.8);
+                    let t = xc * core::f64::consts::LOG2_E + SHIFT;
+                    let k = t - SHIFT;
+                    let r = (xc - k * LN2_HI) - k * LN2_LO;
+                    let mut p = 1.0 / 6227020800.0;
+                    p = p * r + 1.0 / 479001600.0;
+                    p = p * r + 1.0 / 39916800.0;
+                    p = p * r + 1.0 / 3628800.0;
+                    p = p * r + 1.0 / 362880.0;
+                    p = p * r + 1.0 / 40320.0;
+                    p = p * r + 1.0 / 5040.0;
+                    p = p * r + 1.0 / 720.0;
+                    p = p * r + 1.0 / 120.0;
+                    p = p * r + 1.0 / 24.0;
+                    p = p * r + 1.0 / 6.0;
+                    p = p * r + 0.5;
+                    p = p * r + 1.0;
+                    p = p * r + 1.0;
+                    // 2^(k-1) from the integer in t's low bits, then one doubling,
+                    // so k = 1024 (x near 709.78) does not overflow the exponent field.
+                    let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
+                    let y = p * half_scale * 2.0;
+                    if x < -708.0 { 0.0 } else { y }
+                }
+            },
+            Float::F32 => quote! {
+                /// `exp(x)` without a branch or a call, so loops that use it vectorize:
+                /// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
+                /// by its Taylor polynomial of degree 8. Results below `exp(-86)` are
+                /// flushed to zero.
+                #[inline(always)]
+                fn #exp(x: f32) -> f32 {
+                    // 1.5 · 2^23: adding it rounds to an integer kept in the low mantissa bits.
+                    const SHIFT: f32 = 12582912.0;
+                    const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
+                    const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
+                    let xc = x.clamp(-86.0, 88.8);
+                    let t = xc * core::f32::consts::LOG2_E + SHIFT;
+                    let k = t - SHIFT;
+                    let r = (xc - k * LN2_HI) - k * LN2_LO;
+                    let mut p = 1.0 / 40320.0;
+                    p = p * r + 1.0 / 5040.0;
+                    p = p * r + 1.0 / 720.0;
+                    p = p * r + 1.0 / 120.0;
+                    p = p * r + 1.0 / 24.0;
+                    p = p * r + 1.0 / 6.0;
+                    p = p * r + 0.5;
+                    p = p * r + 1.0;
+                    p = p * r + 1.0;
+                    let half_scale = f32::from_bits(t.to_bits().wrapping_add(126) << 23);
+                    let y = p * half_scale * 2.0;
+                    if x < -86.0 { 0.0 } else { y }
+                }
+            },
+        });
+    }
+    let ty = match float {
+        Float::F64 => quote!(f64),
+        Float::F32 => quote!(f32),
+    };
+    if used.sigmoid {
+        out.extend(quote! {
+            /// `1 / (1 + exp(-x))`, never taking `exp` of a large positive number.
+            #[inline(always)]
+            fn #sigmoid(x: #ty) -> #ty {
+                let e = #exp(-x.abs());
+                if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
+            }
+        });
+    }
+    if used.softplus {
+        out.extend(quote! {
+            /// `log(1 + exp(x))` as `max(x, 0) + log(1 + exp(-|x|))`.
+            #[inline(always)]
+            fn #softplus(x: #ty) -> #ty {
+                x.max(0.0) + #exp(-x.abs()).ln_1p()
+            }
+        });
+    }
+    out
+}

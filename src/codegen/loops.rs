@@ -1,0 +1,822 @@
+//! Kernel bodies as loop nests.
+//!
+//! The simplified index IR is lowered here to a tiny imperative language:
+//! temporaries (each compound atom of the IR, computed once over its own
+//! free indices), loops, reductions and stores. Two passes then make the
+//! nests cost what the formula costs:
+//!
+//! * a temporary that is read once, at a place where no extra loop
+//!   surrounds it, is inlined there (so `s·p_i − q_i` computes `p_i` in the
+//!   output loop instead of storing it);
+//! * adjacent loops over the same length are fused when every access they
+//!   share stays within one iteration (so the row-wise steps of a batched
+//!   softmax all run in one pass over each row, and `max(z)` and `Σq` share
+//!   a pass).
+//!
+//! Contractions never reach this stage as tensors: `H v` arrives as the
+//! normal form of `Σ_j H_ij v_j`, which is already `s·(p_i v_i − p_i Σ p v)`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use crate::ir::{Atom, Dim, Fun, Ix, Poly};
+
+/// A loop variable.
+pub type Var = usize;
+
+/// Placeholder indices for the free indices of a temporary's key.
+const PLACEHOLDER: Ix = 900_000;
+
+/// What an access reads or writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Array {
+    /// An input argument, by position among the inputs.
+    Input(usize),
+    /// A temporary.
+    Temp(usize),
+    /// The `out` argument.
+    Out,
+}
+
+/// One element of an array, addressed row-major by loop variables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    /// The array.
+    pub array: Array,
+    /// The loop variable of each axis, with the axis length.
+    pub idx: Vec<(Var, Dim)>,
+}
+
+/// A scalar expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// A constant.
+    Num(f64),
+    /// A scalar temporary.
+    Temp(usize),
+    /// An array element.
+    Load(Access),
+    /// A length, as a number.
+    Dim(Dim),
+    /// A sum.
+    Sum(Vec<Scalar>),
+    /// A product.
+    Product(Vec<Scalar>),
+    /// `a − b`.
+    Sub(Box<Scalar>, Box<Scalar>),
+    /// `−a`.
+    Neg(Box<Scalar>),
+    /// `1 / a`.
+    Recip(Box<Scalar>),
+    /// `a^k`.
+    Powi(Box<Scalar>, i32),
+    /// `a^b`.
+    Powf(Box<Scalar>, Box<Scalar>),
+    /// `√a`.
+    Sqrt(Box<Scalar>),
+    /// An elementwise function.
+    Call(Fun, Box<Scalar>),
+    /// `exp(a)` for an argument that is never positive (max-shifted).
+    ExpShifted(Box<Scalar>),
+    /// Natural logarithm.
+    Ln(Box<Scalar>),
+    /// 1 when two loop variables are equal, else 0.
+    Delta(Var, Var),
+}
+
+/// A reduction operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedOp {
+    /// Σ
+    Sum,
+    /// max
+    Max,
+}
+
+/// Where a value goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Place {
+    /// A scalar temporary.
+    Temp(usize),
+    /// An array element.
+    Elem(Access),
+}
+
+/// One reduction sharing a loop with others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// Where the result goes.
+    pub place: Place,
+    /// The operator.
+    pub op: RedOp,
+    /// The reduced expression.
+    pub body: Scalar,
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `for var in 0..dim { body }`.
+    Loop {
+        /// The loop variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The body.
+        body: Vec<Stmt>,
+    },
+    /// Reductions over `var in 0..dim`, sharing one pass.
+    Reduce {
+        /// The loop variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The reductions.
+        parts: Vec<Part>,
+    },
+    /// `place = value` or `place += value`.
+    Store {
+        /// The target.
+        place: Place,
+        /// Accumulate instead of overwrite.
+        add: bool,
+        /// The value.
+        value: Scalar,
+    },
+    /// Sets every element of `out` to zero.
+    ZeroOut,
+    /// Returns the value.
+    Return(Scalar),
+}
+
+/// How a temporary is computed, for each point of its loop nest.
+#[derive(Clone, Debug)]
+pub enum Def {
+    /// Elementwise.
+    Elem(Scalar),
+    /// A reduction over one more variable.
+    Reduce {
+        /// The operator.
+        op: RedOp,
+        /// The reduced variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The reduced expression.
+        body: Scalar,
+    },
+}
+
+/// A temporary: one value per point of its loop nest.
+#[derive(Clone, Debug)]
+pub struct Temp {
+    /// The nest (empty: a scalar).
+    pub vars: Vec<(Var, Dim)>,
+    /// Its definition.
+    pub def: Def,
+    /// What it is, for its name in the generated code.
+    pub hint: &'static str,
+    /// Whether it is still needed after inlining.
+    pub live: bool,
+}
+
+/// A variable that is computed from an input where it is read
+/// (the centred direction `v − c` of a directional derivative).
+#[derive(Clone, Debug)]
+pub struct Shifted {
+    /// The input it reads.
+    pub input: usize,
+    /// What is subtracted.
+    pub minus: Scalar,
+}
+
+/// A kernel body under construction.
+pub struct Body {
+    inputs: Vec<(String, Vec<Dim>)>,
+    shifted: HashMap<String, Shifted>,
+    /// The temporaries.
+    pub temps: Vec<Temp>,
+    keys: HashMap<(u8, Atom), usize>,
+    next_var: Var,
+}
+
+/// Lowering environment: IR index → loop variable and its length.
+type Env = Vec<(Ix, Var, Dim)>;
+
+fn lookup(env: &Env, ix: Ix) -> (Var, Dim) {
+    env.iter().rev().find(|(i, _, _)| *i == ix).map(|(_, v, d)| (*v, d.clone())).expect("index bound by an enclosing loop")
+}
+
+impl Body {
+    /// A body over the given inputs (name and dims of each).
+    pub fn new(inputs: Vec<(String, Vec<Dim>)>) -> Body {
+        Body { inputs, shifted: HashMap::new(), temps: Vec::new(), keys: HashMap::new(), next_var: 0 }
+    }
+
+    fn var(&mut self) -> Var {
+        self.next_var += 1;
+        self.next_var - 1
+    }
+
+    /// Makes IR variable `name` read as `input − minus`.
+    pub fn shift(&mut self, name: &str, input: usize, minus: Scalar) {
+        self.shifted.insert(name.to_string(), Shifted { input, minus });
+    }
+
+    /// Lowers a polynomial with no free index to a scalar expression.
+    pub fn scalar(&mut self, p: &Poly) -> Scalar {
+        self.poly(p, &Vec::new())
+    }
+
+    fn poly(&mut self, p: &Poly, env: &Env) -> Scalar {
+        let mut terms = Vec::new();
+        for t in &p.terms {
+            let mut factors = Vec::new();
+            for f in &t.factors {
+                let base = self.atom(&f.atom, env);
+                factors.push(power(base, f.exp.0));
+            }
+            let c = t.coef.0;
+            let product = |mut fs: Vec<Scalar>| if fs.len() == 1 { fs.pop().unwrap() } else { Scalar::Product(fs) };
+            terms.push(if factors.is_empty() {
+                Scalar::Num(c)
+            } else if c == 1.0 {
+                product(factors)
+            } else if c == -1.0 {
+                Scalar::Neg(Box::new(product(factors)))
+            } else {
+                factors.insert(0, Scalar::Num(c));
+                product(factors)
+            });
+        }
+        match terms.len() {
+            0 => Scalar::Num(0.0),
+            1 => terms.pop().unwrap(),
+            _ => Scalar::Sum(terms),
+        }
+    }
+
+    fn input_access(&self, k: usize, idx: &[Ix], env: &Env) -> Access {
+        let dims = &self.inputs[k].1;
+        Access { array: Array::Input(k), idx: idx.iter().zip(dims).map(|(&i, d)| (lookup(env, i).0, d.clone())).collect() }
+    }
+
+    fn atom(&mut self, a: &Atom, env: &Env) -> Scalar {
+        match a {
+            Atom::Var { name, idx } => {
+                if let Some(s) = self.shifted.get(&**name).cloned() {
+                    let load = Scalar::Load(self.input_access(s.input, idx, env));
+                    return Scalar::Sub(Box::new(load), Box::new(s.minus));
+                }
+                let k = self.inputs.iter().position(|(n, _)| **n == **name).expect("variables are inputs");
+                Scalar::Load(self.input_access(k, idx, env))
+            }
+            Atom::Delta(x, y) => Scalar::Delta(lookup(env, *x).0, lookup(env, *y).0),
+            Atom::Dim(d) => Scalar::Dim(Dim::Named(d.clone())),
+            _ => self.temp(0, a, env),
+        }
+    }
+
+    /// A read of the temporary that holds `a` (kind 0: its value; 1 and 2:
+    /// the max and the shifted sum of exponentials of a logsumexp).
+    fn temp(&mut self, kind: u8, a: &Atom, env: &Env) -> Scalar {
+        let order = first_free(a);
+        let mut key = Poly::atom(Rc::new(a.clone()));
+        for (k, &ix) in order.iter().enumerate() {
+            key = key.rename(ix, PLACEHOLDER + k as Ix);
+        }
+        let key_atom = match key.terms.as_slice() {
+            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => (*t.factors[0].atom).clone(),
+            _ => unreachable!("renaming free indices keeps an atom an atom"),
+        };
+        let read = |id: usize| -> Scalar {
+            if order.is_empty() {
+                Scalar::Temp(id)
+            } else {
+                Scalar::Load(Access { array: Array::Temp(id), idx: order.iter().map(|&ix| lookup(env, ix)).collect() })
+            }
+        };
+        if let Some(&id) = self.keys.get(&(kind, key_atom.clone())) {
+            return read(id);
+        }
+        // A fresh nest over the placeholders.
+        let mut inner: Env = Vec::new();
+        let mut vars = Vec::new();
+        for (k, &ix) in order.iter().enumerate() {
+            let v = self.var();
+            let d = lookup(env, ix).1;
+            inner.push((PLACEHOLDER + k as Ix, v, d.clone()));
+            vars.push((v, d));
+        }
+        let (def, hint) = match (&key_atom, kind) {
+            (Atom::Func(f, u), 0) => (Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, &inner)))), "f"),
+            (Atom::Group(p), 0) => (Def::Elem(self.poly(p, &inner)), "g"),
+            (Atom::Pow(b, e), 0) => {
+                let (b, e) = (self.poly(b, &inner), self.poly(e, &inner));
+                (Def::Elem(Scalar::Powf(Box::new(b), Box::new(e))), "pow")
+            }
+            (Atom::Sum { ix, dim, body }, 0) => {
+                let v = self.var();
+                let mut env2 = inner.clone();
+                env2.push((*ix, v, dim.clone()));
+                (Def::Reduce { op: RedOp::Sum, var: v, dim: dim.clone(), body: self.poly(body, &env2) }, "sum")
+            }
+            (Atom::Lse { ix, dim, body }, 1) => {
+                let v = self.var();
+                let mut env2 = inner.clone();
+                env2.push((*ix, v, dim.clone()));
+                (Def::Reduce { op: RedOp::Max, var: v, dim: dim.clone(), body: self.poly(body, &env2) }, "max")
+            }
+            (Atom::Lse { ix, dim, body }, 2) => {
+                let max = self.temp(1, &key_atom, &inner);
+                let v = self.var();
+                let mut env2 = inner.clone();
+                env2.push((*ix, v, dim.clone()));
+                let x = self.poly(body, &env2);
+                let e = Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(max))));
+                (Def::Reduce { op: RedOp::Sum, var: v, dim: dim.clone(), body: e }, "sumexp")
+            }
+            (Atom::Lse { .. }, 0) => {
+                let max = self.temp(1, &key_atom, &inner);
+                let sum = self.temp(2, &key_atom, &inner);
+                (Def::Elem(Scalar::Sum(vec![max, Scalar::Ln(Box::new(sum))])), "lse")
+            }
+            (Atom::Softmax { ix, dim, body, at }, 0) => {
+                let lse = Atom::Lse { ix: *ix, dim: dim.clone(), body: body.clone() };
+                let lse = self.temp(0, &lse, &inner);
+                let x = self.poly(&body.rename(*ix, *at), &inner);
+                (Def::Elem(Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(lse))))), "p")
+            }
+            _ => unreachable!("simple atoms have no temporary"),
+        };
+        let id = self.temps.len();
+        self.temps.push(Temp { vars, def, hint, live: true });
+        self.keys.insert((kind, key_atom), id);
+        read(id)
+    }
+
+    /// Statements that write `p` (free indices `out`, row-major) to `out`.
+    pub fn output(&mut self, p: &Poly, out: &[(Ix, Dim)]) -> Vec<Stmt> {
+        // Terms grouped by the equalities their deltas impose.
+        let mut groups: Vec<(Vec<(Ix, Ix)>, Poly)> = Vec::new();
+        for t in &p.terms {
+            let deltas: Vec<(Ix, Ix)> =
+                t.factors.iter().filter_map(|f| if let Atom::Delta(a, b) = &*f.atom { Some((*a, *b)) } else { None }).collect();
+            let rest = crate::ir::Term {
+                factors: t.factors.iter().filter(|f| !matches!(&*f.atom, Atom::Delta(..))).cloned().collect(),
+                coef: t.coef,
+            };
+            match groups.iter_mut().find(|(d, _)| *d == deltas) {
+                Some((_, g)) => g.terms.push(rest),
+                None => groups.push((deltas, Poly { terms: vec![rest] })),
+            }
+        }
+        // The dense group (no delta) overwrites; the others add.
+        groups.sort_by_key(|(d, _)| d.len());
+        let mut stmts = Vec::new();
+        if groups.first().is_none_or(|(d, _)| !d.is_empty()) {
+            stmts.push(Stmt::ZeroOut);
+        }
+        for (deltas, body) in groups {
+            let add = !deltas.is_empty();
+            let mut env: Env = Vec::new();
+            let mut loops = Vec::new();
+            let mut target = Vec::new();
+            for (ix, dim) in out {
+                match deltas.iter().find(|(_, m)| m == ix) {
+                    Some((rep, _)) => target.push(lookup(&env, *rep)),
+                    None => {
+                        let v = self.var();
+                        env.push((*ix, v, dim.clone()));
+                        loops.push((v, dim.clone()));
+                        target.push((v, dim.clone()));
+                    }
+                }
+            }
+            let value = self.poly(&body, &env);
+            let mut s = Stmt::Store { place: Place::Elem(Access { array: Array::Out, idx: target }), add, value };
+            for (v, d) in loops.into_iter().rev() {
+                s = Stmt::Loop { var: v, dim: d, body: vec![s] };
+            }
+            stmts.push(s);
+        }
+        stmts
+    }
+
+    /// The whole body: temporaries in dependency order, then `tail`,
+    /// after inlining and fusion.
+    pub fn finish(mut self, tail: Vec<Stmt>) -> (Vec<Stmt>, Vec<Temp>) {
+        let mut tail = tail;
+        self.inline(&mut tail);
+        let depth = self.depths();
+        let mut order: Vec<usize> = (0..self.temps.len()).filter(|&t| self.temps[t].live).collect();
+        order.sort_by_key(|&t| (depth[t], self.temps[t].vars.first().map(|(_, d)| d.to_string()), t));
+        let mut stmts = Vec::new();
+        for t in order {
+            let temp = &self.temps[t];
+            let place = if temp.vars.is_empty() {
+                Place::Temp(t)
+            } else {
+                Place::Elem(Access { array: Array::Temp(t), idx: temp.vars.clone() })
+            };
+            let mut s = match &temp.def {
+                Def::Elem(x) => Stmt::Store { place, add: false, value: x.clone() },
+                Def::Reduce { op, var, dim, body } => {
+                    Stmt::Reduce { var: *var, dim: dim.clone(), parts: vec![Part { place, op: *op, body: body.clone() }] }
+                }
+            };
+            for (v, d) in temp.vars.iter().rev() {
+                s = Stmt::Loop { var: *v, dim: d.clone(), body: vec![s] };
+            }
+            stmts.push(s);
+        }
+        stmts.extend(tail);
+        fuse(&mut stmts);
+        (stmts, self.temps)
+    }
+
+    /// Inlines elementwise temporaries read once, where no extra loop
+    /// surrounds the read.
+    fn inline(&mut self, tail: &mut [Stmt]) {
+        loop {
+            let mut reads: HashMap<usize, Vec<bool>> = HashMap::new();
+            for temp in &self.temps {
+                if !temp.live {
+                    continue;
+                }
+                let mut around: Vec<Var> = temp.vars.iter().map(|(v, _)| *v).collect();
+                match &temp.def {
+                    Def::Elem(x) => count_reads(x, &around, &mut reads),
+                    Def::Reduce { var, body, .. } => {
+                        around.push(*var);
+                        count_reads(body, &around, &mut reads);
+                    }
+                }
+            }
+            for s in tail.iter() {
+                count_stmt(s, &mut Vec::new(), &mut reads);
+            }
+            let candidate = (0..self.temps.len()).find(|&t| {
+                self.temps[t].live
+                    && !self.temps[t].vars.is_empty()
+                    && matches!(self.temps[t].def, Def::Elem(_))
+                    && reads.get(&t).is_some_and(|r| r.len() == 1 && r[0])
+            });
+            let Some(t) = candidate else {
+                // Temporaries nobody reads are dead.
+                for (t, temp) in self.temps.iter_mut().enumerate() {
+                    if !reads.contains_key(&t) {
+                        temp.live = false;
+                    }
+                }
+                return;
+            };
+            let Def::Elem(def) = self.temps[t].def.clone() else { unreachable!() };
+            let vars: Vec<Var> = self.temps[t].vars.iter().map(|(v, _)| *v).collect();
+            self.temps[t].live = false;
+            let mut replace = |x: &mut Scalar| substitute(x, t, &vars, &def);
+            for temp in self.temps.iter_mut().filter(|x| x.live) {
+                match &mut temp.def {
+                    Def::Elem(x) => replace(x),
+                    Def::Reduce { body, .. } => replace(body),
+                }
+            }
+            for s in tail.iter_mut() {
+                visit_scalars(s, &mut replace);
+            }
+        }
+    }
+
+    /// Dependency depth of each temporary.
+    fn depths(&self) -> Vec<usize> {
+        fn go(t: usize, temps: &[Temp], memo: &mut Vec<Option<usize>>) -> usize {
+            if let Some(d) = memo[t] {
+                return d;
+            }
+            let mut deps = BTreeSet::new();
+            match &temps[t].def {
+                Def::Elem(x) => temps_read(x, &mut deps),
+                Def::Reduce { body, .. } => temps_read(body, &mut deps),
+            }
+            let d = deps.iter().map(|&u| 1 + go(u, temps, memo)).max().unwrap_or(0);
+            memo[t] = Some(d);
+            d
+        }
+        let mut memo = vec![None; self.temps.len()];
+        (0..self.temps.len()).map(|t| go(t, &self.temps, &mut memo)).collect()
+    }
+}
+
+/// A scalar expression's factor `base^e`.
+fn power(base: Scalar, e: f64) -> Scalar {
+    if e == 1.0 {
+        base
+    } else if e == -1.0 {
+        Scalar::Recip(Box::new(base))
+    } else if e == 0.5 {
+        Scalar::Sqrt(Box::new(base))
+    } else if e == -0.5 {
+        Scalar::Recip(Box::new(Scalar::Sqrt(Box::new(base))))
+    } else if e.fract() == 0.0 && e.abs() <= 64.0 {
+        Scalar::Powi(Box::new(base), e as i32)
+    } else {
+        Scalar::Powf(Box::new(base), Box::new(Scalar::Num(e)))
+    }
+}
+
+/// The free indices of an atom in order of first occurrence.
+fn first_free(a: &Atom) -> Vec<Ix> {
+    fn walk_poly(p: &Poly, out: &mut Vec<Ix>) {
+        for t in &p.terms {
+            for f in &t.factors {
+                walk(&f.atom, out);
+            }
+        }
+    }
+    fn walk(a: &Atom, out: &mut Vec<Ix>) {
+        match a {
+            Atom::Delta(x, y) => out.extend([*x, *y]),
+            Atom::Var { idx, .. } => out.extend(idx.iter().copied()),
+            Atom::Dim(_) => {}
+            Atom::Func(_, p) | Atom::Group(p) => walk_poly(p, out),
+            Atom::Pow(b, e) => {
+                walk_poly(b, out);
+                walk_poly(e, out);
+            }
+            Atom::Sum { body, .. } | Atom::Lse { body, .. } => walk_poly(body, out),
+            Atom::Softmax { body, at, .. } => {
+                walk_poly(body, out);
+                out.push(*at);
+            }
+        }
+    }
+    let free = a.free();
+    let mut all = Vec::new();
+    walk(a, &mut all);
+    let mut seen = BTreeSet::new();
+    all.into_iter().filter(|i| free.contains(i) && seen.insert(*i)).collect()
+}
+
+/// Records each read of a temporary: whether every loop around it is one
+/// of the read's own index variables.
+fn count_reads(x: &Scalar, around: &[Var], reads: &mut HashMap<usize, Vec<bool>>) {
+    visit(x, &mut |s| match s {
+        Scalar::Temp(t) => reads.entry(*t).or_default().push(false),
+        Scalar::Load(Access { array: Array::Temp(t), idx }) => {
+            let own: BTreeSet<Var> = idx.iter().map(|(v, _)| *v).collect();
+            let tight = around.iter().all(|v| own.contains(v)) && own.len() == around.len();
+            reads.entry(*t).or_default().push(tight);
+        }
+        _ => {}
+    });
+}
+
+fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<usize, Vec<bool>>) {
+    match s {
+        Stmt::Loop { var, body, .. } => {
+            around.push(*var);
+            for b in body {
+                count_stmt(b, around, reads);
+            }
+            around.pop();
+        }
+        Stmt::Reduce { var, parts, .. } => {
+            around.push(*var);
+            for p in parts {
+                count_reads(&p.body, around, reads);
+            }
+            around.pop();
+        }
+        Stmt::Store { value, .. } | Stmt::Return(value) => count_reads(value, around, reads),
+        Stmt::ZeroOut => {}
+    }
+}
+
+/// Calls `f` on every sub-expression, outermost first.
+pub fn visit(x: &Scalar, f: &mut impl FnMut(&Scalar)) {
+    f(x);
+    match x {
+        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(|y| visit(y, f)),
+        Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
+            visit(a, f);
+            visit(b, f);
+        }
+        Scalar::Neg(a) | Scalar::Recip(a) | Scalar::Powi(a, _) | Scalar::Sqrt(a) | Scalar::Call(_, a) | Scalar::ExpShifted(a) | Scalar::Ln(a) => {
+            visit(a, f)
+        }
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+    }
+}
+
+fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
+    f(x);
+    match x {
+        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter_mut().for_each(|y| visit_mut(y, f)),
+        Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
+            visit_mut(a, f);
+            visit_mut(b, f);
+        }
+        Scalar::Neg(a) | Scalar::Recip(a) | Scalar::Powi(a, _) | Scalar::Sqrt(a) | Scalar::Call(_, a) | Scalar::ExpShifted(a) | Scalar::Ln(a) => {
+            visit_mut(a, f)
+        }
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+    }
+}
+
+fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
+    match s {
+        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),
+        Stmt::Reduce { parts, .. } => parts.iter_mut().for_each(|p| f(&mut p.body)),
+        Stmt::Store { value, .. } | Stmt::Return(value) => f(value),
+        Stmt::ZeroOut => {}
+    }
+}
+
+/// Replaces reads of temporary `t` (nest `vars`) by its definition.
+fn substitute(x: &mut Scalar, t: usize, vars: &[Var], def: &Scalar) {
+    visit_mut(x, &mut |s| {
+        if let Scalar::Load(Access { array: Array::Temp(u), idx }) = s {
+            if *u == t {
+                let map: Vec<(Var, Var)> = vars.iter().zip(idx.iter()).map(|(a, (b, _))| (*a, *b)).collect();
+                let mut body = def.clone();
+                rename_vars(&mut body, &map);
+                *s = body;
+            }
+        }
+    });
+}
+
+fn rename_vars(x: &mut Scalar, map: &[(Var, Var)]) {
+    let m = |v: &mut Var| {
+        if let Some((_, to)) = map.iter().find(|(from, _)| from == v) {
+            *v = *to;
+        }
+    };
+    visit_mut(x, &mut |s| match s {
+        Scalar::Load(a) => a.idx.iter_mut().for_each(|(v, _)| m(v)),
+        Scalar::Delta(a, b) => {
+            m(a);
+            m(b);
+        }
+        _ => {}
+    });
+}
+
+fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
+    let m = |v: &mut Var| {
+        if let Some((_, to)) = map.iter().find(|(from, _)| from == v) {
+            *v = *to;
+        }
+    };
+    let place = |p: &mut Place| {
+        if let Place::Elem(a) = p {
+            a.idx.iter_mut().for_each(|(v, _)| m(v));
+        }
+    };
+    match s {
+        Stmt::Loop { var, body, .. } => {
+            m(var);
+            body.iter_mut().for_each(|b| rename_stmt(b, map));
+        }
+        Stmt::Reduce { var, parts, .. } => {
+            m(var);
+            for p in parts {
+                place(&mut p.place);
+                rename_vars(&mut p.body, map);
+            }
+        }
+        Stmt::Store { place: p, value, .. } => {
+            place(p);
+            rename_vars(value, map);
+        }
+        Stmt::Return(v) => rename_vars(v, map),
+        Stmt::ZeroOut => {}
+    }
+}
+
+/// Temporaries an expression reads.
+pub fn temps_read(x: &Scalar, out: &mut BTreeSet<usize>) {
+    visit(x, &mut |s| match s {
+        Scalar::Temp(t) | Scalar::Load(Access { array: Array::Temp(t), .. }) => {
+            out.insert(*t);
+        }
+        _ => {}
+    });
+}
+
+/// Something a statement touches: an array or a scalar temporary.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Array(Array),
+    Scalar(usize),
+}
+
+/// Every access of a statement: target, first index variable, write?
+fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
+    let read = |x: &Scalar, out: &mut Vec<(Target, Option<Var>, bool)>| {
+        visit(x, &mut |e| match e {
+            Scalar::Temp(t) => out.push((Target::Scalar(*t), None, false)),
+            Scalar::Load(a) => out.push((Target::Array(a.array.clone()), a.idx.first().map(|(v, _)| *v), false)),
+            _ => {}
+        })
+    };
+    let write = |p: &Place, out: &mut Vec<(Target, Option<Var>, bool)>| match p {
+        Place::Temp(t) => out.push((Target::Scalar(*t), None, true)),
+        Place::Elem(a) => out.push((Target::Array(a.array.clone()), a.idx.first().map(|(v, _)| *v), true)),
+    };
+    match s {
+        Stmt::Loop { body, .. } => body.iter().for_each(|b| accesses(b, out)),
+        Stmt::Reduce { parts, .. } => {
+            for p in parts {
+                read(&p.body, out);
+                write(&p.place, out);
+            }
+        }
+        Stmt::Store { place, add, value } => {
+            read(value, out);
+            if *add {
+                write(place, out);
+            }
+            write(place, out);
+        }
+        Stmt::Return(v) => read(v, out),
+        Stmt::ZeroOut => out.push((Target::Array(Array::Out), None, true)),
+    }
+}
+
+/// Whether loops `a` (over `va`) and then `b` (over `vb`) may run as one:
+/// everything either writes is touched by both only at the row of the
+/// current iteration.
+fn fusable(a: &Stmt, va: Var, b: &Stmt, vb: Var) -> bool {
+    let (mut xa, mut xb) = (Vec::new(), Vec::new());
+    accesses(a, &mut xa);
+    accesses(b, &mut xb);
+    let written: BTreeSet<String> = xa.iter().chain(&xb).filter(|x| x.2).map(|x| format!("{:?}", x.0)).collect();
+    let row_local = |xs: &[(Target, Option<Var>, bool)], v: Var| {
+        xs.iter().filter(|x| written.contains(&format!("{:?}", x.0))).all(|x| matches!(x.0, Target::Array(_)) && x.1 == Some(v))
+    };
+    row_local(&xa, va) && row_local(&xb, vb)
+}
+
+/// Fuses adjacent loops and reductions over the same range, innermost
+/// bodies too.
+fn fuse(stmts: &mut Vec<Stmt>) {
+    let mut i = 0;
+    while i + 1 < stmts.len() {
+        let merged = match (&stmts[i], &stmts[i + 1]) {
+            (Stmt::Loop { var: va, dim: da, .. }, Stmt::Loop { var: vb, dim: db, .. }) if da == db && fusable(&stmts[i], *va, &stmts[i + 1], *vb) => {
+                let (va, vb) = (*va, *vb);
+                let Stmt::Loop { body: mut tail, .. } = stmts.remove(i + 1) else { unreachable!() };
+                tail.iter_mut().for_each(|s| rename_stmt(s, &[(vb, va)]));
+                let Stmt::Loop { body, .. } = &mut stmts[i] else { unreachable!() };
+                body.extend(tail);
+                true
+            }
+            (Stmt::Reduce { var: va, dim: da, parts: pa }, Stmt::Reduce { var: vb, dim: db, parts: pb }) if da == db && independent(pa, pb) => {
+                let (va, vb) = (*va, *vb);
+                let Stmt::Reduce { parts: mut tail, .. } = stmts.remove(i + 1) else { unreachable!() };
+                for p in &mut tail {
+                    rename_vars(&mut p.body, &[(vb, va)]);
+                }
+                let Stmt::Reduce { parts, .. } = &mut stmts[i] else { unreachable!() };
+                parts.extend(tail);
+                true
+            }
+            _ => false,
+        };
+        if !merged {
+            i += 1;
+        }
+    }
+    for s in stmts.iter_mut() {
+        if let Stmt::Loop { body, .. } = s {
+            fuse(body);
+        }
+    }
+}
+
+/// Whether the reductions `b` read nothing that the reductions `a` produce.
+fn independent(a: &[Part], b: &[Part]) -> bool {
+    let produced: Vec<&Place> = a.iter().map(|p| &p.place).collect();
+    b.iter().all(|p| {
+        let mut hit = false;
+        visit(&p.body, &mut |e| {
+            let place = match e {
+                Scalar::Temp(t) => Some(Place::Temp(*t)),
+                Scalar::Load(acc) if matches!(acc.array, Array::Temp(_)) => {
+                    if produced.iter().any(|q| matches!(q, Place::Elem(x) if x.array == acc.array)) {
+                        hit = true;
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(pl) = place {
+                if produced.contains(&&pl) {
+                    hit = true;
+                }
+            }
+        });
+        !hit
+    })
+}

@@ -1,0 +1,553 @@
+//! Kernel code generation: derivatives to dependency-free Rust functions.
+//!
+//! Every function is generated from the same simplified tensors that
+//! `derive` prints and `eval` evaluates ([`crate::derive::Derivation`]).
+//! Contractions with a direction `v` are formed in the index IR *before*
+//! any loop exists, so the normal form turns `Σ_j H_ij v_j` into
+//! `s·(p_i v_i − p_i Σ_b p_b v_b)` and `D^k f[v, …, v]` into products of
+//! moments `Σ_b p_b v_b^r`: O(n) and O(k·n) by construction. [`loops`]
+//! lowers each to loop nests, [`emit`] prints them with `quote`, and
+//! `prettyplease` formats the module.
+
+pub mod emit;
+pub mod loops;
+
+use std::collections::{BTreeSet, HashMap};
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::derive::{derive, Derivation, Request};
+use crate::diag::{Error, Result};
+use crate::ir::{fresh, Atom, Dim, Ix, Poly};
+use crate::shape::Shape;
+use crate::sym::Tensor;
+use emit::{Emitter, Helpers, Names};
+use loops::{Body, Stmt};
+
+/// Float type of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Float {
+    /// `f64` throughout.
+    #[default]
+    F64,
+    /// `f32` data and arithmetic; sums accumulate in `f64`.
+    F32,
+}
+
+/// One kernel to generate.
+#[derive(Clone, Debug)]
+pub struct KernelSpec {
+    /// Function name prefix.
+    pub name: String,
+    /// The program text.
+    pub expr: String,
+    /// Highest order: functions for every order up to it are emitted.
+    pub order: usize,
+    /// Variable to differentiate with respect to (default: the first).
+    pub wrt: Option<String>,
+    /// Lengths fixed at generation time, such as `n = 8`.
+    pub dims: Vec<(String, usize)>,
+    /// Float type.
+    pub float: Float,
+}
+
+impl KernelSpec {
+    /// A spec with defaults: order 1, f64, no fixed lengths.
+    pub fn new(name: &str, expr: &str) -> KernelSpec {
+        KernelSpec { name: name.into(), expr: expr.into(), order: 1, wrt: None, dims: Vec::new(), float: Float::F64 }
+    }
+}
+
+/// The full-tensor function `f_d{k}` is refused beyond this many terms.
+const MAX_TENSOR_TERMS: f64 = 20_000.0;
+
+/// Direction variable in the IR (a name no program can use).
+const DIRECTION: &str = "·v";
+/// The centred direction `v − c`.
+const CENTRED: &str = "·w";
+
+/// The items of one kernel (all its functions and helpers), unformatted.
+pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
+    check_ident(&spec.name)?;
+    let mut req = Request::new(&spec.expr, spec.order);
+    req.wrt = spec.wrt.clone();
+    let d = derive(&req)?;
+    let symbolic = d.typed.symbolic_dims();
+    let mut fixed = HashMap::new();
+    for (n, v) in &spec.dims {
+        if !symbolic.contains(n) {
+            return Err(Error::new(format!("--dim `{n}={v}`: `{n}` is not a dimension of the expression"))
+                .with_note(format!("its dimensions are: {}", if symbolic.is_empty() { "(none)".into() } else { symbolic.join(", ") })));
+        }
+        if *v == 0 {
+            return Err(Error::new(format!("--dim `{n}={v}`: a length must be at least 1")));
+        }
+        fixed.insert(n.clone(), *v);
+    }
+    let sig = Signature::new(&d, &fixed, &spec.name);
+    let names = Names { kernel: spec.name.clone(), inputs: sig.inputs.clone(), fixed, float: spec.float };
+    let mut items = TokenStream::new();
+    let mut helpers = Helpers::default();
+    let scalar_value = d.tensor.value_idx.is_empty();
+    let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
+
+    for k in 0..=spec.order {
+        let t = &d.orders[k];
+        match k {
+            0 => {
+                let f = Function { name: name(""), doc: "The value.".into(), direction: false, tensor_out: !scalar_value };
+                items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+            }
+            1 => {
+                let doc = if scalar_value { "The gradient." } else { "The Jacobian, value indices first." };
+                let f = Function { name: name("_grad"), doc: doc.into(), direction: false, tensor_out: true };
+                items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+            }
+            _ => {
+                if k == 2 {
+                    let f = Function {
+                        name: name("_hvp"),
+                        doc: "The Hessian times `v` (contracted in its last index), without forming the Hessian.".into(),
+                        direction: true,
+                        tensor_out: true,
+                    };
+                    items.extend(f.emit(&sig, &names, &mut helpers, |b| hvp(b, t, &sig))?);
+                    let f = Function { name: name("_hessian"), doc: "The full Hessian, row-major.".into(), direction: false, tensor_out: true };
+                    items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                } else {
+                    let f = Function {
+                        name: name(&format!("_d{k}")),
+                        doc: format!("The full derivative tensor of order {k}, row-major."),
+                        direction: false,
+                        tensor_out: true,
+                    };
+                    items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                    let f = Function {
+                        name: name(&format!("_d{k}_dir")),
+                        doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
+                        direction: true,
+                        tensor_out: !scalar_value,
+                    };
+                    items.extend(f.emit(&sig, &names, &mut helpers, |b| directional(b, &d, k, &sig))?);
+                }
+            }
+        }
+    }
+    items.extend(emit::helpers(&spec.name, spec.float, helpers));
+    Ok(items)
+}
+
+/// A whole module: header, then the items of each kernel, formatted.
+pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
+    let mut items = TokenStream::new();
+    for k in kernels {
+        items.extend(kernel_items(k).map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?);
+    }
+    let file: syn::File = syn::parse2(items).map_err(|e| Error::new(format!("internal error: generated code does not parse: {e}")))?;
+    let mut out = header(kernels, command);
+    out.push_str(&prettyplease::unparse(&file));
+    Ok(out)
+}
+
+/// The `symdiff codegen` command that generates `spec`, quoted for a shell.
+pub fn command_line(spec: &KernelSpec) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let expr = spec.expr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut c = format!("symdiff codegen {} --name {} --order {}", quote(&expr), spec.name, spec.order);
+    if let Some(w) = &spec.wrt {
+        c.push_str(&format!(" --wrt {w}"));
+    }
+    for (n, v) in &spec.dims {
+        c.push_str(&format!(" --dim {n}={v}"));
+    }
+    if spec.float == Float::F32 {
+        c.push_str(" --float f32");
+    }
+    c
+}
+
+fn header(kernels: &[KernelSpec], command: &str) -> String {
+    let mut h = format!("// generated by symdiff {} — do not edit; regenerate with:\n//   {command}\n", env!("CARGO_PKG_VERSION"));
+    for k in kernels {
+        let expr = k.expr.split_whitespace().collect::<Vec<_>>().join(" ");
+        h.push_str(&format!(
+            "// kernel `{}`: f = {expr}, orders 0..={}{}, {}\n",
+            k.name,
+            k.order,
+            k.wrt.as_ref().map(|w| format!(" with respect to {w}")).unwrap_or_default(),
+            match k.float {
+                Float::F64 => "f64".to_string(),
+                Float::F32 => "f32 data and arithmetic, sums accumulated in f64 (an f32 sum of n terms loses up to n·2⁻²⁴ relative)".into(),
+            }
+        ));
+        if !k.dims.is_empty() {
+            let d: Vec<String> = k.dims.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+            h.push_str(&format!("//   specialized to {}\n", d.join(", ")));
+        }
+    }
+    h.push('\n');
+    h
+}
+
+fn check_ident(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && syn::parse_str::<Ident>(name).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(format!("--name `{name}` is not a Rust identifier")).with_note("use letters, digits and `_`, starting with a letter"))
+    }
+}
+
+/// Parameters shared by every function of a kernel.
+struct Signature {
+    /// Length parameters (`usize`), in order of first appearance.
+    dim_params: Vec<String>,
+    /// Input parameter names.
+    inputs: Vec<Ident>,
+    /// Each input's IR name and dims.
+    shapes: Vec<(String, Vec<Dim>)>,
+    /// Lengths read off a vector argument: dim → input position.
+    from_input: Vec<(String, usize)>,
+    /// The direction's parameter name.
+    direction: Ident,
+    /// Dims of `wrt`.
+    wrt_dims: Vec<Dim>,
+}
+
+impl Signature {
+    fn new(d: &Derivation, fixed: &HashMap<String, usize>, kernel: &str) -> Signature {
+        let mut taken: BTreeSet<String> = ["out"].iter().map(|s| s.to_string()).collect();
+        taken.extend(d.typed.symbolic_dims());
+        taken.insert(kernel.to_string());
+        let mut inputs = Vec::new();
+        let mut shapes = Vec::new();
+        for (n, s) in &d.typed.vars {
+            let mut name = n.to_lowercase();
+            while taken.contains(&name) || generated_name(&name) || syn::parse_str::<Ident>(&name).is_err() {
+                name.push('_');
+            }
+            taken.insert(name.clone());
+            inputs.push(Ident::new(&name, Span::call_site()));
+            shapes.push((n.clone(), s.dims()));
+        }
+        let mut direction = "v".to_string();
+        while taken.contains(&direction) {
+            direction.push('_');
+        }
+        let mut from_input: Vec<(String, usize)> = Vec::new();
+        for (k, (_, s)) in d.typed.vars.iter().enumerate() {
+            if let Shape::Vec(Dim::Named(n)) = s {
+                if !fixed.contains_key(&**n) && !from_input.iter().any(|(m, _)| **m == **n) {
+                    from_input.push((n.to_string(), k));
+                }
+            }
+        }
+        let dim_params = d
+            .typed
+            .symbolic_dims()
+            .into_iter()
+            .filter(|n| !fixed.contains_key(n) && !from_input.iter().any(|(m, _)| m == n))
+            .collect();
+        Signature {
+            dim_params,
+            inputs,
+            shapes,
+            from_input,
+            direction: Ident::new(&direction, Span::call_site()),
+            wrt_dims: d.tensor.wrt_dims.clone(),
+        }
+    }
+}
+
+/// Names the generated code uses for its own locals.
+fn generated_name(n: &str) -> bool {
+    let digits_after = |p: &str| n.strip_prefix(p).is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'));
+    ["i", "c", "l", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p"].iter().any(|p| digits_after(p))
+}
+
+/// One function of a kernel.
+struct Function {
+    name: Ident,
+    doc: String,
+    /// Takes a direction `v`.
+    direction: bool,
+    /// Writes to `out` (else returns a scalar).
+    tensor_out: bool,
+}
+
+impl Function {
+    fn emit(
+        &self,
+        sig: &Signature,
+        names: &Names,
+        helpers: &mut Helpers,
+        build: impl FnOnce(&mut Body) -> Result<(Poly, Vec<(Ix, Dim)>)>,
+    ) -> Result<TokenStream> {
+        let mut shapes = sig.shapes.clone();
+        shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
+        let mut body = Body::new(shapes);
+        let (poly, out_idx) = build(&mut body)?;
+        let tail = if self.tensor_out { body.output(&poly, &out_idx) } else { vec![Stmt::Return(body.scalar(&poly))] };
+        let (stmts, temps) = body.finish(tail);
+        let mut inputs = names.inputs.clone();
+        inputs.push(sig.direction.clone());
+        let names = Names { kernel: names.kernel.clone(), inputs, fixed: names.fixed.clone(), float: names.float };
+        let em = Emitter::new(&names, &temps);
+        for s in &stmts {
+            helpers.note_stmt(s);
+        }
+        let ty = match names.float {
+            Float::F64 => quote!(f64),
+            Float::F32 => quote!(f32),
+        };
+
+        // Which parameters the body reads.
+        let mut used = BTreeSet::new();
+        fn note_arrays(s: &Stmt, used: &mut BTreeSet<usize>) {
+            let mut see = |x: &loops::Scalar| {
+                loops::visit(x, &mut |e| {
+                    if let loops::Scalar::Load(loops::Access { array: loops::Array::Input(k), .. }) = e {
+                        used.insert(*k);
+                    }
+                })
+            };
+            match s {
+                Stmt::Loop { body, .. } => body.iter().for_each(|b| note_arrays(b, used)),
+                Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| see(&p.body)),
+                Stmt::Store { value, .. } | Stmt::Return(value) => see(value),
+                Stmt::ZeroOut => {}
+            }
+        }
+        for s in &stmts {
+            note_arrays(s, &mut used);
+        }
+
+        let mut params = Vec::new();
+        for d in &sig.dim_params {
+            let i = Ident::new(d, Span::call_site());
+            params.push(quote!(#i: usize));
+        }
+        let param_name = |k: usize, n: &Ident| -> Ident {
+            let needed = used.contains(&k) || sig.from_input.iter().any(|(_, j)| *j == k);
+            if needed {
+                n.clone()
+            } else {
+                format_ident!("_{}", n)
+            }
+        };
+        for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
+            let n = param_name(k, n);
+            params.push(quote!(#n: &[#ty]));
+        }
+        if self.direction {
+            let n = &sig.direction;
+            params.push(quote!(#n: &[#ty]));
+        }
+        if self.tensor_out {
+            params.push(quote!(out: &mut [#ty]));
+        }
+
+        // Lengths: read off vector arguments, then every argument checked once.
+        let mut entry = TokenStream::new();
+        for (dname, k) in &sig.from_input {
+            let d = Ident::new(dname, Span::call_site());
+            let a = &names.inputs[*k];
+            entry.extend(quote!(let #d = #a.len();));
+        }
+        let mut check = |arg: &Ident, dims: &[Dim], skip: bool| {
+            if skip {
+                return;
+            }
+            let arg_name = arg.to_string();
+            let arg_name = arg_name.trim_start_matches('_');
+            let arg = Ident::new(arg_name, Span::call_site());
+            let len = em.product(dims);
+            let shown: Vec<String> = dims.iter().map(|d| names.fixed.get(&d.to_string()).map(|v| v.to_string()).unwrap_or(d.to_string())).collect();
+            let msg = format!("`{arg_name}` must have length {}", if shown.is_empty() { "1".into() } else { shown.join("·") });
+            entry.extend(quote!(assert_eq!(#arg.len(), #len, #msg);));
+        };
+        for (k, (_, dims)) in sig.shapes.iter().enumerate() {
+            let derived = sig.from_input.iter().any(|(_, j)| *j == k) && dims.len() == 1;
+            let unused = !used.contains(&k) && !derived;
+            let n = param_name(k, &names.inputs[k]);
+            if unused {
+                continue;
+            }
+            check(&n, dims, derived);
+        }
+        if self.direction {
+            check(&sig.direction, &sig.wrt_dims, false);
+        }
+        if self.tensor_out {
+            check(&format_ident!("out"), &out_idx.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), false);
+        }
+        let alloc = em.allocations();
+        let code = em.stmts(&stmts);
+        let name = &self.name;
+        let doc = format!(" {}", self.doc);
+        let ret = if self.tensor_out { quote!() } else { quote!(-> #ty) };
+        Ok(quote! {
+            #[doc = #doc]
+            #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code)]
+            pub fn #name(#(#params),*) #ret {
+                #entry
+                #alloc
+                #code
+            }
+        })
+    }
+}
+
+/// The output indices of a tensor, row-major.
+fn out_indices(t: &Tensor) -> Vec<(Ix, Dim)> {
+    let mut out: Vec<(Ix, Dim)> = t.value_idx.iter().copied().zip(t.value_dims.iter().cloned()).collect();
+    for g in &t.groups {
+        out.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
+    }
+    out
+}
+
+/// The whole tensor (value, gradient, Hessian, `f_d{k}`).
+fn full(_b: &mut Body, t: &Tensor, _d: &Derivation) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+    let k = t.order();
+    let terms: f64 = if t.symmetric { t.classes.iter().map(|c| c.orbit(k)).sum() } else { t.classes.len() as f64 };
+    if terms > MAX_TENSOR_TERMS {
+        return Err(Error::new(format!(
+            "the full order-{k} tensor has {terms} terms, too many to emit as code (limit {MAX_TENSOR_TERMS})"
+        ))
+        .with_note(format!("the directional derivative `_d{k}_dir` stays small; generate a lower --order to get the full tensors")));
+    }
+    Ok((t.expanded(), out_indices(t)))
+}
+
+/// `t` contracted with the direction in the derivative groups `from..`.
+fn contract(p: &Poly, t: &Tensor, from: usize, dir: &str) -> Poly {
+    contract_with(p, t, from, |idx| Poly::var(dir, idx))
+}
+
+/// `t` contracted in the groups `from..` with the vector `with(indices)`.
+fn contract_with(p: &Poly, t: &Tensor, from: usize, with: impl Fn(Vec<Ix>) -> Poly) -> Poly {
+    let mut p = p.clone();
+    for g in &t.groups[from..] {
+        let fresh_ids: Vec<Ix> = g.iter().map(|_| fresh()).collect();
+        for (&old, &new) in g.iter().zip(&fresh_ids) {
+            p = p.rename(old, new);
+        }
+        p = p.mul(&with(fresh_ids.clone()));
+        for (&k, d) in fresh_ids.iter().zip(&t.wrt_dims).rev() {
+            p = Poly::sum_over(k, d, &p);
+        }
+    }
+    p
+}
+
+/// `Σ_j H_ij v_j`.
+fn hvp(_b: &mut Body, t: &Tensor, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+    let p = contract(&t.expanded(), t, 1, DIRECTION);
+    let mut out = out_indices(t);
+    out.truncate(t.value_idx.len() + t.wrt_dims.len());
+    Ok((p, out))
+}
+
+/// `D^k f[v, …, v]`: each symmetry class contracted once and weighted by
+/// its orbit (every member contracts to the same number). When the
+/// function is shift-invariant along `1` (checked on the Hessian), the
+/// direction is first centred at its mean under the softmax, which keeps
+/// the moments small and the cumulants free of cancellation.
+fn directional(b: &mut Body, d: &Derivation, k: usize, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+    let t = &d.orders[k];
+    let centre = centring(d);
+    let dir = if centre.is_some() { CENTRED } else { DIRECTION };
+    let p = if t.symmetric {
+        let mut acc = Poly::zero();
+        for c in &t.classes {
+            let term = Poly { terms: vec![c.term.clone()] };
+            acc = acc.add(&contract(&term, t, 0, dir).scale(c.orbit(k)));
+        }
+        acc
+    } else {
+        contract(&t.expanded(), t, 0, dir)
+    };
+    if let Some(c) = centre {
+        let minus = b.scalar(&c);
+        let v_input = d.typed.vars.len();
+        b.shift(CENTRED, v_input, minus);
+    }
+    let out = out_indices(t)[..t.value_idx.len()].to_vec();
+    Ok((p, out))
+}
+
+/// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not
+/// change along `1` (its Hessian times `1` simplifies to zero).
+fn centring(d: &Derivation) -> Option<Poly> {
+    let t2 = d.orders.get(2)?;
+    if t2.wrt_dims.len() != 1 {
+        return None;
+    }
+    let ones = contract_with(&t2.expanded(), t2, 1, |_| Poly::constant(1.0));
+    let (h1, _) = crate::simplify::simplify_poly(&ones, &crate::rules::identities(), crate::simplify::Limits::default(), "centring check");
+    if !h1.is_zero() {
+        return None;
+    }
+    let wrt_dim = &t2.wrt_dims[0];
+    let p = find_softmax(&d.orders[1].expanded(), &d.wrt, wrt_dim)?;
+    let Atom::Softmax { at, .. } = &p else { unreachable!() };
+    let k = fresh();
+    let pk = crate::ir::Poly::atom(std::rc::Rc::new(p.clone())).rename(*at, k);
+    Some(Poly::sum_over(k, wrt_dim, &pk.mul(&Poly::var(DIRECTION, vec![k]))))
+}
+
+/// A vector softmax over `dim` of an expression of `wrt`.
+fn find_softmax(p: &Poly, wrt: &str, dim: &Dim) -> Option<Atom> {
+    for t in &p.terms {
+        for f in &t.factors {
+            if let Atom::Softmax { dim: d, body, at, .. } = &*f.atom {
+                if d == dim && body.uses_var(wrt) && f.atom.free().len() == 1 && f.atom.free().contains(at) {
+                    return Some((*f.atom).clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A `usize` literal.
+pub fn usize_lit(n: usize) -> TokenStream {
+    let l = Literal::usize_unsuffixed(n);
+    quote!(#l)
+}
+
+/// A file of kernels that symdiff generates for itself into `generated/`.
+pub struct OwnFile {
+    /// File name under `generated/`.
+    pub file: &'static str,
+    /// Its kernels.
+    pub kernels: Vec<KernelSpec>,
+}
+
+/// The command that regenerates `generated/` (and the stale-check test).
+pub const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --release --test generated";
+
+/// The kernels committed in `generated/`.
+pub fn own_kernels() -> Vec<OwnFile> {
+    let spec = |name: &str, expr: &str, order: usize, wrt: Option<&str>| KernelSpec {
+        order,
+        wrt: wrt.map(str::to_string),
+        ..KernelSpec::new(name, expr)
+    };
+    vec![
+        OwnFile { file: "xent.rs", kernels: vec![spec("xent", "xent(z, q)", 4, None)] },
+        OwnFile { file: "softmax.rs", kernels: vec![spec("softmax", "softmax(z)", 2, None)] },
+        OwnFile { file: "log_softmax.rs", kernels: vec![spec("log_softmax", "log_softmax(z)", 2, None)] },
+        OwnFile { file: "logsumexp.rs", kernels: vec![spec("logsumexp", "logsumexp(z)", 3, None)] },
+    ]
+}
+
+/// The text of one file of `generated/`.
+pub fn own_file(f: &OwnFile) -> Result<String> {
+    module(&f.kernels, REGENERATE)
+}

@@ -1,0 +1,328 @@
+//! The committed kernels in `generated/`, compiled here under
+//! `#[deny(warnings)]`, checked against three independent truths at random
+//! points (n from 1 to 13, logits up to ±1e4, targets that do not sum to
+//! one): closed forms written out by hand below, symdiff's own `eval`
+//! (the IR interpreter, a different path from the kernels), and central
+//! finite differences of the kernels themselves.
+
+#[deny(warnings)]
+mod xent {
+    include!("../generated/xent.rs");
+}
+#[deny(warnings)]
+mod softmax {
+    include!("../generated/softmax.rs");
+}
+#[deny(warnings)]
+mod log_softmax {
+    include!("../generated/log_softmax.rs");
+}
+#[deny(warnings)]
+mod logsumexp {
+    include!("../generated/logsumexp.rs");
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    /// Logits of one of several scales, up to ±1e4.
+    fn logits(&mut self, n: usize) -> Vec<f64> {
+        let scale = [1.0, 5.0, 50.0, 1e3, 1e4][(self.next() * 5.0) as usize % 5];
+        self.vec(n, -scale, scale)
+    }
+}
+
+/// Stable softmax and logsumexp by the textbook formulas (std `exp`).
+fn reference(z: &[f64]) -> (Vec<f64>, f64) {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|x| (x - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    (e.iter().map(|x| x / s).collect(), m + s.ln())
+}
+
+/// Entrywise agreement to `rel` relative, or within `rel · floor` where
+/// an entry is the small difference of terms of size `floor`: there no
+/// double-precision formula, the reference's included, has more than
+/// `eps · floor` absolute accuracy.
+#[track_caller]
+fn close_with(got: &[f64], want: &[f64], rel: f64, floor: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g.is_finite(), "{what}[{i}] = {g} is not finite");
+        let tol = rel * (w.abs() + floor) + 1e-300;
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (diff {:e})", (g - w).abs());
+    }
+}
+
+/// `close_with`, the terms being of the size of the largest entry times
+/// 1e-4 (enough for the cancellations of a product of probabilities).
+#[track_caller]
+fn close(got: &[f64], want: &[f64], rel: f64, what: &str) {
+    let scale = want.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+    close_with(got, want, rel, 1e-4 * scale, what)
+}
+
+/// The size of the terms that cancel in a derivative of softmax at `z`:
+/// probabilities are O(1), up to 13 of them are summed, and `z_i − lse`
+/// is rounded to the unit of `max|z|`, which every formula (the
+/// reference's too) inherits.
+fn terms_floor(z: &[f64]) -> f64 {
+    let zmax = z.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+    1e-3 * (1.0 + zmax * 1e-2)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn delta(a: usize, b: usize) -> f64 {
+    f64::from(u8::from(a == b))
+}
+
+/// symdiff's `eval` at a point, through the library (not the kernels).
+fn eval(expr: &str, order: usize, at: &[(&str, &[f64])]) -> Vec<f64> {
+    let text: Vec<String> = at
+        .iter()
+        .map(|(n, v)| format!("{n}=[{}]", v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",")))
+        .collect();
+    let bindings = symdiff::eval::parse_point(&text.join("; ")).unwrap();
+    let d = symdiff::derive(&symdiff::Request::new(expr, order)).unwrap();
+    let point = symdiff::eval::bind(&d.typed, &bindings).unwrap();
+    symdiff::eval::evaluate(&d.tensor, &point).unwrap()
+}
+
+/// Central differences of a vector-valued function, entry `[out, wrt]`.
+fn jacobian_fd(f: &dyn Fn(&[f64]) -> Vec<f64>, z: &[f64]) -> Vec<f64> {
+    let n = z.len();
+    let m = f(z).len();
+    let mut out = vec![0.0; m * n];
+    for j in 0..n {
+        let h = 1e-5 * (1.0 + z[j].abs());
+        let mut zp = z.to_vec();
+        zp[j] += h;
+        let mut zm = z.to_vec();
+        zm[j] -= h;
+        let (fp, fm) = (f(&zp), f(&zm));
+        for i in 0..m {
+            out[i * n + j] = (fp[i] - fm[i]) / (2.0 * h);
+        }
+    }
+    out
+}
+
+#[test]
+fn xent_kernels_match_closed_forms() {
+    let mut rng = Rng(0x5eed_0001);
+    for trial in 0..200 {
+        let n = 1 + trial % 13;
+        let z = rng.logits(n);
+        let q = rng.vec(n, 0.0, 2.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let (p, lse) = reference(&z);
+        let s: f64 = q.iter().sum();
+        let what = |f: &str| format!("{f} at n={n} z={z:?} q={q:?}");
+        let floor = terms_floor(&z) * s.max(1.0);
+
+        let value = xent::xent(&z, &q);
+        close_with(&[value], &[s * lse - dot(&z, &q)], 1e-10, floor, &what("xent"));
+
+        let mut g = vec![0.0; n];
+        xent::xent_grad(&z, &q, &mut g);
+        let want: Vec<f64> = (0..n).map(|i| s * p[i] - q[i]).collect();
+        close_with(&g, &want, 1e-10, floor, &what("xent_grad"));
+
+        let pv = dot(&p, &v);
+        let mut hv = vec![0.0; n];
+        xent::xent_hvp(&z, &q, &v, &mut hv);
+        let want: Vec<f64> = (0..n).map(|i| s * (p[i] * v[i] - p[i] * pv)).collect();
+        close_with(&hv, &want, 1e-10, floor, &what("xent_hvp"));
+
+        let mut h = vec![0.0; n * n];
+        xent::xent_hessian(&z, &q, &mut h);
+        let want: Vec<f64> = (0..n * n).map(|e| s * (p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n])).collect();
+        close_with(&h, &want, 1e-10, floor, &what("xent_hessian"));
+
+        let mut d3 = vec![0.0; n * n * n];
+        xent::xent_d3(&z, &q, &mut d3);
+        let mut want = vec![0.0; n * n * n];
+        for i in 0..n {
+            for j in 0..n {
+                for k in 0..n {
+                    want[(i * n + j) * n + k] = s
+                        * (p[i] * delta(i, j) * delta(j, k)
+                            - p[i] * p[j] * delta(i, k)
+                            - p[i] * p[j] * delta(j, k)
+                            - p[i] * p[k] * delta(i, j)
+                            + 2.0 * p[i] * p[j] * p[k]);
+                }
+            }
+        }
+        close_with(&d3, &want, 1e-10, floor, &what("xent_d3"));
+
+        // D³f[v,v,v] is the third cumulant of v under p, times s.
+        let w: Vec<f64> = v.iter().map(|x| x - pv).collect();
+        let k3 = s * p.iter().zip(&w).map(|(a, b)| a * b * b * b).sum::<f64>();
+        close_with(&[xent::xent_d3_dir(&z, &q, &v)], &[k3], 1e-9, floor, &what("xent_d3_dir"));
+
+        // Fourth cumulant: E[w⁴] − 3 E[w²]².
+        let m2: f64 = p.iter().zip(&w).map(|(a, b)| a * b * b).sum();
+        let m4: f64 = p.iter().zip(&w).map(|(a, b)| a * b.powi(4)).sum();
+        close_with(&[xent::xent_d4_dir(&z, &q, &v)], &[s * (m4 - 3.0 * m2 * m2)], 1e-9, floor, &what("xent_d4_dir"));
+    }
+}
+
+#[test]
+fn xent_order_4_matches_eval_and_its_own_order_3() {
+    let mut rng = Rng(0x5eed_0002);
+    for n in 1..=5 {
+        let z = rng.vec(n, -3.0, 3.0);
+        let q = rng.vec(n, 0.0, 1.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let mut d4 = vec![0.0; n.pow(4)];
+        xent::xent_d4(&z, &q, &mut d4);
+        let s: f64 = q.iter().sum();
+        close_with(&d4, &eval("xent(z, q)", 4, &[("z", &z), ("q", &q)]), 1e-10, 1e-4 * s, "xent_d4 vs eval");
+        let d3 = |x: &[f64]| {
+            let mut o = vec![0.0; n * n * n];
+            xent::xent_d3(x, &q, &mut o);
+            o
+        };
+        close_with(&jacobian_fd(&d3, &z), &d4, 1e-5, 1e-2 * s, "xent_d4 vs differences of xent_d3");
+        let contracted: f64 = (0..n.pow(4))
+            .map(|e| d4[e] * v[e / (n * n * n)] * v[(e / (n * n)) % n] * v[(e / n) % n] * v[e % n])
+            .sum();
+        close_with(&[xent::xent_d4_dir(&z, &q, &v)], &[contracted], 1e-9, 1e-3 * s, "xent_d4_dir vs contracted d4");
+    }
+}
+
+#[test]
+fn xent_kernels_stay_finite_at_extreme_logits_and_zero_targets() {
+    let z = [1e4, -1e4, 0.0, 1e4 - 1.0, -3.0];
+    let q = [0.0, 0.0, 1.0, 0.0, 0.0];
+    let (p, lse) = reference(&z);
+    assert!(xent::xent(&z, &q).is_finite());
+    close(&[xent::xent(&z, &q)], &[lse - z[2]], 1e-12, "xent at ±1e4");
+    let mut g = [0.0; 5];
+    xent::xent_grad(&z, &q, &mut g);
+    let want: Vec<f64> = (0..5).map(|i| p[i] - q[i]).collect();
+    close(&g, &want, 1e-12, "xent_grad at ±1e4");
+    let mut h = [0.0; 25];
+    xent::xent_hessian(&z, &q, &mut h);
+    assert!(h.iter().all(|x| x.is_finite()));
+    assert!(xent::xent_d3_dir(&z, &q, &[1.0, -2.0, 0.5, 3.0, 0.0]).is_finite());
+}
+
+#[test]
+fn softmax_kernels_match_closed_forms_and_eval() {
+    let mut rng = Rng(0x5eed_0003);
+    for trial in 0..100 {
+        let n = 1 + trial % 13;
+        let z = rng.logits(n);
+        let (p, _) = reference(&z);
+        let floor = terms_floor(&z);
+        let mut out = vec![0.0; n];
+        softmax::softmax(&z, &mut out);
+        close_with(&out, &p, 1e-10, floor, "softmax");
+        let mut j = vec![0.0; n * n];
+        softmax::softmax_grad(&z, &mut j);
+        let want: Vec<f64> = (0..n * n).map(|e| p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n]).collect();
+        close_with(&j, &want, 1e-10, floor, "softmax_grad");
+    }
+    for n in 1..=6 {
+        let z = rng.vec(n, -4.0, 4.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let floor = terms_floor(&z);
+        let mut h = vec![0.0; n * n * n];
+        softmax::softmax_hessian(&z, &mut h);
+        close_with(&h, &eval("softmax(z)", 2, &[("z", &z)]), 1e-10, floor, "softmax_hessian vs eval");
+        let mut hv = vec![0.0; n * n];
+        softmax::softmax_hvp(&z, &v, &mut hv);
+        let want: Vec<f64> = (0..n * n).map(|e| (0..n).map(|k| h[e * n + k] * v[k]).sum()).collect();
+        close_with(&hv, &want, 1e-10, floor, "softmax_hvp vs contracted hessian");
+        let grad = |x: &[f64]| {
+            let mut o = vec![0.0; n * n];
+            softmax::softmax_grad(x, &mut o);
+            o
+        };
+        close_with(&jacobian_fd(&grad, &z), &h, 1e-6, floor, "softmax_hessian vs differences");
+    }
+}
+
+#[test]
+fn log_softmax_kernels_match_closed_forms() {
+    let mut rng = Rng(0x5eed_0004);
+    for trial in 0..100 {
+        let n = 1 + trial % 13;
+        let z = rng.logits(n);
+        let (p, lse) = reference(&z);
+        let floor = terms_floor(&z);
+        let mut out = vec![0.0; n];
+        log_softmax::log_softmax(&z, &mut out);
+        let want: Vec<f64> = z.iter().map(|x| x - lse).collect();
+        close_with(&out, &want, 1e-10, floor, "log_softmax");
+        assert!(out.iter().all(|x| x.is_finite()), "log_softmax stays finite where softmax underflows");
+        let mut j = vec![0.0; n * n];
+        log_softmax::log_softmax_grad(&z, &mut j);
+        let want: Vec<f64> = (0..n * n).map(|e| delta(e / n, e % n) - p[e % n]).collect();
+        close_with(&j, &want, 1e-10, floor, "log_softmax_grad");
+        let mut h = vec![0.0; n * n * n];
+        log_softmax::log_softmax_hessian(&z, &mut h);
+        let want: Vec<f64> = (0..n * n * n).map(|e| {
+            let (j, k) = ((e / n) % n, e % n);
+            p[j] * p[k] - p[j] * delta(j, k)
+        }).collect();
+        close_with(&h, &want, 1e-10, floor, "log_softmax_hessian");
+    }
+}
+
+#[test]
+fn logsumexp_kernels_match_closed_forms_and_eval() {
+    let mut rng = Rng(0x5eed_0005);
+    for trial in 0..100 {
+        let n = 1 + trial % 13;
+        let z = rng.logits(n);
+        let v = rng.vec(n, -1.0, 1.0);
+        let (p, lse) = reference(&z);
+        let floor = terms_floor(&z);
+        close_with(&[logsumexp::logsumexp(&z)], &[lse], 1e-12, floor, "logsumexp");
+        let mut g = vec![0.0; n];
+        logsumexp::logsumexp_grad(&z, &mut g);
+        close_with(&g, &p, 1e-10, floor, "logsumexp_grad");
+        let pv = dot(&p, &v);
+        let mut hv = vec![0.0; n];
+        logsumexp::logsumexp_hvp(&z, &v, &mut hv);
+        let want: Vec<f64> = (0..n).map(|i| p[i] * v[i] - p[i] * pv).collect();
+        close_with(&hv, &want, 1e-10, floor, "logsumexp_hvp");
+        let w: Vec<f64> = v.iter().map(|x| x - pv).collect();
+        let k3: f64 = p.iter().zip(&w).map(|(a, b)| a * b.powi(3)).sum();
+        close_with(&[logsumexp::logsumexp_d3_dir(&z, &v)], &[k3], 1e-9, floor, "logsumexp_d3_dir");
+    }
+    for n in 1..=6 {
+        let z = rng.vec(n, -4.0, 4.0);
+        let floor = terms_floor(&z);
+        let mut d3 = vec![0.0; n * n * n];
+        logsumexp::logsumexp_d3(&z, &mut d3);
+        close_with(&d3, &eval("logsumexp(z)", 3, &[("z", &z)]), 1e-10, floor, "logsumexp_d3 vs eval");
+    }
+}
+
+#[test]
+fn kernels_check_lengths_at_entry() {
+    let r = std::panic::catch_unwind(|| {
+        let mut g = [0.0; 3];
+        xent::xent_grad(&[1.0, 2.0, 3.0], &[1.0, 0.0], &mut g);
+    });
+    assert!(r.is_err(), "a short `q` is refused");
+}
