@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod builder;
 pub mod codegen;
 pub mod derive;
 pub mod diag;
@@ -23,6 +24,8 @@ pub mod shape;
 pub mod simplify;
 pub mod sym;
 
+pub use builder::{BuildError, Builder};
+pub use codegen::Float;
 pub use derive::{derive, Derivation, Request};
 pub use diag::{Error, Result};
 pub use render::Syntax;

@@ -282,12 +282,22 @@ impl Body {
     fn temp(&mut self, kind: u8, a: &Atom, env: &Env) -> Scalar {
         let order = first_free(a);
         let mut key = Poly::atom(Rc::new(a.clone()));
-        for (k, &ix) in order.iter().enumerate() {
-            key = key.rename(ix, PLACEHOLDER + k as Ix);
+        // Through fresh names first: the atom may already use placeholders
+        // of the temporary it sits in.
+        let via: Vec<Ix> = order.iter().map(|_| crate::ir::fresh()).collect();
+        for (&ix, &f) in order.iter().zip(&via) {
+            key = key.rename(ix, f);
         }
-        let key_atom = match key.terms.as_slice() {
-            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => (*t.factors[0].atom).clone(),
-            _ => unreachable!("renaming free indices keeps an atom an atom"),
+        for (k, &f) in via.iter().enumerate() {
+            key = key.rename(f, PLACEHOLDER + k as Ix);
+        }
+        // Renaming re-normalizes, which can open an atom up (a group is
+        // its sum again); such an atom keeps its own index names as key.
+        let (key_atom, key_ix): (Atom, Vec<Ix>) = match key.terms.as_slice() {
+            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => {
+                ((*t.factors[0].atom).clone(), (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect())
+            }
+            _ => (a.clone(), order.clone()),
         };
         let read = |id: usize| -> Scalar {
             if order.is_empty() {
@@ -305,7 +315,7 @@ impl Body {
         for (k, &ix) in order.iter().enumerate() {
             let v = self.var();
             let d = lookup(env, ix).1;
-            inner.push((PLACEHOLDER + k as Ix, v, d.clone()));
+            inner.push((key_ix[k], v, d.clone()));
             vars.push((v, d));
         }
         let (def, hint) = match (&key_atom, kind) {

@@ -10,6 +10,7 @@
 //! `prettyplease` formats the module.
 
 pub mod emit;
+pub mod interp;
 pub mod loops;
 
 use std::collections::{BTreeSet, HashMap};
@@ -44,6 +45,8 @@ pub struct KernelSpec {
     pub expr: String,
     /// Highest order: functions for every order up to it are emitted.
     pub order: usize,
+    /// Lowest order emitted (0: from the value on).
+    pub min_order: usize,
     /// Variable to differentiate with respect to (default: the first).
     pub wrt: Option<String>,
     /// Lengths fixed at generation time, such as `n = 8`.
@@ -55,7 +58,7 @@ pub struct KernelSpec {
 impl KernelSpec {
     /// A spec with defaults: order 1, f64, no fixed lengths.
     pub fn new(name: &str, expr: &str) -> KernelSpec {
-        KernelSpec { name: name.into(), expr: expr.into(), order: 1, wrt: None, dims: Vec::new(), float: Float::F64 }
+        KernelSpec { name: name.into(), expr: expr.into(), order: 1, min_order: 0, wrt: None, dims: Vec::new(), float: Float::F64 }
     }
 }
 
@@ -69,6 +72,16 @@ const CENTRED: &str = "·w";
 
 /// The items of one kernel (all its functions and helpers), unformatted.
 pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
+    Ok(kernel_build(spec)?.0)
+}
+
+/// The loop nests of every function of a kernel, by function name (for
+/// [`interp`], which runs them without compiling them).
+pub fn kernel_plans(spec: &KernelSpec) -> Result<Vec<(String, interp::Plan)>> {
+    Ok(kernel_build(spec)?.1)
+}
+
+fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::Plan)>)> {
     check_ident(&spec.name)?;
     let mut req = Request::new(&spec.expr, spec.order);
     req.wrt = spec.wrt.clone();
@@ -89,20 +102,21 @@ pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
     let names = Names { kernel: spec.name.clone(), inputs: sig.inputs.clone(), fixed, float: spec.float };
     let mut items = TokenStream::new();
     let mut helpers = Helpers::default();
+    let mut plans = Vec::new();
     let scalar_value = d.tensor.value_idx.is_empty();
     let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
 
-    for k in 0..=spec.order {
+    for k in spec.min_order..=spec.order {
         let t = &d.orders[k];
         match k {
             0 => {
                 let f = Function { name: name(""), doc: "The value.".into(), direction: false, tensor_out: !scalar_value };
-                items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
             }
             1 => {
                 let doc = if scalar_value { "The gradient." } else { "The Jacobian, value indices first." };
                 let f = Function { name: name("_grad"), doc: doc.into(), direction: false, tensor_out: true };
-                items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
             }
             _ => {
                 if k == 2 {
@@ -112,9 +126,9 @@ pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
                         direction: true,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, |b| hvp(b, t, &sig))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| hvp(b, t, &sig))?);
                     let f = Function { name: name("_hessian"), doc: "The full Hessian, row-major.".into(), direction: false, tensor_out: true };
-                    items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
@@ -122,20 +136,20 @@ pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, |b| full(b, t, &d))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
                     let f = Function {
                         name: name(&format!("_d{k}_dir")),
                         doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
                         direction: true,
                         tensor_out: !scalar_value,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, |b| directional(b, &d, k, &sig))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| directional(b, &d, k, &sig))?);
                 }
             }
         }
     }
     items.extend(emit::helpers(&spec.name, spec.float, helpers));
-    Ok(items)
+    Ok((items, plans))
 }
 
 /// A whole module: header, then the items of each kernel, formatted.
@@ -144,6 +158,11 @@ pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
     for k in kernels {
         items.extend(kernel_items(k).map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?);
     }
+    format_module(kernels, items, command)
+}
+
+/// The header for `kernels` and the formatted `items`.
+pub fn format_module(kernels: &[KernelSpec], items: TokenStream, command: &str) -> Result<String> {
     let file: syn::File = syn::parse2(items).map_err(|e| Error::new(format!("internal error: generated code does not parse: {e}")))?;
     let mut out = header(kernels, command);
     out.push_str(&prettyplease::unparse(&file));
@@ -172,8 +191,9 @@ fn header(kernels: &[KernelSpec], command: &str) -> String {
     for k in kernels {
         let expr = k.expr.split_whitespace().collect::<Vec<_>>().join(" ");
         h.push_str(&format!(
-            "// kernel `{}`: f = {expr}, orders 0..={}{}, {}\n",
+            "// kernel `{}`: f = {expr}, orders {}..={}{}, {}\n",
             k.name,
+            k.min_order,
             k.order,
             k.wrt.as_ref().map(|w| format!(" with respect to {w}")).unwrap_or_default(),
             match k.float {
@@ -285,6 +305,7 @@ impl Function {
         sig: &Signature,
         names: &Names,
         helpers: &mut Helpers,
+        plans: &mut Vec<(String, interp::Plan)>,
         build: impl FnOnce(&mut Body) -> Result<(Poly, Vec<(Ix, Dim)>)>,
     ) -> Result<TokenStream> {
         let mut shapes = sig.shapes.clone();
@@ -293,6 +314,15 @@ impl Function {
         let (poly, out_idx) = build(&mut body)?;
         let tail = if self.tensor_out { body.output(&poly, &out_idx) } else { vec![Stmt::Return(body.scalar(&poly))] };
         let (stmts, temps) = body.finish(tail);
+        plans.push((
+            self.name.to_string(),
+            interp::Plan {
+                stmts: stmts.clone(),
+                temps: temps.clone(),
+                out_len: out_idx.iter().map(|(_, d)| d.clone()).collect(),
+                returns: !self.tensor_out,
+            },
+        ));
         let mut inputs = names.inputs.clone();
         inputs.push(sig.direction.clone());
         let names = Names { kernel: names.kernel.clone(), inputs, fixed: names.fixed.clone(), float: names.float };

@@ -1,0 +1,140 @@
+//! Runs kernel loop nests directly, without compiling them, so that the
+//! lowering, inlining and fusion passes can be tested on many programs
+//! against [`crate::eval`] (an independent evaluator of the same IR).
+
+use std::collections::HashMap;
+
+use super::loops::{Access, Array, Place, RedOp, Scalar, Stmt, Temp, Var};
+use crate::ir::Dim;
+
+/// One function's loop nests.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The body.
+    pub stmts: Vec<Stmt>,
+    /// Its temporaries.
+    pub temps: Vec<Temp>,
+    /// The dims of `out` (empty for a scalar).
+    pub out_len: Vec<Dim>,
+    /// Whether it returns a scalar instead of writing `out`.
+    pub returns: bool,
+}
+
+struct Machine<'a> {
+    inputs: &'a [Vec<f64>],
+    sizes: &'a HashMap<String, usize>,
+    vars: HashMap<Var, usize>,
+    temps: Vec<Vec<f64>>,
+    out: Vec<f64>,
+}
+
+/// Runs `plan` on `inputs` (in parameter order, the direction last) with
+/// the given lengths; returns `out`, or the returned scalar as one entry.
+pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> Vec<f64> {
+    let size = |d: &Dim| match d {
+        Dim::Fixed(k) => *k,
+        Dim::Named(n) => sizes[&**n],
+    };
+    let temps = plan.temps.iter().map(|t| vec![0.0; t.vars.iter().map(|(_, d)| size(d)).product()]).collect();
+    let out = vec![f64::NAN; plan.out_len.iter().map(size).product()];
+    let mut m = Machine { inputs, sizes, vars: HashMap::new(), temps, out };
+    for s in &plan.stmts {
+        m.exec(s);
+    }
+    m.out
+}
+
+impl Machine<'_> {
+    fn size(&self, d: &Dim) -> usize {
+        match d {
+            Dim::Fixed(k) => *k,
+            Dim::Named(n) => self.sizes[&**n],
+        }
+    }
+
+    fn flat(&self, a: &Access) -> usize {
+        a.idx.iter().fold(0, |acc, (v, d)| acc * self.size(d) + self.vars[v])
+    }
+
+    fn load(&self, a: &Access) -> f64 {
+        let i = self.flat(a);
+        match &a.array {
+            Array::Input(k) => self.inputs[*k][i],
+            Array::Temp(t) => self.temps[*t][i],
+            Array::Out => self.out[i],
+        }
+    }
+
+    fn store(&mut self, p: &Place, add: bool, x: f64) {
+        let (arr, i) = match p {
+            Place::Temp(t) => (&mut self.temps[*t], 0),
+            Place::Elem(a) => {
+                let i = self.flat(a);
+                match &a.array {
+                    Array::Temp(t) => (&mut self.temps[*t], i),
+                    Array::Out => (&mut self.out, i),
+                    Array::Input(_) => unreachable!("inputs are read-only"),
+                }
+            }
+        };
+        if add {
+            arr[i] += x;
+        } else {
+            arr[i] = x;
+        }
+    }
+
+    fn eval(&self, x: &Scalar) -> f64 {
+        match x {
+            Scalar::Num(c) => *c,
+            Scalar::Temp(t) => self.temps[*t][0],
+            Scalar::Load(a) => self.load(a),
+            Scalar::Dim(d) => self.size(d) as f64,
+            Scalar::Sum(xs) => xs.iter().map(|y| self.eval(y)).sum(),
+            Scalar::Product(xs) => xs.iter().map(|y| self.eval(y)).product(),
+            Scalar::Sub(a, b) => self.eval(a) - self.eval(b),
+            Scalar::Neg(a) => -self.eval(a),
+            Scalar::Recip(a) => 1.0 / self.eval(a),
+            Scalar::Powi(a, k) => self.eval(a).powi(*k),
+            Scalar::Powf(a, b) => self.eval(a).powf(self.eval(b)),
+            Scalar::Sqrt(a) => self.eval(a).sqrt(),
+            Scalar::Call(f, a) => f.apply(self.eval(a)),
+            Scalar::ExpShifted(a) => self.eval(a).exp(),
+            Scalar::Ln(a) => self.eval(a).ln(),
+            Scalar::Delta(a, b) => f64::from(u8::from(self.vars[a] == self.vars[b])),
+        }
+    }
+
+    fn exec(&mut self, s: &Stmt) {
+        match s {
+            Stmt::Loop { var, dim, body } => {
+                for i in 0..self.size(dim) {
+                    self.vars.insert(*var, i);
+                    for b in body {
+                        self.exec(b);
+                    }
+                }
+            }
+            Stmt::Reduce { var, dim, parts } => {
+                let mut acc: Vec<f64> =
+                    parts.iter().map(|p| if p.op == RedOp::Sum { 0.0 } else { f64::NEG_INFINITY }).collect();
+                for i in 0..self.size(dim) {
+                    self.vars.insert(*var, i);
+                    for (a, p) in acc.iter_mut().zip(parts) {
+                        let x = self.eval(&p.body);
+                        *a = if p.op == RedOp::Sum { *a + x } else { a.max(x) };
+                    }
+                }
+                for (a, p) in acc.into_iter().zip(parts) {
+                    self.store(&p.place, false, a);
+                }
+            }
+            Stmt::Store { place, add, value } => {
+                let x = self.eval(value);
+                self.store(place, *add, x);
+            }
+            Stmt::ZeroOut => self.out.iter_mut().for_each(|x| *x = 0.0),
+            Stmt::Return(v) => self.out = vec![self.eval(v)],
+        }
+    }
+}
