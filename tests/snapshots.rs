@@ -52,3 +52,48 @@ snap!(error_unknown_function, "softmin(z)", 1);
 snap!(error_shape_conflict, "z: vec[3]; q: vec[4]; xent(z, q)", 1);
 snap!(error_recursion, "def f(x) = f(x); f(z)", 1);
 snap!(error_syntax, "xent(z, q", 1);
+
+/// The module `symdiff codegen` prints.
+fn codegen(expr: &str, name: &str, order: usize, wrt: Option<&str>, dims: &[(&str, usize)], float: symdiff::Float) -> String {
+    let mut spec = symdiff::codegen::KernelSpec::new(name, expr);
+    spec.order = order;
+    spec.wrt = wrt.map(str::to_string);
+    spec.dims = dims.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    spec.float = float;
+    match symdiff::codegen::module(std::slice::from_ref(&spec), &symdiff::codegen::command_line(&spec)) {
+        Ok(text) => text,
+        Err(e) => e.render(expr, None),
+    }
+}
+
+macro_rules! snap_code {
+    ($name:ident, $expr:expr, $kernel:expr, $order:expr) => {
+        snap_code!($name, $expr, $kernel, $order, None, &[], symdiff::Float::F64);
+    };
+    ($name:ident, $expr:expr, $kernel:expr, $order:expr, $wrt:expr, $dims:expr, $float:expr) => {
+        #[test]
+        fn $name() {
+            settings().bind(|| {
+                insta::with_settings!({ description => format!("codegen {:?} --name {} --order {}", $expr, $kernel, $order) }, {
+                    insta::assert_snapshot!(stringify!($name), codegen($expr, $kernel, $order, $wrt, $dims, $float));
+                });
+            });
+        }
+    };
+}
+
+snap_code!(codegen_xent_order_2, "xent(z, q)", "xent", 2);
+snap_code!(codegen_softmax_order_1, "softmax(z)", "softmax", 1);
+snap_code!(codegen_def_nll_order_1, "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)", "nll", 1);
+snap_code!(codegen_xent_dim_8_f32, "xent(z, q)", "xent8", 1, None, &[("n", 8)], symdiff::Float::F32);
+snap_code!(codegen_batched_xent, "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", "batched_xent", 1);
+snap_code!(
+    codegen_linear_classifier_wrt_w,
+    "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
+    "linear",
+    1,
+    Some("W"),
+    &[],
+    symdiff::Float::F64
+);
+snap_code!(codegen_error_bad_dim, "xent(z, q)", "xent", 1, None, &[("k", 8)], symdiff::Float::F64);
