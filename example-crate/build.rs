@@ -3,7 +3,10 @@ fn main() {
     symdiff::Builder::new()
         .kernel("xent", "xent(z, q)")
         .orders(0..=3)
-        .kernel("classifier", "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m")
+        .kernel(
+            "classifier",
+            "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
+        )
         .wrt("W")
         .write_to_out_dir("kernels.rs")
         .unwrap();

@@ -24,14 +24,18 @@ pub fn softmax(z: &[f64], out: &mut [f64]) {
     }
     let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
     let mut acc3_0: [f64; 4] = [0.0; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] += softmax_exp(z[i3] - max0);
+    let mut buf3_0 = [0.0; 64];
+    let mut b3 = 0;
+    while b3 < n {
+        let len3 = (n - b3).min(64);
+        for j3 in 0..len3 {
+            let i3 = b3 + j3;
+            buf3_0[j3] = softmax_exp(z[i3] - max0);
         }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] += softmax_exp(z[i3] - max0);
+        for j3 in 0..len3 {
+            acc3_0[j3 % 4] += buf3_0[j3];
+        }
+        b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -62,14 +66,18 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
     }
     let max0 = acc3_0[0].max(acc3_0[1]).max(acc3_0[2].max(acc3_0[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += softmax_exp(z[i4] - max0);
+    let mut buf4_0 = [0.0; 64];
+    let mut b4 = 0;
+    while b4 < n {
+        let len4 = (n - b4).min(64);
+        for j4 in 0..len4 {
+            let i4 = b4 + j4;
+            buf4_0[j4] = softmax_exp(z[i4] - max0);
         }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += softmax_exp(z[i4] - max0);
+        for j4 in 0..len4 {
+            acc4_0[j4 % 4] += buf4_0[j4];
+        }
+        b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -107,14 +115,18 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
     let max0 = acc3_0[0].max(acc3_0[1]).max(acc3_0[2].max(acc3_0[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += softmax_exp(z[i4] - max0);
+    let mut buf4_0 = [0.0; 64];
+    let mut b4 = 0;
+    while b4 < n {
+        let len4 = (n - b4).min(64);
+        for j4 in 0..len4 {
+            let i4 = b4 + j4;
+            buf4_0[j4] = softmax_exp(z[i4] - max0);
         }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += softmax_exp(z[i4] - max0);
+        for j4 in 0..len4 {
+            acc4_0[j4 % 4] += buf4_0[j4];
+        }
+        b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -163,14 +175,18 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
     }
     let max0 = acc4_0[0].max(acc4_0[1]).max(acc4_0[2].max(acc4_0[3]));
     let mut acc5_0: [f64; 4] = [0.0; 4];
-    for c5 in 0..n / 4 {
-        for l5 in 0..4 {
-            let i5 = c5 * 4 + l5;
-            acc5_0[l5] += softmax_exp(z[i5] - max0);
+    let mut buf5_0 = [0.0; 64];
+    let mut b5 = 0;
+    while b5 < n {
+        let len5 = (n - b5).min(64);
+        for j5 in 0..len5 {
+            let i5 = b5 + j5;
+            buf5_0[j5] = softmax_exp(z[i5] - max0);
         }
-    }
-    for i5 in n / 4 * 4..n {
-        acc5_0[0] += softmax_exp(z[i5] - max0);
+        for j5 in 0..len5 {
+            acc5_0[j5 % 4] += buf5_0[j5];
+        }
+        b5 += len5;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -208,20 +224,22 @@ fn softmax_exp(x: f64) -> f64 {
     let t = xc * core::f64::consts::LOG2_E + SHIFT;
     let k = t - SHIFT;
     let r = (xc - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let p01 = 1.0 + r;
+    let p23 = 0.5 + r * (1.0 / 6.0);
+    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    let p67 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+    let p89 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+    let p1011 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+    let p1213 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    let q0 = p01 + r2 * p23;
+    let q1 = p45 + r2 * p67;
+    let q2 = p89 + r2 * p1011;
+    let s0 = q0 + r4 * q1;
+    let s1 = q2 + r4 * p1213;
+    let p = s0 + r8 * s1;
     let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
     let y = p * half_scale * 2.0;
     if x < -708.0 { 0.0 } else { y }

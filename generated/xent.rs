@@ -32,14 +32,18 @@ pub fn xent(z: &[f64], q: &[f64]) -> f64 {
     let max1 = acc0_1[0].max(acc0_1[1]).max(acc0_1[2].max(acc0_1[3]));
     let sum4 = (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]);
     let mut acc2_0: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
-        for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] += xent_exp(z[i2] - max1);
+    let mut buf2_0 = [0.0; 64];
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        for j2 in 0..len2 {
+            let i2 = b2 + j2;
+            buf2_0[j2] = xent_exp(z[i2] - max1);
         }
-    }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] += xent_exp(z[i2] - max1);
+        for j2 in 0..len2 {
+            acc2_0[j2 % 4] += buf2_0[j2];
+        }
+        b2 += len2;
     }
     let sumexp2 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -72,14 +76,18 @@ pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += xent_exp(z[i4] - max1);
+    let mut buf4_0 = [0.0; 64];
+    let mut b4 = 0;
+    while b4 < n {
+        let len4 = (n - b4).min(64);
+        for j4 in 0..len4 {
+            let i4 = b4 + j4;
+            buf4_0[j4] = xent_exp(z[i4] - max1);
         }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += xent_exp(z[i4] - max1);
+        for j4 in 0..len4 {
+            acc4_0[j4 % 4] += buf4_0[j4];
+        }
+        b4 += len4;
     }
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -116,14 +124,18 @@ pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += xent_exp(z[i4] - max1);
+    let mut buf4_0 = [0.0; 64];
+    let mut b4 = 0;
+    while b4 < n {
+        let len4 = (n - b4).min(64);
+        for j4 in 0..len4 {
+            let i4 = b4 + j4;
+            buf4_0[j4] = xent_exp(z[i4] - max1);
         }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += xent_exp(z[i4] - max1);
+        for j4 in 0..len4 {
+            acc4_0[j4 % 4] += buf4_0[j4];
+        }
+        b4 += len4;
     }
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -173,14 +185,18 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let max1 = acc2_1[0].max(acc2_1[1]).max(acc2_1[2].max(acc2_1[3]));
     let mut acc5_0: [f64; 4] = [0.0; 4];
-    for c5 in 0..n / 4 {
-        for l5 in 0..4 {
-            let i5 = c5 * 4 + l5;
-            acc5_0[l5] += xent_exp(z[i5] - max1);
+    let mut buf5_0 = [0.0; 64];
+    let mut b5 = 0;
+    while b5 < n {
+        let len5 = (n - b5).min(64);
+        for j5 in 0..len5 {
+            let i5 = b5 + j5;
+            buf5_0[j5] = xent_exp(z[i5] - max1);
         }
-    }
-    for i5 in n / 4 * 4..n {
-        acc5_0[0] += xent_exp(z[i5] - max1);
+        for j5 in 0..len5 {
+            acc5_0[j5 % 4] += buf5_0[j5];
+        }
+        b5 += len5;
     }
     let sumexp2 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -222,14 +238,18 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sum0 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let max1 = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
     let mut acc6_0: [f64; 4] = [0.0; 4];
-    for c6 in 0..n / 4 {
-        for l6 in 0..4 {
-            let i6 = c6 * 4 + l6;
-            acc6_0[l6] += xent_exp(z[i6] - max1);
+    let mut buf6_0 = [0.0; 64];
+    let mut b6 = 0;
+    while b6 < n {
+        let len6 = (n - b6).min(64);
+        for j6 in 0..len6 {
+            let i6 = b6 + j6;
+            buf6_0[j6] = xent_exp(z[i6] - max1);
         }
-    }
-    for i6 in n / 4 * 4..n {
-        acc6_0[0] += xent_exp(z[i6] - max1);
+        for j6 in 0..len6 {
+            acc6_0[j6 % 4] += buf6_0[j6];
+        }
+        b6 += len6;
     }
     let sumexp2 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -282,14 +302,18 @@ pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
     let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let mut acc3_0: [f64; 4] = [0.0; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] += xent_exp(z[i3] - max0);
+    let mut buf3_0 = [0.0; 64];
+    let mut b3 = 0;
+    while b3 < n {
+        let len3 = (n - b3).min(64);
+        for j3 in 0..len3 {
+            let i3 = b3 + j3;
+            buf3_0[j3] = xent_exp(z[i3] - max0);
         }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] += xent_exp(z[i3] - max0);
+        for j3 in 0..len3 {
+            acc3_0[j3 % 4] += buf3_0[j3];
+        }
+        b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -356,14 +380,18 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sum0 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let max1 = acc4_1[0].max(acc4_1[1]).max(acc4_1[2].max(acc4_1[3]));
     let mut acc7_0: [f64; 4] = [0.0; 4];
-    for c7 in 0..n / 4 {
-        for l7 in 0..4 {
-            let i7 = c7 * 4 + l7;
-            acc7_0[l7] += xent_exp(z[i7] - max1);
+    let mut buf7_0 = [0.0; 64];
+    let mut b7 = 0;
+    while b7 < n {
+        let len7 = (n - b7).min(64);
+        for j7 in 0..len7 {
+            let i7 = b7 + j7;
+            buf7_0[j7] = xent_exp(z[i7] - max1);
         }
-    }
-    for i7 in n / 4 * 4..n {
-        acc7_0[0] += xent_exp(z[i7] - max1);
+        for j7 in 0..len7 {
+            acc7_0[j7 % 4] += buf7_0[j7];
+        }
+        b7 += len7;
     }
     let sumexp2 = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
     let lse3 = max1 + sumexp2.ln();
@@ -467,14 +495,18 @@ pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
     let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let mut acc3_0: [f64; 4] = [0.0; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] += xent_exp(z[i3] - max0);
+    let mut buf3_0 = [0.0; 64];
+    let mut b3 = 0;
+    while b3 < n {
+        let len3 = (n - b3).min(64);
+        for j3 in 0..len3 {
+            let i3 = b3 + j3;
+            buf3_0[j3] = xent_exp(z[i3] - max0);
         }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] += xent_exp(z[i3] - max0);
+        for j3 in 0..len3 {
+            acc3_0[j3 % 4] += buf3_0[j3];
+        }
+        b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -531,20 +563,22 @@ fn xent_exp(x: f64) -> f64 {
     let t = xc * core::f64::consts::LOG2_E + SHIFT;
     let k = t - SHIFT;
     let r = (xc - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let p01 = 1.0 + r;
+    let p23 = 0.5 + r * (1.0 / 6.0);
+    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    let p67 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+    let p89 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+    let p1011 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+    let p1213 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    let q0 = p01 + r2 * p23;
+    let q1 = p45 + r2 * p67;
+    let q2 = p89 + r2 * p1011;
+    let s0 = q0 + r4 * q1;
+    let s1 = q2 + r4 * p1213;
+    let p = s0 + r8 * s1;
     let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
     let y = p * half_scale * 2.0;
     if x < -708.0 { 0.0 } else { y }

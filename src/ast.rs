@@ -20,9 +20,18 @@ pub enum Statement {
     /// `x: vec[n]`
     Decl { name: String, ty: Type, span: Span },
     /// `let x = e`
-    Let { name: String, value: Expr, span: Span },
+    Let {
+        name: String,
+        value: Expr,
+        span: Span,
+    },
     /// `def f(a, b) = e`
-    Def { name: String, params: Vec<String>, body: Expr, span: Span },
+    Def {
+        name: String,
+        params: Vec<String>,
+        body: Expr,
+        span: Span,
+    },
 }
 
 /// A declared type.
@@ -93,7 +102,11 @@ pub enum ExprKind {
     /// A variable, dimension or local name.
     Name(String),
     /// `f(args)`, with the span of the name.
-    Call { name: String, name_span: Span, args: Vec<Expr> },
+    Call {
+        name: String,
+        name_span: Span,
+        args: Vec<Expr>,
+    },
     /// Unary minus.
     Neg(Box<Expr>),
     /// A binary operation.

@@ -84,7 +84,11 @@ impl Builder {
 
     /// Adds a kernel: functions `name`, `name_grad`, … for the expression.
     pub fn kernel(mut self, name: &str, expr: &str) -> Builder {
-        self.kernels.push(Entry { name: name.into(), expr: expr.into(), settings: self.defaults.clone() });
+        self.kernels.push(Entry {
+            name: name.into(),
+            expr: expr.into(),
+            settings: self.defaults.clone(),
+        });
         self
     }
 
@@ -99,7 +103,10 @@ impl Builder {
                 self.kernel(name, &expr)
             }
             Err(e) => {
-                self.error.get_or_insert(BuildError { kernel: name.into(), message: format!("cannot read {}: {e}", path.display()) });
+                self.error.get_or_insert(BuildError {
+                    kernel: name.into(),
+                    message: format!("cannot read {}: {e}", path.display()),
+                });
                 self
             }
         }
@@ -128,8 +135,15 @@ impl Builder {
         match hi {
             Some(hi) if hi >= lo => self.settings().orders = Some((lo, hi)),
             _ => {
-                let name = self.kernels.last().map(|k| k.name.clone()).unwrap_or_default();
-                self.error.get_or_insert(BuildError { kernel: name, message: "orders must be a bounded, non-empty range such as 0..=3".into() });
+                let name = self
+                    .kernels
+                    .last()
+                    .map(|k| k.name.clone())
+                    .unwrap_or_default();
+                self.error.get_or_insert(BuildError {
+                    kernel: name,
+                    message: "orders must be a bounded, non-empty range such as 0..=3".into(),
+                });
             }
         }
         self
@@ -186,7 +200,10 @@ impl Builder {
         let specs = self.specs();
         for (i, k) in self.kernels.iter().enumerate() {
             if self.kernels[..i].iter().any(|o| o.name == k.name) {
-                return Err(BuildError { kernel: k.name.clone(), message: "two kernels have this name".into() });
+                return Err(BuildError {
+                    kernel: k.name.clone(),
+                    message: "two kernels have this name".into(),
+                });
             }
         }
         let mut all = Vec::new();
@@ -195,12 +212,19 @@ impl Builder {
             let mut s = spec.clone();
             s.min_order = *lo;
             // One by one, so the error names its kernel and points into its expression.
-            let tokens = kernel_items(&s).map_err(|e| BuildError { kernel: s.name.clone(), message: e.render(&s.expr, None) })?;
+            let tokens = kernel_items(&s).map_err(|e| BuildError {
+                kernel: s.name.clone(),
+                message: e.render(&s.expr, None),
+            })?;
             items.extend(tokens);
             all.push(s);
         }
-        format_module(&all, items, "symdiff::Builder, from a build script")
-            .map_err(|e| BuildError { kernel: String::new(), message: e.message })
+        format_module(&all, items, "symdiff::Builder, from a build script").map_err(|e| {
+            BuildError {
+                kernel: String::new(),
+                message: e.message,
+            }
+        })
     }
 
     /// Generates and writes the module to `path` (only when its content
@@ -210,8 +234,10 @@ impl Builder {
         let path = path.as_ref();
         let text = self.generate()?;
         if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(path, text)
-                .map_err(|e| BuildError { kernel: String::new(), message: format!("cannot write {}: {e}", path.display()) })?;
+            std::fs::write(path, text).map_err(|e| BuildError {
+                kernel: String::new(),
+                message: format!("cannot write {}: {e}", path.display()),
+            })?;
         }
         for f in &self.read {
             println!("cargo:rerun-if-changed={}", f.display());

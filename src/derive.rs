@@ -72,19 +72,36 @@ pub fn derive(req: &Request) -> Result<Derivation> {
         Some(w) => {
             if typed.var_shape(w).is_none() {
                 let vars: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(Error::new(format!("--wrt `{w}` is not a variable of the expression"))
-                    .with_note(format!("its variables are: {}", if vars.is_empty() { "(none)".into() } else { vars.join(", ") })));
+                return Err(
+                    Error::new(format!("--wrt `{w}` is not a variable of the expression"))
+                        .with_note(format!(
+                            "its variables are: {}",
+                            if vars.is_empty() {
+                                "(none)".into()
+                            } else {
+                                vars.join(", ")
+                            }
+                        )),
+                );
             }
             w.clone()
         }
         None => match typed.vars.first() {
             Some((n, _)) => n.clone(),
-            None => return Err(Error::new("the expression has no variable to differentiate with respect to")),
+            None => {
+                return Err(Error::new(
+                    "the expression has no variable to differentiate with respect to",
+                ))
+            }
         },
     };
     for f in &req.assume {
         if typed.var_shape(f.var()).is_none() {
-            return Err(Error::new(format!("--assume `{}` names `{}`, which is not a variable", f.describe(), f.var())));
+            return Err(Error::new(format!(
+                "--assume `{}` names `{}`, which is not a variable",
+                f.describe(),
+                f.var()
+            )));
         }
     }
     let wrt_shape = typed.var_shape(&wrt).cloned().expect("checked above");
@@ -111,7 +128,12 @@ pub fn derive(req: &Request) -> Result<Derivation> {
             )));
         }
         tensor = tensor.differentiate(&wrt)?;
-        let (reps, s) = simplify_poly(&tensor.representatives(), &rules, req.limits, &format!("order {k}"));
+        let (reps, s) = simplify_poly(
+            &tensor.representatives(),
+            &rules,
+            req.limits,
+            &format!("order {k}"),
+        );
         stats.push(s);
         tensor.set_representatives(reps);
         orders.push(tensor.clone());
@@ -119,11 +141,22 @@ pub fn derive(req: &Request) -> Result<Derivation> {
     let mut used_facts = Vec::new();
     for f in &req.assume {
         let tag = format!("assume-{}", f.describe());
-        if stats.iter().any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag))) {
+        if stats
+            .iter()
+            .any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag)))
+        {
             used_facts.push(f.describe());
         }
     }
-    Ok(Derivation { typed, wrt, tensor, orders, stats, used_facts, source: req.expr.clone() })
+    Ok(Derivation {
+        typed,
+        wrt,
+        tensor,
+        orders,
+        stats,
+        used_facts,
+        source: req.expr.clone(),
+    })
 }
 
 /// Classes are expanded for display when they stand for at most this many terms.
@@ -154,9 +187,18 @@ impl Derivation {
         } else {
             for c in &self.tensor.classes {
                 let orbit = c.orbit(order);
-                let (scal, idx): (Vec<_>, Vec<_>) = c.term.factors.iter().cloned().partition(|f| f.atom.free().is_empty());
+                let (scal, idx): (Vec<_>, Vec<_>) = c
+                    .term
+                    .factors
+                    .iter()
+                    .cloned()
+                    .partition(|f| f.atom.free().is_empty());
                 if orbit <= 1.0 || idx.is_empty() {
-                    kids.push(crate::lang::add_term(&c.term.factors, c.term.coef.0, &mut r));
+                    kids.push(crate::lang::add_term(
+                        &c.term.factors,
+                        c.term.coef.0,
+                        &mut r,
+                    ));
                     continue;
                 }
                 let inner = crate::lang::add_term(&idx, 1.0, &mut r);
@@ -170,7 +212,11 @@ impl Derivation {
                     outer.push(crate::lang::add_term(std::slice::from_ref(f), 1.0, &mut r));
                 }
                 outer.push(sym);
-                kids.push(if outer.len() == 1 { outer[0] } else { r.add(Math::Mul(outer.into())) });
+                kids.push(if outer.len() == 1 {
+                    outer[0]
+                } else {
+                    r.add(Math::Mul(outer.into()))
+                });
             }
         }
         crate::render::lead_with(&mut kids, |&k| !starts_negative(&r, k));
@@ -198,17 +244,28 @@ impl Derivation {
     pub fn report(&self, syntax: Syntax, limits: Limits) -> (String, RunStats) {
         let (expr, display_stats) = self.display_expr(limits);
         let mut names = self.names();
-        let mut printer = Printer { names: &mut names, syntax, overrides: Default::default() };
+        let mut printer = Printer {
+            names: &mut names,
+            syntax,
+            overrides: Default::default(),
+        };
         let index_form = printer.show(&expr);
         let k = self.tensor.order();
-        let matrix = if k <= 2 && !self.free_indices().is_empty() && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
+        let matrix = if k <= 2
+            && !self.free_indices().is_empty()
+            && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1)
+        {
             let terms = self.tensor.expanded().terms;
             matrix_form(&terms, &self.free_indices(), &mut printer)
         } else {
             None
         };
         let parts = names.parts.clone();
-        let free: Vec<String> = self.free_indices().iter().map(|&i| names.name_of(i)).collect();
+        let free: Vec<String> = self
+            .free_indices()
+            .iter()
+            .map(|&i| names.name_of(i))
+            .collect();
         let shape = self.symbolic_shape();
         let mut out = String::new();
         match syntax {
@@ -217,7 +274,12 @@ impl Derivation {
                     "f".to_string()
                 } else {
                     let sup = superscript(k);
-                    format!("∂{}f/∂{}{}", if k > 1 { sup.clone() } else { String::new() }, self.wrt, if k > 1 { sup } else { String::new() })
+                    format!(
+                        "∂{}f/∂{}{}",
+                        if k > 1 { sup.clone() } else { String::new() },
+                        self.wrt,
+                        if k > 1 { sup } else { String::new() }
+                    )
                 };
                 out.push_str(&format!("f = {}\n", self.expr_text()));
                 out.push_str(&format!(
@@ -239,12 +301,20 @@ impl Derivation {
                     out.push_str("\nX[N] is the sum of the N distinct permutations of X's derivative indices.\n");
                 }
                 if !self.used_facts.is_empty() {
-                    out.push_str(&format!("assumptions used: {}\n", self.used_facts.join(", ")));
+                    out.push_str(&format!(
+                        "assumptions used: {}\n",
+                        self.used_facts.join(", ")
+                    ));
                 }
             }
             Syntax::Latex => {
                 for (n, def, _) in &parts {
-                    out.push_str(&format!("{n} = \\operatorname{{{}}}\n", def.replacen('(', "}(", 1).replacen("}(", "}\\left(", 1).replace(')', "\\right)")));
+                    out.push_str(&format!(
+                        "{n} = \\operatorname{{{}}}\n",
+                        def.replacen('(', "}(", 1)
+                            .replacen("}(", "}\\left(", 1)
+                            .replace(')', "\\right)")
+                    ));
                 }
                 out.push_str(&index_form);
                 out.push('\n');
@@ -270,7 +340,12 @@ impl Derivation {
 
     /// The shape with symbolic dimensions.
     pub fn symbolic_shape(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.tensor.value_dims.iter().map(|d| d.to_string()).collect();
+        let mut s: Vec<String> = self
+            .tensor
+            .value_dims
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
         for _ in 0..self.tensor.order() {
             s.extend(self.tensor.wrt_dims.iter().map(|d| d.to_string()));
         }
@@ -281,11 +356,22 @@ impl Derivation {
     pub fn json(&self, limits: Limits) -> serde_json::Value {
         let (expr, _) = self.display_expr(limits);
         let mut names = self.names();
-        let mut printer = Printer { names: &mut names, syntax: Syntax::Text, overrides: Default::default() };
+        let mut printer = Printer {
+            names: &mut names,
+            syntax: Syntax::Text,
+            overrides: Default::default(),
+        };
         let text = printer.show(&expr);
-        let parts: serde_json::Map<String, serde_json::Value> =
-            names.parts.iter().map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone()))).collect();
-        let free: Vec<String> = self.free_indices().iter().map(|&i| names.name_of(i)).collect();
+        let parts: serde_json::Map<String, serde_json::Value> = names
+            .parts
+            .iter()
+            .map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone())))
+            .collect();
+        let free: Vec<String> = self
+            .free_indices()
+            .iter()
+            .map(|&i| names.name_of(i))
+            .collect();
         serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),
@@ -304,12 +390,17 @@ impl Derivation {
 fn starts_negative(r: &egg::RecExpr<Math>, id: egg::Id) -> bool {
     match &r[id] {
         Math::Num(n) => n.0 .0 < 0.0,
-        Math::Mul(kids) => kids.iter().any(|k| matches!(&r[*k], Math::Num(n) if n.0 .0 < 0.0)),
+        Math::Mul(kids) => kids
+            .iter()
+            .any(|k| matches!(&r[*k], Math::Num(n) if n.0 .0 < 0.0)),
         _ => false,
     }
 }
 
 fn superscript(k: usize) -> String {
     const D: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
-    k.to_string().chars().map(|c| D[c.to_digit(10).unwrap() as usize]).collect()
+    k.to_string()
+        .chars()
+        .map(|c| D[c.to_digit(10).unwrap() as usize])
+        .collect()
 }

@@ -48,7 +48,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error that points nowhere in particular.
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into(), spots: Vec::new(), notes: Vec::new() }
+        Error {
+            message: message.into(),
+            spots: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
     /// An error pointing at `span` of the expression.
@@ -57,8 +61,17 @@ impl Error {
     }
 
     /// Adds a labelled place.
-    pub fn with_spot(mut self, source: Source, span: Range<usize>, label: impl Into<String>) -> Self {
-        self.spots.push(Spot { source, span, label: label.into() });
+    pub fn with_spot(
+        mut self,
+        source: Source,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        self.spots.push(Spot {
+            source,
+            span,
+            label: label.into(),
+        });
         self
     }
 
@@ -88,7 +101,11 @@ impl Error {
                 Source::At => (at_id, at.unwrap_or("")),
             };
             let span = clamp(&spot.span, text);
-            let label = if n == 0 { Label::primary(id, span) } else { Label::secondary(id, span) };
+            let label = if n == 0 {
+                Label::primary(id, span)
+            } else {
+                Label::secondary(id, span)
+            };
             labels.push(label.with_message(spot.label.clone()));
         }
         let diagnostic = Diagnostic::error()
@@ -117,7 +134,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
         for s in &self.spots {
-            write!(f, " [{:?} {}..{}: {}]", s.source, s.span.start, s.span.end, s.label)?;
+            write!(
+                f,
+                " [{:?} {}..{}: {}]",
+                s.source, s.span.start, s.span.end, s.label
+            )?;
         }
         Ok(())
     }

@@ -82,7 +82,11 @@ fn diff_atom(a: &Atom, wrt: &str, j: &[Ix], budget: &mut Budget) -> Result<Poly>
             if &**name != wrt {
                 return Ok(Poly::zero());
             }
-            idx.iter().zip(j).fold(Poly::constant(1.0), |acc, (&i, &jj)| acc.mul(&Poly::delta(i, jj)))
+            idx.iter()
+                .zip(j)
+                .fold(Poly::constant(1.0), |acc, (&i, &jj)| {
+                    acc.mul(&Poly::delta(i, jj))
+                })
         }
         Atom::Delta(..) | Atom::Dim(_) => Poly::zero(),
         Atom::Func(f, u) => {

@@ -43,7 +43,10 @@ pub struct Binding {
 
 /// Parses `name=value; name=value`.
 pub fn parse_point(src: &str) -> Result<Vec<Binding>> {
-    let mut p = PointParser { s: src.as_bytes(), pos: 0 };
+    let mut p = PointParser {
+        s: src.as_bytes(),
+        pos: 0,
+    };
     let mut out: Vec<Binding> = Vec::new();
     loop {
         p.skip_ws();
@@ -71,7 +74,12 @@ pub fn parse_point(src: &str) -> Result<Vec<Binding>> {
         p.skip_ws();
         let vstart = p.pos;
         let value = p.value()?;
-        out.push(Binding { name, name_span, value, value_span: vstart..p.pos });
+        out.push(Binding {
+            name,
+            name_span,
+            value,
+            value_span: vstart..p.pos,
+        });
         p.skip_ws();
         if p.pos < p.s.len() && !p.eat(b';') && !p.eat(b',') {
             return Err(p.error(p.pos, "expected `;` between values"));
@@ -102,22 +110,39 @@ impl PointParser<'_> {
     }
 
     fn error(&self, at: usize, msg: &str) -> Error {
-        Error::new(format!("cannot read --at: {msg}")).with_spot(Source::At, at..(at + 1).min(self.s.len().max(at)), msg)
+        Error::new(format!("cannot read --at: {msg}")).with_spot(
+            Source::At,
+            at..(at + 1).min(self.s.len().max(at)),
+            msg,
+        )
     }
 
     fn number(&mut self) -> Result<f64> {
         let start = self.pos;
-        while self.pos < self.s.len() && !matches!(self.s[self.pos], b',' | b';' | b']' | b'[') && !self.s[self.pos].is_ascii_whitespace() {
+        while self.pos < self.s.len()
+            && !matches!(self.s[self.pos], b',' | b';' | b']' | b'[')
+            && !self.s[self.pos].is_ascii_whitespace()
+        {
             self.pos += 1;
         }
         let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
         match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
-            Ok(_) => Err(Error::new("cannot read --at: values must be finite numbers")
-                .with_spot(Source::At, start..self.pos, "not a finite number")),
+            Ok(_) => Err(
+                Error::new("cannot read --at: values must be finite numbers").with_spot(
+                    Source::At,
+                    start..self.pos,
+                    "not a finite number",
+                ),
+            ),
             Err(_) if text.is_empty() => Err(self.error(start, "expected a number")),
-            Err(_) => Err(Error::new(format!("cannot read --at: `{text}` is not a number"))
-                .with_spot(Source::At, start..self.pos, "not a number")),
+            Err(_) => Err(
+                Error::new(format!("cannot read --at: `{text}` is not a number")).with_spot(
+                    Source::At,
+                    start..self.pos,
+                    "not a number",
+                ),
+            ),
         }
     }
 
@@ -142,7 +167,11 @@ impl PointParser<'_> {
                                     r.len(),
                                     first.len()
                                 ))
-                                .with_spot(Source::At, row_start..self.pos, format!("{} entries", r.len())));
+                                .with_spot(
+                                    Source::At,
+                                    row_start..self.pos,
+                                    format!("{} entries", r.len()),
+                                ));
                             }
                         }
                         rows.push(r);
@@ -203,9 +232,14 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
     for b in bindings {
         let Some(shape) = typed.var_shape(&b.name) else {
             let known: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(Error::new(format!("`{}` is not a variable of the expression", b.name))
-                .with_spot(Source::At, b.name_span.clone(), "unknown name")
-                .with_note(format!("the expression's variables are: {}", known.join(", "))));
+            return Err(
+                Error::new(format!("`{}` is not a variable of the expression", b.name))
+                    .with_spot(Source::At, b.name_span.clone(), "unknown name")
+                    .with_note(format!(
+                        "the expression's variables are: {}",
+                        known.join(", ")
+                    )),
+            );
         };
         let (dims, data): (Vec<usize>, Vec<f64>) = match &b.value {
             Value::Scalar(v) => (vec![], vec![*v]),
@@ -219,8 +253,15 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
                 1 => format!("a vector of length {}", dims[0]),
                 _ => format!("a {}×{} matrix", dims[0], dims[1]),
             };
-            return Err(Error::new(format!("`{}` is {shape} in the expression, but --at gives {got}", b.name))
-                .with_spot(Source::At, b.value_span.clone(), format!("{got}, want {shape}")));
+            return Err(Error::new(format!(
+                "`{}` is {shape} in the expression, but --at gives {got}",
+                b.name
+            ))
+            .with_spot(
+                Source::At,
+                b.value_span.clone(),
+                format!("{got}, want {shape}"),
+            ));
         }
         for (d, &len) in want.iter().zip(&dims) {
             match d {
@@ -229,7 +270,11 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
                         "`{}` is {shape}, but --at gives length {len} where {n} is declared",
                         b.name
                     ))
-                    .with_spot(Source::At, b.value_span.clone(), format!("length {len}, want {n}")))
+                    .with_spot(
+                        Source::At,
+                        b.value_span.clone(),
+                        format!("length {len}, want {n}"),
+                    ))
                 }
                 Dim::Named(s) => {
                     if let Some((prev, span, who)) = sizes.get(&**s) {
@@ -238,8 +283,16 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
                                 "dimension `{s}` is {prev} for `{who}` but {len} for `{}`",
                                 b.name
                             ))
-                            .with_spot(Source::At, b.value_span.clone(), format!("`{s}` = {len} here"))
-                            .with_spot(Source::At, span.clone(), format!("`{s}` = {prev} here")));
+                            .with_spot(
+                                Source::At,
+                                b.value_span.clone(),
+                                format!("`{s}` = {len} here"),
+                            )
+                            .with_spot(
+                                Source::At,
+                                span.clone(),
+                                format!("`{s}` = {prev} here"),
+                            ));
                         }
                     } else {
                         sizes.insert(s.to_string(), (len, b.value_span.clone(), b.name.clone()));
@@ -252,11 +305,19 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
     }
     for (name, _) in &typed.vars {
         if !vars.contains_key(name) {
-            return Err(Error::new(format!("--at gives no value for `{name}`"))
-                .with_spot(Source::At, 0..0, format!("add `{name}=...`")));
+            return Err(
+                Error::new(format!("--at gives no value for `{name}`")).with_spot(
+                    Source::At,
+                    0..0,
+                    format!("add `{name}=...`"),
+                ),
+            );
         }
     }
-    Ok(Point { vars, sizes: sizes.into_iter().map(|(k, v)| (k, v.0)).collect() })
+    Ok(Point {
+        vars,
+        sizes: sizes.into_iter().map(|(k, v)| (k, v.0)).collect(),
+    })
 }
 
 /// The numeric shape of a derivative tensor at a point.
@@ -269,7 +330,12 @@ pub fn tensor_shape(t: &Tensor, point: &Point) -> Vec<usize> {
 }
 
 /// Checks that the tensor at this point is small enough to print.
-pub fn check_size(value_shape: &Shape, wrt_shape: &Shape, order: usize, point: &Point) -> Result<Vec<usize>> {
+pub fn check_size(
+    value_shape: &Shape,
+    wrt_shape: &Shape,
+    order: usize,
+    point: &Point,
+) -> Result<Vec<usize>> {
     let mut shape: Vec<usize> = value_shape.dims().iter().map(|d| point.size(d)).collect();
     let wrt: Vec<usize> = wrt_shape.dims().iter().map(|d| point.size(d)).collect();
     let mut entries: f64 = shape.iter().map(|&x| x as f64).product();
@@ -278,7 +344,11 @@ pub fn check_size(value_shape: &Shape, wrt_shape: &Shape, order: usize, point: &
     if entries > MAX_ENTRIES as f64 {
         return Err(Error::new(format!(
             "the order-{order} tensor has {} entries here; eval prints at most {MAX_ENTRIES}",
-            if entries.is_finite() { format!("{entries:.0}") } else { "more than 10^308".into() }
+            if entries.is_finite() {
+                format!("{entries:.0}")
+            } else {
+                "more than 10^308".into()
+            }
         ))
         .with_note("lower --order, or use `derive` for the symbolic form"));
     }
@@ -295,7 +365,11 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
     let nv = t.value_idx.len();
     let rw = t.wrt_dims.len();
     let mut ev = Evaluator::new(point);
-    let plain = if t.symmetric { None } else { Some(t.expanded()) };
+    let plain = if t.symmetric {
+        None
+    } else {
+        Some(t.expanded())
+    };
     let mut cache: HashMap<Vec<usize>, f64> = HashMap::new();
     let mut out = Vec::with_capacity(total);
     let mut pos = vec![0usize; shape.len()];
@@ -349,11 +423,21 @@ pub struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     /// A new evaluator at `point`.
     pub fn new(point: &'a Point) -> Self {
-        Evaluator { point, env: Vec::new(), cache: HashMap::new(), softmax_cache: HashMap::new() }
+        Evaluator {
+            point,
+            env: Vec::new(),
+            cache: HashMap::new(),
+            softmax_cache: HashMap::new(),
+        }
     }
 
     fn lookup(&self, ix: Ix) -> usize {
-        self.env.iter().rev().find(|(i, _)| *i == ix).map(|(_, v)| *v).expect("index bound in the environment")
+        self.env
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == ix)
+            .map(|(_, v)| *v)
+            .expect("index bound in the environment")
     }
 
     fn entry_plain(&mut self, p: &Poly, t: &Tensor, key: &[usize]) -> f64 {
@@ -397,7 +481,11 @@ impl<'a> Evaluator<'a> {
         // Block values: a block with value members sits at their value.
         let mut fixed: Vec<Option<usize>> = Vec::new();
         for b in &c.blocks {
-            let vals: Vec<usize> = b.value_members.iter().map(|m| key[t.value_idx.iter().position(|x| x == m).unwrap()]).collect();
+            let vals: Vec<usize> = b
+                .value_members
+                .iter()
+                .map(|m| key[t.value_idx.iter().position(|x| x == m).unwrap()])
+                .collect();
             if vals.windows(2).any(|w| w[0] != w[1]) {
                 return 0.0;
             }
@@ -431,7 +519,15 @@ impl<'a> Evaluator<'a> {
         let sizes: Vec<usize> = c.blocks.iter().map(|b| b.wrt_count).collect();
         let within: f64 = sizes.iter().map(|&s| crate::sym::factorial(s)).product();
         let mut remaining: Vec<(usize, usize)> = mult.clone();
-        let total = assign(0, &c.blocks, &fixed, &sizes, &tables, &mut remaining, &mut Vec::new());
+        let total = assign(
+            0,
+            &c.blocks,
+            &fixed,
+            &sizes,
+            &tables,
+            &mut remaining,
+            &mut Vec::new(),
+        );
         // Σ over all permutations = within · total; distinct ones = / stab.
         global * within * total / c.stab
     }
@@ -472,7 +568,10 @@ impl<'a> Evaluator<'a> {
 
     fn key(&self, a: &Atom) -> (usize, Vec<usize>) {
         let free = a.free();
-        (a as *const Atom as usize, free.iter().map(|&i| self.lookup(i)).collect())
+        (
+            a as *const Atom as usize,
+            free.iter().map(|&i| self.lookup(i)).collect(),
+        )
     }
 
     fn atom(&mut self, a: &Atom) -> f64 {
@@ -522,7 +621,10 @@ impl<'a> Evaluator<'a> {
             Atom::Softmax { ix, dim, body, at } => {
                 let mut free = body.free();
                 free.remove(ix);
-                let key = (a as *const Atom as usize, free.iter().map(|&i| self.lookup(i)).collect::<Vec<_>>());
+                let key = (
+                    a as *const Atom as usize,
+                    free.iter().map(|&i| self.lookup(i)).collect::<Vec<_>>(),
+                );
                 let at = self.lookup(*at);
                 if let Some(p) = self.softmax_cache.get(&key) {
                     return p[at];

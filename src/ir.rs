@@ -186,7 +186,12 @@ pub enum Atom {
     Sum { ix: Ix, dim: Dim, body: Poly },
     /// `softmax` over `ix` of `body`, at position `at`:
     /// `exp(body[ix:=at]) / Σ_ix exp(body)`.
-    Softmax { ix: Ix, dim: Dim, body: Poly, at: Ix },
+    Softmax {
+        ix: Ix,
+        dim: Dim,
+        body: Poly,
+        at: Ix,
+    },
     /// `log Σ_ix exp(body)`.
     Lse { ix: Ix, dim: Dim, body: Poly },
 }
@@ -224,7 +229,9 @@ impl Atom {
     /// binder inside.
     pub fn height(&self) -> u32 {
         match self {
-            Atom::Sum { ix, .. } | Atom::Softmax { ix, .. } | Atom::Lse { ix, .. } => ix - BOUND + 1,
+            Atom::Sum { ix, .. } | Atom::Softmax { ix, .. } | Atom::Lse { ix, .. } => {
+                ix - BOUND + 1
+            }
             Atom::Func(_, p) | Atom::Group(p) => p.height(),
             Atom::Pow(a, b) => a.height().max(b.height()),
             _ => 0,
@@ -276,8 +283,12 @@ impl Atom {
             Atom::Dim(_) => false,
             Atom::Func(_, p) | Atom::Group(p) => p.mentions(ix),
             Atom::Pow(a, b) => a.mentions(ix) || b.mentions(ix),
-            Atom::Sum { ix: k, body, .. } | Atom::Lse { ix: k, body, .. } => *k != ix && body.mentions(ix),
-            Atom::Softmax { ix: k, body, at, .. } => *at == ix || (*k != ix && body.mentions(ix)),
+            Atom::Sum { ix: k, body, .. } | Atom::Lse { ix: k, body, .. } => {
+                *k != ix && body.mentions(ix)
+            }
+            Atom::Softmax {
+                ix: k, body, at, ..
+            } => *at == ix || (*k != ix && body.mentions(ix)),
         }
     }
 
@@ -288,7 +299,9 @@ impl Atom {
             Atom::Delta(..) | Atom::Dim(_) => false,
             Atom::Func(_, p) | Atom::Group(p) => p.uses_var(name),
             Atom::Pow(a, b) => a.uses_var(name) || b.uses_var(name),
-            Atom::Sum { body, .. } | Atom::Lse { body, .. } | Atom::Softmax { body, .. } => body.uses_var(name),
+            Atom::Sum { body, .. } | Atom::Lse { body, .. } | Atom::Softmax { body, .. } => {
+                body.uses_var(name)
+            }
         }
     }
 
@@ -306,7 +319,10 @@ impl Atom {
             }
             Atom::Var { name, idx } => Poly::atom(Rc::new(Atom::Var {
                 name: name.clone(),
-                idx: idx.iter().map(|&x| if x == from { to } else { x }).collect(),
+                idx: idx
+                    .iter()
+                    .map(|&x| if x == from { to } else { x })
+                    .collect(),
             })),
             Atom::Dim(_) => unreachable!("dimensions mention no index"),
             Atom::Func(f, p) => Poly::func(*f, r(p)),
@@ -363,7 +379,9 @@ impl Poly {
 
     /// Whether variable `name` occurs.
     pub fn uses_var(&self, name: &str) -> bool {
-        self.terms.iter().any(|t| t.factors.iter().any(|f| f.atom.uses_var(name)))
+        self.terms
+            .iter()
+            .any(|t| t.factors.iter().any(|f| f.atom.uses_var(name)))
     }
 
     /// Renames a free index.
@@ -388,11 +406,17 @@ impl Term {
     /// Renames a free index (the result may merge factors or contract deltas).
     pub fn rename(&self, from: Ix, to: Ix) -> Poly {
         if !self.mentions(from) {
-            return Poly { terms: vec![self.clone()] };
+            return Poly {
+                terms: vec![self.clone()],
+            };
         }
         let mut out = Poly::constant(self.coef.0);
         for f in &self.factors {
-            let base = if f.atom.mentions(from) { f.atom.rename(from, to) } else { Poly::atom(f.atom.clone()) };
+            let base = if f.atom.mentions(from) {
+                f.atom.rename(from, to)
+            } else {
+                Poly::atom(f.atom.clone())
+            };
             out = out.mul(&base.powf(f.exp.0));
         }
         out
@@ -413,7 +437,12 @@ impl Poly {
         if c == 0.0 {
             Poly::zero()
         } else {
-            Poly { terms: vec![Term { factors: Vec::new(), coef: Real(c) }] }
+            Poly {
+                terms: vec![Term {
+                    factors: Vec::new(),
+                    coef: Real(c),
+                }],
+            }
         }
     }
 
@@ -422,12 +451,23 @@ impl Poly {
         if let Atom::Group(p) = &*atom {
             return p.clone();
         }
-        Poly { terms: vec![Term { factors: vec![Factor { atom, exp: Real(1.0) }], coef: Real(1.0) }] }
+        Poly {
+            terms: vec![Term {
+                factors: vec![Factor {
+                    atom,
+                    exp: Real(1.0),
+                }],
+                coef: Real(1.0),
+            }],
+        }
     }
 
     /// A variable entry.
     pub fn var(name: &str, idx: Vec<Ix>) -> Poly {
-        Poly::atom(Rc::new(Atom::Var { name: name.into(), idx }))
+        Poly::atom(Rc::new(Atom::Var {
+            name: name.into(),
+            idx,
+        }))
     }
 
     /// A dimension as a number.
@@ -493,7 +533,13 @@ impl Poly {
         if other.is_empty() {
             return self.clone();
         }
-        Poly::from_terms(self.terms.iter().chain(other.terms.iter()).cloned().collect())
+        Poly::from_terms(
+            self.terms
+                .iter()
+                .chain(other.terms.iter())
+                .cloned()
+                .collect(),
+        )
     }
 
     /// `self * c`.
@@ -502,7 +548,14 @@ impl Poly {
             return Poly::zero();
         }
         Poly {
-            terms: self.terms.iter().map(|t| Term { factors: t.factors.clone(), coef: Real(t.coef.0 * c) }).collect(),
+            terms: self
+                .terms
+                .iter()
+                .map(|t| Term {
+                    factors: t.factors.clone(),
+                    coef: Real(t.coef.0 * c),
+                })
+                .collect(),
         }
     }
 
@@ -547,9 +600,11 @@ impl Poly {
             [t] => {
                 let c = t.coef.0;
                 let integral = e.fract() == 0.0;
-                let has_delta = t.factors.iter().any(|f| matches!(&*f.atom, Atom::Delta(..)));
-                let positive_base = c > 0.0
-                    && t.factors.iter().all(|f| is_positive(&f.atom));
+                let has_delta = t
+                    .factors
+                    .iter()
+                    .any(|f| matches!(&*f.atom, Atom::Delta(..)));
+                let positive_base = c > 0.0 && t.factors.iter().all(|f| is_positive(&f.atom));
                 if (integral || positive_base) && !(has_delta && e < 0.0) {
                     // (c Π a^k)^e = c^e Π a^(k e): exact for integer e, and
                     // for positive bases otherwise. δ^e = δ for e > 0.
@@ -558,7 +613,10 @@ impl Poly {
                         .iter()
                         .map(|f| match &*f.atom {
                             Atom::Delta(..) => f.clone(),
-                            _ => Factor { atom: f.atom.clone(), exp: Real(f.exp.0 * e) },
+                            _ => Factor {
+                                atom: f.atom.clone(),
+                                exp: Real(f.exp.0 * e),
+                            },
                         })
                         .collect();
                     Poly::from_terms(normalize_term(factors, c.powf(e)))
@@ -583,7 +641,12 @@ impl Poly {
     }
 
     fn atom_pow(atom: Rc<Atom>, e: f64) -> Poly {
-        Poly { terms: vec![Term { factors: vec![Factor { atom, exp: Real(e) }], coef: Real(1.0) }] }
+        Poly {
+            terms: vec![Term {
+                factors: vec![Factor { atom, exp: Real(e) }],
+                coef: Real(1.0),
+            }],
+        }
     }
 
     /// `self ^ e` for a polynomial exponent.
@@ -632,19 +695,33 @@ impl Poly {
     /// `softmax_k(body)` at `at`, for a fresh index `k`.
     pub fn softmax(k: Ix, dim: &Dim, body: Poly, at: Ix) -> Poly {
         let (ix, body) = close_binder(k, body);
-        Poly::atom(Rc::new(Atom::Softmax { ix, dim: dim.clone(), body, at }))
+        Poly::atom(Rc::new(Atom::Softmax {
+            ix,
+            dim: dim.clone(),
+            body,
+            at,
+        }))
     }
 
     /// `log Σ_k exp(body)`, for a fresh index `k`.
     pub fn lse(k: Ix, dim: &Dim, body: Poly) -> Poly {
         let (ix, body) = close_binder(k, body);
-        Poly::atom(Rc::new(Atom::Lse { ix, dim: dim.clone(), body }))
+        Poly::atom(Rc::new(Atom::Lse {
+            ix,
+            dim: dim.clone(),
+            body,
+        }))
     }
 }
 
 /// Whether an atom is positive wherever it is defined.
 fn is_positive(a: &Atom) -> bool {
-    matches!(a, Atom::Func(Fun::Exp | Fun::Sigmoid | Fun::Softplus, _) | Atom::Softmax { .. } | Atom::Dim(_))
+    matches!(
+        a,
+        Atom::Func(Fun::Exp | Fun::Sigmoid | Fun::Softplus, _)
+            | Atom::Softmax { .. }
+            | Atom::Dim(_)
+    )
 }
 
 /// Renames the fresh binder `k` of `body` to its canonical name.
@@ -671,14 +748,25 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
     }
     let deltas: Vec<(Ix, Ix)> = factors
         .iter()
-        .filter_map(|f| if let Atom::Delta(a, b) = &*f.atom { Some((*a, *b)) } else { None })
+        .filter_map(|f| {
+            if let Atom::Delta(a, b) = &*f.atom {
+                Some((*a, *b))
+            } else {
+                None
+            }
+        })
         .collect();
     if deltas.is_empty() {
         return normalize_plain(factors, coef).into_iter().collect();
     }
     // Union-find over the few indices that deltas join; the smallest index
     // of each block represents it.
-    let members: Vec<Ix> = deltas.iter().flat_map(|&(a, b)| [a, b]).collect::<BTreeSet<_>>().into_iter().collect();
+    let members: Vec<Ix> = deltas
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut rep: Vec<Ix> = members.clone();
     let pos = |x: Ix| members.binary_search(&x).expect("delta member");
     loop {
@@ -704,11 +792,27 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
             break;
         }
     }
-    let map: Vec<(Ix, Ix)> = members.iter().zip(&rep).filter(|(m, r)| m != r).map(|(m, r)| (*m, *r)).collect();
-    let new_deltas: Vec<Factor> =
-        map.iter().map(|&(m, r)| Factor { atom: Rc::new(Atom::Delta(r, m)), exp: Real(1.0) }).collect();
-    let others: Vec<Factor> = factors.into_iter().filter(|f| !matches!(&*f.atom, Atom::Delta(..))).collect();
-    if !others.iter().any(|f| map.iter().any(|(m, _)| f.atom.mentions(*m))) {
+    let map: Vec<(Ix, Ix)> = members
+        .iter()
+        .zip(&rep)
+        .filter(|(m, r)| m != r)
+        .map(|(m, r)| (*m, *r))
+        .collect();
+    let new_deltas: Vec<Factor> = map
+        .iter()
+        .map(|&(m, r)| Factor {
+            atom: Rc::new(Atom::Delta(r, m)),
+            exp: Real(1.0),
+        })
+        .collect();
+    let others: Vec<Factor> = factors
+        .into_iter()
+        .filter(|f| !matches!(&*f.atom, Atom::Delta(..)))
+        .collect();
+    if !others
+        .iter()
+        .any(|f| map.iter().any(|(m, _)| f.atom.mentions(*m)))
+    {
         let mut all = others;
         all.extend(new_deltas);
         return normalize_plain(all, coef).into_iter().collect();
@@ -769,7 +873,10 @@ fn normalize_plain(mut factors: Vec<Factor>, mut coef: f64) -> Option<Term> {
     if coef == 0.0 {
         None
     } else {
-        Some(Term { factors: kept, coef: Real(coef) })
+        Some(Term {
+            factors: kept,
+            coef: Real(coef),
+        })
     }
 }
 
@@ -780,20 +887,33 @@ fn sum_term(k: Ix, dim: &Dim, t: &Term) -> Poly {
         if let Atom::Delta(a, b) = &*f.atom {
             if *a == k || *b == k {
                 let other = if *a == k { *b } else { *a };
-                let rest: Vec<Factor> = t.factors.iter().filter(|g| !std::ptr::eq(*g, f)).cloned().collect();
-                let rest = Term { factors: rest, coef: t.coef };
+                let rest: Vec<Factor> = t
+                    .factors
+                    .iter()
+                    .filter(|g| !std::ptr::eq(*g, f))
+                    .cloned()
+                    .collect();
+                let rest = Term {
+                    factors: rest,
+                    coef: t.coef,
+                };
                 return rest.rename(k, other);
             }
         }
     }
-    let (inside, outside): (Vec<Factor>, Vec<Factor>) = t.factors.iter().cloned().partition(|f| f.atom.mentions(k));
+    let (inside, outside): (Vec<Factor>, Vec<Factor>) =
+        t.factors.iter().cloned().partition(|f| f.atom.mentions(k));
     let outside = Poly::from_terms(normalize_term(outside, t.coef.0));
     if inside.is_empty() {
         return outside.mul(&Poly::dim(dim));
     }
     let body = Poly::from_terms(normalize_term(inside, 1.0));
     let (ix, body) = close_binder(k, body);
-    outside.mul(&Poly::atom(Rc::new(Atom::Sum { ix, dim: dim.clone(), body })))
+    outside.mul(&Poly::atom(Rc::new(Atom::Sum {
+        ix,
+        dim: dim.clone(),
+        body,
+    })))
 }
 
 impl fmt::Display for Poly {
@@ -813,8 +933,16 @@ mod tests {
     #[test]
     fn alpha_equivalent_sums_are_equal() {
         let (a, b) = (fresh(), fresh());
-        let s1 = Poly::sum_over(a, &n(), &Poly::var("z", vec![a]).mul(&Poly::var("q", vec![a])));
-        let s2 = Poly::sum_over(b, &n(), &Poly::var("q", vec![b]).mul(&Poly::var("z", vec![b])));
+        let s1 = Poly::sum_over(
+            a,
+            &n(),
+            &Poly::var("z", vec![a]).mul(&Poly::var("q", vec![a])),
+        );
+        let s2 = Poly::sum_over(
+            b,
+            &n(),
+            &Poly::var("q", vec![b]).mul(&Poly::var("z", vec![b])),
+        );
         assert_eq!(s1, s2);
         assert_eq!(s1.add(&s2.neg()), Poly::zero());
     }

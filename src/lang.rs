@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-
 use egg::{define_language, Analysis, DidMerge, EGraph, Id, Language, RecExpr, Symbol};
 
 use crate::ir::{fresh, is_bound, Atom, Dim, Fun, Ix, Poly, Real, BOUND};
@@ -86,7 +85,9 @@ impl Analysis<Math> for FreeIndices {
     fn make(egraph: &mut EGraph<Math, Self>, enode: &Math, _id: Id) -> Self::Data {
         let child = |i: &Id| egraph[*i].data.clone();
         match enode {
-            Math::Symbol(s) => symbol_index(*s).map(|_| BTreeSet::from([*s])).unwrap_or_default(),
+            Math::Symbol(s) => symbol_index(*s)
+                .map(|_| BTreeSet::from([*s]))
+                .unwrap_or_default(),
             Math::Num(_) | Math::Dim(_) => BTreeSet::new(),
             Math::Sum([k, _, b]) | Math::Lse([k, _, b]) => {
                 let mut s = child(b);
@@ -122,7 +123,11 @@ impl Analysis<Math> for FreeIndices {
 
 /// Adds a polynomial to an expression; returns its root.
 pub fn add_poly(p: &Poly, out: &mut RecExpr<Math>) -> Id {
-    let terms: Vec<Id> = p.terms.iter().map(|t| add_term(&t.factors, t.coef.0, out)).collect();
+    let terms: Vec<Id> = p
+        .terms
+        .iter()
+        .map(|t| add_term(&t.factors, t.coef.0, out))
+        .collect();
     match terms.len() {
         0 => out.add(Math::Num(Num(Real(0.0)))),
         1 => terms[0],
@@ -201,8 +206,18 @@ pub fn add_atom(a: &Atom, out: &mut RecExpr<Math>) -> Id {
             let (k, d, b) = (ix(*k, out), dim_node(dim, out), add_poly(body, out));
             out.add(Math::Lse([k, d, b]))
         }
-        Atom::Softmax { ix: k, dim, body, at } => {
-            let (k, d, b, at) = (ix(*k, out), dim_node(dim, out), add_poly(body, out), ix(*at, out));
+        Atom::Softmax {
+            ix: k,
+            dim,
+            body,
+            at,
+        } => {
+            let (k, d, b, at) = (
+                ix(*k, out),
+                dim_node(dim, out),
+                add_poly(body, out),
+                ix(*at, out),
+            );
             out.add(Math::Softmax([k, d, b, at]))
         }
     }
@@ -224,7 +239,12 @@ pub fn from_rec(r: &RecExpr<Math>) -> Option<Poly> {
 
 fn index_of(r: &RecExpr<Math>, id: Id, scope: &[(Symbol, Ix)]) -> Option<Ix> {
     match &r[id] {
-        Math::Symbol(s) => scope.iter().rev().find(|(x, _)| x == s).map(|(_, i)| *i).or_else(|| symbol_index(*s)),
+        Math::Symbol(s) => scope
+            .iter()
+            .rev()
+            .find(|(x, _)| x == s)
+            .map(|(_, i)| *i)
+            .or_else(|| symbol_index(*s)),
         _ => None,
     }
 }
@@ -238,7 +258,9 @@ fn dim_of(r: &RecExpr<Math>, id: Id) -> Option<Dim> {
 }
 
 fn node_poly(r: &RecExpr<Math>, id: Id, scope: &mut Vec<(Symbol, Ix)>) -> Option<Poly> {
-    let fun = |f: Fun, u: &Id, scope: &mut Vec<(Symbol, Ix)>| Some(Poly::func(f, node_poly(r, *u, scope)?));
+    let fun = |f: Fun, u: &Id, scope: &mut Vec<(Symbol, Ix)>| {
+        Some(Poly::func(f, node_poly(r, *u, scope)?))
+    };
     // Opens a binder: its symbol maps to a fresh index while the body is read.
     let open = |k: &Id| -> Option<(Symbol, Ix)> {
         match &r[*k] {
@@ -275,7 +297,10 @@ fn node_poly(r: &RecExpr<Math>, id: Id, scope: &mut Vec<(Symbol, Ix)>) -> Option
                 Math::Symbol(s) => s.as_str().to_string(),
                 _ => return None,
             };
-            let idx = kids[1..].iter().map(|k| index_of(r, *k, scope)).collect::<Option<Vec<_>>>()?;
+            let idx = kids[1..]
+                .iter()
+                .map(|k| index_of(r, *k, scope))
+                .collect::<Option<Vec<_>>>()?;
             Poly::var(&name, idx)
         }
         Math::Delta([a, b]) => Poly::delta(index_of(r, *a, scope)?, index_of(r, *b, scope)?),
@@ -311,11 +336,12 @@ pub fn round_trips(p: &Poly) -> bool {
     from_rec(&to_rec(p)).as_ref() == Some(p)
 }
 
-
 /// Free index symbols of the subexpression at `id`.
 pub fn free_symbols(r: &RecExpr<Math>, id: Id) -> BTreeSet<Symbol> {
     match &r[id] {
-        Math::Symbol(s) => symbol_index(*s).map(|_| BTreeSet::from([*s])).unwrap_or_default(),
+        Math::Symbol(s) => symbol_index(*s)
+            .map(|_| BTreeSet::from([*s]))
+            .unwrap_or_default(),
         Math::Num(_) | Math::Dim(_) => BTreeSet::new(),
         Math::Sum([k, _, b]) | Math::Lse([k, _, b]) => {
             let mut s = free_symbols(r, *b);
@@ -333,6 +359,10 @@ pub fn free_symbols(r: &RecExpr<Math>, id: Id) -> BTreeSet<Symbol> {
             s
         }
         Math::Sym([_, t]) => free_symbols(r, *t),
-        other => other.children().iter().flat_map(|c| free_symbols(r, *c)).collect(),
+        other => other
+            .children()
+            .iter()
+            .flat_map(|c| free_symbols(r, *c))
+            .collect(),
     }
 }

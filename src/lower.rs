@@ -68,7 +68,11 @@ fn call(b: Builtin, args: &[TExpr], idx: &[Ix]) -> Poly {
         Builtin::Sqrt => lower(x, idx).powf(0.5),
         Builtin::Sum => sum_all(x, |i| lower(x, i)),
         Builtin::Mean => {
-            let size = x.shape.dims().iter().fold(Poly::constant(1.0), |acc, d| acc.mul(&Poly::dim(d)));
+            let size = x
+                .shape
+                .dims()
+                .iter()
+                .fold(Poly::constant(1.0), |acc, d| acc.mul(&Poly::dim(d)));
             sum_all(x, |i| lower(x, i)).mul(&size.powf(-1.0))
         }
         Builtin::Dot => {
@@ -161,7 +165,11 @@ fn xent_row(z: &TExpr, q: &TExpr, row: Option<Ix>) -> Poly {
     let k = fresh();
     let sum_q = Poly::sum_over(k, &dim, &lower(q, &with_row(row, k)));
     let k = fresh();
-    let dot = Poly::sum_over(k, &dim, &lower(z, &with_row(row, k)).mul(&lower(q, &with_row(row, k))));
+    let dot = Poly::sum_over(
+        k,
+        &dim,
+        &lower(z, &with_row(row, k)).mul(&lower(q, &with_row(row, k))),
+    );
     lse.mul(&sum_q).sub(&dot)
 }
 

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use symdiff::{Fact, Request, Syntax};
 
 #[derive(Parser)]
-#[command(name = "symdiff", version, about = "Exact n-th order derivatives in index notation")]
+#[command(
+    name = "symdiff",
+    version,
+    about = "Exact n-th order derivatives in index notation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,8 +92,13 @@ enum FloatArg {
 }
 
 fn parse_dim(s: &str) -> Result<(String, usize), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=LENGTH, as in n=8"))?;
-    let value: usize = value.trim().parse().map_err(|_| format!("`{}` is not a length (a whole number)", value.trim()))?;
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=LENGTH, as in n=8"))?;
+    let value: usize = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a length (a whole number)", value.trim()))?;
     Ok((name.trim().to_string(), value))
 }
 
@@ -102,7 +111,9 @@ fn main() -> ExitCode {
         }
     };
     // Deep but bounded recursion over expression trees: give it room.
-    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || run(cli));
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || run(cli));
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
@@ -133,7 +144,14 @@ fn run(cli: Cli) -> ExitCode {
 
 fn execute(command: Command) -> symdiff::Result<String> {
     match command {
-        Command::Codegen { expr, name, order, wrt, dim, float } => {
+        Command::Codegen {
+            expr,
+            name,
+            order,
+            wrt,
+            dim,
+            float,
+        } => {
             let mut spec = symdiff::codegen::KernelSpec::new(&name, &expr);
             spec.order = order;
             spec.wrt = wrt;
@@ -145,17 +163,33 @@ fn execute(command: Command) -> symdiff::Result<String> {
             let command = symdiff::codegen::command_line(&spec);
             symdiff::codegen::module(&[spec], &command)
         }
-        Command::Derive { expr, order, wrt, assume, format, stats } => {
+        Command::Derive {
+            expr,
+            order,
+            wrt,
+            assume,
+            format,
+            stats,
+        } => {
             let mut req = Request::new(&expr, order);
             req.wrt = wrt;
-            req.assume = assume.iter().map(|a| Fact::parse(a)).collect::<symdiff::Result<_>>()?;
+            req.assume = assume
+                .iter()
+                .map(|a| Fact::parse(a))
+                .collect::<symdiff::Result<_>>()?;
             let d = symdiff::derive(&req)?;
             let (out, display) = match format {
                 Format::Text => d.report(Syntax::Text, req.limits),
                 Format::Latex => d.report(Syntax::Latex, req.limits),
                 Format::Json => {
                     let (_, s) = d.display_expr(req.limits);
-                    (format!("{}\n", serde_json::to_string_pretty(&d.json(req.limits)).unwrap()), s)
+                    (
+                        format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&d.json(req.limits)).unwrap()
+                        ),
+                        s,
+                    )
                 }
             };
             let mut all = d.stats.clone();
@@ -167,9 +201,13 @@ fn execute(command: Command) -> symdiff::Result<String> {
                 );
             }
             if stats {
-                eprintln!("{:<18} {:>8} {:>8} {:>6} {:>10}  {}", "pass", "e-nodes", "classes", "iters", "time", "stop / rules fired");
+                eprintln!(
+                    "{:<18} {:>8} {:>8} {:>6} {:>10}  {}",
+                    "pass", "e-nodes", "classes", "iters", "time", "stop / rules fired"
+                );
                 for s in &all {
-                    let rules: Vec<String> = s.applied.iter().map(|(n, c)| format!("{n}×{c}")).collect();
+                    let rules: Vec<String> =
+                        s.applied.iter().map(|(n, c)| format!("{n}×{c}")).collect();
                     eprintln!(
                         "{:<18} {:>8} {:>8} {:>6} {:>8.2}ms  {}; {}",
                         s.pass,
@@ -178,13 +216,22 @@ fn execute(command: Command) -> symdiff::Result<String> {
                         s.iterations,
                         s.time.as_secs_f64() * 1e3,
                         s.stop,
-                        if rules.is_empty() { "-".to_string() } else { rules.join(" ") }
+                        if rules.is_empty() {
+                            "-".to_string()
+                        } else {
+                            rules.join(" ")
+                        }
                     );
                 }
             }
             Ok(out)
         }
-        Command::Eval { expr, at, order, wrt } => {
+        Command::Eval {
+            expr,
+            at,
+            order,
+            wrt,
+        } => {
             let bindings = symdiff::eval::parse_point(&at)?;
             // Size check first: an absurd order is refused before any work.
             let program = symdiff::parse::parse_program(&expr)?;
@@ -192,7 +239,11 @@ fn execute(command: Command) -> symdiff::Result<String> {
             let point = symdiff::eval::bind(&typed, &bindings)?;
             let w = match &wrt {
                 Some(w) => w.clone(),
-                None => typed.vars.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+                None => typed
+                    .vars
+                    .first()
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default(),
             };
             if let Some(ws) = typed.var_shape(&w) {
                 symdiff::eval::check_size(&typed.body.shape, ws, order, &point)?;

@@ -36,11 +36,17 @@ fn pratt() -> &'static PrattParser<Rule> {
 /// Parses a whole program.
 pub fn parse_program(src: &str) -> Result<Program> {
     if src.trim().is_empty() {
-        return Err(Error::at(0..0, "empty expression", "expected an expression here"));
+        return Err(Error::at(
+            0..0,
+            "empty expression",
+            "expected an expression here",
+        ));
     }
     check_nesting(src)?;
     let mut pairs = Grammar::parse(Rule::program, src).map_err(syntax_error)?;
-    let program = pairs.next().expect("the program rule always yields one pair");
+    let program = pairs
+        .next()
+        .expect("the program rule always yields one pair");
     let mut statements = Vec::new();
     let mut body = None;
     for pair in program.into_inner() {
@@ -108,7 +114,12 @@ fn statement(pair: Pair<Rule>) -> Result<Statement> {
                     _ => {}
                 }
             }
-            Ok(Statement::Def { name, params, body: body.unwrap(), span })
+            Ok(Statement::Def {
+                name,
+                params,
+                body: body.unwrap(),
+                span,
+            })
         }
         _ => unreachable!("statement rules are def, let and decl"),
     }
@@ -130,7 +141,11 @@ fn dim(pair: Pair<Rule>) -> Result<DimName> {
     match inner.as_rule() {
         Rule::integer => match inner.as_str().parse::<usize>() {
             Ok(n) if n > 0 => Ok(DimName::Fixed(n)),
-            _ => Err(Error::at(span, "a dimension must be a positive integer", "not a valid length")),
+            _ => Err(Error::at(
+                span,
+                "a dimension must be a positive integer",
+                "not a valid length",
+            )),
         },
         _ => Ok(DimName::Named(inner.as_str().to_string())),
     }
@@ -142,7 +157,10 @@ fn expr(pairs: Pairs<Rule>) -> Result<Expr> {
         .map_prefix(|op, rhs| {
             let rhs = rhs?;
             let span = op.as_span().start()..rhs.span.end;
-            Ok(Expr { kind: ExprKind::Neg(Box::new(rhs)), span })
+            Ok(Expr {
+                kind: ExprKind::Neg(Box::new(rhs)),
+                span,
+            })
         })
         .map_infix(|lhs, op, rhs| {
             let (lhs, rhs) = (lhs?, rhs?);
@@ -155,7 +173,10 @@ fn expr(pairs: Pairs<Rule>) -> Result<Expr> {
                 _ => BinOp::Pow,
             };
             let span = lhs.span.start..rhs.span.end;
-            Ok(Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span })
+            Ok(Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            })
         })
         .parse(pairs)
 }
@@ -164,22 +185,40 @@ fn primary(pair: Pair<Rule>) -> Result<Expr> {
     let span = span_of(&pair);
     match pair.as_rule() {
         Rule::number => {
-            let value: f64 = pair.as_str().parse().map_err(|_| {
-                Error::at(span.clone(), "not a number", "cannot read this number")
-            })?;
+            let value: f64 = pair
+                .as_str()
+                .parse()
+                .map_err(|_| Error::at(span.clone(), "not a number", "cannot read this number"))?;
             if !value.is_finite() {
-                return Err(Error::at(span, "number out of range", "this overflows a double"));
+                return Err(Error::at(
+                    span,
+                    "number out of range",
+                    "this overflows a double",
+                ));
             }
-            Ok(Expr { kind: ExprKind::Num(value), span })
+            Ok(Expr {
+                kind: ExprKind::Num(value),
+                span,
+            })
         }
-        Rule::name => Ok(Expr { kind: ExprKind::Name(pair.as_str().to_string()), span }),
+        Rule::name => Ok(Expr {
+            kind: ExprKind::Name(pair.as_str().to_string()),
+            span,
+        }),
         Rule::call => {
             let mut inner = pair.into_inner();
             let name_pair = inner.next().unwrap();
             let name = name_pair.as_str().to_string();
             let name_span = span_of(&name_pair);
             let args = inner.map(|p| expr(p.into_inner())).collect::<Result<_>>()?;
-            Ok(Expr { kind: ExprKind::Call { name, name_span, args }, span })
+            Ok(Expr {
+                kind: ExprKind::Call {
+                    name,
+                    name_span,
+                    args,
+                },
+                span,
+            })
         }
         Rule::expr => expr(pair.into_inner()),
         r => unreachable!("unexpected primary {r:?}"),
@@ -196,9 +235,13 @@ fn syntax_error(e: pest::error::Error<Rule>) -> Error {
             Rule::integer => "an integer",
             Rule::name => "a name",
             Rule::call => "a function call",
-            Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::matmul | Rule::pow | Rule::infix => {
-                "an operator"
-            }
+            Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::matmul
+            | Rule::pow
+            | Rule::infix => "an operator",
             Rule::neg | Rule::prefix => "unary minus",
             Rule::statement | Rule::decl | Rule::let_stmt | Rule::def_stmt => "a statement",
             Rule::type_ | Rule::scalar_ty | Rule::vec_ty | Rule::mat_ty => "a type",
@@ -226,7 +269,10 @@ mod tests {
                 ExprKind::Num(v) => format!("{v}"),
                 ExprKind::Name(n) => n.clone(),
                 ExprKind::Call { name, args, .. } => {
-                    format!("{name}({})", args.iter().map(go).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "{name}({})",
+                        args.iter().map(go).collect::<Vec<_>>().join(", ")
+                    )
                 }
                 ExprKind::Neg(x) => format!("(-{})", go(x)),
                 ExprKind::Binary(op, a, b) => format!("({} {} {})", go(a), op.symbol(), go(b)),

@@ -33,12 +33,18 @@ impl Names {
     /// Names the free indices `ids` (in order) avoiding `taken` names.
     pub fn new(ids: &[u32], taken: &BTreeSet<String>) -> Names {
         let mut index = BTreeMap::new();
-        let mut pool = FREE_NAMES.iter().map(|s| s.to_string()).filter(|s| !taken.contains(s));
+        let mut pool = FREE_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|s| !taken.contains(s));
         for (n, &ix) in ids.iter().enumerate() {
             let name = pool.next().unwrap_or_else(|| format!("i{}", n + 1));
             index.insert(crate::lang::index_symbol(ix), name);
         }
-        Names { index, parts: Vec::new() }
+        Names {
+            index,
+            parts: Vec::new(),
+        }
     }
 
     /// The printed name of a free index.
@@ -53,8 +59,15 @@ impl Names {
         if let Some(n) = self.index.get(&s) {
             return n.clone();
         }
-        match s.as_str().strip_prefix("$b").and_then(|h| h.parse::<usize>().ok()) {
-            Some(h) => BOUND_NAMES.get(h).map(|x| x.to_string()).unwrap_or_else(|| format!("a{h}")),
+        match s
+            .as_str()
+            .strip_prefix("$b")
+            .and_then(|h| h.parse::<usize>().ok())
+        {
+            Some(h) => BOUND_NAMES
+                .get(h)
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| format!("a{h}")),
             None => s.as_str().trim_start_matches(['$', '%']).to_string(),
         }
     }
@@ -81,7 +94,11 @@ impl Printer<'_> {
     }
 
     fn num(&self, v: f64) -> String {
-        let s = if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") };
+        let s = if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v}")
+        };
         s
     }
 
@@ -147,8 +164,17 @@ impl Printer<'_> {
             return n.clone();
         }
         let base = if kind == "softmax" { "p" } else { "s" };
-        let count = self.names.parts.iter().filter(|(n, _, _)| n.starts_with(base)).count();
-        let name = if count == 0 { base.to_string() } else { format!("{base}{}", count + 1) };
+        let count = self
+            .names
+            .parts
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(base))
+            .count();
+        let name = if count == 0 {
+            base.to_string()
+        } else {
+            format!("{base}{}", count + 1)
+        };
         self.names.parts.push((name.clone(), def, key));
         name
     }
@@ -156,7 +182,9 @@ impl Printer<'_> {
     /// The body of a binder over `k`, printed as a whole vector (the bound
     /// index dropped), when that reads naturally.
     fn vector_body(&mut self, r: &RecExpr<Math>, k: Id, body: Id) -> String {
-        let Math::Symbol(ks) = &r[k] else { return "?".into() };
+        let Math::Symbol(ks) = &r[k] else {
+            return "?".into();
+        };
         let saved = self.overrides.insert(*ks, String::new());
         let sub = extract(r, body);
         let s = self.show(&sub);
@@ -255,7 +283,11 @@ impl Printer<'_> {
                     }
                     let prev_free = n > 0 && parts[n - 1].2;
                     let sep = if *free && prev_free && *p >= PRODUCT {
-                        if l { "\\," } else { " " }
+                        if l {
+                            "\\,"
+                        } else {
+                            " "
+                        }
                     } else if n == 0 && *p >= PRODUCT && *free {
                         " "
                     } else if l {
@@ -299,8 +331,13 @@ impl Printer<'_> {
                     }
                 }
             }
-            Math::Exp([u]) | Math::Log([u]) | Math::Sin([u]) | Math::Cos([u]) | Math::Tanh([u])
-            | Math::Sigmoid([u]) | Math::Softplus([u]) => {
+            Math::Exp([u])
+            | Math::Log([u])
+            | Math::Sin([u])
+            | Math::Cos([u])
+            | Math::Tanh([u])
+            | Math::Sigmoid([u])
+            | Math::Softplus([u]) => {
                 let name = r[id].to_string();
                 let arg = self.node(r, *u).0;
                 let f = self.func(&name);
@@ -438,7 +475,11 @@ pub fn debug_poly(p: &Poly) -> String {
     let r = to_rec(p);
     let ids: Vec<u32> = p.free().into_iter().collect();
     let mut names = Names::new(&ids, &BTreeSet::new());
-    let mut pr = Printer { names: &mut names, syntax: Syntax::Text, overrides: BTreeMap::new() };
+    let mut pr = Printer {
+        names: &mut names,
+        syntax: Syntax::Text,
+        overrides: BTreeMap::new(),
+    };
     pr.show(&r)
 }
 
@@ -452,29 +493,36 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
     let l = printer.latex();
     // Scalar factors common to every term come out front.
     let scalar = |t: &Term| -> Vec<crate::ir::Factor> {
-        t.factors.iter().filter(|f| f.atom.free().is_empty()).cloned().collect()
+        t.factors
+            .iter()
+            .filter(|f| f.atom.free().is_empty())
+            .cloned()
+            .collect()
     };
     let mut common = scalar(&terms[0]);
     for t in &terms[1..] {
         let s = scalar(t);
         common.retain(|f| s.contains(f));
     }
-    let show_atoms = |fs: &[crate::ir::Factor], printer: &mut Printer, drop: Option<u32>| -> String {
-        let saved = printer.overrides.clone();
-        if let Some(ix) = drop {
-            printer.overrides.insert(crate::lang::index_symbol(ix), String::new());
-        }
-        let parts: Vec<String> = fs
-            .iter()
-            .map(|f| {
-                let mut r = RecExpr::default();
-                crate::lang::add_term(std::slice::from_ref(f), 1.0, &mut r);
-                printer.show(&r)
-            })
-            .collect();
-        printer.overrides = saved;
-        parts.join(if l { " \\odot " } else { "∘" })
-    };
+    let show_atoms =
+        |fs: &[crate::ir::Factor], printer: &mut Printer, drop: Option<u32>| -> String {
+            let saved = printer.overrides.clone();
+            if let Some(ix) = drop {
+                printer
+                    .overrides
+                    .insert(crate::lang::index_symbol(ix), String::new());
+            }
+            let parts: Vec<String> = fs
+                .iter()
+                .map(|f| {
+                    let mut r = RecExpr::default();
+                    crate::lang::add_term(std::slice::from_ref(f), 1.0, &mut r);
+                    printer.show(&r)
+                })
+                .collect();
+            printer.overrides = saved;
+            parts.join(if l { " \\odot " } else { "∘" })
+        };
     let mut pieces: Vec<(f64, String)> = Vec::new();
     for t in terms {
         let mut scal = Vec::new();
@@ -514,9 +562,23 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
             _ if diag && at[0].is_empty() => "I".into(),
             _ if diag => format!("diag({})", show_atoms(&at[0], printer, Some(free[0]))),
             _ => {
-                let u = if at[0].is_empty() { "1".into() } else { show_atoms(&at[0], printer, Some(free[0])) };
-                let v = if at[1].is_empty() { "1".into() } else { show_atoms(&at[1], printer, Some(free[1])) };
-                let wrap = |x: String| if x.contains('∘') || x.contains("odot") { format!("({x})") } else { x };
+                let u = if at[0].is_empty() {
+                    "1".into()
+                } else {
+                    show_atoms(&at[0], printer, Some(free[0]))
+                };
+                let v = if at[1].is_empty() {
+                    "1".into()
+                } else {
+                    show_atoms(&at[1], printer, Some(free[1]))
+                };
+                let wrap = |x: String| {
+                    if x.contains('∘') || x.contains("odot") {
+                        format!("({x})")
+                    } else {
+                        x
+                    }
+                };
                 if l {
                     format!("{} {}^\\top", wrap(u), wrap(v))
                 } else {
@@ -534,7 +596,11 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
     let mut out = String::new();
     for (n, (c, s)) in pieces.iter().enumerate() {
         let mag = c.abs();
-        let cs = if mag == 1.0 && !s.is_empty() { String::new() } else { format!("{} ", printer.num(mag)) };
+        let cs = if mag == 1.0 && !s.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", printer.num(mag))
+        };
         let sign = if *c < 0.0 { printer.minus() } else { "+" };
         if n == 0 {
             if *c < 0.0 {
@@ -553,11 +619,18 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
         let c = show_atoms(&common, printer, None);
         let c = c.replace('∘', "·");
         if pieces.len() > 1 {
-            out = if l { format!("{c} \\left({out}\\right)") } else { format!("{c}·({out})") };
+            out = if l {
+                format!("{c} \\left({out}\\right)")
+            } else {
+                format!("{c}·({out})")
+            };
         } else {
-            out = if l { format!("{c} \\cdot {out}") } else { format!("{c}·{out}") };
+            out = if l {
+                format!("{c} \\cdot {out}")
+            } else {
+                format!("{c}·{out}")
+            };
         }
     }
     Some(out)
 }
-

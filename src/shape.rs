@@ -107,8 +107,24 @@ impl Builtin {
 
     /// All names, for "did you mean" notes.
     pub const NAMES: &'static [&'static str] = &[
-        "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "softplus", "sum", "mean", "dot", "logsumexp",
-        "softmax", "log_softmax", "xent", "transpose", "diag", "outer",
+        "exp",
+        "log",
+        "sqrt",
+        "sin",
+        "cos",
+        "tanh",
+        "sigmoid",
+        "softplus",
+        "sum",
+        "mean",
+        "dot",
+        "logsumexp",
+        "softmax",
+        "log_softmax",
+        "xent",
+        "transpose",
+        "diag",
+        "outer",
     ];
 }
 
@@ -159,7 +175,11 @@ impl Typed {
     /// variables (then the result).
     pub fn symbolic_dims(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let shapes = self.vars.iter().map(|(_, s)| s).chain(std::iter::once(&self.body.shape));
+        let shapes = self
+            .vars
+            .iter()
+            .map(|(_, s)| s)
+            .chain(std::iter::once(&self.body.shape));
         for s in shapes {
             for d in s.dims() {
                 if let Dim::Named(n) = d {
@@ -182,7 +202,11 @@ pub fn check(program: &Program) -> Result<Typed> {
         match st {
             Statement::Decl { name, ty, span } => {
                 if decls.contains_key(name) {
-                    return Err(Error::at(span.clone(), format!("`{name}` is declared twice"), "second declaration"));
+                    return Err(Error::at(
+                        span.clone(),
+                        format!("`{name}` is declared twice"),
+                        "second declaration",
+                    ));
                 }
                 let to_dim = |d: &DimName| match d {
                     DimName::Named(s) => Dim::Named(s.as_str().into()),
@@ -206,23 +230,46 @@ pub fn check(program: &Program) -> Result<Typed> {
                 let value = scope.inline(value, &HashMap::new(), None)?;
                 scope.lets.insert(name.clone(), value);
             }
-            Statement::Def { name, params, body, span } => {
+            Statement::Def {
+                name,
+                params,
+                body,
+                span,
+            } => {
                 if Builtin::lookup(name).is_some() {
-                    return Err(Error::at(span.clone(), format!("`{name}` is a built-in function"), "cannot redefine it"));
+                    return Err(Error::at(
+                        span.clone(),
+                        format!("`{name}` is a built-in function"),
+                        "cannot redefine it",
+                    ));
                 }
                 for (i, p) in params.iter().enumerate() {
                     if params[..i].contains(p) {
-                        return Err(Error::at(span.clone(), format!("parameter `{p}` appears twice"), "in this definition"));
+                        return Err(Error::at(
+                            span.clone(),
+                            format!("parameter `{p}` appears twice"),
+                            "in this definition",
+                        ));
                     }
                 }
                 // The body is checked now, with its own name not yet defined,
                 // so a recursive call is caught here.
                 let bound: HashMap<String, Expr> = params
                     .iter()
-                    .map(|p| (p.clone(), Expr { kind: ExprKind::Name(p.clone()), span: 0..0 }))
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            Expr {
+                                kind: ExprKind::Name(p.clone()),
+                                span: 0..0,
+                            },
+                        )
+                    })
                     .collect();
                 let _ = scope.inline(body, &bound, Some(name))?;
-                scope.defs.insert(name.clone(), (params.clone(), body.clone()));
+                scope
+                    .defs
+                    .insert(name.clone(), (params.clone(), body.clone()));
             }
         }
     }
@@ -230,9 +277,21 @@ pub fn check(program: &Program) -> Result<Typed> {
     let declared: Vec<String> = program
         .statements
         .iter()
-        .filter_map(|s| if let Statement::Decl { name, .. } = s { Some(name.clone()) } else { None })
+        .filter_map(|s| {
+            if let Statement::Decl { name, .. } = s {
+                Some(name.clone())
+            } else {
+                None
+            }
+        })
         .collect();
-    let mut inf = Infer { decls, dim_names, shapes: HashMap::new(), order: Vec::new(), implicit_used: false };
+    let mut inf = Infer {
+        decls,
+        dim_names,
+        shapes: HashMap::new(),
+        order: Vec::new(),
+        implicit_used: false,
+    };
     inf.collect_vars(&body);
     // Declared variables the expression does not use are still inputs
     // (after the used ones).
@@ -256,7 +315,10 @@ pub fn check(program: &Program) -> Result<Typed> {
         .iter()
         .map(|name| (name.clone(), inf.var_shape(name).unwrap_or(Shape::Scalar)))
         .collect();
-    Ok(Typed { body: typed_body, vars })
+    Ok(Typed {
+        body: typed_body,
+        vars,
+    })
 }
 
 #[derive(Default)]
@@ -268,7 +330,12 @@ struct Scope {
 impl Scope {
     /// Substitutes `let` names, parameters and `def` calls, leaving built-in
     /// calls and free names. `defining` is the function whose body this is.
-    fn inline(&self, e: &Expr, params: &HashMap<String, Expr>, defining: Option<&String>) -> Result<Expr> {
+    fn inline(
+        &self,
+        e: &Expr,
+        params: &HashMap<String, Expr>,
+        defining: Option<&String>,
+    ) -> Result<Expr> {
         let mut budget = MAX_INLINED_NODES;
         self.inline_rec(e, params, defining, &mut budget)
     }
@@ -298,19 +365,31 @@ impl Scope {
                     return Ok(v.clone());
                 }
                 if self.defs.contains_key(n) || Builtin::lookup(n).is_some() {
-                    return Err(Error::at(e.span.clone(), format!("`{n}` is a function"), "call it with arguments"));
+                    return Err(Error::at(
+                        e.span.clone(),
+                        format!("`{n}` is a function"),
+                        "call it with arguments",
+                    ));
                 }
                 ExprKind::Name(n.clone())
             }
-            ExprKind::Neg(x) => ExprKind::Neg(Box::new(self.inline_rec(x, params, defining, budget)?)),
+            ExprKind::Neg(x) => {
+                ExprKind::Neg(Box::new(self.inline_rec(x, params, defining, budget)?))
+            }
             ExprKind::Binary(op, a, b) => ExprKind::Binary(
                 *op,
                 Box::new(self.inline_rec(a, params, defining, budget)?),
                 Box::new(self.inline_rec(b, params, defining, budget)?),
             ),
-            ExprKind::Call { name, name_span, args } => {
-                let args: Vec<Expr> =
-                    args.iter().map(|a| self.inline_rec(a, params, defining, budget)).collect::<Result<_>>()?;
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => {
+                let args: Vec<Expr> = args
+                    .iter()
+                    .map(|a| self.inline_rec(a, params, defining, budget))
+                    .collect::<Result<_>>()?;
                 if Some(name) == defining {
                     return Err(Error::at(
                         name_span.clone(),
@@ -331,17 +410,31 @@ impl Scope {
                     }
                     Some(_) => {}
                     None => {
-                        let mut err = Error::at(name_span.clone(), format!("unknown function `{name}`"), "not defined");
+                        let mut err = Error::at(
+                            name_span.clone(),
+                            format!("unknown function `{name}`"),
+                            "not defined",
+                        );
                         if let Some(best) = closest(name) {
                             err = err.with_note(format!("did you mean `{best}`?"));
                         }
-                        return Err(err.with_note(format!("built-in functions: {}", Builtin::NAMES.join(", "))));
+                        return Err(err.with_note(format!(
+                            "built-in functions: {}",
+                            Builtin::NAMES.join(", ")
+                        )));
                     }
                 }
-                ExprKind::Call { name: name.clone(), name_span: name_span.clone(), args }
+                ExprKind::Call {
+                    name: name.clone(),
+                    name_span: name_span.clone(),
+                    args,
+                }
             }
         };
-        Ok(Expr { kind, span: e.span.clone() })
+        Ok(Expr {
+            kind,
+            span: e.span.clone(),
+        })
     }
 }
 
@@ -349,7 +442,11 @@ fn arity_error(name: &str, name_span: &Span, want: usize, got: usize, span: &Spa
     let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
     Error::at(
         name_span.start..span.end,
-        format!("`{name}` takes {want} {}, but {got} {} given", plural(want), if got == 1 { "was" } else { "were" }),
+        format!(
+            "`{name}` takes {want} {}, but {got} {} given",
+            plural(want),
+            if got == 1 { "was" } else { "were" }
+        ),
         format!("called with {got} {}", plural(got)),
     )
 }
@@ -364,13 +461,21 @@ fn closest(name: &str) -> Option<&'static str> {
             row[0] = i + 1;
             for j in 0..b.len() {
                 let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+                row[j + 1] = (prev + usize::from(ca != b[j]))
+                    .min(row[j] + 1)
+                    .min(cur + 1);
                 prev = cur;
             }
         }
         row[b.len()]
     }
-    Builtin::NAMES.iter().copied().map(|n| (distance(name, n), n)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
+    Builtin::NAMES
+        .iter()
+        .copied()
+        .map(|n| (distance(name, n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
 }
 
 struct Infer {
@@ -427,9 +532,11 @@ impl Infer {
         }
     }
 
-
     fn var_shape(&self, n: &str) -> Option<Shape> {
-        self.decls.get(n).map(|(s, _)| s.clone()).or_else(|| self.shapes.get(n).cloned())
+        self.decls
+            .get(n)
+            .map(|(s, _)| s.clone())
+            .or_else(|| self.shapes.get(n).cloned())
     }
 
     fn implicit_vec(&mut self) -> Shape {
@@ -507,7 +614,11 @@ impl Infer {
     /// as "open".
     fn infer(&mut self, e: &Expr, strict: bool) -> Result<TExpr> {
         let span = e.span.clone();
-        let mk = |kind, shape| TExpr { kind, shape, span: span.clone() };
+        let mk = |kind, shape| TExpr {
+            kind,
+            shape,
+            span: span.clone(),
+        };
         match &e.kind {
             ExprKind::Num(v) => Ok(mk(TKind::Num(*v), Shape::Scalar)),
             ExprKind::Name(n) => {
@@ -537,12 +648,19 @@ impl Infer {
                 };
                 Ok(mk(TKind::Bin(*op, Box::new(ta), Box::new(tb)), shape))
             }
-            ExprKind::Call { name, args, name_span } => {
-                let (builtin, _) = Builtin::lookup(name).expect("inlining leaves only built-in calls");
+            ExprKind::Call {
+                name,
+                args,
+                name_span,
+            } => {
+                let (builtin, _) =
+                    Builtin::lookup(name).expect("inlining leaves only built-in calls");
                 match builtin {
-                    Builtin::Sum | Builtin::Mean | Builtin::LogSumExp | Builtin::Softmax | Builtin::LogSoftmax => {
-                        self.want_tensor(&args[0])
-                    }
+                    Builtin::Sum
+                    | Builtin::Mean
+                    | Builtin::LogSumExp
+                    | Builtin::Softmax
+                    | Builtin::LogSoftmax => self.want_tensor(&args[0]),
                     Builtin::Dot | Builtin::Xent | Builtin::Outer => {
                         if !matches!(builtin, Builtin::Outer) {
                             self.want_same(&args[0], &args[1]);
@@ -553,7 +671,10 @@ impl Infer {
                     Builtin::Transpose | Builtin::Diag => self.want_tensor(&args[0]),
                     Builtin::Elem(_) | Builtin::Sqrt => {}
                 }
-                let targs: Vec<TExpr> = args.iter().map(|a| self.infer(a, strict)).collect::<Result<_>>()?;
+                let targs: Vec<TExpr> = args
+                    .iter()
+                    .map(|a| self.infer(a, strict))
+                    .collect::<Result<_>>()?;
                 let shape = call_shape(builtin, name, name_span, &targs, &span)?;
                 Ok(mk(TKind::Call(builtin, targs), shape))
             }
@@ -568,10 +689,18 @@ fn describe(e: &TExpr) -> String {
 fn conflict(what: &str, a: &TExpr, b: &TExpr) -> Error {
     Error::at(
         a.span.clone(),
-        format!("shape conflict in {what}: {} and {}", describe(a), describe(b)),
+        format!(
+            "shape conflict in {what}: {} and {}",
+            describe(a),
+            describe(b)
+        ),
         format!("this is {}", describe(a)),
     )
-    .with_spot(crate::diag::Source::Expr, b.span.clone(), format!("this is {}", describe(b)))
+    .with_spot(
+        crate::diag::Source::Expr,
+        b.span.clone(),
+        format!("this is {}", describe(b)),
+    )
 }
 
 /// NumPy broadcasting, restricted to the shapes of the language.
@@ -602,14 +731,21 @@ fn matmul_shape(a: &TExpr, b: &TExpr, span: &Span) -> Result<Shape> {
         (Mat(m, k1), Vec(k2)) => inner(k1, k2).map(|_| Vec(m.clone())),
         (Vec(k1), Mat(k2, n)) => inner(k1, k2).map(|_| Vec(n.clone())),
         (Vec(k1), Vec(k2)) => inner(k1, k2).map(|_| Scalar),
-        _ => Err(Error::at(span.clone(), "`@` needs vectors or matrices on both sides", format!(
-            "{} @ {}",
-            a.shape, b.shape
-        ))),
+        _ => Err(Error::at(
+            span.clone(),
+            "`@` needs vectors or matrices on both sides",
+            format!("{} @ {}", a.shape, b.shape),
+        )),
     }
 }
 
-fn call_shape(b: Builtin, name: &str, name_span: &Span, args: &[TExpr], span: &Span) -> Result<Shape> {
+fn call_shape(
+    b: Builtin,
+    name: &str,
+    name_span: &Span,
+    args: &[TExpr],
+    span: &Span,
+) -> Result<Shape> {
     use Shape::*;
     let want = |what: &str, arg: &TExpr| {
         Err(Error::at(
@@ -640,7 +776,11 @@ fn call_shape(b: Builtin, name: &str, name_span: &Span, args: &[TExpr], span: &S
         Builtin::Xent => match (&args[0].shape, &args[1].shape) {
             (Scalar, _) => want("vectors or matrices", &args[0]),
             (x, y) if x == y => Ok(Scalar),
-            _ => Err(conflict("`xent` (logits and targets must have one shape)", &args[0], &args[1])),
+            _ => Err(conflict(
+                "`xent` (logits and targets must have one shape)",
+                &args[0],
+                &args[1],
+            )),
         },
         Builtin::Transpose => match &args[0].shape {
             Mat(m, n) => Ok(Mat(n.clone(), m.clone())),

@@ -22,7 +22,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { nodes: 50_000, iterations: 16, time: Duration::from_secs(2) }
+        Limits {
+            nodes: 50_000,
+            iterations: 16,
+            time: Duration::from_secs(2),
+        }
     }
 }
 
@@ -63,7 +67,12 @@ impl CostFunction<Math> for Readable {
 }
 
 /// Runs `rules` on `expr`; returns the best form and the stats.
-pub fn saturate(expr: &RecExpr<Math>, rules: &[Rule], limits: Limits, pass: &str) -> (RecExpr<Math>, RunStats) {
+pub fn saturate(
+    expr: &RecExpr<Math>,
+    rules: &[Rule],
+    limits: Limits,
+    pass: &str,
+) -> (RecExpr<Math>, RunStats) {
     let start = Instant::now();
     let runner: Runner<Math, FreeIndices> = Runner::default()
         .with_node_limit(limits.nodes)

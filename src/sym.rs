@@ -84,12 +84,24 @@ pub fn factorial(k: usize) -> f64 {
 
 impl Tensor {
     /// The order-0 tensor of a lowered expression.
-    pub fn new(value: Poly, value_idx: Vec<Ix>, value_dims: Vec<Dim>, wrt_dims: Vec<Dim>) -> Tensor {
+    pub fn new(
+        value: Poly,
+        value_idx: Vec<Ix>,
+        value_dims: Vec<Dim>,
+        wrt_dims: Vec<Dim>,
+    ) -> Tensor {
         let symmetric = wrt_dims.len() == 1;
-        let mut t = Tensor { value_idx, value_dims, groups: Vec::new(), wrt_dims, classes: Vec::new(), symmetric };
-        t.classes = t.classify(value.terms.into_iter().map(|x| (x, 1.0)).collect()).unwrap_or_else(|| {
-            unreachable!("order 0 has no derivative index")
-        });
+        let mut t = Tensor {
+            value_idx,
+            value_dims,
+            groups: Vec::new(),
+            wrt_dims,
+            classes: Vec::new(),
+            symmetric,
+        };
+        t.classes = t
+            .classify(value.terms.into_iter().map(|x| (x, 1.0)).collect())
+            .unwrap_or_else(|| unreachable!("order 0 has no derivative index"));
         t
     }
 
@@ -129,7 +141,11 @@ impl Tensor {
         // with orbit weights of 1 per representative.
         let mut masses: Vec<(Term, f64)> = Vec::new();
         for (t, _) in stabs {
-            let weight = if self.symmetric { self.orbit_of(&t, order) } else { 1.0 };
+            let weight = if self.symmetric {
+                self.orbit_of(&t, order)
+            } else {
+                1.0
+            };
             masses.push((t, weight));
         }
         if let Some(classes) = self.classify(masses.clone()) {
@@ -173,7 +189,15 @@ impl Tensor {
             .filter_map(|f| {
                 let (m, stab, blocks, global) = mass.remove(&f)?;
                 let c = m / (factorial(k) / stab);
-                (c != 0.0).then(|| Class { term: Term { factors: f, coef: Real(c) }, stab, blocks, global })
+                (c != 0.0).then(|| Class {
+                    term: Term {
+                        factors: f,
+                        coef: Real(c),
+                    },
+                    stab,
+                    blocks,
+                    global,
+                })
             })
             .collect();
         classes.sort_by(|a, b| a.term.factors.cmp(&b.term.factors));
@@ -190,7 +214,13 @@ impl Tensor {
             let mut weighted = Vec::new();
             for c in &self.classes {
                 let orbit = c.orbit(g);
-                let d = crate::diff::diff(&Poly { terms: vec![c.term.clone()] }, wrt, &j)?;
+                let d = crate::diff::diff(
+                    &Poly {
+                        terms: vec![c.term.clone()],
+                    },
+                    wrt,
+                    &j,
+                )?;
                 weighted.extend(d.terms.into_iter().map(|t| (t, orbit)));
             }
             if let Some(classes) = next.classify(weighted) {
@@ -207,7 +237,12 @@ impl Tensor {
 }
 
 fn plain_class(t: Term) -> Class {
-    Class { term: t, stab: 1.0, blocks: Vec::new(), global: Vec::new() }
+    Class {
+        term: t,
+        stab: 1.0,
+        blocks: Vec::new(),
+        global: Vec::new(),
+    }
 }
 
 /// The single atom of a one-factor, coefficient-one polynomial.
@@ -223,7 +258,11 @@ fn only_atom(p: Poly) -> Option<Rc<Atom>> {
 /// Canonical representative of a term under permutations of the groups
 /// (single-index groups only). Returns (key term with coefficient 1,
 /// stabilizer size, blocks, global atoms), or None outside the block form.
-pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f64, Vec<Block>, Vec<Factor>)> {
+pub fn canon(
+    t: &Term,
+    value_idx: &[Ix],
+    groups: &[Vec<Ix>],
+) -> Option<(Term, f64, Vec<Block>, Vec<Factor>)> {
     if groups.iter().any(|g| g.len() != 1) {
         return None;
     }
@@ -247,7 +286,12 @@ pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f6
     let mut blocks: Vec<Block> = reps
         .iter()
         .map(|&r| {
-            let members: Vec<Ix> = value_idx.iter().chain(&wrt).copied().filter(|&x| rep(x) == r).collect();
+            let members: Vec<Ix> = value_idx
+                .iter()
+                .chain(&wrt)
+                .copied()
+                .filter(|&x| rep(x) == r)
+                .collect();
             Block {
                 value_members: members.iter().copied().filter(|&x| !is_wrt(x)).collect(),
                 wrt_count: members.iter().filter(|&&x| is_wrt(x)).count(),
@@ -262,7 +306,12 @@ pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f6
             continue;
         }
         let free = f.atom.free();
-        let touching: Vec<usize> = blocks.iter().enumerate().filter(|(_, b)| free.contains(&b.rep)).map(|(i, _)| i).collect();
+        let touching: Vec<usize> = blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| free.contains(&b.rep))
+            .map(|(i, _)| i)
+            .collect();
         let touches_wrt = touching.iter().any(|&i| blocks[i].wrt_count > 0);
         match touching.as_slice() {
             [i] if touches_wrt => {
@@ -277,7 +326,9 @@ pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f6
         b.atoms.sort();
     }
     // Value blocks keep their order; the others are sorted by signature.
-    let (mut vblocks, mut wblocks): (Vec<Block>, Vec<Block>) = blocks.into_iter().partition(|b| !b.value_members.is_empty());
+    let (mut vblocks, mut wblocks): (Vec<Block>, Vec<Block>) = blocks
+        .into_iter()
+        .partition(|b| !b.value_members.is_empty());
     vblocks.sort_by(|a, b| a.value_members.cmp(&b.value_members));
     let sig = |b: &Block| (b.wrt_count, b.atoms.clone());
     wblocks.sort_by(|a, b| sig(a).cmp(&sig(b)));
@@ -305,7 +356,10 @@ pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f6
         let r = *members.iter().min().expect("blocks are not empty");
         for &m in &members {
             if m != r {
-                factors.push(Factor { atom: Rc::new(Atom::Delta(r, m)), exp: Real(1.0) });
+                factors.push(Factor {
+                    atom: Rc::new(Atom::Delta(r, m)),
+                    exp: Real(1.0),
+                });
             }
         }
         let mut atoms = Vec::new();
@@ -319,7 +373,15 @@ pub fn canon(t: &Term, value_idx: &[Ix], groups: &[Vec<Ix>]) -> Option<(Term, f6
         out_blocks.push(b);
     }
     factors.sort();
-    Some((Term { factors, coef: Real(1.0) }, stab, out_blocks, global))
+    Some((
+        Term {
+            factors,
+            coef: Real(1.0),
+        },
+        stab,
+        out_blocks,
+        global,
+    ))
 }
 
 /// The distinct images of a term under permutations of the groups.
@@ -333,7 +395,10 @@ pub fn orbit(t: &Term, groups: &[Vec<Ix>]) -> Vec<Term> {
         for g in 0..groups.len().saturating_sub(1) {
             let swapped = swap_groups(&cur, &groups[g], &groups[g + 1]);
             for s in swapped.terms {
-                let s = Term { factors: s.factors, coef: cur.coef };
+                let s = Term {
+                    factors: s.factors,
+                    coef: cur.coef,
+                };
                 if seen.insert(s.factors.clone()) {
                     stack.push(s);
                 }
@@ -346,7 +411,12 @@ pub fn orbit(t: &Term, groups: &[Vec<Ix>]) -> Vec<Term> {
 
 fn swap_groups(t: &Term, a: &[Ix], b: &[Ix]) -> Poly {
     let tmp: Vec<Ix> = a.iter().map(|_| crate::ir::fresh()).collect();
-    let mut p = Poly { terms: vec![Term { factors: t.factors.clone(), coef: Real(1.0) }] };
+    let mut p = Poly {
+        terms: vec![Term {
+            factors: t.factors.clone(),
+            coef: Real(1.0),
+        }],
+    };
     for (x, y) in a.iter().zip(&tmp) {
         p = p.rename(*x, *y);
     }

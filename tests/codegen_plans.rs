@@ -24,18 +24,33 @@ const SIZES: &[(&str, usize)] = &[("n", 4), ("m", 3), ("d", 2), ("k", 3), ("h", 
 fn size(d: &symdiff::ir::Dim) -> usize {
     match d {
         symdiff::ir::Dim::Fixed(k) => *k,
-        symdiff::ir::Dim::Named(n) => SIZES.iter().find(|(s, _)| **s == **n).map(|x| x.1).expect("test dims"),
+        symdiff::ir::Dim::Named(n) => SIZES
+            .iter()
+            .find(|(s, _)| **s == **n)
+            .map(|x| x.1)
+            .expect("test dims"),
     }
 }
 
 fn literal(shape: &Shape, data: &[f64]) -> String {
-    let nums = |xs: &[f64]| xs.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",");
+    let nums = |xs: &[f64]| {
+        xs.iter()
+            .map(|x| format!("{x:e}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     match shape {
         Shape::Scalar => format!("{:e}", data[0]),
         Shape::Vec(_) => format!("[{}]", nums(data)),
         Shape::Mat(_, c) => {
             let c = size(c);
-            format!("[{}]", data.chunks(c).map(|r| format!("[{}]", nums(r))).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                data.chunks(c)
+                    .map(|r| format!("[{}]", nums(r)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         }
     }
 }
@@ -44,7 +59,10 @@ fn literal(shape: &Shape, data: &[f64]) -> String {
 fn close(got: &[f64], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-9 * (1.0 + w.abs()), "{what}[{i}]: plan gives {g}, eval gives {w}");
+        assert!(
+            (g - w).abs() <= 1e-9 * (1.0 + w.abs()),
+            "{what}[{i}]: plan gives {g}, eval gives {w}"
+        );
     }
 }
 
@@ -58,13 +76,24 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
         .typed
         .vars
         .iter()
-        .map(|(_, s)| (0..s.dims().iter().map(size).product()).map(|_| 0.2 + 1.3 * rng.next()).collect())
+        .map(|(_, s)| {
+            (0..s.dims().iter().map(size).product())
+                .map(|_| 0.2 + 1.3 * rng.next())
+                .collect()
+        })
         .collect();
-    let at: Vec<String> =
-        d.typed.vars.iter().zip(&inputs).map(|((n, s), x)| format!("{n}={}", literal(s, x))).collect();
+    let at: Vec<String> = d
+        .typed
+        .vars
+        .iter()
+        .zip(&inputs)
+        .map(|((n, s), x)| format!("{n}={}", literal(s, x)))
+        .collect();
     let bindings = symdiff::eval::parse_point(&at.join("; ")).unwrap();
     let wrt_shape = d.typed.var_shape(&d.wrt).unwrap().clone();
-    let v: Vec<f64> = (0..wrt_shape.dims().iter().map(size).product()).map(|_| rng.next() - 0.5).collect();
+    let v: Vec<f64> = (0..wrt_shape.dims().iter().map(size).product())
+        .map(|_| rng.next() - 0.5)
+        .collect();
     let mut with_v = inputs.clone();
     with_v.push(v.clone());
     let sizes: HashMap<String, usize> = SIZES.iter().map(|(n, s)| (n.to_string(), *s)).collect();
@@ -72,7 +101,10 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
     let mut spec = KernelSpec::new("f", expr);
     spec.order = order;
     spec.wrt = wrt.map(str::to_string);
-    let plans: HashMap<String, interp::Plan> = symdiff::codegen::kernel_plans(&spec).unwrap().into_iter().collect();
+    let plans: HashMap<String, interp::Plan> = symdiff::codegen::kernel_plans(&spec)
+        .unwrap()
+        .into_iter()
+        .collect();
     let eval_at = |k: usize| {
         let mut r = symdiff::Request::new(expr, k);
         r.wrt = wrt.map(str::to_string);
@@ -93,13 +125,24 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
         close(&interp::run(&plans[&name], &with_v, &sizes), &full, &what);
         if k >= 2 {
             // Contract the last index group with v (hvp), or all of them (dir).
-            let dir = if k == 2 { "f_hvp".to_string() } else { format!("f_d{k}_dir") };
+            let dir = if k == 2 {
+                "f_hvp".to_string()
+            } else {
+                format!("f_d{k}_dir")
+            };
             let contractions = if k == 2 { 1 } else { k };
             let mut t = full.clone();
             for _ in 0..contractions {
-                t = t.chunks(w).map(|c| c.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
+                t = t
+                    .chunks(w)
+                    .map(|c| c.iter().zip(&v).map(|(a, b)| a * b).sum())
+                    .collect();
             }
-            close(&interp::run(&plans[&dir], &with_v, &sizes), &t, &format!("{dir} of `{expr}`"));
+            close(
+                &interp::run(&plans[&dir], &with_v, &sizes),
+                &t,
+                &format!("{dir} of `{expr}`"),
+            );
         }
     }
 }
@@ -133,10 +176,25 @@ fn matrix_programs() {
     check(classifier, Some("W"), 2, 2);
     check(classifier, Some("b"), 2, 3);
     check(classifier, Some("X"), 1, 4);
-    check("X: mat[m, d]; W1: mat[d, h]; W2: mat[h, k]; Y: mat[m, k]; xent(tanh(X @ W1) @ W2, Y) / m", Some("W1"), 2, 5);
+    check(
+        "X: mat[m, d]; W1: mat[d, h]; W2: mat[h, k]; Y: mat[m, k]; xent(tanh(X @ W1) @ W2, Y) / m",
+        Some("W1"),
+        2,
+        5,
+    );
     check("A: mat[m, n]; sum(softmax(A) * A)", None, 2, 6);
     check("A: mat[m, n]; log_softmax(A)", None, 1, 7);
-    check("M: mat[n, n]; x: vec[n]; dot(x, M @ x) + sum(transpose(M) @ x)", Some("x"), 3, 8);
-    check("u: vec[n]; w: vec[n]; sum(outer(u, w) @ u) + sum(diag(u) @ w)", None, 3, 9);
+    check(
+        "M: mat[n, n]; x: vec[n]; dot(x, M @ x) + sum(transpose(M) @ x)",
+        Some("x"),
+        3,
+        8,
+    );
+    check(
+        "u: vec[n]; w: vec[n]; sum(outer(u, w) @ u) + sum(diag(u) @ w)",
+        None,
+        3,
+        9,
+    );
     check("Z: mat[m, n]; mean(Z * Z)", None, 2, 10);
 }

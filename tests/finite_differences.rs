@@ -21,9 +21,18 @@ impl std::fmt::Debug for Gen {
 
 fn leaf() -> impl Strategy<Value = Gen> {
     prop_oneof![
-        Just(Gen { text: "x".into(), f: std::rc::Rc::new(|x, _, _| x) }),
-        Just(Gen { text: "y".into(), f: std::rc::Rc::new(|_, y, _| y) }),
-        (1..4i32).prop_map(|c| Gen { text: format!("{c}"), f: std::rc::Rc::new(move |_, _, _| c as f64) }),
+        Just(Gen {
+            text: "x".into(),
+            f: std::rc::Rc::new(|x, _, _| x)
+        }),
+        Just(Gen {
+            text: "y".into(),
+            f: std::rc::Rc::new(|_, y, _| y)
+        }),
+        (1..4i32).prop_map(|c| Gen {
+            text: format!("{c}"),
+            f: std::rc::Rc::new(move |_, _, _| c as f64)
+        }),
         Just(Gen {
             text: "logsumexp(z * x)".into(),
             f: std::rc::Rc::new(|x, _, z| {
@@ -31,7 +40,10 @@ fn leaf() -> impl Strategy<Value = Gen> {
                 m + z.iter().map(|v| (v * x - m).exp()).sum::<f64>().ln()
             })
         }),
-        Just(Gen { text: "(dot(z, z) * y)".into(), f: std::rc::Rc::new(|_, y, z| z.iter().map(|v| v * v).sum::<f64>() * y) }),
+        Just(Gen {
+            text: "(dot(z, z) * y)".into(),
+            f: std::rc::Rc::new(|_, y, z| z.iter().map(|v| v * v).sum::<f64>() * y)
+        }),
     ]
 }
 
@@ -40,7 +52,10 @@ fn expr() -> impl Strategy<Value = Gen> {
         let un = |name: &'static str, g: fn(f64) -> f64| {
             inner.clone().prop_map(move |a| {
                 let f = a.f.clone();
-                Gen { text: format!("{name}({})", a.text), f: std::rc::Rc::new(move |x, y, z| g(f(x, y, z))) }
+                Gen {
+                    text: format!("{name}({})", a.text),
+                    f: std::rc::Rc::new(move |x, y, z| g(f(x, y, z))),
+                }
             })
         };
         let bin = |op: &'static str, g: fn(f64, f64) -> f64| {
@@ -70,7 +85,10 @@ fn expr() -> impl Strategy<Value = Gen> {
             un("softplus", |v| (1.0 + v.exp()).ln()),
             inner.clone().prop_map(|a| {
                 let f = a.f.clone();
-                Gen { text: format!("exp({} / 4)", a.text), f: std::rc::Rc::new(move |x, y, z| (f(x, y, z) / 4.0).exp()) }
+                Gen {
+                    text: format!("exp({} / 4)", a.text),
+                    f: std::rc::Rc::new(move |x, y, z| (f(x, y, z) / 4.0).exp()),
+                }
             }),
         ]
     })
@@ -92,7 +110,13 @@ fn point(x: f64, y: f64, z: &[f64], used: &str) -> String {
     parts.push(format!("x={x}"));
     parts.push(format!("y={y}"));
     if vars_of(used).contains('z') {
-        parts.push(format!("z=[{}]", z.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")));
+        parts.push(format!(
+            "z=[{}]",
+            z.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
     }
     parts.join("; ")
 }
@@ -147,7 +171,10 @@ fn vector_derivatives_match_finite_differences() {
         ("softmax(z)", 3),
         ("log_softmax(z)", 2),
         ("sqrt(sum(z^2))", 3),
-        ("def nll(z, y) = -dot(y, log_softmax(z)); nll(z, q) + 0.01 * dot(z, z)", 3),
+        (
+            "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, q) + 0.01 * dot(z, z)",
+            3,
+        ),
         ("let p = softmax(z); dot(p, p)", 3),
         ("sum(sigmoid(z) * tanh(z)) / mean(exp(z))", 2),
         ("sum(q * log(softmax(z)))", 2),
@@ -158,14 +185,26 @@ fn vector_derivatives_match_finite_differences() {
     let at = |z: &[f64]| {
         format!(
             "z=[{}]; q=[{}]",
-            z.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
-            q.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+            z.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            q.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         )
     };
     let h = 1e-5;
     for (expr, max_order) in cases {
         let uses_q = vars_of(expr).contains('q');
-        let at_z = |z: &[f64]| if uses_q { at(z) } else { at(z).split(';').next().unwrap().to_string() };
+        let at_z = |z: &[f64]| {
+            if uses_q {
+                at(z)
+            } else {
+                at(z).split(';').next().unwrap().to_string()
+            }
+        };
         for k in 1..=max_order {
             let dk = symbolic(expr, &at_z(&z), k, "z");
             let below = symbolic(expr, &at_z(&z), k - 1, "z");
@@ -179,7 +218,10 @@ fn vector_derivatives_match_finite_differences() {
                 for e in 0..block {
                     let fd = (up[e] - down[e]) / (2.0 * h);
                     let got = dk[e * z.len() + j];
-                    assert!((got - fd).abs() <= 1e-5 * fd.abs().max(1.0), "{expr} order {k} entry {e},{j}: {got} vs {fd}");
+                    assert!(
+                        (got - fd).abs() <= 1e-5 * fd.abs().max(1.0),
+                        "{expr} order {k} entry {e},{j}: {got} vs {fd}"
+                    );
                 }
             }
         }

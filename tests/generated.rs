@@ -11,7 +11,8 @@ fn generated_kernels_are_fresh() {
     let update = std::env::var_os("UPDATE_GENERATED").is_some();
     let mut stale = Vec::new();
     for f in symdiff::codegen::own_kernels() {
-        let want = symdiff::codegen::own_file(&f).unwrap_or_else(|e| panic!("generating {}: {}", f.file, e.message));
+        let want = symdiff::codegen::own_file(&f)
+            .unwrap_or_else(|e| panic!("generating {}: {}", f.file, e.message));
         let path = dir.join(f.file);
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have != want {

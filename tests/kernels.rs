@@ -62,7 +62,11 @@ fn close_with(got: &[f64], want: &[f64], rel: f64, floor: f64, what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{what}[{i}] = {g} is not finite");
         let tol = rel * (w.abs() + floor) + 1e-300;
-        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (diff {:e})", (g - w).abs());
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}]: got {g}, want {w} (diff {:e})",
+            (g - w).abs()
+        );
     }
 }
 
@@ -95,7 +99,15 @@ fn delta(a: usize, b: usize) -> f64 {
 fn eval(expr: &str, order: usize, at: &[(&str, &[f64])]) -> Vec<f64> {
     let text: Vec<String> = at
         .iter()
-        .map(|(n, v)| format!("{n}=[{}]", v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",")))
+        .map(|(n, v)| {
+            format!(
+                "{n}=[{}]",
+                v.iter()
+                    .map(|x| format!("{x:e}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
         .collect();
     let bindings = symdiff::eval::parse_point(&text.join("; ")).unwrap();
     let d = symdiff::derive(&symdiff::Request::new(expr, order)).unwrap();
@@ -136,7 +148,13 @@ fn xent_kernels_match_closed_forms() {
         let floor = terms_floor(&z) * s.max(1.0);
 
         let value = xent::xent(&z, &q);
-        close_with(&[value], &[s * lse - dot(&z, &q)], 1e-10, floor, &what("xent"));
+        close_with(
+            &[value],
+            &[s * lse - dot(&z, &q)],
+            1e-10,
+            floor,
+            &what("xent"),
+        );
 
         let mut g = vec![0.0; n];
         xent::xent_grad(&z, &q, &mut g);
@@ -151,7 +169,9 @@ fn xent_kernels_match_closed_forms() {
 
         let mut h = vec![0.0; n * n];
         xent::xent_hessian(&z, &q, &mut h);
-        let want: Vec<f64> = (0..n * n).map(|e| s * (p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n])).collect();
+        let want: Vec<f64> = (0..n * n)
+            .map(|e| s * (p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n]))
+            .collect();
         close_with(&h, &want, 1e-10, floor, &what("xent_hessian"));
 
         let mut d3 = vec![0.0; n * n * n];
@@ -174,12 +194,24 @@ fn xent_kernels_match_closed_forms() {
         // D³f[v,v,v] is the third cumulant of v under p, times s.
         let w: Vec<f64> = v.iter().map(|x| x - pv).collect();
         let k3 = s * p.iter().zip(&w).map(|(a, b)| a * b * b * b).sum::<f64>();
-        close_with(&[xent::xent_d3_dir(&z, &q, &v)], &[k3], 1e-9, floor, &what("xent_d3_dir"));
+        close_with(
+            &[xent::xent_d3_dir(&z, &q, &v)],
+            &[k3],
+            1e-9,
+            floor,
+            &what("xent_d3_dir"),
+        );
 
         // Fourth cumulant: E[w⁴] − 3 E[w²]².
         let m2: f64 = p.iter().zip(&w).map(|(a, b)| a * b * b).sum();
         let m4: f64 = p.iter().zip(&w).map(|(a, b)| a * b.powi(4)).sum();
-        close_with(&[xent::xent_d4_dir(&z, &q, &v)], &[s * (m4 - 3.0 * m2 * m2)], 1e-9, floor, &what("xent_d4_dir"));
+        close_with(
+            &[xent::xent_d4_dir(&z, &q, &v)],
+            &[s * (m4 - 3.0 * m2 * m2)],
+            1e-9,
+            floor,
+            &what("xent_d4_dir"),
+        );
     }
 }
 
@@ -193,17 +225,35 @@ fn xent_order_4_matches_eval_and_its_own_order_3() {
         let mut d4 = vec![0.0; n.pow(4)];
         xent::xent_d4(&z, &q, &mut d4);
         let s: f64 = q.iter().sum();
-        close_with(&d4, &eval("xent(z, q)", 4, &[("z", &z), ("q", &q)]), 1e-10, 1e-4 * s, "xent_d4 vs eval");
+        close_with(
+            &d4,
+            &eval("xent(z, q)", 4, &[("z", &z), ("q", &q)]),
+            1e-10,
+            1e-4 * s,
+            "xent_d4 vs eval",
+        );
         let d3 = |x: &[f64]| {
             let mut o = vec![0.0; n * n * n];
             xent::xent_d3(x, &q, &mut o);
             o
         };
-        close_with(&jacobian_fd(&d3, &z), &d4, 1e-5, 1e-2 * s, "xent_d4 vs differences of xent_d3");
+        close_with(
+            &jacobian_fd(&d3, &z),
+            &d4,
+            1e-5,
+            1e-2 * s,
+            "xent_d4 vs differences of xent_d3",
+        );
         let contracted: f64 = (0..n.pow(4))
             .map(|e| d4[e] * v[e / (n * n * n)] * v[(e / (n * n)) % n] * v[(e / n) % n] * v[e % n])
             .sum();
-        close_with(&[xent::xent_d4_dir(&z, &q, &v)], &[contracted], 1e-9, 1e-3 * s, "xent_d4_dir vs contracted d4");
+        close_with(
+            &[xent::xent_d4_dir(&z, &q, &v)],
+            &[contracted],
+            1e-9,
+            1e-3 * s,
+            "xent_d4_dir vs contracted d4",
+        );
     }
 }
 
@@ -237,7 +287,9 @@ fn softmax_kernels_match_closed_forms_and_eval() {
         close_with(&out, &p, 1e-10, floor, "softmax");
         let mut j = vec![0.0; n * n];
         softmax::softmax_grad(&z, &mut j);
-        let want: Vec<f64> = (0..n * n).map(|e| p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n]).collect();
+        let want: Vec<f64> = (0..n * n)
+            .map(|e| p[e / n] * delta(e / n, e % n) - p[e / n] * p[e % n])
+            .collect();
         close_with(&j, &want, 1e-10, floor, "softmax_grad");
     }
     for n in 1..=6 {
@@ -246,17 +298,37 @@ fn softmax_kernels_match_closed_forms_and_eval() {
         let floor = terms_floor(&z);
         let mut h = vec![0.0; n * n * n];
         softmax::softmax_hessian(&z, &mut h);
-        close_with(&h, &eval("softmax(z)", 2, &[("z", &z)]), 1e-10, floor, "softmax_hessian vs eval");
+        close_with(
+            &h,
+            &eval("softmax(z)", 2, &[("z", &z)]),
+            1e-10,
+            floor,
+            "softmax_hessian vs eval",
+        );
         let mut hv = vec![0.0; n * n];
         softmax::softmax_hvp(&z, &v, &mut hv);
-        let want: Vec<f64> = (0..n * n).map(|e| (0..n).map(|k| h[e * n + k] * v[k]).sum()).collect();
-        close_with(&hv, &want, 1e-10, floor, "softmax_hvp vs contracted hessian");
+        let want: Vec<f64> = (0..n * n)
+            .map(|e| (0..n).map(|k| h[e * n + k] * v[k]).sum())
+            .collect();
+        close_with(
+            &hv,
+            &want,
+            1e-10,
+            floor,
+            "softmax_hvp vs contracted hessian",
+        );
         let grad = |x: &[f64]| {
             let mut o = vec![0.0; n * n];
             softmax::softmax_grad(x, &mut o);
             o
         };
-        close_with(&jacobian_fd(&grad, &z), &h, 1e-6, floor, "softmax_hessian vs differences");
+        close_with(
+            &jacobian_fd(&grad, &z),
+            &h,
+            1e-6,
+            floor,
+            "softmax_hessian vs differences",
+        );
     }
 }
 
@@ -272,17 +344,22 @@ fn log_softmax_kernels_match_closed_forms() {
         log_softmax::log_softmax(&z, &mut out);
         let want: Vec<f64> = z.iter().map(|x| x - lse).collect();
         close_with(&out, &want, 1e-10, floor, "log_softmax");
-        assert!(out.iter().all(|x| x.is_finite()), "log_softmax stays finite where softmax underflows");
+        assert!(
+            out.iter().all(|x| x.is_finite()),
+            "log_softmax stays finite where softmax underflows"
+        );
         let mut j = vec![0.0; n * n];
         log_softmax::log_softmax_grad(&z, &mut j);
         let want: Vec<f64> = (0..n * n).map(|e| delta(e / n, e % n) - p[e % n]).collect();
         close_with(&j, &want, 1e-10, floor, "log_softmax_grad");
         let mut h = vec![0.0; n * n * n];
         log_softmax::log_softmax_hessian(&z, &mut h);
-        let want: Vec<f64> = (0..n * n * n).map(|e| {
-            let (j, k) = ((e / n) % n, e % n);
-            p[j] * p[k] - p[j] * delta(j, k)
-        }).collect();
+        let want: Vec<f64> = (0..n * n * n)
+            .map(|e| {
+                let (j, k) = ((e / n) % n, e % n);
+                p[j] * p[k] - p[j] * delta(j, k)
+            })
+            .collect();
         close_with(&h, &want, 1e-10, floor, "log_softmax_hessian");
     }
 }
@@ -296,7 +373,13 @@ fn logsumexp_kernels_match_closed_forms_and_eval() {
         let v = rng.vec(n, -1.0, 1.0);
         let (p, lse) = reference(&z);
         let floor = terms_floor(&z);
-        close_with(&[logsumexp::logsumexp(&z)], &[lse], 1e-12, floor, "logsumexp");
+        close_with(
+            &[logsumexp::logsumexp(&z)],
+            &[lse],
+            1e-12,
+            floor,
+            "logsumexp",
+        );
         let mut g = vec![0.0; n];
         logsumexp::logsumexp_grad(&z, &mut g);
         close_with(&g, &p, 1e-10, floor, "logsumexp_grad");
@@ -307,14 +390,26 @@ fn logsumexp_kernels_match_closed_forms_and_eval() {
         close_with(&hv, &want, 1e-10, floor, "logsumexp_hvp");
         let w: Vec<f64> = v.iter().map(|x| x - pv).collect();
         let k3: f64 = p.iter().zip(&w).map(|(a, b)| a * b.powi(3)).sum();
-        close_with(&[logsumexp::logsumexp_d3_dir(&z, &v)], &[k3], 1e-9, floor, "logsumexp_d3_dir");
+        close_with(
+            &[logsumexp::logsumexp_d3_dir(&z, &v)],
+            &[k3],
+            1e-9,
+            floor,
+            "logsumexp_d3_dir",
+        );
     }
     for n in 1..=6 {
         let z = rng.vec(n, -4.0, 4.0);
         let floor = terms_floor(&z);
         let mut d3 = vec![0.0; n * n * n];
         logsumexp::logsumexp_d3(&z, &mut d3);
-        close_with(&d3, &eval("logsumexp(z)", 3, &[("z", &z)]), 1e-10, floor, "logsumexp_d3 vs eval");
+        close_with(
+            &d3,
+            &eval("logsumexp(z)", 3, &[("z", &z)]),
+            1e-10,
+            floor,
+            "logsumexp_d3 vs eval",
+        );
     }
 }
 

@@ -19,14 +19,24 @@ fn close(a: f64, b: f64) -> bool {
 fn xent_at_the_uniform_point_matches_exact_rationals() {
     let at = "z=[1,1,1]; q=[1,0,0]";
     let o2 = eval("xent(z,q)", at, 2);
-    assert!(close(o2[0], 2.0 / 9.0) && close(o2[1], -1.0 / 9.0), "{o2:?}");
+    assert!(
+        close(o2[0], 2.0 / 9.0) && close(o2[1], -1.0 / 9.0),
+        "{o2:?}"
+    );
     let o3 = eval("xent(z,q)", at, 3);
-    assert!(close(o3[0], 2.0 / 27.0) && close(o3[1], -1.0 / 27.0), "{:?}", &o3[..3]);
+    assert!(
+        close(o3[0], 2.0 / 27.0) && close(o3[1], -1.0 / 27.0),
+        "{:?}",
+        &o3[..3]
+    );
     let o10 = eval("xent(z,q)", at, 10);
     assert_eq!(o10.len(), 59049);
     assert!(close(o10[0], -2518.0 / 729.0), "{}", o10[0]);
     assert!(close(o10[1], 1259.0 / 729.0), "{}", o10[1]);
-    let distinct: BTreeSet<i64> = o10.iter().map(|v| (v * 729.0 * 3f64.powi(8)).round() as i64).collect();
+    let distinct: BTreeSet<i64> = o10
+        .iter()
+        .map(|v| (v * 729.0 * 3f64.powi(8)).round() as i64)
+        .collect();
     assert_eq!(distinct.len(), 14);
 }
 

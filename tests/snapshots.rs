@@ -11,7 +11,10 @@ fn settings() -> insta::Settings {
 fn derive(expr: &str, order: usize, wrt: Option<&str>, assume: &[&str]) -> String {
     let mut req = symdiff::Request::new(expr, order);
     req.wrt = wrt.map(str::to_string);
-    req.assume = assume.iter().map(|a| symdiff::Fact::parse(a).unwrap()).collect();
+    req.assume = assume
+        .iter()
+        .map(|a| symdiff::Fact::parse(a).unwrap())
+        .collect();
     match symdiff::derive(&req) {
         Ok(d) => d.report(symdiff::Syntax::Text, req.limits).0,
         Err(e) => e.render(expr, None),
@@ -35,7 +38,13 @@ macro_rules! snap {
 }
 
 snap!(xent_order_1, "xent(z,q)", 1);
-snap!(xent_order_1_sum_q_is_one, "xent(z,q)", 1, None, &["sum(q)=1"]);
+snap!(
+    xent_order_1_sum_q_is_one,
+    "xent(z,q)",
+    1,
+    None,
+    &["sum(q)=1"]
+);
 snap!(xent_order_2, "xent(z,q)", 2);
 snap!(xent_order_3, "xent(z,q)", 3);
 snap!(xent_order_4, "xent(z,q)", 4);
@@ -46,7 +55,11 @@ snap!(logsumexp_order_2, "logsumexp(z)", 2);
 snap!(sigmoid_order_2, "sigmoid(x)", 2);
 snap!(tanh_order_2, "tanh(x)", 2);
 snap!(softplus_order_2, "softplus(x)", 2);
-snap!(def_nll_order_2, "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)", 2);
+snap!(
+    def_nll_order_2,
+    "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)",
+    2
+);
 snap!(softmax_by_hand_order_0, "exp(z) / sum(exp(z))", 0);
 snap!(error_unknown_function, "softmin(z)", 1);
 snap!(error_shape_conflict, "z: vec[3]; q: vec[4]; xent(z, q)", 1);
@@ -54,13 +67,23 @@ snap!(error_recursion, "def f(x) = f(x); f(z)", 1);
 snap!(error_syntax, "xent(z, q", 1);
 
 /// The module `symdiff codegen` prints.
-fn codegen(expr: &str, name: &str, order: usize, wrt: Option<&str>, dims: &[(&str, usize)], float: symdiff::Float) -> String {
+fn codegen(
+    expr: &str,
+    name: &str,
+    order: usize,
+    wrt: Option<&str>,
+    dims: &[(&str, usize)],
+    float: symdiff::Float,
+) -> String {
     let mut spec = symdiff::codegen::KernelSpec::new(name, expr);
     spec.order = order;
     spec.wrt = wrt.map(str::to_string);
     spec.dims = dims.iter().map(|(n, v)| (n.to_string(), *v)).collect();
     spec.float = float;
-    match symdiff::codegen::module(std::slice::from_ref(&spec), &symdiff::codegen::command_line(&spec)) {
+    match symdiff::codegen::module(
+        std::slice::from_ref(&spec),
+        &symdiff::codegen::command_line(&spec),
+    ) {
         Ok(text) => text,
         Err(e) => e.render(expr, None),
     }
@@ -84,9 +107,27 @@ macro_rules! snap_code {
 
 snap_code!(codegen_xent_order_2, "xent(z, q)", "xent", 2);
 snap_code!(codegen_softmax_order_1, "softmax(z)", "softmax", 1);
-snap_code!(codegen_def_nll_order_1, "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)", "nll", 1);
-snap_code!(codegen_xent_dim_8_f32, "xent(z, q)", "xent8", 1, None, &[("n", 8)], symdiff::Float::F32);
-snap_code!(codegen_batched_xent, "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", "batched_xent", 1);
+snap_code!(
+    codegen_def_nll_order_1,
+    "def nll(z, y) = -dot(y, log_softmax(z)); nll(z, y) + 0.01 * dot(z, z)",
+    "nll",
+    1
+);
+snap_code!(
+    codegen_xent_dim_8_f32,
+    "xent(z, q)",
+    "xent8",
+    1,
+    None,
+    &[("n", 8)],
+    symdiff::Float::F32
+);
+snap_code!(
+    codegen_batched_xent,
+    "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
+    "batched_xent",
+    1
+);
 snap_code!(
     codegen_linear_classifier_wrt_w,
     "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
@@ -96,4 +137,12 @@ snap_code!(
     &[],
     symdiff::Float::F64
 );
-snap_code!(codegen_error_bad_dim, "xent(z, q)", "xent", 1, None, &[("k", 8)], symdiff::Float::F64);
+snap_code!(
+    codegen_error_bad_dim,
+    "xent(z, q)",
+    "xent",
+    1,
+    None,
+    &[("k", 8)],
+    symdiff::Float::F64
+);

@@ -1,7 +1,9 @@
 //! The build-script kernels give correct derivatives: checked against
 //! central finite differences of the generated value function.
 
-use symdiff_example::{classifier, classifier_grad, xent, xent_d3_dir, xent_grad, xent_hessian, xent_hvp};
+use symdiff_example::{
+    classifier, classifier_grad, xent, xent_d3_dir, xent_grad, xent_hessian, xent_hvp,
+};
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
     (0..x.len())
@@ -17,7 +19,10 @@ fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
 
 fn assert_close(got: &[f64], want: &[f64], tol: f64) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "[{i}] got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "[{i}] got {g}, want {w}"
+        );
     }
 }
 
@@ -34,7 +39,9 @@ fn xent_gradient_hessian_and_third_derivative() {
     let v = [1.0, -0.5, 0.25, 2.0];
     let mut hv = [0.0; 4];
     xent_hvp(&z, &q, &v, &mut hv);
-    let hv_full: Vec<f64> = (0..4).map(|i| (0..4).map(|j| h[i * 4 + j] * v[j]).sum()).collect();
+    let hv_full: Vec<f64> = (0..4)
+        .map(|i| (0..4).map(|j| h[i * 4 + j] * v[j]).sum())
+        .collect();
     assert_close(&hv, &hv_full, 1e-12);
     // The Hessian is singular along 1.
     for i in 0..4 {

@@ -20,6 +20,8 @@ use crate::ir::{Dim, Fun};
 const SPLIT_FROM: usize = 16;
 /// Partial accumulators of a split reduction.
 const LANES: usize = 4;
+/// Entries per block of a split reduction.
+const BLOCK: usize = 64;
 /// Fixed-size temporaries up to this many entries live on the stack.
 const STACK_MAX: usize = 4096;
 
@@ -97,8 +99,16 @@ pub struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     /// An emitter for a body with these temporaries.
     pub fn new(names: &'a Names, temps: &'a [Temp]) -> Self {
-        let temp_names = temps.iter().enumerate().map(|(i, t)| format_ident!("{}{}", t.hint, i)).collect();
-        Emitter { names, temps, temp_names }
+        let temp_names = temps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format_ident!("{}{}", t.hint, i))
+            .collect();
+        Emitter {
+            names,
+            temps,
+            temp_names,
+        }
     }
 
     fn ty(&self) -> TokenStream {
@@ -178,7 +188,11 @@ impl<'a> Emitter<'a> {
                 continue;
             }
             let d = self.dim(&idx[k].1);
-            acc = if compound { quote!((#acc) * #d + #i) } else { quote!(#acc * #d + #i) };
+            acc = if compound {
+                quote!((#acc) * #d + #i)
+            } else {
+                quote!(#acc * #d + #i)
+            };
             compound = true;
         }
         if idx.is_empty() {
@@ -415,7 +429,9 @@ impl<'a> Emitter<'a> {
         let d = self.dim(dim);
         let wide = self.names.float == Float::F32;
         let acc_ty = if wide { quote!(f64) } else { self.ty() };
-        let accs: Vec<Ident> = (0..parts.len()).map(|k| format_ident!("acc{}_{}", var, k)).collect();
+        let accs: Vec<Ident> = (0..parts.len())
+            .map(|k| format_ident!("acc{}_{}", var, k))
+            .collect();
         let init = |op: RedOp| match op {
             RedOp::Sum => quote!(0.0),
             RedOp::Max => quote!(#acc_ty::NEG_INFINITY),
@@ -463,27 +479,76 @@ impl<'a> Emitter<'a> {
             }
             return out;
         }
-        let lanes = Literal::usize_unsuffixed(LANES);
-        let chunk = format_ident!("c{}", var);
-        let lane = format_ident!("l{}", var);
-        let (mut main, mut rest) = (TokenStream::new(), TokenStream::new());
-        for (p, a) in parts.iter().zip(&accs) {
-            let init = init(p.op);
-            out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
-            main.extend(update(p, quote!(#a[#lane])));
-            rest.extend(update(p, quote!(#a[0])));
-        }
-        out.extend(quote! {
-            for #chunk in 0..#d / #lanes {
-                for #lane in 0..#lanes {
-                    let #i = #chunk * #lanes + #lane;
-                    #main
-                }
-            }
-            for #i in #d / #lanes * #lanes..#d {
-                #rest
-            }
+        let expensive = parts.iter().any(|p| {
+            let mut hit = false;
+            super::loops::visit(&p.body, &mut |e| {
+                hit |= matches!(
+                    e,
+                    Scalar::Call(..) | Scalar::ExpShifted(_) | Scalar::Ln(_) | Scalar::Powf(..)
+                )
+            });
+            hit
         });
+        let lanes = Literal::usize_unsuffixed(LANES);
+        if !expensive {
+            // Cheap bodies: LANES interleaved partial results.
+            let chunk = format_ident!("c{}", var);
+            let lane = format_ident!("l{}", var);
+            let (mut main, mut rest) = (TokenStream::new(), TokenStream::new());
+            for (p, a) in parts.iter().zip(&accs) {
+                let init = init(p.op);
+                out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
+                main.extend(update(p, quote!(#a[#lane])));
+                rest.extend(update(p, quote!(#a[0])));
+            }
+            out.extend(quote! {
+                for #chunk in 0..#d / #lanes {
+                    for #lane in 0..#lanes {
+                        let #i = #chunk * #lanes + #lane;
+                        #main
+                    }
+                }
+                for #i in #d / #lanes * #lanes..#d {
+                    #rest
+                }
+            });
+        } else {
+            // Blocks of BLOCK: the body fills a buffer in a loop the compiler
+            // vectorizes (no reassociation needed), and LANES partial results
+            // sum the buffer.
+            let block = Literal::usize_unsuffixed(BLOCK);
+            let start = format_ident!("b{}", var);
+            let len = format_ident!("len{}", var);
+            let j = format_ident!("j{}", var);
+            let mut fill = TokenStream::new();
+            let mut fold = TokenStream::new();
+            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+                let init = init(p.op);
+                let buf = format_ident!("buf{}_{}", var, k);
+                let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
+                out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
+                let b = value(p);
+                fill.extend(quote!(#buf[#j] = #b;));
+                fold.extend(match p.op {
+                    RedOp::Sum => quote!(#a[#j % #lanes] += #buf[#j];),
+                    RedOp::Max => quote!(#a[#j % #lanes] = #a[#j % #lanes].max(#buf[#j]);),
+                });
+            }
+            out.extend(quote! {
+                let mut #start = 0;
+                while #start < #d {
+                    let #len = (#d - #start).min(#block);
+                    for #j in 0..#len {
+                        let #i = #start + #j;
+                        #fill
+                    }
+                    for #j in 0..#len {
+                        #fold
+                    }
+                    #start += #len;
+                }
+            });
+        }
         for (p, a) in parts.iter().zip(&accs) {
             let total = match p.op {
                 RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
@@ -508,7 +573,14 @@ fn split_sign(x: &Scalar) -> (bool, Scalar) {
                 } else {
                     fs[0] = Scalar::Num(-c);
                 }
-                (true, if fs.len() == 1 { fs.pop().unwrap() } else { Scalar::Product(fs) })
+                (
+                    true,
+                    if fs.len() == 1 {
+                        fs.pop().unwrap()
+                    } else {
+                        Scalar::Product(fs)
+                    },
+                )
             }
             _ => (false, x.clone()),
         },
@@ -539,20 +611,23 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
                     let t = xc * core::f64::consts::LOG2_E + SHIFT;
                     let k = t - SHIFT;
                     let r = (xc - k * LN2_HI) - k * LN2_LO;
-                    let mut p = 1.0 / 6227020800.0;
-                    p = p * r + 1.0 / 479001600.0;
-                    p = p * r + 1.0 / 39916800.0;
-                    p = p * r + 1.0 / 3628800.0;
-                    p = p * r + 1.0 / 362880.0;
-                    p = p * r + 1.0 / 40320.0;
-                    p = p * r + 1.0 / 5040.0;
-                    p = p * r + 1.0 / 720.0;
-                    p = p * r + 1.0 / 120.0;
-                    p = p * r + 1.0 / 24.0;
-                    p = p * r + 1.0 / 6.0;
-                    p = p * r + 0.5;
-                    p = p * r + 1.0;
-                    p = p * r + 1.0;
+                    // Estrin's scheme: a dependency chain of depth 4, not 13.
+                    let r2 = r * r;
+                    let r4 = r2 * r2;
+                    let r8 = r4 * r4;
+                    let p01 = 1.0 + r;
+                    let p23 = 0.5 + r * (1.0 / 6.0);
+                    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
+                    let p67 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+                    let p89 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+                    let p1011 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+                    let p1213 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+                    let q0 = p01 + r2 * p23;
+                    let q1 = p45 + r2 * p67;
+                    let q2 = p89 + r2 * p1011;
+                    let s0 = q0 + r4 * q1;
+                    let s1 = q2 + r4 * p1213;
+                    let p = s0 + r8 * s1;
                     // 2^(k-1) from the integer in t's low bits, then one doubling,
                     // so k = 1024 (x near 709.78) does not overflow the exponent field.
                     let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
@@ -575,15 +650,11 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
                     let t = xc * core::f32::consts::LOG2_E + SHIFT;
                     let k = t - SHIFT;
                     let r = (xc - k * LN2_HI) - k * LN2_LO;
-                    let mut p = 1.0 / 40320.0;
-                    p = p * r + 1.0 / 5040.0;
-                    p = p * r + 1.0 / 720.0;
-                    p = p * r + 1.0 / 120.0;
-                    p = p * r + 1.0 / 24.0;
-                    p = p * r + 1.0 / 6.0;
-                    p = p * r + 0.5;
-                    p = p * r + 1.0;
-                    p = p * r + 1.0;
+                    let r2 = r * r;
+                    let r4 = r2 * r2;
+                    let q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
+                    let q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
+                    let p = q0 + r4 * (q1 + r4 * (1.0 / 40320.0));
                     let half_scale = f32::from_bits(t.to_bits().wrapping_add(126) << 23);
                     let y = p * half_scale * 2.0;
                     if x < -86.0 { 0.0 } else { y }

@@ -35,9 +35,19 @@ pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> 
         Dim::Fixed(k) => *k,
         Dim::Named(n) => sizes[&**n],
     };
-    let temps = plan.temps.iter().map(|t| vec![0.0; t.vars.iter().map(|(_, d)| size(d)).product()]).collect();
+    let temps = plan
+        .temps
+        .iter()
+        .map(|t| vec![0.0; t.vars.iter().map(|(_, d)| size(d)).product()])
+        .collect();
     let out = vec![f64::NAN; plan.out_len.iter().map(size).product()];
-    let mut m = Machine { inputs, sizes, vars: HashMap::new(), temps, out };
+    let mut m = Machine {
+        inputs,
+        sizes,
+        vars: HashMap::new(),
+        temps,
+        out,
+    };
     for s in &plan.stmts {
         m.exec(s);
     }
@@ -53,7 +63,9 @@ impl Machine<'_> {
     }
 
     fn flat(&self, a: &Access) -> usize {
-        a.idx.iter().fold(0, |acc, (v, d)| acc * self.size(d) + self.vars[v])
+        a.idx
+            .iter()
+            .fold(0, |acc, (v, d)| acc * self.size(d) + self.vars[v])
     }
 
     fn load(&self, a: &Access) -> f64 {
@@ -116,8 +128,16 @@ impl Machine<'_> {
                 }
             }
             Stmt::Reduce { var, dim, parts } => {
-                let mut acc: Vec<f64> =
-                    parts.iter().map(|p| if p.op == RedOp::Sum { 0.0 } else { f64::NEG_INFINITY }).collect();
+                let mut acc: Vec<f64> = parts
+                    .iter()
+                    .map(|p| {
+                        if p.op == RedOp::Sum {
+                            0.0
+                        } else {
+                            f64::NEG_INFINITY
+                        }
+                    })
+                    .collect();
                 for i in 0..self.size(dim) {
                     self.vars.insert(*var, i);
                     for (a, p) in acc.iter_mut().zip(parts) {

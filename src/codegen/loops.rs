@@ -204,13 +204,23 @@ pub struct Body {
 type Env = Vec<(Ix, Var, Dim)>;
 
 fn lookup(env: &Env, ix: Ix) -> (Var, Dim) {
-    env.iter().rev().find(|(i, _, _)| *i == ix).map(|(_, v, d)| (*v, d.clone())).expect("index bound by an enclosing loop")
+    env.iter()
+        .rev()
+        .find(|(i, _, _)| *i == ix)
+        .map(|(_, v, d)| (*v, d.clone()))
+        .expect("index bound by an enclosing loop")
 }
 
 impl Body {
     /// A body over the given inputs (name and dims of each).
     pub fn new(inputs: Vec<(String, Vec<Dim>)>) -> Body {
-        Body { inputs, shifted: HashMap::new(), temps: Vec::new(), keys: HashMap::new(), next_var: 0 }
+        Body {
+            inputs,
+            shifted: HashMap::new(),
+            temps: Vec::new(),
+            keys: HashMap::new(),
+            next_var: 0,
+        }
     }
 
     fn var(&mut self) -> Var {
@@ -220,7 +230,8 @@ impl Body {
 
     /// Makes IR variable `name` read as `input − minus`.
     pub fn shift(&mut self, name: &str, input: usize, minus: Scalar) {
-        self.shifted.insert(name.to_string(), Shifted { input, minus });
+        self.shifted
+            .insert(name.to_string(), Shifted { input, minus });
     }
 
     /// Lowers a polynomial with no free index to a scalar expression.
@@ -237,7 +248,13 @@ impl Body {
                 factors.push(power(base, f.exp.0));
             }
             let c = t.coef.0;
-            let product = |mut fs: Vec<Scalar>| if fs.len() == 1 { fs.pop().unwrap() } else { Scalar::Product(fs) };
+            let product = |mut fs: Vec<Scalar>| {
+                if fs.len() == 1 {
+                    fs.pop().unwrap()
+                } else {
+                    Scalar::Product(fs)
+                }
+            };
             terms.push(if factors.is_empty() {
                 Scalar::Num(c)
             } else if c == 1.0 {
@@ -258,7 +275,14 @@ impl Body {
 
     fn input_access(&self, k: usize, idx: &[Ix], env: &Env) -> Access {
         let dims = &self.inputs[k].1;
-        Access { array: Array::Input(k), idx: idx.iter().zip(dims).map(|(&i, d)| (lookup(env, i).0, d.clone())).collect() }
+        Access {
+            array: Array::Input(k),
+            idx: idx
+                .iter()
+                .zip(dims)
+                .map(|(&i, d)| (lookup(env, i).0, d.clone()))
+                .collect(),
+        }
     }
 
     fn atom(&mut self, a: &Atom, env: &Env) -> Scalar {
@@ -268,7 +292,11 @@ impl Body {
                     let load = Scalar::Load(self.input_access(s.input, idx, env));
                     return Scalar::Sub(Box::new(load), Box::new(s.minus));
                 }
-                let k = self.inputs.iter().position(|(n, _)| **n == **name).expect("variables are inputs");
+                let k = self
+                    .inputs
+                    .iter()
+                    .position(|(n, _)| **n == **name)
+                    .expect("variables are inputs");
                 Scalar::Load(self.input_access(k, idx, env))
             }
             Atom::Delta(x, y) => Scalar::Delta(lookup(env, *x).0, lookup(env, *y).0),
@@ -294,16 +322,20 @@ impl Body {
         // Renaming re-normalizes, which can open an atom up (a group is
         // its sum again); such an atom keeps its own index names as key.
         let (key_atom, key_ix): (Atom, Vec<Ix>) = match key.terms.as_slice() {
-            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => {
-                ((*t.factors[0].atom).clone(), (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect())
-            }
+            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => (
+                (*t.factors[0].atom).clone(),
+                (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
+            ),
             _ => (a.clone(), order.clone()),
         };
         let read = |id: usize| -> Scalar {
             if order.is_empty() {
                 Scalar::Temp(id)
             } else {
-                Scalar::Load(Access { array: Array::Temp(id), idx: order.iter().map(|&ix| lookup(env, ix)).collect() })
+                Scalar::Load(Access {
+                    array: Array::Temp(id),
+                    idx: order.iter().map(|&ix| lookup(env, ix)).collect(),
+                })
             }
         };
         if let Some(&id) = self.keys.get(&(kind, key_atom.clone())) {
@@ -319,7 +351,10 @@ impl Body {
             vars.push((v, d));
         }
         let (def, hint) = match (&key_atom, kind) {
-            (Atom::Func(f, u), 0) => (Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, &inner)))), "f"),
+            (Atom::Func(f, u), 0) => (
+                Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, &inner)))),
+                "f",
+            ),
             (Atom::Group(p), 0) => (Def::Elem(self.poly(p, &inner)), "g"),
             (Atom::Pow(b, e), 0) => {
                 let (b, e) = (self.poly(b, &inner), self.poly(e, &inner));
@@ -329,13 +364,29 @@ impl Body {
                 let v = self.var();
                 let mut env2 = inner.clone();
                 env2.push((*ix, v, dim.clone()));
-                (Def::Reduce { op: RedOp::Sum, var: v, dim: dim.clone(), body: self.poly(body, &env2) }, "sum")
+                (
+                    Def::Reduce {
+                        op: RedOp::Sum,
+                        var: v,
+                        dim: dim.clone(),
+                        body: self.poly(body, &env2),
+                    },
+                    "sum",
+                )
             }
             (Atom::Lse { ix, dim, body }, 1) => {
                 let v = self.var();
                 let mut env2 = inner.clone();
                 env2.push((*ix, v, dim.clone()));
-                (Def::Reduce { op: RedOp::Max, var: v, dim: dim.clone(), body: self.poly(body, &env2) }, "max")
+                (
+                    Def::Reduce {
+                        op: RedOp::Max,
+                        var: v,
+                        dim: dim.clone(),
+                        body: self.poly(body, &env2),
+                    },
+                    "max",
+                )
             }
             (Atom::Lse { ix, dim, body }, 2) => {
                 let max = self.temp(1, &key_atom, &inner);
@@ -344,23 +395,49 @@ impl Body {
                 env2.push((*ix, v, dim.clone()));
                 let x = self.poly(body, &env2);
                 let e = Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(max))));
-                (Def::Reduce { op: RedOp::Sum, var: v, dim: dim.clone(), body: e }, "sumexp")
+                (
+                    Def::Reduce {
+                        op: RedOp::Sum,
+                        var: v,
+                        dim: dim.clone(),
+                        body: e,
+                    },
+                    "sumexp",
+                )
             }
             (Atom::Lse { .. }, 0) => {
                 let max = self.temp(1, &key_atom, &inner);
                 let sum = self.temp(2, &key_atom, &inner);
-                (Def::Elem(Scalar::Sum(vec![max, Scalar::Ln(Box::new(sum))])), "lse")
+                (
+                    Def::Elem(Scalar::Sum(vec![max, Scalar::Ln(Box::new(sum))])),
+                    "lse",
+                )
             }
             (Atom::Softmax { ix, dim, body, at }, 0) => {
-                let lse = Atom::Lse { ix: *ix, dim: dim.clone(), body: body.clone() };
+                let lse = Atom::Lse {
+                    ix: *ix,
+                    dim: dim.clone(),
+                    body: body.clone(),
+                };
                 let lse = self.temp(0, &lse, &inner);
                 let x = self.poly(&body.rename(*ix, *at), &inner);
-                (Def::Elem(Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(lse))))), "p")
+                (
+                    Def::Elem(Scalar::ExpShifted(Box::new(Scalar::Sub(
+                        Box::new(x),
+                        Box::new(lse),
+                    )))),
+                    "p",
+                )
             }
             _ => unreachable!("simple atoms have no temporary"),
         };
         let id = self.temps.len();
-        self.temps.push(Temp { vars, def, hint, live: true });
+        self.temps.push(Temp {
+            vars,
+            def,
+            hint,
+            live: true,
+        });
         self.keys.insert((kind, key_atom), id);
         read(id)
     }
@@ -370,10 +447,24 @@ impl Body {
         // Terms grouped by the equalities their deltas impose.
         let mut groups: Vec<(Vec<(Ix, Ix)>, Poly)> = Vec::new();
         for t in &p.terms {
-            let deltas: Vec<(Ix, Ix)> =
-                t.factors.iter().filter_map(|f| if let Atom::Delta(a, b) = &*f.atom { Some((*a, *b)) } else { None }).collect();
+            let deltas: Vec<(Ix, Ix)> = t
+                .factors
+                .iter()
+                .filter_map(|f| {
+                    if let Atom::Delta(a, b) = &*f.atom {
+                        Some((*a, *b))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             let rest = crate::ir::Term {
-                factors: t.factors.iter().filter(|f| !matches!(&*f.atom, Atom::Delta(..))).cloned().collect(),
+                factors: t
+                    .factors
+                    .iter()
+                    .filter(|f| !matches!(&*f.atom, Atom::Delta(..)))
+                    .cloned()
+                    .collect(),
                 coef: t.coef,
             };
             match groups.iter_mut().find(|(d, _)| *d == deltas) {
@@ -404,9 +495,20 @@ impl Body {
                 }
             }
             let value = self.poly(&body, &env);
-            let mut s = Stmt::Store { place: Place::Elem(Access { array: Array::Out, idx: target }), add, value };
+            let mut s = Stmt::Store {
+                place: Place::Elem(Access {
+                    array: Array::Out,
+                    idx: target,
+                }),
+                add,
+                value,
+            };
             for (v, d) in loops.into_iter().rev() {
-                s = Stmt::Loop { var: v, dim: d, body: vec![s] };
+                s = Stmt::Loop {
+                    var: v,
+                    dim: d,
+                    body: vec![s],
+                };
             }
             stmts.push(s);
         }
@@ -419,24 +521,49 @@ impl Body {
         let mut tail = tail;
         self.inline(&mut tail);
         let depth = self.depths();
-        let mut order: Vec<usize> = (0..self.temps.len()).filter(|&t| self.temps[t].live).collect();
-        order.sort_by_key(|&t| (depth[t], self.temps[t].vars.first().map(|(_, d)| d.to_string()), t));
+        let mut order: Vec<usize> = (0..self.temps.len())
+            .filter(|&t| self.temps[t].live)
+            .collect();
+        order.sort_by_key(|&t| {
+            (
+                depth[t],
+                self.temps[t].vars.first().map(|(_, d)| d.to_string()),
+                t,
+            )
+        });
         let mut stmts = Vec::new();
         for t in order {
             let temp = &self.temps[t];
             let place = if temp.vars.is_empty() {
                 Place::Temp(t)
             } else {
-                Place::Elem(Access { array: Array::Temp(t), idx: temp.vars.clone() })
+                Place::Elem(Access {
+                    array: Array::Temp(t),
+                    idx: temp.vars.clone(),
+                })
             };
             let mut s = match &temp.def {
-                Def::Elem(x) => Stmt::Store { place, add: false, value: x.clone() },
-                Def::Reduce { op, var, dim, body } => {
-                    Stmt::Reduce { var: *var, dim: dim.clone(), parts: vec![Part { place, op: *op, body: body.clone() }] }
-                }
+                Def::Elem(x) => Stmt::Store {
+                    place,
+                    add: false,
+                    value: x.clone(),
+                },
+                Def::Reduce { op, var, dim, body } => Stmt::Reduce {
+                    var: *var,
+                    dim: dim.clone(),
+                    parts: vec![Part {
+                        place,
+                        op: *op,
+                        body: body.clone(),
+                    }],
+                },
             };
             for (v, d) in temp.vars.iter().rev() {
-                s = Stmt::Loop { var: *v, dim: d.clone(), body: vec![s] };
+                s = Stmt::Loop {
+                    var: *v,
+                    dim: d.clone(),
+                    body: vec![s],
+                };
             }
             stmts.push(s);
         }
@@ -481,7 +608,9 @@ impl Body {
                 }
                 return;
             };
-            let Def::Elem(def) = self.temps[t].def.clone() else { unreachable!() };
+            let Def::Elem(def) = self.temps[t].def.clone() else {
+                unreachable!()
+            };
             let vars: Vec<Var> = self.temps[t].vars.iter().map(|(v, _)| *v).collect();
             self.temps[t].live = false;
             let mut replace = |x: &mut Scalar| substitute(x, t, &vars, &def);
@@ -508,12 +637,18 @@ impl Body {
                 Def::Elem(x) => temps_read(x, &mut deps),
                 Def::Reduce { body, .. } => temps_read(body, &mut deps),
             }
-            let d = deps.iter().map(|&u| 1 + go(u, temps, memo)).max().unwrap_or(0);
+            let d = deps
+                .iter()
+                .map(|&u| 1 + go(u, temps, memo))
+                .max()
+                .unwrap_or(0);
             memo[t] = Some(d);
             d
         }
         let mut memo = vec![None; self.temps.len()];
-        (0..self.temps.len()).map(|t| go(t, &self.temps, &mut memo)).collect()
+        (0..self.temps.len())
+            .map(|t| go(t, &self.temps, &mut memo))
+            .collect()
     }
 }
 
@@ -564,7 +699,9 @@ fn first_free(a: &Atom) -> Vec<Ix> {
     let mut all = Vec::new();
     walk(a, &mut all);
     let mut seen = BTreeSet::new();
-    all.into_iter().filter(|i| free.contains(i) && seen.insert(*i)).collect()
+    all.into_iter()
+        .filter(|i| free.contains(i) && seen.insert(*i))
+        .collect()
 }
 
 /// Records each read of a temporary: whether every loop around it is one
@@ -572,7 +709,10 @@ fn first_free(a: &Atom) -> Vec<Ix> {
 fn count_reads(x: &Scalar, around: &[Var], reads: &mut HashMap<usize, Vec<bool>>) {
     visit(x, &mut |s| match s {
         Scalar::Temp(t) => reads.entry(*t).or_default().push(false),
-        Scalar::Load(Access { array: Array::Temp(t), idx }) => {
+        Scalar::Load(Access {
+            array: Array::Temp(t),
+            idx,
+        }) => {
             let own: BTreeSet<Var> = idx.iter().map(|(v, _)| *v).collect();
             let tight = around.iter().all(|v| own.contains(v)) && own.len() == around.len();
             reads.entry(*t).or_default().push(tight);
@@ -611,10 +751,15 @@ pub fn visit(x: &Scalar, f: &mut impl FnMut(&Scalar)) {
             visit(a, f);
             visit(b, f);
         }
-        Scalar::Neg(a) | Scalar::Recip(a) | Scalar::Powi(a, _) | Scalar::Sqrt(a) | Scalar::Call(_, a) | Scalar::ExpShifted(a) | Scalar::Ln(a) => {
-            visit(a, f)
+        Scalar::Neg(a)
+        | Scalar::Recip(a)
+        | Scalar::Powi(a, _)
+        | Scalar::Sqrt(a)
+        | Scalar::Call(_, a)
+        | Scalar::ExpShifted(a)
+        | Scalar::Ln(a) => visit(a, f),
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {
         }
-        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
     }
 }
 
@@ -626,10 +771,15 @@ fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
             visit_mut(a, f);
             visit_mut(b, f);
         }
-        Scalar::Neg(a) | Scalar::Recip(a) | Scalar::Powi(a, _) | Scalar::Sqrt(a) | Scalar::Call(_, a) | Scalar::ExpShifted(a) | Scalar::Ln(a) => {
-            visit_mut(a, f)
+        Scalar::Neg(a)
+        | Scalar::Recip(a)
+        | Scalar::Powi(a, _)
+        | Scalar::Sqrt(a)
+        | Scalar::Call(_, a)
+        | Scalar::ExpShifted(a)
+        | Scalar::Ln(a) => visit_mut(a, f),
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {
         }
-        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
     }
 }
 
@@ -645,9 +795,17 @@ fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
 /// Replaces reads of temporary `t` (nest `vars`) by its definition.
 fn substitute(x: &mut Scalar, t: usize, vars: &[Var], def: &Scalar) {
     visit_mut(x, &mut |s| {
-        if let Scalar::Load(Access { array: Array::Temp(u), idx }) = s {
+        if let Scalar::Load(Access {
+            array: Array::Temp(u),
+            idx,
+        }) = s
+        {
             if *u == t {
-                let map: Vec<(Var, Var)> = vars.iter().zip(idx.iter()).map(|(a, (b, _))| (*a, *b)).collect();
+                let map: Vec<(Var, Var)> = vars
+                    .iter()
+                    .zip(idx.iter())
+                    .map(|(a, (b, _))| (*a, *b))
+                    .collect();
                 let mut body = def.clone();
                 rename_vars(&mut body, &map);
                 *s = body;
@@ -695,7 +853,9 @@ fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
                 rename_vars(&mut p.body, map);
             }
         }
-        Stmt::Store { place: p, value, .. } => {
+        Stmt::Store {
+            place: p, value, ..
+        } => {
             place(p);
             rename_vars(value, map);
         }
@@ -707,7 +867,11 @@ fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
 /// Temporaries an expression reads.
 pub fn temps_read(x: &Scalar, out: &mut BTreeSet<usize>) {
     visit(x, &mut |s| match s {
-        Scalar::Temp(t) | Scalar::Load(Access { array: Array::Temp(t), .. }) => {
+        Scalar::Temp(t)
+        | Scalar::Load(Access {
+            array: Array::Temp(t),
+            ..
+        }) => {
             out.insert(*t);
         }
         _ => {}
@@ -726,13 +890,21 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
     let read = |x: &Scalar, out: &mut Vec<(Target, Option<Var>, bool)>| {
         visit(x, &mut |e| match e {
             Scalar::Temp(t) => out.push((Target::Scalar(*t), None, false)),
-            Scalar::Load(a) => out.push((Target::Array(a.array.clone()), a.idx.first().map(|(v, _)| *v), false)),
+            Scalar::Load(a) => out.push((
+                Target::Array(a.array.clone()),
+                a.idx.first().map(|(v, _)| *v),
+                false,
+            )),
             _ => {}
         })
     };
     let write = |p: &Place, out: &mut Vec<(Target, Option<Var>, bool)>| match p {
         Place::Temp(t) => out.push((Target::Scalar(*t), None, true)),
-        Place::Elem(a) => out.push((Target::Array(a.array.clone()), a.idx.first().map(|(v, _)| *v), true)),
+        Place::Elem(a) => out.push((
+            Target::Array(a.array.clone()),
+            a.idx.first().map(|(v, _)| *v),
+            true,
+        )),
     };
     match s {
         Stmt::Loop { body, .. } => body.iter().for_each(|b| accesses(b, out)),
@@ -761,9 +933,16 @@ fn fusable(a: &Stmt, va: Var, b: &Stmt, vb: Var) -> bool {
     let (mut xa, mut xb) = (Vec::new(), Vec::new());
     accesses(a, &mut xa);
     accesses(b, &mut xb);
-    let written: BTreeSet<String> = xa.iter().chain(&xb).filter(|x| x.2).map(|x| format!("{:?}", x.0)).collect();
+    let written: BTreeSet<String> = xa
+        .iter()
+        .chain(&xb)
+        .filter(|x| x.2)
+        .map(|x| format!("{:?}", x.0))
+        .collect();
     let row_local = |xs: &[(Target, Option<Var>, bool)], v: Var| {
-        xs.iter().filter(|x| written.contains(&format!("{:?}", x.0))).all(|x| matches!(x.0, Target::Array(_)) && x.1 == Some(v))
+        xs.iter()
+            .filter(|x| written.contains(&format!("{:?}", x.0)))
+            .all(|x| matches!(x.0, Target::Array(_)) && x.1 == Some(v))
     };
     row_local(&xa, va) && row_local(&xb, vb)
 }
@@ -774,21 +953,50 @@ fn fuse(stmts: &mut Vec<Stmt>) {
     let mut i = 0;
     while i + 1 < stmts.len() {
         let merged = match (&stmts[i], &stmts[i + 1]) {
-            (Stmt::Loop { var: va, dim: da, .. }, Stmt::Loop { var: vb, dim: db, .. }) if da == db && fusable(&stmts[i], *va, &stmts[i + 1], *vb) => {
+            (
+                Stmt::Loop {
+                    var: va, dim: da, ..
+                },
+                Stmt::Loop {
+                    var: vb, dim: db, ..
+                },
+            ) if da == db && fusable(&stmts[i], *va, &stmts[i + 1], *vb) => {
                 let (va, vb) = (*va, *vb);
-                let Stmt::Loop { body: mut tail, .. } = stmts.remove(i + 1) else { unreachable!() };
+                let Stmt::Loop { body: mut tail, .. } = stmts.remove(i + 1) else {
+                    unreachable!()
+                };
                 tail.iter_mut().for_each(|s| rename_stmt(s, &[(vb, va)]));
-                let Stmt::Loop { body, .. } = &mut stmts[i] else { unreachable!() };
+                let Stmt::Loop { body, .. } = &mut stmts[i] else {
+                    unreachable!()
+                };
                 body.extend(tail);
                 true
             }
-            (Stmt::Reduce { var: va, dim: da, parts: pa }, Stmt::Reduce { var: vb, dim: db, parts: pb }) if da == db && independent(pa, pb) => {
+            (
+                Stmt::Reduce {
+                    var: va,
+                    dim: da,
+                    parts: pa,
+                },
+                Stmt::Reduce {
+                    var: vb,
+                    dim: db,
+                    parts: pb,
+                },
+            ) if da == db && independent(pa, pb) => {
                 let (va, vb) = (*va, *vb);
-                let Stmt::Reduce { parts: mut tail, .. } = stmts.remove(i + 1) else { unreachable!() };
+                let Stmt::Reduce {
+                    parts: mut tail, ..
+                } = stmts.remove(i + 1)
+                else {
+                    unreachable!()
+                };
                 for p in &mut tail {
                     rename_vars(&mut p.body, &[(vb, va)]);
                 }
-                let Stmt::Reduce { parts, .. } = &mut stmts[i] else { unreachable!() };
+                let Stmt::Reduce { parts, .. } = &mut stmts[i] else {
+                    unreachable!()
+                };
                 parts.extend(tail);
                 true
             }
@@ -814,7 +1022,10 @@ fn independent(a: &[Part], b: &[Part]) -> bool {
             let place = match e {
                 Scalar::Temp(t) => Some(Place::Temp(*t)),
                 Scalar::Load(acc) if matches!(acc.array, Array::Temp(_)) => {
-                    if produced.iter().any(|q| matches!(q, Place::Elem(x) if x.array == acc.array)) {
+                    if produced
+                        .iter()
+                        .any(|q| matches!(q, Place::Elem(x) if x.array == acc.array))
+                    {
                         hit = true;
                     }
                     None

@@ -58,7 +58,15 @@ pub struct KernelSpec {
 impl KernelSpec {
     /// A spec with defaults: order 1, f64, no fixed lengths.
     pub fn new(name: &str, expr: &str) -> KernelSpec {
-        KernelSpec { name: name.into(), expr: expr.into(), order: 1, min_order: 0, wrt: None, dims: Vec::new(), float: Float::F64 }
+        KernelSpec {
+            name: name.into(),
+            expr: expr.into(),
+            order: 1,
+            min_order: 0,
+            wrt: None,
+            dims: Vec::new(),
+            float: Float::F64,
+        }
     }
 }
 
@@ -90,16 +98,32 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
     let mut fixed = HashMap::new();
     for (n, v) in &spec.dims {
         if !symbolic.contains(n) {
-            return Err(Error::new(format!("--dim `{n}={v}`: `{n}` is not a dimension of the expression"))
-                .with_note(format!("its dimensions are: {}", if symbolic.is_empty() { "(none)".into() } else { symbolic.join(", ") })));
+            return Err(Error::new(format!(
+                "--dim `{n}={v}`: `{n}` is not a dimension of the expression"
+            ))
+            .with_note(format!(
+                "its dimensions are: {}",
+                if symbolic.is_empty() {
+                    "(none)".into()
+                } else {
+                    symbolic.join(", ")
+                }
+            )));
         }
         if *v == 0 {
-            return Err(Error::new(format!("--dim `{n}={v}`: a length must be at least 1")));
+            return Err(Error::new(format!(
+                "--dim `{n}={v}`: a length must be at least 1"
+            )));
         }
         fixed.insert(n.clone(), *v);
     }
     let sig = Signature::new(&d, &fixed, &spec.name);
-    let names = Names { kernel: spec.name.clone(), inputs: sig.inputs.clone(), fixed, float: spec.float };
+    let names = Names {
+        kernel: spec.name.clone(),
+        inputs: sig.inputs.clone(),
+        fixed,
+        float: spec.float,
+    };
     let mut items = TokenStream::new();
     let mut helpers = Helpers::default();
     let mut plans = Vec::new();
@@ -110,12 +134,26 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
         let t = &d.orders[k];
         match k {
             0 => {
-                let f = Function { name: name(""), doc: "The value.".into(), direction: false, tensor_out: !scalar_value };
+                let f = Function {
+                    name: name(""),
+                    doc: "The value.".into(),
+                    direction: false,
+                    tensor_out: !scalar_value,
+                };
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
             }
             1 => {
-                let doc = if scalar_value { "The gradient." } else { "The Jacobian, value indices first." };
-                let f = Function { name: name("_grad"), doc: doc.into(), direction: false, tensor_out: true };
+                let doc = if scalar_value {
+                    "The gradient."
+                } else {
+                    "The Jacobian, value indices first."
+                };
+                let f = Function {
+                    name: name("_grad"),
+                    doc: doc.into(),
+                    direction: false,
+                    tensor_out: true,
+                };
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
             }
             _ => {
@@ -126,9 +164,18 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: true,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| hvp(b, t, &sig))?);
-                    let f = Function { name: name("_hessian"), doc: "The full Hessian, row-major.".into(), direction: false, tensor_out: true };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
+                    items.extend(
+                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| hvp(b, t, &sig))?,
+                    );
+                    let f = Function {
+                        name: name("_hessian"),
+                        doc: "The full Hessian, row-major.".into(),
+                        direction: false,
+                        tensor_out: true,
+                    };
+                    items.extend(
+                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?,
+                    );
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
@@ -136,14 +183,18 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
+                    items.extend(
+                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?,
+                    );
                     let f = Function {
                         name: name(&format!("_d{k}_dir")),
                         doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
                         direction: true,
                         tensor_out: !scalar_value,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| directional(b, &d, k, &sig))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
+                        directional(b, &d, k, &sig)
+                    })?);
                 }
             }
         }
@@ -156,14 +207,21 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
 pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
     let mut items = TokenStream::new();
     for k in kernels {
-        items.extend(kernel_items(k).map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?);
+        items.extend(
+            kernel_items(k)
+                .map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?,
+        );
     }
     format_module(kernels, items, command)
 }
 
 /// The header for `kernels` and the formatted `items`.
 pub fn format_module(kernels: &[KernelSpec], items: TokenStream, command: &str) -> Result<String> {
-    let file: syn::File = syn::parse2(items).map_err(|e| Error::new(format!("internal error: generated code does not parse: {e}")))?;
+    let file: syn::File = syn::parse2(items).map_err(|e| {
+        Error::new(format!(
+            "internal error: generated code does not parse: {e}"
+        ))
+    })?;
     let mut out = header(kernels, command);
     out.push_str(&prettyplease::unparse(&file));
     Ok(out)
@@ -173,7 +231,12 @@ pub fn format_module(kernels: &[KernelSpec], items: TokenStream, command: &str) 
 pub fn command_line(spec: &KernelSpec) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let expr = spec.expr.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut c = format!("symdiff codegen {} --name {} --order {}", quote(&expr), spec.name, spec.order);
+    let mut c = format!(
+        "symdiff codegen {} --name {} --order {}",
+        quote(&expr),
+        spec.name,
+        spec.order
+    );
     if let Some(w) = &spec.wrt {
         c.push_str(&format!(" --wrt {w}"));
     }
@@ -187,7 +250,10 @@ pub fn command_line(spec: &KernelSpec) -> String {
 }
 
 fn header(kernels: &[KernelSpec], command: &str) -> String {
-    let mut h = format!("// generated by symdiff {} — do not edit; regenerate with:\n//   {command}\n", env!("CARGO_PKG_VERSION"));
+    let mut h = format!(
+        "// generated by symdiff {} — do not edit; regenerate with:\n//   {command}\n",
+        env!("CARGO_PKG_VERSION")
+    );
     for k in kernels {
         let expr = k.expr.split_whitespace().collect::<Vec<_>>().join(" ");
         h.push_str(&format!(
@@ -212,13 +278,19 @@ fn header(kernels: &[KernelSpec], command: &str) -> String {
 
 fn check_ident(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && syn::parse_str::<Ident>(name).is_ok();
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!("--name `{name}` is not a Rust identifier")).with_note("use letters, digits and `_`, starting with a letter"))
+        Err(
+            Error::new(format!("--name `{name}` is not a Rust identifier"))
+                .with_note("use letters, digits and `_`, starting with a letter"),
+        )
     }
 }
 
@@ -247,7 +319,10 @@ impl Signature {
         let mut shapes = Vec::new();
         for (n, s) in &d.typed.vars {
             let mut name = n.to_lowercase();
-            while taken.contains(&name) || generated_name(&name) || syn::parse_str::<Ident>(&name).is_err() {
+            while taken.contains(&name)
+                || generated_name(&name)
+                || syn::parse_str::<Ident>(&name).is_err()
+            {
                 name.push('_');
             }
             taken.insert(name.clone());
@@ -285,8 +360,15 @@ impl Signature {
 
 /// Names the generated code uses for its own locals.
 fn generated_name(n: &str) -> bool {
-    let digits_after = |p: &str| n.strip_prefix(p).is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'));
-    ["i", "c", "l", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p"].iter().any(|p| digits_after(p))
+    let digits_after = |p: &str| {
+        n.strip_prefix(p)
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'))
+    };
+    [
+        "i", "c", "l", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p",
+    ]
+    .iter()
+    .any(|p| digits_after(p))
 }
 
 /// One function of a kernel.
@@ -312,7 +394,11 @@ impl Function {
         shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
         let mut body = Body::new(shapes);
         let (poly, out_idx) = build(&mut body)?;
-        let tail = if self.tensor_out { body.output(&poly, &out_idx) } else { vec![Stmt::Return(body.scalar(&poly))] };
+        let tail = if self.tensor_out {
+            body.output(&poly, &out_idx)
+        } else {
+            vec![Stmt::Return(body.scalar(&poly))]
+        };
         let (stmts, temps) = body.finish(tail);
         plans.push((
             self.name.to_string(),
@@ -325,7 +411,12 @@ impl Function {
         ));
         let mut inputs = names.inputs.clone();
         inputs.push(sig.direction.clone());
-        let names = Names { kernel: names.kernel.clone(), inputs, fixed: names.fixed.clone(), float: names.float };
+        let names = Names {
+            kernel: names.kernel.clone(),
+            inputs,
+            fixed: names.fixed.clone(),
+            float: names.float,
+        };
         let em = Emitter::new(&names, &temps);
         for s in &stmts {
             helpers.note_stmt(s);
@@ -340,7 +431,11 @@ impl Function {
         fn note_arrays(s: &Stmt, used: &mut BTreeSet<usize>) {
             let mut see = |x: &loops::Scalar| {
                 loops::visit(x, &mut |e| {
-                    if let loops::Scalar::Load(loops::Access { array: loops::Array::Input(k), .. }) = e {
+                    if let loops::Scalar::Load(loops::Access {
+                        array: loops::Array::Input(k),
+                        ..
+                    }) = e
+                    {
                         used.insert(*k);
                     }
                 })
@@ -396,8 +491,24 @@ impl Function {
             let arg_name = arg_name.trim_start_matches('_');
             let arg = Ident::new(arg_name, Span::call_site());
             let len = em.product(dims);
-            let shown: Vec<String> = dims.iter().map(|d| names.fixed.get(&d.to_string()).map(|v| v.to_string()).unwrap_or(d.to_string())).collect();
-            let msg = format!("`{arg_name}` must have length {}", if shown.is_empty() { "1".into() } else { shown.join("·") });
+            let shown: Vec<String> = dims
+                .iter()
+                .map(|d| {
+                    names
+                        .fixed
+                        .get(&d.to_string())
+                        .map(|v| v.to_string())
+                        .unwrap_or(d.to_string())
+                })
+                .collect();
+            let msg = format!(
+                "`{arg_name}` must have length {}",
+                if shown.is_empty() {
+                    "1".into()
+                } else {
+                    shown.join("·")
+                }
+            );
             entry.extend(quote!(assert_eq!(#arg.len(), #len, #msg);));
         };
         for (k, (_, dims)) in sig.shapes.iter().enumerate() {
@@ -413,13 +524,21 @@ impl Function {
             check(&sig.direction, &sig.wrt_dims, false);
         }
         if self.tensor_out {
-            check(&format_ident!("out"), &out_idx.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), false);
+            check(
+                &format_ident!("out"),
+                &out_idx.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+                false,
+            );
         }
         let alloc = em.allocations();
         let code = em.stmts(&stmts);
         let name = &self.name;
         let doc = format!(" {}", self.doc);
-        let ret = if self.tensor_out { quote!() } else { quote!(-> #ty) };
+        let ret = if self.tensor_out {
+            quote!()
+        } else {
+            quote!(-> #ty)
+        };
         Ok(quote! {
             #[doc = #doc]
             #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code)]
@@ -434,7 +553,12 @@ impl Function {
 
 /// The output indices of a tensor, row-major.
 fn out_indices(t: &Tensor) -> Vec<(Ix, Dim)> {
-    let mut out: Vec<(Ix, Dim)> = t.value_idx.iter().copied().zip(t.value_dims.iter().cloned()).collect();
+    let mut out: Vec<(Ix, Dim)> = t
+        .value_idx
+        .iter()
+        .copied()
+        .zip(t.value_dims.iter().cloned())
+        .collect();
     for g in &t.groups {
         out.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
     }
@@ -444,7 +568,11 @@ fn out_indices(t: &Tensor) -> Vec<(Ix, Dim)> {
 /// The whole tensor (value, gradient, Hessian, `f_d{k}`).
 fn full(_b: &mut Body, t: &Tensor, _d: &Derivation) -> Result<(Poly, Vec<(Ix, Dim)>)> {
     let k = t.order();
-    let terms: f64 = if t.symmetric { t.classes.iter().map(|c| c.orbit(k)).sum() } else { t.classes.len() as f64 };
+    let terms: f64 = if t.symmetric {
+        t.classes.iter().map(|c| c.orbit(k)).sum()
+    } else {
+        t.classes.len() as f64
+    };
     if terms > MAX_TENSOR_TERMS {
         return Err(Error::new(format!(
             "the full order-{k} tensor has {terms} terms, too many to emit as code (limit {MAX_TENSOR_TERMS})"
@@ -488,14 +616,21 @@ fn hvp(_b: &mut Body, t: &Tensor, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Di
 /// function is shift-invariant along `1` (checked on the Hessian), the
 /// direction is first centred at its mean under the softmax, which keeps
 /// the moments small and the cumulants free of cancellation.
-fn directional(b: &mut Body, d: &Derivation, k: usize, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+fn directional(
+    b: &mut Body,
+    d: &Derivation,
+    k: usize,
+    _sig: &Signature,
+) -> Result<(Poly, Vec<(Ix, Dim)>)> {
     let t = &d.orders[k];
     let centre = centring(d);
     let dir = if centre.is_some() { CENTRED } else { DIRECTION };
     let p = if t.symmetric {
         let mut acc = Poly::zero();
         for c in &t.classes {
-            let term = Poly { terms: vec![c.term.clone()] };
+            let term = Poly {
+                terms: vec![c.term.clone()],
+            };
             acc = acc.add(&contract(&term, t, 0, dir).scale(c.orbit(k)));
         }
         acc
@@ -519,24 +654,42 @@ fn centring(d: &Derivation) -> Option<Poly> {
         return None;
     }
     let ones = contract_with(&t2.expanded(), t2, 1, |_| Poly::constant(1.0));
-    let (h1, _) = crate::simplify::simplify_poly(&ones, &crate::rules::identities(), crate::simplify::Limits::default(), "centring check");
+    let (h1, _) = crate::simplify::simplify_poly(
+        &ones,
+        &crate::rules::identities(),
+        crate::simplify::Limits::default(),
+        "centring check",
+    );
     if !h1.is_zero() {
         return None;
     }
     let wrt_dim = &t2.wrt_dims[0];
     let p = find_softmax(&d.orders[1].expanded(), &d.wrt, wrt_dim)?;
-    let Atom::Softmax { at, .. } = &p else { unreachable!() };
+    let Atom::Softmax { at, .. } = &p else {
+        unreachable!()
+    };
     let k = fresh();
     let pk = crate::ir::Poly::atom(std::rc::Rc::new(p.clone())).rename(*at, k);
-    Some(Poly::sum_over(k, wrt_dim, &pk.mul(&Poly::var(DIRECTION, vec![k]))))
+    Some(Poly::sum_over(
+        k,
+        wrt_dim,
+        &pk.mul(&Poly::var(DIRECTION, vec![k])),
+    ))
 }
 
 /// A vector softmax over `dim` of an expression of `wrt`.
 fn find_softmax(p: &Poly, wrt: &str, dim: &Dim) -> Option<Atom> {
     for t in &p.terms {
         for f in &t.factors {
-            if let Atom::Softmax { dim: d, body, at, .. } = &*f.atom {
-                if d == dim && body.uses_var(wrt) && f.atom.free().len() == 1 && f.atom.free().contains(at) {
+            if let Atom::Softmax {
+                dim: d, body, at, ..
+            } = &*f.atom
+            {
+                if d == dim
+                    && body.uses_var(wrt)
+                    && f.atom.free().len() == 1
+                    && f.atom.free().contains(at)
+                {
                     return Some((*f.atom).clone());
                 }
             }
@@ -570,10 +723,22 @@ pub fn own_kernels() -> Vec<OwnFile> {
         ..KernelSpec::new(name, expr)
     };
     vec![
-        OwnFile { file: "xent.rs", kernels: vec![spec("xent", "xent(z, q)", 4, None)] },
-        OwnFile { file: "softmax.rs", kernels: vec![spec("softmax", "softmax(z)", 2, None)] },
-        OwnFile { file: "log_softmax.rs", kernels: vec![spec("log_softmax", "log_softmax(z)", 2, None)] },
-        OwnFile { file: "logsumexp.rs", kernels: vec![spec("logsumexp", "logsumexp(z)", 3, None)] },
+        OwnFile {
+            file: "xent.rs",
+            kernels: vec![spec("xent", "xent(z, q)", 4, None)],
+        },
+        OwnFile {
+            file: "softmax.rs",
+            kernels: vec![spec("softmax", "softmax(z)", 2, None)],
+        },
+        OwnFile {
+            file: "log_softmax.rs",
+            kernels: vec![spec("log_softmax", "log_softmax(z)", 2, None)],
+        },
+        OwnFile {
+            file: "logsumexp.rs",
+            kernels: vec![spec("logsumexp", "logsumexp(z)", 3, None)],
+        },
     ]
 }
 

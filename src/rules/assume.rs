@@ -20,7 +20,8 @@ impl Fact {
     pub fn parse(s: &str) -> Result<Fact> {
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let name = |inner: &str| -> Option<String> {
-            (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| inner.to_string())
+            (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| inner.to_string())
         };
         if let Some(rest) = t.strip_prefix("sum(").and_then(|r| r.strip_suffix(")=1")) {
             if let Some(n) = name(rest) {
@@ -73,7 +74,10 @@ impl Fact {
                 egg::Rewrite::new(
                     format!("assume-{tag}-idempotent"),
                     pow_vec,
-                    egg::ConditionalApplier { condition: positive_integer("?e"), applier: base_vec },
+                    egg::ConditionalApplier {
+                        condition: positive_integer("?e"),
+                        applier: base_vec,
+                    },
                 )
                 .unwrap(),
             );
@@ -81,7 +85,10 @@ impl Fact {
                 egg::Rewrite::new(
                     format!("assume-{tag}-idempotent-rows"),
                     pow_mat,
-                    egg::ConditionalApplier { condition: positive_integer("?e"), applier: base_mat },
+                    egg::ConditionalApplier {
+                        condition: positive_integer("?e"),
+                        applier: base_mat,
+                    },
                 )
                 .unwrap(),
             );
@@ -93,5 +100,7 @@ impl Fact {
 
 fn positive_integer(v: &str) -> impl Fn(&mut Graph, Id, &Subst) -> bool {
     let v: Var = v.parse().unwrap();
-    move |egraph, _, subst| number_of(egraph, subst[v]).is_some_and(|e| e >= 1.0 && e.fract() == 0.0)
+    move |egraph, _, subst| {
+        number_of(egraph, subst[v]).is_some_and(|e| e >= 1.0 && e.fract() == 0.0)
+    }
 }

@@ -17,9 +17,21 @@ pub fn rules() -> Vec<Rule> {
 struct EverySum;
 
 impl Searcher<Math, FreeIndices> for EverySum {
-    fn search_eclass_with_limit(&self, egraph: &Graph, eclass: Id, limit: usize) -> Option<SearchMatches<'_, Math>> {
-        let has_sum = egraph[eclass].nodes.iter().any(|n| matches!(n, Math::Add(_)));
-        (has_sum && limit > 0).then(|| SearchMatches { eclass, substs: vec![Subst::default()], ast: None })
+    fn search_eclass_with_limit(
+        &self,
+        egraph: &Graph,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<SearchMatches<'_, Math>> {
+        let has_sum = egraph[eclass]
+            .nodes
+            .iter()
+            .any(|n| matches!(n, Math::Add(_)));
+        (has_sum && limit > 0).then(|| SearchMatches {
+            eclass,
+            substs: vec![Subst::default()],
+            ast: None,
+        })
     }
 
     fn vars(&self) -> Vec<Var> {
@@ -42,11 +54,24 @@ fn factors_of(egraph: &Graph, id: Id) -> Vec<Id> {
 }
 
 impl Applier<Math, FreeIndices> for FactorCommon {
-    fn apply_one(&self, egraph: &mut Graph, eclass: Id, _: &Subst, _: Option<&PatternAst<Math>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        egraph: &mut Graph,
+        eclass: Id,
+        _: &Subst,
+        _: Option<&PatternAst<Math>>,
+        _: Symbol,
+    ) -> Vec<Id> {
         let sums: Vec<Box<[Id]>> = egraph[eclass]
             .nodes
             .iter()
-            .filter_map(|n| if let Math::Add(k) = n { Some(k.clone()) } else { None })
+            .filter_map(|n| {
+                if let Math::Add(k) = n {
+                    Some(k.clone())
+                } else {
+                    None
+                }
+            })
             .collect();
         let mut changed = vec![];
         for kids in sums {

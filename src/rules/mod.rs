@@ -61,4 +61,3 @@ pub fn number_of(egraph: &Graph, id: Id) -> Option<f64> {
         _ => None,
     })
 }
-

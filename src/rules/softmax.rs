@@ -43,15 +43,25 @@ fn instantiate(egraph: &mut Graph, subst: &Subst, i: Symbol) -> Option<Id> {
 struct SoftmaxFromRatio;
 
 impl Applier<Math, FreeIndices> for SoftmaxFromRatio {
-    fn apply_one(&self, egraph: &mut Graph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Math>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        egraph: &mut Graph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<Math>>,
+        _: Symbol,
+    ) -> Vec<Id> {
         let x = subst[var("?x")];
         // exp(x) must be exp(b) at one of x's free indices.
         let candidates: Vec<Symbol> = egraph[x].data.iter().copied().collect();
         for i in candidates {
-            let Some(inst) = instantiate(egraph, subst, i) else { continue };
+            let Some(inst) = instantiate(egraph, subst, i) else {
+                continue;
+            };
             if egraph.find(inst) == egraph.find(x) {
                 let at = egraph.add(Math::Symbol(i));
-                let node = Math::Softmax([subst[var("?k")], subst[var("?n")], subst[var("?b")], at]);
+                let node =
+                    Math::Softmax([subst[var("?k")], subst[var("?n")], subst[var("?b")], at]);
                 let id = egraph.add(node);
                 if egraph.union(eclass, id) {
                     return vec![eclass];
@@ -66,10 +76,25 @@ impl Applier<Math, FreeIndices> for SoftmaxFromRatio {
 struct LogSoftmax;
 
 impl Applier<Math, FreeIndices> for LogSoftmax {
-    fn apply_one(&self, egraph: &mut Graph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Math>>, _: Symbol) -> Vec<Id> {
-        let Some(i) = symbol_of(egraph, subst[var("?i")]) else { return vec![] };
-        let Some(b_i) = instantiate(egraph, subst, i) else { return vec![] };
-        let lse = egraph.add(Math::Lse([subst[var("?k")], subst[var("?n")], subst[var("?b")]]));
+    fn apply_one(
+        &self,
+        egraph: &mut Graph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<Math>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        let Some(i) = symbol_of(egraph, subst[var("?i")]) else {
+            return vec![];
+        };
+        let Some(b_i) = instantiate(egraph, subst, i) else {
+            return vec![];
+        };
+        let lse = egraph.add(Math::Lse([
+            subst[var("?k")],
+            subst[var("?n")],
+            subst[var("?b")],
+        ]));
         let minus = egraph.add(Math::Num(crate::lang::Num(crate::ir::Real(-1.0))));
         let neg = egraph.add(Math::Mul(vec![minus, lse].into()));
         let id = egraph.add(Math::Add(vec![b_i, neg].into()));

@@ -1,0 +1,211 @@
+//! The committed xent kernels against a hand-written fused stable gradient
+//! and the machine's memory bandwidth, all measured in this one run:
+//!
+//! * `grad/*`: generated `xent_grad` and the hand-written gradient (libm
+//!   `exp`, max and Σq fused in one pass) at n = 10, 1e3, 1e6;
+//! * `hvp/*`, `d3_dir/*`: generated `xent_hvp` and `xent_d3_dir`;
+//! * `hessian_vs_hvp/*`: the full Hessian against `xent_hvp` applied n times;
+//! * `triad`: STREAM's `a = b + s·c` on arrays far larger than the caches.
+//!
+//! After criterion's own report, a table of ratios is printed from the
+//! medians criterion just wrote (`target/criterion/*/new/estimates.json`).
+//! Run: `cargo bench --bench kernels`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+#[allow(dead_code)]
+mod xent {
+    include!("../generated/xent.rs");
+}
+
+/// What a careful user writes by hand: stable, fused, libm `exp`.
+fn hand_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
+    let n = z.len();
+    assert!(q.len() == n && out.len() == n);
+    let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
+    for i in 0..n {
+        m = m.max(z[i]);
+        s += q[i];
+    }
+    let mut se = 0.0;
+    for &x in z {
+        se += (x - m).exp();
+    }
+    let scale = s / se;
+    for i in 0..n {
+        out[i] = (z[i] - m).exp() * scale - q[i];
+    }
+}
+
+fn data(n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let z = (0..n).map(|i| ((i as f64) * 0.618).sin() * 4.0).collect();
+    let q = (0..n)
+        .map(|i| ((i as f64) * 0.314).cos().abs() / n as f64)
+        .collect();
+    let v = (0..n).map(|i| ((i as f64) * 1.7).sin()).collect();
+    (z, q, v)
+}
+
+const SIZES: [usize; 3] = [10, 1_000, 1_000_000];
+const TRIAD_LEN: usize = 1 << 24;
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("grad");
+    for n in SIZES {
+        let (z, q, _) = data(n);
+        let mut out = vec![0.0; n];
+        g.throughput(Throughput::Bytes(24 * n as u64));
+        g.bench_with_input(BenchmarkId::new("generated", n), &n, |b, _| {
+            b.iter(|| xent::xent_grad(black_box(&z), black_box(&q), black_box(&mut out)))
+        });
+        g.bench_with_input(BenchmarkId::new("hand", n), &n, |b, _| {
+            b.iter(|| hand_grad(black_box(&z), black_box(&q), black_box(&mut out)))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("hvp");
+    for n in SIZES {
+        let (z, q, v) = data(n);
+        let mut out = vec![0.0; n];
+        g.bench_with_input(BenchmarkId::new("generated", n), &n, |b, _| {
+            b.iter(|| {
+                xent::xent_hvp(
+                    black_box(&z),
+                    black_box(&q),
+                    black_box(&v),
+                    black_box(&mut out),
+                )
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("d3_dir");
+    for n in SIZES {
+        let (z, q, v) = data(n);
+        g.bench_with_input(BenchmarkId::new("generated", n), &n, |b, _| {
+            b.iter(|| xent::xent_d3_dir(black_box(&z), black_box(&q), black_box(&v)))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("hessian_vs_hvp");
+    for n in [100usize, 1_000] {
+        let (z, q, _) = data(n);
+        let mut h = vec![0.0; n * n];
+        g.bench_with_input(BenchmarkId::new("hessian", n), &n, |b, _| {
+            b.iter(|| xent::xent_hessian(black_box(&z), black_box(&q), black_box(&mut h)))
+        });
+        g.bench_with_input(BenchmarkId::new("hvp_n_times", n), &n, |b, _| {
+            let mut e = vec![0.0; n];
+            let mut col = vec![0.0; n];
+            b.iter(|| {
+                for j in 0..n {
+                    e[j] = 1.0;
+                    xent::xent_hvp(&z, &q, &e, &mut col);
+                    e[j] = 0.0;
+                    h[j * n..(j + 1) * n].copy_from_slice(&col);
+                }
+                black_box(&h);
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("triad");
+    let (a, bb, cc) = (
+        vec![0.0f64; TRIAD_LEN],
+        vec![1.0f64; TRIAD_LEN],
+        vec![2.0f64; TRIAD_LEN],
+    );
+    let mut a = a;
+    g.throughput(Throughput::Bytes(24 * TRIAD_LEN as u64));
+    g.bench_function(BenchmarkId::new("stream", TRIAD_LEN), |b| {
+        b.iter(|| {
+            let s = black_box(3.0);
+            for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
+                *x = y + s * z;
+            }
+            black_box(&a);
+        })
+    });
+    g.finish();
+}
+
+/// Median time in ns of a benchmark of this run.
+fn median(id: &str) -> Option<f64> {
+    let dir = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .unwrap()
+                .join("criterion")
+        });
+    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn summary() {
+    println!("\n== xent kernels, medians of this run ==");
+    let triad = median(&format!("triad/stream/{TRIAD_LEN}"));
+    let bw = triad.map(|t| 24.0 * TRIAD_LEN as f64 / t);
+    if let Some(bw) = bw {
+        println!("triad bandwidth: {bw:.1} GB/s");
+    }
+    println!(
+        "{:>9} {:>12} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "n", "grad", "hand", "hand/gen", "grad GB/s", "of triad", "hvp", "hvp/grad", "d3/grad"
+    );
+    for n in SIZES {
+        let (Some(g), Some(h), Some(hv), Some(d3)) = (
+            median(&format!("grad/generated/{n}")),
+            median(&format!("grad/hand/{n}")),
+            median(&format!("hvp/generated/{n}")),
+            median(&format!("d3_dir/generated/{n}")),
+        ) else {
+            continue;
+        };
+        let gbs = 24.0 * n as f64 / g;
+        println!(
+            "{n:>9} {:>10.0}ns {:>10.0}ns {:>8.2} {:>10.1} {:>9.0}% {:>8.0}ns {:>9.2} {:>9.2}",
+            g,
+            h,
+            h / g,
+            gbs,
+            bw.map(|b| 100.0 * gbs / b).unwrap_or(f64::NAN),
+            hv,
+            hv / g,
+            d3 / g
+        );
+    }
+    for n in [100usize, 1_000] {
+        if let (Some(h), Some(v)) = (
+            median(&format!("hessian_vs_hvp/hessian/{n}")),
+            median(&format!("hessian_vs_hvp/hvp_n_times/{n}")),
+        ) {
+            println!(
+                "n = {n}: full Hessian {:.1} µs, hvp applied n times {:.1} µs (ratio {:.2})",
+                h / 1e3,
+                v / 1e3,
+                v / h
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    bench(&mut c);
+    c.final_summary();
+    summary();
+}
