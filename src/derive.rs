@@ -260,6 +260,25 @@ impl Derivation {
         } else {
             None
         };
+        let has_matrix = self.typed.vars.iter().any(|(_, s)| s.rank() == 2);
+        let matrix = match matrix {
+            Some(m) if !has_matrix => Some(m),
+            _ if k <= 2 && syntax == Syntax::Text && has_matrix => {
+                let terms = self.tensor.expanded().terms;
+                let mut namer = PartNamer { printer: &mut printer };
+                let mut show = |fs: &[crate::ir::Factor]| -> String {
+                    if fs.is_empty() {
+                        return String::new();
+                    }
+                    let mut r = egg::RecExpr::default();
+                    crate::lang::add_term(fs, 1.0, &mut r);
+                    let mut names = Names::new(&[], &BTreeSet::new());
+                    Printer { names: &mut names, syntax, overrides: Default::default() }.show(&r)
+                };
+                crate::matform::matrix_chain_form(&terms, &self.free_indices(), &mut namer, &mut show)
+            }
+            _ => None,
+        };
         let parts = names.parts.clone();
         let free: Vec<String> = self
             .free_indices()
@@ -291,7 +310,11 @@ impl Derivation {
                     out.push_str(&format!("indices: {}\n", free.join(" ")));
                 }
                 for (n, def, _) in &parts {
-                    out.push_str(&format!("where {n} = {def}\n"));
+                    if def.starts_with(&format!("{n}_")) {
+                        out.push_str(&format!("where {def}\n"));
+                    } else {
+                        out.push_str(&format!("where {n} = {def}\n"));
+                    }
                 }
                 out.push_str(&format!("\nindex form:  {index_form}\n"));
                 if let Some(m) = matrix {
@@ -383,6 +406,21 @@ impl Derivation {
             "tree": json_tree(&expr, &names),
             "assumptions_used": self.used_facts,
         })
+    }
+}
+
+/// Names row-wise softmax parts (`A`) for matrix forms, through the
+/// printer so that the index form and the matrix form agree.
+struct PartNamer<'p, 'n> {
+    printer: &'p mut Printer<'n>,
+}
+
+impl crate::matform::Namer for PartNamer<'_, '_> {
+    fn atom_name(&mut self, a: &crate::ir::Atom) -> Option<String> {
+        let mut r = egg::RecExpr::default();
+        crate::lang::add_atom(a, &mut r);
+        let shown = self.printer.show(&r);
+        Some(shown.split('_').next().unwrap_or(&shown).to_string())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod ir;
 pub mod lang;
 pub mod lower;
+pub mod matform;
 pub mod parse;
 pub mod render;
 pub mod rules;

@@ -24,6 +24,8 @@ pub struct Names {
     index: BTreeMap<Symbol, String>,
     /// Named parts in order: (name, rendered definition, canonical key).
     pub parts: Vec<(String, String, String)>,
+    /// Names of bound indices by height, clear of variables and free names.
+    bound: Vec<String>,
 }
 
 const FREE_NAMES: &[&str] = &["i", "j", "k", "l", "m", "o", "r", "t", "u", "w", "x", "y"];
@@ -41,9 +43,17 @@ impl Names {
             let name = pool.next().unwrap_or_else(|| format!("i{}", n + 1));
             index.insert(crate::lang::index_symbol(ix), name);
         }
+        let used: BTreeSet<&String> = index.values().collect();
+        let bound = BOUND_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["n", "p", "q", "s", "v", "z"].iter().map(|s| s.to_string()))
+            .filter(|s| !taken.contains(s) && !used.contains(s))
+            .collect();
         Names {
             index,
             parts: Vec::new(),
+            bound,
         }
     }
 
@@ -64,9 +74,10 @@ impl Names {
             .strip_prefix("$b")
             .and_then(|h| h.parse::<usize>().ok())
         {
-            Some(h) => BOUND_NAMES
+            Some(h) => self
+                .bound
                 .get(h)
-                .map(|x| x.to_string())
+                .cloned()
                 .unwrap_or_else(|| format!("a{h}")),
             None => s.as_str().trim_start_matches(['$', '%']).to_string(),
         }
@@ -163,7 +174,11 @@ impl Printer<'_> {
         if let Some((n, _, _)) = self.names.parts.iter().find(|(_, _, k)| *k == key) {
             return n.clone();
         }
-        let base = if kind == "softmax" { "p" } else { "s" };
+        let base = match kind {
+            "softmax" => "p",
+            "rows" => "A",
+            _ => "s",
+        };
         let count = self
             .names
             .parts
@@ -388,16 +403,27 @@ impl Printer<'_> {
                 }
             }
             Math::Softmax([k, d, b, at]) => {
-                let body = self.vector_body(r, *k, *b);
-                let def = format!("softmax({body})");
-                let key = format!("softmax {} {}", self.dim(r, *d), extract(r, *b));
-                let name = self.part("softmax", def, key);
                 // Indices of the body other than the bound one (matrix rows).
                 let mut idx: Vec<String> = crate::lang::free_symbols(r, *b)
                     .into_iter()
                     .filter(|s| Some(*s) != symbol_at(r, *k))
                     .map(|s| self.names.index_name(s, &self.overrides))
                     .collect();
+                let key = format!("softmax {} {}", self.dim(r, *d), extract(r, *b));
+                let name = if idx.is_empty() {
+                    let body = self.vector_body(r, *k, *b);
+                    self.part("softmax", format!("softmax({body})"), key)
+                } else {
+                    // Row-wise: `A_rj = softmax_j(…)`, the rows and the
+                    // softmax index named in the definition.
+                    let body = extract(r, *b);
+                    let kname = self.idx(r, *k);
+                    let inner = self.show(&body);
+                    let mut lhs_idx = idx.clone();
+                    lhs_idx.push(kname.clone());
+                    let lhs = self.sub("A", &lhs_idx);
+                    self.part("rows", format!("{lhs} = softmax_{kname}({inner})"), key)
+                };
                 idx.push(self.idx(r, *at));
                 (self.sub(&name, &idx), ATOM)
             }

@@ -1,0 +1,250 @@
+//! Matrix forms of index expressions with sums over a shared index, as
+//! matrixcalculus.org prints them: `Σ_c X_ci A_cj` is `Xᵀ A`, a factor on
+//! the summed index alone becomes `diag(·)`, a sum that starts at a summed
+//! index is a row of column sums `1ᵀ …`, and terms that share their first
+//! or last factors are factored: `Xᵀ(A − Y)/m`.
+//!
+//! Each term must be a chain: free index → (summed index) → free index,
+//! every matrix entry a link. Anything else has no matrix form here.
+
+use crate::ir::{Atom, Factor, Ix, Term};
+
+/// A link of a chain, printed.
+#[derive(Clone, Debug, PartialEq)]
+struct Link(String);
+
+/// A matrix entry, a vector entry, or something else.
+enum Piece {
+    /// Name and its two indices.
+    Matrix(String, Ix, Ix),
+    /// A vector and its index.
+    Vector(String, Ix),
+}
+
+/// How to print an atom: names for softmax parts and variables.
+pub trait Namer {
+    /// The display name of a non-variable atom with the given indices
+    /// (a row-wise softmax `A`), or None.
+    fn atom_name(&mut self, a: &Atom) -> Option<String>;
+}
+
+fn piece(a: &Atom, namer: &mut dyn Namer) -> Option<Piece> {
+    match a {
+        Atom::Var { name, idx } => match idx.as_slice() {
+            [r, c] => Some(Piece::Matrix(name.to_string(), *r, *c)),
+            [i] => Some(Piece::Vector(name.to_string(), *i)),
+            _ => None,
+        },
+        Atom::Softmax { ix, body, at, .. } => {
+            let mut rows = body.free();
+            rows.remove(ix);
+            let name = namer.atom_name(a)?;
+            match rows.iter().copied().collect::<Vec<_>>().as_slice() {
+                [r] => Some(Piece::Matrix(name, *r, *at)),
+                [] => Some(Piece::Vector(name, *at)),
+                _ => None,
+            }
+        }
+        // A row sum Σ_a M_ra is the vector `M1`.
+        Atom::Sum { ix, body, .. } => match body.terms.as_slice() {
+            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => {
+                match piece(&t.factors[0].atom, namer)? {
+                    Piece::Matrix(n, r, c) if c == *ix && r != *ix => Some(Piece::Vector(format!("{n}1"), r)),
+                    Piece::Matrix(n, r, c) if r == *ix && c != *ix => Some(Piece::Vector(format!("{n}ᵀ1"), c)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The chain of one term's indexed factors from `from` to `to` (None: the
+/// chain starts or ends at a summed index, printed `1ᵀ` / `1`).
+fn chain(factors: &[Factor], from: Option<Ix>, to: Option<Ix>, namer: &mut dyn Namer) -> Option<Vec<Link>> {
+    let mut mats = Vec::new();
+    let mut vecs = Vec::new();
+    for f in factors {
+        if f.exp.0 != 1.0 {
+            return None;
+        }
+        match piece(&f.atom, namer)? {
+            Piece::Matrix(n, r, c) => mats.push((n, r, c)),
+            Piece::Vector(n, i) => vecs.push((n, i)),
+        }
+    }
+    // A vector result that is one vector: itself.
+    if mats.is_empty() && from.is_some() && from == to {
+        if let [(n, i)] = vecs.as_slice() {
+            return (Some(*i) == from).then(|| vec![Link(n.clone())]);
+        }
+    }
+    // Walk from `from` (or from the summed end of the first matrix).
+    let mut links = Vec::new();
+    let mut at = match from {
+        Some(i) => i,
+        None => {
+            links.push(Link("1ᵀ".into()));
+            // The start is the matrix index that is not `to` and not shared.
+            let count = |x: Ix| mats.iter().filter(|(_, r, c)| *r == x || *c == x).count();
+            let (_, r, c) = mats.iter().find(|(_, r, c)| (count(*r) == 1 && Some(*r) != to) || (count(*c) == 1 && Some(*c) != to))?;
+            if count(*r) == 1 && Some(*r) != to {
+                *r
+            } else {
+                *c
+            }
+        }
+    };
+    let mut used = vec![false; mats.len()];
+    let mut vec_used = vec![false; vecs.len()];
+    loop {
+        for (k, (n, i)) in vecs.iter().enumerate() {
+            if *i == at && !vec_used[k] {
+                vec_used[k] = true;
+                links.push(Link(format!("diag({n})")));
+            }
+        }
+        let Some(k) = (0..mats.len()).find(|&k| !used[k] && (mats[k].1 == at || mats[k].2 == at)) else { break };
+        used[k] = true;
+        let (n, r, c) = &mats[k];
+        if *r == at {
+            links.push(Link(n.clone()));
+            at = *c;
+        } else {
+            links.push(Link(format!("{n}ᵀ")));
+            at = *r;
+        }
+    }
+    if used.iter().any(|u| !u) || vec_used.iter().any(|u| !u) {
+        return None;
+    }
+    match to {
+        Some(j) if j != at => None,
+        Some(_) => Some(links),
+        None => Some(links),
+    }
+}
+
+/// The matrix form of `terms` with free indices `free` (rank 1 or 2), if
+/// every term is a chain; scalar factors common to all terms come out
+/// (a `1/m` is printed as a trailing `/m`).
+pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, show_scalar: &mut dyn FnMut(&[Factor]) -> String) -> Option<String> {
+    if terms.is_empty() || free.is_empty() || free.len() > 2 {
+        return None;
+    }
+    let scalar = |t: &Term| -> Vec<Factor> { t.factors.iter().filter(|f| f.atom.free().is_empty() && !matches!(&*f.atom, Atom::Sum { .. })).cloned().collect() };
+    let mut common = scalar(&terms[0]);
+    for t in &terms[1..] {
+        let s = scalar(t);
+        common.retain(|f| s.contains(f));
+    }
+    let mut rows: Vec<(f64, Vec<Factor>, Vec<Link>)> = Vec::new();
+    for t in terms {
+        let mut own_scalars = Vec::new();
+        let mut indexed = Vec::new();
+        let mut diag = false;
+        for f in &t.factors {
+            if common.contains(f) {
+                continue;
+            }
+            match &*f.atom {
+                Atom::Delta(a, b) if free.len() == 2 && *a == free[0] && *b == free[1] => diag = true,
+                Atom::Delta(..) => return None,
+                Atom::Sum { ix, dim: _, body } if f.exp.0 == 1.0 && !matches!(piece(&f.atom, namer), Some(_)) => {
+                    // Σ_c (chain): the summed index is internal to the chain.
+                    let [bt] = body.terms.as_slice() else { return None };
+                    if bt.coef.0 != 1.0 {
+                        return None;
+                    }
+                    let _ = ix;
+                    indexed.extend(bt.factors.iter().cloned());
+                }
+                _ if f.atom.free().is_empty() => own_scalars.push(f.clone()),
+                _ => indexed.push(f.clone()),
+            }
+        }
+        let (from, to) = match (free.len(), diag) {
+            (1, _) => {
+                // A vector result: a row `1ᵀ …` when a summed index starts the chain.
+                let has_sum = indexed.iter().any(|f| f.atom.free().iter().any(|i| !free.contains(i)))
+                    || indexed.iter().any(|f| matches!(&*f.atom, Atom::Var { idx, .. } if idx.len() == 2));
+                if has_sum {
+                    (None, Some(free[0]))
+                } else {
+                    (Some(free[0]), Some(free[0]))
+                }
+            }
+            (_, true) => {
+                // δ_ij v_i: diag of the vector chain.
+                let inner = chain(&indexed, None, Some(free[0]), namer).or_else(|| chain(&indexed, Some(free[0]), Some(free[0]), namer))?;
+                let link = match inner.as_slice() {
+                    [one] if one.0.starts_with("diag(") => one.clone(),
+                    _ => Link(format!("diag({})", inner.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" "))),
+                };
+                rows.push((t.coef.0, own_scalars, vec![link]));
+                continue;
+            }
+            _ => (Some(free[0]), Some(free[1])),
+        };
+        let links = chain(&indexed, from, to, namer)?;
+        if links.is_empty() {
+            return None;
+        }
+        rows.push((t.coef.0, own_scalars, links));
+    }
+    // Factor the longest common prefix and suffix of the chains.
+    let min_len = rows.iter().map(|r| r.2.len()).min()?;
+    let mut pre = 0;
+    while pre < min_len && rows.iter().all(|r| r.2[pre] == rows[0].2[pre] && r.2.len() > pre + 1) {
+        pre += 1;
+    }
+    let mut suf = 0;
+    while suf < min_len - pre && rows.iter().all(|r| r.2[r.2.len() - 1 - suf] == rows[0].2[rows[0].2.len() - 1 - suf] && r.2.len() > pre + suf + 1) {
+        suf += 1;
+    }
+    if rows.len() == 1 {
+        pre = 0;
+        suf = 0;
+    }
+    let join = |ls: &[Link]| ls.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" ");
+    let mut inner: Vec<(f64, String)> = rows
+        .iter()
+        .map(|(c, s, l)| {
+            let mid = join(&l[pre..l.len() - suf]);
+            let s = show_scalar(s);
+            (*c, if s.is_empty() { mid } else { format!("{s}·{mid}") })
+        })
+        .collect();
+    crate::render::lead_with(&mut inner, |(c, _)| *c > 0.0);
+    let mut sum = String::new();
+    for (k, (c, s)) in inner.iter().enumerate() {
+        let mag = c.abs();
+        let cs = if mag == 1.0 { String::new() } else { format!("{mag}·") };
+        match (k, *c < 0.0) {
+            (0, false) => sum.push_str(&format!("{cs}{s}")),
+            (0, true) => sum.push_str(&format!("−{cs}{s}")),
+            (_, false) => sum.push_str(&format!(" + {cs}{s}")),
+            (_, true) => sum.push_str(&format!(" − {cs}{s}")),
+        }
+    }
+    let body = if inner.len() > 1 && (pre > 0 || suf > 0) { format!("({sum})") } else { sum };
+    let mut out = String::new();
+    let (prefix, suffix) = (join(&rows[0].2[..pre]), join(&rows[0].2[rows[0].2.len() - suf..]));
+    out.push_str(&prefix);
+    out.push_str(&body);
+    if !suffix.is_empty() {
+        out.push(' ');
+        out.push_str(&suffix);
+    }
+    // Common scalars: `1/m` as `/m`, others in front.
+    let (inv_dims, others): (Vec<Factor>, Vec<Factor>) = common.into_iter().partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
+    let mut out = if others.is_empty() { out } else { format!("{}·({out})", show_scalar(&others)) };
+    for f in inv_dims {
+        if let Atom::Dim(d) = &*f.atom {
+            let needs = out.contains(" + ") || out.contains(" − ");
+            out = if needs && pre == 0 && suf == 0 { format!("({out})/{d}") } else { format!("{out}/{d}") };
+        }
+    }
+    Some(out.replace("  ", " "))
+}
