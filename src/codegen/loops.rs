@@ -197,6 +197,7 @@ pub struct Body {
     /// The temporaries.
     pub temps: Vec<Temp>,
     keys: HashMap<(u8, Atom), usize>,
+    hoisted: HashMap<String, usize>,
     next_var: Var,
 }
 
@@ -219,6 +220,7 @@ impl Body {
             shifted: HashMap::new(),
             temps: Vec::new(),
             keys: HashMap::new(),
+            hoisted: HashMap::new(),
             next_var: 0,
         }
     }
@@ -234,6 +236,18 @@ impl Body {
             .insert(name.to_string(), Shifted { input, minus });
     }
 
+    /// A scalar temporary holding `x` (which reads no loop variable).
+    fn hoist(&mut self, x: Scalar) -> Scalar {
+        let key = format!("{x:?}");
+        if let Some(&id) = self.hoisted.get(&key) {
+            return Scalar::Temp(id);
+        }
+        let id = self.temps.len();
+        self.temps.push(Temp { vars: Vec::new(), def: Def::Elem(x), hint: "c", live: true });
+        self.hoisted.insert(key, id);
+        Scalar::Temp(id)
+    }
+
     /// Lowers a polynomial with no free index to a scalar expression.
     pub fn scalar(&mut self, p: &Poly) -> Scalar {
         self.poly(p, &Vec::new())
@@ -245,6 +259,11 @@ impl Body {
             let mut factors = Vec::new();
             for f in &t.factors {
                 let base = self.atom(&f.atom, env);
+                if matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 != 1.0 {
+                    // `1/m` once, not a division per element.
+                    factors.push(self.hoist(power(base, f.exp.0)));
+                    continue;
+                }
                 factors.push(power(base, f.exp.0));
             }
             let c = t.coef.0;

@@ -365,7 +365,7 @@ fn generated_name(n: &str) -> bool {
             .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'))
     };
     [
-        "i", "c", "l", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p",
+        "i", "c", "l", "b", "j", "len", "buf", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p",
     ]
     .iter()
     .any(|p| digits_after(p))
@@ -715,6 +715,9 @@ pub struct OwnFile {
 /// The command that regenerates `generated/` (and the stale-check test).
 pub const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --release --test generated";
 
+/// A linear softmax classifier over a batch.
+const CLASSIFIER: &str = "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
+
 /// The kernels committed in `generated/`.
 pub fn own_kernels() -> Vec<OwnFile> {
     let spec = |name: &str, expr: &str, order: usize, wrt: Option<&str>| KernelSpec {
@@ -738,6 +741,14 @@ pub fn own_kernels() -> Vec<OwnFile> {
         OwnFile {
             file: "logsumexp.rs",
             kernels: vec![spec("logsumexp", "logsumexp(z)", 3, None)],
+        },
+        OwnFile {
+            file: "batched_xent.rs",
+            kernels: vec![spec("batched_xent", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", 1, None)],
+        },
+        OwnFile {
+            file: "linear_classifier.rs",
+            kernels: vec![spec("linear_w", CLASSIFIER, 1, Some("W")), spec("linear_b", CLASSIFIER, 1, Some("b"))],
         },
     ]
 }

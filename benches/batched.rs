@@ -1,0 +1,147 @@
+//! Batched kernels from `generated/` against hand-written fused kernels in
+//! the same run: the batched xent gradient (`Z: mat[m, n]`, m = 4096,
+//! n = 1000) and the linear classifier's gradient wrt `W` (m = 4096,
+//! d = 256, k = 10), with a STREAM triad for the memory bandwidth.
+//! Run: `cargo bench --bench batched`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+#[allow(dead_code)]
+mod batched {
+    include!("../generated/batched_xent.rs");
+}
+#[allow(dead_code)]
+mod linear {
+    include!("../generated/linear_classifier.rs");
+}
+
+/// Row by row: max, Σexp and Σy in two passes, then the gradient row.
+fn hand_batched(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
+    let inv_m = 1.0 / m as f64;
+    for r in 0..m {
+        let (zr, yr) = (&z[r * n..(r + 1) * n], &y[r * n..(r + 1) * n]);
+        let (mut mx, mut sy) = (f64::NEG_INFINITY, 0.0);
+        for c in 0..n {
+            mx = mx.max(zr[c]);
+            sy += yr[c];
+        }
+        let se: f64 = zr.iter().map(|x| (x - mx).exp()).sum();
+        let scale = sy / se * inv_m;
+        for (c, o) in out[r * n..(r + 1) * n].iter_mut().enumerate() {
+            *o = (zr[c] - mx).exp() * scale - yr[c] * inv_m;
+        }
+    }
+}
+
+/// Forward `Z = XW + b`, row softmax, backward `Xᵀ(diag(Y1)A − Y)/m`.
+fn hand_linear_w(m: usize, d: usize, k: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64], out: &mut [f64], a: &mut [f64]) {
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for r in 0..m {
+        let xr = &x[r * d..(r + 1) * d];
+        let ar = &mut a[..k];
+        ar.copy_from_slice(b);
+        for (i, xi) in xr.iter().enumerate() {
+            for (c, wc) in w[i * k..(i + 1) * k].iter().enumerate() {
+                ar[c] += xi * wc;
+            }
+        }
+        let mx = ar.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut se = 0.0;
+        for v in ar.iter_mut() {
+            *v = (*v - mx).exp();
+            se += *v;
+        }
+        let yr = &y[r * k..(r + 1) * k];
+        let sy: f64 = yr.iter().sum();
+        for c in 0..k {
+            ar[c] = (ar[c] * sy / se - yr[c]) / m as f64;
+        }
+        for (i, xi) in xr.iter().enumerate() {
+            for (c, g) in out[i * k..(i + 1) * k].iter_mut().enumerate() {
+                *g += xi * ar[c];
+            }
+        }
+    }
+}
+
+const TRIAD_LEN: usize = 1 << 24;
+
+fn bench(c: &mut Criterion) {
+    let (m, n) = (4096, 1000);
+    let z: Vec<f64> = (0..m * n).map(|i| ((i as f64) * 0.618).sin() * 4.0).collect();
+    let y: Vec<f64> = (0..m * n).map(|i| if i % n == (i / n) % n { 1.0 } else { 0.0 }).collect();
+    let mut out = vec![0.0; m * n];
+    let mut g = c.benchmark_group("batched_xent");
+    g.throughput(Throughput::Bytes(24 * (m * n) as u64));
+    g.bench_function(BenchmarkId::new("generated", "4096x1000"), |b| {
+        b.iter(|| batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out)))
+    });
+    g.bench_function(BenchmarkId::new("hand", "4096x1000"), |b| {
+        b.iter(|| hand_batched(m, n, black_box(&z), black_box(&y), black_box(&mut out)))
+    });
+    g.finish();
+
+    let (m, d, k) = (4096, 256, 10);
+    let x: Vec<f64> = (0..m * d).map(|i| ((i as f64) * 0.37).sin()).collect();
+    let w: Vec<f64> = (0..d * k).map(|i| ((i as f64) * 0.91).cos() * 0.1).collect();
+    let bias: Vec<f64> = (0..k).map(|i| i as f64 * 0.01).collect();
+    let y: Vec<f64> = (0..m * k).map(|i| if i % k == (i / k) % k { 1.0 } else { 0.0 }).collect();
+    let mut gw = vec![0.0; d * k];
+    let mut scratch = vec![0.0; k];
+    let mut g = c.benchmark_group("linear_w");
+    g.bench_function(BenchmarkId::new("generated", "4096x256x10"), |bch| {
+        bch.iter(|| linear::linear_w_grad(m, d, black_box(&x), black_box(&w), black_box(&bias), black_box(&y), black_box(&mut gw)))
+    });
+    g.bench_function(BenchmarkId::new("hand", "4096x256x10"), |bch| {
+        bch.iter(|| hand_linear_w(m, d, k, black_box(&x), black_box(&w), black_box(&bias), black_box(&y), black_box(&mut gw), &mut scratch))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("triad");
+    let (mut a, bb, cc) = (vec![0.0f64; TRIAD_LEN], vec![1.0f64; TRIAD_LEN], vec![2.0f64; TRIAD_LEN]);
+    g.throughput(Throughput::Bytes(24 * TRIAD_LEN as u64));
+    g.bench_function(BenchmarkId::new("stream", TRIAD_LEN), |b| {
+        b.iter(|| {
+            let s = black_box(3.0);
+            for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
+                *x = y + s * z;
+            }
+            black_box(&a);
+        })
+    });
+    g.finish();
+}
+
+fn median(id: &str) -> Option<f64> {
+    let dir = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("criterion"));
+    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    bench(&mut c);
+    c.final_summary();
+    println!("\n== batched kernels, medians of this run ==");
+    let bw = median(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t);
+    if let (Some(g), Some(h)) = (median("batched_xent/generated/4096x1000"), median("batched_xent/hand/4096x1000")) {
+        let gbs = 24.0 * 4096.0 * 1000.0 / g;
+        println!(
+            "batched xent grad 4096x1000: generated {:.2} ms, hand {:.2} ms, hand/generated {:.2}, {:.1} GB/s = {:.0}% of triad {:.1} GB/s",
+            g / 1e6, h / 1e6, h / g, gbs, 100.0 * gbs / bw.unwrap_or(f64::NAN), bw.unwrap_or(f64::NAN)
+        );
+    }
+    if let (Some(g), Some(h)) = (median("linear_w/generated/4096x256x10"), median("linear_w/hand/4096x256x10")) {
+        println!("linear classifier grad wrt W 4096x256x10: generated {:.2} ms, hand {:.2} ms, hand/generated {:.2}", g / 1e6, h / 1e6, h / g);
+    }
+}
