@@ -5,6 +5,28 @@
 //! `grammar/symdiff.pest` → [`parse`] → [`shape`] → [`lower`] (index IR,
 //! [`ir`]) → [`diff`] (with [`sym`] for symmetry classes) → [`simplify`]
 //! ([`lang`], [`rules`]) → [`render`] | [`eval`].
+//!
+//! # Kernels from a build script
+//!
+//! 1. In `Cargo.toml`: `[build-dependencies] symdiff = { path = "…" }`
+//!    (the generated code itself needs no dependency).
+//! 2. In `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     symdiff::Builder::new()
+//!         .kernel("xent", "xent(z, q)")
+//!         .orders(0..=3)
+//!         .write_to_out_dir("kernels.rs")
+//!         .unwrap();
+//! }
+//! ```
+//!
+//! 3. In `src/lib.rs`: `include!(concat!(env!("OUT_DIR"), "/kernels.rs"));`
+//!    gives `xent(z, q) -> f64`, `xent_grad(z, q, out)`, `xent_hvp(z, q, v,
+//!    out)`, `xent_hessian`, `xent_d3` and `xent_d3_dir(z, q, v) -> f64`.
+//!
+//! Errors name the kernel and point into its expression; see [`Builder`].
 #![warn(missing_docs)]
 
 pub mod ast;
