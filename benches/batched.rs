@@ -5,9 +5,11 @@
 //! Run: `cargo bench --bench batched`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+
+mod common;
+use common::{bandwidth, median};
 
 #[allow(dead_code)]
 mod batched {
@@ -37,7 +39,17 @@ fn hand_batched(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
 }
 
 /// Forward `Z = XW + b`, row softmax, backward `Xᵀ(diag(Y1)A − Y)/m`.
-fn hand_linear_w(m: usize, d: usize, k: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64], out: &mut [f64], a: &mut [f64]) {
+fn hand_linear_w(
+    m: usize,
+    d: usize,
+    k: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    a: &mut [f64],
+) {
     out.iter_mut().for_each(|o| *o = 0.0);
     for r in 0..m {
         let xr = &x[r * d..(r + 1) * d];
@@ -67,17 +79,21 @@ fn hand_linear_w(m: usize, d: usize, k: usize, x: &[f64], w: &[f64], b: &[f64], 
     }
 }
 
-const TRIAD_LEN: usize = 1 << 24;
-
 fn bench(c: &mut Criterion) {
     let (m, n) = (4096, 1000);
-    let z: Vec<f64> = (0..m * n).map(|i| ((i as f64) * 0.618).sin() * 4.0).collect();
-    let y: Vec<f64> = (0..m * n).map(|i| if i % n == (i / n) % n { 1.0 } else { 0.0 }).collect();
+    let z: Vec<f64> = (0..m * n)
+        .map(|i| ((i as f64) * 0.618).sin() * 4.0)
+        .collect();
+    let y: Vec<f64> = (0..m * n)
+        .map(|i| if i % n == (i / n) % n { 1.0 } else { 0.0 })
+        .collect();
     let mut out = vec![0.0; m * n];
     let mut g = c.benchmark_group("batched_xent");
     g.throughput(Throughput::Bytes(24 * (m * n) as u64));
     g.bench_function(BenchmarkId::new("generated", "4096x1000"), |b| {
-        b.iter(|| batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out)))
+        b.iter(|| {
+            batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
+        })
     });
     g.bench_function(BenchmarkId::new("hand", "4096x1000"), |b| {
         b.iter(|| hand_batched(m, n, black_box(&z), black_box(&y), black_box(&mut out)))
@@ -86,42 +102,47 @@ fn bench(c: &mut Criterion) {
 
     let (m, d, k) = (4096, 256, 10);
     let x: Vec<f64> = (0..m * d).map(|i| ((i as f64) * 0.37).sin()).collect();
-    let w: Vec<f64> = (0..d * k).map(|i| ((i as f64) * 0.91).cos() * 0.1).collect();
+    let w: Vec<f64> = (0..d * k)
+        .map(|i| ((i as f64) * 0.91).cos() * 0.1)
+        .collect();
     let bias: Vec<f64> = (0..k).map(|i| i as f64 * 0.01).collect();
-    let y: Vec<f64> = (0..m * k).map(|i| if i % k == (i / k) % k { 1.0 } else { 0.0 }).collect();
+    let y: Vec<f64> = (0..m * k)
+        .map(|i| if i % k == (i / k) % k { 1.0 } else { 0.0 })
+        .collect();
     let mut gw = vec![0.0; d * k];
     let mut scratch = vec![0.0; k];
     let mut g = c.benchmark_group("linear_w");
     g.bench_function(BenchmarkId::new("generated", "4096x256x10"), |bch| {
-        bch.iter(|| linear::linear_w_grad(m, d, black_box(&x), black_box(&w), black_box(&bias), black_box(&y), black_box(&mut gw)))
+        bch.iter(|| {
+            linear::linear_w_grad(
+                m,
+                d,
+                black_box(&x),
+                black_box(&w),
+                black_box(&bias),
+                black_box(&y),
+                black_box(&mut gw),
+            )
+        })
     });
     g.bench_function(BenchmarkId::new("hand", "4096x256x10"), |bch| {
-        bch.iter(|| hand_linear_w(m, d, k, black_box(&x), black_box(&w), black_box(&bias), black_box(&y), black_box(&mut gw), &mut scratch))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("triad");
-    let (mut a, bb, cc) = (vec![0.0f64; TRIAD_LEN], vec![1.0f64; TRIAD_LEN], vec![2.0f64; TRIAD_LEN]);
-    g.throughput(Throughput::Bytes(24 * TRIAD_LEN as u64));
-    g.bench_function(BenchmarkId::new("stream", TRIAD_LEN), |b| {
-        b.iter(|| {
-            let s = black_box(3.0);
-            for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
-                *x = y + s * z;
-            }
-            black_box(&a);
+        bch.iter(|| {
+            hand_linear_w(
+                m,
+                d,
+                k,
+                black_box(&x),
+                black_box(&w),
+                black_box(&bias),
+                black_box(&y),
+                black_box(&mut gw),
+                &mut scratch,
+            )
         })
     });
     g.finish();
-}
 
-fn median(id: &str) -> Option<f64> {
-    let dir = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("criterion"));
-    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
+    common::triad(c);
 }
 
 fn main() {
@@ -133,15 +154,21 @@ fn main() {
     bench(&mut c);
     c.final_summary();
     println!("\n== batched kernels, medians of this run ==");
-    let bw = median(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t);
-    if let (Some(g), Some(h)) = (median("batched_xent/generated/4096x1000"), median("batched_xent/hand/4096x1000")) {
+    let bw = bandwidth();
+    if let (Some(g), Some(h)) = (
+        median("batched_xent/generated/4096x1000"),
+        median("batched_xent/hand/4096x1000"),
+    ) {
         let gbs = 24.0 * 4096.0 * 1000.0 / g;
         println!(
             "batched xent grad 4096x1000: generated {:.2} ms, hand {:.2} ms, hand/generated {:.2}, {:.1} GB/s = {:.0}% of triad {:.1} GB/s",
             g / 1e6, h / 1e6, h / g, gbs, 100.0 * gbs / bw.unwrap_or(f64::NAN), bw.unwrap_or(f64::NAN)
         );
     }
-    if let (Some(g), Some(h)) = (median("linear_w/generated/4096x256x10"), median("linear_w/hand/4096x256x10")) {
+    if let (Some(g), Some(h)) = (
+        median("linear_w/generated/4096x256x10"),
+        median("linear_w/hand/4096x256x10"),
+    ) {
         println!("linear classifier grad wrt W 4096x256x10: generated {:.2} ms, hand {:.2} ms, hand/generated {:.2}", g / 1e6, h / 1e6, h / g);
     }
 }

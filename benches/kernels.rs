@@ -12,9 +12,11 @@
 //! Run: `cargo bench --bench kernels`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+
+mod common;
+use common::{bandwidth, median};
 
 #[allow(dead_code)]
 mod xent {
@@ -50,7 +52,6 @@ fn data(n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 const SIZES: [usize; 3] = [10, 1_000, 1_000_000];
-const TRIAD_LEN: usize = 1 << 24;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("grad");
@@ -116,45 +117,12 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    let mut g = c.benchmark_group("triad");
-    let (a, bb, cc) = (
-        vec![0.0f64; TRIAD_LEN],
-        vec![1.0f64; TRIAD_LEN],
-        vec![2.0f64; TRIAD_LEN],
-    );
-    let mut a = a;
-    g.throughput(Throughput::Bytes(24 * TRIAD_LEN as u64));
-    g.bench_function(BenchmarkId::new("stream", TRIAD_LEN), |b| {
-        b.iter(|| {
-            let s = black_box(3.0);
-            for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
-                *x = y + s * z;
-            }
-            black_box(&a);
-        })
-    });
-    g.finish();
-}
-
-/// Median time in ns of a benchmark of this run.
-fn median(id: &str) -> Option<f64> {
-    let dir = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .unwrap()
-                .join("criterion")
-        });
-    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
+    common::triad(c);
 }
 
 fn summary() {
     println!("\n== xent kernels, medians of this run ==");
-    let triad = median(&format!("triad/stream/{TRIAD_LEN}"));
-    let bw = triad.map(|t| 24.0 * TRIAD_LEN as f64 / t);
+    let bw = bandwidth();
     if let Some(bw) = bw {
         println!("triad bandwidth: {bw:.1} GB/s");
     }

@@ -251,21 +251,18 @@ impl Derivation {
         };
         let index_form = printer.show(&expr);
         let k = self.tensor.order();
-        let matrix = if k <= 2
-            && !self.free_indices().is_empty()
-            && self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1)
-        {
-            let terms = self.tensor.expanded().terms;
-            matrix_form(&terms, &self.free_indices(), &mut printer)
-        } else {
-            None
-        };
+        // Matrix variables get chain forms (`Xᵀ(A − Y)/m`); vector ones the
+        // diag/outer form (`diag(p) − p pᵀ`).
         let has_matrix = self.typed.vars.iter().any(|(_, s)| s.rank() == 2);
-        let matrix = match matrix {
-            Some(m) if !has_matrix => Some(m),
-            _ if k <= 2 && syntax == Syntax::Text && has_matrix => {
+        let free_idx = self.free_indices();
+        let matrix = if k > 2 || free_idx.is_empty() {
+            None
+        } else if has_matrix {
+            if syntax == Syntax::Text {
                 let terms = self.tensor.expanded().terms;
-                let mut namer = PartNamer { printer: &mut printer };
+                let mut namer = PartNamer {
+                    printer: &mut printer,
+                };
                 let mut show = |fs: &[crate::ir::Factor]| -> String {
                     if fs.is_empty() {
                         return String::new();
@@ -273,11 +270,21 @@ impl Derivation {
                     let mut r = egg::RecExpr::default();
                     crate::lang::add_term(fs, 1.0, &mut r);
                     let mut names = Names::new(&[], &BTreeSet::new());
-                    Printer { names: &mut names, syntax, overrides: Default::default() }.show(&r)
+                    Printer {
+                        names: &mut names,
+                        syntax,
+                        overrides: Default::default(),
+                    }
+                    .show(&r)
                 };
-                crate::matform::matrix_chain_form(&terms, &self.free_indices(), &mut namer, &mut show)
+                crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
+            } else {
+                None
             }
-            _ => None,
+        } else if self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
+            matrix_form(&self.tensor.expanded().terms, &free_idx, &mut printer)
+        } else {
+            None
         };
         let parts = names.parts.clone();
         let free: Vec<String> = self

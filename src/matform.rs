@@ -49,8 +49,12 @@ fn piece(a: &Atom, namer: &mut dyn Namer) -> Option<Piece> {
         Atom::Sum { ix, body, .. } => match body.terms.as_slice() {
             [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => {
                 match piece(&t.factors[0].atom, namer)? {
-                    Piece::Matrix(n, r, c) if c == *ix && r != *ix => Some(Piece::Vector(format!("{n}1"), r)),
-                    Piece::Matrix(n, r, c) if r == *ix && c != *ix => Some(Piece::Vector(format!("{n}ᵀ1"), c)),
+                    Piece::Matrix(n, r, c) if c == *ix && r != *ix => {
+                        Some(Piece::Vector(format!("{n}1"), r))
+                    }
+                    Piece::Matrix(n, r, c) if r == *ix && c != *ix => {
+                        Some(Piece::Vector(format!("{n}ᵀ1"), c))
+                    }
                     _ => None,
                 }
             }
@@ -62,7 +66,12 @@ fn piece(a: &Atom, namer: &mut dyn Namer) -> Option<Piece> {
 
 /// The chain of one term's indexed factors from `from` to `to` (None: the
 /// chain starts or ends at a summed index, printed `1ᵀ` / `1`).
-fn chain(factors: &[Factor], from: Option<Ix>, to: Option<Ix>, namer: &mut dyn Namer) -> Option<Vec<Link>> {
+fn chain(
+    factors: &[Factor],
+    from: Option<Ix>,
+    to: Option<Ix>,
+    namer: &mut dyn Namer,
+) -> Option<Vec<Link>> {
     let mut mats = Vec::new();
     let mut vecs = Vec::new();
     for f in factors {
@@ -88,7 +97,9 @@ fn chain(factors: &[Factor], from: Option<Ix>, to: Option<Ix>, namer: &mut dyn N
             links.push(Link("1ᵀ".into()));
             // The start is the matrix index that is not `to` and not shared.
             let count = |x: Ix| mats.iter().filter(|(_, r, c)| *r == x || *c == x).count();
-            let (_, r, c) = mats.iter().find(|(_, r, c)| (count(*r) == 1 && Some(*r) != to) || (count(*c) == 1 && Some(*c) != to))?;
+            let (_, r, c) = mats.iter().find(|(_, r, c)| {
+                (count(*r) == 1 && Some(*r) != to) || (count(*c) == 1 && Some(*c) != to)
+            })?;
             if count(*r) == 1 && Some(*r) != to {
                 *r
             } else {
@@ -105,7 +116,10 @@ fn chain(factors: &[Factor], from: Option<Ix>, to: Option<Ix>, namer: &mut dyn N
                 links.push(Link(format!("diag({n})")));
             }
         }
-        let Some(k) = (0..mats.len()).find(|&k| !used[k] && (mats[k].1 == at || mats[k].2 == at)) else { break };
+        let Some(k) = (0..mats.len()).find(|&k| !used[k] && (mats[k].1 == at || mats[k].2 == at))
+        else {
+            break;
+        };
         used[k] = true;
         let (n, r, c) = &mats[k];
         if *r == at {
@@ -129,11 +143,22 @@ fn chain(factors: &[Factor], from: Option<Ix>, to: Option<Ix>, namer: &mut dyn N
 /// The matrix form of `terms` with free indices `free` (rank 1 or 2), if
 /// every term is a chain; scalar factors common to all terms come out
 /// (a `1/m` is printed as a trailing `/m`).
-pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, show_scalar: &mut dyn FnMut(&[Factor]) -> String) -> Option<String> {
+pub fn matrix_chain_form(
+    terms: &[Term],
+    free: &[Ix],
+    namer: &mut dyn Namer,
+    show_scalar: &mut dyn FnMut(&[Factor]) -> String,
+) -> Option<String> {
     if terms.is_empty() || free.is_empty() || free.len() > 2 {
         return None;
     }
-    let scalar = |t: &Term| -> Vec<Factor> { t.factors.iter().filter(|f| f.atom.free().is_empty() && !matches!(&*f.atom, Atom::Sum { .. })).cloned().collect() };
+    let scalar = |t: &Term| -> Vec<Factor> {
+        t.factors
+            .iter()
+            .filter(|f| f.atom.free().is_empty() && !matches!(&*f.atom, Atom::Sum { .. }))
+            .cloned()
+            .collect()
+    };
     let mut common = scalar(&terms[0]);
     for t in &terms[1..] {
         let s = scalar(t);
@@ -149,11 +174,17 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
                 continue;
             }
             match &*f.atom {
-                Atom::Delta(a, b) if free.len() == 2 && *a == free[0] && *b == free[1] => diag = true,
+                Atom::Delta(a, b) if free.len() == 2 && *a == free[0] && *b == free[1] => {
+                    diag = true
+                }
                 Atom::Delta(..) => return None,
-                Atom::Sum { ix, dim: _, body } if f.exp.0 == 1.0 && !matches!(piece(&f.atom, namer), Some(_)) => {
+                Atom::Sum { ix, dim: _, body }
+                    if f.exp.0 == 1.0 && !matches!(piece(&f.atom, namer), Some(_)) =>
+                {
                     // Σ_c (chain): the summed index is internal to the chain.
-                    let [bt] = body.terms.as_slice() else { return None };
+                    let [bt] = body.terms.as_slice() else {
+                        return None;
+                    };
                     if bt.coef.0 != 1.0 {
                         return None;
                     }
@@ -167,8 +198,12 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
         let (from, to) = match (free.len(), diag) {
             (1, _) => {
                 // A vector result: a row `1ᵀ …` when a summed index starts the chain.
-                let has_sum = indexed.iter().any(|f| f.atom.free().iter().any(|i| !free.contains(i)))
-                    || indexed.iter().any(|f| matches!(&*f.atom, Atom::Var { idx, .. } if idx.len() == 2));
+                let has_sum = indexed
+                    .iter()
+                    .any(|f| f.atom.free().iter().any(|i| !free.contains(i)))
+                    || indexed
+                        .iter()
+                        .any(|f| matches!(&*f.atom, Atom::Var { idx, .. } if idx.len() == 2));
                 if has_sum {
                     (None, Some(free[0]))
                 } else {
@@ -177,10 +212,18 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
             }
             (_, true) => {
                 // δ_ij v_i: diag of the vector chain.
-                let inner = chain(&indexed, None, Some(free[0]), namer).or_else(|| chain(&indexed, Some(free[0]), Some(free[0]), namer))?;
+                let inner = chain(&indexed, None, Some(free[0]), namer)
+                    .or_else(|| chain(&indexed, Some(free[0]), Some(free[0]), namer))?;
                 let link = match inner.as_slice() {
                     [one] if one.0.starts_with("diag(") => one.clone(),
-                    _ => Link(format!("diag({})", inner.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" "))),
+                    _ => Link(format!(
+                        "diag({})",
+                        inner
+                            .iter()
+                            .map(|l| l.0.clone())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )),
                 };
                 rows.push((t.coef.0, own_scalars, vec![link]));
                 continue;
@@ -196,11 +239,20 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
     // Factor the longest common prefix and suffix of the chains.
     let min_len = rows.iter().map(|r| r.2.len()).min()?;
     let mut pre = 0;
-    while pre < min_len && rows.iter().all(|r| r.2[pre] == rows[0].2[pre] && r.2.len() > pre + 1) {
+    while pre < min_len
+        && rows
+            .iter()
+            .all(|r| r.2[pre] == rows[0].2[pre] && r.2.len() > pre + 1)
+    {
         pre += 1;
     }
     let mut suf = 0;
-    while suf < min_len - pre && rows.iter().all(|r| r.2[r.2.len() - 1 - suf] == rows[0].2[rows[0].2.len() - 1 - suf] && r.2.len() > pre + suf + 1) {
+    while suf < min_len - pre
+        && rows.iter().all(|r| {
+            r.2[r.2.len() - 1 - suf] == rows[0].2[rows[0].2.len() - 1 - suf]
+                && r.2.len() > pre + suf + 1
+        })
+    {
         suf += 1;
     }
     if rows.len() == 1 {
@@ -213,14 +265,25 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
         .map(|(c, s, l)| {
             let mid = join(&l[pre..l.len() - suf]);
             let s = show_scalar(s);
-            (*c, if s.is_empty() { mid } else { format!("{s}·{mid}") })
+            (
+                *c,
+                if s.is_empty() {
+                    mid
+                } else {
+                    format!("{s}·{mid}")
+                },
+            )
         })
         .collect();
     crate::render::lead_with(&mut inner, |(c, _)| *c > 0.0);
     let mut sum = String::new();
     for (k, (c, s)) in inner.iter().enumerate() {
         let mag = c.abs();
-        let cs = if mag == 1.0 { String::new() } else { format!("{mag}·") };
+        let cs = if mag == 1.0 {
+            String::new()
+        } else {
+            format!("{mag}·")
+        };
         match (k, *c < 0.0) {
             (0, false) => sum.push_str(&format!("{cs}{s}")),
             (0, true) => sum.push_str(&format!("−{cs}{s}")),
@@ -228,9 +291,16 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
             (_, true) => sum.push_str(&format!(" − {cs}{s}")),
         }
     }
-    let body = if inner.len() > 1 && (pre > 0 || suf > 0) { format!("({sum})") } else { sum };
+    let body = if inner.len() > 1 && (pre > 0 || suf > 0) {
+        format!("({sum})")
+    } else {
+        sum
+    };
     let mut out = String::new();
-    let (prefix, suffix) = (join(&rows[0].2[..pre]), join(&rows[0].2[rows[0].2.len() - suf..]));
+    let (prefix, suffix) = (
+        join(&rows[0].2[..pre]),
+        join(&rows[0].2[rows[0].2.len() - suf..]),
+    );
     out.push_str(&prefix);
     out.push_str(&body);
     if !suffix.is_empty() {
@@ -238,12 +308,22 @@ pub fn matrix_chain_form(terms: &[Term], free: &[Ix], namer: &mut dyn Namer, sho
         out.push_str(&suffix);
     }
     // Common scalars: `1/m` as `/m`, others in front.
-    let (inv_dims, others): (Vec<Factor>, Vec<Factor>) = common.into_iter().partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
-    let mut out = if others.is_empty() { out } else { format!("{}·({out})", show_scalar(&others)) };
+    let (inv_dims, others): (Vec<Factor>, Vec<Factor>) = common
+        .into_iter()
+        .partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
+    let mut out = if others.is_empty() {
+        out
+    } else {
+        format!("{}·({out})", show_scalar(&others))
+    };
     for f in inv_dims {
         if let Atom::Dim(d) = &*f.atom {
             let needs = out.contains(" + ") || out.contains(" − ");
-            out = if needs && pre == 0 && suf == 0 { format!("({out})/{d}") } else { format!("{out}/{d}") };
+            out = if needs && pre == 0 && suf == 0 {
+                format!("({out})/{d}")
+            } else {
+                format!("{out}/{d}")
+            };
         }
     }
     Some(out.replace("  ", " "))

@@ -9,15 +9,8 @@ use std::collections::HashMap;
 use symdiff::codegen::{interp, KernelSpec};
 use symdiff::shape::Shape;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::Rng;
 
 const SIZES: &[(&str, usize)] = &[("n", 4), ("m", 3), ("d", 2), ("k", 3), ("h", 2)];
 
@@ -89,7 +82,7 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
         .zip(&inputs)
         .map(|((n, s), x)| format!("{n}={}", literal(s, x)))
         .collect();
-    let bindings = symdiff::eval::parse_point(&at.join("; ")).unwrap();
+    let at = at.join("; ");
     let wrt_shape = d.typed.var_shape(&d.wrt).unwrap().clone();
     let v: Vec<f64> = (0..wrt_shape.dims().iter().map(size).product())
         .map(|_| rng.next() - 0.5)
@@ -105,13 +98,7 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
         .unwrap()
         .into_iter()
         .collect();
-    let eval_at = |k: usize| {
-        let mut r = symdiff::Request::new(expr, k);
-        r.wrt = wrt.map(str::to_string);
-        let dk = symdiff::derive(&r).unwrap();
-        let point = symdiff::eval::bind(&dk.typed, &bindings).unwrap();
-        symdiff::eval::evaluate(&dk.tensor, &point).unwrap()
-    };
+    let eval_at = |k: usize| common::eval(expr, k, wrt, &at);
     let w = v.len();
     for k in 0..=order {
         let full = eval_at(k);

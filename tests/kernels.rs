@@ -22,27 +22,8 @@ mod logsumexp {
     include!("../generated/logsumexp.rs");
 }
 
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next()
-    }
-    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
-    }
-    /// Logits of one of several scales, up to ±1e4.
-    fn logits(&mut self, n: usize) -> Vec<f64> {
-        let scale = [1.0, 5.0, 50.0, 1e3, 1e4][(self.next() * 5.0) as usize % 5];
-        self.vec(n, -scale, scale)
-    }
-}
+mod common;
+use common::Rng;
 
 /// Stable softmax and logsumexp by the textbook formulas (std `exp`).
 fn reference(z: &[f64]) -> (Vec<f64>, f64) {
@@ -109,10 +90,7 @@ fn eval(expr: &str, order: usize, at: &[(&str, &[f64])]) -> Vec<f64> {
             )
         })
         .collect();
-    let bindings = symdiff::eval::parse_point(&text.join("; ")).unwrap();
-    let d = symdiff::derive(&symdiff::Request::new(expr, order)).unwrap();
-    let point = symdiff::eval::bind(&d.typed, &bindings).unwrap();
-    symdiff::eval::evaluate(&d.tensor, &point).unwrap()
+    common::eval(expr, order, None, &text.join("; "))
 }
 
 /// Central differences of a vector-valued function, entry `[out, wrt]`.

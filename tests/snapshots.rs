@@ -147,13 +147,54 @@ snap_code!(
     symdiff::Float::F64
 );
 
-const CLASSIFIER: &str = "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
+const CLASSIFIER: &str =
+    "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
 snap!(classifier_wrt_w_order_1, CLASSIFIER, 1, Some("W"), &[]);
-snap!(classifier_wrt_w_order_1_onehot, CLASSIFIER, 1, Some("W"), &["onehot(Y)"]);
-snap!(classifier_wrt_w_order_2, CLASSIFIER, 2, Some("W"), &["onehot(Y)"]);
-snap!(classifier_wrt_b_order_1, CLASSIFIER, 1, Some("b"), &["onehot(Y)"]);
-snap!(classifier_wrt_b_order_2, CLASSIFIER, 2, Some("b"), &["onehot(Y)"]);
-snap!(classifier_wrt_x_order_1, CLASSIFIER, 1, Some("X"), &["onehot(Y)"]);
-snap!(classifier_wrt_x_order_2, CLASSIFIER, 2, Some("X"), &["onehot(Y)"]);
+snap!(
+    classifier_wrt_w_order_1_onehot,
+    CLASSIFIER,
+    1,
+    Some("W"),
+    &["onehot(Y)"]
+);
+snap!(
+    classifier_wrt_w_order_2,
+    CLASSIFIER,
+    2,
+    Some("W"),
+    &["onehot(Y)"]
+);
+snap!(
+    classifier_wrt_b_order_1,
+    CLASSIFIER,
+    1,
+    Some("b"),
+    &["onehot(Y)"]
+);
+snap!(
+    classifier_wrt_b_order_2,
+    CLASSIFIER,
+    2,
+    Some("b"),
+    &["onehot(Y)"]
+);
+snap!(
+    classifier_wrt_x_order_1,
+    CLASSIFIER,
+    1,
+    Some("X"),
+    &["onehot(Y)"]
+);
+snap!(
+    classifier_wrt_x_order_2,
+    CLASSIFIER,
+    2,
+    Some("X"),
+    &["onehot(Y)"]
+);
 snap!(softmax_matrix_jacobian, "Z: mat[m, n]; softmax(Z)", 1);
-snap!(batched_xent_order_1, "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", 1);
+snap!(
+    batched_xent_order_1,
+    "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
+    1
+);

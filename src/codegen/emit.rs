@@ -74,13 +74,6 @@ impl Helpers {
             Stmt::ZeroOut => {}
         }
     }
-
-    /// Merges another set.
-    pub fn union(&mut self, o: Helpers) {
-        self.exp |= o.exp;
-        self.sigmoid |= o.sigmoid;
-        self.softplus |= o.softplus;
-    }
 }
 
 /// Precedence levels: sum < product < unary < postfix.

@@ -243,7 +243,12 @@ impl Body {
             return Scalar::Temp(id);
         }
         let id = self.temps.len();
-        self.temps.push(Temp { vars: Vec::new(), def: Def::Elem(x), hint: "c", live: true });
+        self.temps.push(Temp {
+            vars: Vec::new(),
+            def: Def::Elem(x),
+            hint: "c",
+            live: true,
+        });
         self.hoisted.insert(key, id);
         Scalar::Temp(id)
     }

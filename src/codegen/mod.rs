@@ -15,7 +15,7 @@ pub mod loops;
 
 use std::collections::{BTreeSet, HashMap};
 
-use proc_macro2::{Ident, Literal, Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::derive::{derive, Derivation, Request};
@@ -128,6 +128,8 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
     let mut helpers = Helpers::default();
     let mut plans = Vec::new();
     let scalar_value = d.tensor.value_idx.is_empty();
+    // One shift-invariance check (an e-graph run) serves every `_d{k}_dir`.
+    let centre = if spec.order >= 3 { centring(&d) } else { None };
     let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
 
     for k in spec.min_order..=spec.order {
@@ -140,7 +142,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: !scalar_value,
                 };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
             }
             1 => {
                 let doc = if scalar_value {
@@ -154,7 +156,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: true,
                 };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
             }
             _ => {
                 if k == 2 {
@@ -164,18 +166,14 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: true,
                         tensor_out: true,
                     };
-                    items.extend(
-                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| hvp(b, t, &sig))?,
-                    );
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| hvp(t))?);
                     let f = Function {
                         name: name("_hessian"),
                         doc: "The full Hessian, row-major.".into(),
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(
-                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?,
-                    );
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
@@ -183,9 +181,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(
-                        f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t, &d))?,
-                    );
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
                     let f = Function {
                         name: name(&format!("_d{k}_dir")),
                         doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
@@ -193,7 +189,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         tensor_out: !scalar_value,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                        directional(b, &d, k, &sig)
+                        directional(b, &d, k, centre.as_ref())
                     })?);
                 }
             }
@@ -365,7 +361,8 @@ fn generated_name(n: &str) -> bool {
             .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'))
     };
     [
-        "i", "c", "l", "b", "j", "len", "buf", "acc", "f", "g", "pow", "sum", "max", "sumexp", "lse", "p",
+        "i", "c", "l", "b", "j", "len", "buf", "acc", "f", "g", "pow", "sum", "max", "sumexp",
+        "lse", "p",
     ]
     .iter()
     .any(|p| digits_after(p))
@@ -566,7 +563,7 @@ fn out_indices(t: &Tensor) -> Vec<(Ix, Dim)> {
 }
 
 /// The whole tensor (value, gradient, Hessian, `f_d{k}`).
-fn full(_b: &mut Body, t: &Tensor, _d: &Derivation) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+fn full(t: &Tensor) -> Result<(Poly, Vec<(Ix, Dim)>)> {
     let k = t.order();
     let terms: f64 = if t.symmetric {
         t.classes.iter().map(|c| c.orbit(k)).sum()
@@ -604,7 +601,7 @@ fn contract_with(p: &Poly, t: &Tensor, from: usize, with: impl Fn(Vec<Ix>) -> Po
 }
 
 /// `Σ_j H_ij v_j`.
-fn hvp(_b: &mut Body, t: &Tensor, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+fn hvp(t: &Tensor) -> Result<(Poly, Vec<(Ix, Dim)>)> {
     let p = contract(&t.expanded(), t, 1, DIRECTION);
     let mut out = out_indices(t);
     out.truncate(t.value_idx.len() + t.wrt_dims.len());
@@ -612,18 +609,16 @@ fn hvp(_b: &mut Body, t: &Tensor, _sig: &Signature) -> Result<(Poly, Vec<(Ix, Di
 }
 
 /// `D^k f[v, …, v]`: each symmetry class contracted once and weighted by
-/// its orbit (every member contracts to the same number). When the
-/// function is shift-invariant along `1` (checked on the Hessian), the
-/// direction is first centred at its mean under the softmax, which keeps
+/// its orbit (every member contracts to the same number). With a `centre`
+/// (see [`centring`]), the direction is first centred there, which keeps
 /// the moments small and the cumulants free of cancellation.
 fn directional(
     b: &mut Body,
     d: &Derivation,
     k: usize,
-    _sig: &Signature,
+    centre: Option<&Poly>,
 ) -> Result<(Poly, Vec<(Ix, Dim)>)> {
     let t = &d.orders[k];
-    let centre = centring(d);
     let dir = if centre.is_some() { CENTRED } else { DIRECTION };
     let p = if t.symmetric {
         let mut acc = Poly::zero();
@@ -638,7 +633,7 @@ fn directional(
         contract(&t.expanded(), t, 0, dir)
     };
     if let Some(c) = centre {
-        let minus = b.scalar(&c);
+        let minus = b.scalar(c);
         let v_input = d.typed.vars.len();
         b.shift(CENTRED, v_input, minus);
     }
@@ -698,12 +693,6 @@ fn find_softmax(p: &Poly, wrt: &str, dim: &Dim) -> Option<Atom> {
     None
 }
 
-/// A `usize` literal.
-pub fn usize_lit(n: usize) -> TokenStream {
-    let l = Literal::usize_unsuffixed(n);
-    quote!(#l)
-}
-
 /// A file of kernels that symdiff generates for itself into `generated/`.
 pub struct OwnFile {
     /// File name under `generated/`.
@@ -716,7 +705,8 @@ pub struct OwnFile {
 pub const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --release --test generated";
 
 /// A linear softmax classifier over a batch.
-const CLASSIFIER: &str = "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
+const CLASSIFIER: &str =
+    "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
 
 /// The kernels committed in `generated/`.
 pub fn own_kernels() -> Vec<OwnFile> {
@@ -744,11 +734,19 @@ pub fn own_kernels() -> Vec<OwnFile> {
         },
         OwnFile {
             file: "batched_xent.rs",
-            kernels: vec![spec("batched_xent", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", 1, None)],
+            kernels: vec![spec(
+                "batched_xent",
+                "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
+                1,
+                None,
+            )],
         },
         OwnFile {
             file: "linear_classifier.rs",
-            kernels: vec![spec("linear_w", CLASSIFIER, 1, Some("W")), spec("linear_b", CLASSIFIER, 1, Some("b"))],
+            kernels: vec![
+                spec("linear_w", CLASSIFIER, 1, Some("W")),
+                spec("linear_b", CLASSIFIER, 1, Some("b")),
+            ],
         },
     ]
 }
