@@ -15,7 +15,7 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     let mut sum1 = vec![0.0; m];
     let mut max2 = vec![0.0; m];
     let mut sumexp3 = vec![0.0; m];
-    let mut sum6 = vec![0.0; m];
+    let mut sum5 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i1 in 0..m {
         let mut acc2_0: [f64; 4] = [0.0; 4];
@@ -36,20 +36,7 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         max2[i1] = acc2_1[0].max(acc2_1[1]).max(acc2_1[2].max(acc2_1[3]));
-        sum6[i1] = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    }
-    let mut acc8_0: [f64; 4] = [0.0; 4];
-    for c8 in 0..m / 4 {
-        for l8 in 0..4 {
-            let i8 = c8 * 4 + l8;
-            acc8_0[l8] += sum6[i8];
-        }
-    }
-    for i8 in m / 4 * 4..m {
-        acc8_0[0] += sum6[i8];
-    }
-    let sum7 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
-    for i6 in 0..m {
+        sum5[i1] = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
         let mut acc7_0: [f64; 4] = [0.0; 4];
         let mut buf7_0 = [0.0; 64];
         let mut b7 = 0;
@@ -57,14 +44,14 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
             let len7 = (n - b7).min(64);
             for j7 in 0..len7 {
                 let i7 = b7 + j7;
-                buf7_0[j7] = batched_xent_exp(z[i6 * n + i7] - max2[i6]);
+                buf7_0[j7] = batched_xent_exp(z[i1 * n + i7] - max2[i1]);
             }
             for j7 in 0..len7 {
                 acc7_0[j7 % 4] += buf7_0[j7];
             }
             b7 += len7;
         }
-        sumexp3[i6] = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
+        sumexp3[i1] = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     let mut buf0_0 = [0.0; 64];
@@ -73,15 +60,15 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
         let len0 = (m - b0).min(64);
         for j0 in 0..len0 {
             let i0 = b0 + j0;
-            buf0_0[j0] = sum1[i0] * (max2[i0] + sumexp3[i0].ln());
+            buf0_0[j0] = sum1[i0] * (max2[i0] + sumexp3[i0].ln()) - sum5[i0];
         }
         for j0 in 0..len0 {
             acc0_0[j0 % 4] += buf0_0[j0];
         }
         b0 += len0;
     }
-    let sum5 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    c0 * sum5 - c0 * sum7
+    let sum6 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    c0 * sum6
 }
 /// The gradient.
 #[allow(

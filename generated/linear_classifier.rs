@@ -16,116 +16,80 @@ pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     let mut sum1 = vec![0.0; m];
-    let mut sum3 = vec![0.0; m];
-    let mut sum4 = vec![0.0; k * m];
-    let mut max5 = vec![0.0; m];
-    let mut sumexp6 = vec![0.0; m];
-    let mut sum9 = vec![0.0; m];
+    let mut sum2 = vec![0.0; m * k];
+    let mut max3 = vec![0.0; m];
+    let mut sumexp4 = vec![0.0; m];
+    let mut sum6 = vec![0.0; m];
+    let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
-    for i9 in 0..k {
-        for i10 in 0..m {
-            let mut acc11_0: [f64; 4] = [0.0; 4];
-            for c11 in 0..d / 4 {
-                for l11 in 0..4 {
-                    let i11 = c11 * 4 + l11;
-                    acc11_0[l11] += w[i11 * k + i9] * x[i10 * d + i11];
-                }
-            }
-            for i11 in d / 4 * 4..d {
-                acc11_0[0] += w[i11 * k + i9] * x[i10 * d + i11];
-            }
-            sum4[i9 * m + i10] = (acc11_0[0] + acc11_0[1]) + (acc11_0[2] + acc11_0[3]);
-        }
-    }
     for i1 in 0..m {
         let mut acc2_0: [f64; 4] = [0.0; 4];
-        let mut acc2_1: [f64; 4] = [0.0; 4];
         for c2 in 0..k / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i1 * k + i2] * b[i2];
-                acc2_1[l2] += y[i1 * k + i2];
+                acc2_0[l2] += y[i1 * k + i2];
             }
         }
         for i2 in k / 4 * 4..k {
-            acc2_0[0] += y[i1 * k + i2] * b[i2];
-            acc2_1[0] += y[i1 * k + i2];
+            acc2_0[0] += y[i1 * k + i2];
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        sum3[i1] = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+        for i8 in 0..d {
+            for i7 in 0..k {
+                sum2[i1 * k + i7] += w[i8 * k + i7] * x[i1 * d + i8];
+            }
+        }
+        let mut acc12_0: [f64; 4] = [0.0; 4];
+        let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        let mut acc12_2: [f64; 4] = [0.0; 4];
+        for c12 in 0..k / 4 {
+            for l12 in 0..4 {
+                let i12 = c12 * 4 + l12;
+                acc12_0[l12] += y[i1 * k + i12] * b[i12];
+                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2[i1 * k + i12]);
+                acc12_2[l12] += y[i1 * k + i12] * sum2[i1 * k + i12];
+            }
+        }
+        for i12 in k / 4 * 4..k {
+            acc12_0[0] += y[i1 * k + i12] * b[i12];
+            acc12_1[0] = acc12_1[0].max(b[i12] + sum2[i1 * k + i12]);
+            acc12_2[0] += y[i1 * k + i12] * sum2[i1 * k + i12];
+        }
+        sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+        max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
+        sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        let mut acc10_0: [f64; 4] = [0.0; 4];
+        let mut buf10_0 = [0.0; 64];
+        let mut b10 = 0;
+        while b10 < k {
+            let len10 = (k - b10).min(64);
+            for j10 in 0..len10 {
+                let i10 = b10 + j10;
+                buf10_0[j10] = linear_w_exp(b[i10] + sum2[i1 * k + i10] - max3[i1]);
+            }
+            for j10 in 0..len10 {
+                acc10_0[j10 % 4] += buf10_0[j10];
+            }
+            b10 += len10;
+        }
+        sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..m / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += sum1[i0];
+    let mut buf0_0 = [0.0; 64];
+    let mut b0 = 0;
+    while b0 < m {
+        let len0 = (m - b0).min(64);
+        for j0 in 0..len0 {
+            let i0 = b0 + j0;
+            buf0_0[j0] = sum1[i0] * (max3[i0] + sumexp4[i0].ln()) - sum6[i0] - sum7[i0];
         }
-    }
-    for i0 in m / 4 * 4..m {
-        acc0_0[0] += sum1[i0];
-    }
-    let sum2 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    for i7 in 0..m {
-        let mut acc8_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-        let mut acc8_1: [f64; 4] = [0.0; 4];
-        for c8 in 0..k / 4 {
-            for l8 in 0..4 {
-                let i8 = c8 * 4 + l8;
-                acc8_0[l8] = acc8_0[l8].max(b[i8] + sum4[i8 * m + i7]);
-                acc8_1[l8] += y[i7 * k + i8] * sum4[i8 * m + i7];
-            }
+        for j0 in 0..len0 {
+            acc0_0[j0 % 4] += buf0_0[j0];
         }
-        for i8 in k / 4 * 4..k {
-            acc8_0[0] = acc8_0[0].max(b[i8] + sum4[i8 * m + i7]);
-            acc8_1[0] += y[i7 * k + i8] * sum4[i8 * m + i7];
-        }
-        max5[i7] = acc8_0[0].max(acc8_0[1]).max(acc8_0[2].max(acc8_0[3]));
-        sum9[i7] = (acc8_1[0] + acc8_1[1]) + (acc8_1[2] + acc8_1[3]);
+        b0 += len0;
     }
-    let mut acc14_0: [f64; 4] = [0.0; 4];
-    for c14 in 0..m / 4 {
-        for l14 in 0..4 {
-            let i14 = c14 * 4 + l14;
-            acc14_0[l14] += sum9[i14];
-        }
-    }
-    for i14 in m / 4 * 4..m {
-        acc14_0[0] += sum9[i14];
-    }
-    let sum10 = (acc14_0[0] + acc14_0[1]) + (acc14_0[2] + acc14_0[3]);
-    for i12 in 0..m {
-        let mut acc13_0: [f64; 4] = [0.0; 4];
-        let mut buf13_0 = [0.0; 64];
-        let mut b13 = 0;
-        while b13 < k {
-            let len13 = (k - b13).min(64);
-            for j13 in 0..len13 {
-                let i13 = b13 + j13;
-                buf13_0[j13] = linear_w_exp(b[i13] + sum4[i13 * m + i12] - max5[i12]);
-            }
-            for j13 in 0..len13 {
-                acc13_0[j13 % 4] += buf13_0[j13];
-            }
-            b13 += len13;
-        }
-        sumexp6[i12] = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
-    }
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < m {
-        let len3 = (m - b3).min(64);
-        for j3 in 0..len3 {
-            let i3 = b3 + j3;
-            buf3_0[j3] = sum3[i3] * (max5[i3] + sumexp6[i3].ln());
-        }
-        for j3 in 0..len3 {
-            acc3_0[j3 % 4] += buf3_0[j3];
-        }
-        b3 += len3;
-    }
-    let sum8 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    c0 * sum8 - c0 * sum2 - c0 * sum10
+    let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    c0 * sum8
 }
 /// The gradient.
 #[allow(
@@ -148,97 +112,71 @@ pub fn linear_w_grad(
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), d * k, "`out` must have length d·k");
-    let mut sum1 = vec![0.0; d * k];
-    let mut sum2 = vec![0.0; m];
-    let mut sum3 = vec![0.0; k * m];
-    let mut max4 = vec![0.0; m];
-    let mut sumexp5 = vec![0.0; m];
-    let mut lse6 = vec![0.0; m];
-    let mut p7 = vec![0.0; m * k];
-    let mut sum8 = vec![0.0; d * k];
+    let mut sum1 = vec![0.0; m];
+    let mut sum2 = vec![0.0; m * k];
+    let mut max3 = vec![0.0; m];
+    let mut sumexp4 = vec![0.0; m];
+    let mut lse5 = vec![0.0; m];
+    let mut g7 = vec![0.0; m * k];
+    let mut sum8 = vec![0.0; k * d];
     let c0 = 1.0 / (m as f64);
-    for i2 in 0..d {
-        for i3 in 0..k {
-            let mut acc4_0: [f64; 4] = [0.0; 4];
-            for c4 in 0..m / 4 {
-                for l4 in 0..4 {
-                    let i4 = c4 * 4 + l4;
-                    acc4_0[l4] += x[i4 * d + i2] * y[i4 * k + i3];
-                }
-            }
-            for i4 in m / 4 * 4..m {
-                acc4_0[0] += x[i4 * d + i2] * y[i4 * k + i3];
-            }
-            sum1[i2 * k + i3] = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-        }
-    }
-    for i15 in 0..k {
-        for i16 in 0..m {
-            let mut acc17_0: [f64; 4] = [0.0; 4];
-            for c17 in 0..d / 4 {
-                for l17 in 0..4 {
-                    let i17 = c17 * 4 + l17;
-                    acc17_0[l17] += w[i17 * k + i15] * x[i16 * d + i17];
-                }
-            }
-            for i17 in d / 4 * 4..d {
-                acc17_0[0] += w[i17 * k + i15] * x[i16 * d + i17];
-            }
-            sum3[i15 * m + i16] = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
-        }
-    }
-    for i8 in 0..m {
-        let mut acc9_0: [f64; 4] = [0.0; 4];
-        let mut acc9_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c9 in 0..k / 4 {
-            for l9 in 0..4 {
-                let i9 = c9 * 4 + l9;
-                acc9_0[l9] += y[i8 * k + i9];
-                acc9_1[l9] = acc9_1[l9].max(b[i9] + sum3[i9 * m + i8]);
+    for i7 in 0..m {
+        let mut acc8_0: [f64; 4] = [0.0; 4];
+        for c8 in 0..k / 4 {
+            for l8 in 0..4 {
+                let i8 = c8 * 4 + l8;
+                acc8_0[l8] += y[i7 * k + i8];
             }
         }
-        for i9 in k / 4 * 4..k {
-            acc9_0[0] += y[i8 * k + i9];
-            acc9_1[0] = acc9_1[0].max(b[i9] + sum3[i9 * m + i8]);
+        for i8 in k / 4 * 4..k {
+            acc8_0[0] += y[i7 * k + i8];
         }
-        sum2[i8] = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
-        max4[i8] = acc9_1[0].max(acc9_1[1]).max(acc9_1[2].max(acc9_1[3]));
-        let mut acc19_0: [f64; 4] = [0.0; 4];
-        let mut buf19_0 = [0.0; 64];
-        let mut b19 = 0;
-        while b19 < k {
-            let len19 = (k - b19).min(64);
-            for j19 in 0..len19 {
-                let i19 = b19 + j19;
-                buf19_0[j19] = linear_w_exp(b[i19] + sum3[i19 * m + i8] - max4[i8]);
+        sum1[i7] = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+        for i16 in 0..d {
+            for i15 in 0..k {
+                sum2[i7 * k + i15] += w[i16 * k + i15] * x[i7 * d + i16];
             }
-            for j19 in 0..len19 {
-                acc19_0[j19 % 4] += buf19_0[j19];
+        }
+        let mut acc13_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c13 in 0..k / 4 {
+            for l13 in 0..4 {
+                let i13 = c13 * 4 + l13;
+                acc13_0[l13] = acc13_0[l13].max(b[i13] + sum2[i7 * k + i13]);
             }
-            b19 += len19;
         }
-        sumexp5[i8] = (acc19_0[0] + acc19_0[1]) + (acc19_0[2] + acc19_0[3]);
-        lse6[i8] = max4[i8] + sumexp5[i8].ln();
-        for i11 in 0..k {
-            p7[i8 * k + i11] = linear_w_exp(b[i11] + sum3[i11 * m + i8] - lse6[i8]);
+        for i13 in k / 4 * 4..k {
+            acc13_0[0] = acc13_0[0].max(b[i13] + sum2[i7 * k + i13]);
         }
-    }
-    for i5 in 0..d {
+        max3[i7] = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
+        let mut acc18_0: [f64; 4] = [0.0; 4];
+        let mut buf18_0 = [0.0; 64];
+        let mut b18 = 0;
+        while b18 < k {
+            let len18 = (k - b18).min(64);
+            for j18 in 0..len18 {
+                let i18 = b18 + j18;
+                buf18_0[j18] = linear_w_exp(b[i18] + sum2[i7 * k + i18] - max3[i7]);
+            }
+            for j18 in 0..len18 {
+                acc18_0[j18 % 4] += buf18_0[j18];
+            }
+            b18 += len18;
+        }
+        sumexp4[i7] = (acc18_0[0] + acc18_0[1]) + (acc18_0[2] + acc18_0[3]);
+        lse5[i7] = max3[i7] + sumexp4[i7].ln();
         for i6 in 0..k {
-            let mut acc7_0: [f64; 4] = [0.0; 4];
-            for c7 in 0..m / 4 {
-                for l7 in 0..4 {
-                    let i7 = c7 * 4 + l7;
-                    acc7_0[l7] += x[i7 * d + i5] * sum2[i7] * p7[i7 * k + i6];
-                }
-            }
-            for i7 in m / 4 * 4..m {
-                acc7_0[0] += x[i7 * d + i5] * sum2[i7] * p7[i7 * k + i6];
-            }
-            sum8[i5 * k + i6] = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
+            g7[i7 * k + i6] = sum1[i7]
+                * linear_w_exp(b[i6] + sum2[i7 * k + i6] - lse5[i7]) - y[i7 * k + i6];
         }
+        for i2 in 0..k {
+            for i3 in 0..d {
+                sum8[i2 * d + i3] += x[i7 * d + i3] * g7[i7 * k + i2];
+            }
+        }
+    }
+    for i0 in 0..d {
         for i1 in 0..k {
-            out[i5 * k + i1] = c0 * sum8[i5 * k + i1] - c0 * sum1[i5 * k + i1];
+            out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
         }
     }
 }
@@ -288,116 +226,80 @@ pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     let mut sum1 = vec![0.0; m];
-    let mut sum3 = vec![0.0; m];
-    let mut sum4 = vec![0.0; k * m];
-    let mut max5 = vec![0.0; m];
-    let mut sumexp6 = vec![0.0; m];
-    let mut sum9 = vec![0.0; m];
+    let mut sum2 = vec![0.0; m * k];
+    let mut max3 = vec![0.0; m];
+    let mut sumexp4 = vec![0.0; m];
+    let mut sum6 = vec![0.0; m];
+    let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
-    for i9 in 0..k {
-        for i10 in 0..m {
-            let mut acc11_0: [f64; 4] = [0.0; 4];
-            for c11 in 0..d / 4 {
-                for l11 in 0..4 {
-                    let i11 = c11 * 4 + l11;
-                    acc11_0[l11] += w[i11 * k + i9] * x[i10 * d + i11];
-                }
-            }
-            for i11 in d / 4 * 4..d {
-                acc11_0[0] += w[i11 * k + i9] * x[i10 * d + i11];
-            }
-            sum4[i9 * m + i10] = (acc11_0[0] + acc11_0[1]) + (acc11_0[2] + acc11_0[3]);
-        }
-    }
     for i1 in 0..m {
         let mut acc2_0: [f64; 4] = [0.0; 4];
-        let mut acc2_1: [f64; 4] = [0.0; 4];
         for c2 in 0..k / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i1 * k + i2] * b[i2];
-                acc2_1[l2] += y[i1 * k + i2];
+                acc2_0[l2] += y[i1 * k + i2];
             }
         }
         for i2 in k / 4 * 4..k {
-            acc2_0[0] += y[i1 * k + i2] * b[i2];
-            acc2_1[0] += y[i1 * k + i2];
+            acc2_0[0] += y[i1 * k + i2];
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        sum3[i1] = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+        for i8 in 0..d {
+            for i7 in 0..k {
+                sum2[i1 * k + i7] += w[i8 * k + i7] * x[i1 * d + i8];
+            }
+        }
+        let mut acc12_0: [f64; 4] = [0.0; 4];
+        let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        let mut acc12_2: [f64; 4] = [0.0; 4];
+        for c12 in 0..k / 4 {
+            for l12 in 0..4 {
+                let i12 = c12 * 4 + l12;
+                acc12_0[l12] += y[i1 * k + i12] * b[i12];
+                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2[i1 * k + i12]);
+                acc12_2[l12] += y[i1 * k + i12] * sum2[i1 * k + i12];
+            }
+        }
+        for i12 in k / 4 * 4..k {
+            acc12_0[0] += y[i1 * k + i12] * b[i12];
+            acc12_1[0] = acc12_1[0].max(b[i12] + sum2[i1 * k + i12]);
+            acc12_2[0] += y[i1 * k + i12] * sum2[i1 * k + i12];
+        }
+        sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+        max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
+        sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        let mut acc10_0: [f64; 4] = [0.0; 4];
+        let mut buf10_0 = [0.0; 64];
+        let mut b10 = 0;
+        while b10 < k {
+            let len10 = (k - b10).min(64);
+            for j10 in 0..len10 {
+                let i10 = b10 + j10;
+                buf10_0[j10] = linear_b_exp(b[i10] + sum2[i1 * k + i10] - max3[i1]);
+            }
+            for j10 in 0..len10 {
+                acc10_0[j10 % 4] += buf10_0[j10];
+            }
+            b10 += len10;
+        }
+        sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..m / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += sum1[i0];
+    let mut buf0_0 = [0.0; 64];
+    let mut b0 = 0;
+    while b0 < m {
+        let len0 = (m - b0).min(64);
+        for j0 in 0..len0 {
+            let i0 = b0 + j0;
+            buf0_0[j0] = sum1[i0] * (max3[i0] + sumexp4[i0].ln()) - sum6[i0] - sum7[i0];
         }
-    }
-    for i0 in m / 4 * 4..m {
-        acc0_0[0] += sum1[i0];
-    }
-    let sum2 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    for i7 in 0..m {
-        let mut acc8_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-        let mut acc8_1: [f64; 4] = [0.0; 4];
-        for c8 in 0..k / 4 {
-            for l8 in 0..4 {
-                let i8 = c8 * 4 + l8;
-                acc8_0[l8] = acc8_0[l8].max(b[i8] + sum4[i8 * m + i7]);
-                acc8_1[l8] += y[i7 * k + i8] * sum4[i8 * m + i7];
-            }
+        for j0 in 0..len0 {
+            acc0_0[j0 % 4] += buf0_0[j0];
         }
-        for i8 in k / 4 * 4..k {
-            acc8_0[0] = acc8_0[0].max(b[i8] + sum4[i8 * m + i7]);
-            acc8_1[0] += y[i7 * k + i8] * sum4[i8 * m + i7];
-        }
-        max5[i7] = acc8_0[0].max(acc8_0[1]).max(acc8_0[2].max(acc8_0[3]));
-        sum9[i7] = (acc8_1[0] + acc8_1[1]) + (acc8_1[2] + acc8_1[3]);
+        b0 += len0;
     }
-    let mut acc14_0: [f64; 4] = [0.0; 4];
-    for c14 in 0..m / 4 {
-        for l14 in 0..4 {
-            let i14 = c14 * 4 + l14;
-            acc14_0[l14] += sum9[i14];
-        }
-    }
-    for i14 in m / 4 * 4..m {
-        acc14_0[0] += sum9[i14];
-    }
-    let sum10 = (acc14_0[0] + acc14_0[1]) + (acc14_0[2] + acc14_0[3]);
-    for i12 in 0..m {
-        let mut acc13_0: [f64; 4] = [0.0; 4];
-        let mut buf13_0 = [0.0; 64];
-        let mut b13 = 0;
-        while b13 < k {
-            let len13 = (k - b13).min(64);
-            for j13 in 0..len13 {
-                let i13 = b13 + j13;
-                buf13_0[j13] = linear_b_exp(b[i13] + sum4[i13 * m + i12] - max5[i12]);
-            }
-            for j13 in 0..len13 {
-                acc13_0[j13 % 4] += buf13_0[j13];
-            }
-            b13 += len13;
-        }
-        sumexp6[i12] = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
-    }
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < m {
-        let len3 = (m - b3).min(64);
-        for j3 in 0..len3 {
-            let i3 = b3 + j3;
-            buf3_0[j3] = sum3[i3] * (max5[i3] + sumexp6[i3].ln());
-        }
-        for j3 in 0..len3 {
-            acc3_0[j3 % 4] += buf3_0[j3];
-        }
-        b3 += len3;
-    }
-    let sum8 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    c0 * sum8 - c0 * sum2 - c0 * sum10
+    let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    c0 * sum8
 }
 /// The gradient.
 #[allow(
@@ -420,91 +322,65 @@ pub fn linear_b_grad(
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), k, "`out` must have length k");
-    let mut sum1 = vec![0.0; k];
-    let mut sum2 = vec![0.0; m];
-    let mut sum3 = vec![0.0; k * m];
-    let mut max4 = vec![0.0; m];
-    let mut sumexp5 = vec![0.0; m];
-    let mut lse6 = vec![0.0; m];
-    let mut sum8 = vec![0.0; k];
+    let mut sum1 = vec![0.0; m];
+    let mut sum2 = vec![0.0; m * k];
+    let mut max3 = vec![0.0; m];
+    let mut sumexp4 = vec![0.0; m];
+    let mut lse5 = vec![0.0; m];
+    let mut sum7 = vec![0.0; k];
     let c0 = 1.0 / (m as f64);
-    for i1 in 0..k {
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..m / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i2 * k + i1];
-            }
-        }
-        for i2 in m / 4 * 4..m {
-            acc2_0[0] += y[i2 * k + i1];
-        }
-        sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        for i13 in 0..m {
-            let mut acc14_0: [f64; 4] = [0.0; 4];
-            for c14 in 0..d / 4 {
-                for l14 in 0..4 {
-                    let i14 = c14 * 4 + l14;
-                    acc14_0[l14] += w[i14 * k + i1] * x[i13 * d + i14];
-                }
-            }
-            for i14 in d / 4 * 4..d {
-                acc14_0[0] += w[i14 * k + i1] * x[i13 * d + i14];
-            }
-            sum3[i1 * m + i13] = (acc14_0[0] + acc14_0[1]) + (acc14_0[2] + acc14_0[3]);
-        }
-    }
-    for i5 in 0..m {
-        let mut acc6_0: [f64; 4] = [0.0; 4];
-        let mut acc6_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c6 in 0..k / 4 {
-            for l6 in 0..4 {
-                let i6 = c6 * 4 + l6;
-                acc6_0[l6] += y[i5 * k + i6];
-                acc6_1[l6] = acc6_1[l6].max(b[i6] + sum3[i6 * m + i5]);
-            }
-        }
-        for i6 in k / 4 * 4..k {
-            acc6_0[0] += y[i5 * k + i6];
-            acc6_1[0] = acc6_1[0].max(b[i6] + sum3[i6 * m + i5]);
-        }
-        sum2[i5] = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
-        max4[i5] = acc6_1[0].max(acc6_1[1]).max(acc6_1[2].max(acc6_1[3]));
-        let mut acc16_0: [f64; 4] = [0.0; 4];
-        let mut buf16_0 = [0.0; 64];
-        let mut b16 = 0;
-        while b16 < k {
-            let len16 = (k - b16).min(64);
-            for j16 in 0..len16 {
-                let i16 = b16 + j16;
-                buf16_0[j16] = linear_b_exp(b[i16] + sum3[i16 * m + i5] - max4[i5]);
-            }
-            for j16 in 0..len16 {
-                acc16_0[j16 % 4] += buf16_0[j16];
-            }
-            b16 += len16;
-        }
-        sumexp5[i5] = (acc16_0[0] + acc16_0[1]) + (acc16_0[2] + acc16_0[3]);
-        lse6[i5] = max4[i5] + sumexp5[i5].ln();
-    }
-    for i3 in 0..k {
+    for i3 in 0..m {
         let mut acc4_0: [f64; 4] = [0.0; 4];
-        let mut buf4_0 = [0.0; 64];
-        let mut b4 = 0;
-        while b4 < m {
-            let len4 = (m - b4).min(64);
-            for j4 in 0..len4 {
-                let i4 = b4 + j4;
-                buf4_0[j4] = sum2[i4]
-                    * linear_b_exp(b[i3] + sum3[i3 * m + i4] - lse6[i4]);
+        for c4 in 0..k / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                acc4_0[l4] += y[i3 * k + i4];
             }
-            for j4 in 0..len4 {
-                acc4_0[j4 % 4] += buf4_0[j4];
-            }
-            b4 += len4;
         }
-        sum8[i3] = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-        out[i3] = c0 * sum8[i3] - c0 * sum1[i3];
+        for i4 in k / 4 * 4..k {
+            acc4_0[0] += y[i3 * k + i4];
+        }
+        sum1[i3] = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        for i12 in 0..d {
+            for i11 in 0..k {
+                sum2[i3 * k + i11] += w[i12 * k + i11] * x[i3 * d + i12];
+            }
+        }
+        let mut acc9_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c9 in 0..k / 4 {
+            for l9 in 0..4 {
+                let i9 = c9 * 4 + l9;
+                acc9_0[l9] = acc9_0[l9].max(b[i9] + sum2[i3 * k + i9]);
+            }
+        }
+        for i9 in k / 4 * 4..k {
+            acc9_0[0] = acc9_0[0].max(b[i9] + sum2[i3 * k + i9]);
+        }
+        max3[i3] = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
+        let mut acc14_0: [f64; 4] = [0.0; 4];
+        let mut buf14_0 = [0.0; 64];
+        let mut b14 = 0;
+        while b14 < k {
+            let len14 = (k - b14).min(64);
+            for j14 in 0..len14 {
+                let i14 = b14 + j14;
+                buf14_0[j14] = linear_b_exp(b[i14] + sum2[i3 * k + i14] - max3[i3]);
+            }
+            for j14 in 0..len14 {
+                acc14_0[j14 % 4] += buf14_0[j14];
+            }
+            b14 += len14;
+        }
+        sumexp4[i3] = (acc14_0[0] + acc14_0[1]) + (acc14_0[2] + acc14_0[3]);
+        lse5[i3] = max3[i3] + sumexp4[i3].ln();
+        for i1 in 0..k {
+            sum7[i1]
+                += sum1[i3] * linear_b_exp(b[i1] + sum2[i3 * k + i1] - lse5[i3])
+                    - y[i3 * k + i1];
+        }
+    }
+    for i0 in 0..k {
+        out[i0] = c0 * sum7[i0];
     }
 }
 /// `exp(x)` without a branch or a call, so loops that use it vectorize:

@@ -692,6 +692,18 @@ impl Poly {
         out
     }
 
+    /// `Σ_k body` as one sum over the whole of `body`, for a fresh index
+    /// `k`. The normal form splits a sum term by term (so like terms meet);
+    /// code generation joins sums again so that each takes one pass.
+    pub fn sum_whole(k: Ix, dim: &Dim, body: Poly) -> Poly {
+        let (ix, body) = close_binder(k, body);
+        Poly::atom(Rc::new(Atom::Sum {
+            ix,
+            dim: dim.clone(),
+            body,
+        }))
+    }
+
     /// `softmax_k(body)` at `at`, for a fresh index `k`.
     pub fn softmax(k: Ix, dim: &Dim, body: Poly, at: Ix) -> Poly {
         let (ix, body) = close_binder(k, body);

@@ -158,6 +158,12 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Whether temporary `t` is kept in f64 in an f32 kernel: a sum built
+    /// up in place accumulates in f64, as the 4-lane sums do.
+    fn wide(&self, t: usize) -> bool {
+        self.names.float == Float::F32 && self.temps[t].accumulated
+    }
+
     fn var(v: Var) -> Ident {
         format_ident!("i{}", v)
     }
@@ -224,7 +230,13 @@ impl<'a> Emitter<'a> {
                 let n = &self.temp_names[*t];
                 (quote!(#n), POSTFIX)
             }
-            Scalar::Load(a) => (self.access(a), POSTFIX),
+            Scalar::Load(a) => match a.array {
+                Array::Temp(t) if self.wide(t) => {
+                    let x = self.access(a);
+                    (quote!((#x as f32)), POSTFIX)
+                }
+                _ => (self.access(a), POSTFIX),
+            },
             Scalar::Dim(d) => match self.fixed(d) {
                 Some(k) => (self.num(k as f64), POSTFIX),
                 None => {
@@ -350,7 +362,11 @@ impl<'a> Emitter<'a> {
                 continue;
             }
             let name = &self.temp_names[t];
-            let zero = self.num(0.0);
+            let zero = if self.wide(t) {
+                quote!(0.0f64)
+            } else {
+                self.num(0.0)
+            };
             let fixed: Option<usize> = temp.vars.iter().map(|(_, d)| self.fixed(d)).product();
             match fixed {
                 Some(size) if size <= STACK_MAX => {
@@ -401,6 +417,16 @@ impl<'a> Emitter<'a> {
                     (_, false) => {
                         let p = self.place(place);
                         quote!(#p = #v;)
+                    }
+                    (
+                        Place::Elem(Access {
+                            array: Array::Temp(t),
+                            ..
+                        }),
+                        true,
+                    ) if self.wide(*t) => {
+                        let p = self.place(place);
+                        quote!(#p += f64::from(#v);)
                     }
                     (_, true) => {
                         let p = self.place(place);

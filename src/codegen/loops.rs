@@ -178,6 +178,9 @@ pub struct Temp {
     pub hint: &'static str,
     /// Whether it is still needed after inlining.
     pub live: bool,
+    /// Whether a sum builds it up in place, `T[..] += …` inside a loop over
+    /// the summed variable (so f32 kernels keep it in f64).
+    pub accumulated: bool,
 }
 
 /// A variable that is computed from an input where it is read
@@ -248,6 +251,7 @@ impl Body {
             def: Def::Elem(x),
             hint: "c",
             live: true,
+            accumulated: false,
         });
         self.hoisted.insert(key, id);
         Scalar::Temp(id)
@@ -332,7 +336,7 @@ impl Body {
     /// A read of the temporary that holds `a` (kind 0: its value; 1 and 2:
     /// the max and the shifted sum of exponentials of a logsumexp).
     fn temp(&mut self, kind: u8, a: &Atom, env: &Env) -> Scalar {
-        let order = first_free(a);
+        let order = layout(a);
         let mut key = Poly::atom(Rc::new(a.clone()));
         // Through fresh names first: the atom may already use placeholders
         // of the temporary it sits in.
@@ -461,6 +465,7 @@ impl Body {
             def,
             hint,
             live: true,
+            accumulated: false,
         });
         self.keys.insert((kind, key_atom), id);
         read(id)
@@ -548,14 +553,32 @@ impl Body {
         let mut order: Vec<usize> = (0..self.temps.len())
             .filter(|&t| self.temps[t].live)
             .collect();
-        order.sort_by_key(|&t| {
-            (
-                depth[t],
-                self.temps[t].vars.first().map(|(_, d)| d.to_string()),
-                t,
-            )
-        });
+        // Where each sum's summed variable goes decides its outer loop.
+        let summed_at: Vec<usize> = self
+            .temps
+            .iter()
+            .map(|temp| match &temp.def {
+                Def::Reduce {
+                    op: RedOp::Sum,
+                    var,
+                    body,
+                    ..
+                } => summed_position(&temp.vars, *var, body),
+                _ => temp.vars.len(),
+            })
+            .collect();
+        let outer_dim = |t: usize| -> Option<String> {
+            let temp = &self.temps[t];
+            match &temp.def {
+                Def::Reduce { dim, .. } if summed_at[t] == 0 && !temp.vars.is_empty() => {
+                    Some(dim.to_string())
+                }
+                _ => temp.vars.first().map(|(_, d)| d.to_string()),
+            }
+        };
+        order.sort_by_key(|&t| (depth[t], outer_dim(t), t));
         let mut stmts = Vec::new();
+        let mut accumulated = Vec::new();
         for t in order {
             let temp = &self.temps[t];
             let place = if temp.vars.is_empty() {
@@ -572,15 +595,39 @@ impl Body {
                     add: false,
                     value: x.clone(),
                 },
-                Def::Reduce { op, var, dim, body } => Stmt::Reduce {
-                    var: *var,
-                    dim: dim.clone(),
-                    parts: vec![Part {
-                        place,
-                        op: *op,
-                        body: body.clone(),
-                    }],
-                },
+                Def::Reduce { op, var, dim, body } => {
+                    let at = summed_at[t];
+                    if at < temp.vars.len() {
+                        // `T[..] += body` with the summed variable outside
+                        // the inner ones, so the innermost loop walks rows.
+                        accumulated.push(t);
+                        let mut nest = temp.vars.clone();
+                        nest.insert(at, (*var, dim.clone()));
+                        let mut s = Stmt::Store {
+                            place,
+                            add: true,
+                            value: body.clone(),
+                        };
+                        for (v, d) in nest.into_iter().rev() {
+                            s = Stmt::Loop {
+                                var: v,
+                                dim: d,
+                                body: vec![s],
+                            };
+                        }
+                        stmts.push(s);
+                        continue;
+                    }
+                    Stmt::Reduce {
+                        var: *var,
+                        dim: dim.clone(),
+                        parts: vec![Part {
+                            place,
+                            op: *op,
+                            body: body.clone(),
+                        }],
+                    }
+                }
             };
             for (v, d) in temp.vars.iter().rev() {
                 s = Stmt::Loop {
@@ -590,6 +637,9 @@ impl Body {
                 };
             }
             stmts.push(s);
+        }
+        for t in accumulated {
+            self.temps[t].accumulated = true;
         }
         stmts.extend(tail);
         fuse(&mut stmts);
@@ -676,6 +726,134 @@ impl Body {
     }
 }
 
+/// Joins the sums of `p` that differ only in their summands,
+/// `c₁·R·Σ_r a + c₂·R·Σ_r b = R·Σ_r (c₁a + c₂b)`, so the kernel makes one
+/// pass over `r` instead of two (the backward pass of a linear layer,
+/// `Σ_r x_ra (s_r p_rc − y_rc)`, is one sum of two terms in the normal form).
+pub fn merge_sums(p: &Poly) -> Poly {
+    // Terms with exactly one sum factor, keyed by the other factors and
+    // the sum's length; each term remembers its group.
+    type Member = (f64, Ix, Poly);
+    let mut groups: Vec<(Vec<crate::ir::Factor>, Dim, Vec<Member>)> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = Vec::new();
+    for t in &p.terms {
+        let sums: Vec<usize> = (0..t.factors.len())
+            .filter(|&k| {
+                matches!(&*t.factors[k].atom, Atom::Sum { .. }) && t.factors[k].exp.0 == 1.0
+            })
+            .collect();
+        let [k] = sums[..] else {
+            group_of.push(None);
+            continue;
+        };
+        let Atom::Sum { ix, dim, body } = &*t.factors[k].atom else {
+            unreachable!()
+        };
+        let mut others = t.factors.clone();
+        others.remove(k);
+        let entry = (t.coef.0, *ix, body.clone());
+        match groups.iter().position(|(o, d, _)| *o == others && d == dim) {
+            Some(g) => {
+                groups[g].2.push(entry);
+                group_of.push(Some(g));
+            }
+            None => {
+                groups.push((others, dim.clone(), vec![entry]));
+                group_of.push(Some(groups.len() - 1));
+            }
+        }
+    }
+    // In the original order: a joined sum where its first member was.
+    let mut out = Poly::zero();
+    let mut emitted = vec![false; groups.len()];
+    for (t, g) in p.terms.iter().zip(group_of) {
+        let Some(g) = g.filter(|&g| groups[g].2.len() > 1) else {
+            out.terms.push(t.clone());
+            continue;
+        };
+        if std::mem::replace(&mut emitted[g], true) {
+            continue;
+        }
+        let (others, dim, members) = &groups[g];
+        // A coefficient all members share stays outside.
+        let common = members[0].0;
+        let common = if members.iter().all(|m| m.0 == common) {
+            common
+        } else {
+            1.0
+        };
+        let k = crate::ir::fresh();
+        let mut body = Poly::zero();
+        for (c, ix, b) in members {
+            body.terms.extend(b.rename(*ix, k).scale(c / common).terms);
+        }
+        let mut term = factor_summand(Poly::sum_whole(k, dim, body)).scale(common);
+        for f in others {
+            term = term.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0));
+        }
+        out.terms.extend(term.terms);
+    }
+    out
+}
+
+/// `Σ_r (x·a + x·b)` as `Σ_r x·(a + b)`: the factors every summand shares
+/// come out in front of a group, so the group (free of the innermost
+/// index, say) is computed once per row rather than once per entry.
+/// Built by hand because the normal form multiplies groups out.
+fn factor_summand(sum: Poly) -> Poly {
+    let [t] = &sum.terms[..] else {
+        return sum;
+    };
+    let Atom::Sum { ix, dim, body } = &*t.factors[0].atom else {
+        return sum;
+    };
+    if body.terms.len() < 2 {
+        return sum;
+    }
+    let common: Vec<crate::ir::Factor> = body.terms[0]
+        .factors
+        .iter()
+        .filter(|f| body.terms[1..].iter().all(|u| u.factors.contains(f)))
+        .cloned()
+        .collect();
+    if common.is_empty() {
+        return sum;
+    }
+    let rest = Poly {
+        terms: body
+            .terms
+            .iter()
+            .map(|u| crate::ir::Term {
+                factors: u
+                    .factors
+                    .iter()
+                    .filter(|f| !common.contains(f))
+                    .cloned()
+                    .collect(),
+                coef: u.coef,
+            })
+            .collect(),
+    };
+    let mut factors = common;
+    factors.push(crate::ir::Factor {
+        atom: Rc::new(Atom::Group(rest)),
+        exp: crate::ir::Real(1.0),
+    });
+    let body = Poly {
+        terms: vec![crate::ir::Term {
+            factors,
+            coef: crate::ir::Real(1.0),
+        }],
+    };
+    let mut t = t.clone();
+    t.factors[0].atom = Rc::new(Atom::Sum {
+        ix: *ix,
+        dim: dim.clone(),
+        body,
+    });
+    Poly { terms: vec![t] }
+}
+
 /// A scalar expression's factor `base^e`.
 fn power(base: Scalar, e: f64) -> Scalar {
     if e == 1.0 {
@@ -726,6 +904,84 @@ fn first_free(a: &Atom) -> Vec<Ix> {
     all.into_iter()
         .filter(|i| free.contains(i) && seen.insert(*i))
         .collect()
+}
+
+/// The free indices of an atom in the order its temporary stores them:
+/// by the lowest axis each one indexes in the arrays it reads (so `X @ W`
+/// is stored `[r, c]`, as its rows come from `X` and its columns from
+/// `W`), then by first occurrence.
+fn layout(a: &Atom) -> Vec<Ix> {
+    fn walk_poly(p: &Poly, pos: &mut HashMap<Ix, usize>) {
+        for t in &p.terms {
+            for f in &t.factors {
+                walk(&f.atom, pos);
+            }
+        }
+    }
+    fn walk(a: &Atom, pos: &mut HashMap<Ix, usize>) {
+        match a {
+            Atom::Var { idx, .. } => {
+                for (k, i) in idx.iter().enumerate() {
+                    let e = pos.entry(*i).or_insert(k);
+                    *e = (*e).min(k);
+                }
+            }
+            Atom::Delta(..) | Atom::Dim(_) => {}
+            Atom::Func(_, p) | Atom::Group(p) => walk_poly(p, pos),
+            Atom::Pow(b, e) => {
+                walk_poly(b, pos);
+                walk_poly(e, pos);
+            }
+            Atom::Sum { body, .. } | Atom::Lse { body, .. } => walk_poly(body, pos),
+            Atom::Softmax { ix, body, at, .. } => {
+                walk_poly(body, pos);
+                // The entry `at` sits where the softmax's own index does.
+                if let Some(&k) = pos.get(ix) {
+                    let e = pos.entry(*at).or_insert(k);
+                    *e = (*e).min(k);
+                }
+            }
+        }
+    }
+    let mut order = first_free(a);
+    let mut pos = HashMap::new();
+    walk(a, &mut pos);
+    order.sort_by_key(|i| pos.get(i).copied().unwrap_or(usize::MAX));
+    order
+}
+
+/// Where the summed variable of a sum over a temporary's nest `vars` goes
+/// in the loop nest: `vars.len()` (innermost, a dot product per entry) or
+/// further out (the entries built up in place). Chosen so the innermost
+/// loops stride through memory by one: a nest is scored, innermost level
+/// first, by how many accesses index its variable at an axis other than
+/// the last; ties keep the summed variable innermost.
+fn summed_position(vars: &[(Var, Dim)], summed: Var, body: &Scalar) -> usize {
+    let mut accesses: Vec<Vec<Var>> = vec![vars.iter().map(|(v, _)| *v).collect()];
+    visit(body, &mut |x| {
+        if let Scalar::Load(a) = x {
+            accesses.push(a.idx.iter().map(|(v, _)| *v).collect());
+        }
+    });
+    let strided = |v: Var| {
+        accesses
+            .iter()
+            .filter(|a| {
+                a.iter()
+                    .position(|&u| u == v)
+                    .is_some_and(|k| k + 1 < a.len())
+            })
+            .count()
+    };
+    let score = |at: usize| -> Vec<usize> {
+        let mut nest: Vec<Var> = vars.iter().map(|(v, _)| *v).collect();
+        nest.insert(at, summed);
+        nest.iter().rev().take(2).map(|&v| strided(v)).collect()
+    };
+    (0..=vars.len())
+        .rev()
+        .min_by_key(|&at| score(at))
+        .unwrap_or(vars.len())
 }
 
 /// Records each read of a temporary: whether every loop around it is one
@@ -951,17 +1207,22 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
 }
 
 /// Whether loops `a` (over `va`) and then `b` (over `vb`) may run as one:
-/// everything either writes is touched by both only at the row of the
-/// current iteration.
+/// everything that one writes and both touch is touched only at the row of
+/// the current iteration.
 fn fusable(a: &Stmt, va: Var, b: &Stmt, vb: Var) -> bool {
     let (mut xa, mut xb) = (Vec::new(), Vec::new());
     accesses(a, &mut xa);
     accesses(b, &mut xb);
+    // Only what both touch and one of them writes can be reordered wrongly.
+    let key = |x: &(Target, Option<Var>, bool)| format!("{:?}", x.0);
+    let in_a: BTreeSet<String> = xa.iter().map(key).collect();
+    let in_b: BTreeSet<String> = xb.iter().map(key).collect();
     let written: BTreeSet<String> = xa
         .iter()
         .chain(&xb)
         .filter(|x| x.2)
-        .map(|x| format!("{:?}", x.0))
+        .map(key)
+        .filter(|k| in_a.contains(k) && in_b.contains(k))
         .collect();
     let row_local = |xs: &[(Target, Option<Var>, bool)], v: Var| {
         xs.iter()

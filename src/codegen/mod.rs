@@ -391,6 +391,7 @@ impl Function {
         shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
         let mut body = Body::new(shapes);
         let (poly, out_idx) = build(&mut body)?;
+        let poly = loops::merge_sums(&poly);
         let tail = if self.tensor_out {
             body.output(&poly, &out_idx)
         } else {
