@@ -84,7 +84,7 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
     let mut sum1 = vec![0.0; m];
     let mut max2 = vec![0.0; m];
     let mut sumexp3 = vec![0.0; m];
-    let mut lse4 = vec![0.0; m];
+    let mut inv6 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i2 in 0..m {
         let mut acc3_0: [f64; 4] = [0.0; 4];
@@ -102,25 +102,26 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
         }
         sum1[i2] = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
         max2[i2] = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
-        let mut acc10_0: [f64; 4] = [0.0; 4];
-        let mut buf10_0 = [0.0; 64];
-        let mut b10 = 0;
-        while b10 < n {
-            let len10 = (n - b10).min(64);
-            for j10 in 0..len10 {
-                let i10 = b10 + j10;
-                buf10_0[j10] = batched_xent_exp(z[i2 * n + i10] - max2[i2]);
+        let mut acc9_0: [f64; 4] = [0.0; 4];
+        let mut buf9_0 = [0.0; 64];
+        let mut b9 = 0;
+        while b9 < n {
+            let len9 = (n - b9).min(64);
+            for j9 in 0..len9 {
+                let i9 = b9 + j9;
+                out[i2 * n + i9] = batched_xent_exp(z[i2 * n + i9] - max2[i2]);
+                buf9_0[j9] = out[i2 * n + i9];
             }
-            for j10 in 0..len10 {
-                acc10_0[j10 % 4] += buf10_0[j10];
+            for j9 in 0..len9 {
+                acc9_0[j9 % 4] += buf9_0[j9];
             }
-            b10 += len10;
+            b9 += len9;
         }
-        sumexp3[i2] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
-        lse4[i2] = max2[i2] + sumexp3[i2].ln();
+        sumexp3[i2] = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
+        inv6[i2] = 1.0 / sumexp3[i2];
         for i1 in 0..n {
-            out[i2 * n + i1] = c0 * sum1[i2]
-                * batched_xent_exp(z[i2 * n + i1] - lse4[i2]) - y[i2 * n + i1] * c0;
+            out[i2 * n + i1] = c0 * sum1[i2] * (out[i2 * n + i1] * inv6[i2])
+                - y[i2 * n + i1] * c0;
         }
     }
 }

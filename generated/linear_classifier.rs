@@ -148,21 +148,21 @@ pub fn linear_w_grad(
             acc13_0[0] = acc13_0[0].max(b[i13] + sum2[i7 * k + i13]);
         }
         max3[i7] = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
-        let mut acc18_0: [f64; 4] = [0.0; 4];
-        let mut buf18_0 = [0.0; 64];
-        let mut b18 = 0;
-        while b18 < k {
-            let len18 = (k - b18).min(64);
-            for j18 in 0..len18 {
-                let i18 = b18 + j18;
-                buf18_0[j18] = linear_w_exp(b[i18] + sum2[i7 * k + i18] - max3[i7]);
+        let mut acc17_0: [f64; 4] = [0.0; 4];
+        let mut buf17_0 = [0.0; 64];
+        let mut b17 = 0;
+        while b17 < k {
+            let len17 = (k - b17).min(64);
+            for j17 in 0..len17 {
+                let i17 = b17 + j17;
+                buf17_0[j17] = linear_w_exp(b[i17] + sum2[i7 * k + i17] - max3[i7]);
             }
-            for j18 in 0..len18 {
-                acc18_0[j18 % 4] += buf18_0[j18];
+            for j17 in 0..len17 {
+                acc17_0[j17 % 4] += buf17_0[j17];
             }
-            b18 += len18;
+            b17 += len17;
         }
-        sumexp4[i7] = (acc18_0[0] + acc18_0[1]) + (acc18_0[2] + acc18_0[3]);
+        sumexp4[i7] = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
         lse5[i7] = max3[i7] + sumexp4[i7].ln();
         for i6 in 0..k {
             g7[i7 * k + i6] = sum1[i7]
@@ -357,21 +357,21 @@ pub fn linear_b_grad(
             acc9_0[0] = acc9_0[0].max(b[i9] + sum2[i3 * k + i9]);
         }
         max3[i3] = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
-        let mut acc14_0: [f64; 4] = [0.0; 4];
-        let mut buf14_0 = [0.0; 64];
-        let mut b14 = 0;
-        while b14 < k {
-            let len14 = (k - b14).min(64);
-            for j14 in 0..len14 {
-                let i14 = b14 + j14;
-                buf14_0[j14] = linear_b_exp(b[i14] + sum2[i3 * k + i14] - max3[i3]);
+        let mut acc13_0: [f64; 4] = [0.0; 4];
+        let mut buf13_0 = [0.0; 64];
+        let mut b13 = 0;
+        while b13 < k {
+            let len13 = (k - b13).min(64);
+            for j13 in 0..len13 {
+                let i13 = b13 + j13;
+                buf13_0[j13] = linear_b_exp(b[i13] + sum2[i3 * k + i13] - max3[i3]);
             }
-            for j14 in 0..len14 {
-                acc14_0[j14 % 4] += buf14_0[j14];
+            for j13 in 0..len13 {
+                acc13_0[j13 % 4] += buf13_0[j13];
             }
-            b14 += len14;
+            b13 += len13;
         }
-        sumexp4[i3] = (acc14_0[0] + acc14_0[1]) + (acc14_0[2] + acc14_0[3]);
+        sumexp4[i3] = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
         lse5[i3] = max3[i3] + sumexp4[i3].ln();
         for i1 in 0..k {
             sum7[i1]

@@ -72,7 +72,8 @@ pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = log_softmax_exp(z[i4] - max0);
+            p3[i4] = log_softmax_exp(z[i4] - max0);
+            buf4_0[j4] = p3[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -80,9 +81,9 @@ pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = log_softmax_exp(z[i2] - lse2);
+        p3[i2] = p3[i2] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -121,7 +122,8 @@ pub fn log_softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = log_softmax_exp(z[i4] - max0);
+            p3[i4] = log_softmax_exp(z[i4] - max0);
+            buf4_0[j4] = p3[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -129,9 +131,9 @@ pub fn log_softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv5 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = log_softmax_exp(z[i2] - lse2);
+        p3[i2] = p3[i2] * inv5;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -179,7 +181,8 @@ pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
         let len5 = (n - b5).min(64);
         for j5 in 0..len5 {
             let i5 = b5 + j5;
-            buf5_0[j5] = log_softmax_exp(z[i5] - max0);
+            p3[i5] = log_softmax_exp(z[i5] - max0);
+            buf5_0[j5] = p3[i5];
         }
         for j5 in 0..len5 {
             acc5_0[j5 % 4] += buf5_0[j5];
@@ -187,9 +190,9 @@ pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
         b5 += len5;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i3 in 0..n {
-        p3[i3] = log_softmax_exp(z[i3] - lse2);
+        p3[i3] = p3[i3] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {

@@ -68,7 +68,8 @@ pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = logsumexp_exp(z[i3] - max0);
+            out[i3] = logsumexp_exp(z[i3] - max0);
+            buf3_0[j3] = out[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -76,9 +77,9 @@ pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i0 in 0..n {
-        out[i0] = logsumexp_exp(z[i0] - lse2);
+        out[i0] = out[i0] * inv4;
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
@@ -111,7 +112,8 @@ pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = logsumexp_exp(z[i3] - max0);
+            p3[i3] = logsumexp_exp(z[i3] - max0);
+            buf3_0[j3] = p3[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -119,9 +121,9 @@ pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv5 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = logsumexp_exp(z[i1] - lse2);
+        p3[i1] = p3[i1] * inv5;
     }
     let mut acc4_0: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
@@ -167,7 +169,8 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = logsumexp_exp(z[i4] - max0);
+            p3[i4] = logsumexp_exp(z[i4] - max0);
+            buf4_0[j4] = p3[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -175,9 +178,9 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = logsumexp_exp(z[i2] - lse2);
+        p3[i2] = p3[i2] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -215,7 +218,8 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
         let len5 = (n - b5).min(64);
         for j5 in 0..len5 {
             let i5 = b5 + j5;
-            buf5_0[j5] = logsumexp_exp(z[i5] - max0);
+            p3[i5] = logsumexp_exp(z[i5] - max0);
+            buf5_0[j5] = p3[i5];
         }
         for j5 in 0..len5 {
             acc5_0[j5 % 4] += buf5_0[j5];
@@ -223,9 +227,9 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
         b5 += len5;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i3 in 0..n {
-        p3[i3] = logsumexp_exp(z[i3] - lse2);
+        p3[i3] = p3[i3] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -274,7 +278,8 @@ pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = logsumexp_exp(z[i3] - max0);
+            p3[i3] = logsumexp_exp(z[i3] - max0);
+            buf3_0[j3] = p3[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -282,9 +287,9 @@ pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv8 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = logsumexp_exp(z[i1] - lse2);
+        p3[i1] = p3[i1] * inv8;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {

@@ -30,7 +30,8 @@ pub fn softmax(z: &[f64], out: &mut [f64]) {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = softmax_exp(z[i3] - max0);
+            out[i3] = softmax_exp(z[i3] - max0);
+            buf3_0[j3] = out[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -38,9 +39,9 @@ pub fn softmax(z: &[f64], out: &mut [f64]) {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i0 in 0..n {
-        out[i0] = softmax_exp(z[i0] - lse2);
+        out[i0] = out[i0] * inv4;
     }
 }
 /// The Jacobian, value indices first.
@@ -72,7 +73,8 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = softmax_exp(z[i4] - max0);
+            p3[i4] = softmax_exp(z[i4] - max0);
+            buf4_0[j4] = p3[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -80,9 +82,9 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = softmax_exp(z[i2] - lse2);
+        p3[i2] = p3[i2] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -121,7 +123,8 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = softmax_exp(z[i4] - max0);
+            p3[i4] = softmax_exp(z[i4] - max0);
+            buf4_0[j4] = p3[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -129,9 +132,9 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv5 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = softmax_exp(z[i2] - lse2);
+        p3[i2] = p3[i2] * inv5;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -181,7 +184,8 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
         let len5 = (n - b5).min(64);
         for j5 in 0..len5 {
             let i5 = b5 + j5;
-            buf5_0[j5] = softmax_exp(z[i5] - max0);
+            p3[i5] = softmax_exp(z[i5] - max0);
+            buf5_0[j5] = p3[i5];
         }
         for j5 in 0..len5 {
             acc5_0[j5 % 4] += buf5_0[j5];
@@ -189,9 +193,9 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
         b5 += len5;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
     for i3 in 0..n {
-        p3[i3] = softmax_exp(z[i3] - lse2);
+        p3[i3] = p3[i3] * inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {

@@ -82,7 +82,8 @@ pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = xent_exp(z[i4] - max1);
+            out[i4] = xent_exp(z[i4] - max1);
+            buf4_0[j4] = out[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -90,9 +91,9 @@ pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let inv5 = 1.0 / sumexp2;
     for i0 in 0..n {
-        out[i0] = sum0 * xent_exp(z[i0] - lse3) - q[i0];
+        out[i0] = sum0 * (out[i0] * inv5) - q[i0];
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
@@ -130,7 +131,8 @@ pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            buf4_0[j4] = xent_exp(z[i4] - max1);
+            p4[i4] = xent_exp(z[i4] - max1);
+            buf4_0[j4] = p4[i4];
         }
         for j4 in 0..len4 {
             acc4_0[j4 % 4] += buf4_0[j4];
@@ -138,9 +140,9 @@ pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
         b4 += len4;
     }
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let inv6 = 1.0 / sumexp2;
     for i2 in 0..n {
-        p4[i2] = xent_exp(z[i2] - lse3);
+        p4[i2] = p4[i2] * inv6;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -191,7 +193,8 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
         let len5 = (n - b5).min(64);
         for j5 in 0..len5 {
             let i5 = b5 + j5;
-            buf5_0[j5] = xent_exp(z[i5] - max1);
+            p4[i5] = xent_exp(z[i5] - max1);
+            buf5_0[j5] = p4[i5];
         }
         for j5 in 0..len5 {
             acc5_0[j5 % 4] += buf5_0[j5];
@@ -199,9 +202,9 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
         b5 += len5;
     }
     let sumexp2 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let inv5 = 1.0 / sumexp2;
     for i3 in 0..n {
-        p4[i3] = xent_exp(z[i3] - lse3);
+        p4[i3] = p4[i3] * inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -244,7 +247,8 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
         let len6 = (n - b6).min(64);
         for j6 in 0..len6 {
             let i6 = b6 + j6;
-            buf6_0[j6] = xent_exp(z[i6] - max1);
+            p4[i6] = xent_exp(z[i6] - max1);
+            buf6_0[j6] = p4[i6];
         }
         for j6 in 0..len6 {
             acc6_0[j6 % 4] += buf6_0[j6];
@@ -252,9 +256,9 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
         b6 += len6;
     }
     let sumexp2 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let inv5 = 1.0 / sumexp2;
     for i4 in 0..n {
-        p4[i4] = xent_exp(z[i4] - lse3);
+        p4[i4] = p4[i4] * inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -308,7 +312,8 @@ pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = xent_exp(z[i3] - max0);
+            p3[i3] = xent_exp(z[i3] - max0);
+            buf3_0[j3] = p3[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -316,9 +321,9 @@ pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv9 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = xent_exp(z[i1] - lse2);
+        p3[i1] = p3[i1] * inv9;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {
@@ -386,7 +391,8 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
         let len7 = (n - b7).min(64);
         for j7 in 0..len7 {
             let i7 = b7 + j7;
-            buf7_0[j7] = xent_exp(z[i7] - max1);
+            p4[i7] = xent_exp(z[i7] - max1);
+            buf7_0[j7] = p4[i7];
         }
         for j7 in 0..len7 {
             acc7_0[j7 % 4] += buf7_0[j7];
@@ -394,9 +400,9 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
         b7 += len7;
     }
     let sumexp2 = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let inv5 = 1.0 / sumexp2;
     for i5 in 0..n {
-        p4[i5] = xent_exp(z[i5] - lse3);
+        p4[i5] = p4[i5] * inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -501,7 +507,8 @@ pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            buf3_0[j3] = xent_exp(z[i3] - max0);
+            p3[i3] = xent_exp(z[i3] - max0);
+            buf3_0[j3] = p3[i3];
         }
         for j3 in 0..len3 {
             acc3_0[j3 % 4] += buf3_0[j3];
@@ -509,9 +516,9 @@ pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         b3 += len3;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
+    let inv10 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = xent_exp(z[i1] - lse2);
+        p3[i1] = p3[i1] * inv10;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {

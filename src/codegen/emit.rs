@@ -455,19 +455,27 @@ impl<'a> Emitter<'a> {
             RedOp::Sum => quote!(0.0),
             RedOp::Max => quote!(#acc_ty::NEG_INFINITY),
         };
-        let value = |p: &Part| {
+        // A kept value is stored, then read back for the reduction.
+        let value = |p: &Part| -> (TokenStream, TokenStream) {
             let b = self.at(&p.body, SUM);
+            let (pre, b) = match &p.keep {
+                Some(k) => {
+                    let k = self.access(k);
+                    (quote!(#k = #b;), k)
+                }
+                None => (TokenStream::new(), b),
+            };
             if wide {
-                quote!(f64::from(#b))
+                (pre, quote!(f64::from(#b)))
             } else {
-                b
+                (pre, b)
             }
         };
         let update = |p: &Part, slot: TokenStream| {
-            let b = value(p);
+            let (pre, b) = value(p);
             match p.op {
-                RedOp::Sum => quote!(#slot += #b;),
-                RedOp::Max => quote!(#slot = #slot.max(#b);),
+                RedOp::Sum => quote!(#pre #slot += #b;),
+                RedOp::Max => quote!(#pre #slot = #slot.max(#b);),
             }
         };
         let finish = |p: &Part, total: TokenStream| {
@@ -546,8 +554,8 @@ impl<'a> Emitter<'a> {
                 let buf = format_ident!("buf{}_{}", var, k);
                 let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
                 out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
-                let b = value(p);
-                fill.extend(quote!(#buf[#j] = #b;));
+                let (pre, b) = value(p);
+                fill.extend(quote!(#pre #buf[#j] = #b;));
                 fold.extend(match p.op {
                     RedOp::Sum => quote!(#a[#j % #lanes] += #buf[#j];),
                     RedOp::Max => quote!(#a[#j % #lanes] = #a[#j % #lanes].max(#buf[#j]);),

@@ -142,6 +142,9 @@ impl Machine<'_> {
                     self.vars.insert(*var, i);
                     for (a, p) in acc.iter_mut().zip(parts) {
                         let x = self.eval(&p.body);
+                        if let Some(k) = &p.keep {
+                            self.store(&Place::Elem(k.clone()), false, x);
+                        }
                         *a = if p.op == RedOp::Sum { *a + x } else { a.max(x) };
                     }
                 }

@@ -111,6 +111,21 @@ pub struct Part {
     pub op: RedOp,
     /// The reduced expression.
     pub body: Scalar,
+    /// Where each reduced value is also stored (the exponentials of a
+    /// softmax, kept so that they are computed once).
+    pub keep: Option<Access>,
+}
+
+/// A softmax temporary and the parts of its logsumexp, all read in the
+/// softmax's own nest: `p = exp(x − max − ln sumexp)`.
+#[derive(Clone, Debug)]
+struct SoftmaxTemp {
+    /// The softmax temporary.
+    p: usize,
+    /// The shifted sum of exponentials.
+    sumexp: usize,
+    /// A read of `sumexp` in the nest of `p`.
+    sumexp_read: Scalar,
 }
 
 /// A statement.
@@ -202,6 +217,8 @@ pub struct Body {
     keys: HashMap<(u8, Atom), usize>,
     hoisted: HashMap<String, usize>,
     next_var: Var,
+    softmaxes: Vec<SoftmaxTemp>,
+    keeps: HashMap<usize, Access>,
 }
 
 /// Lowering environment: IR index → loop variable and its length.
@@ -225,6 +242,8 @@ impl Body {
             keys: HashMap::new(),
             hoisted: HashMap::new(),
             next_var: 0,
+            softmaxes: Vec::new(),
+            keeps: HashMap::new(),
         }
     }
 
@@ -378,6 +397,7 @@ impl Body {
             inner.push((key_ix[k], v, d.clone()));
             vars.push((v, d));
         }
+        let mut softmax = None;
         let (def, hint) = match (&key_atom, kind) {
             (Atom::Func(f, u), 0) => (
                 Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, &inner)))),
@@ -447,6 +467,16 @@ impl Body {
                     dim: dim.clone(),
                     body: body.clone(),
                 };
+                let sumexp_read = self.temp(2, &lse, &inner);
+                let (Scalar::Temp(sumexp)
+                | Scalar::Load(Access {
+                    array: Array::Temp(sumexp),
+                    ..
+                })) = sumexp_read
+                else {
+                    unreachable!("a sum of exponentials is a temporary")
+                };
+                softmax = Some((sumexp, sumexp_read));
                 let lse = self.temp(0, &lse, &inner);
                 let x = self.poly(&body.rename(*ix, *at), &inner);
                 (
@@ -460,6 +490,13 @@ impl Body {
             _ => unreachable!("simple atoms have no temporary"),
         };
         let id = self.temps.len();
+        if let Some((sumexp, sumexp_read)) = softmax {
+            self.softmaxes.push(SoftmaxTemp {
+                p: id,
+                sumexp,
+                sumexp_read,
+            });
+        }
         self.temps.push(Temp {
             vars,
             def,
@@ -548,6 +585,7 @@ impl Body {
     /// after inlining and fusion.
     pub fn finish(mut self, tail: Vec<Stmt>) -> (Vec<Stmt>, Vec<Temp>) {
         let mut tail = tail;
+        self.keep_exponentials(&mut tail);
         self.inline(&mut tail);
         let depth = self.depths();
         let mut order: Vec<usize> = (0..self.temps.len())
@@ -557,13 +595,14 @@ impl Body {
         let summed_at: Vec<usize> = self
             .temps
             .iter()
-            .map(|temp| match &temp.def {
+            .enumerate()
+            .map(|(t, temp)| match &temp.def {
                 Def::Reduce {
                     op: RedOp::Sum,
                     var,
                     body,
                     ..
-                } => summed_position(&temp.vars, *var, body),
+                } if !self.keeps.contains_key(&t) => summed_position(&temp.vars, *var, body),
                 _ => temp.vars.len(),
             })
             .collect();
@@ -625,6 +664,7 @@ impl Body {
                             place,
                             op: *op,
                             body: body.clone(),
+                            keep: self.keeps.get(&t).cloned(),
                         }],
                     }
                 }
@@ -644,6 +684,164 @@ impl Body {
         stmts.extend(tail);
         fuse(&mut stmts);
         (stmts, self.temps)
+    }
+
+    /// One `exp` per softmax entry instead of two: the pass that sums
+    /// `exp(x − max)` also stores each exponential, and the softmax is that
+    /// value over the sum. Where the entries go:
+    ///
+    /// * into `out`, when the softmax is read once, at the entry the dense
+    ///   output statement writes (`out_i = s·p_i − q_i` becomes
+    ///   `out_i = s·out_i/Σ − q_i`, in place);
+    /// * into the softmax's own array, when it is stored anyway (read more
+    ///   than once), which is then scaled in place.
+    ///
+    /// Otherwise (a softmax read once elsewhere) it stays inlined.
+    fn keep_exponentials(&mut self, tail: &mut [Stmt]) {
+        for sm in self.softmaxes.clone() {
+            let (p, s) = (sm.p, sm.sumexp);
+            if self.keeps.contains_key(&s) || !self.temps[p].live || !self.temps[s].live {
+                continue;
+            }
+            let Def::Reduce {
+                op: RedOp::Sum,
+                var: v,
+                dim,
+                ..
+            } = &self.temps[s].def
+            else {
+                continue;
+            };
+            let (v, dim) = (*v, dim.clone());
+            let p_vars: Vec<Var> = self.temps[p].vars.iter().map(|(x, _)| *x).collect();
+            let s_vars: Vec<Var> = self.temps[s].vars.iter().map(|(x, _)| *x).collect();
+            // The sum's nest is the softmax's without its entry index.
+            let read_vars: Vec<Var> = match &sm.sumexp_read {
+                Scalar::Load(a) => a.idx.iter().map(|(x, _)| *x).collect(),
+                _ => Vec::new(),
+            };
+            if p_vars.len() != s_vars.len() + 1 || read_vars.len() != s_vars.len() {
+                continue;
+            }
+            // The softmax's nest, written in the sum's variables.
+            let keep_idx: Option<Vec<(Var, Dim)>> = self.temps[p]
+                .vars
+                .iter()
+                .map(|(x, d)| match read_vars.iter().position(|r| r == x) {
+                    Some(k) => Some((s_vars[k], d.clone())),
+                    None if *d == dim => Some((v, d.clone())),
+                    None => None,
+                })
+                .collect();
+            let Some(keep_idx) = keep_idx else { continue };
+            if keep_idx.iter().filter(|(x, _)| *x == v).count() != 1 {
+                continue;
+            }
+            let mut reads: HashMap<usize, Vec<bool>> = HashMap::new();
+            for (t, temp) in self.temps.iter().enumerate() {
+                if !temp.live || t == p {
+                    continue;
+                }
+                let mut around: Vec<Var> = temp.vars.iter().map(|(x, _)| *x).collect();
+                match &temp.def {
+                    Def::Elem(x) => count_reads(x, &around, &mut reads),
+                    Def::Reduce { var, body, .. } => {
+                        around.push(*var);
+                        count_reads(body, &around, &mut reads);
+                    }
+                }
+            }
+            for st in tail.iter() {
+                count_stmt(st, &mut Vec::new(), &mut reads);
+            }
+            let p_reads = reads.get(&p).cloned().unwrap_or_default();
+            if p_reads.len() == 1 && p_reads[0] {
+                // Read once: only the in-place output form pays.
+                let Some(out_idx) = dense_output_reading(tail.first_mut(), p) else {
+                    continue;
+                };
+                let map: Vec<(Var, Var)> = p_vars
+                    .iter()
+                    .zip(&out_idx)
+                    .map(|(a, (b, _))| (*a, *b))
+                    .collect();
+                let mut scale = self.reciprocal(s, &sm.sumexp_read);
+                rename_vars(&mut scale, &map);
+                let entry = Scalar::Product(vec![
+                    Scalar::Load(Access {
+                        array: Array::Out,
+                        idx: out_idx.clone(),
+                    }),
+                    scale,
+                ]);
+                visit_scalars(&mut tail[0], &mut |x: &mut Scalar| {
+                    visit_mut(x, &mut |e| {
+                        if matches!(e, Scalar::Load(Access { array: Array::Temp(u), .. }) if *u == p)
+                        {
+                            *e = entry.clone();
+                        }
+                    })
+                });
+                self.temps[p].live = false;
+                self.keeps.insert(
+                    s,
+                    Access {
+                        array: Array::Out,
+                        idx: keep_idx,
+                    },
+                );
+            } else if p_reads.len() > 1 || p_reads.iter().any(|tight| !tight) {
+                let scale = self.reciprocal(s, &sm.sumexp_read);
+                self.temps[p].def = Def::Elem(Scalar::Product(vec![
+                    Scalar::Load(Access {
+                        array: Array::Temp(p),
+                        idx: self.temps[p].vars.clone(),
+                    }),
+                    scale,
+                ]));
+                self.keeps.insert(
+                    s,
+                    Access {
+                        array: Array::Temp(p),
+                        idx: keep_idx,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A temporary holding `1 / sumexp` (one division per row, not per
+    /// entry), read the way `sumexp_read` reads the sum.
+    fn reciprocal(&mut self, s: usize, sumexp_read: &Scalar) -> Scalar {
+        let vars: Vec<(Var, Dim)> = self.temps[s]
+            .vars
+            .clone()
+            .into_iter()
+            .map(|(_, d)| (self.var(), d))
+            .collect();
+        let own = if vars.is_empty() {
+            Scalar::Temp(s)
+        } else {
+            Scalar::Load(Access {
+                array: Array::Temp(s),
+                idx: vars.clone(),
+            })
+        };
+        let id = self.temps.len();
+        self.temps.push(Temp {
+            vars,
+            def: Def::Elem(Scalar::Recip(Box::new(own))),
+            hint: "inv",
+            live: true,
+            accumulated: false,
+        });
+        match sumexp_read {
+            Scalar::Load(a) => Scalar::Load(Access {
+                array: Array::Temp(id),
+                idx: a.idx.clone(),
+            }),
+            _ => Scalar::Temp(id),
+        }
     }
 
     /// Inlines elementwise temporaries read once, where no extra loop
@@ -674,11 +872,17 @@ impl Body {
                     && reads.get(&t).is_some_and(|r| r.len() == 1 && r[0])
             });
             let Some(t) = candidate else {
-                // Temporaries nobody reads are dead.
+                // Temporaries nobody reads are dead, and then what only
+                // they read.
+                let mut swept = false;
                 for (t, temp) in self.temps.iter_mut().enumerate() {
-                    if !reads.contains_key(&t) {
+                    if temp.live && !reads.contains_key(&t) {
                         temp.live = false;
+                        swept = true;
                     }
+                }
+                if swept {
+                    continue;
                 }
                 return;
             };
@@ -711,6 +915,8 @@ impl Body {
                 Def::Elem(x) => temps_read(x, &mut deps),
                 Def::Reduce { body, .. } => temps_read(body, &mut deps),
             }
+            // A softmax scaled in place reads itself.
+            deps.remove(&t);
             let d = deps
                 .iter()
                 .map(|&u| 1 + go(u, temps, memo))
@@ -852,6 +1058,41 @@ fn factor_summand(sum: Poly) -> Poly {
         body,
     });
     Poly { terms: vec![t] }
+}
+
+/// The index of `out` that statement `s` writes, when `s` is the dense
+/// output nest (`out[..] = …`, no accumulation) and reads temporary `t`
+/// exactly there.
+fn dense_output_reading(s: Option<&mut Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
+    let mut s = &*s?;
+    while let Stmt::Loop { body, .. } = s {
+        let [inner] = &body[..] else { return None };
+        s = inner;
+    }
+    let Stmt::Store {
+        place: Place::Elem(Access {
+            array: Array::Out,
+            idx,
+        }),
+        add: false,
+        value,
+    } = s
+    else {
+        return None;
+    };
+    let mut reads = Vec::new();
+    visit(value, &mut |e| {
+        if let Scalar::Load(Access {
+            array: Array::Temp(u),
+            idx: read,
+        }) = e
+        {
+            if *u == t {
+                reads.push(read == idx);
+            }
+        }
+    });
+    (reads == [true]).then(|| idx.clone())
 }
 
 /// A scalar expression's factor `base^e`.
@@ -1131,6 +1372,9 @@ fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
             for p in parts {
                 place(&mut p.place);
                 rename_vars(&mut p.body, map);
+                if let Some(k) = &mut p.keep {
+                    k.idx.iter_mut().for_each(|(v, _)| m(v));
+                }
             }
         }
         Stmt::Store {
@@ -1192,6 +1436,9 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
             for p in parts {
                 read(&p.body, out);
                 write(&p.place, out);
+                if let Some(k) = &p.keep {
+                    write(&Place::Elem(k.clone()), out);
+                }
             }
         }
         Stmt::Store { place, add, value } => {
@@ -1278,6 +1525,12 @@ fn fuse(stmts: &mut Vec<Stmt>) {
                 };
                 for p in &mut tail {
                     rename_vars(&mut p.body, &[(vb, va)]);
+                    if let Some(k) = &mut p.keep {
+                        k.idx
+                            .iter_mut()
+                            .filter(|(v, _)| *v == vb)
+                            .for_each(|(v, _)| *v = va);
+                    }
                 }
                 let Stmt::Reduce { parts, .. } = &mut stmts[i] else {
                     unreachable!()
@@ -1300,7 +1553,11 @@ fn fuse(stmts: &mut Vec<Stmt>) {
 
 /// Whether the reductions `b` read nothing that the reductions `a` produce.
 fn independent(a: &[Part], b: &[Part]) -> bool {
-    let produced: Vec<&Place> = a.iter().map(|p| &p.place).collect();
+    let kept: Vec<Place> = a
+        .iter()
+        .filter_map(|p| p.keep.clone().map(Place::Elem))
+        .collect();
+    let produced: Vec<&Place> = a.iter().map(|p| &p.place).chain(&kept).collect();
     b.iter().all(|p| {
         let mut hit = false;
         visit(&p.body, &mut |e| {

@@ -362,7 +362,7 @@ fn generated_name(n: &str) -> bool {
     };
     [
         "i", "c", "l", "b", "j", "len", "buf", "acc", "f", "g", "pow", "sum", "max", "sumexp",
-        "lse", "p",
+        "lse", "p", "inv",
     ]
     .iter()
     .any(|p| digits_after(p))
