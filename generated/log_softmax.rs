@@ -83,7 +83,7 @@ pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv4 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = p3[i2] * inv4;
+        p3[i2] *= inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -133,7 +133,7 @@ pub fn log_softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv5 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = p3[i2] * inv5;
+        p3[i2] *= inv5;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -192,7 +192,7 @@ pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv4 = 1.0 / sumexp1;
     for i3 in 0..n {
-        p3[i3] = p3[i3] * inv4;
+        p3[i3] *= inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {

@@ -37,8 +37,7 @@ pub fn logsumexp(z: &[f64]) -> f64 {
         b1 += len1;
     }
     let sumexp1 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let lse2 = max0 + sumexp1.ln();
-    lse2
+    max0 + sumexp1.ln()
 }
 /// The gradient.
 #[allow(
@@ -79,7 +78,7 @@ pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv4 = 1.0 / sumexp1;
     for i0 in 0..n {
-        out[i0] = out[i0] * inv4;
+        out[i0] *= inv4;
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
@@ -123,7 +122,7 @@ pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv5 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = p3[i1] * inv5;
+        p3[i1] *= inv5;
     }
     let mut acc4_0: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
@@ -180,7 +179,7 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv4 = 1.0 / sumexp1;
     for i2 in 0..n {
-        p3[i2] = p3[i2] * inv4;
+        p3[i2] *= inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -229,7 +228,7 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv4 = 1.0 / sumexp1;
     for i3 in 0..n {
-        p3[i3] = p3[i3] * inv4;
+        p3[i3] *= inv4;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -289,7 +288,7 @@ pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv8 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = p3[i1] * inv8;
+        p3[i1] *= inv8;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {

@@ -142,7 +142,7 @@ pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv6 = 1.0 / sumexp2;
     for i2 in 0..n {
-        p4[i2] = p4[i2] * inv6;
+        p4[i2] *= inv6;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -204,7 +204,7 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sumexp2 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv5 = 1.0 / sumexp2;
     for i3 in 0..n {
-        p4[i3] = p4[i3] * inv5;
+        p4[i3] *= inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -258,7 +258,7 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sumexp2 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
     let inv5 = 1.0 / sumexp2;
     for i4 in 0..n {
-        p4[i4] = p4[i4] * inv5;
+        p4[i4] *= inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -323,7 +323,7 @@ pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv9 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = p3[i1] * inv9;
+        p3[i1] *= inv9;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {
@@ -402,7 +402,7 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
     let sumexp2 = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
     let inv5 = 1.0 / sumexp2;
     for i5 in 0..n {
-        p4[i5] = p4[i5] * inv5;
+        p4[i5] *= inv5;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -518,7 +518,7 @@ pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv10 = 1.0 / sumexp1;
     for i1 in 0..n {
-        p3[i1] = p3[i1] * inv10;
+        p3[i1] *= inv10;
     }
     let mut acc0_0: [f64; 4] = [0.0; 4];
     for c0 in 0..n / 4 {

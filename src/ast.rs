@@ -18,18 +18,32 @@ pub struct Program {
 #[derive(Clone, Debug)]
 pub enum Statement {
     /// `x: vec[n]`
-    Decl { name: String, ty: Type, span: Span },
+    Decl {
+        /// The declared variable.
+        name: String,
+        /// Its type.
+        ty: Type,
+        /// Where the declaration is.
+        span: Span,
+    },
     /// `let x = e`
     Let {
+        /// The bound name.
         name: String,
+        /// Its value.
         value: Expr,
+        /// Where the binding is.
         span: Span,
     },
     /// `def f(a, b) = e`
     Def {
+        /// The function's name.
         name: String,
+        /// Its parameters, in order.
         params: Vec<String>,
+        /// Its body, over the parameters.
         body: Expr,
+        /// Where the definition is.
         span: Span,
     },
 }
@@ -103,8 +117,11 @@ pub enum ExprKind {
     Name(String),
     /// `f(args)`, with the span of the name.
     Call {
+        /// The function called.
         name: String,
+        /// Where its name is (errors about the function point here).
         name_span: Span,
+        /// The arguments.
         args: Vec<Expr>,
     },
     /// Unary minus.

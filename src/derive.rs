@@ -339,12 +339,11 @@ impl Derivation {
             }
             Syntax::Latex => {
                 for (n, def, _) in &parts {
-                    out.push_str(&format!(
-                        "{n} = \\operatorname{{{}}}\n",
-                        def.replacen('(', "}(", 1)
-                            .replacen("}(", "}\\left(", 1)
-                            .replace(')', "\\right)")
-                    ));
+                    if def.starts_with(&format!("{n}_")) {
+                        out.push_str(&format!("{def}\n"));
+                    } else {
+                        out.push_str(&format!("{n} = {def}\n"));
+                    }
                 }
                 out.push_str(&index_form);
                 out.push('\n');

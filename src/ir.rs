@@ -172,7 +172,12 @@ pub enum Atom {
     /// Kronecker delta between two free indices, smaller first.
     Delta(Ix, Ix),
     /// An entry of an input variable.
-    Var { name: Rc<str>, idx: Vec<Ix> },
+    Var {
+        /// The variable.
+        name: Rc<str>,
+        /// One index per axis.
+        idx: Vec<Ix>,
+    },
     /// A symbolic dimension used as a number.
     Dim(Rc<str>),
     /// An elementwise function of an expression.
@@ -183,17 +188,35 @@ pub enum Atom {
     /// other than one.
     Group(Poly),
     /// `Σ_ix body`.
-    Sum { ix: Ix, dim: Dim, body: Poly },
+    Sum {
+        /// The bound index.
+        ix: Ix,
+        /// Its range.
+        dim: Dim,
+        /// The summand.
+        body: Poly,
+    },
     /// `softmax` over `ix` of `body`, at position `at`:
     /// `exp(body[ix:=at]) / Σ_ix exp(body)`.
     Softmax {
+        /// The bound index.
         ix: Ix,
+        /// Its range.
         dim: Dim,
+        /// The logits, over `ix`.
         body: Poly,
+        /// The entry taken (a free index).
         at: Ix,
     },
     /// `log Σ_ix exp(body)`.
-    Lse { ix: Ix, dim: Dim, body: Poly },
+    Lse {
+        /// The bound index.
+        ix: Ix,
+        /// Its range.
+        dim: Dim,
+        /// The exponent, over `ix`.
+        body: Poly,
+    },
 }
 
 /// An atom to a numeric power.

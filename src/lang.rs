@@ -29,7 +29,9 @@ impl std::fmt::Display for Num {
 }
 
 define_language! {
-    /// Terms of the IR as e-graph nodes.
+    /// Terms of the IR as e-graph nodes. (Each variant is named by its
+    /// operator string; the macro takes no per-variant docs.)
+    #[allow(missing_docs)]
     pub enum Math {
         "+" = Add(Box<[Id]>),
         "*" = Mul(Box<[Id]>),
@@ -105,7 +107,7 @@ impl Analysis<Math> for FreeIndices {
                 s
             }
             Math::Sym([_, t]) => child(t),
-            other => other.children().iter().flat_map(|c| child(c)).collect(),
+            other => other.children().iter().flat_map(child).collect(),
         }
     }
 

@@ -202,8 +202,8 @@ fn execute(command: Command) -> symdiff::Result<String> {
             }
             if stats {
                 eprintln!(
-                    "{:<18} {:>8} {:>8} {:>6} {:>10}  {}",
-                    "pass", "e-nodes", "classes", "iters", "time", "stop / rules fired"
+                    "{:<18} {:>8} {:>8} {:>6} {:>10}  stop / rules fired",
+                    "pass", "e-nodes", "classes", "iters", "time"
                 );
                 for s in &all {
                     let rules: Vec<String> =

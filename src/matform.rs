@@ -179,7 +179,7 @@ pub fn matrix_chain_form(
                 }
                 Atom::Delta(..) => return None,
                 Atom::Sum { ix, dim: _, body }
-                    if f.exp.0 == 1.0 && !matches!(piece(&f.atom, namer), Some(_)) =>
+                    if f.exp.0 == 1.0 && piece(&f.atom, namer).is_none() =>
                 {
                     // Σ_c (chain): the summed index is internal to the chain.
                     let [bt] = body.terms.as_slice() else {

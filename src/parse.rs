@@ -10,9 +10,16 @@ use pest::Parser as _;
 use crate::ast::{BinOp, DimName, Expr, ExprKind, Program, Span, Statement, Type};
 use crate::diag::{Error, Result};
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/symdiff.pest"]
-struct Grammar;
+mod derived {
+    //! The parser pest derives from `grammar/symdiff.pest`. Its `Rule`
+    //! enum has one generated variant per grammar rule, without docs.
+    #![allow(missing_docs)]
+
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/symdiff.pest"]
+    pub struct Grammar;
+}
+use derived::{Grammar, Rule};
 
 /// Deepest bracket nesting accepted. The grammar is recursive, so deeper
 /// input is refused up front rather than risking the stack.

@@ -210,6 +210,17 @@ impl Printer<'_> {
         s
     }
 
+    /// `name_sub(arg)` in the printer's syntax.
+    fn call(&self, name: &str, sub: Option<&str>, arg: &str) -> String {
+        let f = self.func(name);
+        match (sub, self.latex()) {
+            (None, false) => format!("{f}({arg})"),
+            (Some(k), false) => format!("{f}_{k}({arg})"),
+            (None, true) => format!("{f}\\left({arg}\\right)"),
+            (Some(k), true) => format!("{f}_{{{k}}}\\left({arg}\\right)"),
+        }
+    }
+
     fn func(&self, name: &str) -> String {
         if self.latex() {
             match name {
@@ -327,7 +338,7 @@ impl Printer<'_> {
                 };
                 match ev {
                     Some(v) if v == -1.0 && !l => (format!("1/{base}"), PRODUCT),
-                    Some(v) if v == 0.5 => {
+                    Some(0.5) => {
                         let b = self.node(r, *b).0;
                         if l {
                             (format!("\\sqrt{{{b}}}"), ATOM)
@@ -379,7 +390,8 @@ impl Printer<'_> {
                 // Σ_k x_k of a plain variable is a named part (s = sum(q)).
                 if let Math::Var(vk) = &r[*b] {
                     if vk.len() == 2 && r[vk[1]] == r[*k] {
-                        let def = format!("sum({})", self.vector_body(r, *k, *b));
+                        let body = self.vector_body(r, *k, *b);
+                        let def = self.call("sum", None, &body);
                         let key = format!("sum {} {}", self.dim(r, *d), extract(r, *b));
                         return (self.part("sum", def, key), ATOM);
                     }
@@ -412,7 +424,8 @@ impl Printer<'_> {
                 let key = format!("softmax {} {}", self.dim(r, *d), extract(r, *b));
                 let name = if idx.is_empty() {
                     let body = self.vector_body(r, *k, *b);
-                    self.part("softmax", format!("softmax({body})"), key)
+                    let def = self.call("softmax", None, &body);
+                    self.part("softmax", def, key)
                 } else {
                     // Row-wise: `A_rj = softmax_j(…)`, the rows and the
                     // softmax index named in the definition.
@@ -422,7 +435,8 @@ impl Printer<'_> {
                     let mut lhs_idx = idx.clone();
                     lhs_idx.push(kname.clone());
                     let lhs = self.sub("A", &lhs_idx);
-                    self.part("rows", format!("{lhs} = softmax_{kname}({inner})"), key)
+                    let rhs = self.call("softmax", Some(&kname), &inner);
+                    self.part("rows", format!("{lhs} = {rhs}"), key)
                 };
                 idx.push(self.idx(r, *at));
                 (self.sub(&name, &idx), ATOM)

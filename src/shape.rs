@@ -600,10 +600,10 @@ impl Infer {
     /// Requires `a` and `b` to have one shape.
     fn want_same(&mut self, a: &Expr, b: &Expr) {
         match (self.shape_of(a), self.shape_of(b)) {
-            (Inferred::Known(s), Inferred::Open(v)) | (Inferred::Open(v), Inferred::Known(s)) => {
-                if s != Shape::Scalar {
-                    self.assign(&v, &s)
-                }
+            (Inferred::Known(s), Inferred::Open(v)) | (Inferred::Open(v), Inferred::Known(s))
+                if s != Shape::Scalar =>
+            {
+                self.assign(&v, &s)
             }
             _ => {}
         }

@@ -172,7 +172,9 @@ impl Tensor {
             return Some(p.terms.into_iter().map(plain_class).collect());
         }
         let k = self.order();
-        let mut mass: HashMap<Vec<Factor>, (f64, f64, Vec<Block>, Vec<Factor>)> = HashMap::new();
+        // Per canonical key: summed weight, stabilizer size, blocks, global factors.
+        type Mass = (f64, f64, Vec<Block>, Vec<Factor>);
+        let mut mass: HashMap<Vec<Factor>, Mass> = HashMap::new();
         let mut order: Vec<Vec<Factor>> = Vec::new();
         for (t, weight) in terms {
             let (key, stab, blocks, global) = canon(&t, &self.value_idx, &self.groups)?;
@@ -189,7 +191,7 @@ impl Tensor {
             .filter_map(|f| {
                 let (m, stab, blocks, global) = mass.remove(&f)?;
                 let c = m / (factorial(k) / stab);
-                (c != 0.0).then(|| Class {
+                (c != 0.0).then_some(Class {
                     term: Term {
                         factors: f,
                         coef: Real(c),
@@ -331,7 +333,7 @@ pub fn canon(
         .partition(|b| !b.value_members.is_empty());
     vblocks.sort_by(|a, b| a.value_members.cmp(&b.value_members));
     let sig = |b: &Block| (b.wrt_count, b.atoms.clone());
-    wblocks.sort_by(|a, b| sig(a).cmp(&sig(b)));
+    wblocks.sort_by_key(|a| sig(a));
     let mut stab = 1.0;
     let mut run = 1usize;
     for i in 0..wblocks.len() {

@@ -6,11 +6,14 @@
 
 use proptest::prelude::*;
 
-/// A generated expression: its text and a numeric evaluator over (x, y, z).
+/// A numeric evaluator over (x, y, z).
+type Evaluator = std::rc::Rc<dyn Fn(f64, f64, &[f64]) -> f64>;
+
+/// A generated expression: its text and its evaluator.
 #[derive(Clone)]
 struct Gen {
     text: String,
-    f: std::rc::Rc<dyn Fn(f64, f64, &[f64]) -> f64>,
+    f: Evaluator,
 }
 
 impl std::fmt::Debug for Gen {

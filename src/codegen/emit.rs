@@ -407,6 +407,20 @@ impl<'a> Emitter<'a> {
                 quote!(for #i in 0..#d { #body })
             }
             Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts),
+            Stmt::Store {
+                place: Place::Elem(a),
+                add: false,
+                value: Scalar::Product(xs),
+            } if xs.len() >= 2 && xs[0] == Scalar::Load(a.clone()) => {
+                // In-place scaling (a softmax over its sum) reads as such.
+                let p = self.access(a);
+                let rest = match &xs[1..] {
+                    [one] => one.clone(),
+                    more => Scalar::Product(more.to_vec()),
+                };
+                let v = self.at(&rest, SUM);
+                quote!(#p *= #v;)
+            }
             Stmt::Store { place, add, value } => {
                 let v = self.at(value, SUM);
                 match (place, add) {

@@ -683,6 +683,19 @@ impl Body {
         }
         stmts.extend(tail);
         fuse(&mut stmts);
+        // `let x = …; x` returns the value itself.
+        if let [.., Stmt::Store {
+            place: Place::Temp(t),
+            add: false,
+            value,
+        }, Stmt::Return(Scalar::Temp(u))] = &stmts[..]
+        {
+            if t == u {
+                let value = value.clone();
+                stmts.truncate(stmts.len() - 2);
+                stmts.push(Stmt::Return(value));
+            }
+        }
         (stmts, self.temps)
     }
 
