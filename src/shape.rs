@@ -285,31 +285,19 @@ pub fn check(program: &Program) -> Result<Typed> {
             }
         })
         .collect();
-    let mut inf = Infer {
-        decls,
-        dim_names,
-        shapes: HashMap::new(),
-        order: Vec::new(),
-        implicit_used: false,
-    };
-    inf.collect_vars(&body);
-    // Declared variables the expression does not use are still inputs
-    // (after the used ones).
-    for name in declared {
-        if !inf.order.contains(&name) {
-            inf.order.push(name);
-        }
+    let (mut inf, mut typed_body) = infer_program(&body, &decls, &dim_names, &declared);
+    // The implicit length `n` of undeclared vectors is a dimension name
+    // too, usable as a number (`sum(z)/n`), unless something declares `n`.
+    let implicit = IMPLICIT_DIM.to_string();
+    if inf.implicit_used
+        && inf.order.contains(&implicit)
+        && !decls.contains_key(&implicit)
+        && !dim_names.contains(&implicit)
+    {
+        dim_names.push(implicit);
+        (inf, typed_body) = infer_program(&body, &decls, &dim_names, &declared);
     }
-    // Undeclared variables take the shape their use requires: iterate until
-    // nothing new is learned, then default the rest to scalars.
-    for _ in 0..=inf.order.len() + 1 {
-        let before = inf.shapes.len();
-        let _ = inf.infer(&body, false);
-        if inf.shapes.len() == before {
-            break;
-        }
-    }
-    let typed_body = inf.infer(&body, true)?;
+    let typed_body = typed_body?;
     let vars = inf
         .order
         .iter()
@@ -319,6 +307,40 @@ pub fn check(program: &Program) -> Result<Typed> {
         body: typed_body,
         vars,
     })
+}
+
+/// Shapes the inlined body: undeclared variables take the shape their use
+/// requires (iterated until nothing new is learned), the rest are scalars.
+fn infer_program(
+    body: &Expr,
+    decls: &HashMap<String, (Shape, Span)>,
+    dim_names: &[String],
+    declared: &[String],
+) -> (Infer, Result<TExpr>) {
+    let mut inf = Infer {
+        decls: decls.clone(),
+        dim_names: dim_names.to_vec(),
+        shapes: HashMap::new(),
+        order: Vec::new(),
+        implicit_used: false,
+    };
+    inf.collect_vars(body);
+    // Declared variables the expression does not use are still inputs
+    // (after the used ones).
+    for name in declared {
+        if !inf.order.contains(name) {
+            inf.order.push(name.clone());
+        }
+    }
+    for _ in 0..=inf.order.len() + 1 {
+        let before = inf.shapes.len();
+        let _ = inf.infer(body, false);
+        if inf.shapes.len() == before {
+            break;
+        }
+    }
+    let typed = inf.infer(body, true);
+    (inf, typed)
 }
 
 #[derive(Default)]
@@ -796,5 +818,35 @@ fn call_shape(
             (Vec(_), _) => want("two vectors", &args[1]),
             _ => want("two vectors", &args[0]),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(src: &str) -> Vec<(String, Shape)> {
+        check(&crate::parse::parse_program(src).unwrap())
+            .unwrap()
+            .vars
+    }
+
+    #[test]
+    fn implicit_length_is_a_number_where_vectors_are_implicit() {
+        // `n` is the length of `z`, not a variable.
+        let v = vars("sum(z * z) / n");
+        assert_eq!(v, vec![("z".into(), Shape::Vec(Dim::Named("n".into())))]);
+        let v = vars("n * logsumexp(z)");
+        assert_eq!(v, vec![("z".into(), Shape::Vec(Dim::Named("n".into())))]);
+    }
+
+    #[test]
+    fn n_stays_a_variable_without_implicit_vectors_or_when_declared() {
+        assert_eq!(
+            vars("n * x"),
+            vec![("n".into(), Shape::Scalar), ("x".into(), Shape::Scalar)]
+        );
+        let v = vars("n: vec[k]; sum(n * z)");
+        assert_eq!(v[0], ("n".into(), Shape::Vec(Dim::Named("k".into()))));
     }
 }
