@@ -86,7 +86,15 @@ fn chain(
     // A vector result that is one vector: itself.
     if mats.is_empty() && from.is_some() && from == to {
         if let [(n, i)] = vecs.as_slice() {
-            return (Some(*i) == from).then(|| vec![Link(n.clone())]);
+            if Some(*i) != from {
+                return None;
+            }
+            // Column sums `Mᵀ1` read as the row `1ᵀM`, so that terms share
+            // the prefix `1ᵀ`: `1ᵀ(A − Y)/m`.
+            return Some(match n.strip_suffix("ᵀ1") {
+                Some(m) => vec![Link("1ᵀ".into()), Link(m.to_string())],
+                None => vec![Link(n.clone())],
+            });
         }
     }
     // Walk from `from` (or from the summed end of the first matrix).
