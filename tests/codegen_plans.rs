@@ -185,3 +185,40 @@ fn matrix_programs() {
     );
     check("Z: mat[m, n]; mean(Z * Z)", None, 2, 10);
 }
+
+/// Orders whose full tensors are emitted class by class (more than 64
+/// terms): each class's value scattered over its orbit must give every
+/// entry that `eval` gives.
+#[test]
+fn scattered_symmetry_classes() {
+    check("xent(z, q)", None, 7, 0x5ca7);
+    check("logsumexp(z) + 0.5 * dot(z, z)", None, 6, 0x5ca8);
+}
+
+#[test]
+fn orbit_rows_are_the_distinct_terms() {
+    use symdiff::codegen::loops::orbit_rows;
+    // k! / (Π sizes! · Π multiplicities!)
+    assert_eq!(orbit_rows(&[1, 1, 1], &[0, 0, 0]).len(), 1);
+    assert_eq!(orbit_rows(&[2, 1], &[0, 1]).len(), 3);
+    assert_eq!(orbit_rows(&[2, 2], &[0, 0]).len(), 3);
+    assert_eq!(orbit_rows(&[2, 2], &[0, 1]).len(), 6);
+    assert_eq!(orbit_rows(&[5, 5], &[0, 0]).len(), 126);
+    let all: usize = [
+        (vec![3], vec![0]),
+        (vec![1, 2], vec![0, 1]),
+        (vec![1, 1, 1], vec![0, 0, 0]),
+    ]
+    .iter()
+    .map(|(s, k)| orbit_rows(s, k).len())
+    .sum();
+    assert_eq!(all, 5, "Bell(3) set partitions");
+    // Every row is a distinct assignment with the right block sizes.
+    let rows = orbit_rows(&[2, 1, 1], &[0, 1, 1]);
+    assert_eq!(rows.len(), 6);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        assert_eq!(r.iter().filter(|&&b| b == 0).count(), 2);
+        assert!(seen.insert(r.clone()));
+    }
+}

@@ -235,6 +235,58 @@ fn xent_order_4_matches_eval_and_its_own_order_3() {
     }
 }
 
+/// Orders 6 to 10 are emitted class by class and scattered over each
+/// class's orbit. At z = (1, 1, 1), q = (1, 0, 0) a Mathematica session
+/// printed the order-10 entries −2518/729 (all indices equal) and 1259/729
+/// (one index different); elsewhere `eval` and the directional kernel are
+/// the references.
+#[test]
+fn xent_high_orders_match_exact_values_eval_and_the_directional_kernel() {
+    let mut d10 = vec![0.0; 3usize.pow(10)];
+    xent::xent_d10(&[1.0, 1.0, 1.0], &[1.0, 0.0, 0.0], &mut d10);
+    // An entry is a sum of up to 115,975 terms whose magnitudes add up to
+    // ~1e4 for a result of ~3: cancellation costs about 1e-11 relative.
+    close(&[d10[0]], &[-2518.0 / 729.0], 1e-9, "xent_d10[0,…,0]");
+    close(&[d10[1]], &[1259.0 / 729.0], 1e-9, "xent_d10[0,…,0,1]");
+    let mut rng = Rng(0x5eed_0010);
+    for n in 1..=3 {
+        let z = rng.vec(n, -2.0, 2.0);
+        let q = rng.vec(n, 0.0, 1.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let s: f64 = q.iter().sum();
+        let mut d6 = vec![0.0; n.pow(6)];
+        xent::xent_d6(&z, &q, &mut d6);
+        close_with(
+            &d6,
+            &eval("xent(z, q)", 6, &[("z", &z), ("q", &q)]),
+            1e-10,
+            // Terms are up to 5!·s: entries that cancel to zero (n = 1)
+            // come out as rounding noise of that size.
+            120.0 * s,
+            "xent_d6 vs eval",
+        );
+        let mut d10 = vec![0.0; n.pow(10)];
+        xent::xent_d10(&z, &q, &mut d10);
+        // Contract all ten indices with v. Each entry of the reference is
+        // itself a sum of thousands of cancelling terms (~1e-11 relative to
+        // their size), and the contraction cancels again: agreement to
+        // 1e-6 here (measured 8e-8), against 1e-9 for exact entries above.
+        let (mut t, mut mag) = (d10.clone(), d10.iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let abs_v: Vec<f64> = v.iter().map(|x| x.abs()).collect();
+        for _ in 0..10 {
+            t = t.chunks(n).map(|c| dot(c, &v)).collect();
+            mag = mag.chunks(n).map(|c| dot(c, &abs_v)).collect();
+        }
+        close_with(
+            &[xent::xent_d10_dir(&z, &q, &v)],
+            &t,
+            1e-6,
+            1e-4 * mag[0] + 1e-6 * s,
+            "xent_d10_dir vs contracted xent_d10",
+        );
+    }
+}
+
 #[test]
 fn xent_kernels_stay_finite_at_extreme_logits_and_zero_targets() {
     let z = [1e4, -1e4, 0.0, 1e4 - 1.0, -3.0];

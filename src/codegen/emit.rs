@@ -46,6 +46,8 @@ pub struct Helpers {
     pub sigmoid: bool,
     /// Stable softplus.
     pub softplus: bool,
+    /// The orbit enumerator of scattered symmetry classes.
+    pub orbit: bool,
 }
 
 impl Helpers {
@@ -71,6 +73,10 @@ impl Helpers {
             Stmt::Loop { body, .. } => body.iter().for_each(|b| self.note_stmt(b)),
             Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| self.note(&p.body)),
             Stmt::Store { value, .. } | Stmt::Return(value) => self.note(value),
+            Stmt::Scatter { value, .. } => {
+                self.orbit = true;
+                self.note(value)
+            }
             Stmt::ZeroOut => {}
         }
     }
@@ -383,6 +389,27 @@ impl<'a> Emitter<'a> {
         out
     }
 
+    /// The orbit of every scattered class, enumerated once at entry.
+    pub fn orbits(&self, ss: &[Stmt]) -> TokenStream {
+        let mut out = TokenStream::new();
+        for s in ss {
+            match s {
+                Stmt::Loop { body, .. } => out.extend(self.orbits(body)),
+                Stmt::Scatter {
+                    vars, sizes, kinds, ..
+                } => {
+                    let rows = format_ident!("rows{}", vars[0].0);
+                    let f = self.helper("orbit");
+                    let sizes = sizes.iter().map(|&x| Literal::usize_unsuffixed(x));
+                    let kinds = kinds.iter().map(|&x| Literal::usize_unsuffixed(x));
+                    out.extend(quote!(let #rows = #f(&[#(#sizes),*], &[#(#kinds),*]);));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// A statement list.
     pub fn stmts(&self, ss: &[Stmt]) -> TokenStream {
         ss.iter().map(|s| self.stmt(s)).collect()
@@ -451,6 +478,23 @@ impl<'a> Emitter<'a> {
             Stmt::ZeroOut => {
                 let z = self.num(0.0);
                 quote!(out.fill(#z);)
+            }
+            Stmt::Scatter { vars, value, .. } => {
+                let rows = format_ident!("rows{}", vars[0].0);
+                let ix = vars.iter().map(|(v, _)| Self::var(*v));
+                let n = self.dim(&vars[0].1);
+                let v = self.at(value, SUM);
+                quote! {
+                    let value = #v;
+                    let ix = [#(#ix),*];
+                    for row in #rows.iter() {
+                        let mut at = 0;
+                        for &b in row.iter() {
+                            at = at * #n + ix[b as usize];
+                        }
+                        out[at] += value;
+                    }
+                }
             }
             Stmt::Return(v) => self.at(v, SUM),
         }
@@ -635,6 +679,48 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
     let sigmoid = format_ident!("{}_sigmoid", kernel);
     let softplus = format_ident!("{}_softplus", kernel);
     let mut out = TokenStream::new();
+    if used.orbit {
+        let orbit = format_ident!("{}_orbit", kernel);
+        out.extend(quote! {
+            /// The distinct terms of a symmetry class: for each, the block
+            /// of every derivative slot. Blocks take `sizes` slots each;
+            /// blocks of one kind are interchangeable, so among them the
+            /// first slots increase.
+            fn #orbit(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
+                fn go(
+                    slot: usize,
+                    row: &mut Vec<u8>,
+                    left: &mut [usize],
+                    sizes: &[usize],
+                    kinds: &[usize],
+                    out: &mut Vec<Vec<u8>>,
+                ) {
+                    if slot == row.len() {
+                        out.push(row.clone());
+                        return;
+                    }
+                    for b in 0..left.len() {
+                        if left[b] == 0 {
+                            continue;
+                        }
+                        let opens = left[b] == sizes[b];
+                        if opens && (0..b).any(|c| kinds[c] == kinds[b] && left[c] == sizes[c]) {
+                            continue;
+                        }
+                        left[b] -= 1;
+                        row[slot] = b as u8;
+                        go(slot + 1, row, left, sizes, kinds, out);
+                        left[b] += 1;
+                    }
+                }
+                let mut out = Vec::new();
+                let mut row = vec![0u8; sizes.iter().sum()];
+                let mut left = sizes.to_vec();
+                go(0, &mut row, &mut left, sizes, kinds, &mut out);
+                out
+            }
+        });
+    }
     if used.exp {
         out.extend(match float {
             Float::F64 => quote! {

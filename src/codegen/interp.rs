@@ -157,6 +157,20 @@ impl Machine<'_> {
                 self.store(place, *add, x);
             }
             Stmt::ZeroOut => self.out.iter_mut().for_each(|x| *x = 0.0),
+            Stmt::Scatter {
+                vars,
+                sizes,
+                kinds,
+                value,
+            } => {
+                let x = self.eval(value);
+                let n = self.size(&vars[0].1);
+                let ix: Vec<usize> = vars.iter().map(|(v, _)| self.vars[v]).collect();
+                for row in super::loops::orbit_rows(sizes, kinds) {
+                    let at = row.iter().fold(0, |at, &b| at * n + ix[b as usize]);
+                    self.out[at] += x;
+                }
+            }
             Stmt::Return(v) => self.out = vec![self.eval(v)],
         }
     }

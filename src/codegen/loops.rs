@@ -160,6 +160,20 @@ pub enum Stmt {
     },
     /// Sets every element of `out` to zero.
     ZeroOut,
+    /// Adds `value` to every entry of `out` that one symmetry class puts it
+    /// in: the class's derivative slots are split into blocks (slot `s` in
+    /// block `b` gets index `vars[b]`), one way per distinct term of the
+    /// class — see [`orbit_rows`].
+    Scatter {
+        /// The loop variable of each block (all of one length).
+        vars: Vec<(Var, Dim)>,
+        /// How many slots each block takes.
+        sizes: Vec<usize>,
+        /// Blocks of one kind are interchangeable (same atoms and size).
+        kinds: Vec<usize>,
+        /// The class's value at the blocks' indices.
+        value: Scalar,
+    },
     /// Returns the value.
     Return(Scalar),
 }
@@ -579,6 +593,40 @@ impl Body {
             stmts.push(s);
         }
         stmts
+    }
+
+    /// A loop nest over the blocks of a symmetry class (block `b` indexed
+    /// by IR index `reps[b]`) that scatters `value` to `out`.
+    pub fn scatter(
+        &mut self,
+        value: &Poly,
+        reps: &[Ix],
+        sizes: Vec<usize>,
+        kinds: Vec<usize>,
+        dim: &Dim,
+    ) -> Stmt {
+        let mut env: Env = Vec::new();
+        let mut vars = Vec::new();
+        for &r in reps {
+            let v = self.var();
+            env.push((r, v, dim.clone()));
+            vars.push((v, dim.clone()));
+        }
+        let value = self.poly(value, &env);
+        let mut s = Stmt::Scatter {
+            vars: vars.clone(),
+            sizes,
+            kinds,
+            value,
+        };
+        for (v, d) in vars.into_iter().rev() {
+            s = Stmt::Loop {
+                var: v,
+                dim: d,
+                body: vec![s],
+            };
+        }
+        s
     }
 
     /// The whole body: temporaries in dependency order, then `tail`,
@@ -1108,6 +1156,46 @@ fn dense_output_reading(s: Option<&mut Stmt>, t: usize) -> Option<Vec<(Var, Dim)
     (reads == [true]).then(|| idx.clone())
 }
 
+/// The distinct ways to put `sizes.iter().sum()` slots into blocks of the
+/// given sizes, as the block of each slot; blocks of one kind are
+/// interchangeable, so among them the first slots increase. Their number
+/// is `k! / (Π sizes! · Π multiplicity!)`, the orbit of the class.
+pub fn orbit_rows(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
+    fn go(
+        slot: usize,
+        row: &mut Vec<u8>,
+        left: &mut [usize],
+        sizes: &[usize],
+        kinds: &[usize],
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        if slot == row.len() {
+            out.push(row.clone());
+            return;
+        }
+        for b in 0..left.len() {
+            if left[b] == 0 {
+                continue;
+            }
+            // A block's first slot must come after those of the earlier
+            // blocks of its kind.
+            let opens = left[b] == sizes[b];
+            if opens && (0..b).any(|c| kinds[c] == kinds[b] && left[c] == sizes[c]) {
+                continue;
+            }
+            left[b] -= 1;
+            row[slot] = b as u8;
+            go(slot + 1, row, left, sizes, kinds, out);
+            left[b] += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut row = vec![0u8; sizes.iter().sum()];
+    let mut left = sizes.to_vec();
+    go(0, &mut row, &mut left, sizes, kinds, &mut out);
+    out
+}
+
 /// A scalar expression's factor `base^e`.
 fn power(base: Scalar, e: f64) -> Scalar {
     if e == 1.0 {
@@ -1271,7 +1359,9 @@ fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<usize, Vec<bo
             }
             around.pop();
         }
-        Stmt::Store { value, .. } | Stmt::Return(value) => count_reads(value, around, reads),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
+            count_reads(value, around, reads)
+        }
         Stmt::ZeroOut => {}
     }
 }
@@ -1321,7 +1411,7 @@ fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),
         Stmt::Reduce { parts, .. } => parts.iter_mut().for_each(|p| f(&mut p.body)),
-        Stmt::Store { value, .. } | Stmt::Return(value) => f(value),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
         Stmt::ZeroOut => {}
     }
 }
@@ -1397,6 +1487,10 @@ fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
             rename_vars(value, map);
         }
         Stmt::Return(v) => rename_vars(v, map),
+        Stmt::Scatter { vars, value, .. } => {
+            vars.iter_mut().for_each(|(v, _)| m(v));
+            rename_vars(value, map);
+        }
         Stmt::ZeroOut => {}
     }
 }
@@ -1462,7 +1556,13 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
             write(place, out);
         }
         Stmt::Return(v) => read(v, out),
-        Stmt::ZeroOut => out.push((Target::Array(Array::Out), None, true)),
+        // Scattered entries are anywhere in `out`.
+        Stmt::ZeroOut | Stmt::Scatter { .. } => {
+            if let Stmt::Scatter { value, .. } = s {
+                read(value, out);
+            }
+            out.push((Target::Array(Array::Out), None, true))
+        }
     }
 }
 

@@ -73,6 +73,13 @@ impl KernelSpec {
 /// The full-tensor function `f_d{k}` is refused beyond this many terms.
 const MAX_TENSOR_TERMS: f64 = 20_000.0;
 
+/// Symmetric tensors of scalar functions with more terms than this are
+/// emitted by class ([`scattered`]) rather than term by term.
+const SCATTER_FROM: f64 = 64.0;
+
+/// Stands for a block's own index in its signature.
+const SIGNATURE_IX: Ix = Ix::MAX - 7;
+
 /// Direction variable in the IR (a name no program can use).
 const DIRECTION: &str = "·v";
 /// The centred direction `v − c`.
@@ -142,7 +149,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: !scalar_value,
                 };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
             }
             1 => {
                 let doc = if scalar_value {
@@ -156,7 +163,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: true,
                 };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
             }
             _ => {
                 if k == 2 {
@@ -166,14 +173,16 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: true,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| hvp(t))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
+                        hvp(t).map(Lowered::from)
+                    })?);
                     let f = Function {
                         name: name("_hessian"),
                         doc: "The full Hessian, row-major.".into(),
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
@@ -181,7 +190,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         direction: false,
                         tensor_out: true,
                     };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| full(t))?);
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                     let f = Function {
                         name: name(&format!("_d{k}_dir")),
                         doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
@@ -189,7 +198,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         tensor_out: !scalar_value,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                        directional(b, &d, k, centre.as_ref())
+                        directional(b, &d, k, centre.as_ref()).map(Lowered::from)
                     })?);
                 }
             }
@@ -385,17 +394,22 @@ impl Function {
         names: &Names,
         helpers: &mut Helpers,
         plans: &mut Vec<(String, interp::Plan)>,
-        build: impl FnOnce(&mut Body) -> Result<(Poly, Vec<(Ix, Dim)>)>,
+        build: impl FnOnce(&mut Body) -> Result<Lowered>,
     ) -> Result<TokenStream> {
         let mut shapes = sig.shapes.clone();
         shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
         let mut body = Body::new(shapes);
-        let (poly, out_idx) = build(&mut body)?;
-        let poly = loops::merge_sums(&poly);
-        let tail = if self.tensor_out {
-            body.output(&poly, &out_idx)
-        } else {
-            vec![Stmt::Return(body.scalar(&poly))]
+        let (tail, out_idx) = match build(&mut body)? {
+            Lowered::Poly(poly, out_idx) => {
+                let poly = loops::merge_sums(&poly);
+                let tail = if self.tensor_out {
+                    body.output(&poly, &out_idx)
+                } else {
+                    vec![Stmt::Return(body.scalar(&poly))]
+                };
+                (tail, out_idx)
+            }
+            Lowered::Stmts(tail, out_idx) => (tail, out_idx),
         };
         let (stmts, temps) = body.finish(tail);
         plans.push((
@@ -441,7 +455,9 @@ impl Function {
             match s {
                 Stmt::Loop { body, .. } => body.iter().for_each(|b| note_arrays(b, used)),
                 Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| see(&p.body)),
-                Stmt::Store { value, .. } | Stmt::Return(value) => see(value),
+                Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
+                    see(value)
+                }
                 Stmt::ZeroOut => {}
             }
         }
@@ -528,7 +544,8 @@ impl Function {
                 false,
             );
         }
-        let alloc = em.allocations();
+        let mut alloc = em.allocations();
+        alloc.extend(em.orbits(&stmts));
         let code = em.stmts(&stmts);
         let name = &self.name;
         let doc = format!(" {}", self.doc);
@@ -563,21 +580,92 @@ fn out_indices(t: &Tensor) -> Vec<(Ix, Dim)> {
     out
 }
 
+/// What a function's body computes: one polynomial (its entries, or its
+/// value), or statements already lowered.
+enum Lowered {
+    Poly(Poly, Vec<(Ix, Dim)>),
+    Stmts(Vec<Stmt>, Vec<(Ix, Dim)>),
+}
+
+impl From<(Poly, Vec<(Ix, Dim)>)> for Lowered {
+    fn from((p, out): (Poly, Vec<(Ix, Dim)>)) -> Self {
+        Lowered::Poly(p, out)
+    }
+}
+
 /// The whole tensor (value, gradient, Hessian, `f_d{k}`).
-fn full(t: &Tensor) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+fn full(b: &mut Body, t: &Tensor) -> Result<Lowered> {
     let k = t.order();
     let terms: f64 = if t.symmetric {
         t.classes.iter().map(|c| c.orbit(k)).sum()
     } else {
         t.classes.len() as f64
     };
+    let scalar_blocks = t.symmetric
+        && t.value_idx.is_empty()
+        && t.groups.iter().all(|g| g.len() == 1)
+        && t.classes.iter().all(|c| !c.blocks.is_empty());
+    if terms > SCATTER_FROM && scalar_blocks {
+        return scattered(b, t);
+    }
     if terms > MAX_TENSOR_TERMS {
         return Err(Error::new(format!(
             "the full order-{k} tensor has {terms} terms, too many to emit as code (limit {MAX_TENSOR_TERMS})"
         ))
         .with_note(format!("the directional derivative `_d{k}_dir` stays small; generate a lower --order to get the full tensors")));
     }
-    Ok((t.expanded(), out_indices(t)))
+    Ok(Lowered::Poly(t.expanded(), out_indices(t)))
+}
+
+/// The full tensor of a scalar function as its symmetry classes: each
+/// class's value is computed once per choice of its blocks' indices and
+/// added to every entry its distinct terms put it in (the orbit, which the
+/// kernel enumerates at entry). Code stays one loop nest per class — 42
+/// for xent at order 10 — instead of one per term (115,975).
+fn scattered(b: &mut Body, t: &Tensor) -> Result<Lowered> {
+    let k = t.order();
+    let dim = t.wrt_dims[0].clone();
+    let mut tail = vec![Stmt::ZeroOut];
+    for c in &t.classes {
+        // The class value: the representative without its deltas.
+        let value = Poly {
+            terms: vec![crate::ir::Term {
+                factors: c
+                    .term
+                    .factors
+                    .iter()
+                    .filter(|f| !matches!(&*f.atom, Atom::Delta(..)))
+                    .cloned()
+                    .collect(),
+                coef: c.term.coef,
+            }],
+        };
+        // Blocks with the same size and atoms are interchangeable.
+        let signature = |blk: &crate::sym::Block| {
+            let atoms: Vec<String> = blk
+                .atoms
+                .iter()
+                .map(|f| format!("{:?}^{}", f.atom.rename(blk.rep, SIGNATURE_IX), f.exp.0))
+                .collect();
+            format!("{} {atoms:?}", blk.wrt_count)
+        };
+        let sigs: Vec<String> = c.blocks.iter().map(signature).collect();
+        let kinds: Vec<usize> = sigs
+            .iter()
+            .map(|s| sigs.iter().position(|x| x == s).expect("present"))
+            .collect();
+        let sizes: Vec<usize> = c.blocks.iter().map(|blk| blk.wrt_count).collect();
+        let count = loops::orbit_rows(&sizes, &kinds).len() as f64;
+        if count != c.orbit(k) {
+            return Err(Error::new(format!(
+                "internal: a symmetry class of order {k} has {} terms but its blocks give {count}",
+                c.orbit(k)
+            )));
+        }
+        let reps: Vec<Ix> = c.blocks.iter().map(|blk| blk.rep).collect();
+        tail.push(b.scatter(&value, &reps, sizes, kinds, &dim));
+    }
+    Ok(Lowered::Stmts(tail, out_indices(t)))
 }
 
 /// `t` contracted with the direction in the derivative groups `from..`.
@@ -719,7 +807,7 @@ pub fn own_kernels() -> Vec<OwnFile> {
     vec![
         OwnFile {
             file: "xent.rs",
-            kernels: vec![spec("xent", "xent(z, q)", 4, None)],
+            kernels: vec![spec("xent", "xent(z, q)", 10, None)],
         },
         OwnFile {
             file: "softmax.rs",
