@@ -81,10 +81,6 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
     assert_eq!(z.len(), m * n, "`z` must have length m·n");
     assert_eq!(y.len(), m * n, "`y` must have length m·n");
     assert_eq!(out.len(), m * n, "`out` must have length m·n");
-    let mut sum1 = vec![0.0; m];
-    let mut max2 = vec![0.0; m];
-    let mut sumexp3 = vec![0.0; m];
-    let mut inv6 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i2 in 0..m {
         let mut acc3_0: [f64; 4] = [0.0; 4];
@@ -100,8 +96,8 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
             acc3_0[0] += y[i2 * n + i3];
             acc3_1[0] = acc3_1[0].max(z[i2 * n + i3]);
         }
-        sum1[i2] = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        max2[i2] = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
+        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+        let max2 = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
         let mut acc9_0: [f64; 4] = [0.0; 4];
         let mut buf9_0 = [0.0; 64];
         let mut b9 = 0;
@@ -109,7 +105,7 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
             let len9 = (n - b9).min(64);
             for j9 in 0..len9 {
                 let i9 = b9 + j9;
-                out[i2 * n + i9] = batched_xent_exp(z[i2 * n + i9] - max2[i2]);
+                out[i2 * n + i9] = batched_xent_exp(z[i2 * n + i9] - max2);
                 buf9_0[j9] = out[i2 * n + i9];
             }
             for j9 in 0..len9 {
@@ -117,10 +113,10 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
             }
             b9 += len9;
         }
-        sumexp3[i2] = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
-        inv6[i2] = 1.0 / sumexp3[i2];
+        let sumexp3 = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
+        let inv6 = 1.0 / sumexp3;
         for i1 in 0..n {
-            out[i2 * n + i1] = c0 * sum1[i2] * (out[i2 * n + i1] * inv6[i2])
+            out[i2 * n + i1] = c0 * sum1 * (out[i2 * n + i1] * inv6)
                 - y[i2 * n + i1] * c0;
         }
     }

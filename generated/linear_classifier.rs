@@ -112,12 +112,8 @@ pub fn linear_w_grad(
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), d * k, "`out` must have length d·k");
-    let mut sum1 = vec![0.0; m];
     let mut sum2 = vec![0.0; m * k];
-    let mut max3 = vec![0.0; m];
-    let mut sumexp4 = vec![0.0; m];
-    let mut lse5 = vec![0.0; m];
-    let mut g7 = vec![0.0; m * k];
+    let mut g7 = vec![0.0; k];
     let mut sum8 = vec![0.0; k * d];
     let c0 = 1.0 / (m as f64);
     for i7 in 0..m {
@@ -131,7 +127,7 @@ pub fn linear_w_grad(
         for i8 in k / 4 * 4..k {
             acc8_0[0] += y[i7 * k + i8];
         }
-        sum1[i7] = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+        let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
         for i16 in 0..d {
             for i15 in 0..k {
                 sum2[i7 * k + i15] += w[i16 * k + i15] * x[i7 * d + i16];
@@ -147,7 +143,7 @@ pub fn linear_w_grad(
         for i13 in k / 4 * 4..k {
             acc13_0[0] = acc13_0[0].max(b[i13] + sum2[i7 * k + i13]);
         }
-        max3[i7] = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
+        let max3 = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
         let mut acc17_0: [f64; 4] = [0.0; 4];
         let mut buf17_0 = [0.0; 64];
         let mut b17 = 0;
@@ -155,22 +151,22 @@ pub fn linear_w_grad(
             let len17 = (k - b17).min(64);
             for j17 in 0..len17 {
                 let i17 = b17 + j17;
-                buf17_0[j17] = linear_w_exp(b[i17] + sum2[i7 * k + i17] - max3[i7]);
+                buf17_0[j17] = linear_w_exp(b[i17] + sum2[i7 * k + i17] - max3);
             }
             for j17 in 0..len17 {
                 acc17_0[j17 % 4] += buf17_0[j17];
             }
             b17 += len17;
         }
-        sumexp4[i7] = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
-        lse5[i7] = max3[i7] + sumexp4[i7].ln();
+        let sumexp4 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
+        let lse5 = max3 + sumexp4.ln();
         for i6 in 0..k {
-            g7[i7 * k + i6] = sum1[i7]
-                * linear_w_exp(b[i6] + sum2[i7 * k + i6] - lse5[i7]) - y[i7 * k + i6];
+            g7[i6] = sum1 * linear_w_exp(b[i6] + sum2[i7 * k + i6] - lse5)
+                - y[i7 * k + i6];
         }
         for i2 in 0..k {
             for i3 in 0..d {
-                sum8[i2 * d + i3] += x[i7 * d + i3] * g7[i7 * k + i2];
+                sum8[i2 * d + i3] += x[i7 * d + i3] * g7[i2];
             }
         }
     }
@@ -322,11 +318,7 @@ pub fn linear_b_grad(
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), k, "`out` must have length k");
-    let mut sum1 = vec![0.0; m];
     let mut sum2 = vec![0.0; m * k];
-    let mut max3 = vec![0.0; m];
-    let mut sumexp4 = vec![0.0; m];
-    let mut lse5 = vec![0.0; m];
     let mut sum7 = vec![0.0; k];
     let c0 = 1.0 / (m as f64);
     for i3 in 0..m {
@@ -340,7 +332,7 @@ pub fn linear_b_grad(
         for i4 in k / 4 * 4..k {
             acc4_0[0] += y[i3 * k + i4];
         }
-        sum1[i3] = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
         for i12 in 0..d {
             for i11 in 0..k {
                 sum2[i3 * k + i11] += w[i12 * k + i11] * x[i3 * d + i12];
@@ -356,7 +348,7 @@ pub fn linear_b_grad(
         for i9 in k / 4 * 4..k {
             acc9_0[0] = acc9_0[0].max(b[i9] + sum2[i3 * k + i9]);
         }
-        max3[i3] = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
+        let max3 = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
         let mut acc13_0: [f64; 4] = [0.0; 4];
         let mut buf13_0 = [0.0; 64];
         let mut b13 = 0;
@@ -364,18 +356,18 @@ pub fn linear_b_grad(
             let len13 = (k - b13).min(64);
             for j13 in 0..len13 {
                 let i13 = b13 + j13;
-                buf13_0[j13] = linear_b_exp(b[i13] + sum2[i3 * k + i13] - max3[i3]);
+                buf13_0[j13] = linear_b_exp(b[i13] + sum2[i3 * k + i13] - max3);
             }
             for j13 in 0..len13 {
                 acc13_0[j13 % 4] += buf13_0[j13];
             }
             b13 += len13;
         }
-        sumexp4[i3] = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
-        lse5[i3] = max3[i3] + sumexp4[i3].ln();
+        let sumexp4 = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
+        let lse5 = max3 + sumexp4.ln();
         for i1 in 0..k {
             sum7[i1]
-                += sum1[i3] * linear_b_exp(b[i1] + sum2[i3 * k + i1] - lse5[i3])
+                += sum1 * linear_b_exp(b[i1] + sum2[i3 * k + i1] - lse5)
                     - y[i3 * k + i1];
         }
     }

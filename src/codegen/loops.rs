@@ -595,6 +595,52 @@ impl Body {
         stmts
     }
 
+    /// Temporaries used only inside one fused loop, and only at its own
+    /// row, need one row, not all: `max[r]` becomes a scalar, `g[r, c]` a
+    /// buffer of one row reused for every `r` (array contraction), so the
+    /// per-row values of a batch never travel to memory.
+    fn contract_rows(&mut self, stmts: &mut [Stmt]) {
+        for t in 0..self.temps.len() {
+            let temp = &self.temps[t];
+            if !temp.live || temp.vars.is_empty() || temp.accumulated {
+                continue;
+            }
+            // The top-level statements that touch `t`.
+            let touching: Vec<usize> = (0..stmts.len())
+                .filter(|&k| {
+                    let mut hit = false;
+                    visit_accesses(&mut stmts[k].clone(), &mut |a| {
+                        hit |= a.array == Array::Temp(t)
+                    });
+                    hit
+                })
+                .collect();
+            let [k] = touching[..] else { continue };
+            let Stmt::Loop { var, .. } = &stmts[k] else {
+                continue;
+            };
+            let row = *var;
+            let mut local = true;
+            visit_accesses(&mut stmts[k].clone(), &mut |a| {
+                if a.array == Array::Temp(t) {
+                    local &= a.idx.first().map(|(v, _)| *v) == Some(row);
+                }
+            });
+            if !local {
+                continue;
+            }
+            visit_accesses(&mut stmts[k], &mut |a| {
+                if a.array == Array::Temp(t) {
+                    a.idx.remove(0);
+                }
+            });
+            self.temps[t].vars.remove(0);
+            if self.temps[t].vars.is_empty() {
+                scalar_temp(&mut stmts[k], t);
+            }
+        }
+    }
+
     /// A loop nest over the blocks of a symmetry class (block `b` indexed
     /// by IR index `reps[b]`) that scatters `value` to `out`.
     pub fn scatter(
@@ -731,6 +777,7 @@ impl Body {
         }
         stmts.extend(tail);
         fuse(&mut stmts);
+        self.contract_rows(&mut stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),
@@ -1493,6 +1540,66 @@ fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
         }
         Stmt::ZeroOut => {}
     }
+}
+
+/// Calls `f` on every access of a statement: loads, places, kept values.
+fn visit_accesses(s: &mut Stmt, f: &mut impl FnMut(&mut Access)) {
+    let in_scalar = |x: &mut Scalar, f: &mut dyn FnMut(&mut Access)| {
+        visit_mut(x, &mut |e| {
+            if let Scalar::Load(a) = e {
+                f(a)
+            }
+        })
+    };
+    match s {
+        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_accesses(b, f)),
+        Stmt::Reduce { parts, .. } => {
+            for p in parts {
+                in_scalar(&mut p.body, f);
+                if let Place::Elem(a) = &mut p.place {
+                    f(a);
+                }
+                if let Some(k) = &mut p.keep {
+                    f(k);
+                }
+            }
+        }
+        Stmt::Store { place, value, .. } => {
+            in_scalar(value, f);
+            if let Place::Elem(a) = place {
+                f(a);
+            }
+        }
+        Stmt::Return(v) | Stmt::Scatter { value: v, .. } => in_scalar(v, f),
+        Stmt::ZeroOut => {}
+    }
+}
+
+/// Turns the zero-axis accesses of temporary `t` into a scalar.
+fn scalar_temp(s: &mut Stmt, t: usize) {
+    let is_t = |a: &Access| a.array == Array::Temp(t) && a.idx.is_empty();
+    let fix_place = |p: &mut Place| {
+        if matches!(p, Place::Elem(a) if is_t(a)) {
+            *p = Place::Temp(t);
+        }
+    };
+    match s {
+        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| scalar_temp(b, t)),
+        Stmt::Reduce { parts, .. } => {
+            for p in parts {
+                fix_place(&mut p.place);
+            }
+        }
+        Stmt::Store { place, .. } => fix_place(place),
+        _ => {}
+    }
+    visit_scalars(s, &mut |x| {
+        visit_mut(x, &mut |e| {
+            if matches!(e, Scalar::Load(a) if is_t(a)) {
+                *e = Scalar::Temp(t);
+            }
+        })
+    });
 }
 
 /// Temporaries an expression reads.
