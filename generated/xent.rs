@@ -4096,10 +4096,10 @@ pub fn xent_d10_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         + 4200.0 * sum5 * sum8.powi(2) * sum9 - 210.0 * sum5 * sum9 * sum12
         - 126.0 * sum5 * sum11.powi(2) + sum5 * sum15
 }
-/// The distinct terms of a symmetry class: for each, the block
-/// of every derivative slot. Blocks take `sizes` slots each;
-/// blocks of one kind are interchangeable, so among them the
-/// first slots increase.
+/// The distinct terms of a symmetry class: for each, the block of every
+/// derivative slot. Blocks take `sizes` slots each; blocks of one kind are
+/// interchangeable, so among them the first slots increase. Their number is
+/// `k! / (Π sizes! · Π multiplicities!)`, the orbit of the class.
 fn xent_orbit(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
     fn go(
         slot: usize,

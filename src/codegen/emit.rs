@@ -680,46 +680,11 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
     let softplus = format_ident!("{}_softplus", kernel);
     let mut out = TokenStream::new();
     if used.orbit {
-        let orbit = format_ident!("{}_orbit", kernel);
-        out.extend(quote! {
-            /// The distinct terms of a symmetry class: for each, the block
-            /// of every derivative slot. Blocks take `sizes` slots each;
-            /// blocks of one kind are interchangeable, so among them the
-            /// first slots increase.
-            fn #orbit(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
-                fn go(
-                    slot: usize,
-                    row: &mut Vec<u8>,
-                    left: &mut [usize],
-                    sizes: &[usize],
-                    kinds: &[usize],
-                    out: &mut Vec<Vec<u8>>,
-                ) {
-                    if slot == row.len() {
-                        out.push(row.clone());
-                        return;
-                    }
-                    for b in 0..left.len() {
-                        if left[b] == 0 {
-                            continue;
-                        }
-                        let opens = left[b] == sizes[b];
-                        if opens && (0..b).any(|c| kinds[c] == kinds[b] && left[c] == sizes[c]) {
-                            continue;
-                        }
-                        left[b] -= 1;
-                        row[slot] = b as u8;
-                        go(slot + 1, row, left, sizes, kinds, out);
-                        left[b] += 1;
-                    }
-                }
-                let mut out = Vec::new();
-                let mut row = vec![0u8; sizes.iter().sum()];
-                let mut left = sizes.to_vec();
-                go(0, &mut row, &mut left, sizes, kinds, &mut out);
-                out
-            }
-        });
+        // The helper's text is the one the interpreter compiles.
+        let mut item: syn::ItemFn =
+            syn::parse_str(include_str!("orbit_fn.rs")).expect("orbit_fn.rs is one function");
+        item.sig.ident = format_ident!("{}_orbit", kernel);
+        out.extend(quote!(#item));
     }
     if used.exp {
         out.extend(match float {

@@ -1203,44 +1203,13 @@ fn dense_output_reading(s: Option<&mut Stmt>, t: usize) -> Option<Vec<(Var, Dim)
     (reads == [true]).then(|| idx.clone())
 }
 
-/// The distinct ways to put `sizes.iter().sum()` slots into blocks of the
-/// given sizes, as the block of each slot; blocks of one kind are
-/// interchangeable, so among them the first slots increase. Their number
-/// is `k! / (Π sizes! · Π multiplicity!)`, the orbit of the class.
+// One source for the kernels' orbit helper and the interpreter's.
+include!("orbit_fn.rs");
+
+/// The orbit of a symmetry class as the block of each slot, per distinct
+/// term (see `orbit_fn.rs`, which generated kernels carry verbatim).
 pub fn orbit_rows(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
-    fn go(
-        slot: usize,
-        row: &mut Vec<u8>,
-        left: &mut [usize],
-        sizes: &[usize],
-        kinds: &[usize],
-        out: &mut Vec<Vec<u8>>,
-    ) {
-        if slot == row.len() {
-            out.push(row.clone());
-            return;
-        }
-        for b in 0..left.len() {
-            if left[b] == 0 {
-                continue;
-            }
-            // A block's first slot must come after those of the earlier
-            // blocks of its kind.
-            let opens = left[b] == sizes[b];
-            if opens && (0..b).any(|c| kinds[c] == kinds[b] && left[c] == sizes[c]) {
-                continue;
-            }
-            left[b] -= 1;
-            row[slot] = b as u8;
-            go(slot + 1, row, left, sizes, kinds, out);
-            left[b] += 1;
-        }
-    }
-    let mut out = Vec::new();
-    let mut row = vec![0u8; sizes.iter().sum()];
-    let mut left = sizes.to_vec();
-    go(0, &mut row, &mut left, sizes, kinds, &mut out);
-    out
+    orbit(sizes, kinds)
 }
 
 /// A scalar expression's factor `base^e`.
