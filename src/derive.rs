@@ -286,7 +286,18 @@ impl Derivation {
         } else {
             None
         };
-        let parts = names.parts.clone();
+        // A row-wise part's definition names itself (`A_ec = softmax_c(…)`).
+        let part_lines: Vec<String> = names
+            .parts
+            .iter()
+            .map(|(n, def, _)| {
+                if def.starts_with(&format!("{n}_")) {
+                    def.clone()
+                } else {
+                    format!("{n} = {def}")
+                }
+            })
+            .collect();
         let free: Vec<String> = self
             .free_indices()
             .iter()
@@ -316,12 +327,8 @@ impl Derivation {
                 if !free.is_empty() {
                     out.push_str(&format!("indices: {}\n", free.join(" ")));
                 }
-                for (n, def, _) in &parts {
-                    if def.starts_with(&format!("{n}_")) {
-                        out.push_str(&format!("where {def}\n"));
-                    } else {
-                        out.push_str(&format!("where {n} = {def}\n"));
-                    }
+                for line in &part_lines {
+                    out.push_str(&format!("where {line}\n"));
                 }
                 out.push_str(&format!("\nindex form:  {index_form}\n"));
                 if let Some(m) = matrix {
@@ -338,12 +345,8 @@ impl Derivation {
                 }
             }
             Syntax::Latex => {
-                for (n, def, _) in &parts {
-                    if def.starts_with(&format!("{n}_")) {
-                        out.push_str(&format!("{def}\n"));
-                    } else {
-                        out.push_str(&format!("{n} = {def}\n"));
-                    }
+                for line in &part_lines {
+                    out.push_str(&format!("{line}\n"));
                 }
                 out.push_str(&index_form);
                 out.push('\n');

@@ -20,12 +20,17 @@ pub struct Plan {
     pub returns: bool,
 }
 
+/// A scattered class's block sizes and kinds.
+type ClassShape = (Vec<usize>, Vec<usize>);
+
 struct Machine<'a> {
     inputs: &'a [Vec<f64>],
     sizes: &'a HashMap<String, usize>,
     vars: HashMap<Var, usize>,
     temps: Vec<Vec<f64>>,
     out: Vec<f64>,
+    /// Orbits enumerated once per class, as the kernels do at entry.
+    orbits: HashMap<ClassShape, Vec<Vec<u8>>>,
 }
 
 /// Runs `plan` on `inputs` (in parameter order, the direction last) with
@@ -47,6 +52,7 @@ pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> 
         vars: HashMap::new(),
         temps,
         out,
+        orbits: HashMap::new(),
     };
     for s in &plan.stmts {
         m.exec(s);
@@ -166,7 +172,11 @@ impl Machine<'_> {
                 let x = self.eval(value);
                 let n = self.size(&vars[0].1);
                 let ix: Vec<usize> = vars.iter().map(|(v, _)| self.vars[v]).collect();
-                for row in super::loops::orbit_rows(sizes, kinds) {
+                let rows = self
+                    .orbits
+                    .entry((sizes.clone(), kinds.clone()))
+                    .or_insert_with(|| super::loops::orbit_rows(sizes, kinds));
+                for row in rows.iter() {
                     let at = row.iter().fold(0, |at, &b| at * n + ix[b as usize]);
                     self.out[at] += x;
                 }

@@ -605,28 +605,30 @@ impl Body {
             if !temp.live || temp.vars.is_empty() || temp.accumulated {
                 continue;
             }
-            // The top-level statements that touch `t`.
-            let touching: Vec<usize> = (0..stmts.len())
-                .filter(|&k| {
-                    let mut hit = false;
-                    visit_accesses(&mut stmts[k].clone(), &mut |a| {
-                        hit |= a.array == Array::Temp(t)
-                    });
-                    hit
+            // The first index of each access to `t`, per top-level statement.
+            let target = Target::Array(Array::Temp(t));
+            let touching: Vec<(usize, Vec<Option<Var>>)> = stmts
+                .iter()
+                .enumerate()
+                .filter_map(|(k, s)| {
+                    let mut xs = Vec::new();
+                    accesses(s, &mut xs);
+                    let firsts: Vec<Option<Var>> = xs
+                        .into_iter()
+                        .filter(|x| x.0 == target)
+                        .map(|x| x.1)
+                        .collect();
+                    (!firsts.is_empty()).then_some((k, firsts))
                 })
                 .collect();
-            let [k] = touching[..] else { continue };
-            let Stmt::Loop { var, .. } = &stmts[k] else {
+            let [(k, firsts)] = &touching[..] else {
                 continue;
             };
-            let row = *var;
-            let mut local = true;
-            visit_accesses(&mut stmts[k].clone(), &mut |a| {
-                if a.array == Array::Temp(t) {
-                    local &= a.idx.first().map(|(v, _)| *v) == Some(row);
-                }
-            });
-            if !local {
+            let k = *k;
+            let Stmt::Loop { var: row, .. } = &stmts[k] else {
+                continue;
+            };
+            if firsts.iter().any(|v| *v != Some(*row)) {
                 continue;
             }
             visit_accesses(&mut stmts[k], &mut |a| {
@@ -845,27 +847,10 @@ impl Body {
             if keep_idx.iter().filter(|(x, _)| *x == v).count() != 1 {
                 continue;
             }
-            let mut reads: HashMap<usize, Vec<bool>> = HashMap::new();
-            for (t, temp) in self.temps.iter().enumerate() {
-                if !temp.live || t == p {
-                    continue;
-                }
-                let mut around: Vec<Var> = temp.vars.iter().map(|(x, _)| *x).collect();
-                match &temp.def {
-                    Def::Elem(x) => count_reads(x, &around, &mut reads),
-                    Def::Reduce { var, body, .. } => {
-                        around.push(*var);
-                        count_reads(body, &around, &mut reads);
-                    }
-                }
-            }
-            for st in tail.iter() {
-                count_stmt(st, &mut Vec::new(), &mut reads);
-            }
-            let p_reads = reads.get(&p).cloned().unwrap_or_default();
+            let p_reads = self.reads(tail).remove(&p).unwrap_or_default();
             if p_reads.len() == 1 && p_reads[0] {
                 // Read once: only the in-place output form pays.
-                let Some(out_idx) = dense_output_reading(tail.first_mut(), p) else {
+                let Some(out_idx) = dense_output_reading(tail.first(), p) else {
                     continue;
                 };
                 let map: Vec<(Var, Var)> = p_vars
@@ -952,27 +937,31 @@ impl Body {
         }
     }
 
+    /// Every read of every temporary by the live temporaries and `tail`:
+    /// whether the loops around it are exactly the read's own indices.
+    fn reads(&self, tail: &[Stmt]) -> HashMap<usize, Vec<bool>> {
+        let mut reads = HashMap::new();
+        for temp in self.temps.iter().filter(|t| t.live) {
+            let mut around: Vec<Var> = temp.vars.iter().map(|(v, _)| *v).collect();
+            match &temp.def {
+                Def::Elem(x) => count_reads(x, &around, &mut reads),
+                Def::Reduce { var, body, .. } => {
+                    around.push(*var);
+                    count_reads(body, &around, &mut reads);
+                }
+            }
+        }
+        for s in tail {
+            count_stmt(s, &mut Vec::new(), &mut reads);
+        }
+        reads
+    }
+
     /// Inlines elementwise temporaries read once, where no extra loop
     /// surrounds the read.
     fn inline(&mut self, tail: &mut [Stmt]) {
         loop {
-            let mut reads: HashMap<usize, Vec<bool>> = HashMap::new();
-            for temp in &self.temps {
-                if !temp.live {
-                    continue;
-                }
-                let mut around: Vec<Var> = temp.vars.iter().map(|(v, _)| *v).collect();
-                match &temp.def {
-                    Def::Elem(x) => count_reads(x, &around, &mut reads),
-                    Def::Reduce { var, body, .. } => {
-                        around.push(*var);
-                        count_reads(body, &around, &mut reads);
-                    }
-                }
-            }
-            for s in tail.iter() {
-                count_stmt(s, &mut Vec::new(), &mut reads);
-            }
+            let reads = self.reads(tail);
             let candidate = (0..self.temps.len()).find(|&t| {
                 self.temps[t].live
                     && !self.temps[t].vars.is_empty()
@@ -1171,8 +1160,8 @@ fn factor_summand(sum: Poly) -> Poly {
 /// The index of `out` that statement `s` writes, when `s` is the dense
 /// output nest (`out[..] = …`, no accumulation) and reads temporary `t`
 /// exactly there.
-fn dense_output_reading(s: Option<&mut Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
-    let mut s = &*s?;
+fn dense_output_reading(s: Option<&Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
+    let mut s = s?;
     while let Stmt::Loop { body, .. } = s {
         let [inner] = &body[..] else { return None };
         s = inner;
