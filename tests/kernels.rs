@@ -8,6 +8,35 @@
 #[deny(warnings)]
 mod xent {
     include!("../generated/xent.rs");
+
+    /// The baseline bodies, which the public functions skip on a CPU with
+    /// AVX2 and FMA (this one, most likely): reached here so that both
+    /// paths are tested wherever the tests run.
+    pub mod baseline {
+        pub fn xent(z: &[f64], q: &[f64]) -> f64 {
+            super::xent_body::<false>(z, q)
+        }
+        pub fn grad(z: &[f64], q: &[f64], out: &mut [f64]) {
+            super::xent_grad_body::<false>(z, q, out)
+        }
+        pub fn hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
+            super::xent_hvp_body::<false>(z, q, v, out)
+        }
+        pub fn d3(z: &[f64], q: &[f64], out: &mut [f64]) {
+            super::xent_d3_body::<false>(z, q, out)
+        }
+        pub fn d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
+            super::xent_d4_dir_body::<false>(z, q, v)
+        }
+        /// The polynomial `exp`, unfused and fused.
+        pub fn exp(x: f64, fma: bool) -> f64 {
+            if fma {
+                super::xent_exp::<true>(x)
+            } else {
+                super::xent_exp::<false>(x)
+            }
+        }
+    }
 }
 #[deny(warnings)]
 mod softmax {
@@ -302,6 +331,73 @@ fn xent_kernels_stay_finite_at_extreme_logits_and_zero_targets() {
     xent::xent_hessian(&z, &q, &mut h);
     assert!(h.iter().all(|x| x.is_finite()));
     assert!(xent::xent_d3_dir(&z, &q, &[1.0, -2.0, 0.5, 3.0, 0.0]).is_finite());
+}
+
+#[test]
+fn the_baseline_bodies_agree_with_the_dispatched_kernels() {
+    // On a CPU with AVX2 and FMA the public functions run a second copy of
+    // each body, compiled for those features; elsewhere they run the
+    // baseline. The two differ only in rounding (fused multiply-adds).
+    let mut rng = Rng(0x5eed_0009);
+    for trial in 0..100 {
+        let n = 1 + trial % 13 + if trial % 10 == 0 { 300 } else { 0 };
+        let z = rng.logits(n);
+        let q = rng.vec(n, 0.0, 2.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let floor = terms_floor(&z) * q.iter().sum::<f64>().max(1.0);
+        let what = |f: &str| format!("baseline {f} at n={n}");
+        close_with(
+            &[xent::baseline::xent(&z, &q)],
+            &[xent::xent(&z, &q)],
+            1e-13,
+            floor,
+            &what("xent"),
+        );
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        xent::baseline::grad(&z, &q, &mut a);
+        xent::xent_grad(&z, &q, &mut b);
+        close_with(&a, &b, 1e-13, floor, &what("grad"));
+        xent::baseline::hvp(&z, &q, &v, &mut a);
+        xent::xent_hvp(&z, &q, &v, &mut b);
+        close_with(&a, &b, 1e-13, floor, &what("hvp"));
+        if n <= 13 {
+            let (mut a, mut b) = (vec![0.0; n * n * n], vec![0.0; n * n * n]);
+            xent::baseline::d3(&z, &q, &mut a);
+            xent::xent_d3(&z, &q, &mut b);
+            close_with(&a, &b, 1e-13, floor, &what("d3"));
+        }
+        close_with(
+            &[xent::baseline::d4_dir(&z, &q, &v)],
+            &[xent::xent_d4_dir(&z, &q, &v)],
+            1e-11,
+            floor,
+            &what("d4_dir"),
+        );
+    }
+}
+
+#[test]
+fn the_polynomial_exp_is_within_two_ulp_of_std() {
+    // Over the whole range where exp is a normal number, plus random points
+    // near zero where softmax arguments (x − max ≤ 0) mostly fall.
+    let mut rng = Rng(0x5eed_000a);
+    let mut xs: Vec<f64> = (0..=141_760).map(|k| -708.0 + k as f64 * 0.01).collect();
+    xs.extend(rng.vec(100_000, -40.0, 0.0));
+    xs.extend([0.0, -0.0, 1e-300, -1e-300, 709.78, -707.99]);
+    for fma in [false, true] {
+        let mut worst: f64 = 0.0;
+        for &x in &xs {
+            let (got, want) = (xent::baseline::exp(x, fma), x.exp());
+            let ulps = got.to_bits().abs_diff(want.to_bits()) as f64;
+            assert!(ulps <= 2.0, "exp({x}) = {got}, std {want}: {ulps} ulp (fma {fma})");
+            worst = worst.max(ulps);
+        }
+        assert!(worst > 0.0, "a test that cannot fail");
+    }
+    for x in [-708.5, -745.2, -1e4, f64::NEG_INFINITY] {
+        assert_eq!(xent::baseline::exp(x, false), 0.0, "exp({x}) flushes to zero");
+        assert_eq!(xent::baseline::exp(x, true), 0.0, "exp({x}) flushes to zero");
+    }
 }
 
 #[test]

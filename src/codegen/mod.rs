@@ -465,10 +465,13 @@ impl Function {
             note_arrays(s, &mut used);
         }
 
+        // Parameters, and the same names as arguments (for the dispatch).
         let mut params = Vec::new();
+        let mut args = Vec::new();
         for d in &sig.dim_params {
             let i = Ident::new(d, Span::call_site());
             params.push(quote!(#i: usize));
+            args.push(i);
         }
         let param_name = |k: usize, n: &Ident| -> Ident {
             let needed = used.contains(&k) || sig.from_input.iter().any(|(_, j)| *j == k);
@@ -481,13 +484,16 @@ impl Function {
         for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
             let n = param_name(k, n);
             params.push(quote!(#n: &[#ty]));
+            args.push(n);
         }
         if self.direction {
             let n = &sig.direction;
             params.push(quote!(#n: &[#ty]));
+            args.push(n.clone());
         }
         if self.tensor_out {
             params.push(quote!(out: &mut [#ty]));
+            args.push(format_ident!("out"));
         }
 
         // Lengths: read off vector arguments, then every argument checked once.
@@ -554,10 +560,42 @@ impl Function {
         } else {
             quote!(-> #ty)
         };
+        // The body is compiled twice: for the target's baseline and, chosen
+        // at run time, for AVX2 with fused multiply-adds, which runs the
+        // polynomial `exp` on four lanes at once (the baseline of x86_64 has
+        // two, and no FMA).
+        let body_name = format_ident!("{}_body", name);
+        let wide_name = format_ident!("{}_avx2", name);
+        let wide_doc = format!(
+            " [`{name}`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`{name}`] checks."
+        );
+        let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
         Ok(quote! {
             #[doc = #doc]
-            #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code)]
+            #[allow(clippy::too_many_arguments, dead_code)]
             pub fn #name(#(#params),*) #ret {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                        return unsafe { #wide_name(#(#args),*) };
+                    }
+                }
+                #body_name::<false>(#(#args),*)
+            }
+
+            #[doc = #wide_doc]
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments, dead_code)]
+            fn #wide_name(#(#params),*) #ret {
+                #body_name::<true>(#(#args),*)
+            }
+
+            #[doc = #body_doc]
+            #[inline(always)]
+            #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code)]
+            fn #body_name<const FMA: bool>(#(#params),*) #ret {
                 #entry
                 #alloc
                 #code
