@@ -162,7 +162,6 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
     for c2 in 0..n / 4 {
         for l2 in 0..4 {
@@ -181,8 +180,8 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         let len3 = (n - b3).min(64);
         for j3 in 0..len3 {
             let i3 = b3 + j3;
-            p3[i3] = logsumexp_exp::<FMA>(z[i3] - max0);
-            buf3_0[j3] = p3[i3];
+            out[i3] = logsumexp_exp::<FMA>(z[i3] - max0);
+            buf3_0[j3] = out[i3];
         }
         for c3 in 0..len3 / 4 {
             for l3 in 0..4 {
@@ -196,22 +195,19 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv5 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv5;
-    }
     let mut acc4_0: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
         for l4 in 0..4 {
             let i4 = c4 * 4 + l4;
-            acc4_0[l4] += v[i4] * p3[i4];
+            acc4_0[l4] += v[i4] * (out[i4] * inv5);
         }
     }
     for i4 in n / 4 * 4..n {
-        acc4_0[0] += v[i4] * p3[i4];
+        acc4_0[0] += v[i4] * (out[i4] * inv5);
     }
     let sum4 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     for i0 in 0..n {
-        out[i0] = v[i0] * p3[i0] - sum4 * p3[i0];
+        out[i0] = v[i0] * (out[i0] * inv5) - sum4 * (out[i0] * inv5);
     }
 }
 /// The full Hessian, row-major.

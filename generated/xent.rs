@@ -178,7 +178,6 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut p4 = vec![0.0; n];
     let mut acc1_0: [f64; 4] = [0.0; 4];
     let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
     for c1 in 0..n / 4 {
@@ -201,8 +200,8 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         let len4 = (n - b4).min(64);
         for j4 in 0..len4 {
             let i4 = b4 + j4;
-            p4[i4] = xent_exp::<FMA>(z[i4] - max1);
-            buf4_0[j4] = p4[i4];
+            out[i4] = xent_exp::<FMA>(z[i4] - max1);
+            buf4_0[j4] = out[i4];
         }
         for c4 in 0..len4 / 4 {
             for l4 in 0..4 {
@@ -216,22 +215,19 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     }
     let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv6 = 1.0 / sumexp2;
-    for i2 in 0..n {
-        p4[i2] *= inv6;
-    }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += v[i5] * p4[i5];
+            acc5_0[l5] += v[i5] * (out[i5] * inv6);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += v[i5] * p4[i5];
+        acc5_0[0] += v[i5] * (out[i5] * inv6);
     }
     let sum5 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     for i0 in 0..n {
-        out[i0] = v[i0] * sum0 * p4[i0] - sum0 * sum5 * p4[i0];
+        out[i0] = v[i0] * sum0 * (out[i0] * inv6) - sum0 * sum5 * (out[i0] * inv6);
     }
 }
 /// The full Hessian, row-major.

@@ -389,14 +389,25 @@ fn the_polynomial_exp_is_within_two_ulp_of_std() {
         for &x in &xs {
             let (got, want) = (xent::baseline::exp(x, fma), x.exp());
             let ulps = got.to_bits().abs_diff(want.to_bits()) as f64;
-            assert!(ulps <= 2.0, "exp({x}) = {got}, std {want}: {ulps} ulp (fma {fma})");
+            assert!(
+                ulps <= 2.0,
+                "exp({x}) = {got}, std {want}: {ulps} ulp (fma {fma})"
+            );
             worst = worst.max(ulps);
         }
         assert!(worst > 0.0, "a test that cannot fail");
     }
     for x in [-708.5, -745.2, -1e4, f64::NEG_INFINITY] {
-        assert_eq!(xent::baseline::exp(x, false), 0.0, "exp({x}) flushes to zero");
-        assert_eq!(xent::baseline::exp(x, true), 0.0, "exp({x}) flushes to zero");
+        assert_eq!(
+            xent::baseline::exp(x, false),
+            0.0,
+            "exp({x}) flushes to zero"
+        );
+        assert_eq!(
+            xent::baseline::exp(x, true),
+            0.0,
+            "exp({x}) flushes to zero"
+        );
     }
 }
 

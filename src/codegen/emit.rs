@@ -620,7 +620,10 @@ impl<'a> Emitter<'a> {
                     RedOp::Sum => quote!(#slot += #buf[#at];),
                     RedOp::Max => quote!(#slot = #slot.max(#buf[#at]);),
                 };
-                fold.extend(fold_into(quote!(#a[#lane]), quote!(#chunk * #lanes + #lane)));
+                fold.extend(fold_into(
+                    quote!(#a[#lane]),
+                    quote!(#chunk * #lanes + #lane),
+                ));
                 fold_rest.extend(fold_into(quote!(#a[0]), quote!(#j)));
             }
             // The fold reads the buffer in whole chunks of LANES, so that

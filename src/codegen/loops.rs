@@ -848,7 +848,9 @@ impl Body {
                 continue;
             }
             let p_reads = self.reads(tail).remove(&p).unwrap_or_default();
-            if p_reads.len() == 1 && p_reads[0] {
+            // `out` holds the exponentials of one softmax at most.
+            let out_free = !self.keeps.values().any(|k| k.array == Array::Out);
+            if p_reads.len() == 1 && p_reads[0] && out_free {
                 // Read once: only the in-place output form pays.
                 let Some(out_idx) = dense_output_reading(tail.first(), p) else {
                     continue;
@@ -874,6 +876,57 @@ impl Body {
                             *e = entry.clone();
                         }
                     })
+                });
+                self.temps[p].live = false;
+                self.keeps.insert(
+                    s,
+                    Access {
+                        array: Array::Out,
+                        idx: keep_idx,
+                    },
+                );
+            } else if let (true, [_], Some(out_idx)) = (
+                out_free && p_reads.iter().all(|tight| *tight),
+                &tail[..],
+                dense_output_reading(tail.first(), p),
+            ) {
+                // Read several times, each at one entry (a dot product
+                // with it, then the output): the exponentials wait in
+                // `out` until the output overwrites them, and every read
+                // scales by 1/Σ — no array of its own, no scaling pass.
+                debug_assert_eq!(out_idx.len(), p_vars.len());
+                let scale = self.reciprocal(s, &sm.sumexp_read);
+                let mut normalized = |e: &mut Scalar| {
+                    if let Scalar::Load(Access {
+                        array: Array::Temp(u),
+                        idx,
+                    }) = e
+                    {
+                        if *u == p {
+                            let map: Vec<(Var, Var)> = p_vars
+                                .iter()
+                                .zip(idx.iter())
+                                .map(|(a, (b, _))| (*a, *b))
+                                .collect();
+                            let mut scale = scale.clone();
+                            rename_vars(&mut scale, &map);
+                            *e = Scalar::Product(vec![
+                                Scalar::Load(Access {
+                                    array: Array::Out,
+                                    idx: idx.clone(),
+                                }),
+                                scale,
+                            ]);
+                        }
+                    }
+                };
+                for temp in self.temps.iter_mut().filter(|t| t.live) {
+                    match &mut temp.def {
+                        Def::Elem(x) | Def::Reduce { body: x, .. } => visit_mut(x, &mut normalized),
+                    }
+                }
+                visit_scalars(&mut tail[0], &mut |x: &mut Scalar| {
+                    visit_mut(x, &mut normalized)
                 });
                 self.temps[p].live = false;
                 self.keeps.insert(
@@ -1159,7 +1212,7 @@ fn factor_summand(sum: Poly) -> Poly {
 
 /// The index of `out` that statement `s` writes, when `s` is the dense
 /// output nest (`out[..] = …`, no accumulation) and reads temporary `t`
-/// exactly there.
+/// there and nowhere else.
 fn dense_output_reading(s: Option<&Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
     let mut s = s?;
     while let Stmt::Loop { body, .. } = s {
@@ -1189,7 +1242,7 @@ fn dense_output_reading(s: Option<&Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
             }
         }
     });
-    (reads == [true]).then(|| idx.clone())
+    (!reads.is_empty() && reads.iter().all(|r| *r)).then(|| idx.clone())
 }
 
 // One source for the kernels' orbit helper and the interpreter's.
