@@ -38,25 +38,28 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
     let mut sum5 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i1 in 0..m {
+        let y_r2 = &y[i1 * n..][..n];
+        let z_r2 = &z[i1 * n..][..n];
         let mut acc2_0: [f64; 4] = [0.0; 4];
         let mut acc2_1: [f64; 4] = [f64::NEG_INFINITY; 4];
         let mut acc2_2: [f64; 4] = [0.0; 4];
         for c2 in 0..n / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i1 * n + i2];
-                acc2_1[l2] = acc2_1[l2].max(z[i1 * n + i2]);
-                acc2_2[l2] += y[i1 * n + i2] * z[i1 * n + i2];
+                acc2_0[l2] += y_r2[i2];
+                acc2_1[l2] = acc2_1[l2].max(z_r2[i2]);
+                acc2_2[l2] += y_r2[i2] * z_r2[i2];
             }
         }
         for i2 in n / 4 * 4..n {
-            acc2_0[0] += y[i1 * n + i2];
-            acc2_1[0] = acc2_1[0].max(z[i1 * n + i2]);
-            acc2_2[0] += y[i1 * n + i2] * z[i1 * n + i2];
+            acc2_0[0] += y_r2[i2];
+            acc2_1[0] = acc2_1[0].max(z_r2[i2]);
+            acc2_2[0] += y_r2[i2] * z_r2[i2];
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         max2[i1] = acc2_1[0].max(acc2_1[1]).max(acc2_1[2].max(acc2_1[3]));
         sum5[i1] = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+        let z_r7 = &z[i1 * n..][..n];
         let mut acc7_0: [f64; 4] = [0.0; 4];
         let mut buf7_0 = [0.0; 64];
         let mut b7 = 0;
@@ -64,7 +67,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             let len7 = (n - b7).min(64);
             for j7 in 0..len7 {
                 let i7 = b7 + j7;
-                buf7_0[j7] = batched_xent_exp::<FMA>(z[i1 * n + i7] - max2[i1]);
+                buf7_0[j7] = batched_xent_exp::<FMA>(z_r7[i7] - max2[i1]);
             }
             for c7 in 0..len7 / 4 {
                 for l7 in 0..4 {
@@ -139,21 +142,25 @@ fn batched_xent_grad_body<const FMA: bool>(
     assert_eq!(out.len(), m * n, "`out` must have length m·n");
     let c0 = 1.0 / (m as f64);
     for i2 in 0..m {
+        let y_r3 = &y[i2 * n..][..n];
+        let z_r3 = &z[i2 * n..][..n];
         let mut acc3_0: [f64; 4] = [0.0; 4];
         let mut acc3_1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n / 4 {
             for l3 in 0..4 {
                 let i3 = c3 * 4 + l3;
-                acc3_0[l3] += y[i2 * n + i3];
-                acc3_1[l3] = acc3_1[l3].max(z[i2 * n + i3]);
+                acc3_0[l3] += y_r3[i3];
+                acc3_1[l3] = acc3_1[l3].max(z_r3[i3]);
             }
         }
         for i3 in n / 4 * 4..n {
-            acc3_0[0] += y[i2 * n + i3];
-            acc3_1[0] = acc3_1[0].max(z[i2 * n + i3]);
+            acc3_0[0] += y_r3[i3];
+            acc3_1[0] = acc3_1[0].max(z_r3[i3]);
         }
         let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
         let max2 = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
+        let z_r9 = &z[i2 * n..][..n];
+        let out_r9 = &mut out[i2 * n..][..n];
         let mut acc9_0: [f64; 4] = [0.0; 4];
         let mut buf9_0 = [0.0; 64];
         let mut b9 = 0;
@@ -161,8 +168,8 @@ fn batched_xent_grad_body<const FMA: bool>(
             let len9 = (n - b9).min(64);
             for j9 in 0..len9 {
                 let i9 = b9 + j9;
-                out[i2 * n + i9] = batched_xent_exp::<FMA>(z[i2 * n + i9] - max2);
-                buf9_0[j9] = out[i2 * n + i9];
+                out_r9[i9] = batched_xent_exp::<FMA>(z_r9[i9] - max2);
+                buf9_0[j9] = out_r9[i9];
             }
             for c9 in 0..len9 / 4 {
                 for l9 in 0..4 {
@@ -176,9 +183,10 @@ fn batched_xent_grad_body<const FMA: bool>(
         }
         let sumexp3 = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
         let inv6 = 1.0 / sumexp3;
+        let out_r1 = &mut out[i2 * n..][..n];
+        let y_r1 = &y[i2 * n..][..n];
         for i1 in 0..n {
-            out[i2 * n + i1] = c0 * sum1 * (out[i2 * n + i1] * inv6)
-                - y[i2 * n + i1] * c0;
+            out_r1[i1] = c0 * sum1 * (out_r1[i1] * inv6) - y_r1[i1] * c0;
         }
     }
 }

@@ -50,41 +50,47 @@ fn linear_w_body<const FMA: bool>(
     let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i1 in 0..m {
+        let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
         for c2 in 0..k / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i1 * k + i2];
+                acc2_0[l2] += y_r2[i2];
             }
         }
         for i2 in k / 4 * 4..k {
-            acc2_0[0] += y[i1 * k + i2];
+            acc2_0[0] += y_r2[i2];
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
+            let sum2_r7 = &mut sum2[i1 * k..][..k];
+            let w_r7 = &w[i8 * k..][..k];
             for i7 in 0..k {
-                sum2[i1 * k + i7] += w[i8 * k + i7] * x[i1 * d + i8];
+                sum2_r7[i7] += w_r7[i7] * x[i1 * d + i8];
             }
         }
+        let y_r12 = &y[i1 * k..][..k];
+        let sum2_r12 = &sum2[i1 * k..][..k];
         let mut acc12_0: [f64; 4] = [0.0; 4];
         let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
         let mut acc12_2: [f64; 4] = [0.0; 4];
         for c12 in 0..k / 4 {
             for l12 in 0..4 {
                 let i12 = c12 * 4 + l12;
-                acc12_0[l12] += y[i1 * k + i12] * b[i12];
-                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2[i1 * k + i12]);
-                acc12_2[l12] += y[i1 * k + i12] * sum2[i1 * k + i12];
+                acc12_0[l12] += y_r12[i12] * b[i12];
+                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2_r12[i12]);
+                acc12_2[l12] += y_r12[i12] * sum2_r12[i12];
             }
         }
         for i12 in k / 4 * 4..k {
-            acc12_0[0] += y[i1 * k + i12] * b[i12];
-            acc12_1[0] = acc12_1[0].max(b[i12] + sum2[i1 * k + i12]);
-            acc12_2[0] += y[i1 * k + i12] * sum2[i1 * k + i12];
+            acc12_0[0] += y_r12[i12] * b[i12];
+            acc12_1[0] = acc12_1[0].max(b[i12] + sum2_r12[i12]);
+            acc12_2[0] += y_r12[i12] * sum2_r12[i12];
         }
         sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
         max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
         sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        let sum2_r10 = &sum2[i1 * k..][..k];
         let mut acc10_0: [f64; 4] = [0.0; 4];
         let mut buf10_0 = [0.0; 64];
         let mut b10 = 0;
@@ -92,9 +98,7 @@ fn linear_w_body<const FMA: bool>(
             let len10 = (k - b10).min(64);
             for j10 in 0..len10 {
                 let i10 = b10 + j10;
-                buf10_0[j10] = linear_w_exp::<
-                    FMA,
-                >(b[i10] + sum2[i1 * k + i10] - max3[i1]);
+                buf10_0[j10] = linear_w_exp::<FMA>(b[i10] + sum2_r10[i10] - max3[i1]);
             }
             for c10 in 0..len10 / 4 {
                 for l10 in 0..4 {
@@ -192,33 +196,38 @@ fn linear_w_grad_body<const FMA: bool>(
     let mut sum8 = vec![0.0; k * d];
     let c0 = 1.0 / (m as f64);
     for i7 in 0..m {
+        let y_r8 = &y[i7 * k..][..k];
         let mut acc8_0: [f64; 4] = [0.0; 4];
         for c8 in 0..k / 4 {
             for l8 in 0..4 {
                 let i8 = c8 * 4 + l8;
-                acc8_0[l8] += y[i7 * k + i8];
+                acc8_0[l8] += y_r8[i8];
             }
         }
         for i8 in k / 4 * 4..k {
-            acc8_0[0] += y[i7 * k + i8];
+            acc8_0[0] += y_r8[i8];
         }
         let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
         for i16 in 0..d {
+            let sum2_r15 = &mut sum2[i7 * k..][..k];
+            let w_r15 = &w[i16 * k..][..k];
             for i15 in 0..k {
-                sum2[i7 * k + i15] += w[i16 * k + i15] * x[i7 * d + i16];
+                sum2_r15[i15] += w_r15[i15] * x[i7 * d + i16];
             }
         }
+        let sum2_r13 = &sum2[i7 * k..][..k];
         let mut acc13_0: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c13 in 0..k / 4 {
             for l13 in 0..4 {
                 let i13 = c13 * 4 + l13;
-                acc13_0[l13] = acc13_0[l13].max(b[i13] + sum2[i7 * k + i13]);
+                acc13_0[l13] = acc13_0[l13].max(b[i13] + sum2_r13[i13]);
             }
         }
         for i13 in k / 4 * 4..k {
-            acc13_0[0] = acc13_0[0].max(b[i13] + sum2[i7 * k + i13]);
+            acc13_0[0] = acc13_0[0].max(b[i13] + sum2_r13[i13]);
         }
         let max3 = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
+        let sum2_r17 = &sum2[i7 * k..][..k];
         let mut acc17_0: [f64; 4] = [0.0; 4];
         let mut buf17_0 = [0.0; 64];
         let mut b17 = 0;
@@ -226,7 +235,7 @@ fn linear_w_grad_body<const FMA: bool>(
             let len17 = (k - b17).min(64);
             for j17 in 0..len17 {
                 let i17 = b17 + j17;
-                buf17_0[j17] = linear_w_exp::<FMA>(b[i17] + sum2[i7 * k + i17] - max3);
+                buf17_0[j17] = linear_w_exp::<FMA>(b[i17] + sum2_r17[i17] - max3);
             }
             for c17 in 0..len17 / 4 {
                 for l17 in 0..4 {
@@ -240,19 +249,23 @@ fn linear_w_grad_body<const FMA: bool>(
         }
         let sumexp4 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
         let lse5 = max3 + sumexp4.ln();
+        let y_r6 = &y[i7 * k..][..k];
+        let sum2_r6 = &sum2[i7 * k..][..k];
         for i6 in 0..k {
-            g7[i6] = sum1 * linear_w_exp::<FMA>(b[i6] + sum2[i7 * k + i6] - lse5)
-                - y[i7 * k + i6];
+            g7[i6] = sum1 * linear_w_exp::<FMA>(b[i6] + sum2_r6[i6] - lse5) - y_r6[i6];
         }
         for i2 in 0..k {
+            let sum8_r3 = &mut sum8[i2 * d..][..d];
+            let x_r3 = &x[i7 * d..][..d];
             for i3 in 0..d {
-                sum8[i2 * d + i3] += x[i7 * d + i3] * g7[i2];
+                sum8_r3[i3] += x_r3[i3] * g7[i2];
             }
         }
     }
     for i0 in 0..d {
+        let out_r1 = &mut out[i0 * k..][..k];
         for i1 in 0..k {
-            out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
+            out_r1[i1] = c0 * sum8[i1 * d + i0];
         }
     }
 }
@@ -346,41 +359,47 @@ fn linear_b_body<const FMA: bool>(
     let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
     for i1 in 0..m {
+        let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
         for c2 in 0..k / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y[i1 * k + i2];
+                acc2_0[l2] += y_r2[i2];
             }
         }
         for i2 in k / 4 * 4..k {
-            acc2_0[0] += y[i1 * k + i2];
+            acc2_0[0] += y_r2[i2];
         }
         sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
+            let sum2_r7 = &mut sum2[i1 * k..][..k];
+            let w_r7 = &w[i8 * k..][..k];
             for i7 in 0..k {
-                sum2[i1 * k + i7] += w[i8 * k + i7] * x[i1 * d + i8];
+                sum2_r7[i7] += w_r7[i7] * x[i1 * d + i8];
             }
         }
+        let y_r12 = &y[i1 * k..][..k];
+        let sum2_r12 = &sum2[i1 * k..][..k];
         let mut acc12_0: [f64; 4] = [0.0; 4];
         let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
         let mut acc12_2: [f64; 4] = [0.0; 4];
         for c12 in 0..k / 4 {
             for l12 in 0..4 {
                 let i12 = c12 * 4 + l12;
-                acc12_0[l12] += y[i1 * k + i12] * b[i12];
-                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2[i1 * k + i12]);
-                acc12_2[l12] += y[i1 * k + i12] * sum2[i1 * k + i12];
+                acc12_0[l12] += y_r12[i12] * b[i12];
+                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2_r12[i12]);
+                acc12_2[l12] += y_r12[i12] * sum2_r12[i12];
             }
         }
         for i12 in k / 4 * 4..k {
-            acc12_0[0] += y[i1 * k + i12] * b[i12];
-            acc12_1[0] = acc12_1[0].max(b[i12] + sum2[i1 * k + i12]);
-            acc12_2[0] += y[i1 * k + i12] * sum2[i1 * k + i12];
+            acc12_0[0] += y_r12[i12] * b[i12];
+            acc12_1[0] = acc12_1[0].max(b[i12] + sum2_r12[i12]);
+            acc12_2[0] += y_r12[i12] * sum2_r12[i12];
         }
         sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
         max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
         sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        let sum2_r10 = &sum2[i1 * k..][..k];
         let mut acc10_0: [f64; 4] = [0.0; 4];
         let mut buf10_0 = [0.0; 64];
         let mut b10 = 0;
@@ -388,9 +407,7 @@ fn linear_b_body<const FMA: bool>(
             let len10 = (k - b10).min(64);
             for j10 in 0..len10 {
                 let i10 = b10 + j10;
-                buf10_0[j10] = linear_b_exp::<
-                    FMA,
-                >(b[i10] + sum2[i1 * k + i10] - max3[i1]);
+                buf10_0[j10] = linear_b_exp::<FMA>(b[i10] + sum2_r10[i10] - max3[i1]);
             }
             for c10 in 0..len10 / 4 {
                 for l10 in 0..4 {
@@ -487,33 +504,38 @@ fn linear_b_grad_body<const FMA: bool>(
     let mut sum7 = vec![0.0; k];
     let c0 = 1.0 / (m as f64);
     for i3 in 0..m {
+        let y_r4 = &y[i3 * k..][..k];
         let mut acc4_0: [f64; 4] = [0.0; 4];
         for c4 in 0..k / 4 {
             for l4 in 0..4 {
                 let i4 = c4 * 4 + l4;
-                acc4_0[l4] += y[i3 * k + i4];
+                acc4_0[l4] += y_r4[i4];
             }
         }
         for i4 in k / 4 * 4..k {
-            acc4_0[0] += y[i3 * k + i4];
+            acc4_0[0] += y_r4[i4];
         }
         let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
         for i12 in 0..d {
+            let sum2_r11 = &mut sum2[i3 * k..][..k];
+            let w_r11 = &w[i12 * k..][..k];
             for i11 in 0..k {
-                sum2[i3 * k + i11] += w[i12 * k + i11] * x[i3 * d + i12];
+                sum2_r11[i11] += w_r11[i11] * x[i3 * d + i12];
             }
         }
+        let sum2_r9 = &sum2[i3 * k..][..k];
         let mut acc9_0: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c9 in 0..k / 4 {
             for l9 in 0..4 {
                 let i9 = c9 * 4 + l9;
-                acc9_0[l9] = acc9_0[l9].max(b[i9] + sum2[i3 * k + i9]);
+                acc9_0[l9] = acc9_0[l9].max(b[i9] + sum2_r9[i9]);
             }
         }
         for i9 in k / 4 * 4..k {
-            acc9_0[0] = acc9_0[0].max(b[i9] + sum2[i3 * k + i9]);
+            acc9_0[0] = acc9_0[0].max(b[i9] + sum2_r9[i9]);
         }
         let max3 = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
+        let sum2_r13 = &sum2[i3 * k..][..k];
         let mut acc13_0: [f64; 4] = [0.0; 4];
         let mut buf13_0 = [0.0; 64];
         let mut b13 = 0;
@@ -521,7 +543,7 @@ fn linear_b_grad_body<const FMA: bool>(
             let len13 = (k - b13).min(64);
             for j13 in 0..len13 {
                 let i13 = b13 + j13;
-                buf13_0[j13] = linear_b_exp::<FMA>(b[i13] + sum2[i3 * k + i13] - max3);
+                buf13_0[j13] = linear_b_exp::<FMA>(b[i13] + sum2_r13[i13] - max3);
             }
             for c13 in 0..len13 / 4 {
                 for l13 in 0..4 {
@@ -535,10 +557,11 @@ fn linear_b_grad_body<const FMA: bool>(
         }
         let sumexp4 = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
         let lse5 = max3 + sumexp4.ln();
+        let y_r1 = &y[i3 * k..][..k];
+        let sum2_r1 = &sum2[i3 * k..][..k];
         for i1 in 0..k {
             sum7[i1]
-                += sum1 * linear_b_exp::<FMA>(b[i1] + sum2[i3 * k + i1] - lse5)
-                    - y[i3 * k + i1];
+                += sum1 * linear_b_exp::<FMA>(b[i1] + sum2_r1[i1] - lse5) - y_r1[i1];
         }
     }
     for i0 in 0..k {

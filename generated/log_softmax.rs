@@ -136,8 +136,9 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         p3[i2] *= inv4;
     }
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = -p3[i1];
+            out_r1[i1] = -p3[i1];
         }
         out[i0 * n + i0] += 1.0;
     }
@@ -222,8 +223,9 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
     }
     let sum4 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = sum4 * p3[i1] - v[i1] * p3[i1];
+            out_r1[i1] = sum4 * p3[i1] - v[i1] * p3[i1];
         }
     }
 }
@@ -296,8 +298,9 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
     for i0 in 0..n {
         for i1 in 0..n {
+            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
             for i2 in 0..n {
-                out[(i0 * n + i1) * n + i2] = p3[i1] * p3[i2];
+                out_r2[i2] = p3[i1] * p3[i2];
             }
         }
         for i7 in 0..n {

@@ -278,8 +278,9 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         p3[i2] *= inv4;
     }
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = -(p3[i0] * p3[i1]);
+            out_r1[i1] = -(p3[i0] * p3[i1]);
         }
         out[i0 * n + i0] += p3[i0];
     }
@@ -353,12 +354,14 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
     for i0 in 0..n {
         for i1 in 0..n {
+            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
             for i2 in 0..n {
-                out[(i0 * n + i1) * n + i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+                out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
             }
         }
+        let out_r7 = &mut out[(i0 * n + i0) * n..][..n];
         for i7 in 0..n {
-            out[(i0 * n + i0) * n + i7] += -(p3[i0] * p3[i7]);
+            out_r7[i7] += -(p3[i0] * p3[i7]);
         }
         for i9 in 0..n {
             out[(i0 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);

@@ -137,8 +137,9 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         p3[i2] *= inv4;
     }
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = -(p3[i0] * p3[i1]);
+            out_r1[i1] = -(p3[i0] * p3[i1]);
         }
         out[i0 * n + i0] += p3[i0];
     }
@@ -223,8 +224,9 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
     let sum4 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = 2.0 * sum4 * p3[i0] * p3[i1] - v[i0] * p3[i0] * p3[i1]
+            out_r1[i1] = 2.0 * sum4 * p3[i0] * p3[i1] - v[i0] * p3[i0] * p3[i1]
                 - v[i1] * p3[i0] * p3[i1];
         }
         out[i0 * n + i0] += v[i0] * p3[i0] - sum4 * p3[i0];
@@ -299,12 +301,14 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
     for i0 in 0..n {
         for i1 in 0..n {
+            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
             for i2 in 0..n {
-                out[(i0 * n + i1) * n + i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+                out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
             }
         }
+        let out_r7 = &mut out[(i0 * n + i0) * n..][..n];
         for i7 in 0..n {
-            out[(i0 * n + i0) * n + i7] += -(p3[i0] * p3[i7]);
+            out_r7[i7] += -(p3[i0] * p3[i7]);
         }
         for i9 in 0..n {
             out[(i0 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);

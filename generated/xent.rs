@@ -303,8 +303,9 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         p4[i3] *= inv5;
     }
     for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out[i0 * n + i1] = -(sum0 * p4[i0] * p4[i1]);
+            out_r1[i1] = -(sum0 * p4[i0] * p4[i1]);
         }
         out[i0 * n + i0] += sum0 * p4[i0];
     }
@@ -383,12 +384,14 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i0 in 0..n {
         for i1 in 0..n {
+            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
             for i2 in 0..n {
-                out[(i0 * n + i1) * n + i2] = 2.0 * sum0 * p4[i0] * p4[i1] * p4[i2];
+                out_r2[i2] = 2.0 * sum0 * p4[i0] * p4[i1] * p4[i2];
             }
         }
+        let out_r8 = &mut out[(i0 * n + i0) * n..][..n];
         for i8 in 0..n {
-            out[(i0 * n + i0) * n + i8] += -(sum0 * p4[i0] * p4[i8]);
+            out_r8[i8] += -(sum0 * p4[i0] * p4[i8]);
         }
         for i10 in 0..n {
             out[(i0 * n + i10) * n + i0] += -(sum0 * p4[i0] * p4[i10]);
@@ -578,22 +581,22 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i0 in 0..n {
         for i1 in 0..n {
             for i2 in 0..n {
+                let out_r3 = &mut out[((i0 * n + i1) * n + i2) * n..][..n];
                 for i3 in 0..n {
-                    out[((i0 * n + i1) * n + i2) * n + i3] = -6.0 * sum0 * p4[i0]
-                        * p4[i1] * p4[i2] * p4[i3];
+                    out_r3[i3] = -6.0 * sum0 * p4[i0] * p4[i1] * p4[i2] * p4[i3];
                 }
             }
         }
         for i9 in 0..n {
+            let out_r10 = &mut out[((i0 * n + i0) * n + i9) * n..][..n];
             for i10 in 0..n {
-                out[((i0 * n + i0) * n + i9) * n + i10]
-                    += 2.0 * sum0 * p4[i0] * p4[i9] * p4[i10];
+                out_r10[i10] += 2.0 * sum0 * p4[i0] * p4[i9] * p4[i10];
             }
         }
         for i12 in 0..n {
+            let out_r13 = &mut out[((i0 * n + i12) * n + i0) * n..][..n];
             for i13 in 0..n {
-                out[((i0 * n + i12) * n + i0) * n + i13]
-                    += 2.0 * sum0 * p4[i0] * p4[i12] * p4[i13];
+                out_r13[i13] += 2.0 * sum0 * p4[i0] * p4[i12] * p4[i13];
             }
         }
         for i15 in 0..n {
@@ -603,9 +606,9 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i18 in 0..n {
+            let out_r19 = &mut out[((i0 * n + i18) * n + i18) * n..][..n];
             for i19 in 0..n {
-                out[((i0 * n + i18) * n + i18) * n + i19]
-                    += 2.0 * sum0 * p4[i0] * p4[i18] * p4[i19];
+                out_r19[i19] += 2.0 * sum0 * p4[i0] * p4[i18] * p4[i19];
             }
         }
         for i21 in 0..n {
@@ -620,8 +623,9 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     += 2.0 * sum0 * p4[i0] * p4[i24] * p4[i25];
             }
         }
+        let out_r27 = &mut out[((i0 * n + i0) * n + i0) * n..][..n];
         for i27 in 0..n {
-            out[((i0 * n + i0) * n + i0) * n + i27] += -(sum0 * p4[i0] * p4[i27]);
+            out_r27[i27] += -(sum0 * p4[i0] * p4[i27]);
         }
         for i29 in 0..n {
             out[((i0 * n + i0) * n + i29) * n + i0] += -(sum0 * p4[i0] * p4[i29]);
@@ -829,34 +833,36 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i1 in 0..n {
             for i2 in 0..n {
                 for i3 in 0..n {
+                    let out_r4 = &mut out[(((i0 * n + i1) * n + i2) * n + i3)
+                        * n..][..n];
                     for i4 in 0..n {
-                        out[(((i0 * n + i1) * n + i2) * n + i3) * n + i4] = 24.0 * sum0
-                            * p4[i0] * p4[i1] * p4[i2] * p4[i3] * p4[i4];
+                        out_r4[i4] = 24.0 * sum0 * p4[i0] * p4[i1] * p4[i2] * p4[i3]
+                            * p4[i4];
                     }
                 }
             }
         }
         for i10 in 0..n {
             for i11 in 0..n {
+                let out_r12 = &mut out[(((i0 * n + i0) * n + i10) * n + i11) * n..][..n];
                 for i12 in 0..n {
-                    out[(((i0 * n + i0) * n + i10) * n + i11) * n + i12]
-                        += -6.0 * sum0 * p4[i0] * p4[i10] * p4[i11] * p4[i12];
+                    out_r12[i12] += -6.0 * sum0 * p4[i0] * p4[i10] * p4[i11] * p4[i12];
                 }
             }
         }
         for i14 in 0..n {
             for i15 in 0..n {
+                let out_r16 = &mut out[(((i0 * n + i14) * n + i0) * n + i15) * n..][..n];
                 for i16 in 0..n {
-                    out[(((i0 * n + i14) * n + i0) * n + i15) * n + i16]
-                        += -6.0 * sum0 * p4[i0] * p4[i14] * p4[i15] * p4[i16];
+                    out_r16[i16] += -6.0 * sum0 * p4[i0] * p4[i14] * p4[i15] * p4[i16];
                 }
             }
         }
         for i18 in 0..n {
             for i19 in 0..n {
+                let out_r20 = &mut out[(((i0 * n + i18) * n + i19) * n + i0) * n..][..n];
                 for i20 in 0..n {
-                    out[(((i0 * n + i18) * n + i19) * n + i0) * n + i20]
-                        += -6.0 * sum0 * p4[i0] * p4[i18] * p4[i19] * p4[i20];
+                    out_r20[i20] += -6.0 * sum0 * p4[i0] * p4[i18] * p4[i19] * p4[i20];
                 }
             }
         }
@@ -870,17 +876,19 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         for i26 in 0..n {
             for i27 in 0..n {
+                let out_r28 = &mut out[(((i0 * n + i26) * n + i26) * n + i27)
+                    * n..][..n];
                 for i28 in 0..n {
-                    out[(((i0 * n + i26) * n + i26) * n + i27) * n + i28]
-                        += -6.0 * sum0 * p4[i0] * p4[i26] * p4[i27] * p4[i28];
+                    out_r28[i28] += -6.0 * sum0 * p4[i0] * p4[i26] * p4[i27] * p4[i28];
                 }
             }
         }
         for i30 in 0..n {
             for i31 in 0..n {
+                let out_r32 = &mut out[(((i0 * n + i30) * n + i31) * n + i30)
+                    * n..][..n];
                 for i32 in 0..n {
-                    out[(((i0 * n + i30) * n + i31) * n + i30) * n + i32]
-                        += -6.0 * sum0 * p4[i0] * p4[i30] * p4[i31] * p4[i32];
+                    out_r32[i32] += -6.0 * sum0 * p4[i0] * p4[i30] * p4[i31] * p4[i32];
                 }
             }
         }
@@ -894,9 +902,10 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         for i38 in 0..n {
             for i39 in 0..n {
+                let out_r40 = &mut out[(((i0 * n + i38) * n + i39) * n + i39)
+                    * n..][..n];
                 for i40 in 0..n {
-                    out[(((i0 * n + i38) * n + i39) * n + i39) * n + i40]
-                        += -6.0 * sum0 * p4[i0] * p4[i38] * p4[i39] * p4[i40];
+                    out_r40[i40] += -6.0 * sum0 * p4[i0] * p4[i38] * p4[i39] * p4[i40];
                 }
             }
         }
@@ -917,15 +926,15 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i50 in 0..n {
+            let out_r51 = &mut out[(((i0 * n + i0) * n + i0) * n + i50) * n..][..n];
             for i51 in 0..n {
-                out[(((i0 * n + i0) * n + i0) * n + i50) * n + i51]
-                    += 2.0 * sum0 * p4[i0] * p4[i50] * p4[i51];
+                out_r51[i51] += 2.0 * sum0 * p4[i0] * p4[i50] * p4[i51];
             }
         }
         for i53 in 0..n {
+            let out_r54 = &mut out[(((i0 * n + i0) * n + i53) * n + i0) * n..][..n];
             for i54 in 0..n {
-                out[(((i0 * n + i0) * n + i53) * n + i0) * n + i54]
-                    += 2.0 * sum0 * p4[i0] * p4[i53] * p4[i54];
+                out_r54[i54] += 2.0 * sum0 * p4[i0] * p4[i53] * p4[i54];
             }
         }
         for i56 in 0..n {
@@ -935,9 +944,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i59 in 0..n {
+            let out_r60 = &mut out[(((i0 * n + i0) * n + i59) * n + i59) * n..][..n];
             for i60 in 0..n {
-                out[(((i0 * n + i0) * n + i59) * n + i59) * n + i60]
-                    += 2.0 * sum0 * p4[i0] * p4[i59] * p4[i60];
+                out_r60[i60] += 2.0 * sum0 * p4[i0] * p4[i59] * p4[i60];
             }
         }
         for i62 in 0..n {
@@ -953,9 +962,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i68 in 0..n {
+            let out_r69 = &mut out[(((i0 * n + i68) * n + i0) * n + i0) * n..][..n];
             for i69 in 0..n {
-                out[(((i0 * n + i68) * n + i0) * n + i0) * n + i69]
-                    += 2.0 * sum0 * p4[i0] * p4[i68] * p4[i69];
+                out_r69[i69] += 2.0 * sum0 * p4[i0] * p4[i68] * p4[i69];
             }
         }
         for i71 in 0..n {
@@ -965,9 +974,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i74 in 0..n {
+            let out_r75 = &mut out[(((i0 * n + i74) * n + i0) * n + i74) * n..][..n];
             for i75 in 0..n {
-                out[(((i0 * n + i74) * n + i0) * n + i74) * n + i75]
-                    += 2.0 * sum0 * p4[i0] * p4[i74] * p4[i75];
+                out_r75[i75] += 2.0 * sum0 * p4[i0] * p4[i74] * p4[i75];
             }
         }
         for i77 in 0..n {
@@ -989,9 +998,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i86 in 0..n {
+            let out_r87 = &mut out[(((i0 * n + i86) * n + i86) * n + i0) * n..][..n];
             for i87 in 0..n {
-                out[(((i0 * n + i86) * n + i86) * n + i0) * n + i87]
-                    += 2.0 * sum0 * p4[i0] * p4[i86] * p4[i87];
+                out_r87[i87] += 2.0 * sum0 * p4[i0] * p4[i86] * p4[i87];
             }
         }
         for i89 in 0..n {
@@ -1025,9 +1034,10 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
         }
         for i104 in 0..n {
+            let out_r105 = &mut out[(((i0 * n + i104) * n + i104) * n + i104)
+                * n..][..n];
             for i105 in 0..n {
-                out[(((i0 * n + i104) * n + i104) * n + i104) * n + i105]
-                    += 2.0 * sum0 * p4[i0] * p4[i104] * p4[i105];
+                out_r105[i105] += 2.0 * sum0 * p4[i0] * p4[i104] * p4[i105];
             }
         }
         for i107 in 0..n {
@@ -1066,9 +1076,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     += 2.0 * sum0 * p4[i0] * p4[i122] * p4[i123];
             }
         }
+        let out_r125 = &mut out[(((i0 * n + i0) * n + i0) * n + i0) * n..][..n];
         for i125 in 0..n {
-            out[(((i0 * n + i0) * n + i0) * n + i0) * n + i125]
-                += -(sum0 * p4[i0] * p4[i125]);
+            out_r125[i125] += -(sum0 * p4[i0] * p4[i125]);
         }
         for i127 in 0..n {
             out[(((i0 * n + i0) * n + i0) * n + i127) * n + i0]

@@ -7,6 +7,7 @@
 //! polynomial the compiler can vectorize (libm's `exp` is a call per
 //! element, and at half the speed it sets the pace of a whole kernel).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -93,6 +94,46 @@ pub struct Emitter<'a> {
     names: &'a Names,
     temps: &'a [Temp],
     temp_names: Vec<Ident>,
+    /// Row slices of the innermost loops being emitted.
+    rows: RefCell<Vec<RowSlice>>,
+}
+
+/// Every array access of `x`, as a read.
+fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
+    let mut out = Vec::new();
+    fn walk<'s>(x: &'s Scalar, out: &mut Vec<(&'s Access, bool)>) {
+        match x {
+            Scalar::Load(a) => out.push((a, false)),
+            Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(|x| walk(x, out)),
+            Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            Scalar::Neg(a)
+            | Scalar::Recip(a)
+            | Scalar::Powi(a, _)
+            | Scalar::Sqrt(a)
+            | Scalar::Call(_, a)
+            | Scalar::ExpShifted(a)
+            | Scalar::Ln(a) => walk(a, out),
+            Scalar::Num(_) | Scalar::Temp(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+        }
+    }
+    walk(x, &mut out);
+    out
+}
+
+/// One row of an array, sliced before an innermost loop that walks it:
+/// `let x_r5 = &x[base..][..n];` and `x_r5[i5]` in the loop, so the bounds
+/// are checked once per row, not per entry (which keeps the compiler from
+/// vectorizing the loop when the row is short).
+struct RowSlice {
+    array: Array,
+    /// The access's indices before the last, which the loop leaves fixed.
+    prefix: Vec<(Var, Dim)>,
+    /// The loop variable, the access's last index.
+    var: Var,
+    name: Ident,
 }
 
 impl<'a> Emitter<'a> {
@@ -107,6 +148,7 @@ impl<'a> Emitter<'a> {
             names,
             temps,
             temp_names,
+            rows: RefCell::new(Vec::new()),
         }
     }
 
@@ -208,9 +250,78 @@ impl<'a> Emitter<'a> {
     }
 
     fn access(&self, a: &Access) -> TokenStream {
+        if let Some(((last, _), prefix)) = a.idx.split_last() {
+            let rows = self.rows.borrow();
+            let row = rows
+                .iter()
+                .find(|r| r.array == a.array && r.var == *last && r.prefix == prefix);
+            if let Some(r) = row {
+                let (name, i) = (&r.name, Self::var(*last));
+                return quote!(#name[#i]);
+            }
+        }
         let name = self.array(&a.array);
         let at = self.flat(&a.idx);
         quote!(#name[#at])
+    }
+
+    /// The row slices an innermost loop over `var` can take: arrays that
+    /// every access in the loop reads or writes at one row, walked by
+    /// `var` in its last index. With their `let` statements.
+    fn row_slices(
+        &self,
+        var: Var,
+        dim: &Dim,
+        accesses: &[(&Access, bool)],
+    ) -> (Vec<RowSlice>, TokenStream) {
+        // Per array: the one row it is accessed at (None: several, or not
+        // by `var` last), and whether it is written.
+        type Prefix = Option<Vec<(Var, Dim)>>;
+        let mut seen: Vec<(Array, Prefix, bool)> = Vec::new();
+        for &(a, write) in accesses {
+            let row = match a.idx.split_last() {
+                Some(((last, _), prefix))
+                    if *last == var
+                        && !prefix.is_empty()
+                        && prefix.iter().all(|(v, _)| *v != var) =>
+                {
+                    Some(prefix.to_vec())
+                }
+                _ => None,
+            };
+            match seen.iter_mut().find(|(array, ..)| *array == a.array) {
+                Some((_, known, w)) => {
+                    if *known != row {
+                        *known = None;
+                    }
+                    *w |= write;
+                }
+                None => seen.push((a.array.clone(), row, write)),
+            }
+        }
+        let d = self.dim(dim);
+        let mut rows = Vec::new();
+        let mut lets = TokenStream::new();
+        for (array, prefix, write) in seen {
+            let Some(prefix) = prefix else { continue };
+            let src = self.array(&array);
+            let name = format_ident!("{}_r{}", src, var);
+            let base = self.flat(&prefix);
+            let base = if prefix.len() > 1 {
+                quote!((#base))
+            } else {
+                base
+            };
+            let borrow = if write { quote!(&mut) } else { quote!(&) };
+            lets.extend(quote!(let #name = #borrow #src[#base * #d..][..#d];));
+            rows.push(RowSlice {
+                array,
+                prefix,
+                var,
+                name,
+            });
+        }
+        (rows, lets)
     }
 
     fn helper(&self, what: &str) -> Ident {
@@ -430,8 +541,32 @@ impl<'a> Emitter<'a> {
             Stmt::Loop { var, dim, body } => {
                 let i = Self::var(*var);
                 let d = self.dim(dim);
+                // Fixed lengths: the compiler sees the bounds already.
+                // Innermost loops only: stores and nothing else.
+                let mut accesses = Vec::new();
+                let innermost = body.iter().all(|s| match s {
+                    Stmt::Store { place, value, .. } => {
+                        if let Place::Elem(a) = place {
+                            accesses.push((a, true));
+                        }
+                        accesses.extend(loads(value));
+                        true
+                    }
+                    _ => false,
+                });
+                // Fixed lengths: the compiler sees the bounds already.
+                let (rows, lets) = if innermost && self.fixed(dim).is_none() {
+                    self.row_slices(*var, dim, &accesses)
+                } else {
+                    (Vec::new(), TokenStream::new())
+                };
+                let taken = rows.len();
+                self.rows.borrow_mut().extend(rows);
                 let body = self.stmts(body);
-                quote!(for #i in 0..#d { #body })
+                let mut active = self.rows.borrow_mut();
+                let keep = active.len() - taken;
+                active.truncate(keep);
+                quote!(#lets for #i in 0..#d { #body })
             }
             Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts),
             Stmt::Store {
@@ -500,8 +635,31 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Reductions sharing one pass. Long ones keep `LANES` partial results.
+    /// Reductions sharing one pass, reading rows sliced once.
     fn reduce(&self, var: Var, dim: &Dim, parts: &[Part]) -> TokenStream {
+        if self.fixed(dim).is_some() {
+            return self.reduce_rows(var, dim, parts);
+        }
+        let mut accesses = Vec::new();
+        for p in parts {
+            accesses.extend(loads(&p.body));
+            accesses.extend(p.keep.iter().map(|a| (a, true)));
+            if let Place::Elem(a) = &p.place {
+                accesses.push((a, true));
+            }
+        }
+        let (rows, lets) = self.row_slices(var, dim, &accesses);
+        let taken = rows.len();
+        self.rows.borrow_mut().extend(rows);
+        let code = self.reduce_rows(var, dim, parts);
+        let mut active = self.rows.borrow_mut();
+        let keep = active.len() - taken;
+        active.truncate(keep);
+        quote!(#lets #code)
+    }
+
+    /// Reductions sharing one pass. Long ones keep `LANES` partial results.
+    fn reduce_rows(&self, var: Var, dim: &Dim, parts: &[Part]) -> TokenStream {
         let i = Self::var(var);
         let d = self.dim(dim);
         let wide = self.names.float == Float::F32;
