@@ -8,6 +8,11 @@ fn main() {
             "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
         )
         .wrt("W")
+        // Eight logits in f32, in fixed-size loops.
+        .kernel("xent8", "xent(z, q)")
+        .orders(0..=2)
+        .dim("n", 8)
+        .float(symdiff::Float::F32)
         .write_to_out_dir("kernels.rs")
         .unwrap();
     println!("cargo:rerun-if-changed=build.rs");

@@ -2,7 +2,8 @@
 //! central finite differences of the generated value function.
 
 use symdiff_example::{
-    classifier, classifier_grad, xent, xent_d3_dir, xent_grad, xent_hessian, xent_hvp,
+    classifier, classifier_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir, xent_grad,
+    xent_hessian, xent_hvp,
 };
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
@@ -71,4 +72,26 @@ fn linear_classifier_gradient_wrt_weights() {
     classifier_grad(m, d, &x, &w, &b, &y, &mut g);
     let want = fd_grad(&|ww| classifier(m, d, &x, ww, &b, &y), &w);
     assert_close(&g, &want, 1e-7);
+}
+
+#[test]
+fn f32_kernels_of_fixed_length_agree_with_the_f64_ones() {
+    // Logits far apart (±80 overflows an unshifted f32 exp) and q with zeros.
+    let z64 = [0.3, -80.0, 2.0, 0.7, 80.0, -1.5, 79.0, 0.0];
+    let q64 = [0.1, 0.0, 0.6, 0.5, 0.0, 0.2, 0.3, 0.0];
+    let z: Vec<f32> = z64.iter().map(|&x| x as f32).collect();
+    let q: Vec<f32> = q64.iter().map(|&x| x as f32).collect();
+    let v: Vec<f32> = (0..8).map(|i| (i as f32 * 0.7).sin()).collect();
+    let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+    let (mut g, mut g64) = ([0.0f32; 8], [0.0f64; 8]);
+    xent8_grad(&z, &q, &mut g);
+    xent_grad(&z64, &q64, &mut g64);
+    let g: Vec<f64> = g.iter().map(|&x| f64::from(x)).collect();
+    assert_close(&g, &g64, 1e-6);
+    let (mut h, mut h64) = ([0.0f32; 8], [0.0f64; 8]);
+    xent8_hvp(&z, &q, &v, &mut h);
+    xent_hvp(&z64, &q64, &v64, &mut h64);
+    let h: Vec<f64> = h.iter().map(|&x| f64::from(x)).collect();
+    assert_close(&h, &h64, 1e-6);
+    assert!(g.iter().chain(&h).all(|x| x.is_finite()));
 }
