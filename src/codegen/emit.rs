@@ -101,25 +101,11 @@ pub struct Emitter<'a> {
 /// Every array access of `x`, as a read.
 fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
     let mut out = Vec::new();
-    fn walk<'s>(x: &'s Scalar, out: &mut Vec<(&'s Access, bool)>) {
-        match x {
-            Scalar::Load(a) => out.push((a, false)),
-            Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(|x| walk(x, out)),
-            Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
-                walk(a, out);
-                walk(b, out);
-            }
-            Scalar::Neg(a)
-            | Scalar::Recip(a)
-            | Scalar::Powi(a, _)
-            | Scalar::Sqrt(a)
-            | Scalar::Call(_, a)
-            | Scalar::ExpShifted(a)
-            | Scalar::Ln(a) => walk(a, out),
-            Scalar::Num(_) | Scalar::Temp(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+    super::loops::visit(x, &mut |e| {
+        if let Scalar::Load(a) = e {
+            out.push((a, false));
         }
-    }
-    walk(x, &mut out);
+    });
     out
 }
 

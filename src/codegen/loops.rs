@@ -1425,7 +1425,7 @@ fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<usize, Vec<bo
 }
 
 /// Calls `f` on every sub-expression, outermost first.
-pub fn visit(x: &Scalar, f: &mut impl FnMut(&Scalar)) {
+pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
     f(x);
     match x {
         Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(|y| visit(y, f)),
