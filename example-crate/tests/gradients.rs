@@ -2,8 +2,8 @@
 //! central finite differences of the generated value function.
 
 use symdiff_example::{
-    classifier, classifier_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir, xent_grad,
-    xent_hessian, xent_hvp,
+    classifier, classifier_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir, xent_grad, xent_hessian,
+    xent_hvp,
 };
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
