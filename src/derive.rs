@@ -232,6 +232,14 @@ impl Derivation {
         saturate(&r, &rules::factor::rules(), limits, "display")
     }
 
+    /// The printed names of the free indices, in order.
+    fn free_names(&self, names: &Names) -> Vec<String> {
+        self.free_indices()
+            .iter()
+            .map(|&i| names.name_of(i))
+            .collect()
+    }
+
     fn names(&self) -> Names {
         let mut taken: BTreeSet<String> = self.typed.vars.iter().map(|(n, _)| n.clone()).collect();
         taken.extend(self.typed.symbolic_dims());
@@ -298,11 +306,7 @@ impl Derivation {
                 }
             })
             .collect();
-        let free: Vec<String> = self
-            .free_indices()
-            .iter()
-            .map(|&i| names.name_of(i))
-            .collect();
+        let free = self.free_names(&names);
         let shape = self.symbolic_shape();
         let mut out = String::new();
         match syntax {
@@ -399,11 +403,7 @@ impl Derivation {
             .iter()
             .map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone())))
             .collect();
-        let free: Vec<String> = self
-            .free_indices()
-            .iter()
-            .map(|&i| names.name_of(i))
-            .collect();
+        let free = self.free_names(&names);
         serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),

@@ -546,12 +546,7 @@ impl<'a> Emitter<'a> {
                 } else {
                     (Vec::new(), TokenStream::new())
                 };
-                let taken = rows.len();
-                self.rows.borrow_mut().extend(rows);
-                let body = self.stmts(body);
-                let mut active = self.rows.borrow_mut();
-                let keep = active.len() - taken;
-                active.truncate(keep);
+                let body = self.with_rows(rows, || self.stmts(body));
                 quote!(#lets for #i in 0..#d { #body })
             }
             Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts),
@@ -635,13 +630,19 @@ impl<'a> Emitter<'a> {
             }
         }
         let (rows, lets) = self.row_slices(var, dim, &accesses);
+        let code = self.with_rows(rows, || self.reduce_rows(var, dim, parts));
+        quote!(#lets #code)
+    }
+
+    /// `emit`, with accesses to these rows going through their slices.
+    fn with_rows(&self, rows: Vec<RowSlice>, emit: impl FnOnce() -> TokenStream) -> TokenStream {
         let taken = rows.len();
         self.rows.borrow_mut().extend(rows);
-        let code = self.reduce_rows(var, dim, parts);
+        let code = emit();
         let mut active = self.rows.borrow_mut();
         let keep = active.len() - taken;
         active.truncate(keep);
-        quote!(#lets #code)
+        code
     }
 
     /// Reductions sharing one pass. Long ones keep `LANES` partial results.

@@ -850,49 +850,18 @@ impl Body {
             let p_reads = self.reads(tail).remove(&p).unwrap_or_default();
             // `out` holds the exponentials of one softmax at most.
             let out_free = !self.keeps.values().any(|k| k.array == Array::Out);
-            if p_reads.len() == 1 && p_reads[0] && out_free {
-                // Read once: only the in-place output form pays.
-                let Some(out_idx) = dense_output_reading(tail.first(), p) else {
-                    continue;
-                };
-                let map: Vec<(Var, Var)> = p_vars
-                    .iter()
-                    .zip(&out_idx)
-                    .map(|(a, (b, _))| (*a, *b))
-                    .collect();
-                let mut scale = self.reciprocal(s, &sm.sumexp_read);
-                rename_vars(&mut scale, &map);
-                let entry = Scalar::Product(vec![
-                    Scalar::Load(Access {
-                        array: Array::Out,
-                        idx: out_idx.clone(),
-                    }),
-                    scale,
-                ]);
-                visit_scalars(&mut tail[0], &mut |x: &mut Scalar| {
-                    visit_mut(x, &mut |e| {
-                        if matches!(e, Scalar::Load(Access { array: Array::Temp(u), .. }) if *u == p)
-                        {
-                            *e = entry.clone();
-                        }
-                    })
-                });
-                self.temps[p].live = false;
-                self.keeps.insert(
-                    s,
-                    Access {
-                        array: Array::Out,
-                        idx: keep_idx,
-                    },
-                );
-            } else if let (true, [_], Some(out_idx)) = (
-                out_free && p_reads.iter().all(|tight| *tight),
-                &tail[..],
+            // Reads after the output nest would find `out` overwritten.
+            let mut later = HashMap::new();
+            for st in tail.iter().skip(1) {
+                count_stmt(st, &mut Vec::new(), &mut later);
+            }
+            if let (true, Some(out_idx)) = (
+                out_free && p_reads.iter().all(|tight| *tight) && !later.contains_key(&p),
                 dense_output_reading(tail.first(), p),
             ) {
-                // Read several times, each at one entry (a dot product
-                // with it, then the output): the exponentials wait in
-                // `out` until the output overwrites them, and every read
+                // Read at single entries only (once in the output, or also
+                // in a dot product with it before): the exponentials wait
+                // in `out` until the output overwrites them, and every read
                 // scales by 1/Σ — no array of its own, no scaling pass.
                 debug_assert_eq!(out_idx.len(), p_vars.len());
                 let scale = self.reciprocal(s, &sm.sumexp_read);
