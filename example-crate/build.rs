@@ -8,6 +8,9 @@ fn main() {
             "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
         )
         .wrt("W")
+        // Poisson regression's loss (log link): `exp` of arguments of any sign.
+        .kernel("poisson", "sum(exp(z) - q * z)")
+        .orders(0..=1)
         // Eight logits in f32, in fixed-size loops.
         .kernel("xent8", "xent(z, q)")
         .orders(0..=2)

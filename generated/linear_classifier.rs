@@ -96,17 +96,31 @@ fn linear_w_body<const FMA: bool>(
         let mut b10 = 0;
         while b10 < k {
             let len10 = (k - b10).min(64);
+            let b_b10 = &b[b10..][..len10];
+            let sum2_b10 = &sum2_r10[b10..][..len10];
+            let fill10_0 = &mut buf10_0[..len10];
             for j10 in 0..len10 {
-                let i10 = b10 + j10;
-                buf10_0[j10] = linear_w_exp::<FMA>(b[i10] + sum2_r10[i10] - max3[i1]);
+                fill10_0[j10] = linear_w_exp_nonpos::<
+                    FMA,
+                >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
-            for c10 in 0..len10 / 4 {
-                for l10 in 0..4 {
-                    acc10_0[l10] += buf10_0[c10 * 4 + l10];
-                }
+            for j10 in len10..64 {
+                buf10_0[j10] = 0.0;
             }
-            for j10 in len10 / 4 * 4..len10 {
-                acc10_0[0] += buf10_0[j10];
+            for l10 in 0..32 {
+                buf10_0[l10] += buf10_0[l10 + 32];
+            }
+            for l10 in 0..16 {
+                buf10_0[l10] += buf10_0[l10 + 16];
+            }
+            for l10 in 0..8 {
+                buf10_0[l10] += buf10_0[l10 + 8];
+            }
+            for l10 in 0..4 {
+                buf10_0[l10] += buf10_0[l10 + 4];
+            }
+            for l10 in 0..4 {
+                acc10_0[l10] += buf10_0[l10];
             }
             b10 += len10;
         }
@@ -117,17 +131,33 @@ fn linear_w_body<const FMA: bool>(
     let mut b0 = 0;
     while b0 < m {
         let len0 = (m - b0).min(64);
+        let sum1_b0 = &sum1[b0..][..len0];
+        let max3_b0 = &max3[b0..][..len0];
+        let sumexp4_b0 = &sumexp4[b0..][..len0];
+        let sum6_b0 = &sum6[b0..][..len0];
+        let sum7_b0 = &sum7[b0..][..len0];
+        let fill0_0 = &mut buf0_0[..len0];
         for j0 in 0..len0 {
-            let i0 = b0 + j0;
-            buf0_0[j0] = sum1[i0] * (max3[i0] + sumexp4[i0].ln()) - sum6[i0] - sum7[i0];
+            fill0_0[j0] = sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
+                - sum7_b0[j0];
         }
-        for c0 in 0..len0 / 4 {
-            for l0 in 0..4 {
-                acc0_0[l0] += buf0_0[c0 * 4 + l0];
-            }
+        for j0 in len0..64 {
+            buf0_0[j0] = 0.0;
         }
-        for j0 in len0 / 4 * 4..len0 {
-            acc0_0[0] += buf0_0[j0];
+        for l0 in 0..32 {
+            buf0_0[l0] += buf0_0[l0 + 32];
+        }
+        for l0 in 0..16 {
+            buf0_0[l0] += buf0_0[l0 + 16];
+        }
+        for l0 in 0..8 {
+            buf0_0[l0] += buf0_0[l0 + 8];
+        }
+        for l0 in 0..4 {
+            buf0_0[l0] += buf0_0[l0 + 4];
+        }
+        for l0 in 0..4 {
+            acc0_0[l0] += buf0_0[l0];
         }
         b0 += len0;
     }
@@ -233,17 +263,31 @@ fn linear_w_grad_body<const FMA: bool>(
         let mut b17 = 0;
         while b17 < k {
             let len17 = (k - b17).min(64);
+            let b_b17 = &b[b17..][..len17];
+            let sum2_b17 = &sum2_r17[b17..][..len17];
+            let fill17_0 = &mut buf17_0[..len17];
             for j17 in 0..len17 {
-                let i17 = b17 + j17;
-                buf17_0[j17] = linear_w_exp::<FMA>(b[i17] + sum2_r17[i17] - max3);
+                fill17_0[j17] = linear_w_exp_nonpos::<
+                    FMA,
+                >(b_b17[j17] + sum2_b17[j17] - max3);
             }
-            for c17 in 0..len17 / 4 {
-                for l17 in 0..4 {
-                    acc17_0[l17] += buf17_0[c17 * 4 + l17];
-                }
+            for j17 in len17..64 {
+                buf17_0[j17] = 0.0;
             }
-            for j17 in len17 / 4 * 4..len17 {
-                acc17_0[0] += buf17_0[j17];
+            for l17 in 0..32 {
+                buf17_0[l17] += buf17_0[l17 + 32];
+            }
+            for l17 in 0..16 {
+                buf17_0[l17] += buf17_0[l17 + 16];
+            }
+            for l17 in 0..8 {
+                buf17_0[l17] += buf17_0[l17 + 8];
+            }
+            for l17 in 0..4 {
+                buf17_0[l17] += buf17_0[l17 + 4];
+            }
+            for l17 in 0..4 {
+                acc17_0[l17] += buf17_0[l17];
             }
             b17 += len17;
         }
@@ -252,7 +296,8 @@ fn linear_w_grad_body<const FMA: bool>(
         let y_r6 = &y[i7 * k..][..k];
         let sum2_r6 = &sum2[i7 * k..][..k];
         for i6 in 0..k {
-            g7[i6] = sum1 * linear_w_exp::<FMA>(b[i6] + sum2_r6[i6] - lse5) - y_r6[i6];
+            g7[i6] = sum1 * linear_w_exp_nonpos::<FMA>(b[i6] + sum2_r6[i6] - lse5)
+                - y_r6[i6];
         }
         for i2 in 0..k {
             let sum8_r3 = &mut sum8[i2 * d..][..d];
@@ -269,14 +314,18 @@ fn linear_w_grad_body<const FMA: bool>(
         }
     }
 }
-/// `exp(x)` without a branch or a call, so loops that use it vectorize:
-/// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18):
-/// within 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed
-/// to zero. `FMA` fuses the multiply-adds (for code compiled with the
-/// `fma` target feature).
+/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
+/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
+/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
+/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
+///
+/// For arguments that are never positive: `p · 2^k` is then a normal
+/// number, made by adding `k` to the exponent field of `p`, which saves the
+/// scaling multiplies on the busiest port.
 #[inline(always)]
-fn linear_w_exp<const FMA: bool>(x: f64) -> f64 {
+fn linear_w_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+    let small = x < -708.0;
+    let xc = if small { -708.0 } else { x };
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
@@ -291,26 +340,17 @@ fn linear_w_exp<const FMA: bool>(x: f64) -> f64 {
     const C9: f64 = 2.755724091857897e-06;
     const C10: f64 = 2.763263963904103e-07;
     const C11: f64 = 2.5110037605963777e-08;
-    let xc = x.clamp(-708.0, 709.8);
     let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
     let k = t - SHIFT;
     let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
     let r2 = r * r;
     let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let p01 = 1.0 + r;
-    let p23 = fma(r, C3, C2);
-    let p45 = fma(r, C5, C4);
-    let p67 = fma(r, C7, C6);
-    let p89 = fma(r, C9, C8);
-    let p1011 = fma(r, C11, C10);
-    let q0 = fma(r2, p23, p01);
-    let q1 = fma(r2, p67, p45);
-    let q2 = fma(r2, p1011, p89);
-    let p = fma(r8, q2, fma(r4, q1, q0));
-    let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
-    let y = p * half_scale * 2.0;
-    if x < -708.0 { 0.0 } else { y }
+    let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
+    let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
+    let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
+    let p = fma(r4, fma(r4, q2, q1), q0);
+    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
+    if small { 0.0 } else { y }
 }
 /// The value.
 #[allow(clippy::too_many_arguments, dead_code)]
@@ -405,17 +445,31 @@ fn linear_b_body<const FMA: bool>(
         let mut b10 = 0;
         while b10 < k {
             let len10 = (k - b10).min(64);
+            let b_b10 = &b[b10..][..len10];
+            let sum2_b10 = &sum2_r10[b10..][..len10];
+            let fill10_0 = &mut buf10_0[..len10];
             for j10 in 0..len10 {
-                let i10 = b10 + j10;
-                buf10_0[j10] = linear_b_exp::<FMA>(b[i10] + sum2_r10[i10] - max3[i1]);
+                fill10_0[j10] = linear_b_exp_nonpos::<
+                    FMA,
+                >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
-            for c10 in 0..len10 / 4 {
-                for l10 in 0..4 {
-                    acc10_0[l10] += buf10_0[c10 * 4 + l10];
-                }
+            for j10 in len10..64 {
+                buf10_0[j10] = 0.0;
             }
-            for j10 in len10 / 4 * 4..len10 {
-                acc10_0[0] += buf10_0[j10];
+            for l10 in 0..32 {
+                buf10_0[l10] += buf10_0[l10 + 32];
+            }
+            for l10 in 0..16 {
+                buf10_0[l10] += buf10_0[l10 + 16];
+            }
+            for l10 in 0..8 {
+                buf10_0[l10] += buf10_0[l10 + 8];
+            }
+            for l10 in 0..4 {
+                buf10_0[l10] += buf10_0[l10 + 4];
+            }
+            for l10 in 0..4 {
+                acc10_0[l10] += buf10_0[l10];
             }
             b10 += len10;
         }
@@ -426,17 +480,33 @@ fn linear_b_body<const FMA: bool>(
     let mut b0 = 0;
     while b0 < m {
         let len0 = (m - b0).min(64);
+        let sum1_b0 = &sum1[b0..][..len0];
+        let max3_b0 = &max3[b0..][..len0];
+        let sumexp4_b0 = &sumexp4[b0..][..len0];
+        let sum6_b0 = &sum6[b0..][..len0];
+        let sum7_b0 = &sum7[b0..][..len0];
+        let fill0_0 = &mut buf0_0[..len0];
         for j0 in 0..len0 {
-            let i0 = b0 + j0;
-            buf0_0[j0] = sum1[i0] * (max3[i0] + sumexp4[i0].ln()) - sum6[i0] - sum7[i0];
+            fill0_0[j0] = sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
+                - sum7_b0[j0];
         }
-        for c0 in 0..len0 / 4 {
-            for l0 in 0..4 {
-                acc0_0[l0] += buf0_0[c0 * 4 + l0];
-            }
+        for j0 in len0..64 {
+            buf0_0[j0] = 0.0;
         }
-        for j0 in len0 / 4 * 4..len0 {
-            acc0_0[0] += buf0_0[j0];
+        for l0 in 0..32 {
+            buf0_0[l0] += buf0_0[l0 + 32];
+        }
+        for l0 in 0..16 {
+            buf0_0[l0] += buf0_0[l0 + 16];
+        }
+        for l0 in 0..8 {
+            buf0_0[l0] += buf0_0[l0 + 8];
+        }
+        for l0 in 0..4 {
+            buf0_0[l0] += buf0_0[l0 + 4];
+        }
+        for l0 in 0..4 {
+            acc0_0[l0] += buf0_0[l0];
         }
         b0 += len0;
     }
@@ -541,17 +611,31 @@ fn linear_b_grad_body<const FMA: bool>(
         let mut b13 = 0;
         while b13 < k {
             let len13 = (k - b13).min(64);
+            let b_b13 = &b[b13..][..len13];
+            let sum2_b13 = &sum2_r13[b13..][..len13];
+            let fill13_0 = &mut buf13_0[..len13];
             for j13 in 0..len13 {
-                let i13 = b13 + j13;
-                buf13_0[j13] = linear_b_exp::<FMA>(b[i13] + sum2_r13[i13] - max3);
+                fill13_0[j13] = linear_b_exp_nonpos::<
+                    FMA,
+                >(b_b13[j13] + sum2_b13[j13] - max3);
             }
-            for c13 in 0..len13 / 4 {
-                for l13 in 0..4 {
-                    acc13_0[l13] += buf13_0[c13 * 4 + l13];
-                }
+            for j13 in len13..64 {
+                buf13_0[j13] = 0.0;
             }
-            for j13 in len13 / 4 * 4..len13 {
-                acc13_0[0] += buf13_0[j13];
+            for l13 in 0..32 {
+                buf13_0[l13] += buf13_0[l13 + 32];
+            }
+            for l13 in 0..16 {
+                buf13_0[l13] += buf13_0[l13 + 16];
+            }
+            for l13 in 0..8 {
+                buf13_0[l13] += buf13_0[l13 + 8];
+            }
+            for l13 in 0..4 {
+                buf13_0[l13] += buf13_0[l13 + 4];
+            }
+            for l13 in 0..4 {
+                acc13_0[l13] += buf13_0[l13];
             }
             b13 += len13;
         }
@@ -561,21 +645,26 @@ fn linear_b_grad_body<const FMA: bool>(
         let sum2_r1 = &sum2[i3 * k..][..k];
         for i1 in 0..k {
             sum7[i1]
-                += sum1 * linear_b_exp::<FMA>(b[i1] + sum2_r1[i1] - lse5) - y_r1[i1];
+                += sum1 * linear_b_exp_nonpos::<FMA>(b[i1] + sum2_r1[i1] - lse5)
+                    - y_r1[i1];
         }
     }
     for i0 in 0..k {
         out[i0] = c0 * sum7[i0];
     }
 }
-/// `exp(x)` without a branch or a call, so loops that use it vectorize:
-/// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18):
-/// within 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed
-/// to zero. `FMA` fuses the multiply-adds (for code compiled with the
-/// `fma` target feature).
+/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
+/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
+/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
+/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
+///
+/// For arguments that are never positive: `p · 2^k` is then a normal
+/// number, made by adding `k` to the exponent field of `p`, which saves the
+/// scaling multiplies on the busiest port.
 #[inline(always)]
-fn linear_b_exp<const FMA: bool>(x: f64) -> f64 {
+fn linear_b_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+    let small = x < -708.0;
+    let xc = if small { -708.0 } else { x };
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
@@ -590,24 +679,15 @@ fn linear_b_exp<const FMA: bool>(x: f64) -> f64 {
     const C9: f64 = 2.755724091857897e-06;
     const C10: f64 = 2.763263963904103e-07;
     const C11: f64 = 2.5110037605963777e-08;
-    let xc = x.clamp(-708.0, 709.8);
     let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
     let k = t - SHIFT;
     let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
     let r2 = r * r;
     let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let p01 = 1.0 + r;
-    let p23 = fma(r, C3, C2);
-    let p45 = fma(r, C5, C4);
-    let p67 = fma(r, C7, C6);
-    let p89 = fma(r, C9, C8);
-    let p1011 = fma(r, C11, C10);
-    let q0 = fma(r2, p23, p01);
-    let q1 = fma(r2, p67, p45);
-    let q2 = fma(r2, p1011, p89);
-    let p = fma(r8, q2, fma(r4, q1, q0));
-    let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
-    let y = p * half_scale * 2.0;
-    if x < -708.0 { 0.0 } else { y }
+    let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
+    let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
+    let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
+    let p = fma(r4, fma(r4, q2, q1), q0);
+    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
+    if small { 0.0 } else { y }
 }

@@ -2,8 +2,8 @@
 //! central finite differences of the generated value function.
 
 use symdiff_example::{
-    classifier, classifier_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir, xent_grad, xent_hessian,
-    xent_hvp,
+    classifier, classifier_grad, poisson, poisson_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir,
+    xent_grad, xent_hessian, xent_hvp,
 };
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
@@ -94,4 +94,26 @@ fn f32_kernels_of_fixed_length_agree_with_the_f64_ones() {
     let h: Vec<f64> = h.iter().map(|&x| f64::from(x)).collect();
     assert_close(&h, &h64, 1e-6);
     assert!(g.iter().chain(&h).all(|x| x.is_finite()));
+}
+
+#[test]
+fn poisson_gradient_is_exp_minus_counts() {
+    // Rates e^z from 2e-44 to 5e43: the polynomial exp on both sides of 0.
+    let z = [-100.0, -3.5, -0.2, 0.0, 0.7, 4.0, 100.0];
+    let q = [0.0, 1.0, 2.0, 0.0, 3.0, 50.0, 1e40];
+    let mut g = [0.0; 7];
+    poisson_grad(&z, &q, &mut g);
+    for i in 0..7 {
+        let want = z[i].exp() - q[i];
+        assert!(
+            (g[i] - want).abs() <= 1e-14 * (z[i].exp() + q[i]),
+            "[{i}] {} vs {want}",
+            g[i]
+        );
+    }
+    let at = [0.3, -1.2, 2.0];
+    let counts = [1.0, 0.0, 4.0];
+    let mut g = [0.0; 3];
+    poisson_grad(&at, &counts, &mut g);
+    assert_close(&g, &fd_grad(&|x| poisson(x, &counts), &at), 1e-7);
 }

@@ -41,8 +41,10 @@ pub struct Names {
 /// Which helper functions a body uses.
 #[derive(Default, Clone, Copy)]
 pub struct Helpers {
-    /// The polynomial `exp`.
+    /// The polynomial `exp`, for any argument.
     pub exp: bool,
+    /// The polynomial `exp` of an argument that is never positive.
+    pub exp_nonpos: bool,
     /// Stable sigmoid.
     pub sigmoid: bool,
     /// Stable softplus.
@@ -55,13 +57,14 @@ impl Helpers {
     /// Adds the helpers `x` needs.
     pub fn note(&mut self, x: &Scalar) {
         super::loops::visit(x, &mut |s| match s {
-            Scalar::ExpShifted(_) | Scalar::Call(Fun::Exp, _) => self.exp = true,
+            Scalar::Call(Fun::Exp, _) => self.exp = true,
+            Scalar::ExpShifted(_) => self.exp_nonpos = true,
             Scalar::Call(Fun::Sigmoid, _) => {
-                self.exp = true;
+                self.exp_nonpos = true;
                 self.sigmoid = true
             }
             Scalar::Call(Fun::Softplus, _) => {
-                self.exp = true;
+                self.exp_nonpos = true;
                 self.softplus = true
             }
             _ => {}
@@ -112,7 +115,9 @@ fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
 /// One row of an array, sliced before an innermost loop that walks it:
 /// `let x_r5 = &x[base..][..n];` and `x_r5[i5]` in the loop, so the bounds
 /// are checked once per row, not per entry (which keeps the compiler from
-/// vectorizing the loop when the row is short).
+/// vectorizing the loop when the row is short). A block of a split
+/// reduction slices the same way: `let x_b5 = &x_r5[b5..][..len5];` and
+/// `x_b5[j5]`.
 struct RowSlice {
     array: Array,
     /// The access's indices before the last, which the loop leaves fixed.
@@ -120,6 +125,16 @@ struct RowSlice {
     /// The loop variable, the access's last index.
     var: Var,
     name: Ident,
+    /// What the slice is indexed by: `var` itself, or a block's offset.
+    at: Ident,
+}
+
+/// A block of a split reduction over `var`: entries `start..start + len`,
+/// walked by `j`.
+struct Block<'b> {
+    start: &'b Ident,
+    len: &'b Ident,
+    j: &'b Ident,
 }
 
 impl<'a> Emitter<'a> {
@@ -238,12 +253,14 @@ impl<'a> Emitter<'a> {
     fn access(&self, a: &Access) -> TokenStream {
         if let Some(((last, _), prefix)) = a.idx.split_last() {
             let rows = self.rows.borrow();
+            // A block's slice, taken inside a row's, comes later and wins.
             let row = rows
                 .iter()
+                .rev()
                 .find(|r| r.array == a.array && r.var == *last && r.prefix == prefix);
             if let Some(r) = row {
-                let (name, i) = (&r.name, Self::var(*last));
-                return quote!(#name[#i]);
+                let (name, at) = (&r.name, &r.at);
+                return quote!(#name[#at]);
             }
         }
         let name = self.array(&a.array);
@@ -253,12 +270,15 @@ impl<'a> Emitter<'a> {
 
     /// The row slices an innermost loop over `var` can take: arrays that
     /// every access in the loop reads or writes at one row, walked by
-    /// `var` in its last index. With their `let` statements.
+    /// `var` in its last index. With their `let` statements. In a block of
+    /// a split reduction, vectors (an empty row prefix) are sliced too, and
+    /// a row already sliced is sliced again from its slice.
     fn row_slices(
         &self,
         var: Var,
         dim: &Dim,
         accesses: &[(&Access, bool)],
+        block: Option<&Block>,
     ) -> (Vec<RowSlice>, TokenStream) {
         // Per array: the one row it is accessed at (None: several, or not
         // by `var` last), and whether it is written.
@@ -268,7 +288,7 @@ impl<'a> Emitter<'a> {
             let row = match a.idx.split_last() {
                 Some(((last, _), prefix))
                     if *last == var
-                        && !prefix.is_empty()
+                        && (block.is_some() || !prefix.is_empty())
                         && prefix.iter().all(|(v, _)| *v != var) =>
                 {
                     Some(prefix.to_vec())
@@ -291,20 +311,40 @@ impl<'a> Emitter<'a> {
         for (array, prefix, write) in seen {
             let Some(prefix) = prefix else { continue };
             let src = self.array(&array);
-            let name = format_ident!("{}_r{}", src, var);
+            let borrow = if write { quote!(&mut) } else { quote!(&) };
             let base = self.flat(&prefix);
             let base = if prefix.len() > 1 {
                 quote!((#base))
             } else {
                 base
             };
-            let borrow = if write { quote!(&mut) } else { quote!(&) };
-            lets.extend(quote!(let #name = #borrow #src[#base * #d..][..#d];));
+            let (name, at) = match block {
+                None => {
+                    let name = format_ident!("{}_r{}", src, var);
+                    lets.extend(quote!(let #name = #borrow #src[#base * #d..][..#d];));
+                    (name, Self::var(var))
+                }
+                Some(Block { start, len, j }) => {
+                    let name = format_ident!("{}_b{}", src, var);
+                    let row = self.rows.borrow().iter().rev().find_map(|r| {
+                        (r.array == array && r.var == var && r.prefix == prefix)
+                            .then(|| r.name.clone())
+                    });
+                    let from = match row {
+                        Some(row) => quote!(#row[#start..]),
+                        None if prefix.is_empty() => quote!(#src[#start..]),
+                        None => quote!(#src[#base * #d + #start..]),
+                    };
+                    lets.extend(quote!(let #name = #borrow #from[..#len];));
+                    (name, (*j).clone())
+                }
+            };
             rows.push(RowSlice {
                 array,
                 prefix,
                 var,
                 name,
+                at,
             });
         }
         (rows, lets)
@@ -424,7 +464,7 @@ impl<'a> Emitter<'a> {
                 (quote!(#a.ln()), POSTFIX)
             }
             Scalar::ExpShifted(a) => {
-                let f = self.helper("exp");
+                let f = self.helper("exp_nonpos");
                 let a = self.at(a, SUM);
                 (quote!(#f::<FMA>(#a)), POSTFIX)
             }
@@ -509,6 +549,15 @@ impl<'a> Emitter<'a> {
 
     /// A statement list.
     pub fn stmts(&self, ss: &[Stmt]) -> TokenStream {
+        // A reduction whose last total is returned at once ends the body
+        // with that total, not with `let x = total; x`.
+        if let [init @ .., Stmt::Reduce { var, dim, parts }, Stmt::Return(Scalar::Temp(u))] = ss {
+            if matches!(parts.last().map(|p| &p.place), Some(Place::Temp(t)) if t == u) {
+                let mut out: TokenStream = init.iter().map(|s| self.stmt(s)).collect();
+                out.extend(self.reduce(*var, dim, parts, true));
+                return out;
+            }
+        }
         ss.iter().map(|s| self.stmt(s)).collect()
     }
 
@@ -542,14 +591,14 @@ impl<'a> Emitter<'a> {
                 });
                 // Fixed lengths: the compiler sees the bounds already.
                 let (rows, lets) = if innermost && self.fixed(dim).is_none() {
-                    self.row_slices(*var, dim, &accesses)
+                    self.row_slices(*var, dim, &accesses, None)
                 } else {
                     (Vec::new(), TokenStream::new())
                 };
                 let body = self.with_rows(rows, || self.stmts(body));
                 quote!(#lets for #i in 0..#d { #body })
             }
-            Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts),
+            Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts, false),
             Stmt::Store {
                 place: Place::Elem(a),
                 add: false,
@@ -616,10 +665,11 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Reductions sharing one pass, reading rows sliced once.
-    fn reduce(&self, var: Var, dim: &Dim, parts: &[Part]) -> TokenStream {
+    /// Reductions sharing one pass, reading rows sliced once. With
+    /// `returns`, the last part's total is the value of the block.
+    fn reduce(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
         if self.fixed(dim).is_some() {
-            return self.reduce_rows(var, dim, parts);
+            return self.reduce_rows(var, dim, parts, returns);
         }
         let mut accesses = Vec::new();
         for p in parts {
@@ -629,8 +679,8 @@ impl<'a> Emitter<'a> {
                 accesses.push((a, true));
             }
         }
-        let (rows, lets) = self.row_slices(var, dim, &accesses);
-        let code = self.with_rows(rows, || self.reduce_rows(var, dim, parts));
+        let (rows, lets) = self.row_slices(var, dim, &accesses, None);
+        let code = self.with_rows(rows, || self.reduce_rows(var, dim, parts, returns));
         quote!(#lets #code)
     }
 
@@ -646,7 +696,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// Reductions sharing one pass. Long ones keep `LANES` partial results.
-    fn reduce_rows(&self, var: Var, dim: &Dim, parts: &[Part]) -> TokenStream {
+    fn reduce_rows(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
         let i = Self::var(var);
         let d = self.dim(dim);
         let wide = self.names.float == Float::F32;
@@ -681,8 +731,12 @@ impl<'a> Emitter<'a> {
                 RedOp::Max => quote!(#pre #slot = #slot.max(#b);),
             }
         };
-        let finish = |p: &Part, total: TokenStream| {
+        let last = parts.len() - 1;
+        let finish = |k: usize, p: &Part, total: TokenStream| {
             let total = if wide { quote!((#total) as f32) } else { total };
+            if returns && k == last {
+                return total;
+            }
             match &p.place {
                 Place::Temp(_) => {
                     let n = self.place(&p.place);
@@ -704,8 +758,8 @@ impl<'a> Emitter<'a> {
                 body.extend(update(p, quote!(#a)));
             }
             out.extend(quote!(for #i in 0..#d { #body }));
-            for (p, a) in parts.iter().zip(&accs) {
-                out.extend(finish(p, quote!(#a)));
+            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+                out.extend(finish(k, p, quote!(#a)));
             }
             return out;
         }
@@ -744,64 +798,96 @@ impl<'a> Emitter<'a> {
             });
         } else {
             // Blocks of BLOCK: the body fills a buffer in a loop the compiler
-            // vectorizes (no reassociation needed), and LANES partial results
-            // sum the buffer.
+            // vectorizes (no reassociation needed; arrays are sliced per
+            // block, so no entry's bounds are checked), then the buffer is
+            // folded pairwise, halves added until LANES are left: no add
+            // waits on the one before, as with one running sum per lane.
             let block = Literal::usize_unsuffixed(BLOCK);
             let start = format_ident!("b{}", var);
             let len = format_ident!("len{}", var);
             let j = format_ident!("j{}", var);
-            let chunk = format_ident!("c{}", var);
             let lane = format_ident!("l{}", var);
-            let mut fill = TokenStream::new();
-            let (mut fold, mut fold_rest) = (TokenStream::new(), TokenStream::new());
-            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
-                let init = init(p.op);
-                let buf = format_ident!("buf{}_{}", var, k);
-                let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
-                out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
-                let (pre, b) = value(p);
-                fill.extend(quote!(#pre #buf[#j] = #b;));
-                let fold_into = |slot: TokenStream, at: TokenStream| match p.op {
-                    RedOp::Sum => quote!(#slot += #buf[#at];),
-                    RedOp::Max => quote!(#slot = #slot.max(#buf[#at]);),
-                };
-                fold.extend(fold_into(
-                    quote!(#a[#lane]),
-                    quote!(#chunk * #lanes + #lane),
-                ));
-                fold_rest.extend(fold_into(quote!(#a[0]), quote!(#j)));
+            let mut accesses = Vec::new();
+            for p in parts {
+                accesses.extend(loads(&p.body));
+                accesses.extend(p.keep.iter().map(|a| (a, true)));
             }
-            // The fold reads the buffer in whole chunks of LANES, so that
-            // each lane's partial result is one vector register.
+            let blk = Block {
+                start: &start,
+                len: &len,
+                j: &j,
+            };
+            let (slices, slice_lets) = self.row_slices(var, dim, &accesses, Some(&blk));
+            let mut fill_slices = TokenStream::new();
+            let mut fold = TokenStream::new();
+            let fill = self.with_rows(slices, || {
+                let mut fill = TokenStream::new();
+                for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+                    let init = init(p.op);
+                    let buf = format_ident!("buf{}_{}", var, k);
+                    let part = format_ident!("fill{}_{}", var, k);
+                    let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
+                    out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
+                    fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
+                    let (pre, b) = value(p);
+                    fill.extend(quote!(#pre #part[#j] = #b;));
+                    let combine = |into: TokenStream, from: TokenStream| match p.op {
+                        RedOp::Sum => quote!(#into += #from;),
+                        RedOp::Max => quote!(#into = #into.max(#from);),
+                    };
+                    // The last block's unfilled entries hold the identity.
+                    fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
+                    let mut half = BLOCK / 2;
+                    while half >= LANES {
+                        let h = Literal::usize_unsuffixed(half);
+                        let step = combine(quote!(#buf[#lane]), quote!(#buf[#lane + #h]));
+                        fold.extend(quote!(for #lane in 0..#h { #step }));
+                        half /= 2;
+                    }
+                    let step = combine(quote!(#a[#lane]), quote!(#buf[#lane]));
+                    fold.extend(quote!(for #lane in 0..#lanes { #step }));
+                }
+                fill
+            });
+            // `i` only if an access was not sliced.
+            let index = if mentions(&fill, &i) {
+                quote!(let #i = #start + #j;)
+            } else {
+                TokenStream::new()
+            };
             out.extend(quote! {
                 let mut #start = 0;
                 while #start < #d {
                     let #len = (#d - #start).min(#block);
+                    #slice_lets
+                    #fill_slices
                     for #j in 0..#len {
-                        let #i = #start + #j;
+                        #index
                         #fill
                     }
-                    for #chunk in 0..#len / #lanes {
-                        for #lane in 0..#lanes {
-                            #fold
-                        }
-                    }
-                    for #j in #len / #lanes * #lanes..#len {
-                        #fold_rest
-                    }
+                    #fold
                     #start += #len;
                 }
             });
         }
-        for (p, a) in parts.iter().zip(&accs) {
+        for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
             let total = match p.op {
                 RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
                 RedOp::Max => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
             };
-            out.extend(finish(p, total));
+            out.extend(finish(k, p, total));
         }
         out
     }
+}
+
+/// Whether `ts` uses the identifier `id`.
+fn mentions(ts: &TokenStream, id: &Ident) -> bool {
+    ts.clone().into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(x) => x == *id,
+        proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), id),
+        _ => false,
+    })
 }
 
 /// A term's sign, for printing `a - b` rather than `a + -b`.
@@ -834,7 +920,7 @@ fn split_sign(x: &Scalar) -> (bool, Scalar) {
 
 /// The helper functions a kernel's bodies use, named after the kernel.
 pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
-    let exp = format_ident!("{}_exp", kernel);
+    let exp_nonpos = format_ident!("{}_exp_nonpos", kernel);
     let sigmoid = format_ident!("{}_sigmoid", kernel);
     let softplus = format_ident!("{}_softplus", kernel);
     let mut out = TokenStream::new();
@@ -845,84 +931,8 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
         item.sig.ident = format_ident!("{}_orbit", kernel);
         out.extend(quote!(#item));
     }
-    if used.exp {
-        out.extend(match float {
-            Float::F64 => quote! {
-                /// `exp(x)` without a branch or a call, so loops that use it vectorize:
-                /// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-                /// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18):
-                /// within 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed
-                /// to zero. `FMA` fuses the multiply-adds (for code compiled with the
-                /// `fma` target feature).
-                #[inline(always)]
-                fn #exp<const FMA: bool>(x: f64) -> f64 {
-                    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
-                    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
-                    const SHIFT: f64 = 6755399441055744.0;
-                    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-                    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-                    const C2: f64 = 0.5000000000000019;
-                    const C3: f64 = 0.1666666666666668;
-                    const C4: f64 = 0.0416666666664881;
-                    const C5: f64 = 0.008333333333319601;
-                    const C6: f64 = 0.0013888888952314775;
-                    const C7: f64 = 0.00019841269890047113;
-                    const C8: f64 = 2.4801485482328494e-05;
-                    const C9: f64 = 2.755724091857897e-06;
-                    const C10: f64 = 2.763263963904103e-07;
-                    const C11: f64 = 2.5110037605963777e-08;
-                    let xc = x.clamp(-708.0, 709.8);
-                    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
-                    let k = t - SHIFT;
-                    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
-                    // Estrin's scheme: a dependency chain of depth 4, not 11.
-                    let r2 = r * r;
-                    let r4 = r2 * r2;
-                    let r8 = r4 * r4;
-                    let p01 = 1.0 + r;
-                    let p23 = fma(r, C3, C2);
-                    let p45 = fma(r, C5, C4);
-                    let p67 = fma(r, C7, C6);
-                    let p89 = fma(r, C9, C8);
-                    let p1011 = fma(r, C11, C10);
-                    let q0 = fma(r2, p23, p01);
-                    let q1 = fma(r2, p67, p45);
-                    let q2 = fma(r2, p1011, p89);
-                    let p = fma(r8, q2, fma(r4, q1, q0));
-                    // 2^(k-1) from the integer in t's low bits, then one doubling,
-                    // so k = 1024 (x near 709.78) does not overflow the exponent field.
-                    let half_scale = f64::from_bits(t.to_bits().wrapping_add(1022) << 52);
-                    let y = p * half_scale * 2.0;
-                    if x < -708.0 { 0.0 } else { y }
-                }
-            },
-            Float::F32 => quote! {
-                /// `exp(x)` without a branch or a call, so loops that use it vectorize:
-                /// `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-                /// by its Taylor polynomial of degree 8. Results below `exp(-86)` are
-                /// flushed to zero. `FMA` fuses the multiply-adds.
-                #[inline(always)]
-                fn #exp<const FMA: bool>(x: f32) -> f32 {
-                    let fma = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
-                    // 1.5 · 2^23: adding it rounds to an integer kept in the low mantissa bits.
-                    const SHIFT: f32 = 12582912.0;
-                    const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
-                    const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
-                    let xc = x.clamp(-86.0, 88.8);
-                    let t = fma(xc, core::f32::consts::LOG2_E, SHIFT);
-                    let k = t - SHIFT;
-                    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
-                    let r2 = r * r;
-                    let r4 = r2 * r2;
-                    let q0 = fma(r2, fma(r, 1.0 / 6.0, 0.5), 1.0 + r);
-                    let q1 = fma(r2, fma(r, 1.0 / 5040.0, 1.0 / 720.0), fma(r, 1.0 / 120.0, 1.0 / 24.0));
-                    let p = fma(r4, fma(r4, 1.0 / 40320.0, q1), q0);
-                    let half_scale = f32::from_bits(t.to_bits().wrapping_add(126) << 23);
-                    let y = p * half_scale * 2.0;
-                    if x < -86.0 { 0.0 } else { y }
-                }
-            },
-        });
+    if used.exp || used.exp_nonpos {
+        out.extend(exp_helpers(kernel, float, used));
     }
     let ty = match float {
         Float::F64 => quote!(f64),
@@ -933,7 +943,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             /// `1 / (1 + exp(-x))`, never taking `exp` of a large positive number.
             #[inline(always)]
             fn #sigmoid<const FMA: bool>(x: #ty) -> #ty {
-                let e = #exp::<FMA>(-x.abs());
+                let e = #exp_nonpos::<FMA>(-x.abs());
                 if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
             }
         });
@@ -943,7 +953,144 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             /// `log(1 + exp(x))` as `max(x, 0) + log(1 + exp(-|x|))`.
             #[inline(always)]
             fn #softplus<const FMA: bool>(x: #ty) -> #ty {
-                x.max(0.0) + #exp::<FMA>(-x.abs()).ln_1p()
+                x.max(0.0) + #exp_nonpos::<FMA>(-x.abs()).ln_1p()
+            }
+        });
+    }
+    out
+}
+
+/// The polynomial `exp` helpers: `{kernel}_exp` for any argument and
+/// `{kernel}_exp_nonpos` for arguments that are never positive (max-shifted
+/// logits, `-|x|`), which needs no upper clamp and scales by adding `k` to
+/// the exponent field instead of multiplying. Both share one reduction and
+/// one polynomial, and neither branches or calls, so loops that use them
+/// vectorize; that polynomial sets the pace of every softmax kernel.
+fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
+    let ty = match float {
+        Float::F64 => quote!(f64),
+        Float::F32 => quote!(f32),
+    };
+    // Constants, the lowest argument kept (below it the result is flushed
+    // to zero), the highest (above it the result is infinite), the exponent
+    // bias less one, the mantissa width, and the polynomial for e^r.
+    let (consts, lo, hi, bias_less_one, mantissa, poly, doc) = match float {
+        Float::F64 => (
+            quote! {
+                // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
+                const SHIFT: f64 = 6755399441055744.0;
+                const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+                const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+                const C2: f64 = 0.5000000000000019;
+                const C3: f64 = 0.1666666666666668;
+                const C4: f64 = 0.0416666666664881;
+                const C5: f64 = 0.008333333333319601;
+                const C6: f64 = 0.0013888888952314775;
+                const C7: f64 = 0.00019841269890047113;
+                const C8: f64 = 2.4801485482328494e-05;
+                const C9: f64 = 2.755724091857897e-06;
+                const C10: f64 = 2.763263963904103e-07;
+                const C11: f64 = 2.5110037605963777e-08;
+            },
+            quote!(-708.0),
+            quote!(709.8),
+            quote!(1022),
+            quote!(52),
+            // Estrin's scheme in r² and r⁴: a dependency chain of depth 5,
+            // not 11, and two multiplies for the powers.
+            quote! {
+                let r2 = r * r;
+                let r4 = r2 * r2;
+                let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
+                let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
+                let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
+                let p = fma(r4, fma(r4, q2, q1), q0);
+            },
+            "by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within\n\
+             2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.",
+        ),
+        Float::F32 => (
+            quote! {
+                // 1.5 · 2^23: adding it rounds to an integer kept in the low mantissa bits.
+                const SHIFT: f32 = 12582912.0;
+                const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
+                const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
+            },
+            quote!(-86.0),
+            quote!(88.8),
+            quote!(126),
+            quote!(23),
+            quote! {
+                let r2 = r * r;
+                let r4 = r2 * r2;
+                let q0 = fma(r2, fma(r, 1.0 / 6.0, 0.5), 1.0 + r);
+                let q1 = fma(r2, fma(r, 1.0 / 5040.0, 1.0 / 720.0), fma(r, 1.0 / 120.0, 1.0 / 24.0));
+                let p = fma(r4, fma(r4, 1.0 / 40320.0, q1), q0);
+            },
+            "by its Taylor polynomial of degree 8. Results below `exp(-86)` are\n\
+             flushed to zero.",
+        ),
+    };
+    let reduce_and_poly = quote! {
+        let fma = |a: #ty, b: #ty, c: #ty| if FMA { a.mul_add(b, c) } else { a * b + c };
+        #consts
+        let t = fma(xc, core::#ty::consts::LOG2_E, SHIFT);
+        let k = t - SHIFT;
+        let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
+        #poly
+    };
+    let head = format!(
+        "`exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`\n{doc}\n\
+         `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature)."
+    );
+    // One `///` line per line of text.
+    let doc_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {l}")
+                }
+            })
+            .collect()
+    };
+    let mut out = TokenStream::new();
+    if used.exp {
+        let name = format_ident!("{}_exp", kernel);
+        let doc = doc_lines(&head);
+        out.extend(quote! {
+            #(#[doc = #doc])*
+            #[inline(always)]
+            fn #name<const FMA: bool>(x: #ty) -> #ty {
+                let xc = x.clamp(#lo, #hi);
+                #reduce_and_poly
+                // 2^(k-1) from the integer in t's low bits, then one doubling,
+                // so the largest k does not overflow the exponent field.
+                let half_scale = #ty::from_bits(t.to_bits().wrapping_add(#bias_less_one) << #mantissa);
+                let y = p * half_scale * 2.0;
+                if x < #lo { 0.0 } else { y }
+            }
+        });
+    }
+    if used.exp_nonpos {
+        let name = format_ident!("{}_exp_nonpos", kernel);
+        let doc = format!(
+            "{head}\n\nFor arguments that are never positive: `p · 2^k` is then a normal\n\
+             number, made by adding `k` to the exponent field of `p`, which saves the\n\
+             scaling multiplies on the busiest port."
+        );
+        let doc = doc_lines(&doc);
+        out.extend(quote! {
+            #(#[doc = #doc])*
+            #[inline(always)]
+            fn #name<const FMA: bool>(x: #ty) -> #ty {
+                let small = x < #lo;
+                // A select, not `max`, which would turn a NaN argument into -708.
+                let xc = if small { #lo } else { x };
+                #reduce_and_poly
+                let y = #ty::from_bits(p.to_bits().wrapping_add(t.to_bits() << #mantissa));
+                if small { 0.0 } else { y }
             }
         });
     }
