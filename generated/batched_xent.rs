@@ -70,6 +70,17 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             for j7 in 0..len7 {
                 fill7_0[j7] = batched_xent_exp_nonpos::<FMA>(z_b7[j7] - max2[i1]);
             }
+            #[cfg(target_arch = "x86_64")]
+            for ahead7 in (b7..b7 + len7).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i1 + 1) * n + ahead7).cast::<i8>());
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(z.as_ptr().wrapping_add((i1 + 1) * n + ahead7).cast::<i8>());
+                }
+            }
             for j7 in len7..64 {
                 buf7_0[j7] = 0.0;
             }
@@ -198,6 +209,17 @@ fn batched_xent_grad_body<const FMA: bool>(
             for j9 in 0..len9 {
                 out_b9[j9] = batched_xent_exp_nonpos::<FMA>(z_b9[j9] - max2);
                 fill9_0[j9] = out_b9[j9];
+            }
+            #[cfg(target_arch = "x86_64")]
+            for ahead9 in (b9..b9 + len9).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead9).cast::<i8>());
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead9).cast::<i8>());
+                }
             }
             for j9 in len9..64 {
                 buf9_0[j9] = 0.0;

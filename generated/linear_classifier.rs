@@ -104,6 +104,14 @@ fn linear_w_body<const FMA: bool>(
                     FMA,
                 >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
+            #[cfg(target_arch = "x86_64")]
+            for ahead10 in (b10..b10 + len10).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
+                }
+            }
             for j10 in len10..64 {
                 buf10_0[j10] = 0.0;
             }
@@ -270,6 +278,14 @@ fn linear_w_grad_body<const FMA: bool>(
                 fill17_0[j17] = linear_w_exp_nonpos::<
                     FMA,
                 >(b_b17[j17] + sum2_b17[j17] - max3);
+            }
+            #[cfg(target_arch = "x86_64")]
+            for ahead17 in (b17..b17 + len17).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead17).cast::<i8>());
+                }
             }
             for j17 in len17..64 {
                 buf17_0[j17] = 0.0;
@@ -453,6 +469,14 @@ fn linear_b_body<const FMA: bool>(
                     FMA,
                 >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
+            #[cfg(target_arch = "x86_64")]
+            for ahead10 in (b10..b10 + len10).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
+                }
+            }
             for j10 in len10..64 {
                 buf10_0[j10] = 0.0;
             }
@@ -618,6 +642,14 @@ fn linear_b_grad_body<const FMA: bool>(
                 fill13_0[j13] = linear_b_exp_nonpos::<
                     FMA,
                 >(b_b13[j13] + sum2_b13[j13] - max3);
+            }
+            #[cfg(target_arch = "x86_64")]
+            for ahead13 in (b13..b13 + len13).step_by(8) {
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<
+                        { core::arch::x86_64::_MM_HINT_T0 },
+                    >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead13).cast::<i8>());
+                }
             }
             for j13 in len13..64 {
                 buf13_0[j13] = 0.0;

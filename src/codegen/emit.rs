@@ -99,6 +99,20 @@ pub struct Emitter<'a> {
     temp_names: Vec<Ident>,
     /// Row slices of the innermost loops being emitted.
     rows: RefCell<Vec<RowSlice>>,
+    /// Input matrices the enclosing row loops read a row of at a time.
+    ahead: RefCell<Vec<NextRow>>,
+}
+
+/// An input matrix `a[r, j]` that a loop over rows `r` reads a row of at a
+/// time. Blocked passes over row `r` with a costly body (`exp`) prefetch
+/// the same block of row `r + 1`, so that its loads from memory overlap
+/// with this row's arithmetic instead of waiting for the next row's first
+/// pass.
+struct NextRow {
+    array: Array,
+    row: Var,
+    /// The row length.
+    len: Dim,
 }
 
 /// Every array access of `x`, as a read.
@@ -110,6 +124,20 @@ fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
         }
     });
     out
+}
+
+/// Every array read of `s` and the statements in it.
+fn stmt_loads<'s>(s: &'s Stmt, out: &mut Vec<&'s Access>) {
+    let scalar =
+        |x: &'s Scalar, out: &mut Vec<&'s Access>| out.extend(loads(x).into_iter().map(|(a, _)| a));
+    match s {
+        Stmt::Loop { body, .. } => body.iter().for_each(|b| stmt_loads(b, out)),
+        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| scalar(&p.body, out)),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
+            scalar(value, out)
+        }
+        Stmt::ZeroOut => {}
+    }
 }
 
 /// One row of an array, sliced before an innermost loop that walks it:
@@ -150,6 +178,7 @@ impl<'a> Emitter<'a> {
             temps,
             temp_names,
             rows: RefCell::new(Vec::new()),
+            ahead: RefCell::new(Vec::new()),
         }
     }
 
@@ -595,7 +624,11 @@ impl<'a> Emitter<'a> {
                 } else {
                     (Vec::new(), TokenStream::new())
                 };
-                let body = self.with_rows(rows, || self.stmts(body));
+                let body = if innermost {
+                    self.with_rows(rows, || self.stmts(body))
+                } else {
+                    self.with_next_rows(*var, body, || self.stmts(body))
+                };
                 quote!(#lets for #i in 0..#d { #body })
             }
             Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts, false),
@@ -682,6 +715,77 @@ impl<'a> Emitter<'a> {
         let (rows, lets) = self.row_slices(var, dim, &accesses, None);
         let code = self.with_rows(rows, || self.reduce_rows(var, dim, parts, returns));
         quote!(#lets #code)
+    }
+
+    /// `emit` for the body of a loop over rows `row`, knowing the input
+    /// matrices the body reads one row of (all reads at `[row, j]`).
+    fn with_next_rows(
+        &self,
+        row: Var,
+        body: &[Stmt],
+        emit: impl FnOnce() -> TokenStream,
+    ) -> TokenStream {
+        let mut reads = Vec::new();
+        body.iter().for_each(|s| stmt_loads(s, &mut reads));
+        let mut found: Vec<NextRow> = Vec::new();
+        let mut other: Vec<Array> = Vec::new();
+        for a in reads {
+            if !matches!(a.array, Array::Input(_)) {
+                continue;
+            }
+            match &a.idx[..] {
+                [(r, _), (j, len)] if *r == row && *j != row => {
+                    if !found.iter().any(|f| f.array == a.array) {
+                        found.push(NextRow {
+                            array: a.array.clone(),
+                            row,
+                            len: len.clone(),
+                        })
+                    }
+                }
+                _ => other.push(a.array.clone()),
+            }
+        }
+        found.retain(|f| !other.contains(&f.array));
+        let taken = found.len();
+        self.ahead.borrow_mut().extend(found);
+        let code = emit();
+        let mut ahead = self.ahead.borrow_mut();
+        let keep = ahead.len() - taken;
+        ahead.truncate(keep);
+        code
+    }
+
+    /// Prefetches of the next row's block `start..start + len` of the
+    /// matrices whose rows have length `dim`.
+    fn prefetch_next_rows(&self, var: Var, dim: &Dim, start: &Ident, len: &Ident) -> TokenStream {
+        let ahead = self.ahead.borrow();
+        let rows: Vec<&NextRow> = ahead.iter().filter(|r| r.len == *dim).collect();
+        if rows.is_empty() {
+            return TokenStream::new();
+        }
+        let d = self.dim(dim);
+        let at = format_ident!("ahead{}", var);
+        let line = Literal::usize_unsuffixed(match self.names.float {
+            Float::F64 => 8,
+            Float::F32 => 16,
+        });
+        let fetches = rows.iter().map(|r| {
+            let (src, row) = (self.array(&r.array), Self::var(r.row));
+            // Past the last row the address is outside the array: a
+            // prefetch never faults, and `wrapping_add` makes no claim.
+            quote! {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    #src.as_ptr().wrapping_add((#row + 1) * #d + #at).cast::<i8>(),
+                );
+            }
+        });
+        quote! {
+            #[cfg(target_arch = "x86_64")]
+            for #at in (#start..#start + #len).step_by(#line) {
+                unsafe { #(#fetches)* }
+            }
+        }
     }
 
     /// `emit`, with accesses to these rows going through their slices.
@@ -849,6 +953,7 @@ impl<'a> Emitter<'a> {
                 }
                 fill
             });
+            let prefetch = self.prefetch_next_rows(var, dim, &start, &len);
             // `i` only if an access was not sliced.
             let index = if mentions(&fill, &i) {
                 quote!(let #i = #start + #j;)
@@ -865,6 +970,7 @@ impl<'a> Emitter<'a> {
                         #index
                         #fill
                     }
+                    #prefetch
                     #fold
                     #start += #len;
                 }
