@@ -126,18 +126,15 @@ fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
     out
 }
 
-/// Every array read of `s` and the statements in it.
-fn stmt_loads<'s>(s: &'s Stmt, out: &mut Vec<&'s Access>) {
-    let scalar =
-        |x: &'s Scalar, out: &mut Vec<&'s Access>| out.extend(loads(x).into_iter().map(|(a, _)| a));
-    match s {
-        Stmt::Loop { body, .. } => body.iter().for_each(|b| stmt_loads(b, out)),
-        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| scalar(&p.body, out)),
-        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
-            scalar(value, out)
-        }
-        Stmt::ZeroOut => {}
+/// The array accesses of reduction bodies: their reads, and the entries
+/// where reduced values are kept.
+fn body_accesses(parts: &[Part]) -> Vec<(&Access, bool)> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(loads(&p.body));
+        out.extend(p.keep.iter().map(|a| (a, true)));
     }
+    out
 }
 
 /// One row of an array, sliced before an innermost loop that walks it:
@@ -183,10 +180,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn ty(&self) -> TokenStream {
-        match self.names.float {
-            Float::F64 => quote!(f64),
-            Float::F32 => quote!(f32),
-        }
+        self.names.float.rust_type()
     }
 
     /// A length as a `usize` expression (a name or a literal).
@@ -279,16 +273,19 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The slice (its name and index) that walks `array` by `var` at this
+    /// row. A block's slice, taken inside a row's, comes later and wins.
+    fn slice_of(&self, array: &Array, var: Var, prefix: &[(Var, Dim)]) -> Option<(Ident, Ident)> {
+        let rows = self.rows.borrow();
+        rows.iter()
+            .rev()
+            .find(|r| r.array == *array && r.var == var && r.prefix == prefix)
+            .map(|r| (r.name.clone(), r.at.clone()))
+    }
+
     fn access(&self, a: &Access) -> TokenStream {
         if let Some(((last, _), prefix)) = a.idx.split_last() {
-            let rows = self.rows.borrow();
-            // A block's slice, taken inside a row's, comes later and wins.
-            let row = rows
-                .iter()
-                .rev()
-                .find(|r| r.array == a.array && r.var == *last && r.prefix == prefix);
-            if let Some(r) = row {
-                let (name, at) = (&r.name, &r.at);
+            if let Some((name, at)) = self.slice_of(&a.array, *last, prefix) {
                 return quote!(#name[#at]);
             }
         }
@@ -355,12 +352,8 @@ impl<'a> Emitter<'a> {
                 }
                 Some(Block { start, len, j }) => {
                     let name = format_ident!("{}_b{}", src, var);
-                    let row = self.rows.borrow().iter().rev().find_map(|r| {
-                        (r.array == array && r.var == var && r.prefix == prefix)
-                            .then(|| r.name.clone())
-                    });
-                    let from = match row {
-                        Some(row) => quote!(#row[#start..]),
+                    let from = match self.slice_of(&array, var, &prefix) {
+                        Some((row, _)) => quote!(#row[#start..]),
                         None if prefix.is_empty() => quote!(#src[#start..]),
                         None => quote!(#src[#base * #d + #start..]),
                     };
@@ -605,7 +598,6 @@ impl<'a> Emitter<'a> {
             Stmt::Loop { var, dim, body } => {
                 let i = Self::var(*var);
                 let d = self.dim(dim);
-                // Fixed lengths: the compiler sees the bounds already.
                 // Innermost loops only: stores and nothing else.
                 let mut accesses = Vec::new();
                 let innermost = body.iter().all(|s| match s {
@@ -704,10 +696,8 @@ impl<'a> Emitter<'a> {
         if self.fixed(dim).is_some() {
             return self.reduce_rows(var, dim, parts, returns);
         }
-        let mut accesses = Vec::new();
+        let mut accesses = body_accesses(parts);
         for p in parts {
-            accesses.extend(loads(&p.body));
-            accesses.extend(p.keep.iter().map(|a| (a, true)));
             if let Place::Elem(a) = &p.place {
                 accesses.push((a, true));
             }
@@ -726,7 +716,13 @@ impl<'a> Emitter<'a> {
         emit: impl FnOnce() -> TokenStream,
     ) -> TokenStream {
         let mut reads = Vec::new();
-        body.iter().for_each(|s| stmt_loads(s, &mut reads));
+        for s in body {
+            super::loops::visit_stmt(s, &mut |e| {
+                if let Scalar::Load(a) = e {
+                    reads.push(a)
+                }
+            });
+        }
         let mut found: Vec<NextRow> = Vec::new();
         let mut other: Vec<Array> = Vec::new();
         for a in reads {
@@ -747,13 +743,7 @@ impl<'a> Emitter<'a> {
             }
         }
         found.retain(|f| !other.contains(&f.array));
-        let taken = found.len();
-        self.ahead.borrow_mut().extend(found);
-        let code = emit();
-        let mut ahead = self.ahead.borrow_mut();
-        let keep = ahead.len() - taken;
-        ahead.truncate(keep);
-        code
+        scoped(&self.ahead, found, emit)
     }
 
     /// Prefetches of the next row's block `start..start + len` of the
@@ -790,13 +780,7 @@ impl<'a> Emitter<'a> {
 
     /// `emit`, with accesses to these rows going through their slices.
     fn with_rows(&self, rows: Vec<RowSlice>, emit: impl FnOnce() -> TokenStream) -> TokenStream {
-        let taken = rows.len();
-        self.rows.borrow_mut().extend(rows);
-        let code = emit();
-        let mut active = self.rows.borrow_mut();
-        let keep = active.len() - taken;
-        active.truncate(keep);
-        code
+        scoped(&self.rows, rows, emit)
     }
 
     /// Reductions sharing one pass. Long ones keep `LANES` partial results.
@@ -911,47 +895,47 @@ impl<'a> Emitter<'a> {
             let len = format_ident!("len{}", var);
             let j = format_ident!("j{}", var);
             let lane = format_ident!("l{}", var);
-            let mut accesses = Vec::new();
-            for p in parts {
-                accesses.extend(loads(&p.body));
-                accesses.extend(p.keep.iter().map(|a| (a, true)));
-            }
+            let accesses = body_accesses(parts);
             let blk = Block {
                 start: &start,
                 len: &len,
                 j: &j,
             };
             let (slices, slice_lets) = self.row_slices(var, dim, &accesses, Some(&blk));
-            let mut fill_slices = TokenStream::new();
-            let mut fold = TokenStream::new();
-            let fill = self.with_rows(slices, || {
-                let mut fill = TokenStream::new();
-                for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
-                    let init = init(p.op);
-                    let buf = format_ident!("buf{}_{}", var, k);
-                    let part = format_ident!("fill{}_{}", var, k);
-                    let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
-                    out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
-                    fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
-                    let (pre, b) = value(p);
-                    fill.extend(quote!(#pre #part[#j] = #b;));
-                    let combine = |into: TokenStream, from: TokenStream| match p.op {
-                        RedOp::Sum => quote!(#into += #from;),
-                        RedOp::Max => quote!(#into = #into.max(#from);),
-                    };
-                    // The last block's unfilled entries hold the identity.
-                    fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
-                    let mut half = BLOCK / 2;
-                    while half >= LANES {
-                        let h = Literal::usize_unsuffixed(half);
-                        let step = combine(quote!(#buf[#lane]), quote!(#buf[#lane + #h]));
-                        fold.extend(quote!(for #lane in 0..#h { #step }));
-                        half /= 2;
-                    }
-                    let step = combine(quote!(#a[#lane]), quote!(#buf[#lane]));
-                    fold.extend(quote!(for #lane in 0..#lanes { #step }));
+            let (mut fill_slices, mut fold) = (TokenStream::new(), TokenStream::new());
+            let mut parts_of = Vec::new();
+            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+                let init = init(p.op);
+                let buf = format_ident!("buf{}_{}", var, k);
+                let part = format_ident!("fill{}_{}", var, k);
+                let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
+                out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes]; let mut #buf = [#zero; #block];));
+                fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
+                let combine = |into: TokenStream, from: TokenStream| match p.op {
+                    RedOp::Sum => quote!(#into += #from;),
+                    RedOp::Max => quote!(#into = #into.max(#from);),
+                };
+                // The last block's unfilled entries hold the identity.
+                fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
+                let mut half = BLOCK / 2;
+                while half >= LANES {
+                    let h = Literal::usize_unsuffixed(half);
+                    let step = combine(quote!(#buf[#lane]), quote!(#buf[#lane + #h]));
+                    fold.extend(quote!(for #lane in 0..#h { #step }));
+                    half /= 2;
                 }
-                fill
+                let step = combine(quote!(#a[#lane]), quote!(#buf[#lane]));
+                fold.extend(quote!(for #lane in 0..#lanes { #step }));
+                parts_of.push((p, part));
+            }
+            let fill = self.with_rows(slices, || {
+                parts_of
+                    .iter()
+                    .map(|(p, part)| {
+                        let (pre, b) = value(p);
+                        quote!(#pre #part[#j] = #b;)
+                    })
+                    .collect()
             });
             let prefetch = self.prefetch_next_rows(var, dim, &start, &len);
             // `i` only if an access was not sliced.
@@ -985,6 +969,21 @@ impl<'a> Emitter<'a> {
         }
         out
     }
+}
+
+/// `emit` with `items` pushed on `stack`, popped again after.
+fn scoped<T>(
+    stack: &RefCell<Vec<T>>,
+    items: Vec<T>,
+    emit: impl FnOnce() -> TokenStream,
+) -> TokenStream {
+    let taken = items.len();
+    stack.borrow_mut().extend(items);
+    let code = emit();
+    let mut stack = stack.borrow_mut();
+    let keep = stack.len() - taken;
+    stack.truncate(keep);
+    code
 }
 
 /// Whether `ts` uses the identifier `id`.
@@ -1040,10 +1039,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
     if used.exp || used.exp_nonpos {
         out.extend(exp_helpers(kernel, float, used));
     }
-    let ty = match float {
-        Float::F64 => quote!(f64),
-        Float::F32 => quote!(f32),
-    };
+    let ty = float.rust_type();
     if used.sigmoid {
         out.extend(quote! {
             /// `1 / (1 + exp(-x))`, never taking `exp` of a large positive number.
@@ -1073,10 +1069,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
 /// one polynomial, and neither branches or calls, so loops that use them
 /// vectorize; that polynomial sets the pace of every softmax kernel.
 fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
-    let ty = match float {
-        Float::F64 => quote!(f64),
-        Float::F32 => quote!(f32),
-    };
+    let ty = float.rust_type();
     // Constants, the lowest argument kept (below it the result is flushed
     // to zero), the highest (above it the result is infinite), the exponent
     // bias less one, the mantissa width, and the polynomial for e^r.

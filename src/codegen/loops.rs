@@ -1434,6 +1434,19 @@ fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
     }
 }
 
+/// Calls `f` on every sub-expression of every expression in `s` and the
+/// statements in it, outermost first.
+pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
+    match s {
+        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_stmt(b, f)),
+        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| visit(&p.body, f)),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
+            visit(value, f)
+        }
+        Stmt::ZeroOut => {}
+    }
+}
+
 fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),

@@ -36,6 +36,16 @@ pub enum Float {
     F32,
 }
 
+impl Float {
+    /// The Rust type, as tokens.
+    fn rust_type(self) -> TokenStream {
+        match self {
+            Float::F64 => quote!(f64),
+            Float::F32 => quote!(f32),
+        }
+    }
+}
+
 /// One kernel to generate.
 #[derive(Clone, Debug)]
 pub struct KernelSpec {
@@ -433,36 +443,20 @@ impl Function {
         for s in &stmts {
             helpers.note_stmt(s);
         }
-        let ty = match names.float {
-            Float::F64 => quote!(f64),
-            Float::F32 => quote!(f32),
-        };
+        let ty = names.float.rust_type();
 
         // Which parameters the body reads.
         let mut used = BTreeSet::new();
-        fn note_arrays(s: &Stmt, used: &mut BTreeSet<usize>) {
-            let mut see = |x: &loops::Scalar| {
-                loops::visit(x, &mut |e| {
-                    if let loops::Scalar::Load(loops::Access {
-                        array: loops::Array::Input(k),
-                        ..
-                    }) = e
-                    {
-                        used.insert(*k);
-                    }
-                })
-            };
-            match s {
-                Stmt::Loop { body, .. } => body.iter().for_each(|b| note_arrays(b, used)),
-                Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| see(&p.body)),
-                Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
-                    see(value)
-                }
-                Stmt::ZeroOut => {}
-            }
-        }
         for s in &stmts {
-            note_arrays(s, &mut used);
+            loops::visit_stmt(s, &mut |e| {
+                if let loops::Scalar::Load(loops::Access {
+                    array: loops::Array::Input(k),
+                    ..
+                }) = e
+                {
+                    used.insert(*k);
+                }
+            });
         }
 
         // Parameters, and the same names as arguments (for the dispatch).
