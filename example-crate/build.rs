@@ -16,6 +16,10 @@ fn main() {
         .orders(0..=2)
         .dim("n", 8)
         .float(symdiff::Float::F32)
+        // Logits of any length in f32.
+        .kernel("xent32", "xent(z, q)")
+        .orders(0..=1)
+        .float(symdiff::Float::F32)
         .write_to_out_dir("kernels.rs")
         .unwrap();
     println!("cargo:rerun-if-changed=build.rs");

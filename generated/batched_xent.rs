@@ -68,7 +68,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             let z_b7 = &z_r7[b7..][..len7];
             let fill7_0 = &mut buf7_0[..len7];
             for j7 in 0..len7 {
-                fill7_0[j7] = batched_xent_exp_nonpos::<FMA>(z_b7[j7] - max2[i1]);
+                fill7_0[j7] = batched_xent_exp_shifted::<FMA>(z_b7[j7] - max2[i1]);
             }
             #[cfg(target_arch = "x86_64")]
             for ahead7 in (b7..b7 + len7).step_by(8) {
@@ -181,67 +181,97 @@ fn batched_xent_grad_body<const FMA: bool>(
     for i2 in 0..m {
         let y_r3 = &y[i2 * n..][..n];
         let z_r3 = &z[i2 * n..][..n];
+        let out_r3 = &mut out[i2 * n..][..n];
         let mut acc3_0: [f64; 4] = [0.0; 4];
-        let mut acc3_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c3 in 0..n / 4 {
-            for l3 in 0..4 {
-                let i3 = c3 * 4 + l3;
-                acc3_0[l3] += y_r3[i3];
-                acc3_1[l3] = acc3_1[l3].max(z_r3[i3]);
+        let mut acc3_1: [f64; 4] = [0.0; 4];
+        let mut buf3_1 = [0.0; 64];
+        let mut max2 = {
+            let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c3 in 0..n.min(64) / 4 {
+                for l3 in 0..4 {
+                    let i3 = c3 * 4 + l3;
+                    top3[l3] = top3[l3].max(z_r3[i3]);
+                }
             }
-        }
-        for i3 in n / 4 * 4..n {
-            acc3_0[0] += y_r3[i3];
-            acc3_1[0] = acc3_1[0].max(z_r3[i3]);
-        }
-        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        let max2 = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
-        let z_r9 = &z[i2 * n..][..n];
-        let out_r9 = &mut out[i2 * n..][..n];
-        let mut acc9_0: [f64; 4] = [0.0; 4];
-        let mut buf9_0 = [0.0; 64];
-        let mut b9 = 0;
-        while b9 < n {
-            let len9 = (n - b9).min(64);
-            let z_b9 = &z_r9[b9..][..len9];
-            let out_b9 = &mut out_r9[b9..][..len9];
-            let fill9_0 = &mut buf9_0[..len9];
-            for j9 in 0..len9 {
-                out_b9[j9] = batched_xent_exp_nonpos::<FMA>(z_b9[j9] - max2);
-                fill9_0[j9] = out_b9[j9];
+            for i3 in n.min(64) / 4 * 4..n.min(64) {
+                top3[0] = top3[0].max(z_r3[i3]);
+            }
+            top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+        };
+        let mut exact3 = n <= 64;
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let y_b3 = &y_r3[b3..][..len3];
+            let z_b3 = &z_r3[b3..][..len3];
+            let out_b3 = &mut out_r3[b3..][..len3];
+            let fill3_1 = &mut buf3_1[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - max2);
+                fill3_1[j3] = out_b3[j3];
+            }
+            for c3 in 0..len3 / 4 {
+                for l3 in 0..4 {
+                    let j3 = c3 * 4 + l3;
+                    acc3_0[l3] += y_b3[j3];
+                }
+            }
+            for j3 in len3 / 4 * 4..len3 {
+                acc3_0[0] += y_b3[j3];
             }
             #[cfg(target_arch = "x86_64")]
-            for ahead9 in (b9..b9 + len9).step_by(8) {
+            for ahead3 in (b3..b3 + len3).step_by(8) {
                 unsafe {
                     core::arch::x86_64::_mm_prefetch::<
                         { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead9).cast::<i8>());
+                    >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
                     core::arch::x86_64::_mm_prefetch::<
                         { core::arch::x86_64::_MM_HINT_T0 },
-                    >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead9).cast::<i8>());
+                    >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
                 }
             }
-            for j9 in len9..64 {
-                buf9_0[j9] = 0.0;
+            for j3 in len3..64 {
+                buf3_1[j3] = 0.0;
             }
-            for l9 in 0..32 {
-                buf9_0[l9] += buf9_0[l9 + 32];
+            for l3 in 0..32 {
+                buf3_1[l3] += buf3_1[l3 + 32];
             }
-            for l9 in 0..16 {
-                buf9_0[l9] += buf9_0[l9 + 16];
+            for l3 in 0..16 {
+                buf3_1[l3] += buf3_1[l3 + 16];
             }
-            for l9 in 0..8 {
-                buf9_0[l9] += buf9_0[l9 + 8];
+            for l3 in 0..8 {
+                buf3_1[l3] += buf3_1[l3 + 8];
             }
-            for l9 in 0..4 {
-                buf9_0[l9] += buf9_0[l9 + 4];
+            for l3 in 0..4 {
+                buf3_1[l3] += buf3_1[l3 + 4];
             }
-            for l9 in 0..4 {
-                acc9_0[l9] += buf9_0[l9];
+            for l3 in 0..4 {
+                acc3_1[l3] += buf3_1[l3];
             }
-            b9 += len9;
+            if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
+                exact3 = true;
+                max2 = {
+                    let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c3 in 0..n / 4 {
+                        for l3 in 0..4 {
+                            let i3 = c3 * 4 + l3;
+                            top3[l3] = top3[l3].max(z_r3[i3]);
+                        }
+                    }
+                    for i3 in n / 4 * 4..n {
+                        top3[0] = top3[0].max(z_r3[i3]);
+                    }
+                    top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+                };
+                acc3_0 = [0.0; 4];
+                acc3_1 = [0.0; 4];
+                b3 = 0;
+                continue;
+            }
+            b3 += len3;
         }
-        let sumexp3 = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
+        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+        let sumexp3 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
         let inv6 = 1.0 / sumexp3;
         let out_r1 = &mut out[i2 * n..][..n];
         let y_r1 = &y[i2 * n..][..n];
@@ -255,13 +285,14 @@ fn batched_xent_grad_body<const FMA: bool>(
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
 /// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
 ///
-/// For arguments that are never positive: `p · 2^k` is then a normal
-/// number, made by adding `k` to the exponent field of `p`, which saves the
-/// scaling multiplies on the busiest port.
+/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
+/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
+/// to the exponent field of `p`, which saves the scaling multiplies on the
+/// busiest port.
 #[inline(always)]
-fn batched_xent_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+fn batched_xent_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let small = x < -708.0;
-    let xc = if small { -708.0 } else { x };
+    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);

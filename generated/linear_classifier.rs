@@ -100,7 +100,7 @@ fn linear_w_body<const FMA: bool>(
             let sum2_b10 = &sum2_r10[b10..][..len10];
             let fill10_0 = &mut buf10_0[..len10];
             for j10 in 0..len10 {
-                fill10_0[j10] = linear_w_exp_nonpos::<
+                fill10_0[j10] = linear_w_exp_shifted::<
                     FMA,
                 >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
@@ -253,21 +253,23 @@ fn linear_w_grad_body<const FMA: bool>(
                 sum2_r15[i15] += w_r15[i15] * x[i7 * d + i16];
             }
         }
-        let sum2_r13 = &sum2[i7 * k..][..k];
-        let mut acc13_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c13 in 0..k / 4 {
-            for l13 in 0..4 {
-                let i13 = c13 * 4 + l13;
-                acc13_0[l13] = acc13_0[l13].max(b[i13] + sum2_r13[i13]);
-            }
-        }
-        for i13 in k / 4 * 4..k {
-            acc13_0[0] = acc13_0[0].max(b[i13] + sum2_r13[i13]);
-        }
-        let max3 = acc13_0[0].max(acc13_0[1]).max(acc13_0[2].max(acc13_0[3]));
         let sum2_r17 = &sum2[i7 * k..][..k];
         let mut acc17_0: [f64; 4] = [0.0; 4];
         let mut buf17_0 = [0.0; 64];
+        let mut max3 = {
+            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c17 in 0..k.min(64) / 4 {
+                for l17 in 0..4 {
+                    let i17 = c17 * 4 + l17;
+                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                }
+            }
+            for i17 in k.min(64) / 4 * 4..k.min(64) {
+                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+            }
+            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+        };
+        let mut exact17 = k <= 64;
         let mut b17 = 0;
         while b17 < k {
             let len17 = (k - b17).min(64);
@@ -275,7 +277,7 @@ fn linear_w_grad_body<const FMA: bool>(
             let sum2_b17 = &sum2_r17[b17..][..len17];
             let fill17_0 = &mut buf17_0[..len17];
             for j17 in 0..len17 {
-                fill17_0[j17] = linear_w_exp_nonpos::<
+                fill17_0[j17] = linear_w_exp_shifted::<
                     FMA,
                 >(b_b17[j17] + sum2_b17[j17] - max3);
             }
@@ -305,21 +307,37 @@ fn linear_w_grad_body<const FMA: bool>(
             for l17 in 0..4 {
                 acc17_0[l17] += buf17_0[l17];
             }
+            if !exact17 && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
+            {
+                exact17 = true;
+                max3 = {
+                    let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c17 in 0..k / 4 {
+                        for l17 in 0..4 {
+                            let i17 = c17 * 4 + l17;
+                            top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                        }
+                    }
+                    for i17 in k / 4 * 4..k {
+                        top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+                    }
+                    top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+                };
+                acc17_0 = [0.0; 4];
+                b17 = 0;
+                continue;
+            }
             b17 += len17;
         }
         let sumexp4 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
         let lse5 = max3 + sumexp4.ln();
-        let y_r6 = &y[i7 * k..][..k];
-        let sum2_r6 = &sum2[i7 * k..][..k];
         for i6 in 0..k {
-            g7[i6] = sum1 * linear_w_exp_nonpos::<FMA>(b[i6] + sum2_r6[i6] - lse5)
-                - y_r6[i6];
-        }
-        for i2 in 0..k {
-            let sum8_r3 = &mut sum8[i2 * d..][..d];
+            g7[i6] = sum1 * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse5)
+                - y[i7 * k + i6];
+            let sum8_r3 = &mut sum8[i6 * d..][..d];
             let x_r3 = &x[i7 * d..][..d];
             for i3 in 0..d {
-                sum8_r3[i3] += x_r3[i3] * g7[i2];
+                sum8_r3[i3] += x_r3[i3] * g7[i6];
             }
         }
     }
@@ -335,13 +353,14 @@ fn linear_w_grad_body<const FMA: bool>(
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
 /// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
 ///
-/// For arguments that are never positive: `p · 2^k` is then a normal
-/// number, made by adding `k` to the exponent field of `p`, which saves the
-/// scaling multiplies on the busiest port.
+/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
+/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
+/// to the exponent field of `p`, which saves the scaling multiplies on the
+/// busiest port.
 #[inline(always)]
-fn linear_w_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+fn linear_w_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let small = x < -708.0;
-    let xc = if small { -708.0 } else { x };
+    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
@@ -465,7 +484,7 @@ fn linear_b_body<const FMA: bool>(
             let sum2_b10 = &sum2_r10[b10..][..len10];
             let fill10_0 = &mut buf10_0[..len10];
             for j10 in 0..len10 {
-                fill10_0[j10] = linear_b_exp_nonpos::<
+                fill10_0[j10] = linear_b_exp_shifted::<
                     FMA,
                 >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
@@ -617,21 +636,23 @@ fn linear_b_grad_body<const FMA: bool>(
                 sum2_r11[i11] += w_r11[i11] * x[i3 * d + i12];
             }
         }
-        let sum2_r9 = &sum2[i3 * k..][..k];
-        let mut acc9_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c9 in 0..k / 4 {
-            for l9 in 0..4 {
-                let i9 = c9 * 4 + l9;
-                acc9_0[l9] = acc9_0[l9].max(b[i9] + sum2_r9[i9]);
-            }
-        }
-        for i9 in k / 4 * 4..k {
-            acc9_0[0] = acc9_0[0].max(b[i9] + sum2_r9[i9]);
-        }
-        let max3 = acc9_0[0].max(acc9_0[1]).max(acc9_0[2].max(acc9_0[3]));
         let sum2_r13 = &sum2[i3 * k..][..k];
         let mut acc13_0: [f64; 4] = [0.0; 4];
         let mut buf13_0 = [0.0; 64];
+        let mut max3 = {
+            let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c13 in 0..k.min(64) / 4 {
+                for l13 in 0..4 {
+                    let i13 = c13 * 4 + l13;
+                    top13[l13] = top13[l13].max(b[i13] + sum2_r13[i13]);
+                }
+            }
+            for i13 in k.min(64) / 4 * 4..k.min(64) {
+                top13[0] = top13[0].max(b[i13] + sum2_r13[i13]);
+            }
+            top13[0].max(top13[1]).max(top13[2].max(top13[3]))
+        };
+        let mut exact13 = k <= 64;
         let mut b13 = 0;
         while b13 < k {
             let len13 = (k - b13).min(64);
@@ -639,7 +660,7 @@ fn linear_b_grad_body<const FMA: bool>(
             let sum2_b13 = &sum2_r13[b13..][..len13];
             let fill13_0 = &mut buf13_0[..len13];
             for j13 in 0..len13 {
-                fill13_0[j13] = linear_b_exp_nonpos::<
+                fill13_0[j13] = linear_b_exp_shifted::<
                     FMA,
                 >(b_b13[j13] + sum2_b13[j13] - max3);
             }
@@ -669,6 +690,26 @@ fn linear_b_grad_body<const FMA: bool>(
             for l13 in 0..4 {
                 acc13_0[l13] += buf13_0[l13];
             }
+            if !exact13 && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
+            {
+                exact13 = true;
+                max3 = {
+                    let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c13 in 0..k / 4 {
+                        for l13 in 0..4 {
+                            let i13 = c13 * 4 + l13;
+                            top13[l13] = top13[l13].max(b[i13] + sum2_r13[i13]);
+                        }
+                    }
+                    for i13 in k / 4 * 4..k {
+                        top13[0] = top13[0].max(b[i13] + sum2_r13[i13]);
+                    }
+                    top13[0].max(top13[1]).max(top13[2].max(top13[3]))
+                };
+                acc13_0 = [0.0; 4];
+                b13 = 0;
+                continue;
+            }
             b13 += len13;
         }
         let sumexp4 = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
@@ -677,7 +718,7 @@ fn linear_b_grad_body<const FMA: bool>(
         let sum2_r1 = &sum2[i3 * k..][..k];
         for i1 in 0..k {
             sum7[i1]
-                += sum1 * linear_b_exp_nonpos::<FMA>(b[i1] + sum2_r1[i1] - lse5)
+                += sum1 * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse5)
                     - y_r1[i1];
         }
     }
@@ -690,13 +731,14 @@ fn linear_b_grad_body<const FMA: bool>(
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
 /// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
 ///
-/// For arguments that are never positive: `p · 2^k` is then a normal
-/// number, made by adding `k` to the exponent field of `p`, which saves the
-/// scaling multiplies on the busiest port.
+/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
+/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
+/// to the exponent field of `p`, which saves the scaling multiplies on the
+/// busiest port.
 #[inline(always)]
-fn linear_b_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+fn linear_b_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let small = x < -708.0;
-    let xc = if small { -708.0 } else { x };
+    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);

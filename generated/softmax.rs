@@ -32,19 +32,22 @@ fn softmax_avx2(z: &[f64], out: &mut [f64]) {
 fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c2 in 0..n / 4 {
-        for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-        }
-    }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
     let mut acc3_0: [f64; 4] = [0.0; 4];
     let mut buf3_0 = [0.0; 64];
+    let mut max0 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
+            }
+        }
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
+        }
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    let mut exact3 = n <= 64;
     let mut b3 = 0;
     while b3 < n {
         let len3 = (n - b3).min(64);
@@ -52,7 +55,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         let out_b3 = &mut out[b3..][..len3];
         let fill3_0 = &mut buf3_0[..len3];
         for j3 in 0..len3 {
-            out_b3[j3] = softmax_exp_nonpos::<FMA>(z_b3[j3] - max0);
+            out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - max0);
             fill3_0[j3] = out_b3[j3];
         }
         for j3 in len3..64 {
@@ -72,6 +75,25 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         for l3 in 0..4 {
             acc3_0[l3] += buf3_0[l3];
+        }
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max0 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
+                    }
+                }
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
+                }
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+            };
+            acc3_0 = [0.0; 4];
+            b3 = 0;
+            continue;
         }
         b3 += len3;
     }
@@ -112,19 +134,22 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc3_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] = acc3_0[l3].max(z[i3]);
-        }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] = acc3_0[0].max(z[i3]);
-    }
-    let max0 = acc3_0[0].max(acc3_0[1]).max(acc3_0[2].max(acc3_0[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
     let mut buf4_0 = [0.0; 64];
+    let mut max0 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
+        }
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    let mut exact4 = n <= 64;
     let mut b4 = 0;
     while b4 < n {
         let len4 = (n - b4).min(64);
@@ -132,7 +157,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         let p3_b4 = &mut p3[b4..][..len4];
         let fill4_0 = &mut buf4_0[..len4];
         for j4 in 0..len4 {
-            p3_b4[j4] = softmax_exp_nonpos::<FMA>(z_b4[j4] - max0);
+            p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
             fill4_0[j4] = p3_b4[j4];
         }
         for j4 in len4..64 {
@@ -152,6 +177,25 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         for l4 in 0..4 {
             acc4_0[l4] += buf4_0[l4];
+        }
+        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
+            exact4 = true;
+            max0 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            acc4_0 = [0.0; 4];
+            b4 = 0;
+            continue;
         }
         b4 += len4;
     }
@@ -200,19 +244,22 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc3_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] = acc3_0[l3].max(z[i3]);
-        }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] = acc3_0[0].max(z[i3]);
-    }
-    let max0 = acc3_0[0].max(acc3_0[1]).max(acc3_0[2].max(acc3_0[3]));
     let mut acc4_0: [f64; 4] = [0.0; 4];
     let mut buf4_0 = [0.0; 64];
+    let mut max0 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
+        }
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    let mut exact4 = n <= 64;
     let mut b4 = 0;
     while b4 < n {
         let len4 = (n - b4).min(64);
@@ -220,7 +267,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         let p3_b4 = &mut p3[b4..][..len4];
         let fill4_0 = &mut buf4_0[..len4];
         for j4 in 0..len4 {
-            p3_b4[j4] = softmax_exp_nonpos::<FMA>(z_b4[j4] - max0);
+            p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
             fill4_0[j4] = p3_b4[j4];
         }
         for j4 in len4..64 {
@@ -240,6 +287,25 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         for l4 in 0..4 {
             acc4_0[l4] += buf4_0[l4];
+        }
+        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
+            exact4 = true;
+            max0 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            acc4_0 = [0.0; 4];
+            b4 = 0;
+            continue;
         }
         b4 += len4;
     }
@@ -299,19 +365,22 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] = acc4_0[l4].max(z[i4]);
-        }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] = acc4_0[0].max(z[i4]);
-    }
-    let max0 = acc4_0[0].max(acc4_0[1]).max(acc4_0[2].max(acc4_0[3]));
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut buf5_0 = [0.0; 64];
+    let mut max0 = {
+        let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c5 in 0..n.min(64) / 4 {
+            for l5 in 0..4 {
+                let i5 = c5 * 4 + l5;
+                top5[l5] = top5[l5].max(z[i5]);
+            }
+        }
+        for i5 in n.min(64) / 4 * 4..n.min(64) {
+            top5[0] = top5[0].max(z[i5]);
+        }
+        top5[0].max(top5[1]).max(top5[2].max(top5[3]))
+    };
+    let mut exact5 = n <= 64;
     let mut b5 = 0;
     while b5 < n {
         let len5 = (n - b5).min(64);
@@ -319,7 +388,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         let p3_b5 = &mut p3[b5..][..len5];
         let fill5_0 = &mut buf5_0[..len5];
         for j5 in 0..len5 {
-            p3_b5[j5] = softmax_exp_nonpos::<FMA>(z_b5[j5] - max0);
+            p3_b5[j5] = softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
             fill5_0[j5] = p3_b5[j5];
         }
         for j5 in len5..64 {
@@ -339,6 +408,25 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         for l5 in 0..4 {
             acc5_0[l5] += buf5_0[l5];
+        }
+        if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
+            exact5 = true;
+            max0 = {
+                let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c5 in 0..n / 4 {
+                    for l5 in 0..4 {
+                        let i5 = c5 * 4 + l5;
+                        top5[l5] = top5[l5].max(z[i5]);
+                    }
+                }
+                for i5 in n / 4 * 4..n {
+                    top5[0] = top5[0].max(z[i5]);
+                }
+                top5[0].max(top5[1]).max(top5[2].max(top5[3]))
+            };
+            acc5_0 = [0.0; 4];
+            b5 = 0;
+            continue;
         }
         b5 += len5;
     }
@@ -372,13 +460,14 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
 /// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
 ///
-/// For arguments that are never positive: `p · 2^k` is then a normal
-/// number, made by adding `k` to the exponent field of `p`, which saves the
-/// scaling multiplies on the busiest port.
+/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
+/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
+/// to the exponent field of `p`, which saves the scaling multiplies on the
+/// busiest port.
 #[inline(always)]
-fn softmax_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+fn softmax_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let small = x < -708.0;
-    let xc = if small { -708.0 } else { x };
+    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);

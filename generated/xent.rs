@@ -33,55 +33,87 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     let mut acc0_0: [f64; 4] = [0.0; 4];
-    let mut acc0_1: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc0_1: [f64; 4] = [0.0; 4];
     let mut acc0_2: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += q[i0];
-            acc0_1[l0] = acc0_1[l0].max(z[i0]);
-            acc0_2[l0] += q[i0] * z[i0];
+    let mut buf0_2 = [0.0; 64];
+    let mut max1 = {
+        let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c0 in 0..n.min(64) / 4 {
+            for l0 in 0..4 {
+                let i0 = c0 * 4 + l0;
+                top0[l0] = top0[l0].max(z[i0]);
+            }
         }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += q[i0];
-        acc0_1[0] = acc0_1[0].max(z[i0]);
-        acc0_2[0] += q[i0] * z[i0];
+        for i0 in n.min(64) / 4 * 4..n.min(64) {
+            top0[0] = top0[0].max(z[i0]);
+        }
+        top0[0].max(top0[1]).max(top0[2].max(top0[3]))
+    };
+    let mut exact0 = n <= 64;
+    let mut b0 = 0;
+    while b0 < n {
+        let len0 = (n - b0).min(64);
+        let q_b0 = &q[b0..][..len0];
+        let z_b0 = &z[b0..][..len0];
+        let fill0_2 = &mut buf0_2[..len0];
+        for j0 in 0..len0 {
+            fill0_2[j0] = xent_exp_shifted::<FMA>(z_b0[j0] - max1);
+        }
+        for c0 in 0..len0 / 4 {
+            for l0 in 0..4 {
+                let j0 = c0 * 4 + l0;
+                acc0_0[l0] += q_b0[j0];
+                acc0_1[l0] += q_b0[j0] * z_b0[j0];
+            }
+        }
+        for j0 in len0 / 4 * 4..len0 {
+            acc0_0[0] += q_b0[j0];
+            acc0_1[0] += q_b0[j0] * z_b0[j0];
+        }
+        for j0 in len0..64 {
+            buf0_2[j0] = 0.0;
+        }
+        for l0 in 0..32 {
+            buf0_2[l0] += buf0_2[l0 + 32];
+        }
+        for l0 in 0..16 {
+            buf0_2[l0] += buf0_2[l0 + 16];
+        }
+        for l0 in 0..8 {
+            buf0_2[l0] += buf0_2[l0 + 8];
+        }
+        for l0 in 0..4 {
+            buf0_2[l0] += buf0_2[l0 + 4];
+        }
+        for l0 in 0..4 {
+            acc0_2[l0] += buf0_2[l0];
+        }
+        if !exact0 && (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]) > 1e180 {
+            exact0 = true;
+            max1 = {
+                let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c0 in 0..n / 4 {
+                    for l0 in 0..4 {
+                        let i0 = c0 * 4 + l0;
+                        top0[l0] = top0[l0].max(z[i0]);
+                    }
+                }
+                for i0 in n / 4 * 4..n {
+                    top0[0] = top0[0].max(z[i0]);
+                }
+                top0[0].max(top0[1]).max(top0[2].max(top0[3]))
+            };
+            acc0_0 = [0.0; 4];
+            acc0_1 = [0.0; 4];
+            acc0_2 = [0.0; 4];
+            b0 = 0;
+            continue;
+        }
+        b0 += len0;
     }
     let sum0 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    let max1 = acc0_1[0].max(acc0_1[1]).max(acc0_1[2].max(acc0_1[3]));
-    let sum4 = (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]);
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut buf2_0 = [0.0; 64];
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let z_b2 = &z[b2..][..len2];
-        let fill2_0 = &mut buf2_0[..len2];
-        for j2 in 0..len2 {
-            fill2_0[j2] = xent_exp_nonpos::<FMA>(z_b2[j2] - max1);
-        }
-        for j2 in len2..64 {
-            buf2_0[j2] = 0.0;
-        }
-        for l2 in 0..32 {
-            buf2_0[l2] += buf2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            buf2_0[l2] += buf2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            buf2_0[l2] += buf2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            buf2_0[l2] += buf2_0[l2 + 4];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += buf2_0[l2];
-        }
-        b2 += len2;
-    }
-    let sumexp2 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sum4 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
+    let sumexp2 = (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]);
     let lse3 = max1 + sumexp2.ln();
     sum0 * lse3 - sum4
 }
@@ -117,53 +149,84 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let out_b1 = &mut out[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = out_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let out_b4 = &mut out[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            out_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = out_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i0 in 0..n {
         out[i0] = sum0 * (out[i0] * inv5) - q[i0];
@@ -202,53 +265,84 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let out_b1 = &mut out[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = out_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let out_b4 = &mut out[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            out_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = out_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv6 = 1.0 / sumexp2;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -298,53 +392,84 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p4 = vec![0.0; n];
     let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c2 in 0..n / 4 {
-        for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] += q[i2];
-            acc2_1[l2] = acc2_1[l2].max(z[i2]);
+    let mut acc2_1: [f64; 4] = [0.0; 4];
+    let mut buf2_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
         }
-    }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] += q[i2];
-        acc2_1[0] = acc2_1[0].max(z[i2]);
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p4_b2 = &mut p4[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+            fill2_1[j2] = p4_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
+        for l2 in 0..4 {
+            buf2_1[l2] += buf2_1[l2 + 4];
+        }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max1 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
     let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let max1 = acc2_1[0].max(acc2_1[1]).max(acc2_1[2].max(acc2_1[3]));
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut buf5_0 = [0.0; 64];
-    let mut b5 = 0;
-    while b5 < n {
-        let len5 = (n - b5).min(64);
-        let z_b5 = &z[b5..][..len5];
-        let p4_b5 = &mut p4[b5..][..len5];
-        let fill5_0 = &mut buf5_0[..len5];
-        for j5 in 0..len5 {
-            p4_b5[j5] = xent_exp_nonpos::<FMA>(z_b5[j5] - max1);
-            fill5_0[j5] = p4_b5[j5];
-        }
-        for j5 in len5..64 {
-            buf5_0[j5] = 0.0;
-        }
-        for l5 in 0..32 {
-            buf5_0[l5] += buf5_0[l5 + 32];
-        }
-        for l5 in 0..16 {
-            buf5_0[l5] += buf5_0[l5 + 16];
-        }
-        for l5 in 0..8 {
-            buf5_0[l5] += buf5_0[l5 + 8];
-        }
-        for l5 in 0..4 {
-            buf5_0[l5] += buf5_0[l5 + 4];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += buf5_0[l5];
-        }
-        b5 += len5;
-    }
-    let sumexp2 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i3 in 0..n {
         p4[i3] *= inv5;
@@ -390,53 +515,84 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p4 = vec![0.0; n];
     let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut acc3_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c3 in 0..n / 4 {
-        for l3 in 0..4 {
-            let i3 = c3 * 4 + l3;
-            acc3_0[l3] += q[i3];
-            acc3_1[l3] = acc3_1[l3].max(z[i3]);
+    let mut acc3_1: [f64; 4] = [0.0; 4];
+    let mut buf3_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
+            }
         }
-    }
-    for i3 in n / 4 * 4..n {
-        acc3_0[0] += q[i3];
-        acc3_1[0] = acc3_1[0].max(z[i3]);
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
+        }
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    let mut exact3 = n <= 64;
+    let mut b3 = 0;
+    while b3 < n {
+        let len3 = (n - b3).min(64);
+        let q_b3 = &q[b3..][..len3];
+        let z_b3 = &z[b3..][..len3];
+        let p4_b3 = &mut p4[b3..][..len3];
+        let fill3_1 = &mut buf3_1[..len3];
+        for j3 in 0..len3 {
+            p4_b3[j3] = xent_exp_shifted::<FMA>(z_b3[j3] - max1);
+            fill3_1[j3] = p4_b3[j3];
+        }
+        for c3 in 0..len3 / 4 {
+            for l3 in 0..4 {
+                let j3 = c3 * 4 + l3;
+                acc3_0[l3] += q_b3[j3];
+            }
+        }
+        for j3 in len3 / 4 * 4..len3 {
+            acc3_0[0] += q_b3[j3];
+        }
+        for j3 in len3..64 {
+            buf3_1[j3] = 0.0;
+        }
+        for l3 in 0..32 {
+            buf3_1[l3] += buf3_1[l3 + 32];
+        }
+        for l3 in 0..16 {
+            buf3_1[l3] += buf3_1[l3 + 16];
+        }
+        for l3 in 0..8 {
+            buf3_1[l3] += buf3_1[l3 + 8];
+        }
+        for l3 in 0..4 {
+            buf3_1[l3] += buf3_1[l3 + 4];
+        }
+        for l3 in 0..4 {
+            acc3_1[l3] += buf3_1[l3];
+        }
+        if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
+            exact3 = true;
+            max1 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
+                    }
+                }
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
+                }
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+            };
+            acc3_0 = [0.0; 4];
+            acc3_1 = [0.0; 4];
+            b3 = 0;
+            continue;
+        }
+        b3 += len3;
     }
     let sum0 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let max1 = acc3_1[0].max(acc3_1[1]).max(acc3_1[2].max(acc3_1[3]));
-    let mut acc6_0: [f64; 4] = [0.0; 4];
-    let mut buf6_0 = [0.0; 64];
-    let mut b6 = 0;
-    while b6 < n {
-        let len6 = (n - b6).min(64);
-        let z_b6 = &z[b6..][..len6];
-        let p4_b6 = &mut p4[b6..][..len6];
-        let fill6_0 = &mut buf6_0[..len6];
-        for j6 in 0..len6 {
-            p4_b6[j6] = xent_exp_nonpos::<FMA>(z_b6[j6] - max1);
-            fill6_0[j6] = p4_b6[j6];
-        }
-        for j6 in len6..64 {
-            buf6_0[j6] = 0.0;
-        }
-        for l6 in 0..32 {
-            buf6_0[l6] += buf6_0[l6 + 32];
-        }
-        for l6 in 0..16 {
-            buf6_0[l6] += buf6_0[l6 + 16];
-        }
-        for l6 in 0..8 {
-            buf6_0[l6] += buf6_0[l6 + 8];
-        }
-        for l6 in 0..4 {
-            buf6_0[l6] += buf6_0[l6 + 4];
-        }
-        for l6 in 0..4 {
-            acc6_0[l6] += buf6_0[l6];
-        }
-        b6 += len6;
-    }
-    let sumexp2 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
+    let sumexp2 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i4 in 0..n {
         p4[i4] *= inv5;
@@ -493,54 +649,85 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv9 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv9;
@@ -610,53 +797,84 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n * n, "`out` must have length n·n·n·n");
     let mut p4 = vec![0.0; n];
     let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut acc4_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += q[i4];
-            acc4_1[l4] = acc4_1[l4].max(z[i4]);
+    let mut acc4_1: [f64; 4] = [0.0; 4];
+    let mut buf4_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
         }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += q[i4];
-        acc4_1[0] = acc4_1[0].max(z[i4]);
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    let mut exact4 = n <= 64;
+    let mut b4 = 0;
+    while b4 < n {
+        let len4 = (n - b4).min(64);
+        let q_b4 = &q[b4..][..len4];
+        let z_b4 = &z[b4..][..len4];
+        let p4_b4 = &mut p4[b4..][..len4];
+        let fill4_1 = &mut buf4_1[..len4];
+        for j4 in 0..len4 {
+            p4_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
+            fill4_1[j4] = p4_b4[j4];
+        }
+        for c4 in 0..len4 / 4 {
+            for l4 in 0..4 {
+                let j4 = c4 * 4 + l4;
+                acc4_0[l4] += q_b4[j4];
+            }
+        }
+        for j4 in len4 / 4 * 4..len4 {
+            acc4_0[0] += q_b4[j4];
+        }
+        for j4 in len4..64 {
+            buf4_1[j4] = 0.0;
+        }
+        for l4 in 0..32 {
+            buf4_1[l4] += buf4_1[l4 + 32];
+        }
+        for l4 in 0..16 {
+            buf4_1[l4] += buf4_1[l4 + 16];
+        }
+        for l4 in 0..8 {
+            buf4_1[l4] += buf4_1[l4 + 8];
+        }
+        for l4 in 0..4 {
+            buf4_1[l4] += buf4_1[l4 + 4];
+        }
+        for l4 in 0..4 {
+            acc4_1[l4] += buf4_1[l4];
+        }
+        if !exact4 && (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]) > 1e180 {
+            exact4 = true;
+            max1 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            acc4_0 = [0.0; 4];
+            acc4_1 = [0.0; 4];
+            b4 = 0;
+            continue;
+        }
+        b4 += len4;
     }
     let sum0 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let max1 = acc4_1[0].max(acc4_1[1]).max(acc4_1[2].max(acc4_1[3]));
-    let mut acc7_0: [f64; 4] = [0.0; 4];
-    let mut buf7_0 = [0.0; 64];
-    let mut b7 = 0;
-    while b7 < n {
-        let len7 = (n - b7).min(64);
-        let z_b7 = &z[b7..][..len7];
-        let p4_b7 = &mut p4[b7..][..len7];
-        let fill7_0 = &mut buf7_0[..len7];
-        for j7 in 0..len7 {
-            p4_b7[j7] = xent_exp_nonpos::<FMA>(z_b7[j7] - max1);
-            fill7_0[j7] = p4_b7[j7];
-        }
-        for j7 in len7..64 {
-            buf7_0[j7] = 0.0;
-        }
-        for l7 in 0..32 {
-            buf7_0[l7] += buf7_0[l7 + 32];
-        }
-        for l7 in 0..16 {
-            buf7_0[l7] += buf7_0[l7 + 16];
-        }
-        for l7 in 0..8 {
-            buf7_0[l7] += buf7_0[l7 + 8];
-        }
-        for l7 in 0..4 {
-            buf7_0[l7] += buf7_0[l7 + 4];
-        }
-        for l7 in 0..4 {
-            acc7_0[l7] += buf7_0[l7];
-        }
-        b7 += len7;
-    }
-    let sumexp2 = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
+    let sumexp2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i5 in 0..n {
         p4[i5] *= inv5;
@@ -763,54 +981,85 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv10 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv10;
@@ -885,53 +1134,84 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n * n * n, "`out` must have length n·n·n·n·n");
     let mut p4 = vec![0.0; n];
     let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut acc5_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c5 in 0..n / 4 {
-        for l5 in 0..4 {
-            let i5 = c5 * 4 + l5;
-            acc5_0[l5] += q[i5];
-            acc5_1[l5] = acc5_1[l5].max(z[i5]);
+    let mut acc5_1: [f64; 4] = [0.0; 4];
+    let mut buf5_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c5 in 0..n.min(64) / 4 {
+            for l5 in 0..4 {
+                let i5 = c5 * 4 + l5;
+                top5[l5] = top5[l5].max(z[i5]);
+            }
         }
-    }
-    for i5 in n / 4 * 4..n {
-        acc5_0[0] += q[i5];
-        acc5_1[0] = acc5_1[0].max(z[i5]);
+        for i5 in n.min(64) / 4 * 4..n.min(64) {
+            top5[0] = top5[0].max(z[i5]);
+        }
+        top5[0].max(top5[1]).max(top5[2].max(top5[3]))
+    };
+    let mut exact5 = n <= 64;
+    let mut b5 = 0;
+    while b5 < n {
+        let len5 = (n - b5).min(64);
+        let q_b5 = &q[b5..][..len5];
+        let z_b5 = &z[b5..][..len5];
+        let p4_b5 = &mut p4[b5..][..len5];
+        let fill5_1 = &mut buf5_1[..len5];
+        for j5 in 0..len5 {
+            p4_b5[j5] = xent_exp_shifted::<FMA>(z_b5[j5] - max1);
+            fill5_1[j5] = p4_b5[j5];
+        }
+        for c5 in 0..len5 / 4 {
+            for l5 in 0..4 {
+                let j5 = c5 * 4 + l5;
+                acc5_0[l5] += q_b5[j5];
+            }
+        }
+        for j5 in len5 / 4 * 4..len5 {
+            acc5_0[0] += q_b5[j5];
+        }
+        for j5 in len5..64 {
+            buf5_1[j5] = 0.0;
+        }
+        for l5 in 0..32 {
+            buf5_1[l5] += buf5_1[l5 + 32];
+        }
+        for l5 in 0..16 {
+            buf5_1[l5] += buf5_1[l5 + 16];
+        }
+        for l5 in 0..8 {
+            buf5_1[l5] += buf5_1[l5 + 8];
+        }
+        for l5 in 0..4 {
+            buf5_1[l5] += buf5_1[l5 + 4];
+        }
+        for l5 in 0..4 {
+            acc5_1[l5] += buf5_1[l5];
+        }
+        if !exact5 && (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]) > 1e180 {
+            exact5 = true;
+            max1 = {
+                let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c5 in 0..n / 4 {
+                    for l5 in 0..4 {
+                        let i5 = c5 * 4 + l5;
+                        top5[l5] = top5[l5].max(z[i5]);
+                    }
+                }
+                for i5 in n / 4 * 4..n {
+                    top5[0] = top5[0].max(z[i5]);
+                }
+                top5[0].max(top5[1]).max(top5[2].max(top5[3]))
+            };
+            acc5_0 = [0.0; 4];
+            acc5_1 = [0.0; 4];
+            b5 = 0;
+            continue;
+        }
+        b5 += len5;
     }
     let sum0 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let max1 = acc5_1[0].max(acc5_1[1]).max(acc5_1[2].max(acc5_1[3]));
-    let mut acc8_0: [f64; 4] = [0.0; 4];
-    let mut buf8_0 = [0.0; 64];
-    let mut b8 = 0;
-    while b8 < n {
-        let len8 = (n - b8).min(64);
-        let z_b8 = &z[b8..][..len8];
-        let p4_b8 = &mut p4[b8..][..len8];
-        let fill8_0 = &mut buf8_0[..len8];
-        for j8 in 0..len8 {
-            p4_b8[j8] = xent_exp_nonpos::<FMA>(z_b8[j8] - max1);
-            fill8_0[j8] = p4_b8[j8];
-        }
-        for j8 in len8..64 {
-            buf8_0[j8] = 0.0;
-        }
-        for l8 in 0..32 {
-            buf8_0[l8] += buf8_0[l8 + 32];
-        }
-        for l8 in 0..16 {
-            buf8_0[l8] += buf8_0[l8 + 16];
-        }
-        for l8 in 0..8 {
-            buf8_0[l8] += buf8_0[l8 + 8];
-        }
-        for l8 in 0..4 {
-            buf8_0[l8] += buf8_0[l8 + 4];
-        }
-        for l8 in 0..4 {
-            acc8_0[l8] += buf8_0[l8];
-        }
-        b8 += len8;
-    }
-    let sumexp2 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+    let sumexp2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i6 in 0..n {
         p4[i6] *= inv5;
@@ -1278,54 +1558,85 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv11 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv11;
@@ -1418,53 +1729,84 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows28 = xent_orbit(&[1, 1, 1, 1, 2], &[0, 0, 0, 0, 4]);
     let rows33 = xent_orbit(&[1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let p4_b1 = &mut p4[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = p4_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = p4_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i2 in 0..n {
         p4[i2] *= inv5;
@@ -1674,54 +2016,85 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv12 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv12;
@@ -1825,53 +2198,84 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows45 = xent_orbit(&[1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 5]);
     let rows51 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let p4_b1 = &mut p4[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = p4_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = p4_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i2 in 0..n {
         p4[i2] *= inv5;
@@ -2157,54 +2561,85 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv13 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv13;
@@ -2322,53 +2757,84 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows75 = xent_orbit(&[1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 6]);
     let rows82 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let p4_b1 = &mut p4[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = p4_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = p4_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i2 in 0..n {
         p4[i2] *= inv5;
@@ -2784,54 +3250,85 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv14 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv14;
@@ -2967,53 +3464,84 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows115 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 0, 7]);
     let rows123 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let p4_b1 = &mut p4[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = p4_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = p4_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i2 in 0..n {
         p4[i2] *= inv5;
@@ -3601,54 +4129,85 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv15 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv15;
@@ -3810,53 +4369,84 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     );
     let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c1 in 0..n / 4 {
-        for l1 in 0..4 {
-            let i1 = c1 * 4 + l1;
-            acc1_0[l1] += q[i1];
-            acc1_1[l1] = acc1_1[l1].max(z[i1]);
+    let mut acc1_1: [f64; 4] = [0.0; 4];
+    let mut buf1_1 = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
         }
-    }
-    for i1 in n / 4 * 4..n {
-        acc1_0[0] += q[i1];
-        acc1_1[0] = acc1_1[0].max(z[i1]);
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    let mut exact1 = n <= 64;
+    let mut b1 = 0;
+    while b1 < n {
+        let len1 = (n - b1).min(64);
+        let q_b1 = &q[b1..][..len1];
+        let z_b1 = &z[b1..][..len1];
+        let p4_b1 = &mut p4[b1..][..len1];
+        let fill1_1 = &mut buf1_1[..len1];
+        for j1 in 0..len1 {
+            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+            fill1_1[j1] = p4_b1[j1];
+        }
+        for c1 in 0..len1 / 4 {
+            for l1 in 0..4 {
+                let j1 = c1 * 4 + l1;
+                acc1_0[l1] += q_b1[j1];
+            }
+        }
+        for j1 in len1 / 4 * 4..len1 {
+            acc1_0[0] += q_b1[j1];
+        }
+        for j1 in len1..64 {
+            buf1_1[j1] = 0.0;
+        }
+        for l1 in 0..32 {
+            buf1_1[l1] += buf1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            buf1_1[l1] += buf1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            buf1_1[l1] += buf1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            buf1_1[l1] += buf1_1[l1 + 4];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += buf1_1[l1];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            acc1_0 = [0.0; 4];
+            acc1_1 = [0.0; 4];
+            b1 = 0;
+            continue;
+        }
+        b1 += len1;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let max1 = acc1_1[0].max(acc1_1[1]).max(acc1_1[2].max(acc1_1[3]));
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_nonpos::<FMA>(z_b4[j4] - max1);
-            fill4_0[j4] = p4_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
-        }
-        for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
-        }
-        b4 += len4;
-    }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let inv5 = 1.0 / sumexp2;
     for i2 in 0..n {
         p4[i2] *= inv5;
@@ -4699,54 +5289,85 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc2_0: [f64; 4] = [0.0; 4];
     let mut acc2_1: [f64; 4] = [0.0; 4];
-    for c2 in 0..n / 4 {
+    let mut buf2_1 = [0.0; 64];
+    let mut max0 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    let mut exact2 = n <= 64;
+    let mut b2 = 0;
+    while b2 < n {
+        let len2 = (n - b2).min(64);
+        let q_b2 = &q[b2..][..len2];
+        let z_b2 = &z[b2..][..len2];
+        let p3_b2 = &mut p3[b2..][..len2];
+        let fill2_1 = &mut buf2_1[..len2];
+        for j2 in 0..len2 {
+            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+            fill2_1[j2] = p3_b2[j2];
+        }
+        for c2 in 0..len2 / 4 {
+            for l2 in 0..4 {
+                let j2 = c2 * 4 + l2;
+                acc2_0[l2] += q_b2[j2];
+            }
+        }
+        for j2 in len2 / 4 * 4..len2 {
+            acc2_0[0] += q_b2[j2];
+        }
+        for j2 in len2..64 {
+            buf2_1[j2] = 0.0;
+        }
+        for l2 in 0..32 {
+            buf2_1[l2] += buf2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            buf2_1[l2] += buf2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            buf2_1[l2] += buf2_1[l2 + 8];
+        }
         for l2 in 0..4 {
-            let i2 = c2 * 4 + l2;
-            acc2_0[l2] = acc2_0[l2].max(z[i2]);
-            acc2_1[l2] += q[i2];
+            buf2_1[l2] += buf2_1[l2 + 4];
         }
+        for l2 in 0..4 {
+            acc2_1[l2] += buf2_1[l2];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max0 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            acc2_0 = [0.0; 4];
+            acc2_1 = [0.0; 4];
+            b2 = 0;
+            continue;
+        }
+        b2 += len2;
     }
-    for i2 in n / 4 * 4..n {
-        acc2_0[0] = acc2_0[0].max(z[i2]);
-        acc2_1[0] += q[i2];
-    }
-    let max0 = acc2_0[0].max(acc2_0[1]).max(acc2_0[2].max(acc2_0[3]));
-    let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = xent_exp_nonpos::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
-        }
-        for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
-        }
-        b3 += len3;
-    }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
     let inv16 = 1.0 / sumexp1;
     for i1 in 0..n {
         p3[i1] *= inv16;
@@ -4883,13 +5504,14 @@ fn xent_orbit(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
 /// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
 ///
-/// For arguments that are never positive: `p · 2^k` is then a normal
-/// number, made by adding `k` to the exponent field of `p`, which saves the
-/// scaling multiplies on the busiest port.
+/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
+/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
+/// to the exponent field of `p`, which saves the scaling multiplies on the
+/// busiest port.
 #[inline(always)]
-fn xent_exp_nonpos<const FMA: bool>(x: f64) -> f64 {
+fn xent_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let small = x < -708.0;
-    let xc = if small { -708.0 } else { x };
+    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const SHIFT: f64 = 6755399441055744.0;
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);

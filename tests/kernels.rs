@@ -28,12 +28,12 @@ mod xent {
         pub fn d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             super::xent_d4_dir_body::<false>(z, q, v)
         }
-        /// The polynomial `exp` of non-positive arguments, unfused and fused.
-        pub fn exp_nonpos(x: f64, fma: bool) -> f64 {
+        /// The polynomial `exp` of shifted arguments, unfused and fused.
+        pub fn exp_shifted(x: f64, fma: bool) -> f64 {
             if fma {
-                super::xent_exp_nonpos::<true>(x)
+                super::xent_exp_shifted::<true>(x)
             } else {
-                super::xent_exp_nonpos::<false>(x)
+                super::xent_exp_shifted::<false>(x)
             }
         }
     }
@@ -333,6 +333,89 @@ fn xent_kernels_stay_finite_at_extreme_logits_and_zero_targets() {
     assert!(xent::xent_d3_dir(&z, &q, &[1.0, -2.0, 0.5, 3.0, 0.0]).is_finite());
 }
 
+/// Logits of length 1000 (15 blocks of 64 and a short one) whose maximum
+/// lies where the kernels' first guess of the shift does not see it.
+fn far_maximum_cases() -> Vec<(&'static str, Vec<f64>)> {
+    let mut rng = Rng(0x5eed_000b);
+    let base = rng.vec(1000, -2.0, 2.0);
+    let with = |at: usize, x: f64| {
+        let mut z = base.clone();
+        z[at] = x;
+        z
+    };
+    let mut low_start = base.clone();
+    low_start[..64].iter_mut().for_each(|x| *x = -1e4);
+    vec![
+        // Past every threshold: the exact maximum, recomputed once.
+        ("a ramp", (0..1000).map(|i| i as f64).collect()),
+        ("1e4 in the short last block", with(999, 1e4)),
+        ("420 above the first block", with(130, 420.0)),
+        ("a first block at -1e4", low_start),
+        // Below the threshold: exponentials up to e^400 are summed as they are.
+        ("400 above the first block", with(700, 400.0)),
+        // The first block holds the maximum.
+        ("1e4 in the first block", with(5, 1e4)),
+    ]
+}
+
+#[test]
+fn long_kernels_are_exact_when_the_maximum_lies_past_the_first_block() {
+    // The exponentials' pass shifts by the first block's maximum and starts
+    // over with the exact one only when a later entry is far above it.
+    let mut rng = Rng(0x5eed_000c);
+    for (case, z) in far_maximum_cases() {
+        let n = z.len();
+        let q = rng.vec(n, 0.0, 2.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let (p, lse) = reference(&z);
+        let s: f64 = q.iter().sum();
+        let what = |f: &str| format!("{f} with {case}");
+        let floor = terms_floor(&z) * s;
+        // The size of the terms that cancel in a derivative: `s·p_i`, `q_i`.
+        let terms = s * p.iter().fold(0.0f64, |a, &b| a.max(b)) + 2.0;
+        close_with(
+            &[xent::xent(&z, &q), xent::baseline::xent(&z, &q)],
+            &[s * lse - dot(&z, &q); 2],
+            1e-12,
+            floor,
+            &what("xent"),
+        );
+        let want: Vec<f64> = (0..n).map(|i| s * p[i] - q[i]).collect();
+        let mut g = vec![0.0; n];
+        xent::xent_grad(&z, &q, &mut g);
+        close_with(&g, &want, 1e-12, terms, &what("xent_grad"));
+        xent::baseline::grad(&z, &q, &mut g);
+        close_with(&g, &want, 1e-12, terms, &what("baseline xent_grad"));
+        let pv = dot(&p, &v);
+        let want: Vec<f64> = (0..n).map(|i| s * (p[i] * v[i] - p[i] * pv)).collect();
+        xent::xent_hvp(&z, &q, &v, &mut g);
+        close_with(&g, &want, 1e-12, terms, &what("xent_hvp"));
+        let w: Vec<f64> = v.iter().map(|x| x - pv).collect();
+        let k3 = s * p.iter().zip(&w).map(|(a, b)| a * b.powi(3)).sum::<f64>();
+        close_with(
+            &[xent::xent_d3_dir(&z, &q, &v)],
+            &[k3],
+            1e-10,
+            terms,
+            &what("xent_d3_dir"),
+        );
+        softmax::softmax(&z, &mut g);
+        close_with(&g, &p, 1e-12, 1e-12, &what("softmax"));
+        log_softmax::log_softmax(&z, &mut g);
+        let want: Vec<f64> = z.iter().map(|x| x - lse).collect();
+        close_with(&g, &want, 1e-12, 0.0, &what("log_softmax"));
+        close_with(
+            &[logsumexp::logsumexp(&z)],
+            &[lse],
+            1e-15,
+            0.0,
+            &what("logsumexp"),
+        );
+        logsumexp::logsumexp_grad(&z, &mut g);
+        close_with(&g, &p, 1e-12, 1e-12, &what("logsumexp_grad"));
+    }
+}
+
 #[test]
 fn the_baseline_bodies_agree_with_the_dispatched_kernels() {
     // On a CPU with AVX2 and FMA the public functions run a second copy of
@@ -377,18 +460,19 @@ fn the_baseline_bodies_agree_with_the_dispatched_kernels() {
 }
 
 #[test]
-fn the_polynomial_exp_of_non_positive_arguments_is_within_two_ulp_of_std() {
-    // Over the whole range where exp(x ≤ 0) is a normal number, plus random
-    // points near zero where softmax arguments (x − max ≤ 0) mostly fall.
-    // The example crate tests the general `exp` over its whole range.
+fn the_polynomial_exp_of_shifted_arguments_is_within_two_ulp_of_std() {
+    // Over the whole range where it is not clamped, plus random points
+    // near zero where softmax arguments (x − shift) mostly fall. The
+    // example crate tests the general `exp` over its whole range.
     let mut rng = Rng(0x5eed_000a);
-    let mut xs: Vec<f64> = (0..=70_800).map(|k| -708.0 + k as f64 * 0.01).collect();
-    xs.extend(rng.vec(100_000, -40.0, 0.0));
-    xs.extend([0.0, -0.0, -1e-300, -5e-324, -707.99, -708.0]);
+    let mut xs: Vec<f64> = (0..=141_700).map(|k| -708.0 + k as f64 * 0.01).collect();
+    xs.extend(rng.vec(100_000, -40.0, 1.0));
+    xs.extend([0.0, -0.0, -1e-300, 5e-324, -707.99, -708.0, 708.99, 709.0]);
     for fma in [false, true] {
+        let exp = |x| xent::baseline::exp_shifted(x, fma);
         let mut worst: f64 = 0.0;
         for &x in &xs {
-            let (got, want) = (xent::baseline::exp_nonpos(x, fma), x.exp());
+            let (got, want) = (exp(x), x.exp());
             let ulps = got.to_bits().abs_diff(want.to_bits()) as f64;
             assert!(
                 ulps <= 2.0,
@@ -398,13 +482,13 @@ fn the_polynomial_exp_of_non_positive_arguments_is_within_two_ulp_of_std() {
         }
         assert!(worst > 0.0, "a test that cannot fail");
         for x in [-708.5, -745.2, -1e4, f64::NEG_INFINITY] {
-            assert_eq!(
-                xent::baseline::exp_nonpos(x, fma),
-                0.0,
-                "exp({x}) flushes to zero"
-            );
+            assert_eq!(exp(x), 0.0, "exp({x}) flushes to zero");
         }
-        assert!(xent::baseline::exp_nonpos(f64::NAN, fma).is_nan());
+        // Above 709 the argument is clamped: finite, never wrapped.
+        for x in [709.5, 1e4, f64::INFINITY] {
+            assert_eq!(exp(x), exp(709.0), "exp({x}) is clamped");
+        }
+        assert!(exp(f64::NAN).is_nan());
     }
 }
 

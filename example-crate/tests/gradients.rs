@@ -2,8 +2,8 @@
 //! central finite differences of the generated value function.
 
 use symdiff_example::{
-    classifier, classifier_grad, poisson, poisson_grad, xent, xent8_grad, xent8_hvp, xent_d3_dir,
-    xent_grad, xent_hessian, xent_hvp,
+    classifier, classifier_grad, poisson, poisson_grad, xent, xent32, xent32_grad, xent8_grad,
+    xent8_hvp, xent_d3_dir, xent_grad, xent_hessian, xent_hvp,
 };
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
@@ -94,6 +94,49 @@ fn f32_kernels_of_fixed_length_agree_with_the_f64_ones() {
     let h: Vec<f64> = h.iter().map(|&x| f64::from(x)).collect();
     assert_close(&h, &h64, 1e-6);
     assert!(g.iter().chain(&h).all(|x| x.is_finite()));
+}
+
+#[test]
+fn f32_kernels_of_any_length_agree_with_the_f64_ones_wherever_the_maximum_is() {
+    // 1000 logits, so the exponentials' pass runs in blocks and shifts by
+    // the first block's maximum until an entry far above it (f32: more
+    // than about 44) makes it start over with the exact one.
+    let base: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
+    let with = |at: usize, x: f64| {
+        let mut z = base.clone();
+        z[at] = x;
+        z
+    };
+    let cases = [
+        ("a ramp", (0..1000).map(|i| i as f64 * 0.5).collect()),
+        ("80 in the last block", with(999, 80.0)),
+        ("40 above the first block", with(500, 40.0)),
+        ("the maximum in the first block", with(3, 80.0)),
+        ("no outlier", base.clone()),
+    ];
+    let q64: Vec<f64> = (0..1000).map(|i| ((i % 7) as f64) * 0.1).collect();
+    let q: Vec<f32> = q64.iter().map(|&x| x as f32).collect();
+    for (case, z64) in cases {
+        let z: Vec<f32> = z64.iter().map(|&x| x as f32).collect();
+        // The f64 kernel at the f32 point, so only the arithmetic differs.
+        let z64: Vec<f64> = z.iter().map(|&x| f64::from(x)).collect();
+        let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+        let (got, want) = (f64::from(xent32(&z, &q)), xent(&z64, &q64));
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "xent32 with {case}: {got} vs {want}"
+        );
+        let (mut g, mut g64) = (vec![0.0f32; 1000], vec![0.0f64; 1000]);
+        xent32_grad(&z, &q, &mut g);
+        xent_grad(&z64, &q64, &mut g64);
+        let s: f64 = q64.iter().sum();
+        for (i, (&a, &b)) in g.iter().zip(&g64).enumerate() {
+            assert!(
+                (f64::from(a) - b).abs() <= 1e-5 * (s + 1.0) * 1e-2 + 1e-5 * b.abs(),
+                "xent32_grad[{i}] with {case}: {a} vs {b}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -43,8 +43,8 @@ pub struct Names {
 pub struct Helpers {
     /// The polynomial `exp`, for any argument.
     pub exp: bool,
-    /// The polynomial `exp` of an argument that is never positive.
-    pub exp_nonpos: bool,
+    /// The polynomial `exp` of a shifted argument (never far above zero).
+    pub exp_shifted: bool,
     /// Stable sigmoid.
     pub sigmoid: bool,
     /// Stable softplus.
@@ -58,13 +58,13 @@ impl Helpers {
     pub fn note(&mut self, x: &Scalar) {
         super::loops::visit(x, &mut |s| match s {
             Scalar::Call(Fun::Exp, _) => self.exp = true,
-            Scalar::ExpShifted(_) => self.exp_nonpos = true,
+            Scalar::ExpShifted(_) => self.exp_shifted = true,
             Scalar::Call(Fun::Sigmoid, _) => {
-                self.exp_nonpos = true;
+                self.exp_shifted = true;
                 self.sigmoid = true
             }
             Scalar::Call(Fun::Softplus, _) => {
-                self.exp_nonpos = true;
+                self.exp_shifted = true;
                 self.softplus = true
             }
             _ => {}
@@ -128,7 +128,7 @@ fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
 
 /// The array accesses of reduction bodies: their reads, and the entries
 /// where reduced values are kept.
-fn body_accesses(parts: &[Part]) -> Vec<(&Access, bool)> {
+fn body_accesses<'p>(parts: impl IntoIterator<Item = &'p Part>) -> Vec<(&'p Access, bool)> {
     let mut out = Vec::new();
     for p in parts {
         out.extend(loads(&p.body));
@@ -486,7 +486,7 @@ impl<'a> Emitter<'a> {
                 (quote!(#a.ln()), POSTFIX)
             }
             Scalar::ExpShifted(a) => {
-                let f = self.helper("exp_nonpos");
+                let f = self.helper("exp_shifted");
                 let a = self.at(a, SUM);
                 (quote!(#f::<FMA>(#a)), POSTFIX)
             }
@@ -779,12 +779,15 @@ impl<'a> Emitter<'a> {
     }
 
     /// `emit`, with accesses to these rows going through their slices.
-    fn with_rows(&self, rows: Vec<RowSlice>, emit: impl FnOnce() -> TokenStream) -> TokenStream {
+    fn with_rows<R>(&self, rows: Vec<RowSlice>, emit: impl FnOnce() -> R) -> R {
         scoped(&self.rows, rows, emit)
     }
 
     /// Reductions sharing one pass. Long ones keep `LANES` partial results.
     fn reduce_rows(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
+        // A shift is not accumulated with the others: it is read by them.
+        let shift = parts.iter().find(|p| p.op == RedOp::Shift);
+        let parts: Vec<&Part> = parts.iter().filter(|p| p.op != RedOp::Shift).collect();
         let i = Self::var(var);
         let d = self.dim(dim);
         let wide = self.names.float == Float::F32;
@@ -794,7 +797,7 @@ impl<'a> Emitter<'a> {
             .collect();
         let init = |op: RedOp| match op {
             RedOp::Sum => quote!(0.0),
-            RedOp::Max => quote!(#acc_ty::NEG_INFINITY),
+            RedOp::Max | RedOp::Shift => quote!(#acc_ty::NEG_INFINITY),
         };
         // A kept value is stored, then read back for the reduction.
         let value = |p: &Part| -> (TokenStream, TokenStream) {
@@ -816,10 +819,10 @@ impl<'a> Emitter<'a> {
             let (pre, b) = value(p);
             match p.op {
                 RedOp::Sum => quote!(#pre #slot += #b;),
-                RedOp::Max => quote!(#pre #slot = #slot.max(#b);),
+                RedOp::Max | RedOp::Shift => quote!(#pre #slot = #slot.max(#b);),
             }
         };
-        let last = parts.len() - 1;
+        let last = parts.len().saturating_sub(1);
         let finish = |k: usize, p: &Part, total: TokenStream| {
             let total = if wide { quote!((#total) as f32) } else { total };
             if returns && k == last {
@@ -837,37 +840,48 @@ impl<'a> Emitter<'a> {
             }
         };
         let split = self.fixed(dim).is_none_or(|k| k >= SPLIT_FROM);
+        let expensive = parts.iter().any(|p| super::loops::costly(&p.body));
+        // The exponentials' sum, if the shift is checked against it.
+        let checked = shift.and_then(|sh| {
+            let Place::Temp(t) = sh.place else {
+                return None;
+            };
+            let summed = Scalar::ExpShifted(Box::new(Scalar::Sub(
+                Box::new(sh.body.clone()),
+                Box::new(Scalar::Temp(t)),
+            )));
+            parts
+                .iter()
+                .position(|p| p.op == RedOp::Sum && p.body == summed)
+        });
         let mut out = TokenStream::new();
+        // Short or cheap passes: the exact maximum first.
+        if let Some(sh) = shift {
+            if !(split && expensive && checked.is_some()) {
+                let m = self.place(&sh.place);
+                out.extend(self.max_lanes(var, &sh.body, quote!(#d), split, quote!(let #m)));
+            }
+        }
         if !split {
             let mut body = TokenStream::new();
-            for (p, a) in parts.iter().zip(&accs) {
+            for (&p, a) in parts.iter().zip(&accs) {
                 let init = init(p.op);
                 out.extend(quote!(let mut #a: #acc_ty = #init;));
                 body.extend(update(p, quote!(#a)));
             }
             out.extend(quote!(for #i in 0..#d { #body }));
-            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+            for (k, (&p, a)) in parts.iter().zip(&accs).enumerate() {
                 out.extend(finish(k, p, quote!(#a)));
             }
             return out;
         }
-        let expensive = parts.iter().any(|p| {
-            let mut hit = false;
-            super::loops::visit(&p.body, &mut |e| {
-                hit |= matches!(
-                    e,
-                    Scalar::Call(..) | Scalar::ExpShifted(_) | Scalar::Ln(_) | Scalar::Powf(..)
-                )
-            });
-            hit
-        });
         let lanes = Literal::usize_unsuffixed(LANES);
         if !expensive {
             // Cheap bodies: LANES interleaved partial results.
             let chunk = format_ident!("c{}", var);
             let lane = format_ident!("l{}", var);
             let (mut main, mut rest) = (TokenStream::new(), TokenStream::new());
-            for (p, a) in parts.iter().zip(&accs) {
+            for (&p, a) in parts.iter().zip(&accs) {
                 let init = init(p.op);
                 out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
                 main.extend(update(p, quote!(#a[#lane])));
@@ -895,7 +909,7 @@ impl<'a> Emitter<'a> {
             let len = format_ident!("len{}", var);
             let j = format_ident!("j{}", var);
             let lane = format_ident!("l{}", var);
-            let accesses = body_accesses(parts);
+            let accesses = body_accesses(parts.iter().copied());
             let blk = Block {
                 start: &start,
                 len: &len,
@@ -904,8 +918,16 @@ impl<'a> Emitter<'a> {
             let (slices, slice_lets) = self.row_slices(var, dim, &accesses, Some(&blk));
             let (mut fill_slices, mut fold) = (TokenStream::new(), TokenStream::new());
             let mut parts_of = Vec::new();
-            for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+            let mut cheap = Vec::new();
+            for (k, (&p, a)) in parts.iter().zip(&accs).enumerate() {
                 let init = init(p.op);
+                if !super::loops::costly(&p.body) {
+                    // A cheap part needs no buffer: LANES partial results
+                    // over the block, in a loop of its own.
+                    out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
+                    cheap.push((p, a));
+                    continue;
+                }
                 let buf = format_ident!("buf{}_{}", var, k);
                 let part = format_ident!("fill{}_{}", var, k);
                 let zero = if wide { quote!(0.0f64) } else { self.num(0.0) };
@@ -913,7 +935,7 @@ impl<'a> Emitter<'a> {
                 fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
                 let combine = |into: TokenStream, from: TokenStream| match p.op {
                     RedOp::Sum => quote!(#into += #from;),
-                    RedOp::Max => quote!(#into = #into.max(#from);),
+                    RedOp::Max | RedOp::Shift => quote!(#into = #into.max(#from);),
                 };
                 // The last block's unfilled entries hold the identity.
                 fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
@@ -928,23 +950,96 @@ impl<'a> Emitter<'a> {
                 fold.extend(quote!(for #lane in 0..#lanes { #step }));
                 parts_of.push((p, part));
             }
-            let fill = self.with_rows(slices, || {
-                parts_of
+            let chunk = format_ident!("c{}", var);
+            let (fill, main, rest) = self.with_rows(slices, || {
+                let fill: TokenStream = parts_of
                     .iter()
                     .map(|(p, part)| {
                         let (pre, b) = value(p);
                         quote!(#pre #part[#j] = #b;)
                     })
-                    .collect()
+                    .collect();
+                let main: TokenStream = cheap
+                    .iter()
+                    .map(|(p, a)| update(p, quote!(#a[#lane])))
+                    .collect();
+                let rest: TokenStream = cheap
+                    .iter()
+                    .map(|(p, a)| update(p, quote!(#a[0])))
+                    .collect();
+                (fill, main, rest)
             });
-            let prefetch = self.prefetch_next_rows(var, dim, &start, &len);
             // `i` only if an access was not sliced.
-            let index = if mentions(&fill, &i) {
+            let index = if mentions(&fill, &i) || mentions(&main, &i) {
                 quote!(let #i = #start + #j;)
             } else {
                 TokenStream::new()
             };
+            let cheap_pass = if cheap.is_empty() {
+                TokenStream::new()
+            } else {
+                quote! {
+                    for #chunk in 0..#len / #lanes {
+                        for #lane in 0..#lanes {
+                            let #j = #chunk * #lanes + #lane;
+                            #index
+                            #main
+                        }
+                    }
+                    for #j in #len / #lanes * #lanes..#len {
+                        #index
+                        #rest
+                    }
+                }
+            };
+            let prefetch = self.prefetch_next_rows(var, dim, &start, &len);
+            // The shift starts as the first block's maximum. A later entry
+            // far above it makes the sum of exponentials pass `limit` (the
+            // exponential clamps, so it cannot wrap); the pass then starts
+            // over with the exact maximum, once. Below `limit` no
+            // exponential, sum or kept value overflows.
+            let (shift_init, shift_check) = match (shift, checked) {
+                (Some(sh), Some(k)) => {
+                    let m = self.place(&sh.place);
+                    let exact = format_ident!("exact{}", var);
+                    let first = self.max_lanes(
+                        var,
+                        &sh.body,
+                        quote!(#d.min(#block)),
+                        true,
+                        quote!(let mut #m),
+                    );
+                    let again = self.max_lanes(var, &sh.body, quote!(#d), true, quote!(#m));
+                    // e^414 and e^44: an f64 sum of up to 2^60 exponentials of
+                    // at most that stays finite, and so does an f32 one.
+                    let limit: TokenStream = match self.names.float {
+                        Float::F64 => "1e180",
+                        Float::F32 => "1e19",
+                    }
+                    .parse()
+                    .expect("a float literal");
+                    let a = &accs[k];
+                    let resets = parts.iter().zip(&accs).map(|(p, a)| {
+                        let init = init(p.op);
+                        quote!(#a = [#init; #lanes];)
+                    });
+                    (
+                        quote!(#first let mut #exact = #d <= #block;),
+                        quote! {
+                            if !#exact && (#a[0] + #a[1]) + (#a[2] + #a[3]) > #limit {
+                                #exact = true;
+                                #again
+                                #(#resets)*
+                                #start = 0;
+                                continue;
+                            }
+                        },
+                    )
+                }
+                _ => (TokenStream::new(), TokenStream::new()),
+            };
             out.extend(quote! {
+                #shift_init
                 let mut #start = 0;
                 while #start < #d {
                     let #len = (#d - #start).min(#block);
@@ -954,29 +1049,71 @@ impl<'a> Emitter<'a> {
                         #index
                         #fill
                     }
+                    #cheap_pass
                     #prefetch
                     #fold
+                    #shift_check
                     #start += #len;
                 }
             });
         }
-        for (k, (p, a)) in parts.iter().zip(&accs).enumerate() {
+        for (k, (&p, a)) in parts.iter().zip(&accs).enumerate() {
             let total = match p.op {
                 RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
-                RedOp::Max => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
+                RedOp::Max | RedOp::Shift => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
             };
             out.extend(finish(k, p, total));
         }
         out
     }
+
+    /// `target = max of body over var in 0..end;`, with `LANES` partial
+    /// maxima unless `end` is a short fixed length.
+    fn max_lanes(
+        &self,
+        var: Var,
+        body: &Scalar,
+        end: TokenStream,
+        split: bool,
+        target: TokenStream,
+    ) -> TokenStream {
+        let i = Self::var(var);
+        let ty = self.ty();
+        let x = self.at(body, SUM);
+        let top = format_ident!("top{}", var);
+        if !split {
+            return quote! {
+                #target = {
+                    let mut #top = #ty::NEG_INFINITY;
+                    for #i in 0..#end {
+                        #top = #top.max(#x);
+                    }
+                    #top
+                };
+            };
+        }
+        let (chunk, lane) = (format_ident!("c{}", var), format_ident!("l{}", var));
+        let lanes = Literal::usize_unsuffixed(LANES);
+        quote! {
+            #target = {
+                let mut #top: [#ty; #lanes] = [#ty::NEG_INFINITY; #lanes];
+                for #chunk in 0..#end / #lanes {
+                    for #lane in 0..#lanes {
+                        let #i = #chunk * #lanes + #lane;
+                        #top[#lane] = #top[#lane].max(#x);
+                    }
+                }
+                for #i in #end / #lanes * #lanes..#end {
+                    #top[0] = #top[0].max(#x);
+                }
+                #top[0].max(#top[1]).max(#top[2].max(#top[3]))
+            };
+        }
+    }
 }
 
 /// `emit` with `items` pushed on `stack`, popped again after.
-fn scoped<T>(
-    stack: &RefCell<Vec<T>>,
-    items: Vec<T>,
-    emit: impl FnOnce() -> TokenStream,
-) -> TokenStream {
+fn scoped<T, R>(stack: &RefCell<Vec<T>>, items: Vec<T>, emit: impl FnOnce() -> R) -> R {
     let taken = items.len();
     stack.borrow_mut().extend(items);
     let code = emit();
@@ -1025,7 +1162,7 @@ fn split_sign(x: &Scalar) -> (bool, Scalar) {
 
 /// The helper functions a kernel's bodies use, named after the kernel.
 pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
-    let exp_nonpos = format_ident!("{}_exp_nonpos", kernel);
+    let exp_shifted = format_ident!("{}_exp_shifted", kernel);
     let sigmoid = format_ident!("{}_sigmoid", kernel);
     let softplus = format_ident!("{}_softplus", kernel);
     let mut out = TokenStream::new();
@@ -1036,7 +1173,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
         item.sig.ident = format_ident!("{}_orbit", kernel);
         out.extend(quote!(#item));
     }
-    if used.exp || used.exp_nonpos {
+    if used.exp || used.exp_shifted {
         out.extend(exp_helpers(kernel, float, used));
     }
     let ty = float.rust_type();
@@ -1045,7 +1182,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             /// `1 / (1 + exp(-x))`, never taking `exp` of a large positive number.
             #[inline(always)]
             fn #sigmoid<const FMA: bool>(x: #ty) -> #ty {
-                let e = #exp_nonpos::<FMA>(-x.abs());
+                let e = #exp_shifted::<FMA>(-x.abs());
                 if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
             }
         });
@@ -1055,7 +1192,7 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             /// `log(1 + exp(x))` as `max(x, 0) + log(1 + exp(-|x|))`.
             #[inline(always)]
             fn #softplus<const FMA: bool>(x: #ty) -> #ty {
-                x.max(0.0) + #exp_nonpos::<FMA>(-x.abs()).ln_1p()
+                x.max(0.0) + #exp_shifted::<FMA>(-x.abs()).ln_1p()
             }
         });
     }
@@ -1063,17 +1200,19 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
 }
 
 /// The polynomial `exp` helpers: `{kernel}_exp` for any argument and
-/// `{kernel}_exp_nonpos` for arguments that are never positive (max-shifted
-/// logits, `-|x|`), which needs no upper clamp and scales by adding `k` to
-/// the exponent field instead of multiplying. Both share one reduction and
+/// `{kernel}_exp_shifted` for shifted ones (logits less a shift, `-|x|`),
+/// which are clamped below the point where `2^k` leaves the exponent field
+/// and so scale by adding `k` to it instead of multiplying. Both share one reduction and
 /// one polynomial, and neither branches or calls, so loops that use them
 /// vectorize; that polynomial sets the pace of every softmax kernel.
 fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
     let ty = float.rust_type();
     // Constants, the lowest argument kept (below it the result is flushed
-    // to zero), the highest (above it the result is infinite), the exponent
-    // bias less one, the mantissa width, and the polynomial for e^r.
-    let (consts, lo, hi, bias_less_one, mantissa, poly, doc) = match float {
+    // to zero), the highest (above it the result is infinite), the highest
+    // a shifted argument is clamped to (`k` then still fits the exponent
+    // field), the exponent bias less one, the mantissa width, and the
+    // polynomial for e^r.
+    let (consts, lo, hi, hi_shifted, bias_less_one, mantissa, poly, doc) = match float {
         Float::F64 => (
             quote! {
                 // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
@@ -1093,6 +1232,7 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             },
             quote!(-708.0),
             quote!(709.8),
+            quote!(709.0),
             quote!(1022),
             quote!(52),
             // Estrin's scheme in r² and r⁴: a dependency chain of depth 5,
@@ -1117,6 +1257,7 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             },
             quote!(-86.0),
             quote!(88.8),
+            quote!(88.0),
             quote!(126),
             quote!(23),
             quote! {
@@ -1172,12 +1313,13 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             }
         });
     }
-    if used.exp_nonpos {
-        let name = format_ident!("{}_exp_nonpos", kernel);
+    if used.exp_shifted {
+        let name = format_ident!("{}_exp_shifted", kernel);
         let doc = format!(
-            "{head}\n\nFor arguments that are never positive: `p · 2^k` is then a normal\n\
-             number, made by adding `k` to the exponent field of `p`, which saves the\n\
-             scaling multiplies on the busiest port."
+            "{head}\n\nFor shifted arguments (a logit less its row's shift, `-|x|`), clamped\n\
+             to at most {hi_shifted}: `p · 2^k` is then a normal number, made by adding `k`\n\
+             to the exponent field of `p`, which saves the scaling multiplies on the\n\
+             busiest port."
         );
         let doc = doc_lines(&doc);
         out.extend(quote! {
@@ -1185,8 +1327,8 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             #[inline(always)]
             fn #name<const FMA: bool>(x: #ty) -> #ty {
                 let small = x < #lo;
-                // A select, not `max`, which would turn a NaN argument into -708.
-                let xc = if small { #lo } else { x };
+                // `clamp` keeps a NaN argument NaN (`max` would not).
+                let xc = x.clamp(#lo, #hi_shifted);
                 #reduce_and_poly
                 let y = #ty::from_bits(p.to_bits().wrapping_add(t.to_bits() << #mantissa));
                 if small { 0.0 } else { y }

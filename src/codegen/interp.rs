@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::loops::{Access, Array, Place, RedOp, Scalar, Stmt, Temp, Var};
+use super::loops::{Access, Array, Part, Place, RedOp, Scalar, Stmt, Temp, Var};
 use crate::ir::Dim;
 
 /// One function's loop nests.
@@ -134,6 +134,18 @@ impl Machine<'_> {
                 }
             }
             Stmt::Reduce { var, dim, parts } => {
+                // A shift is read by the other parts: the exact maximum,
+                // before them.
+                let (shifts, parts): (Vec<&Part>, Vec<&Part>) =
+                    parts.iter().partition(|p| p.op == RedOp::Shift);
+                for p in shifts {
+                    let mut top = f64::NEG_INFINITY;
+                    for i in 0..self.size(dim) {
+                        self.vars.insert(*var, i);
+                        top = top.max(self.eval(&p.body));
+                    }
+                    self.store(&p.place, false, top);
+                }
                 let mut acc: Vec<f64> = parts
                     .iter()
                     .map(|p| {
@@ -146,7 +158,7 @@ impl Machine<'_> {
                     .collect();
                 for i in 0..self.size(dim) {
                     self.vars.insert(*var, i);
-                    for (a, p) in acc.iter_mut().zip(parts) {
+                    for (a, p) in acc.iter_mut().zip(&parts) {
                         let x = self.eval(&p.body);
                         if let Some(k) = &p.keep {
                             self.store(&Place::Elem(k.clone()), false, x);
@@ -154,7 +166,7 @@ impl Machine<'_> {
                         *a = if p.op == RedOp::Sum { *a + x } else { a.max(x) };
                     }
                 }
-                for (a, p) in acc.into_iter().zip(parts) {
+                for (a, p) in acc.into_iter().zip(&parts) {
                     self.store(&p.place, false, a);
                 }
             }

@@ -2,7 +2,7 @@
 //!
 //! The simplified index IR is lowered here to a tiny imperative language:
 //! temporaries (each compound atom of the IR, computed once over its own
-//! free indices), loops, reductions and stores. Two passes then make the
+//! free indices), loops, reductions and stores. Three passes then make the
 //! nests cost what the formula costs:
 //!
 //! * a temporary that is read once, at a place where no extra loop
@@ -11,7 +11,10 @@
 //! * adjacent loops over the same length are fused when every access they
 //!   share stays within one iteration (so the row-wise steps of a batched
 //!   softmax all run in one pass over each row, and `max(z)` and `Σq` share
-//!   a pass).
+//!   a pass);
+//! * a maximum that only shifts exponentials moves into the pass that sums
+//!   them, as a [`RedOp::Shift`] (so a softmax reads its logits once before
+//!   its output pass, not twice).
 //!
 //! Contractions never reach this stage as tensors: `H v` arrives as the
 //! normal form of `Σ_j H_ij v_j`, which is already `s·(p_i v_i − p_i Σ p v)`.
@@ -76,7 +79,8 @@ pub enum Scalar {
     Sqrt(Box<Scalar>),
     /// An elementwise function.
     Call(Fun, Box<Scalar>),
-    /// `exp(a)` for an argument that is never positive (max-shifted).
+    /// `exp(a)` for an argument shifted by a maximum or by a
+    /// [`RedOp::Shift`]: never far above zero.
     ExpShifted(Box<Scalar>),
     /// Natural logarithm.
     Ln(Box<Scalar>),
@@ -91,6 +95,12 @@ pub enum RedOp {
     Sum,
     /// max
     Max,
+    /// A shift for the exponentials the other parts of its pass sum,
+    /// `exp(x − c)`: any `c` at most the maximum of `x`, and close enough
+    /// to it that no exponential overflows (see `shift_in_pass`). The
+    /// exact maximum is one; the emitted kernel takes the first block's and
+    /// computes the exact one only when that is too far off.
+    Shift,
 }
 
 /// Where a value goes.
@@ -780,6 +790,7 @@ impl Body {
         stmts.extend(tail);
         fuse(&mut stmts);
         self.contract_rows(&mut stmts);
+        shift_in_pass(&mut stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),
@@ -1393,6 +1404,19 @@ fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<usize, Vec<bo
     }
 }
 
+/// Whether `x` calls a function that costs far more than an add (an
+/// `exp`, a `ln`, a power).
+pub fn costly(x: &Scalar) -> bool {
+    let mut hit = false;
+    visit(x, &mut |e| {
+        hit |= matches!(
+            e,
+            Scalar::Call(..) | Scalar::ExpShifted(_) | Scalar::Ln(_) | Scalar::Powf(..)
+        )
+    });
+    hit
+}
+
 /// Calls `f` on every sub-expression, outermost first.
 pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
     f(x);
@@ -1762,6 +1786,124 @@ fn fuse(stmts: &mut Vec<Stmt>) {
             fuse(body);
         }
     }
+}
+
+/// Moves each maximum that only shifts the exponentials of a later sum
+/// into that sum's pass, as a [`RedOp::Shift`]: `Σ exp(x − c)` is exact
+/// for any shift `c`, and every other reader of the maximum (a logsumexp
+/// `c + ln Σ`, a softmax `exp(x − c − ln Σ)`) is as well, so the separate
+/// pass that reads all of `x` for its maximum goes. The pass that is left
+/// may then fuse with what shared the maximum's (`Σq` of a cross-entropy).
+fn shift_in_pass(stmts: &mut Vec<Stmt>) {
+    for s in stmts.iter_mut() {
+        if let Stmt::Loop { body, .. } = s {
+            shift_in_pass(body);
+        }
+    }
+    let mut moved = false;
+    while let Some((a, k, b)) = shift_candidate(stmts) {
+        let Stmt::Reduce {
+            var: va, parts: pa, ..
+        } = &mut stmts[a]
+        else {
+            unreachable!()
+        };
+        let va = *va;
+        let max = pa.remove(k);
+        let emptied = pa.is_empty();
+        let Stmt::Reduce {
+            var: vb, parts: pb, ..
+        } = &mut stmts[b]
+        else {
+            unreachable!()
+        };
+        let mut body = max.body;
+        rename_vars(&mut body, &[(va, *vb)]);
+        pb.insert(
+            0,
+            Part {
+                place: max.place,
+                op: RedOp::Shift,
+                body,
+                keep: None,
+            },
+        );
+        if emptied {
+            stmts.remove(a);
+        }
+        moved = true;
+    }
+    if moved {
+        fuse(stmts);
+    }
+}
+
+/// A maximum (reduction `a`, part `k`) whose first reader is the pass `b`
+/// over the same range that sums `exp(x − max)`, with `x` the maximum's
+/// own body, cheap to compute, and unchanged between the two.
+fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
+    for (a, s) in stmts.iter().enumerate() {
+        let Stmt::Reduce {
+            var: va,
+            dim: da,
+            parts: pa,
+        } = s
+        else {
+            continue;
+        };
+        for (k, part) in pa.iter().enumerate() {
+            let (RedOp::Max, Place::Temp(m)) = (part.op, &part.place) else {
+                continue;
+            };
+            let m = Target::Scalar(*m);
+            let touches = |s: &Stmt| {
+                let mut xs = Vec::new();
+                accesses(s, &mut xs);
+                xs.iter().any(|x| x.0 == m)
+            };
+            let Some(b) = (a + 1..stmts.len()).find(|&b| touches(&stmts[b])) else {
+                continue;
+            };
+            let Stmt::Reduce {
+                var: vb,
+                dim: db,
+                parts: pb,
+            } = &stmts[b]
+            else {
+                continue;
+            };
+            let mut x = part.body.clone();
+            rename_vars(&mut x, &[(*va, *vb)]);
+            let summed = Scalar::ExpShifted(Box::new(Scalar::Sub(
+                Box::new(x),
+                Box::new(Scalar::Temp(match part.place {
+                    Place::Temp(t) => t,
+                    Place::Elem(_) => unreachable!(),
+                })),
+            )));
+            let cheap = !costly(&part.body);
+            // What `x` reads must not be written before the pass reads it.
+            let mut read = Vec::new();
+            visit(&part.body, &mut |e| match e {
+                Scalar::Temp(t) => read.push(Target::Scalar(*t)),
+                Scalar::Load(acc) => read.push(Target::Array(acc.array.clone())),
+                _ => {}
+            });
+            let unchanged = stmts[a + 1..=b].iter().all(|s| {
+                let mut xs = Vec::new();
+                accesses(s, &mut xs);
+                !xs.iter().any(|x| x.2 && read.contains(&x.0))
+            });
+            if db == da
+                && cheap
+                && unchanged
+                && pb.iter().any(|p| p.op == RedOp::Sum && p.body == summed)
+            {
+                return Some((a, k, b));
+            }
+        }
+    }
+    None
 }
 
 /// Whether the reductions `b` read nothing that the reductions `a` produce.
