@@ -8,7 +8,10 @@
 //! * `triad`: STREAM's `a = b + s·c` on arrays far larger than the caches.
 //!
 //! After criterion's own report, a table of ratios is printed from the
-//! medians criterion just wrote (`target/criterion/*/new/estimates.json`).
+//! medians criterion just wrote (`target/criterion/*/new/estimates.json`),
+//! and the n = 1e6 gradient is timed once more in alternation with the
+//! triad, round by round, so that the bandwidth ratio compares the two
+//! under the same load from the rest of the host.
 //! Run: `cargo bench --bench kernels`.
 
 use std::hint::black_box;
@@ -152,6 +155,20 @@ fn summary() {
             d3 / g
         );
     }
+    // The bandwidth target, with the triad timed in alternation with the
+    // kernel rather than seconds apart.
+    let n = 1_000_000;
+    let (z, q, _) = data(n);
+    let mut out = vec![0.0; n];
+    let [lo, mid, hi] = common::paired_with_triad(25, 24.0 * n as f64, || {
+        xent::xent_grad(black_box(&z), black_box(&q), black_box(&mut out))
+    });
+    println!(
+        "xent_grad at n = {n}, timed in alternation with the triad (25 rounds): {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
+        100.0 * mid,
+        100.0 * lo,
+        100.0 * hi
+    );
     for n in [100usize, 1_000] {
         if let (Some(h), Some(v)) = (
             median(&format!("hessian_vs_hvp/hessian/{n}")),

@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 
@@ -28,6 +29,50 @@ pub fn triad(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// `f`, which moves `bytes`, against the triad in alternation: each of
+/// `rounds` rounds times one triad and then `f` over about as long, so a
+/// busy neighbour on the host slows both or neither (criterion measures
+/// them seconds apart). Returns the quartiles over rounds of `f`'s
+/// bandwidth as a fraction of the triad's.
+pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> [f64; 3] {
+    let (mut a, bb, cc) = (
+        vec![0.0f64; TRIAD_LEN],
+        vec![1.0f64; TRIAD_LEN],
+        vec![2.0f64; TRIAD_LEN],
+    );
+    let mut triad = || {
+        let start = Instant::now();
+        let s = black_box(3.0);
+        for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
+            *x = y + s * z;
+        }
+        black_box(&a);
+        start.elapsed().as_secs_f64()
+    };
+    let once = {
+        triad();
+        f();
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
+    };
+    let mut fractions: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t_triad = triad();
+            let repeats = ((t_triad / once) as usize).max(1);
+            let start = Instant::now();
+            for _ in 0..repeats {
+                f();
+            }
+            let t_f = start.elapsed().as_secs_f64() / repeats as f64;
+            (bytes / t_f) / (24.0 * TRIAD_LEN as f64 / t_triad)
+        })
+        .collect();
+    fractions.sort_by(f64::total_cmp);
+    let at = |q: f64| fractions[((fractions.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
 }
 
 /// The triad's bandwidth in GB/s, from this run.
