@@ -134,7 +134,7 @@ fn with_row(row: Option<Ix>, k: Ix) -> Vec<Ix> {
     }
 }
 
-/// For a vector: (None, idx[0], n); for a matrix: (Some(row), col, n).
+/// For a vector: `(None, idx[0], n)`; for a matrix: `(Some(row), col, n)`.
 fn last_axis(x: &TExpr, idx: &[Ix]) -> (Option<Ix>, Ix, Dim) {
     match &x.shape {
         Shape::Mat(_, n) => (Some(idx[0]), idx[1], n.clone()),

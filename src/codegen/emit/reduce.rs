@@ -1,0 +1,452 @@
+//! Reductions: the passes that sum or maximize bodies over one index.
+//!
+//! A pass holds the parts fused into it (`Σq`, `Σ exp(z − c)`, `max z`…)
+//! and at most one shift, which the other parts read. How it is emitted
+//! depends on its length and its bodies:
+//!
+//! * short fixed lengths: one accumulator per part, a plain loop;
+//! * cheap bodies: `LANES` interleaved partial results, which the compiler
+//!   vectorizes without reassociating on its own;
+//! * costly bodies (`exp`): blocks of `BLOCK`, each sliced once, filled by
+//!   a loop the compiler vectorizes and folded pairwise; a shift then
+//!   starts as the first block's maximum (see [`Emitter::shift_restart`]).
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{body_accesses, mentions, Block, Emitter, BLOCK, LANES, SPLIT_FROM, SUM};
+use crate::codegen::loops::{costly, Part, Place, RedOp, Scalar, Var};
+use crate::codegen::Float;
+use crate::ir::Dim;
+
+/// One pass's reductions, as emission sees them.
+struct Pass<'p> {
+    var: Var,
+    dim: &'p Dim,
+    /// The accumulated parts (a shift is not one: they read it).
+    parts: Vec<&'p Part>,
+    /// The shift the parts read, if any.
+    shift: Option<&'p Part>,
+    /// Accumulator names, by part.
+    accs: Vec<Ident>,
+    /// Whether the last part's total is the value of the whole block.
+    returns: bool,
+}
+
+impl Pass<'_> {
+    /// The part that sums the exponentials shifted by the pass's shift,
+    /// whose total tells whether the shift is too far below the maximum.
+    fn shifted_sum(&self) -> Option<usize> {
+        let shift = self.shift?;
+        let Place::Temp(t) = shift.place else {
+            return None;
+        };
+        let summed = Scalar::ExpShifted(Box::new(Scalar::Sub(
+            Box::new(shift.body.clone()),
+            Box::new(Scalar::Temp(t)),
+        )));
+        self.parts
+            .iter()
+            .position(|p| p.op == RedOp::Sum && p.body == summed)
+    }
+}
+
+/// `into ⊕= from` for the part's operator.
+fn combine(op: RedOp, into: TokenStream, from: TokenStream) -> TokenStream {
+    match op {
+        RedOp::Sum => quote!(#into += #from;),
+        RedOp::Max | RedOp::Shift => quote!(#into = #into.max(#from);),
+    }
+}
+
+impl Emitter<'_> {
+    /// Reductions sharing one pass, reading rows sliced once. With
+    /// `returns`, the last part's total is the value of the block.
+    pub(super) fn reduce(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
+        if self.fixed(dim).is_some() {
+            return self.reduce_pass(var, dim, parts, returns);
+        }
+        let mut accesses = body_accesses(parts);
+        for p in parts {
+            if let Place::Elem(a) = &p.place {
+                accesses.push((a, true));
+            }
+        }
+        let (rows, lets) = self.row_slices(var, dim, &accesses, None);
+        let code = self.with_rows(rows, || self.reduce_pass(var, dim, parts, returns));
+        quote!(#lets #code)
+    }
+
+    fn reduce_pass(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
+        let accumulated: Vec<&Part> = parts.iter().filter(|p| p.op != RedOp::Shift).collect();
+        let pass = Pass {
+            var,
+            dim,
+            accs: (0..accumulated.len())
+                .map(|k| format_ident!("acc{}_{}", var, k))
+                .collect(),
+            parts: accumulated,
+            shift: parts.iter().find(|p| p.op == RedOp::Shift),
+            returns,
+        };
+        let split = self.fixed(dim).is_none_or(|k| k >= SPLIT_FROM);
+        let blocked = split && pass.parts.iter().any(|p| costly(&p.body));
+        let checked = pass.shifted_sum().filter(|_| blocked);
+        let mut out = TokenStream::new();
+        // A shift that is not checked in blocks is the exact maximum, first.
+        if let (Some(shift), None) = (pass.shift, checked) {
+            let m = self.place(&shift.place);
+            let d = self.dim(dim);
+            out.extend(self.max_lanes(var, &shift.body, quote!(#d), split, quote!(let #m)));
+        }
+        if !split {
+            out.extend(self.single_accumulators(&pass));
+            return out;
+        }
+        out.extend(if blocked {
+            self.blocks(&pass, checked)
+        } else {
+            self.lanes(&pass)
+        });
+        for (k, (&p, a)) in pass.parts.iter().zip(&pass.accs).enumerate() {
+            let total = match p.op {
+                RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
+                RedOp::Max | RedOp::Shift => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
+            };
+            out.extend(self.finish(&pass, k, p, total));
+        }
+        out
+    }
+
+    /// f32 kernels accumulate in f64.
+    fn accumulates_wide(&self) -> bool {
+        self.names.float == Float::F32
+    }
+
+    fn acc_ty(&self) -> TokenStream {
+        if self.accumulates_wide() {
+            quote!(f64)
+        } else {
+            self.ty()
+        }
+    }
+
+    /// The identity of the part's operator.
+    fn identity(&self, op: RedOp) -> TokenStream {
+        let acc_ty = self.acc_ty();
+        match op {
+            RedOp::Sum => quote!(0.0),
+            RedOp::Max | RedOp::Shift => quote!(#acc_ty::NEG_INFINITY),
+        }
+    }
+
+    /// The reduced value of a part: a kept value is stored (first of the
+    /// pair), then read back for the reduction.
+    fn reduced(&self, p: &Part) -> (TokenStream, TokenStream) {
+        let b = self.at(&p.body, SUM);
+        let (pre, b) = match &p.keep {
+            Some(k) => {
+                let k = self.access(k);
+                (quote!(#k = #b;), k)
+            }
+            None => (TokenStream::new(), b),
+        };
+        if self.accumulates_wide() {
+            (pre, quote!(f64::from(#b)))
+        } else {
+            (pre, b)
+        }
+    }
+
+    /// `slot ⊕= value`, after storing a kept value.
+    fn update(&self, p: &Part, slot: TokenStream) -> TokenStream {
+        let (pre, b) = self.reduced(p);
+        let step = combine(p.op, slot, b);
+        quote!(#pre #step)
+    }
+
+    /// Where part `k`'s total goes: a `let`, an array entry, or (the last
+    /// part of a returning pass) the value itself.
+    fn finish(&self, pass: &Pass, k: usize, p: &Part, total: TokenStream) -> TokenStream {
+        let total = if self.accumulates_wide() {
+            quote!((#total) as f32)
+        } else {
+            total
+        };
+        if pass.returns && k + 1 == pass.parts.len() {
+            return total;
+        }
+        let n = self.place(&p.place);
+        match &p.place {
+            Place::Temp(_) => quote!(let #n = #total;),
+            Place::Elem(_) => quote!(#n = #total;),
+        }
+    }
+
+    /// Short fixed lengths: one accumulator per part.
+    fn single_accumulators(&self, pass: &Pass) -> TokenStream {
+        let (i, d, acc_ty) = (Self::var(pass.var), self.dim(pass.dim), self.acc_ty());
+        let (mut out, mut body) = (TokenStream::new(), TokenStream::new());
+        for (&p, a) in pass.parts.iter().zip(&pass.accs) {
+            let init = self.identity(p.op);
+            out.extend(quote!(let mut #a: #acc_ty = #init;));
+            body.extend(self.update(p, quote!(#a)));
+        }
+        out.extend(quote!(for #i in 0..#d { #body }));
+        for (k, (&p, a)) in pass.parts.iter().zip(&pass.accs).enumerate() {
+            out.extend(self.finish(pass, k, p, quote!(#a)));
+        }
+        out
+    }
+
+    /// Cheap bodies: `LANES` interleaved partial results.
+    fn lanes(&self, pass: &Pass) -> TokenStream {
+        let (i, d, acc_ty) = (Self::var(pass.var), self.dim(pass.dim), self.acc_ty());
+        let chunk = format_ident!("c{}", pass.var);
+        let lane = format_ident!("l{}", pass.var);
+        let lanes = Literal::usize_unsuffixed(LANES);
+        let (mut out, mut main, mut rest) =
+            (TokenStream::new(), TokenStream::new(), TokenStream::new());
+        for (&p, a) in pass.parts.iter().zip(&pass.accs) {
+            let init = self.identity(p.op);
+            out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
+            main.extend(self.update(p, quote!(#a[#lane])));
+            rest.extend(self.update(p, quote!(#a[0])));
+        }
+        out.extend(quote! {
+            for #chunk in 0..#d / #lanes {
+                for #lane in 0..#lanes {
+                    let #i = #chunk * #lanes + #lane;
+                    #main
+                }
+            }
+            for #i in #d / #lanes * #lanes..#d {
+                #rest
+            }
+        });
+        out
+    }
+
+    /// Costly bodies, in blocks of `BLOCK`: the costly parts fill a buffer
+    /// in a loop the compiler vectorizes (no reassociation needed; arrays
+    /// are sliced per block, so no entry's bounds are checked), then each
+    /// buffer is folded pairwise, halves added until `LANES` are left (no
+    /// add waits on the one before, as with one running sum per lane).
+    /// Cheap parts keep lane sums over the block, with no buffer.
+    fn blocks(&self, pass: &Pass, checked: Option<usize>) -> TokenStream {
+        let (var, i, d, acc_ty) = (
+            pass.var,
+            Self::var(pass.var),
+            self.dim(pass.dim),
+            self.acc_ty(),
+        );
+        let block = Literal::usize_unsuffixed(BLOCK);
+        let lanes = Literal::usize_unsuffixed(LANES);
+        let start = format_ident!("b{}", var);
+        let len = format_ident!("len{}", var);
+        let j = format_ident!("j{}", var);
+        let lane = format_ident!("l{}", var);
+        let chunk = format_ident!("c{}", var);
+        let accesses = body_accesses(pass.parts.iter().copied());
+        let blk = Block {
+            start: &start,
+            len: &len,
+            j: &j,
+        };
+        let (slices, slice_lets) = self.row_slices(var, pass.dim, &accesses, Some(&blk));
+        let (mut out, mut fill_slices, mut fold) =
+            (TokenStream::new(), TokenStream::new(), TokenStream::new());
+        let (mut buffered, mut cheap) = (Vec::new(), Vec::new());
+        for (k, (&p, a)) in pass.parts.iter().zip(&pass.accs).enumerate() {
+            let init = self.identity(p.op);
+            out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
+            if !costly(&p.body) {
+                cheap.push((p, a));
+                continue;
+            }
+            let buf = format_ident!("buf{}_{}", var, k);
+            let part = format_ident!("fill{}_{}", var, k);
+            let zero = if self.accumulates_wide() {
+                quote!(0.0f64)
+            } else {
+                self.num(0.0)
+            };
+            out.extend(quote!(let mut #buf = [#zero; #block];));
+            fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
+            // The last block's unfilled entries hold the identity.
+            fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
+            let mut half = BLOCK / 2;
+            while half >= LANES {
+                let h = Literal::usize_unsuffixed(half);
+                let step = combine(p.op, quote!(#buf[#lane]), quote!(#buf[#lane + #h]));
+                fold.extend(quote!(for #lane in 0..#h { #step }));
+                half /= 2;
+            }
+            let step = combine(p.op, quote!(#a[#lane]), quote!(#buf[#lane]));
+            fold.extend(quote!(for #lane in 0..#lanes { #step }));
+            buffered.push((p, part));
+        }
+        let (fill, main, rest) = self.with_rows(slices, || {
+            let fill: TokenStream = buffered
+                .iter()
+                .map(|(p, part)| {
+                    let (pre, b) = self.reduced(p);
+                    quote!(#pre #part[#j] = #b;)
+                })
+                .collect();
+            let main: TokenStream = cheap
+                .iter()
+                .map(|(p, a)| self.update(p, quote!(#a[#lane])))
+                .collect();
+            let rest: TokenStream = cheap
+                .iter()
+                .map(|(p, a)| self.update(p, quote!(#a[0])))
+                .collect();
+            (fill, main, rest)
+        });
+        // `i` only if an access was not sliced.
+        let index = if mentions(&fill, &i) || mentions(&main, &i) {
+            quote!(let #i = #start + #j;)
+        } else {
+            TokenStream::new()
+        };
+        let cheap_pass = if cheap.is_empty() {
+            TokenStream::new()
+        } else {
+            quote! {
+                for #chunk in 0..#len / #lanes {
+                    for #lane in 0..#lanes {
+                        let #j = #chunk * #lanes + #lane;
+                        #index
+                        #main
+                    }
+                }
+                for #j in #len / #lanes * #lanes..#len {
+                    #index
+                    #rest
+                }
+            }
+        };
+        let prefetch = self.prefetch_next_rows(var, pass.dim, &start, &len);
+        let (shift_init, shift_check) = match (pass.shift, checked) {
+            (Some(shift), Some(k)) => self.shift_restart(pass, shift, k, &start),
+            _ => (TokenStream::new(), TokenStream::new()),
+        };
+        out.extend(quote! {
+            #shift_init
+            let mut #start = 0;
+            while #start < #d {
+                let #len = (#d - #start).min(#block);
+                #slice_lets
+                #fill_slices
+                for #j in 0..#len {
+                    #index
+                    #fill
+                }
+                #cheap_pass
+                #prefetch
+                #fold
+                #shift_check
+                #start += #len;
+            }
+        });
+        out
+    }
+
+    /// The shift of a blocked pass, before it and after each block's fold.
+    /// It starts as the first block's maximum. A later entry far above it
+    /// makes the sum of exponentials (part `k`) pass a limit — the
+    /// exponential clamps its argument, so it cannot wrap — and the pass
+    /// starts over from the exact maximum, once. Below the limit no
+    /// exponential, sum or kept value overflows.
+    fn shift_restart(
+        &self,
+        pass: &Pass,
+        shift: &Part,
+        k: usize,
+        start: &Ident,
+    ) -> (TokenStream, TokenStream) {
+        let (var, d) = (pass.var, self.dim(pass.dim));
+        let block = Literal::usize_unsuffixed(BLOCK);
+        let lanes = Literal::usize_unsuffixed(LANES);
+        let m = self.place(&shift.place);
+        let exact = format_ident!("exact{}", var);
+        let first = self.max_lanes(
+            var,
+            &shift.body,
+            quote!(#d.min(#block)),
+            true,
+            quote!(let mut #m),
+        );
+        let again = self.max_lanes(var, &shift.body, quote!(#d), true, quote!(#m));
+        // e^414 and e^44: an f64 sum of up to 2^60 exponentials of at most
+        // that stays finite, and so does an f32 one.
+        let limit: TokenStream = match self.names.float {
+            Float::F64 => "1e180",
+            Float::F32 => "1e19",
+        }
+        .parse()
+        .expect("a float literal");
+        let a = &pass.accs[k];
+        let resets = pass.parts.iter().zip(&pass.accs).map(|(p, a)| {
+            let init = self.identity(p.op);
+            quote!(#a = [#init; #lanes];)
+        });
+        (
+            quote!(#first let mut #exact = #d <= #block;),
+            quote! {
+                if !#exact && (#a[0] + #a[1]) + (#a[2] + #a[3]) > #limit {
+                    #exact = true;
+                    #again
+                    #(#resets)*
+                    #start = 0;
+                    continue;
+                }
+            },
+        )
+    }
+
+    /// `target = max of body over var in 0..end;`, with `LANES` partial
+    /// maxima unless the pass is not split (a short fixed length).
+    fn max_lanes(
+        &self,
+        var: Var,
+        body: &Scalar,
+        end: TokenStream,
+        split: bool,
+        target: TokenStream,
+    ) -> TokenStream {
+        let i = Self::var(var);
+        let ty = self.ty();
+        let x = self.at(body, SUM);
+        let top = format_ident!("top{}", var);
+        if !split {
+            return quote! {
+                #target = {
+                    let mut #top = #ty::NEG_INFINITY;
+                    for #i in 0..#end {
+                        #top = #top.max(#x);
+                    }
+                    #top
+                };
+            };
+        }
+        let (chunk, lane) = (format_ident!("c{}", var), format_ident!("l{}", var));
+        let lanes = Literal::usize_unsuffixed(LANES);
+        quote! {
+            #target = {
+                let mut #top: [#ty; #lanes] = [#ty::NEG_INFINITY; #lanes];
+                for #chunk in 0..#end / #lanes {
+                    for #lane in 0..#lanes {
+                        let #i = #chunk * #lanes + #lane;
+                        #top[#lane] = #top[#lane].max(#x);
+                    }
+                }
+                for #i in #end / #lanes * #lanes..#end {
+                    #top[0] = #top[0].max(#x);
+                }
+                #top[0].max(#top[1]).max(#top[2].max(#top[3]))
+            };
+        }
+    }
+}
