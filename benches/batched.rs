@@ -178,15 +178,10 @@ fn main() {
     let (m, n) = (4096, 1000);
     let (z, y) = batched_data(m, n);
     let mut out = vec![0.0; m * n];
-    let [lo, mid, hi] = common::paired_with_triad(15, 24.0 * (m * n) as f64, || {
+    common::paired_with_triad(15, 24.0 * (m * n) as f64, || {
         batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
-    });
-    println!(
-        "batched xent grad, timed in alternation with the triad (15 rounds): {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
-        100.0 * mid,
-        100.0 * lo,
-        100.0 * hi
-    );
+    })
+    .report("batched xent grad 4096x1000", 15);
     if let (Some(g), Some(h)) = (
         median("linear_w/generated/4096x256x10"),
         median("linear_w/hand/4096x256x10"),

@@ -160,15 +160,10 @@ fn summary() {
     let n = 1_000_000;
     let (z, q, _) = data(n);
     let mut out = vec![0.0; n];
-    let [lo, mid, hi] = common::paired_with_triad(25, 24.0 * n as f64, || {
+    common::paired_with_triad(25, 24.0 * n as f64, || {
         xent::xent_grad(black_box(&z), black_box(&q), black_box(&mut out))
-    });
-    println!(
-        "xent_grad at n = {n}, timed in alternation with the triad (25 rounds): {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
-        100.0 * mid,
-        100.0 * lo,
-        100.0 * hi
-    );
+    })
+    .report(&format!("xent_grad at n = {n}"), 25);
     for n in [100usize, 1_000] {
         if let (Some(h), Some(v)) = (
             median(&format!("hessian_vs_hvp/hessian/{n}")),

@@ -31,12 +31,21 @@ pub fn triad(c: &mut Criterion) {
     g.finish();
 }
 
+/// `f`'s bandwidth as fractions of the triad's, quartiles over rounds.
+pub struct Paired {
+    /// The first call after each triad, which has just flushed the caches:
+    /// every byte comes from memory.
+    pub cold: [f64; 3],
+    /// The calls after it, as criterion (and a training loop) makes them:
+    /// data that fits the last-level cache may stay there.
+    pub warm: [f64; 3],
+}
+
 /// `f`, which moves `bytes`, against the triad in alternation: each of
 /// `rounds` rounds times one triad and then `f` over about as long, so a
 /// busy neighbour on the host slows both or neither (criterion measures
-/// them seconds apart). Returns the quartiles over rounds of `f`'s
-/// bandwidth as a fraction of the triad's.
-pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> [f64; 3] {
+/// them seconds apart).
+pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> Paired {
     let (mut a, bb, cc) = (
         vec![0.0f64; TRIAD_LEN],
         vec![1.0f64; TRIAD_LEN],
@@ -51,28 +60,47 @@ pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> [f64
         black_box(&a);
         start.elapsed().as_secs_f64()
     };
-    let once = {
-        triad();
-        f();
+    let mut timed = |repeats: usize| {
         let start = Instant::now();
-        f();
-        start.elapsed().as_secs_f64()
+        for _ in 0..repeats {
+            f();
+        }
+        start.elapsed().as_secs_f64() / repeats as f64
     };
-    let mut fractions: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t_triad = triad();
-            let repeats = ((t_triad / once) as usize).max(1);
-            let start = Instant::now();
-            for _ in 0..repeats {
-                f();
-            }
-            let t_f = start.elapsed().as_secs_f64() / repeats as f64;
-            (bytes / t_f) / (24.0 * TRIAD_LEN as f64 / t_triad)
-        })
-        .collect();
-    fractions.sort_by(f64::total_cmp);
-    let at = |q: f64| fractions[((fractions.len() - 1) as f64 * q).round() as usize];
-    [at(0.25), at(0.5), at(0.75)]
+    triad();
+    timed(1);
+    let once = timed(1);
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t_triad = triad();
+        let triad_bw = 24.0 * TRIAD_LEN as f64 / t_triad;
+        cold.push(bytes / timed(1) / triad_bw);
+        let repeats = ((t_triad / once) as usize).max(1);
+        warm.push(bytes / timed(repeats) / triad_bw);
+    }
+    let quartiles = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        let at = |q: f64| xs[((xs.len() - 1) as f64 * q).round() as usize];
+        [at(0.25), at(0.5), at(0.75)]
+    };
+    Paired {
+        cold: quartiles(cold),
+        warm: quartiles(warm),
+    }
+}
+
+impl Paired {
+    /// One line per case, in percent.
+    pub fn report(&self, what: &str, rounds: usize) {
+        for (case, [lo, mid, hi]) in [("cold", self.cold), ("warm", self.warm)] {
+            println!(
+                "{what}, timed in alternation with the triad ({rounds} rounds), {case}: {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
+                100.0 * mid,
+                100.0 * lo,
+                100.0 * hi
+            );
+        }
+    }
 }
 
 /// The triad's bandwidth in GB/s, from this run.
