@@ -155,9 +155,20 @@ fn summary() {
             d3 / g
         );
     }
-    // The bandwidth target, with the triad timed in alternation with the
-    // kernel rather than seconds apart.
+    // The bandwidth target by STREAM's convention, best sample against
+    // best sample, and with the triad timed in alternation with the kernel
+    // rather than seconds apart.
     let n = 1_000_000;
+    if let (Some(g), Some(bw)) = (
+        common::best(&format!("grad/generated/{n}")),
+        common::best_bandwidth(),
+    ) {
+        println!(
+            "xent_grad at n = {n}, best samples (STREAM's convention): {:.2} ms, {:.0}% of the triad's {bw:.1} GB/s",
+            g / 1e6,
+            100.0 * 24.0 * n as f64 / g / bw
+        );
+    }
     let (z, q, _) = data(n);
     let mut out = vec![0.0; n];
     common::paired_with_triad(25, 24.0 * n as f64, || {

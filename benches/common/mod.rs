@@ -108,8 +108,31 @@ pub fn bandwidth() -> Option<f64> {
     median(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t)
 }
 
+/// The fastest sample's time per iteration in ns, of a benchmark of this
+/// run: STREAM's convention (best of its trials), the least disturbed by
+/// the rest of a shared host.
+pub fn best(id: &str) -> Option<f64> {
+    let v = criterion_file(id, "sample.json")?;
+    let (times, iters) = (v["times"].as_array()?, v["iters"].as_array()?);
+    times
+        .iter()
+        .zip(iters)
+        .map(|(t, i)| Some(t.as_f64()? / i.as_f64()?))
+        .try_fold(f64::INFINITY, |m, x| Some(m.min(x?)))
+}
+
+/// The triad's bandwidth in GB/s by STREAM's convention (its best sample).
+pub fn best_bandwidth() -> Option<f64> {
+    best(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t)
+}
+
 /// Median time in ns of a benchmark of this run.
 pub fn median(id: &str) -> Option<f64> {
+    criterion_file(id, "estimates.json")?["median"]["point_estimate"].as_f64()
+}
+
+/// A JSON file criterion wrote for a benchmark of this run.
+fn criterion_file(id: &str, file: &str) -> Option<serde_json::Value> {
     let dir = std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -118,7 +141,6 @@ pub fn median(id: &str) -> Option<f64> {
                 .unwrap()
                 .join("criterion")
         });
-    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
+    let text = std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?;
+    serde_json::from_str(&text).ok()
 }
