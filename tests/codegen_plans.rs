@@ -225,3 +225,43 @@ fn orbit_rows_are_the_distinct_terms() {
         assert!(seen.insert(r.clone()));
     }
 }
+
+#[test]
+fn softmax_kernels_read_their_logits_once_before_the_output() {
+    // The maximum that shifts the exponentials is taken in their own pass
+    // (a `Shift` part), so no separate pass reads `z` for it; `Σq` joins.
+    use symdiff::codegen::loops::{visit_stmt, Array, RedOp, Scalar, Stmt};
+    for (expr, function) in [
+        ("xent(z, q)", "xent_grad"),
+        ("xent(z, q)", "xent"),
+        ("xent(z, q)", "xent_hvp"),
+        ("softmax(z)", "softmax"),
+        ("logsumexp(z)", "logsumexp"),
+    ] {
+        let mut spec = KernelSpec::new("f", expr);
+        spec.order = 2;
+        let plans = symdiff::codegen::kernel_plans(&spec)
+            .unwrap_or_else(|e| panic!("{expr}: {}", e.message));
+        let name = function.replacen(function.split('_').next().unwrap(), "f", 1);
+        let (_, plan) = plans
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{expr}: no `{name}`"));
+        let reads_z = |s: &Stmt| {
+            let mut hit = false;
+            visit_stmt(s, &mut |e| {
+                hit |= matches!(e, Scalar::Load(a) if a.array == Array::Input(0))
+            });
+            hit
+        };
+        let passes: Vec<&Stmt> = plan.stmts.iter().filter(|s| reads_z(s)).collect();
+        assert_eq!(passes.len(), 1, "{function}: passes over z: {passes:#?}");
+        let Stmt::Reduce { parts, .. } = passes[0] else {
+            panic!("{function}: the pass over z is not a reduction: {passes:#?}");
+        };
+        assert!(
+            parts.iter().any(|p| p.op == RedOp::Shift),
+            "{function}: no shift in {parts:#?}"
+        );
+    }
+}

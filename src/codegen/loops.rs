@@ -1838,6 +1838,14 @@ fn shift_in_pass(stmts: &mut Vec<Stmt>) {
     }
 }
 
+/// `exp(x − c)` for the scalar temporary `c`, as a shifted sum reads it.
+pub fn shifted_exp(x: Scalar, c: usize) -> Scalar {
+    Scalar::ExpShifted(Box::new(Scalar::Sub(
+        Box::new(x),
+        Box::new(Scalar::Temp(c)),
+    )))
+}
+
 /// A maximum (reduction `a`, part `k`) whose first reader is the pass `b`
 /// over the same range that sums `exp(x − max)`, with `x` the maximum's
 /// own body, cheap to compute, and unchanged between the two.
@@ -1855,7 +1863,8 @@ fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
             let (RedOp::Max, Place::Temp(m)) = (part.op, &part.place) else {
                 continue;
             };
-            let m = Target::Scalar(*m);
+            let shift = *m;
+            let m = Target::Scalar(shift);
             let touches = |s: &Stmt| {
                 let mut xs = Vec::new();
                 accesses(s, &mut xs);
@@ -1874,13 +1883,7 @@ fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
             };
             let mut x = part.body.clone();
             rename_vars(&mut x, &[(*va, *vb)]);
-            let summed = Scalar::ExpShifted(Box::new(Scalar::Sub(
-                Box::new(x),
-                Box::new(Scalar::Temp(match part.place {
-                    Place::Temp(t) => t,
-                    Place::Elem(_) => unreachable!(),
-                })),
-            )));
+            let summed = shifted_exp(x, shift);
             let cheap = !costly(&part.body);
             // What `x` reads must not be written before the pass reads it.
             let mut read = Vec::new();

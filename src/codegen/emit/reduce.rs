@@ -15,7 +15,7 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{body_accesses, mentions, Block, Emitter, BLOCK, LANES, SPLIT_FROM, SUM};
-use crate::codegen::loops::{costly, Part, Place, RedOp, Scalar, Var};
+use crate::codegen::loops::{costly, shifted_exp, Part, Place, RedOp, Scalar, Var};
 use crate::codegen::Float;
 use crate::ir::Dim;
 
@@ -41,10 +41,7 @@ impl Pass<'_> {
         let Place::Temp(t) = shift.place else {
             return None;
         };
-        let summed = Scalar::ExpShifted(Box::new(Scalar::Sub(
-            Box::new(shift.body.clone()),
-            Box::new(Scalar::Temp(t)),
-        )));
+        let summed = shifted_exp(shift.body.clone(), t);
         self.parts
             .iter()
             .position(|p| p.op == RedOp::Sum && p.body == summed)
