@@ -859,9 +859,10 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
 /// The polynomial `exp` helpers: `{kernel}_exp` for any argument and
 /// `{kernel}_exp_shifted` for shifted ones (logits less a shift, `-|x|`),
 /// which are clamped below the point where `2^k` leaves the exponent field
-/// and so scale by adding `k` to it instead of multiplying. Both share one reduction and
-/// one polynomial, and neither branches or calls, so loops that use them
-/// vectorize; that polynomial sets the pace of every softmax kernel.
+/// and so scale by adding `k` to it instead of multiplying. Both share one
+/// reduction and one polynomial, and neither branches or calls, so loops
+/// that use them vectorize; that polynomial sets the pace of every softmax
+/// kernel.
 fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
     let ty = float.rust_type();
     // Constants, the lowest argument kept (below it the result is flushed

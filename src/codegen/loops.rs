@@ -1642,17 +1642,6 @@ enum Target {
 
 /// Every access of a statement: target, first index variable, write?
 fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
-    let read = |x: &Scalar, out: &mut Vec<(Target, Option<Var>, bool)>| {
-        visit(x, &mut |e| match e {
-            Scalar::Temp(t) => out.push((Target::Scalar(*t), None, false)),
-            Scalar::Load(a) => out.push((
-                Target::Array(a.array.clone()),
-                a.idx.first().map(|(v, _)| *v),
-                false,
-            )),
-            _ => {}
-        })
-    };
     let write = |p: &Place, out: &mut Vec<(Target, Option<Var>, bool)>| match p {
         Place::Temp(t) => out.push((Target::Scalar(*t), None, true)),
         Place::Elem(a) => out.push((
@@ -1665,7 +1654,7 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
         Stmt::Loop { body, .. } => body.iter().for_each(|b| accesses(b, out)),
         Stmt::Reduce { parts, .. } => {
             for p in parts {
-                read(&p.body, out);
+                scalar_reads(&p.body, out);
                 write(&p.place, out);
                 if let Some(k) = &p.keep {
                     write(&Place::Elem(k.clone()), out);
@@ -1673,21 +1662,34 @@ fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
             }
         }
         Stmt::Store { place, add, value } => {
-            read(value, out);
+            scalar_reads(value, out);
             if *add {
                 write(place, out);
             }
             write(place, out);
         }
-        Stmt::Return(v) => read(v, out),
+        Stmt::Return(v) => scalar_reads(v, out),
         // Scattered entries are anywhere in `out`.
         Stmt::ZeroOut | Stmt::Scatter { .. } => {
             if let Stmt::Scatter { value, .. } = s {
-                read(value, out);
+                scalar_reads(value, out);
             }
             out.push((Target::Array(Array::Out), None, true))
         }
     }
+}
+
+/// Every read of an expression, as [`accesses`] lists them.
+fn scalar_reads(x: &Scalar, out: &mut Vec<(Target, Option<Var>, bool)>) {
+    visit(x, &mut |e| match e {
+        Scalar::Temp(t) => out.push((Target::Scalar(*t), None, false)),
+        Scalar::Load(a) => out.push((
+            Target::Array(a.array.clone()),
+            a.idx.first().map(|(v, _)| *v),
+            false,
+        )),
+        _ => {}
+    })
 }
 
 /// Whether loops `a` (over `va`) and then `b` (over `vb`) may run as one:
@@ -1887,15 +1889,11 @@ fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
             let cheap = !costly(&part.body);
             // What `x` reads must not be written before the pass reads it.
             let mut read = Vec::new();
-            visit(&part.body, &mut |e| match e {
-                Scalar::Temp(t) => read.push(Target::Scalar(*t)),
-                Scalar::Load(acc) => read.push(Target::Array(acc.array.clone())),
-                _ => {}
-            });
+            scalar_reads(&part.body, &mut read);
             let unchanged = stmts[a + 1..=b].iter().all(|s| {
                 let mut xs = Vec::new();
                 accesses(s, &mut xs);
-                !xs.iter().any(|x| x.2 && read.contains(&x.0))
+                !xs.iter().any(|x| x.2 && read.iter().any(|r| r.0 == x.0))
             });
             if db == da
                 && cheap

@@ -56,6 +56,39 @@ fn combine(op: RedOp, into: TokenStream, from: TokenStream) -> TokenStream {
     }
 }
 
+/// The `LANES` partial results `a` combined into one total.
+fn lane_total(op: RedOp, a: &TokenStream) -> TokenStream {
+    match op {
+        RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
+        RedOp::Max | RedOp::Shift => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
+    }
+}
+
+/// A loop over `at in 0..end` that keeps `LANES` interleaved partial
+/// results: `main` updates lane `l{var}` of whole chunks, `rest` lane 0 of
+/// the entries left over.
+fn lanes_loop(
+    var: Var,
+    at: &Ident,
+    end: &TokenStream,
+    main: TokenStream,
+    rest: TokenStream,
+) -> TokenStream {
+    let (chunk, lane) = (format_ident!("c{}", var), format_ident!("l{}", var));
+    let lanes = Literal::usize_unsuffixed(LANES);
+    quote! {
+        for #chunk in 0..#end / #lanes {
+            for #lane in 0..#lanes {
+                let #at = #chunk * #lanes + #lane;
+                #main
+            }
+        }
+        for #at in #end / #lanes * #lanes..#end {
+            #rest
+        }
+    }
+}
+
 impl Emitter<'_> {
     /// Reductions sharing one pass, reading rows sliced once. With
     /// `returns`, the last part's total is the value of the block.
@@ -106,10 +139,7 @@ impl Emitter<'_> {
             self.lanes(&pass)
         });
         for (k, (&p, a)) in pass.parts.iter().zip(&pass.accs).enumerate() {
-            let total = match p.op {
-                RedOp::Sum => quote!((#a[0] + #a[1]) + (#a[2] + #a[3])),
-                RedOp::Max | RedOp::Shift => quote!(#a[0].max(#a[1]).max(#a[2].max(#a[3]))),
-            };
+            let total = lane_total(p.op, &quote!(#a));
             out.extend(self.finish(&pass, k, p, total));
         }
         out
@@ -199,7 +229,6 @@ impl Emitter<'_> {
     /// Cheap bodies: `LANES` interleaved partial results.
     fn lanes(&self, pass: &Pass) -> TokenStream {
         let (i, d, acc_ty) = (Self::var(pass.var), self.dim(pass.dim), self.acc_ty());
-        let chunk = format_ident!("c{}", pass.var);
         let lane = format_ident!("l{}", pass.var);
         let lanes = Literal::usize_unsuffixed(LANES);
         let (mut out, mut main, mut rest) =
@@ -210,17 +239,7 @@ impl Emitter<'_> {
             main.extend(self.update(p, quote!(#a[#lane])));
             rest.extend(self.update(p, quote!(#a[0])));
         }
-        out.extend(quote! {
-            for #chunk in 0..#d / #lanes {
-                for #lane in 0..#lanes {
-                    let #i = #chunk * #lanes + #lane;
-                    #main
-                }
-            }
-            for #i in #d / #lanes * #lanes..#d {
-                #rest
-            }
-        });
+        out.extend(lanes_loop(pass.var, &i, &d, main, rest));
         out
     }
 
@@ -243,7 +262,6 @@ impl Emitter<'_> {
         let len = format_ident!("len{}", var);
         let j = format_ident!("j{}", var);
         let lane = format_ident!("l{}", var);
-        let chunk = format_ident!("c{}", var);
         let accesses = body_accesses(pass.parts.iter().copied());
         let blk = Block {
             start: &start,
@@ -310,19 +328,13 @@ impl Emitter<'_> {
         let cheap_pass = if cheap.is_empty() {
             TokenStream::new()
         } else {
-            quote! {
-                for #chunk in 0..#len / #lanes {
-                    for #lane in 0..#lanes {
-                        let #j = #chunk * #lanes + #lane;
-                        #index
-                        #main
-                    }
-                }
-                for #j in #len / #lanes * #lanes..#len {
-                    #index
-                    #rest
-                }
-            }
+            lanes_loop(
+                var,
+                &j,
+                &quote!(#len),
+                quote!(#index #main),
+                quote!(#index #rest),
+            )
         };
         let prefetch = self.prefetch_next_rows(var, pass.dim, &start, &len);
         let (shift_init, shift_check) = match (pass.shift, checked) {
@@ -385,6 +397,7 @@ impl Emitter<'_> {
         .parse()
         .expect("a float literal");
         let a = &pass.accs[k];
+        let sum = lane_total(RedOp::Sum, &quote!(#a));
         let resets = pass.parts.iter().zip(&pass.accs).map(|(p, a)| {
             let init = self.identity(p.op);
             quote!(#a = [#init; #lanes];)
@@ -392,7 +405,7 @@ impl Emitter<'_> {
         (
             quote!(#first let mut #exact = #d <= #block;),
             quote! {
-                if !#exact && (#a[0] + #a[1]) + (#a[2] + #a[3]) > #limit {
+                if !#exact && #sum > #limit {
                     #exact = true;
                     #again
                     #(#resets)*
@@ -428,21 +441,17 @@ impl Emitter<'_> {
                 };
             };
         }
-        let (chunk, lane) = (format_ident!("c{}", var), format_ident!("l{}", var));
+        let lane = format_ident!("l{}", var);
         let lanes = Literal::usize_unsuffixed(LANES);
+        let main = combine(RedOp::Max, quote!(#top[#lane]), x.clone());
+        let rest = combine(RedOp::Max, quote!(#top[0]), x);
+        let walk = lanes_loop(var, &i, &end, main, rest);
+        let total = lane_total(RedOp::Max, &quote!(#top));
         quote! {
             #target = {
                 let mut #top: [#ty; #lanes] = [#ty::NEG_INFINITY; #lanes];
-                for #chunk in 0..#end / #lanes {
-                    for #lane in 0..#lanes {
-                        let #i = #chunk * #lanes + #lane;
-                        #top[#lane] = #top[#lane].max(#x);
-                    }
-                }
-                for #i in #end / #lanes * #lanes..#end {
-                    #top[0] = #top[0].max(#x);
-                }
-                #top[0].max(#top[1]).max(#top[2].max(#top[3]))
+                #walk
+                #total
             };
         }
     }
