@@ -177,22 +177,15 @@ fn main() {
     // best sample, and with the triad timed in alternation with the kernel
     // rather than seconds apart.
     let (m, n) = (4096, 1000);
-    if let (Some(g), Some(bw)) = (
-        common::best("batched_xent/generated/4096x1000"),
-        common::best_bandwidth(),
-    ) {
-        println!(
-            "batched xent grad 4096x1000, best samples (STREAM's convention): {:.2} ms, {:.0}% of the triad's {bw:.1} GB/s",
-            g / 1e6,
-            100.0 * 24.0 * (m * n) as f64 / g / bw
-        );
-    }
+    let what = "batched xent grad 4096x1000";
+    let bytes = 24.0 * (m * n) as f64;
+    common::report_best("batched_xent/generated/4096x1000", what, bytes);
     let (z, y) = batched_data(m, n);
     let mut out = vec![0.0; m * n];
-    common::paired_with_triad(15, 24.0 * (m * n) as f64, || {
+    common::paired_with_triad(15, bytes, || {
         batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
     })
-    .report("batched xent grad 4096x1000", 15);
+    .report(what);
     if let (Some(g), Some(h)) = (
         median("linear_w/generated/4096x256x10"),
         median("linear_w/hand/4096x256x10"),

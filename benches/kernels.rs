@@ -159,22 +159,14 @@ fn summary() {
     // best sample, and with the triad timed in alternation with the kernel
     // rather than seconds apart.
     let n = 1_000_000;
-    if let (Some(g), Some(bw)) = (
-        common::best(&format!("grad/generated/{n}")),
-        common::best_bandwidth(),
-    ) {
-        println!(
-            "xent_grad at n = {n}, best samples (STREAM's convention): {:.2} ms, {:.0}% of the triad's {bw:.1} GB/s",
-            g / 1e6,
-            100.0 * 24.0 * n as f64 / g / bw
-        );
-    }
+    let what = format!("xent_grad at n = {n}");
+    common::report_best(&format!("grad/generated/{n}"), &what, 24.0 * n as f64);
     let (z, q, _) = data(n);
     let mut out = vec![0.0; n];
     common::paired_with_triad(25, 24.0 * n as f64, || {
         xent::xent_grad(black_box(&z), black_box(&q), black_box(&mut out))
     })
-    .report(&format!("xent_grad at n = {n}"), 25);
+    .report(&what);
     for n in [100usize, 1_000] {
         if let (Some(h), Some(v)) = (
             median(&format!("hessian_vs_hvp/hessian/{n}")),

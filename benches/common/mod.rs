@@ -10,29 +10,51 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 /// Triad length: three arrays of 128 MiB, far beyond the caches.
 pub const TRIAD_LEN: usize = 1 << 24;
 
+/// STREAM's triad arrays.
+struct Triad {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+}
+
+impl Triad {
+    fn new() -> Triad {
+        Triad {
+            a: vec![0.0; TRIAD_LEN],
+            b: vec![1.0; TRIAD_LEN],
+            c: vec![2.0; TRIAD_LEN],
+        }
+    }
+
+    /// `a = b + s·c`.
+    fn run(&mut self) {
+        let s = black_box(3.0);
+        for ((x, y), z) in self.a.iter_mut().zip(&self.b).zip(&self.c) {
+            *x = y + s * z;
+        }
+        black_box(&self.a);
+    }
+}
+
+/// The triad's bandwidth in GB/s, from its time in ns.
+fn triad_gbs(ns: f64) -> f64 {
+    24.0 * TRIAD_LEN as f64 / ns
+}
+
 /// STREAM's `a = b + s·c`, as `triad/stream/{TRIAD_LEN}`.
 pub fn triad(c: &mut Criterion) {
     let mut g = c.benchmark_group("triad");
-    let (mut a, bb, cc) = (
-        vec![0.0f64; TRIAD_LEN],
-        vec![1.0f64; TRIAD_LEN],
-        vec![2.0f64; TRIAD_LEN],
-    );
+    let mut triad = Triad::new();
     g.throughput(Throughput::Bytes(24 * TRIAD_LEN as u64));
     g.bench_function(BenchmarkId::new("stream", TRIAD_LEN), |b| {
-        b.iter(|| {
-            let s = black_box(3.0);
-            for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
-                *x = y + s * z;
-            }
-            black_box(&a);
-        })
+        b.iter(|| triad.run())
     });
     g.finish();
 }
 
 /// `f`'s bandwidth as fractions of the triad's, quartiles over rounds.
 pub struct Paired {
+    rounds: usize,
     /// The first call after each triad, which has just flushed the caches:
     /// every byte comes from memory.
     pub cold: [f64; 3],
@@ -46,18 +68,10 @@ pub struct Paired {
 /// busy neighbour on the host slows both or neither (criterion measures
 /// them seconds apart).
 pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> Paired {
-    let (mut a, bb, cc) = (
-        vec![0.0f64; TRIAD_LEN],
-        vec![1.0f64; TRIAD_LEN],
-        vec![2.0f64; TRIAD_LEN],
-    );
-    let mut triad = || {
+    let mut triad = Triad::new();
+    let mut timed_triad = || {
         let start = Instant::now();
-        let s = black_box(3.0);
-        for ((x, y), z) in a.iter_mut().zip(&bb).zip(&cc) {
-            *x = y + s * z;
-        }
-        black_box(&a);
+        triad.run();
         start.elapsed().as_secs_f64()
     };
     let mut timed = |repeats: usize| {
@@ -67,13 +81,13 @@ pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> Pair
         }
         start.elapsed().as_secs_f64() / repeats as f64
     };
-    triad();
+    timed_triad();
     timed(1);
     let once = timed(1);
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let t_triad = triad();
-        let triad_bw = 24.0 * TRIAD_LEN as f64 / t_triad;
+        let t_triad = timed_triad();
+        let triad_bw = triad_gbs(t_triad);
         cold.push(bytes / timed(1) / triad_bw);
         let repeats = ((t_triad / once) as usize).max(1);
         warm.push(bytes / timed(repeats) / triad_bw);
@@ -84,6 +98,7 @@ pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> Pair
         [at(0.25), at(0.5), at(0.75)]
     };
     Paired {
+        rounds,
         cold: quartiles(cold),
         warm: quartiles(warm),
     }
@@ -91,10 +106,11 @@ pub fn paired_with_triad(rounds: usize, bytes: f64, mut f: impl FnMut()) -> Pair
 
 impl Paired {
     /// One line per case, in percent.
-    pub fn report(&self, what: &str, rounds: usize) {
+    pub fn report(&self, what: &str) {
         for (case, [lo, mid, hi]) in [("cold", self.cold), ("warm", self.warm)] {
             println!(
-                "{what}, timed in alternation with the triad ({rounds} rounds), {case}: {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
+                "{what}, timed in alternation with the triad ({} rounds), {case}: {:.0}% of its bandwidth (quartiles {:.0}%–{:.0}%)",
+                self.rounds,
                 100.0 * mid,
                 100.0 * lo,
                 100.0 * hi
@@ -103,15 +119,28 @@ impl Paired {
     }
 }
 
+/// Prints the bandwidth of benchmark `id`, which moves `bytes`, as a
+/// fraction of the triad's by STREAM's convention: best sample against
+/// best sample.
+pub fn report_best(id: &str, what: &str, bytes: f64) {
+    if let (Some(t), Some(bw)) = (best(id), best_bandwidth()) {
+        println!(
+            "{what}, best samples (STREAM's convention): {:.2} ms, {:.0}% of the triad's {bw:.1} GB/s",
+            t / 1e6,
+            100.0 * bytes / t / bw
+        );
+    }
+}
+
 /// The triad's bandwidth in GB/s, from this run.
 pub fn bandwidth() -> Option<f64> {
-    median(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t)
+    median(&format!("triad/stream/{TRIAD_LEN}")).map(triad_gbs)
 }
 
 /// The fastest sample's time per iteration in ns, of a benchmark of this
 /// run: STREAM's convention (best of its trials), the least disturbed by
 /// the rest of a shared host.
-pub fn best(id: &str) -> Option<f64> {
+fn best(id: &str) -> Option<f64> {
     let v = criterion_file(id, "sample.json")?;
     let (times, iters) = (v["times"].as_array()?, v["iters"].as_array()?);
     times
@@ -122,8 +151,8 @@ pub fn best(id: &str) -> Option<f64> {
 }
 
 /// The triad's bandwidth in GB/s by STREAM's convention (its best sample).
-pub fn best_bandwidth() -> Option<f64> {
-    best(&format!("triad/stream/{TRIAD_LEN}")).map(|t| 24.0 * TRIAD_LEN as f64 / t)
+fn best_bandwidth() -> Option<f64> {
+    best(&format!("triad/stream/{TRIAD_LEN}")).map(triad_gbs)
 }
 
 /// Median time in ns of a benchmark of this run.
