@@ -60,15 +60,14 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
         max2[i1] = acc2_1[0].max(acc2_1[1]).max(acc2_1[2].max(acc2_1[3]));
         sum5[i1] = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
         let z_r7 = &z[i1 * n..][..n];
-        let mut acc7_0: [f64; 4] = [0.0; 4];
-        let mut buf7_0 = [0.0; 64];
+        let mut acc7_0: [f64; 64] = [0.0; 64];
         let mut b7 = 0;
         while b7 < n {
             let len7 = (n - b7).min(64);
             let z_b7 = &z_r7[b7..][..len7];
-            let fill7_0 = &mut buf7_0[..len7];
+            let part7_0 = &mut acc7_0[..len7];
             for j7 in 0..len7 {
-                fill7_0[j7] = batched_xent_exp_shifted::<FMA>(z_b7[j7] - max2[i1]);
+                part7_0[j7] += batched_xent_exp_shifted::<FMA>(z_b7[j7] - max2[i1]);
             }
             #[cfg(target_arch = "x86_64")]
             for ahead7 in (b7..b7 + len7).step_by(8) {
@@ -81,30 +80,23 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                     >(z.as_ptr().wrapping_add((i1 + 1) * n + ahead7).cast::<i8>());
                 }
             }
-            for j7 in len7..64 {
-                buf7_0[j7] = 0.0;
-            }
-            for l7 in 0..32 {
-                buf7_0[l7] += buf7_0[l7 + 32];
-            }
-            for l7 in 0..16 {
-                buf7_0[l7] += buf7_0[l7 + 16];
-            }
-            for l7 in 0..8 {
-                buf7_0[l7] += buf7_0[l7 + 8];
-            }
-            for l7 in 0..4 {
-                buf7_0[l7] += buf7_0[l7 + 4];
-            }
-            for l7 in 0..4 {
-                acc7_0[l7] += buf7_0[l7];
-            }
             b7 += len7;
+        }
+        for l7 in 0..32 {
+            acc7_0[l7] += acc7_0[l7 + 32];
+        }
+        for l7 in 0..16 {
+            acc7_0[l7] += acc7_0[l7 + 16];
+        }
+        for l7 in 0..8 {
+            acc7_0[l7] += acc7_0[l7 + 8];
+        }
+        for l7 in 0..4 {
+            acc7_0[l7] += acc7_0[l7 + 4];
         }
         sumexp3[i1] = (acc7_0[0] + acc7_0[1]) + (acc7_0[2] + acc7_0[3]);
     }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    let mut buf0_0 = [0.0; 64];
+    let mut acc0_0: [f64; 64] = [0.0; 64];
     let mut b0 = 0;
     while b0 < m {
         let len0 = (m - b0).min(64);
@@ -112,30 +104,24 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
         let max2_b0 = &max2[b0..][..len0];
         let sumexp3_b0 = &sumexp3[b0..][..len0];
         let sum5_b0 = &sum5[b0..][..len0];
-        let fill0_0 = &mut buf0_0[..len0];
+        let part0_0 = &mut acc0_0[..len0];
         for j0 in 0..len0 {
-            fill0_0[j0] = sum1_b0[j0] * (max2_b0[j0] + sumexp3_b0[j0].ln())
-                - sum5_b0[j0];
-        }
-        for j0 in len0..64 {
-            buf0_0[j0] = 0.0;
-        }
-        for l0 in 0..32 {
-            buf0_0[l0] += buf0_0[l0 + 32];
-        }
-        for l0 in 0..16 {
-            buf0_0[l0] += buf0_0[l0 + 16];
-        }
-        for l0 in 0..8 {
-            buf0_0[l0] += buf0_0[l0 + 8];
-        }
-        for l0 in 0..4 {
-            buf0_0[l0] += buf0_0[l0 + 4];
-        }
-        for l0 in 0..4 {
-            acc0_0[l0] += buf0_0[l0];
+            part0_0[j0]
+                += sum1_b0[j0] * (max2_b0[j0] + sumexp3_b0[j0].ln()) - sum5_b0[j0];
         }
         b0 += len0;
+    }
+    for l0 in 0..32 {
+        acc0_0[l0] += acc0_0[l0 + 32];
+    }
+    for l0 in 0..16 {
+        acc0_0[l0] += acc0_0[l0 + 16];
+    }
+    for l0 in 0..8 {
+        acc0_0[l0] += acc0_0[l0 + 8];
+    }
+    for l0 in 0..4 {
+        acc0_0[l0] += acc0_0[l0 + 4];
     }
     let sum6 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     c0 * sum6
@@ -182,9 +168,8 @@ fn batched_xent_grad_body<const FMA: bool>(
         let y_r3 = &y[i2 * n..][..n];
         let z_r3 = &z[i2 * n..][..n];
         let out_r3 = &mut out[i2 * n..][..n];
-        let mut acc3_0: [f64; 4] = [0.0; 4];
-        let mut acc3_1: [f64; 4] = [0.0; 4];
-        let mut buf3_1 = [0.0; 64];
+        let mut acc3_0: [f64; 64] = [0.0; 64];
+        let mut acc3_1: [f64; 64] = [0.0; 64];
         let mut max2 = {
             let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c3 in 0..n.min(64) / 4 {
@@ -199,54 +184,56 @@ fn batched_xent_grad_body<const FMA: bool>(
             top3[0].max(top3[1]).max(top3[2].max(top3[3]))
         };
         let mut exact3 = n <= 64;
-        let mut b3 = 0;
-        while b3 < n {
-            let len3 = (n - b3).min(64);
-            let y_b3 = &y_r3[b3..][..len3];
-            let z_b3 = &z_r3[b3..][..len3];
-            let out_b3 = &mut out_r3[b3..][..len3];
-            let fill3_1 = &mut buf3_1[..len3];
-            for j3 in 0..len3 {
-                out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - max2);
-                fill3_1[j3] = out_b3[j3];
-            }
-            for c3 in 0..len3 / 4 {
-                for l3 in 0..4 {
-                    let j3 = c3 * 4 + l3;
-                    acc3_0[l3] += y_b3[j3];
+        loop {
+            let mut b3 = 0;
+            while b3 < n {
+                let len3 = (n - b3).min(64);
+                let y_b3 = &y_r3[b3..][..len3];
+                let z_b3 = &z_r3[b3..][..len3];
+                let out_b3 = &mut out_r3[b3..][..len3];
+                let part3_0 = &mut acc3_0[..len3];
+                let part3_1 = &mut acc3_1[..len3];
+                for j3 in 0..len3 {
+                    part3_0[j3] += y_b3[j3];
+                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - max2);
+                    part3_1[j3] += out_b3[j3];
                 }
-            }
-            for j3 in len3 / 4 * 4..len3 {
-                acc3_0[0] += y_b3[j3];
-            }
-            #[cfg(target_arch = "x86_64")]
-            for ahead3 in (b3..b3 + len3).step_by(8) {
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
+                #[cfg(target_arch = "x86_64")]
+                for ahead3 in (b3..b3 + len3).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
+                    }
                 }
-            }
-            for j3 in len3..64 {
-                buf3_1[j3] = 0.0;
+                b3 += len3;
             }
             for l3 in 0..32 {
-                buf3_1[l3] += buf3_1[l3 + 32];
+                acc3_0[l3] += acc3_0[l3 + 32];
             }
             for l3 in 0..16 {
-                buf3_1[l3] += buf3_1[l3 + 16];
+                acc3_0[l3] += acc3_0[l3 + 16];
             }
             for l3 in 0..8 {
-                buf3_1[l3] += buf3_1[l3 + 8];
+                acc3_0[l3] += acc3_0[l3 + 8];
             }
             for l3 in 0..4 {
-                buf3_1[l3] += buf3_1[l3 + 4];
+                acc3_0[l3] += acc3_0[l3 + 4];
+            }
+            for l3 in 0..32 {
+                acc3_1[l3] += acc3_1[l3 + 32];
+            }
+            for l3 in 0..16 {
+                acc3_1[l3] += acc3_1[l3 + 16];
+            }
+            for l3 in 0..8 {
+                acc3_1[l3] += acc3_1[l3 + 8];
             }
             for l3 in 0..4 {
-                acc3_1[l3] += buf3_1[l3];
+                acc3_1[l3] += acc3_1[l3 + 4];
             }
             if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
                 exact3 = true;
@@ -263,12 +250,11 @@ fn batched_xent_grad_body<const FMA: bool>(
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
                 };
-                acc3_0 = [0.0; 4];
-                acc3_1 = [0.0; 4];
-                b3 = 0;
+                acc3_0 = [0.0; 64];
+                acc3_1 = [0.0; 64];
                 continue;
             }
-            b3 += len3;
+            break;
         }
         let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
         let sumexp3 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);

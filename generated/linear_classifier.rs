@@ -91,18 +91,18 @@ fn linear_w_body<const FMA: bool>(
         max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
         sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
         let sum2_r10 = &sum2[i1 * k..][..k];
-        let mut acc10_0: [f64; 4] = [0.0; 4];
-        let mut buf10_0 = [0.0; 64];
+        let mut acc10_0: [f64; 64] = [0.0; 64];
         let mut b10 = 0;
         while b10 < k {
             let len10 = (k - b10).min(64);
             let b_b10 = &b[b10..][..len10];
             let sum2_b10 = &sum2_r10[b10..][..len10];
-            let fill10_0 = &mut buf10_0[..len10];
+            let part10_0 = &mut acc10_0[..len10];
             for j10 in 0..len10 {
-                fill10_0[j10] = linear_w_exp_shifted::<
-                    FMA,
-                >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
+                part10_0[j10]
+                    += linear_w_exp_shifted::<
+                        FMA,
+                    >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
             #[cfg(target_arch = "x86_64")]
             for ahead10 in (b10..b10 + len10).step_by(8) {
@@ -112,30 +112,23 @@ fn linear_w_body<const FMA: bool>(
                     >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
                 }
             }
-            for j10 in len10..64 {
-                buf10_0[j10] = 0.0;
-            }
-            for l10 in 0..32 {
-                buf10_0[l10] += buf10_0[l10 + 32];
-            }
-            for l10 in 0..16 {
-                buf10_0[l10] += buf10_0[l10 + 16];
-            }
-            for l10 in 0..8 {
-                buf10_0[l10] += buf10_0[l10 + 8];
-            }
-            for l10 in 0..4 {
-                buf10_0[l10] += buf10_0[l10 + 4];
-            }
-            for l10 in 0..4 {
-                acc10_0[l10] += buf10_0[l10];
-            }
             b10 += len10;
+        }
+        for l10 in 0..32 {
+            acc10_0[l10] += acc10_0[l10 + 32];
+        }
+        for l10 in 0..16 {
+            acc10_0[l10] += acc10_0[l10 + 16];
+        }
+        for l10 in 0..8 {
+            acc10_0[l10] += acc10_0[l10 + 8];
+        }
+        for l10 in 0..4 {
+            acc10_0[l10] += acc10_0[l10 + 4];
         }
         sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
     }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    let mut buf0_0 = [0.0; 64];
+    let mut acc0_0: [f64; 64] = [0.0; 64];
     let mut b0 = 0;
     while b0 < m {
         let len0 = (m - b0).min(64);
@@ -144,30 +137,25 @@ fn linear_w_body<const FMA: bool>(
         let sumexp4_b0 = &sumexp4[b0..][..len0];
         let sum6_b0 = &sum6[b0..][..len0];
         let sum7_b0 = &sum7[b0..][..len0];
-        let fill0_0 = &mut buf0_0[..len0];
+        let part0_0 = &mut acc0_0[..len0];
         for j0 in 0..len0 {
-            fill0_0[j0] = sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
-                - sum7_b0[j0];
-        }
-        for j0 in len0..64 {
-            buf0_0[j0] = 0.0;
-        }
-        for l0 in 0..32 {
-            buf0_0[l0] += buf0_0[l0 + 32];
-        }
-        for l0 in 0..16 {
-            buf0_0[l0] += buf0_0[l0 + 16];
-        }
-        for l0 in 0..8 {
-            buf0_0[l0] += buf0_0[l0 + 8];
-        }
-        for l0 in 0..4 {
-            buf0_0[l0] += buf0_0[l0 + 4];
-        }
-        for l0 in 0..4 {
-            acc0_0[l0] += buf0_0[l0];
+            part0_0[j0]
+                += sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
+                    - sum7_b0[j0];
         }
         b0 += len0;
+    }
+    for l0 in 0..32 {
+        acc0_0[l0] += acc0_0[l0 + 32];
+    }
+    for l0 in 0..16 {
+        acc0_0[l0] += acc0_0[l0 + 16];
+    }
+    for l0 in 0..8 {
+        acc0_0[l0] += acc0_0[l0 + 8];
+    }
+    for l0 in 0..4 {
+        acc0_0[l0] += acc0_0[l0 + 4];
     }
     let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     c0 * sum8
@@ -254,8 +242,7 @@ fn linear_w_grad_body<const FMA: bool>(
             }
         }
         let sum2_r17 = &sum2[i7 * k..][..k];
-        let mut acc17_0: [f64; 4] = [0.0; 4];
-        let mut buf17_0 = [0.0; 64];
+        let mut acc17_0: [f64; 64] = [0.0; 64];
         let mut max3 = {
             let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c17 in 0..k.min(64) / 4 {
@@ -270,42 +257,40 @@ fn linear_w_grad_body<const FMA: bool>(
             top17[0].max(top17[1]).max(top17[2].max(top17[3]))
         };
         let mut exact17 = k <= 64;
-        let mut b17 = 0;
-        while b17 < k {
-            let len17 = (k - b17).min(64);
-            let b_b17 = &b[b17..][..len17];
-            let sum2_b17 = &sum2_r17[b17..][..len17];
-            let fill17_0 = &mut buf17_0[..len17];
-            for j17 in 0..len17 {
-                fill17_0[j17] = linear_w_exp_shifted::<
-                    FMA,
-                >(b_b17[j17] + sum2_b17[j17] - max3);
-            }
-            #[cfg(target_arch = "x86_64")]
-            for ahead17 in (b17..b17 + len17).step_by(8) {
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead17).cast::<i8>());
+        loop {
+            let mut b17 = 0;
+            while b17 < k {
+                let len17 = (k - b17).min(64);
+                let b_b17 = &b[b17..][..len17];
+                let sum2_b17 = &sum2_r17[b17..][..len17];
+                let part17_0 = &mut acc17_0[..len17];
+                for j17 in 0..len17 {
+                    part17_0[j17]
+                        += linear_w_exp_shifted::<
+                            FMA,
+                        >(b_b17[j17] + sum2_b17[j17] - max3);
                 }
-            }
-            for j17 in len17..64 {
-                buf17_0[j17] = 0.0;
+                #[cfg(target_arch = "x86_64")]
+                for ahead17 in (b17..b17 + len17).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead17).cast::<i8>());
+                    }
+                }
+                b17 += len17;
             }
             for l17 in 0..32 {
-                buf17_0[l17] += buf17_0[l17 + 32];
+                acc17_0[l17] += acc17_0[l17 + 32];
             }
             for l17 in 0..16 {
-                buf17_0[l17] += buf17_0[l17 + 16];
+                acc17_0[l17] += acc17_0[l17 + 16];
             }
             for l17 in 0..8 {
-                buf17_0[l17] += buf17_0[l17 + 8];
+                acc17_0[l17] += acc17_0[l17 + 8];
             }
             for l17 in 0..4 {
-                buf17_0[l17] += buf17_0[l17 + 4];
-            }
-            for l17 in 0..4 {
-                acc17_0[l17] += buf17_0[l17];
+                acc17_0[l17] += acc17_0[l17 + 4];
             }
             if !exact17 && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
             {
@@ -323,11 +308,10 @@ fn linear_w_grad_body<const FMA: bool>(
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
                 };
-                acc17_0 = [0.0; 4];
-                b17 = 0;
+                acc17_0 = [0.0; 64];
                 continue;
             }
-            b17 += len17;
+            break;
         }
         let sumexp4 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
         let lse5 = max3 + sumexp4.ln();
@@ -475,18 +459,18 @@ fn linear_b_body<const FMA: bool>(
         max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
         sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
         let sum2_r10 = &sum2[i1 * k..][..k];
-        let mut acc10_0: [f64; 4] = [0.0; 4];
-        let mut buf10_0 = [0.0; 64];
+        let mut acc10_0: [f64; 64] = [0.0; 64];
         let mut b10 = 0;
         while b10 < k {
             let len10 = (k - b10).min(64);
             let b_b10 = &b[b10..][..len10];
             let sum2_b10 = &sum2_r10[b10..][..len10];
-            let fill10_0 = &mut buf10_0[..len10];
+            let part10_0 = &mut acc10_0[..len10];
             for j10 in 0..len10 {
-                fill10_0[j10] = linear_b_exp_shifted::<
-                    FMA,
-                >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
+                part10_0[j10]
+                    += linear_b_exp_shifted::<
+                        FMA,
+                    >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
             }
             #[cfg(target_arch = "x86_64")]
             for ahead10 in (b10..b10 + len10).step_by(8) {
@@ -496,30 +480,23 @@ fn linear_b_body<const FMA: bool>(
                     >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
                 }
             }
-            for j10 in len10..64 {
-                buf10_0[j10] = 0.0;
-            }
-            for l10 in 0..32 {
-                buf10_0[l10] += buf10_0[l10 + 32];
-            }
-            for l10 in 0..16 {
-                buf10_0[l10] += buf10_0[l10 + 16];
-            }
-            for l10 in 0..8 {
-                buf10_0[l10] += buf10_0[l10 + 8];
-            }
-            for l10 in 0..4 {
-                buf10_0[l10] += buf10_0[l10 + 4];
-            }
-            for l10 in 0..4 {
-                acc10_0[l10] += buf10_0[l10];
-            }
             b10 += len10;
+        }
+        for l10 in 0..32 {
+            acc10_0[l10] += acc10_0[l10 + 32];
+        }
+        for l10 in 0..16 {
+            acc10_0[l10] += acc10_0[l10 + 16];
+        }
+        for l10 in 0..8 {
+            acc10_0[l10] += acc10_0[l10 + 8];
+        }
+        for l10 in 0..4 {
+            acc10_0[l10] += acc10_0[l10 + 4];
         }
         sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
     }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    let mut buf0_0 = [0.0; 64];
+    let mut acc0_0: [f64; 64] = [0.0; 64];
     let mut b0 = 0;
     while b0 < m {
         let len0 = (m - b0).min(64);
@@ -528,30 +505,25 @@ fn linear_b_body<const FMA: bool>(
         let sumexp4_b0 = &sumexp4[b0..][..len0];
         let sum6_b0 = &sum6[b0..][..len0];
         let sum7_b0 = &sum7[b0..][..len0];
-        let fill0_0 = &mut buf0_0[..len0];
+        let part0_0 = &mut acc0_0[..len0];
         for j0 in 0..len0 {
-            fill0_0[j0] = sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
-                - sum7_b0[j0];
-        }
-        for j0 in len0..64 {
-            buf0_0[j0] = 0.0;
-        }
-        for l0 in 0..32 {
-            buf0_0[l0] += buf0_0[l0 + 32];
-        }
-        for l0 in 0..16 {
-            buf0_0[l0] += buf0_0[l0 + 16];
-        }
-        for l0 in 0..8 {
-            buf0_0[l0] += buf0_0[l0 + 8];
-        }
-        for l0 in 0..4 {
-            buf0_0[l0] += buf0_0[l0 + 4];
-        }
-        for l0 in 0..4 {
-            acc0_0[l0] += buf0_0[l0];
+            part0_0[j0]
+                += sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
+                    - sum7_b0[j0];
         }
         b0 += len0;
+    }
+    for l0 in 0..32 {
+        acc0_0[l0] += acc0_0[l0 + 32];
+    }
+    for l0 in 0..16 {
+        acc0_0[l0] += acc0_0[l0 + 16];
+    }
+    for l0 in 0..8 {
+        acc0_0[l0] += acc0_0[l0 + 8];
+    }
+    for l0 in 0..4 {
+        acc0_0[l0] += acc0_0[l0 + 4];
     }
     let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     c0 * sum8
@@ -637,8 +609,7 @@ fn linear_b_grad_body<const FMA: bool>(
             }
         }
         let sum2_r13 = &sum2[i3 * k..][..k];
-        let mut acc13_0: [f64; 4] = [0.0; 4];
-        let mut buf13_0 = [0.0; 64];
+        let mut acc13_0: [f64; 64] = [0.0; 64];
         let mut max3 = {
             let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c13 in 0..k.min(64) / 4 {
@@ -653,42 +624,40 @@ fn linear_b_grad_body<const FMA: bool>(
             top13[0].max(top13[1]).max(top13[2].max(top13[3]))
         };
         let mut exact13 = k <= 64;
-        let mut b13 = 0;
-        while b13 < k {
-            let len13 = (k - b13).min(64);
-            let b_b13 = &b[b13..][..len13];
-            let sum2_b13 = &sum2_r13[b13..][..len13];
-            let fill13_0 = &mut buf13_0[..len13];
-            for j13 in 0..len13 {
-                fill13_0[j13] = linear_b_exp_shifted::<
-                    FMA,
-                >(b_b13[j13] + sum2_b13[j13] - max3);
-            }
-            #[cfg(target_arch = "x86_64")]
-            for ahead13 in (b13..b13 + len13).step_by(8) {
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead13).cast::<i8>());
+        loop {
+            let mut b13 = 0;
+            while b13 < k {
+                let len13 = (k - b13).min(64);
+                let b_b13 = &b[b13..][..len13];
+                let sum2_b13 = &sum2_r13[b13..][..len13];
+                let part13_0 = &mut acc13_0[..len13];
+                for j13 in 0..len13 {
+                    part13_0[j13]
+                        += linear_b_exp_shifted::<
+                            FMA,
+                        >(b_b13[j13] + sum2_b13[j13] - max3);
                 }
-            }
-            for j13 in len13..64 {
-                buf13_0[j13] = 0.0;
+                #[cfg(target_arch = "x86_64")]
+                for ahead13 in (b13..b13 + len13).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead13).cast::<i8>());
+                    }
+                }
+                b13 += len13;
             }
             for l13 in 0..32 {
-                buf13_0[l13] += buf13_0[l13 + 32];
+                acc13_0[l13] += acc13_0[l13 + 32];
             }
             for l13 in 0..16 {
-                buf13_0[l13] += buf13_0[l13 + 16];
+                acc13_0[l13] += acc13_0[l13 + 16];
             }
             for l13 in 0..8 {
-                buf13_0[l13] += buf13_0[l13 + 8];
+                acc13_0[l13] += acc13_0[l13 + 8];
             }
             for l13 in 0..4 {
-                buf13_0[l13] += buf13_0[l13 + 4];
-            }
-            for l13 in 0..4 {
-                acc13_0[l13] += buf13_0[l13];
+                acc13_0[l13] += acc13_0[l13 + 4];
             }
             if !exact13 && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
             {
@@ -706,11 +675,10 @@ fn linear_b_grad_body<const FMA: bool>(
                     }
                     top13[0].max(top13[1]).max(top13[2].max(top13[3]))
                 };
-                acc13_0 = [0.0; 4];
-                b13 = 0;
+                acc13_0 = [0.0; 64];
                 continue;
             }
-            b13 += len13;
+            break;
         }
         let sumexp4 = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
         let lse5 = max3 + sumexp4.ln();

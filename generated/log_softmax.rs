@@ -32,8 +32,7 @@ fn log_softmax_avx2(z: &[f64], out: &mut [f64]) {
 fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut buf2_0 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -48,31 +47,28 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let z_b2 = &z[b2..][..len2];
-        let fill2_0 = &mut buf2_0[..len2];
-        for j2 in 0..len2 {
-            fill2_0[j2] = log_softmax_exp_shifted::<FMA>(z_b2[j2] - max0);
-        }
-        for j2 in len2..64 {
-            buf2_0[j2] = 0.0;
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let z_b2 = &z[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += log_softmax_exp_shifted::<FMA>(z_b2[j2] - max0);
+            }
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_0[l2] += buf2_0[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_0[l2] += buf2_0[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_0[l2] += buf2_0[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_0[l2] += buf2_0[l2 + 4];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += buf2_0[l2];
+            acc2_0[l2] += acc2_0[l2 + 4];
         }
         if !exact2 && (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]) > 1e180 {
             exact2 = true;
@@ -89,11 +85,10 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sumexp1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let lse2 = max0 + sumexp1.ln();
@@ -132,8 +127,7 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -148,33 +142,30 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p3_b4 = &mut p3[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
-            fill4_0[j4] = p3_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
+            acc4_0[l4] += acc4_0[l4 + 4];
         }
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
@@ -191,11 +182,10 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -242,8 +232,7 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -258,33 +247,30 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p3_b4 = &mut p3[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
-            fill4_0[j4] = p3_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
+            acc4_0[l4] += acc4_0[l4 + 4];
         }
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
@@ -301,11 +287,10 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv5 = 1.0 / sumexp1;
@@ -361,8 +346,7 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut buf5_0 = [0.0; 64];
+    let mut acc5_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
@@ -377,33 +361,30 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
     let mut exact5 = n <= 64;
-    let mut b5 = 0;
-    while b5 < n {
-        let len5 = (n - b5).min(64);
-        let z_b5 = &z[b5..][..len5];
-        let p3_b5 = &mut p3[b5..][..len5];
-        let fill5_0 = &mut buf5_0[..len5];
-        for j5 in 0..len5 {
-            p3_b5[j5] = log_softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
-            fill5_0[j5] = p3_b5[j5];
-        }
-        for j5 in len5..64 {
-            buf5_0[j5] = 0.0;
+    loop {
+        let mut b5 = 0;
+        while b5 < n {
+            let len5 = (n - b5).min(64);
+            let z_b5 = &z[b5..][..len5];
+            let p3_b5 = &mut p3[b5..][..len5];
+            let part5_0 = &mut acc5_0[..len5];
+            for j5 in 0..len5 {
+                p3_b5[j5] = log_softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
+                part5_0[j5] += p3_b5[j5];
+            }
+            b5 += len5;
         }
         for l5 in 0..32 {
-            buf5_0[l5] += buf5_0[l5 + 32];
+            acc5_0[l5] += acc5_0[l5 + 32];
         }
         for l5 in 0..16 {
-            buf5_0[l5] += buf5_0[l5 + 16];
+            acc5_0[l5] += acc5_0[l5 + 16];
         }
         for l5 in 0..8 {
-            buf5_0[l5] += buf5_0[l5 + 8];
+            acc5_0[l5] += acc5_0[l5 + 8];
         }
         for l5 in 0..4 {
-            buf5_0[l5] += buf5_0[l5 + 4];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += buf5_0[l5];
+            acc5_0[l5] += acc5_0[l5 + 4];
         }
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
@@ -420,11 +401,10 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            acc5_0 = [0.0; 4];
-            b5 = 0;
+            acc5_0 = [0.0; 64];
             continue;
         }
-        b5 += len5;
+        break;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv4 = 1.0 / sumexp1;

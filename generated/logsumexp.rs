@@ -31,8 +31,7 @@ fn logsumexp_avx2(z: &[f64]) -> f64 {
 )]
 fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
     let n = z.len();
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut buf1_0 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -47,31 +46,28 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let z_b1 = &z[b1..][..len1];
-        let fill1_0 = &mut buf1_0[..len1];
-        for j1 in 0..len1 {
-            fill1_0[j1] = logsumexp_exp_shifted::<FMA>(z_b1[j1] - max0);
-        }
-        for j1 in len1..64 {
-            buf1_0[j1] = 0.0;
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let z_b1 = &z[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += logsumexp_exp_shifted::<FMA>(z_b1[j1] - max0);
+            }
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_0[l1] += buf1_0[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_0[l1] += buf1_0[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_0[l1] += buf1_0[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_0[l1] += buf1_0[l1 + 4];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += buf1_0[l1];
+            acc1_0[l1] += acc1_0[l1 + 4];
         }
         if !exact1 && (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]) > 1e180 {
             exact1 = true;
@@ -88,11 +84,10 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sumexp1 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     max0 + sumexp1.ln()
@@ -127,8 +122,7 @@ fn logsumexp_grad_avx2(z: &[f64], out: &mut [f64]) {
 fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
+    let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -143,33 +137,30 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
     let mut exact3 = n <= 64;
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let out_b3 = &mut out[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = out_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
         }
         for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
         for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
         for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
         for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
+            acc3_0[l3] += acc3_0[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -186,11 +177,10 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            acc3_0 = [0.0; 4];
-            b3 = 0;
+            acc3_0 = [0.0; 64];
             continue;
         }
-        b3 += len3;
+        break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -229,8 +219,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
+    let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -245,33 +234,30 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
     let mut exact3 = n <= 64;
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let out_b3 = &mut out[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = out_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
         }
         for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
         for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
         for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
         for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
+            acc3_0[l3] += acc3_0[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -288,11 +274,10 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            acc3_0 = [0.0; 4];
-            b3 = 0;
+            acc3_0 = [0.0; 64];
             continue;
         }
-        b3 += len3;
+        break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv5 = 1.0 / sumexp1;
@@ -342,8 +327,7 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -358,33 +342,30 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p3_b4 = &mut p3[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
-            fill4_0[j4] = p3_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
+            acc4_0[l4] += acc4_0[l4 + 4];
         }
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
@@ -401,11 +382,10 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -451,8 +431,7 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut buf5_0 = [0.0; 64];
+    let mut acc5_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
@@ -467,33 +446,30 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
     let mut exact5 = n <= 64;
-    let mut b5 = 0;
-    while b5 < n {
-        let len5 = (n - b5).min(64);
-        let z_b5 = &z[b5..][..len5];
-        let p3_b5 = &mut p3[b5..][..len5];
-        let fill5_0 = &mut buf5_0[..len5];
-        for j5 in 0..len5 {
-            p3_b5[j5] = logsumexp_exp_shifted::<FMA>(z_b5[j5] - max0);
-            fill5_0[j5] = p3_b5[j5];
-        }
-        for j5 in len5..64 {
-            buf5_0[j5] = 0.0;
+    loop {
+        let mut b5 = 0;
+        while b5 < n {
+            let len5 = (n - b5).min(64);
+            let z_b5 = &z[b5..][..len5];
+            let p3_b5 = &mut p3[b5..][..len5];
+            let part5_0 = &mut acc5_0[..len5];
+            for j5 in 0..len5 {
+                p3_b5[j5] = logsumexp_exp_shifted::<FMA>(z_b5[j5] - max0);
+                part5_0[j5] += p3_b5[j5];
+            }
+            b5 += len5;
         }
         for l5 in 0..32 {
-            buf5_0[l5] += buf5_0[l5 + 32];
+            acc5_0[l5] += acc5_0[l5 + 32];
         }
         for l5 in 0..16 {
-            buf5_0[l5] += buf5_0[l5 + 16];
+            acc5_0[l5] += acc5_0[l5 + 16];
         }
         for l5 in 0..8 {
-            buf5_0[l5] += buf5_0[l5 + 8];
+            acc5_0[l5] += acc5_0[l5 + 8];
         }
         for l5 in 0..4 {
-            buf5_0[l5] += buf5_0[l5 + 4];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += buf5_0[l5];
+            acc5_0[l5] += acc5_0[l5 + 4];
         }
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
@@ -510,11 +486,10 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            acc5_0 = [0.0; 4];
-            b5 = 0;
+            acc5_0 = [0.0; 64];
             continue;
         }
-        b5 += len5;
+        break;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -572,8 +547,7 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
+    let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -588,33 +562,30 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
     let mut exact3 = n <= 64;
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let p3_b3 = &mut p3[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            p3_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = p3_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let p3_b3 = &mut p3[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                p3_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += p3_b3[j3];
+            }
+            b3 += len3;
         }
         for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
         for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
         for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
         for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
+            acc3_0[l3] += acc3_0[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -631,11 +602,10 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            acc3_0 = [0.0; 4];
-            b3 = 0;
+            acc3_0 = [0.0; 64];
             continue;
         }
-        b3 += len3;
+        break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv8 = 1.0 / sumexp1;

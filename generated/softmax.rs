@@ -32,8 +32,7 @@ fn softmax_avx2(z: &[f64], out: &mut [f64]) {
 fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut buf3_0 = [0.0; 64];
+    let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -48,33 +47,30 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
     let mut exact3 = n <= 64;
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let z_b3 = &z[b3..][..len3];
-        let out_b3 = &mut out[b3..][..len3];
-        let fill3_0 = &mut buf3_0[..len3];
-        for j3 in 0..len3 {
-            out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - max0);
-            fill3_0[j3] = out_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_0[j3] = 0.0;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
         }
         for l3 in 0..32 {
-            buf3_0[l3] += buf3_0[l3 + 32];
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
         for l3 in 0..16 {
-            buf3_0[l3] += buf3_0[l3 + 16];
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
         for l3 in 0..8 {
-            buf3_0[l3] += buf3_0[l3 + 8];
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
         for l3 in 0..4 {
-            buf3_0[l3] += buf3_0[l3 + 4];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += buf3_0[l3];
+            acc3_0[l3] += acc3_0[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -91,11 +87,10 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            acc3_0 = [0.0; 4];
-            b3 = 0;
+            acc3_0 = [0.0; 64];
             continue;
         }
-        b3 += len3;
+        break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -134,8 +129,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -150,33 +144,30 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p3_b4 = &mut p3[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
-            fill4_0[j4] = p3_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
+            acc4_0[l4] += acc4_0[l4 + 4];
         }
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
@@ -193,11 +184,10 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv4 = 1.0 / sumexp1;
@@ -244,8 +234,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut buf4_0 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -260,33 +249,30 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let z_b4 = &z[b4..][..len4];
-        let p3_b4 = &mut p3[b4..][..len4];
-        let fill4_0 = &mut buf4_0[..len4];
-        for j4 in 0..len4 {
-            p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
-            fill4_0[j4] = p3_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_0[j4] = 0.0;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_0[l4] += buf4_0[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_0[l4] += buf4_0[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_0[l4] += buf4_0[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_0[l4] += buf4_0[l4 + 4];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += buf4_0[l4];
+            acc4_0[l4] += acc4_0[l4 + 4];
         }
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
@@ -303,11 +289,10 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let inv5 = 1.0 / sumexp1;
@@ -365,8 +350,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut buf5_0 = [0.0; 64];
+    let mut acc5_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
@@ -381,33 +365,30 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
     let mut exact5 = n <= 64;
-    let mut b5 = 0;
-    while b5 < n {
-        let len5 = (n - b5).min(64);
-        let z_b5 = &z[b5..][..len5];
-        let p3_b5 = &mut p3[b5..][..len5];
-        let fill5_0 = &mut buf5_0[..len5];
-        for j5 in 0..len5 {
-            p3_b5[j5] = softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
-            fill5_0[j5] = p3_b5[j5];
-        }
-        for j5 in len5..64 {
-            buf5_0[j5] = 0.0;
+    loop {
+        let mut b5 = 0;
+        while b5 < n {
+            let len5 = (n - b5).min(64);
+            let z_b5 = &z[b5..][..len5];
+            let p3_b5 = &mut p3[b5..][..len5];
+            let part5_0 = &mut acc5_0[..len5];
+            for j5 in 0..len5 {
+                p3_b5[j5] = softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
+                part5_0[j5] += p3_b5[j5];
+            }
+            b5 += len5;
         }
         for l5 in 0..32 {
-            buf5_0[l5] += buf5_0[l5 + 32];
+            acc5_0[l5] += acc5_0[l5 + 32];
         }
         for l5 in 0..16 {
-            buf5_0[l5] += buf5_0[l5 + 16];
+            acc5_0[l5] += acc5_0[l5 + 16];
         }
         for l5 in 0..8 {
-            buf5_0[l5] += buf5_0[l5 + 8];
+            acc5_0[l5] += acc5_0[l5 + 8];
         }
         for l5 in 0..4 {
-            buf5_0[l5] += buf5_0[l5 + 4];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += buf5_0[l5];
+            acc5_0[l5] += acc5_0[l5 + 4];
         }
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
@@ -424,11 +405,10 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            acc5_0 = [0.0; 4];
-            b5 = 0;
+            acc5_0 = [0.0; 64];
             continue;
         }
-        b5 += len5;
+        break;
     }
     let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let inv4 = 1.0 / sumexp1;

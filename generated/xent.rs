@@ -32,10 +32,9 @@ fn xent_avx2(z: &[f64], q: &[f64]) -> f64 {
 fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    let mut acc0_1: [f64; 4] = [0.0; 4];
-    let mut acc0_2: [f64; 4] = [0.0; 4];
-    let mut buf0_2 = [0.0; 64];
+    let mut acc0_0: [f64; 64] = [0.0; 64];
+    let mut acc0_1: [f64; 64] = [0.0; 64];
+    let mut acc0_2: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c0 in 0..n.min(64) / 4 {
@@ -50,43 +49,57 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
         top0[0].max(top0[1]).max(top0[2].max(top0[3]))
     };
     let mut exact0 = n <= 64;
-    let mut b0 = 0;
-    while b0 < n {
-        let len0 = (n - b0).min(64);
-        let q_b0 = &q[b0..][..len0];
-        let z_b0 = &z[b0..][..len0];
-        let fill0_2 = &mut buf0_2[..len0];
-        for j0 in 0..len0 {
-            fill0_2[j0] = xent_exp_shifted::<FMA>(z_b0[j0] - max1);
-        }
-        for c0 in 0..len0 / 4 {
-            for l0 in 0..4 {
-                let j0 = c0 * 4 + l0;
-                acc0_0[l0] += q_b0[j0];
-                acc0_1[l0] += q_b0[j0] * z_b0[j0];
+    loop {
+        let mut b0 = 0;
+        while b0 < n {
+            let len0 = (n - b0).min(64);
+            let q_b0 = &q[b0..][..len0];
+            let z_b0 = &z[b0..][..len0];
+            let part0_0 = &mut acc0_0[..len0];
+            let part0_1 = &mut acc0_1[..len0];
+            let part0_2 = &mut acc0_2[..len0];
+            for j0 in 0..len0 {
+                part0_0[j0] += q_b0[j0];
+                part0_1[j0] += q_b0[j0] * z_b0[j0];
+                part0_2[j0] += xent_exp_shifted::<FMA>(z_b0[j0] - max1);
             }
-        }
-        for j0 in len0 / 4 * 4..len0 {
-            acc0_0[0] += q_b0[j0];
-            acc0_1[0] += q_b0[j0] * z_b0[j0];
-        }
-        for j0 in len0..64 {
-            buf0_2[j0] = 0.0;
+            b0 += len0;
         }
         for l0 in 0..32 {
-            buf0_2[l0] += buf0_2[l0 + 32];
+            acc0_0[l0] += acc0_0[l0 + 32];
         }
         for l0 in 0..16 {
-            buf0_2[l0] += buf0_2[l0 + 16];
+            acc0_0[l0] += acc0_0[l0 + 16];
         }
         for l0 in 0..8 {
-            buf0_2[l0] += buf0_2[l0 + 8];
+            acc0_0[l0] += acc0_0[l0 + 8];
         }
         for l0 in 0..4 {
-            buf0_2[l0] += buf0_2[l0 + 4];
+            acc0_0[l0] += acc0_0[l0 + 4];
+        }
+        for l0 in 0..32 {
+            acc0_1[l0] += acc0_1[l0 + 32];
+        }
+        for l0 in 0..16 {
+            acc0_1[l0] += acc0_1[l0 + 16];
+        }
+        for l0 in 0..8 {
+            acc0_1[l0] += acc0_1[l0 + 8];
         }
         for l0 in 0..4 {
-            acc0_2[l0] += buf0_2[l0];
+            acc0_1[l0] += acc0_1[l0 + 4];
+        }
+        for l0 in 0..32 {
+            acc0_2[l0] += acc0_2[l0 + 32];
+        }
+        for l0 in 0..16 {
+            acc0_2[l0] += acc0_2[l0 + 16];
+        }
+        for l0 in 0..8 {
+            acc0_2[l0] += acc0_2[l0 + 8];
+        }
+        for l0 in 0..4 {
+            acc0_2[l0] += acc0_2[l0 + 4];
         }
         if !exact0 && (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]) > 1e180 {
             exact0 = true;
@@ -103,13 +116,12 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
                 }
                 top0[0].max(top0[1]).max(top0[2].max(top0[3]))
             };
-            acc0_0 = [0.0; 4];
-            acc0_1 = [0.0; 4];
-            acc0_2 = [0.0; 4];
-            b0 = 0;
+            acc0_0 = [0.0; 64];
+            acc0_1 = [0.0; 64];
+            acc0_2 = [0.0; 64];
             continue;
         }
-        b0 += len0;
+        break;
     }
     let sum0 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     let sum4 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
@@ -148,9 +160,8 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -165,43 +176,45 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let out_b1 = &mut out[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = out_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let out_b1 = &mut out[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += out_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -218,12 +231,11 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -264,9 +276,8 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -281,43 +292,45 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let out_b1 = &mut out[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = out_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let out_b1 = &mut out[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += out_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -334,12 +347,11 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -391,9 +403,8 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p4 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -408,43 +419,45 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p4_b2 = &mut p4[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
-            fill2_1[j2] = p4_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p4_b2 = &mut p4[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                part2_1[j2] += p4_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -461,12 +474,11 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -514,9 +526,8 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p4 = vec![0.0; n];
-    let mut acc3_0: [f64; 4] = [0.0; 4];
-    let mut acc3_1: [f64; 4] = [0.0; 4];
-    let mut buf3_1 = [0.0; 64];
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut acc3_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -531,43 +542,45 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
     let mut exact3 = n <= 64;
-    let mut b3 = 0;
-    while b3 < n {
-        let len3 = (n - b3).min(64);
-        let q_b3 = &q[b3..][..len3];
-        let z_b3 = &z[b3..][..len3];
-        let p4_b3 = &mut p4[b3..][..len3];
-        let fill3_1 = &mut buf3_1[..len3];
-        for j3 in 0..len3 {
-            p4_b3[j3] = xent_exp_shifted::<FMA>(z_b3[j3] - max1);
-            fill3_1[j3] = p4_b3[j3];
-        }
-        for c3 in 0..len3 / 4 {
-            for l3 in 0..4 {
-                let j3 = c3 * 4 + l3;
-                acc3_0[l3] += q_b3[j3];
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let q_b3 = &q[b3..][..len3];
+            let z_b3 = &z[b3..][..len3];
+            let p4_b3 = &mut p4[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            let part3_1 = &mut acc3_1[..len3];
+            for j3 in 0..len3 {
+                part3_0[j3] += q_b3[j3];
+                p4_b3[j3] = xent_exp_shifted::<FMA>(z_b3[j3] - max1);
+                part3_1[j3] += p4_b3[j3];
             }
-        }
-        for j3 in len3 / 4 * 4..len3 {
-            acc3_0[0] += q_b3[j3];
-        }
-        for j3 in len3..64 {
-            buf3_1[j3] = 0.0;
+            b3 += len3;
         }
         for l3 in 0..32 {
-            buf3_1[l3] += buf3_1[l3 + 32];
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
         for l3 in 0..16 {
-            buf3_1[l3] += buf3_1[l3 + 16];
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
         for l3 in 0..8 {
-            buf3_1[l3] += buf3_1[l3 + 8];
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
         for l3 in 0..4 {
-            buf3_1[l3] += buf3_1[l3 + 4];
+            acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        for l3 in 0..32 {
+            acc3_1[l3] += acc3_1[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_1[l3] += acc3_1[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_1[l3] += acc3_1[l3 + 8];
         }
         for l3 in 0..4 {
-            acc3_1[l3] += buf3_1[l3];
+            acc3_1[l3] += acc3_1[l3 + 4];
         }
         if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
             exact3 = true;
@@ -584,12 +597,11 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            acc3_0 = [0.0; 4];
-            acc3_1 = [0.0; 4];
-            b3 = 0;
+            acc3_0 = [0.0; 64];
+            acc3_1 = [0.0; 64];
             continue;
         }
-        b3 += len3;
+        break;
     }
     let sum0 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let sumexp2 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
@@ -649,9 +661,8 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -666,43 +677,45 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -719,12 +732,11 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -796,9 +808,8 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n * n, "`out` must have length n·n·n·n");
     let mut p4 = vec![0.0; n];
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    let mut acc4_1: [f64; 4] = [0.0; 4];
-    let mut buf4_1 = [0.0; 64];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
+    let mut acc4_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
@@ -813,43 +824,45 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
     let mut exact4 = n <= 64;
-    let mut b4 = 0;
-    while b4 < n {
-        let len4 = (n - b4).min(64);
-        let q_b4 = &q[b4..][..len4];
-        let z_b4 = &z[b4..][..len4];
-        let p4_b4 = &mut p4[b4..][..len4];
-        let fill4_1 = &mut buf4_1[..len4];
-        for j4 in 0..len4 {
-            p4_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
-            fill4_1[j4] = p4_b4[j4];
-        }
-        for c4 in 0..len4 / 4 {
-            for l4 in 0..4 {
-                let j4 = c4 * 4 + l4;
-                acc4_0[l4] += q_b4[j4];
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let q_b4 = &q[b4..][..len4];
+            let z_b4 = &z[b4..][..len4];
+            let p4_b4 = &mut p4[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            let part4_1 = &mut acc4_1[..len4];
+            for j4 in 0..len4 {
+                part4_0[j4] += q_b4[j4];
+                p4_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
+                part4_1[j4] += p4_b4[j4];
             }
-        }
-        for j4 in len4 / 4 * 4..len4 {
-            acc4_0[0] += q_b4[j4];
-        }
-        for j4 in len4..64 {
-            buf4_1[j4] = 0.0;
+            b4 += len4;
         }
         for l4 in 0..32 {
-            buf4_1[l4] += buf4_1[l4 + 32];
+            acc4_0[l4] += acc4_0[l4 + 32];
         }
         for l4 in 0..16 {
-            buf4_1[l4] += buf4_1[l4 + 16];
+            acc4_0[l4] += acc4_0[l4 + 16];
         }
         for l4 in 0..8 {
-            buf4_1[l4] += buf4_1[l4 + 8];
+            acc4_0[l4] += acc4_0[l4 + 8];
         }
         for l4 in 0..4 {
-            buf4_1[l4] += buf4_1[l4 + 4];
+            acc4_0[l4] += acc4_0[l4 + 4];
+        }
+        for l4 in 0..32 {
+            acc4_1[l4] += acc4_1[l4 + 32];
+        }
+        for l4 in 0..16 {
+            acc4_1[l4] += acc4_1[l4 + 16];
+        }
+        for l4 in 0..8 {
+            acc4_1[l4] += acc4_1[l4 + 8];
         }
         for l4 in 0..4 {
-            acc4_1[l4] += buf4_1[l4];
+            acc4_1[l4] += acc4_1[l4 + 4];
         }
         if !exact4 && (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]) > 1e180 {
             exact4 = true;
@@ -866,12 +879,11 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            acc4_0 = [0.0; 4];
-            acc4_1 = [0.0; 4];
-            b4 = 0;
+            acc4_0 = [0.0; 64];
+            acc4_1 = [0.0; 64];
             continue;
         }
-        b4 += len4;
+        break;
     }
     let sum0 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let sumexp2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
@@ -981,9 +993,8 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -998,43 +1009,45 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -1051,12 +1064,11 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -1133,9 +1145,8 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n * n * n, "`out` must have length n·n·n·n·n");
     let mut p4 = vec![0.0; n];
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    let mut acc5_1: [f64; 4] = [0.0; 4];
-    let mut buf5_1 = [0.0; 64];
+    let mut acc5_0: [f64; 64] = [0.0; 64];
+    let mut acc5_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
@@ -1150,43 +1161,45 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
     let mut exact5 = n <= 64;
-    let mut b5 = 0;
-    while b5 < n {
-        let len5 = (n - b5).min(64);
-        let q_b5 = &q[b5..][..len5];
-        let z_b5 = &z[b5..][..len5];
-        let p4_b5 = &mut p4[b5..][..len5];
-        let fill5_1 = &mut buf5_1[..len5];
-        for j5 in 0..len5 {
-            p4_b5[j5] = xent_exp_shifted::<FMA>(z_b5[j5] - max1);
-            fill5_1[j5] = p4_b5[j5];
-        }
-        for c5 in 0..len5 / 4 {
-            for l5 in 0..4 {
-                let j5 = c5 * 4 + l5;
-                acc5_0[l5] += q_b5[j5];
+    loop {
+        let mut b5 = 0;
+        while b5 < n {
+            let len5 = (n - b5).min(64);
+            let q_b5 = &q[b5..][..len5];
+            let z_b5 = &z[b5..][..len5];
+            let p4_b5 = &mut p4[b5..][..len5];
+            let part5_0 = &mut acc5_0[..len5];
+            let part5_1 = &mut acc5_1[..len5];
+            for j5 in 0..len5 {
+                part5_0[j5] += q_b5[j5];
+                p4_b5[j5] = xent_exp_shifted::<FMA>(z_b5[j5] - max1);
+                part5_1[j5] += p4_b5[j5];
             }
-        }
-        for j5 in len5 / 4 * 4..len5 {
-            acc5_0[0] += q_b5[j5];
-        }
-        for j5 in len5..64 {
-            buf5_1[j5] = 0.0;
+            b5 += len5;
         }
         for l5 in 0..32 {
-            buf5_1[l5] += buf5_1[l5 + 32];
+            acc5_0[l5] += acc5_0[l5 + 32];
         }
         for l5 in 0..16 {
-            buf5_1[l5] += buf5_1[l5 + 16];
+            acc5_0[l5] += acc5_0[l5 + 16];
         }
         for l5 in 0..8 {
-            buf5_1[l5] += buf5_1[l5 + 8];
+            acc5_0[l5] += acc5_0[l5 + 8];
         }
         for l5 in 0..4 {
-            buf5_1[l5] += buf5_1[l5 + 4];
+            acc5_0[l5] += acc5_0[l5 + 4];
+        }
+        for l5 in 0..32 {
+            acc5_1[l5] += acc5_1[l5 + 32];
+        }
+        for l5 in 0..16 {
+            acc5_1[l5] += acc5_1[l5 + 16];
+        }
+        for l5 in 0..8 {
+            acc5_1[l5] += acc5_1[l5 + 8];
         }
         for l5 in 0..4 {
-            acc5_1[l5] += buf5_1[l5];
+            acc5_1[l5] += acc5_1[l5 + 4];
         }
         if !exact5 && (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]) > 1e180 {
             exact5 = true;
@@ -1203,12 +1216,11 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            acc5_0 = [0.0; 4];
-            acc5_1 = [0.0; 4];
-            b5 = 0;
+            acc5_0 = [0.0; 64];
+            acc5_1 = [0.0; 64];
             continue;
         }
-        b5 += len5;
+        break;
     }
     let sum0 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sumexp2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -1558,9 +1570,8 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -1575,43 +1586,45 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -1628,12 +1641,11 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -1728,9 +1740,8 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows24 = xent_orbit(&[1, 1, 1, 3], &[0, 0, 0, 3]);
     let rows28 = xent_orbit(&[1, 1, 1, 1, 2], &[0, 0, 0, 0, 4]);
     let rows33 = xent_orbit(&[1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0]);
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -1745,43 +1756,45 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let p4_b1 = &mut p4[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = p4_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let p4_b1 = &mut p4[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += p4_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -1798,12 +1811,11 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -2016,9 +2028,8 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -2033,43 +2044,45 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -2086,12 +2099,11 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -2197,9 +2209,8 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows40 = xent_orbit(&[1, 1, 1, 1, 3], &[0, 0, 0, 0, 4]);
     let rows45 = xent_orbit(&[1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 5]);
     let rows51 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0]);
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -2214,43 +2225,45 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let p4_b1 = &mut p4[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = p4_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let p4_b1 = &mut p4[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += p4_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -2267,12 +2280,11 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -2561,9 +2573,8 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -2578,43 +2589,45 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -2631,12 +2644,11 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -2756,9 +2768,8 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows69 = xent_orbit(&[1, 1, 1, 1, 1, 3], &[0, 0, 0, 0, 0, 5]);
     let rows75 = xent_orbit(&[1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 6]);
     let rows82 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0]);
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -2773,43 +2784,45 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let p4_b1 = &mut p4[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = p4_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let p4_b1 = &mut p4[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += p4_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -2826,12 +2839,11 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -3250,9 +3262,8 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -3267,43 +3278,45 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -3320,12 +3333,11 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -3463,9 +3475,8 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows108 = xent_orbit(&[1, 1, 1, 1, 1, 1, 3], &[0, 0, 0, 0, 0, 0, 6]);
     let rows115 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 0, 7]);
     let rows123 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -3480,43 +3491,45 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let p4_b1 = &mut p4[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = p4_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let p4_b1 = &mut p4[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += p4_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -3533,12 +3546,11 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -4129,9 +4141,8 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -4146,43 +4157,45 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -4199,12 +4212,11 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
@@ -4368,9 +4380,8 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         &[1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
         &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     );
-    let mut acc1_0: [f64; 4] = [0.0; 4];
-    let mut acc1_1: [f64; 4] = [0.0; 4];
-    let mut buf1_1 = [0.0; 64];
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -4385,43 +4396,45 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
     let mut exact1 = n <= 64;
-    let mut b1 = 0;
-    while b1 < n {
-        let len1 = (n - b1).min(64);
-        let q_b1 = &q[b1..][..len1];
-        let z_b1 = &z[b1..][..len1];
-        let p4_b1 = &mut p4[b1..][..len1];
-        let fill1_1 = &mut buf1_1[..len1];
-        for j1 in 0..len1 {
-            p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
-            fill1_1[j1] = p4_b1[j1];
-        }
-        for c1 in 0..len1 / 4 {
-            for l1 in 0..4 {
-                let j1 = c1 * 4 + l1;
-                acc1_0[l1] += q_b1[j1];
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let p4_b1 = &mut p4[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += p4_b1[j1];
             }
-        }
-        for j1 in len1 / 4 * 4..len1 {
-            acc1_0[0] += q_b1[j1];
-        }
-        for j1 in len1..64 {
-            buf1_1[j1] = 0.0;
+            b1 += len1;
         }
         for l1 in 0..32 {
-            buf1_1[l1] += buf1_1[l1 + 32];
+            acc1_0[l1] += acc1_0[l1 + 32];
         }
         for l1 in 0..16 {
-            buf1_1[l1] += buf1_1[l1 + 16];
+            acc1_0[l1] += acc1_0[l1 + 16];
         }
         for l1 in 0..8 {
-            buf1_1[l1] += buf1_1[l1 + 8];
+            acc1_0[l1] += acc1_0[l1 + 8];
         }
         for l1 in 0..4 {
-            buf1_1[l1] += buf1_1[l1 + 4];
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
         }
         for l1 in 0..4 {
-            acc1_1[l1] += buf1_1[l1];
+            acc1_1[l1] += acc1_1[l1 + 4];
         }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
@@ -4438,12 +4451,11 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            acc1_0 = [0.0; 4];
-            acc1_1 = [0.0; 4];
-            b1 = 0;
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
             continue;
         }
-        b1 += len1;
+        break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
@@ -5289,9 +5301,8 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
-    let mut acc2_0: [f64; 4] = [0.0; 4];
-    let mut acc2_1: [f64; 4] = [0.0; 4];
-    let mut buf2_1 = [0.0; 64];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -5306,43 +5317,45 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
     let mut exact2 = n <= 64;
-    let mut b2 = 0;
-    while b2 < n {
-        let len2 = (n - b2).min(64);
-        let q_b2 = &q[b2..][..len2];
-        let z_b2 = &z[b2..][..len2];
-        let p3_b2 = &mut p3[b2..][..len2];
-        let fill2_1 = &mut buf2_1[..len2];
-        for j2 in 0..len2 {
-            p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-            fill2_1[j2] = p3_b2[j2];
-        }
-        for c2 in 0..len2 / 4 {
-            for l2 in 0..4 {
-                let j2 = c2 * 4 + l2;
-                acc2_0[l2] += q_b2[j2];
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p3_b2 = &mut p3[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
+                part2_1[j2] += p3_b2[j2];
             }
-        }
-        for j2 in len2 / 4 * 4..len2 {
-            acc2_0[0] += q_b2[j2];
-        }
-        for j2 in len2..64 {
-            buf2_1[j2] = 0.0;
+            b2 += len2;
         }
         for l2 in 0..32 {
-            buf2_1[l2] += buf2_1[l2 + 32];
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
         for l2 in 0..16 {
-            buf2_1[l2] += buf2_1[l2 + 16];
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
         for l2 in 0..8 {
-            buf2_1[l2] += buf2_1[l2 + 8];
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
         for l2 in 0..4 {
-            buf2_1[l2] += buf2_1[l2 + 4];
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
         for l2 in 0..4 {
-            acc2_1[l2] += buf2_1[l2];
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
@@ -5359,12 +5372,11 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            acc2_0 = [0.0; 4];
-            acc2_1 = [0.0; 4];
-            b2 = 0;
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
-        b2 += len2;
+        break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);

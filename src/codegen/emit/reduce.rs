@@ -7,9 +7,10 @@
 //! * short fixed lengths: one accumulator per part, a plain loop;
 //! * cheap bodies: `LANES` interleaved partial results, which the compiler
 //!   vectorizes without reassociating on its own;
-//! * costly bodies (`exp`): blocks of `BLOCK`, each sliced once, filled by
-//!   a loop the compiler vectorizes and folded pairwise; a shift then
-//!   starts as the first block's maximum (see [`Emitter::shift_restart`]).
+//! * costly bodies (`exp`): blocks of `BLOCK`, each sliced once, that add
+//!   into `BLOCK` partial results per part in a loop the compiler
+//!   vectorizes, folded pairwise after the last block; a shift then starts
+//!   as the first block's maximum (see [`Emitter::shift_restart`]).
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -243,12 +244,13 @@ impl Emitter<'_> {
         out
     }
 
-    /// Costly bodies, in blocks of `BLOCK`: the costly parts fill a buffer
-    /// in a loop the compiler vectorizes (no reassociation needed; arrays
-    /// are sliced per block, so no entry's bounds are checked), then each
-    /// buffer is folded pairwise, halves added until `LANES` are left (no
-    /// add waits on the one before, as with one running sum per lane).
-    /// Cheap parts keep lane sums over the block, with no buffer.
+    /// Costly bodies, in blocks of `BLOCK`. Every part keeps `BLOCK`
+    /// partial results, one per position in the block, updated by one loop
+    /// over the block that the compiler vectorizes (no reassociation
+    /// needed; arrays are sliced per block, so no entry's bounds are
+    /// checked). No update waits on the one before, as with one running
+    /// result per lane, and the partial results are folded pairwise only
+    /// once, after the last block.
     fn blocks(&self, pass: &Pass, checked: Option<usize>) -> TokenStream {
         let (var, i, d, acc_ty) = (
             pass.var,
@@ -257,7 +259,6 @@ impl Emitter<'_> {
             self.acc_ty(),
         );
         let block = Literal::usize_unsuffixed(BLOCK);
-        let lanes = Literal::usize_unsuffixed(LANES);
         let start = format_ident!("b{}", var);
         let len = format_ident!("len{}", var);
         let j = format_ident!("j{}", var);
@@ -269,115 +270,68 @@ impl Emitter<'_> {
             j: &j,
         };
         let (slices, slice_lets) = self.row_slices(var, pass.dim, &accesses, Some(&blk));
-        let (mut out, mut fill_slices, mut fold) =
+        let (mut out, mut acc_slices, mut fold) =
             (TokenStream::new(), TokenStream::new(), TokenStream::new());
-        let (mut buffered, mut cheap) = (Vec::new(), Vec::new());
+        let mut slots = Vec::new();
         for (k, (&p, a)) in pass.parts.iter().zip(&pass.accs).enumerate() {
             let init = self.identity(p.op);
-            out.extend(quote!(let mut #a: [#acc_ty; #lanes] = [#init; #lanes];));
-            if !costly(&p.body) {
-                cheap.push((p, a));
-                continue;
-            }
-            let buf = format_ident!("buf{}_{}", var, k);
-            let part = format_ident!("fill{}_{}", var, k);
-            let zero = if self.accumulates_wide() {
-                quote!(0.0f64)
-            } else {
-                self.num(0.0)
-            };
-            out.extend(quote!(let mut #buf = [#zero; #block];));
-            fill_slices.extend(quote!(let #part = &mut #buf[..#len];));
-            // The last block's unfilled entries hold the identity.
-            fold.extend(quote!(for #j in #len..#block { #buf[#j] = #init; }));
+            out.extend(quote!(let mut #a: [#acc_ty; #block] = [#init; #block];));
+            let slot = format_ident!("part{}_{}", var, k);
+            acc_slices.extend(quote!(let #slot = &mut #a[..#len];));
+            slots.push(slot);
             let mut half = BLOCK / 2;
             while half >= LANES {
                 let h = Literal::usize_unsuffixed(half);
-                let step = combine(p.op, quote!(#buf[#lane]), quote!(#buf[#lane + #h]));
+                let step = combine(p.op, quote!(#a[#lane]), quote!(#a[#lane + #h]));
                 fold.extend(quote!(for #lane in 0..#h { #step }));
                 half /= 2;
             }
-            let step = combine(p.op, quote!(#a[#lane]), quote!(#buf[#lane]));
-            fold.extend(quote!(for #lane in 0..#lanes { #step }));
-            buffered.push((p, part));
         }
-        let (fill, main, rest) = self.with_rows(slices, || {
-            let fill: TokenStream = buffered
+        let update: TokenStream = self.with_rows(slices, || {
+            pass.parts
                 .iter()
-                .map(|(p, part)| {
-                    let (pre, b) = self.reduced(p);
-                    quote!(#pre #part[#j] = #b;)
-                })
-                .collect();
-            let main: TokenStream = cheap
-                .iter()
-                .map(|(p, a)| self.update(p, quote!(#a[#lane])))
-                .collect();
-            let rest: TokenStream = cheap
-                .iter()
-                .map(|(p, a)| self.update(p, quote!(#a[0])))
-                .collect();
-            (fill, main, rest)
+                .zip(&slots)
+                .map(|(&p, slot)| self.update(p, quote!(#slot[#j])))
+                .collect()
         });
         // `i` only if an access was not sliced.
-        let index = if mentions(&fill, &i) || mentions(&main, &i) {
+        let index = if mentions(&update, &i) {
             quote!(let #i = #start + #j;)
         } else {
             TokenStream::new()
         };
-        let cheap_pass = if cheap.is_empty() {
-            TokenStream::new()
-        } else {
-            lanes_loop(
-                var,
-                &j,
-                &quote!(#len),
-                quote!(#index #main),
-                quote!(#index #rest),
-            )
-        };
         let prefetch = self.prefetch_next_rows(var, pass.dim, &start, &len);
-        let (shift_init, shift_check) = match (pass.shift, checked) {
-            (Some(shift), Some(k)) => self.shift_restart(pass, shift, k, &start),
-            _ => (TokenStream::new(), TokenStream::new()),
-        };
-        out.extend(quote! {
-            #shift_init
+        let walk = quote! {
             let mut #start = 0;
             while #start < #d {
                 let #len = (#d - #start).min(#block);
                 #slice_lets
-                #fill_slices
+                #acc_slices
                 for #j in 0..#len {
                     #index
-                    #fill
+                    #update
                 }
-                #cheap_pass
                 #prefetch
-                #fold
-                #shift_check
                 #start += #len;
             }
+            #fold
+        };
+        out.extend(match (pass.shift, checked) {
+            (Some(shift), Some(k)) => self.shift_restart(pass, shift, k, walk),
+            _ => walk,
         });
         out
     }
 
-    /// The shift of a blocked pass, before it and after each block's fold.
-    /// It starts as the first block's maximum. A later entry far above it
+    /// A blocked pass (`walk`, which ends folded) with a shift. The shift
+    /// starts as the first block's maximum. A later entry far above it
     /// makes the sum of exponentials (part `k`) pass a limit — the
     /// exponential clamps its argument, so it cannot wrap — and the pass
-    /// starts over from the exact maximum, once. Below the limit no
+    /// runs again from the exact maximum, once. Below the limit no
     /// exponential, sum or kept value overflows.
-    fn shift_restart(
-        &self,
-        pass: &Pass,
-        shift: &Part,
-        k: usize,
-        start: &Ident,
-    ) -> (TokenStream, TokenStream) {
+    fn shift_restart(&self, pass: &Pass, shift: &Part, k: usize, walk: TokenStream) -> TokenStream {
         let (var, d) = (pass.var, self.dim(pass.dim));
         let block = Literal::usize_unsuffixed(BLOCK);
-        let lanes = Literal::usize_unsuffixed(LANES);
         let m = self.place(&shift.place);
         let exact = format_ident!("exact{}", var);
         let first = self.max_lanes(
@@ -400,20 +354,22 @@ impl Emitter<'_> {
         let sum = lane_total(RedOp::Sum, &quote!(#a));
         let resets = pass.parts.iter().zip(&pass.accs).map(|(p, a)| {
             let init = self.identity(p.op);
-            quote!(#a = [#init; #lanes];)
+            quote!(#a = [#init; #block];)
         });
-        (
-            quote!(#first let mut #exact = #d <= #block;),
-            quote! {
+        quote! {
+            #first
+            let mut #exact = #d <= #block;
+            loop {
+                #walk
                 if !#exact && #sum > #limit {
                     #exact = true;
                     #again
                     #(#resets)*
-                    #start = 0;
                     continue;
                 }
-            },
-        )
+                break;
+            }
+        }
     }
 
     /// `target = max of body over var in 0..end;`, with `LANES` partial
