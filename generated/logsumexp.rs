@@ -220,6 +220,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut acc3_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -240,10 +241,13 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
             let len3 = (n - b3).min(64);
             let z_b3 = &z[b3..][..len3];
             let out_b3 = &mut out[b3..][..len3];
+            let v_b3 = &v[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
+            let part3_1 = &mut acc3_1[..len3];
             for j3 in 0..len3 {
                 out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
                 part3_0[j3] += out_b3[j3];
+                part3_1[j3] += v_b3[j3] * out_b3[j3];
             }
             b3 += len3;
         }
@@ -258,6 +262,18 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         for l3 in 0..4 {
             acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        for l3 in 0..32 {
+            acc3_1[l3] += acc3_1[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_1[l3] += acc3_1[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_1[l3] += acc3_1[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_1[l3] += acc3_1[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -275,23 +291,15 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
             acc3_0 = [0.0; 64];
+            acc3_1 = [0.0; 64];
             continue;
         }
         break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum6 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
     let inv5 = 1.0 / sumexp1;
-    let mut acc4_0: [f64; 4] = [0.0; 4];
-    for c4 in 0..n / 4 {
-        for l4 in 0..4 {
-            let i4 = c4 * 4 + l4;
-            acc4_0[l4] += v[i4] * (out[i4] * inv5);
-        }
-    }
-    for i4 in n / 4 * 4..n {
-        acc4_0[0] += v[i4] * (out[i4] * inv5);
-    }
-    let sum4 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sum4 = inv5 * sum6;
     for i0 in 0..n {
         out[i0] = v[i0] * (out[i0] * inv5) - sum4 * (out[i0] * inv5);
     }

@@ -278,6 +278,7 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
+    let mut acc1_2: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
@@ -299,12 +300,15 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
             let q_b1 = &q[b1..][..len1];
             let z_b1 = &z[b1..][..len1];
             let out_b1 = &mut out[b1..][..len1];
+            let v_b1 = &v[b1..][..len1];
             let part1_0 = &mut acc1_0[..len1];
             let part1_1 = &mut acc1_1[..len1];
+            let part1_2 = &mut acc1_2[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
                 out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
                 part1_1[j1] += out_b1[j1];
+                part1_2[j1] += v_b1[j1] * out_b1[j1];
             }
             b1 += len1;
         }
@@ -332,6 +336,18 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         for l1 in 0..4 {
             acc1_1[l1] += acc1_1[l1 + 4];
         }
+        for l1 in 0..32 {
+            acc1_2[l1] += acc1_2[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_2[l1] += acc1_2[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_2[l1] += acc1_2[l1 + 8];
+        }
+        for l1 in 0..4 {
+            acc1_2[l1] += acc1_2[l1 + 4];
+        }
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -349,24 +365,16 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
             };
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
+            acc1_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let sum7 = (acc1_2[0] + acc1_2[1]) + (acc1_2[2] + acc1_2[3]);
     let inv6 = 1.0 / sumexp2;
-    let mut acc5_0: [f64; 4] = [0.0; 4];
-    for c5 in 0..n / 4 {
-        for l5 in 0..4 {
-            let i5 = c5 * 4 + l5;
-            acc5_0[l5] += v[i5] * (out[i5] * inv6);
-        }
-    }
-    for i5 in n / 4 * 4..n {
-        acc5_0[0] += v[i5] * (out[i5] * inv6);
-    }
-    let sum5 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let sum5 = inv6 * sum7;
     for i0 in 0..n {
         out[i0] = v[i0] * sum0 * (out[i0] * inv6) - sum0 * sum5 * (out[i0] * inv6);
     }
