@@ -556,6 +556,7 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
     assert_eq!(v.len(), n, "`v` must have length n");
     let mut p3 = vec![0.0; n];
     let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut acc3_1: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
@@ -576,10 +577,13 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
             let len3 = (n - b3).min(64);
             let z_b3 = &z[b3..][..len3];
             let p3_b3 = &mut p3[b3..][..len3];
+            let v_b3 = &v[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
+            let part3_1 = &mut acc3_1[..len3];
             for j3 in 0..len3 {
                 p3_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
                 part3_0[j3] += p3_b3[j3];
+                part3_1[j3] += v_b3[j3] * p3_b3[j3];
             }
             b3 += len3;
         }
@@ -594,6 +598,18 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         }
         for l3 in 0..4 {
             acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        for l3 in 0..32 {
+            acc3_1[l3] += acc3_1[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_1[l3] += acc3_1[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_1[l3] += acc3_1[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_1[l3] += acc3_1[l3 + 4];
         }
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
@@ -611,41 +627,30 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
             acc3_0 = [0.0; 64];
+            acc3_1 = [0.0; 64];
             continue;
         }
         break;
     }
     let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum9 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
     let inv8 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv8;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv8 * sum9;
     let mut acc4_0: [f64; 4] = [0.0; 4];
     let mut acc4_1: [f64; 4] = [0.0; 4];
     let mut acc4_2: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
         for l4 in 0..4 {
             let i4 = c4 * 4 + l4;
-            acc4_0[l4] += (v[i4] - sum4) * p3[i4];
-            acc4_1[l4] += (v[i4] - sum4).powi(2) * p3[i4];
-            acc4_2[l4] += (v[i4] - sum4).powi(3) * p3[i4];
+            acc4_0[l4] += (v[i4] - sum4) * (p3[i4] * inv8);
+            acc4_1[l4] += (v[i4] - sum4).powi(2) * (p3[i4] * inv8);
+            acc4_2[l4] += (v[i4] - sum4).powi(3) * (p3[i4] * inv8);
         }
     }
     for i4 in n / 4 * 4..n {
-        acc4_0[0] += (v[i4] - sum4) * p3[i4];
-        acc4_1[0] += (v[i4] - sum4).powi(2) * p3[i4];
-        acc4_2[0] += (v[i4] - sum4).powi(3) * p3[i4];
+        acc4_0[0] += (v[i4] - sum4) * (p3[i4] * inv8);
+        acc4_1[0] += (v[i4] - sum4).powi(2) * (p3[i4] * inv8);
+        acc4_2[0] += (v[i4] - sum4).powi(3) * (p3[i4] * inv8);
     }
     let sum5 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let sum6 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);

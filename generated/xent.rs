@@ -671,6 +671,7 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -692,12 +693,15 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -725,6 +729,18 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -742,42 +758,31 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum10 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv9 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv9;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv9 * sum10;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv9);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv9);
+            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv9);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(3) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv9);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv9);
+        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv9);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -1003,6 +1008,7 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -1024,12 +1030,15 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -1057,6 +1066,18 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -1074,27 +1095,16 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum11 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv10 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv10;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv10 * sum11;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -1102,17 +1112,17 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(4) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv10);
+            acc5_1[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv10);
+            acc5_2[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv10);
+            acc5_3[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv10);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(4) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv10);
+        acc5_1[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv10);
+        acc5_2[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv10);
+        acc5_3[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv10);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -1580,6 +1590,7 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -1601,12 +1612,15 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -1634,6 +1648,18 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -1651,27 +1677,16 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum12 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv11 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv11;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv11 * sum12;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -1680,19 +1695,19 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(5) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv11);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv11);
+            acc5_2[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv11);
+            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv11);
+            acc5_4[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv11);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(5) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv11);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv11);
+        acc5_2[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv11);
+        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv11);
+        acc5_4[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv11);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -2038,6 +2053,7 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -2059,12 +2075,15 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -2092,6 +2111,18 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -2109,27 +2140,16 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum13 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv12 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv12;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv12 * sum13;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -2139,21 +2159,21 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(5) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_5[l5] += (v[i5] - sum4).powi(6) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv12);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv12);
+            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv12);
+            acc5_3[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv12);
+            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv12);
+            acc5_5[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv12);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(5) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_5[0] += (v[i5] - sum4).powi(6) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv12);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv12);
+        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv12);
+        acc5_3[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv12);
+        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv12);
+        acc5_5[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv12);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -2583,6 +2603,7 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -2604,12 +2625,15 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -2637,6 +2661,18 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -2654,27 +2690,16 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum14 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv13 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv13;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv13 * sum14;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -2685,23 +2710,23 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(6) * p3[i5];
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * p3[i5];
-            acc5_6[l5] += (v[i5] - sum4).powi(7) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv13);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv13);
+            acc5_2[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv13);
+            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv13);
+            acc5_4[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv13);
+            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv13);
+            acc5_6[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv13);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(6) * p3[i5];
-        acc5_5[0] += (v[i5] - sum4).powi(5) * p3[i5];
-        acc5_6[0] += (v[i5] - sum4).powi(7) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv13);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv13);
+        acc5_2[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv13);
+        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv13);
+        acc5_4[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv13);
+        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv13);
+        acc5_6[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv13);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -3272,6 +3297,7 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -3293,12 +3319,15 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -3326,6 +3355,18 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -3343,27 +3384,16 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum15 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv14 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv14;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv14 * sum15;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -3375,25 +3405,25 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(5) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_5[l5] += (v[i5] - sum4).powi(7) * p3[i5];
-            acc5_6[l5] += (v[i5] - sum4).powi(6) * p3[i5];
-            acc5_7[l5] += (v[i5] - sum4).powi(8) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv14);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv14);
+            acc5_2[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv14);
+            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv14);
+            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv14);
+            acc5_5[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv14);
+            acc5_6[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv14);
+            acc5_7[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv14);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(5) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_5[0] += (v[i5] - sum4).powi(7) * p3[i5];
-        acc5_6[0] += (v[i5] - sum4).powi(6) * p3[i5];
-        acc5_7[0] += (v[i5] - sum4).powi(8) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv14);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv14);
+        acc5_2[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv14);
+        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv14);
+        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv14);
+        acc5_5[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv14);
+        acc5_6[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv14);
+        acc5_7[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv14);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -4151,6 +4181,7 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -4172,12 +4203,15 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -4205,6 +4239,18 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -4222,27 +4268,16 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum16 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv15 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv15;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv15 * sum16;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -4255,27 +4290,27 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(6) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * p3[i5];
-            acc5_6[l5] += (v[i5] - sum4).powi(8) * p3[i5];
-            acc5_7[l5] += (v[i5] - sum4).powi(7) * p3[i5];
-            acc5_8[l5] += (v[i5] - sum4).powi(9) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv15);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv15);
+            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv15);
+            acc5_3[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv15);
+            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv15);
+            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv15);
+            acc5_6[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv15);
+            acc5_7[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv15);
+            acc5_8[l5] += (v[i5] - sum4).powi(9) * (p3[i5] * inv15);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(6) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_5[0] += (v[i5] - sum4).powi(5) * p3[i5];
-        acc5_6[0] += (v[i5] - sum4).powi(8) * p3[i5];
-        acc5_7[0] += (v[i5] - sum4).powi(7) * p3[i5];
-        acc5_8[0] += (v[i5] - sum4).powi(9) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv15);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv15);
+        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv15);
+        acc5_3[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv15);
+        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv15);
+        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv15);
+        acc5_6[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv15);
+        acc5_7[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv15);
+        acc5_8[0] += (v[i5] - sum4).powi(9) * (p3[i5] * inv15);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
@@ -5311,6 +5346,7 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let mut p3 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut acc2_2: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
@@ -5332,12 +5368,15 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
             let p3_b2 = &mut p3[b2..][..len2];
+            let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
+            let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
                 p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
                 part2_1[j2] += p3_b2[j2];
+                part2_2[j2] += v_b2[j2] * p3_b2[j2];
             }
             b2 += len2;
         }
@@ -5365,6 +5404,18 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         for l2 in 0..4 {
             acc2_1[l2] += acc2_1[l2 + 4];
         }
+        for l2 in 0..32 {
+            acc2_2[l2] += acc2_2[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_2[l2] += acc2_2[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_2[l2] += acc2_2[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_2[l2] += acc2_2[l2 + 4];
+        }
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -5382,27 +5433,16 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             };
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
+            acc2_2 = [0.0; 64];
             continue;
         }
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum17 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
     let inv16 = 1.0 / sumexp1;
-    for i1 in 0..n {
-        p3[i1] *= inv16;
-    }
-    let mut acc0_0: [f64; 4] = [0.0; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] += v[i0] * p3[i0];
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] += v[i0] * p3[i0];
-    }
-    let sum4 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sum4 = inv16 * sum17;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -5416,29 +5456,29 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * p3[i5];
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * p3[i5];
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * p3[i5];
-            acc5_3[l5] += (v[i5] - sum4).powi(4) * p3[i5];
-            acc5_4[l5] += (v[i5] - sum4).powi(7) * p3[i5];
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * p3[i5];
-            acc5_6[l5] += (v[i5] - sum4).powi(6) * p3[i5];
-            acc5_7[l5] += (v[i5] - sum4).powi(9) * p3[i5];
-            acc5_8[l5] += (v[i5] - sum4).powi(8) * p3[i5];
-            acc5_9[l5] += (v[i5] - sum4).powi(10) * p3[i5];
+            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv16);
+            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv16);
+            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv16);
+            acc5_3[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv16);
+            acc5_4[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv16);
+            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv16);
+            acc5_6[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv16);
+            acc5_7[l5] += (v[i5] - sum4).powi(9) * (p3[i5] * inv16);
+            acc5_8[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv16);
+            acc5_9[l5] += (v[i5] - sum4).powi(10) * (p3[i5] * inv16);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * p3[i5];
-        acc5_1[0] += (v[i5] - sum4).powi(2) * p3[i5];
-        acc5_2[0] += (v[i5] - sum4).powi(3) * p3[i5];
-        acc5_3[0] += (v[i5] - sum4).powi(4) * p3[i5];
-        acc5_4[0] += (v[i5] - sum4).powi(7) * p3[i5];
-        acc5_5[0] += (v[i5] - sum4).powi(5) * p3[i5];
-        acc5_6[0] += (v[i5] - sum4).powi(6) * p3[i5];
-        acc5_7[0] += (v[i5] - sum4).powi(9) * p3[i5];
-        acc5_8[0] += (v[i5] - sum4).powi(8) * p3[i5];
-        acc5_9[0] += (v[i5] - sum4).powi(10) * p3[i5];
+        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv16);
+        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv16);
+        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv16);
+        acc5_3[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv16);
+        acc5_4[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv16);
+        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv16);
+        acc5_6[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv16);
+        acc5_7[0] += (v[i5] - sum4).powi(9) * (p3[i5] * inv16);
+        acc5_8[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv16);
+        acc5_9[0] += (v[i5] - sum4).powi(10) * (p3[i5] * inv16);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);

@@ -267,35 +267,39 @@ fn softmax_kernels_read_their_logits_once_before_the_output() {
 }
 
 #[test]
-fn hessian_vector_products_sum_p_dot_v_with_the_exponentials() {
+fn directional_kernels_sum_p_dot_v_with_the_exponentials() {
     // `p·v = (Σ v·exp)/Σ exp`: the sum of `v` against the kept exponentials
-    // joins their pass, scaled after it, so the kernel makes two passes
-    // (totals, then the output), not three.
+    // joins their pass, scaled after it, so the Hessian-vector product makes
+    // two passes (totals, then the output), not three, and the third
+    // directional derivative two (totals, then the centred moments), not
+    // four (a pass that scaled the exponentials in place went too).
     use symdiff::codegen::loops::{Stmt, Var};
     for expr in ["xent(z, q)", "logsumexp(z)"] {
         let mut spec = KernelSpec::new("f", expr);
-        spec.order = 2;
+        spec.order = 3;
         let plans = symdiff::codegen::kernel_plans(&spec)
             .unwrap_or_else(|e| panic!("{expr}: {}", e.message));
-        let (_, plan) = plans
-            .iter()
-            .find(|(n, _)| n == "f_hvp")
-            .unwrap_or_else(|| panic!("{expr}: no `f_hvp`"));
-        let passes: Vec<Var> = plan
-            .stmts
-            .iter()
-            .filter_map(|s| match s {
-                Stmt::Reduce { var, .. } | Stmt::Loop { var, .. } => Some(*var),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(passes.len(), 2, "{expr}: passes {:#?}", plan.stmts);
-        let Stmt::Reduce { parts, .. } = &plan.stmts[0] else {
-            panic!("{expr}: {:#?}", plan.stmts);
-        };
-        assert!(
-            parts.len() >= 3,
-            "{expr}: Σ v·exp not in the first pass: {parts:#?}"
-        );
+        for function in ["f_hvp", "f_d3_dir"] {
+            let (_, plan) = plans
+                .iter()
+                .find(|(n, _)| n == function)
+                .unwrap_or_else(|| panic!("{expr}: no `{function}`"));
+            let passes: Vec<Var> = plan
+                .stmts
+                .iter()
+                .filter_map(|s| match s {
+                    Stmt::Reduce { var, .. } | Stmt::Loop { var, .. } => Some(*var),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(passes.len(), 2, "{expr}, {function}: {:#?}", plan.stmts);
+            let Stmt::Reduce { parts, .. } = &plan.stmts[0] else {
+                panic!("{expr}, {function}: {:#?}", plan.stmts);
+            };
+            assert!(
+                parts.len() >= 3,
+                "{expr}, {function}: Σ v·exp not in the first pass: {parts:#?}"
+            );
+        }
     }
 }

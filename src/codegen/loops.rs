@@ -243,6 +243,8 @@ pub struct Body {
     next_var: Var,
     softmaxes: Vec<SoftmaxTemp>,
     keeps: HashMap<usize, Access>,
+    /// Arrays that a kept reduction fills, with no statement of their own.
+    filled: BTreeSet<usize>,
 }
 
 /// Lowering environment: IR index → loop variable and its length.
@@ -268,6 +270,7 @@ impl Body {
             next_var: 0,
             softmaxes: Vec::new(),
             keeps: HashMap::new(),
+            filled: BTreeSet::new(),
         }
     }
 
@@ -724,7 +727,7 @@ impl Body {
         order.sort_by_key(|&t| (depth[t], outer_dim(t), t));
         let mut stmts = Vec::new();
         let mut accumulated = Vec::new();
-        for t in order {
+        for t in order.into_iter().filter(|t| !self.filled.contains(t)) {
             let temp = &self.temps[t];
             let place = if temp.vars.is_empty() {
                 Place::Temp(t)
@@ -1065,13 +1068,56 @@ impl Body {
                 );
             } else if p_reads.len() > 1 || p_reads.iter().any(|tight| !tight) {
                 let scale = self.reciprocal(s, &sm.sumexp_read);
-                self.temps[p].def = Def::Elem(Scalar::Product(vec![
-                    Scalar::Load(Access {
-                        array: Array::Temp(p),
-                        idx: self.temps[p].vars.clone(),
-                    }),
-                    scale,
-                ]));
+                let own = Scalar::Load(Access {
+                    array: Array::Temp(p),
+                    idx: self.temps[p].vars.clone(),
+                });
+                let mut in_tail = HashMap::new();
+                tail.iter()
+                    .for_each(|st| count_stmt(st, &mut Vec::new(), &mut in_tail));
+                let summed_only = !in_tail.contains_key(&p)
+                    && self.temps.iter().enumerate().all(|(t, temp)| {
+                        let mut read = BTreeSet::new();
+                        match &temp.def {
+                            Def::Elem(x) | Def::Reduce { body: x, .. } => temps_read(x, &mut read),
+                        }
+                        t == p
+                            || !temp.live
+                            || !read.contains(&p)
+                            || (temp.vars.is_empty()
+                                && matches!(temp.def, Def::Reduce { op: RedOp::Sum, .. }))
+                    });
+                if summed_only {
+                    // Read by sums only: each reads `e·(1/Σ)`, which a sum
+                    // waiting on nothing else takes out of its summand and
+                    // then joins the exponentials' pass (see
+                    // `join_scaled_sums`); no pass scales the array.
+                    let normalized = |a: &Access| {
+                        (a.array == Array::Temp(p)).then(|| {
+                            let map: Vec<(Var, Var)> = p_vars
+                                .iter()
+                                .zip(&a.idx)
+                                .map(|(x, (y, _))| (*x, *y))
+                                .collect();
+                            let mut scale = scale.clone();
+                            rename_vars(&mut scale, &map);
+                            Scalar::Product(vec![Scalar::Load(a.clone()), scale])
+                        })
+                    };
+                    for (t, temp) in self.temps.iter_mut().enumerate() {
+                        if t != p && temp.live {
+                            match &mut temp.def {
+                                Def::Elem(x) | Def::Reduce { body: x, .. } => {
+                                    replace_loads(x, &normalized)
+                                }
+                            }
+                        }
+                    }
+                    self.temps[p].def = Def::Elem(own);
+                    self.filled.insert(p);
+                } else {
+                    self.temps[p].def = Def::Elem(Scalar::Product(vec![own, scale]));
+                }
                 self.keeps.insert(
                     s,
                     Access {
@@ -1580,6 +1626,31 @@ fn invariant(x: &Scalar) -> bool {
         fixed &= !matches!(e, Scalar::Load(_) | Scalar::Delta(..));
     });
     fixed
+}
+
+/// Replaces each array read for which `f` gives an expression (which is
+/// not visited again).
+fn replace_loads(x: &mut Scalar, f: &impl Fn(&Access) -> Option<Scalar>) {
+    match x {
+        Scalar::Load(a) => {
+            if let Some(y) = f(a) {
+                *x = y;
+            }
+        }
+        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter_mut().for_each(|y| replace_loads(y, f)),
+        Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
+            replace_loads(a, f);
+            replace_loads(b, f);
+        }
+        Scalar::Neg(a)
+        | Scalar::Recip(a)
+        | Scalar::Powi(a, _)
+        | Scalar::Sqrt(a)
+        | Scalar::Call(_, a)
+        | Scalar::ExpShifted(a)
+        | Scalar::Ln(a) => replace_loads(a, f),
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+    }
 }
 
 /// Calls `f` on every sub-expression, outermost first.
