@@ -1631,16 +1631,22 @@ fn invariant(x: &Scalar) -> bool {
 /// Replaces each array read for which `f` gives an expression (which is
 /// not visited again).
 fn replace_loads(x: &mut Scalar, f: &impl Fn(&Access) -> Option<Scalar>) {
-    match x {
-        Scalar::Load(a) => {
-            if let Some(y) = f(a) {
-                *x = y;
-            }
+    if let Scalar::Load(a) = x {
+        if let Some(y) = f(a) {
+            *x = y;
         }
-        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter_mut().for_each(|y| replace_loads(y, f)),
+        return;
+    }
+    each_child_mut(x, &mut |y| replace_loads(y, f));
+}
+
+/// Calls `f` on each direct sub-expression.
+fn each_child_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
+    match x {
+        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter_mut().for_each(f),
         Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
-            replace_loads(a, f);
-            replace_loads(b, f);
+            f(a);
+            f(b);
         }
         Scalar::Neg(a)
         | Scalar::Recip(a)
@@ -1648,8 +1654,9 @@ fn replace_loads(x: &mut Scalar, f: &impl Fn(&Access) -> Option<Scalar>) {
         | Scalar::Sqrt(a)
         | Scalar::Call(_, a)
         | Scalar::ExpShifted(a)
-        | Scalar::Ln(a) => replace_loads(a, f),
-        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Dim(_) | Scalar::Delta(..) => {}
+        | Scalar::Ln(a) => f(a),
+        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {
+        }
     }
 }
 
@@ -1676,22 +1683,7 @@ pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
 
 fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
     f(x);
-    match x {
-        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter_mut().for_each(|y| visit_mut(y, f)),
-        Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
-            visit_mut(a, f);
-            visit_mut(b, f);
-        }
-        Scalar::Neg(a)
-        | Scalar::Recip(a)
-        | Scalar::Powi(a, _)
-        | Scalar::Sqrt(a)
-        | Scalar::Call(_, a)
-        | Scalar::ExpShifted(a)
-        | Scalar::Ln(a) => visit_mut(a, f),
-        Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {
-        }
-    }
+    each_child_mut(x, &mut |y| visit_mut(y, f));
 }
 
 /// Calls `f` on every sub-expression of every expression in `s` and the
