@@ -206,6 +206,21 @@ pub enum Def {
     },
 }
 
+impl Def {
+    /// The expression computed (elementwise, or reduced).
+    fn expr(&self) -> &Scalar {
+        match self {
+            Def::Elem(x) | Def::Reduce { body: x, .. } => x,
+        }
+    }
+
+    fn expr_mut(&mut self) -> &mut Scalar {
+        match self {
+            Def::Elem(x) | Def::Reduce { body: x, .. } => x,
+        }
+    }
+}
+
 /// A temporary: one value per point of its loop nest.
 #[derive(Clone, Debug)]
 pub struct Temp {
@@ -1026,38 +1041,7 @@ impl Body {
                 // scales by 1/Σ — no array of its own, no scaling pass.
                 debug_assert_eq!(out_idx.len(), p_vars.len());
                 let scale = self.reciprocal(s, &sm.sumexp_read);
-                let mut normalized = |e: &mut Scalar| {
-                    if let Scalar::Load(Access {
-                        array: Array::Temp(u),
-                        idx,
-                    }) = e
-                    {
-                        if *u == p {
-                            let map: Vec<(Var, Var)> = p_vars
-                                .iter()
-                                .zip(idx.iter())
-                                .map(|(a, (b, _))| (*a, *b))
-                                .collect();
-                            let mut scale = scale.clone();
-                            rename_vars(&mut scale, &map);
-                            *e = Scalar::Product(vec![
-                                Scalar::Load(Access {
-                                    array: Array::Out,
-                                    idx: idx.clone(),
-                                }),
-                                scale,
-                            ]);
-                        }
-                    }
-                };
-                for temp in self.temps.iter_mut().filter(|t| t.live) {
-                    match &mut temp.def {
-                        Def::Elem(x) | Def::Reduce { body: x, .. } => visit_mut(x, &mut normalized),
-                    }
-                }
-                visit_scalars(&mut tail[0], &mut |x: &mut Scalar| {
-                    visit_mut(x, &mut normalized)
-                });
+                self.scale_reads(p, &scale, Array::Out, tail);
                 self.temps[p].live = false;
                 self.keeps.insert(
                     s,
@@ -1078,9 +1062,7 @@ impl Body {
                 let summed_only = !in_tail.contains_key(&p)
                     && self.temps.iter().enumerate().all(|(t, temp)| {
                         let mut read = BTreeSet::new();
-                        match &temp.def {
-                            Def::Elem(x) | Def::Reduce { body: x, .. } => temps_read(x, &mut read),
-                        }
+                        temps_read(temp.def.expr(), &mut read);
                         t == p
                             || !temp.live
                             || !read.contains(&p)
@@ -1092,27 +1074,7 @@ impl Body {
                     // waiting on nothing else takes out of its summand and
                     // then joins the exponentials' pass (see
                     // `join_scaled_sums`); no pass scales the array.
-                    let normalized = |a: &Access| {
-                        (a.array == Array::Temp(p)).then(|| {
-                            let map: Vec<(Var, Var)> = p_vars
-                                .iter()
-                                .zip(&a.idx)
-                                .map(|(x, (y, _))| (*x, *y))
-                                .collect();
-                            let mut scale = scale.clone();
-                            rename_vars(&mut scale, &map);
-                            Scalar::Product(vec![Scalar::Load(a.clone()), scale])
-                        })
-                    };
-                    for (t, temp) in self.temps.iter_mut().enumerate() {
-                        if t != p && temp.live {
-                            match &mut temp.def {
-                                Def::Elem(x) | Def::Reduce { body: x, .. } => {
-                                    replace_loads(x, &normalized)
-                                }
-                            }
-                        }
-                    }
+                    self.scale_reads(p, &scale, Array::Temp(p), tail);
                     self.temps[p].def = Def::Elem(own);
                     self.filled.insert(p);
                 } else {
@@ -1126,6 +1088,37 @@ impl Body {
                     },
                 );
             }
+        }
+    }
+
+    /// Every read of the softmax temporary `p`, by the live temporaries and
+    /// `tail`, becomes `into` at the same entry times `scale` (`1/Σ`) read
+    /// at the matching indices.
+    fn scale_reads(&mut self, p: usize, scale: &Scalar, into: Array, tail: &mut [Stmt]) {
+        let p_vars: Vec<Var> = self.temps[p].vars.iter().map(|(v, _)| *v).collect();
+        let scaled = |a: &Access| {
+            (a.array == Array::Temp(p)).then(|| {
+                let map: Vec<(Var, Var)> = p_vars
+                    .iter()
+                    .zip(&a.idx)
+                    .map(|(x, (y, _))| (*x, *y))
+                    .collect();
+                let mut scale = scale.clone();
+                rename_vars(&mut scale, &map);
+                Scalar::Product(vec![
+                    Scalar::Load(Access {
+                        array: into.clone(),
+                        idx: a.idx.clone(),
+                    }),
+                    scale,
+                ])
+            })
+        };
+        for temp in self.temps.iter_mut().filter(|t| t.live) {
+            replace_loads(temp.def.expr_mut(), &scaled);
+        }
+        for st in tail {
+            visit_scalars(st, &mut |x: &mut Scalar| replace_loads(x, &scaled));
         }
     }
 
@@ -1216,10 +1209,7 @@ impl Body {
             self.temps[t].live = false;
             let mut replace = |x: &mut Scalar| substitute(x, t, &vars, &def);
             for temp in self.temps.iter_mut().filter(|x| x.live) {
-                match &mut temp.def {
-                    Def::Elem(x) => replace(x),
-                    Def::Reduce { body, .. } => replace(body),
-                }
+                replace(temp.def.expr_mut());
             }
             for s in tail.iter_mut() {
                 visit_scalars(s, &mut replace);
@@ -1234,10 +1224,7 @@ impl Body {
                 return d;
             }
             let mut deps = BTreeSet::new();
-            match &temps[t].def {
-                Def::Elem(x) => temps_read(x, &mut deps),
-                Def::Reduce { body, .. } => temps_read(body, &mut deps),
-            }
+            temps_read(temps[t].def.expr(), &mut deps);
             // A softmax scaled in place reads itself.
             deps.remove(&t);
             let d = deps

@@ -168,9 +168,8 @@ impl Emitter<'_> {
         }
     }
 
-    /// The reduced value of a part: a kept value is stored (first of the
-    /// pair), then read back for the reduction.
-    fn reduced(&self, p: &Part) -> (TokenStream, TokenStream) {
+    /// `slot ⊕= value`, after storing the value where the part keeps it.
+    fn update(&self, p: &Part, slot: TokenStream) -> TokenStream {
         let b = self.at(&p.body, SUM);
         let (pre, b) = match &p.keep {
             Some(k) => {
@@ -179,16 +178,11 @@ impl Emitter<'_> {
             }
             None => (TokenStream::new(), b),
         };
-        if self.accumulates_wide() {
-            (pre, quote!(f64::from(#b)))
+        let b = if self.accumulates_wide() {
+            quote!(f64::from(#b))
         } else {
-            (pre, b)
-        }
-    }
-
-    /// `slot ⊕= value`, after storing a kept value.
-    fn update(&self, p: &Part, slot: TokenStream) -> TokenStream {
-        let (pre, b) = self.reduced(p);
+            b
+        };
         let step = combine(p.op, slot, b);
         quote!(#pre #step)
     }
