@@ -887,19 +887,17 @@ impl Body {
         else {
             unreachable!()
         };
-        computed.extend(before.iter().filter_map(|q| match q.place {
-            Place::Temp(t) => Some(t),
-            Place::Elem(_) => None,
-        }));
-        let kept: Vec<&Access> = before.iter().filter_map(|q| q.keep.as_ref()).collect();
         // Entries the pass writes as totals are ready only after it.
-        let totals: Vec<&Array> = before
-            .iter()
-            .filter_map(|q| match &q.place {
-                Place::Elem(a) => Some(&a.array),
-                Place::Temp(_) => None,
-            })
-            .collect();
+        let mut totals: Vec<&Array> = Vec::new();
+        for q in before {
+            match &q.place {
+                Place::Temp(t) => {
+                    computed.insert(*t);
+                }
+                Place::Elem(a) => totals.push(&a.array),
+            }
+        }
+        let kept: Vec<&Access> = before.iter().filter_map(|q| q.keep.as_ref()).collect();
         let (vr, vp) = (*vr, *vp);
         let mut split = Vec::new();
         for part in parts {
