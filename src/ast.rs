@@ -129,3 +129,28 @@ pub enum ExprKind {
     /// A binary operation.
     Binary(BinOp, Box<Expr>, Box<Expr>),
 }
+
+/// Dropped without recursion: a long chain (`x - x - … - x` is as deep as
+/// it is long) would otherwise overflow a small stack in the thread that
+/// drops it, which for a library user can be any thread.
+impl Drop for Expr {
+    fn drop(&mut self) {
+        let mut stack: Vec<Expr> = Vec::new();
+        take_children(&mut self.kind, &mut stack);
+        while let Some(mut e) = stack.pop() {
+            take_children(&mut e.kind, &mut stack);
+        }
+    }
+}
+
+fn take_children(kind: &mut ExprKind, stack: &mut Vec<Expr>) {
+    match std::mem::replace(kind, ExprKind::Num(0.0)) {
+        ExprKind::Neg(x) => stack.push(*x),
+        ExprKind::Binary(_, a, b) => {
+            stack.push(*a);
+            stack.push(*b);
+        }
+        ExprKind::Call { args, .. } => stack.extend(args),
+        ExprKind::Num(_) | ExprKind::Name(_) => {}
+    }
+}

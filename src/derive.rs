@@ -39,7 +39,7 @@ impl Request {
             wrt: None,
             assume: Vec::new(),
             limits: Limits::default(),
-            deadline: Duration::from_secs(8),
+            deadline: crate::budget::DEFAULT_DEADLINE,
         }
     }
 }
@@ -63,8 +63,33 @@ pub struct Derivation {
     pub source: String,
 }
 
-/// Runs the pipeline.
+/// Highest derivative order symdiff computes. The contract asks for order
+/// 10 on the xent family; past about 20 the symbolic result of any
+/// non-polynomial expression of a vector outgrows the time limit anyway,
+/// so a larger order is refused at once instead of after the deadline.
+pub const MAX_ORDER: usize = 24;
+
+/// Refuses an order above [`MAX_ORDER`] before any work.
+pub fn check_order(order: usize) -> Result<()> {
+    if order > MAX_ORDER {
+        return Err(Error::new(format!(
+            "order {order} is above the highest order symdiff computes, {MAX_ORDER}"
+        ))
+        .with_note(
+            "derivative tensors of order k have up to p(k) symmetry classes (p(24) = 1575), each growing with k",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the pipeline, on a large stack and within `req.deadline` (see
+/// [`crate::budget`]).
 pub fn derive(req: &Request) -> Result<Derivation> {
+    check_order(req.order)?;
+    crate::budget::run(req.deadline, || derive_within_budget(req))
+}
+
+fn derive_within_budget(req: &Request) -> Result<Derivation> {
     let start = Instant::now();
     let program = crate::parse::parse_program(&req.expr)?;
     let typed = crate::shape::check(&program)?;

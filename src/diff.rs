@@ -120,7 +120,7 @@ fn diff_atom(a: &Atom, wrt: &str, j: &[Ix], budget: &mut Budget) -> Result<Poly>
             let k2 = fresh();
             let p_m = Poly::softmax(k2, dim, open.rename(k, k2), m);
             let mean = Poly::sum_over(m, dim, &p_m.mul(&d_m));
-            Poly::atom(std::rc::Rc::new(a.clone())).mul(&d_at.sub(&mean))
+            Poly::atom(std::sync::Arc::new(a.clone())).mul(&d_at.sub(&mean))
         }
         Atom::Lse { ix, dim, body } => {
             // Σ_m p_m ∂b_m

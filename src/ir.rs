@@ -20,8 +20,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 /// An index name.
 pub type Ix = u32;
@@ -49,7 +49,7 @@ pub enum Dim {
     /// A fixed length.
     Fixed(usize),
     /// A symbolic length.
-    Named(Rc<str>),
+    Named(Arc<str>),
 }
 
 impl fmt::Display for Dim {
@@ -174,12 +174,12 @@ pub enum Atom {
     /// An entry of an input variable.
     Var {
         /// The variable.
-        name: Rc<str>,
+        name: Arc<str>,
         /// One index per axis.
         idx: Vec<Ix>,
     },
     /// A symbolic dimension used as a number.
-    Dim(Rc<str>),
+    Dim(Arc<str>),
     /// An elementwise function of an expression.
     Func(Fun, Poly),
     /// `base ^ exponent` with a non-constant exponent.
@@ -220,12 +220,50 @@ pub enum Atom {
 }
 
 /// An atom to a numeric power.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Hash)]
 pub struct Factor {
     /// The base.
-    pub atom: Rc<Atom>,
+    pub atom: Arc<Atom>,
     /// The exponent (never zero in normal form).
     pub exp: Real,
+}
+
+/// Structural order of atoms, answering at once for two handles to one
+/// allocation. Derivatives share their subexpressions through `Arc`, so
+/// this cuts the comparison of deeply nested atoms (a softmax of a softmax
+/// of …) from the depth of the tree to one pointer test wherever they
+/// share, which is most places.
+pub fn atom_cmp(a: &Arc<Atom>, b: &Arc<Atom>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        (**a).cmp(&**b)
+    }
+}
+
+/// Structural equality of atoms with the same shortcut as [`atom_cmp`].
+pub fn atom_eq(a: &Arc<Atom>, b: &Arc<Atom>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+impl PartialEq for Factor {
+    fn eq(&self, other: &Self) -> bool {
+        self.exp == other.exp && atom_eq(&self.atom, &other.atom)
+    }
+}
+
+impl Eq for Factor {}
+
+impl PartialOrd for Factor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Factor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        atom_cmp(&self.atom, &other.atom).then_with(|| self.exp.cmp(&other.exp))
+    }
 }
 
 /// A coefficient times a product of factors.
@@ -332,7 +370,7 @@ impl Atom {
     /// (free and fresh indices never are). The result is in normal form.
     pub fn rename(&self, from: Ix, to: Ix) -> Poly {
         if !self.mentions(from) {
-            return Poly::atom(Rc::new(self.clone()));
+            return Poly::atom(Arc::new(self.clone()));
         }
         let r = |p: &Poly| p.rename(from, to);
         match self {
@@ -340,7 +378,7 @@ impl Atom {
                 let f = |x: Ix| if x == from { to } else { x };
                 Poly::delta(f(*a), f(*b))
             }
-            Atom::Var { name, idx } => Poly::atom(Rc::new(Atom::Var {
+            Atom::Var { name, idx } => Poly::atom(Arc::new(Atom::Var {
                 name: name.clone(),
                 idx: idx
                     .iter()
@@ -470,7 +508,7 @@ impl Poly {
     }
 
     /// One atom to the first power.
-    pub fn atom(atom: Rc<Atom>) -> Poly {
+    pub fn atom(atom: Arc<Atom>) -> Poly {
         if let Atom::Group(p) = &*atom {
             return p.clone();
         }
@@ -487,7 +525,7 @@ impl Poly {
 
     /// A variable entry.
     pub fn var(name: &str, idx: Vec<Ix>) -> Poly {
-        Poly::atom(Rc::new(Atom::Var {
+        Poly::atom(Arc::new(Atom::Var {
             name: name.into(),
             idx,
         }))
@@ -497,7 +535,7 @@ impl Poly {
     pub fn dim(d: &Dim) -> Poly {
         match d {
             Dim::Fixed(n) => Poly::constant(*n as f64),
-            Dim::Named(s) => Poly::atom(Rc::new(Atom::Dim(s.clone()))),
+            Dim::Named(s) => Poly::atom(Arc::new(Atom::Dim(s.clone()))),
         }
     }
 
@@ -507,7 +545,7 @@ impl Poly {
         if a == b {
             return Poly::constant(1.0);
         }
-        Poly::atom(Rc::new(Atom::Delta(a.min(b), a.max(b))))
+        Poly::atom(Arc::new(Atom::Delta(a.min(b), a.max(b))))
     }
 
     /// Whether this is the zero polynomial.
@@ -536,6 +574,7 @@ impl Poly {
 
     /// Builds a polynomial from arbitrary terms: sorts, merges, drops zeros.
     pub fn from_terms(mut terms: Vec<Term>) -> Poly {
+        crate::budget::check();
         terms.sort_by(|a, b| a.factors.cmp(&b.factors));
         let mut out: Vec<Term> = Vec::with_capacity(terms.len());
         for t in terms {
@@ -617,7 +656,7 @@ impl Poly {
                     Poly::zero()
                 } else {
                     // 0 to a negative power: keep it visible rather than invent a value.
-                    Poly::atom_pow(Rc::new(Atom::Group(Poly::zero())), e)
+                    Poly::atom_pow(Arc::new(Atom::Group(Poly::zero())), e)
                 }
             }
             [t] => {
@@ -644,7 +683,7 @@ impl Poly {
                         .collect();
                     Poly::from_terms(normalize_term(factors, c.powf(e)))
                 } else {
-                    Poly::atom_pow(Rc::new(Atom::Group(self.clone())), e)
+                    Poly::atom_pow(Arc::new(Atom::Group(self.clone())), e)
                 }
             }
             _ => {
@@ -657,13 +696,13 @@ impl Poly {
                     }
                     out
                 } else {
-                    Poly::atom_pow(Rc::new(Atom::Group(self.clone())), e)
+                    Poly::atom_pow(Arc::new(Atom::Group(self.clone())), e)
                 }
             }
         }
     }
 
-    fn atom_pow(atom: Rc<Atom>, e: f64) -> Poly {
+    fn atom_pow(atom: Arc<Atom>, e: f64) -> Poly {
         Poly {
             terms: vec![Term {
                 factors: vec![Factor { atom, exp: Real(e) }],
@@ -688,7 +727,7 @@ impl Poly {
         if base.as_constant() == Some(1.0) {
             return Poly::constant(1.0);
         }
-        Poly::atom(Rc::new(Atom::Pow(base, exponent)))
+        Poly::atom(Arc::new(Atom::Pow(base, exponent)))
     }
 
     /// An elementwise function of a polynomial, with the identities that
@@ -703,7 +742,7 @@ impl Poly {
                 _ => {}
             }
         }
-        Poly::atom(Rc::new(Atom::Func(f, arg)))
+        Poly::atom(Arc::new(Atom::Func(f, arg)))
     }
 
     /// `Σ_k body` over a fresh index `k` of length `dim`.
@@ -720,7 +759,7 @@ impl Poly {
     /// code generation joins sums again so that each takes one pass.
     pub fn sum_whole(k: Ix, dim: &Dim, body: Poly) -> Poly {
         let (ix, body) = close_binder(k, body);
-        Poly::atom(Rc::new(Atom::Sum {
+        Poly::atom(Arc::new(Atom::Sum {
             ix,
             dim: dim.clone(),
             body,
@@ -730,7 +769,7 @@ impl Poly {
     /// `softmax_k(body)` at `at`, for a fresh index `k`.
     pub fn softmax(k: Ix, dim: &Dim, body: Poly, at: Ix) -> Poly {
         let (ix, body) = close_binder(k, body);
-        Poly::atom(Rc::new(Atom::Softmax {
+        Poly::atom(Arc::new(Atom::Softmax {
             ix,
             dim: dim.clone(),
             body,
@@ -741,7 +780,7 @@ impl Poly {
     /// `log Σ_k exp(body)`, for a fresh index `k`.
     pub fn lse(k: Ix, dim: &Dim, body: Poly) -> Poly {
         let (ix, body) = close_binder(k, body);
-        Poly::atom(Rc::new(Atom::Lse {
+        Poly::atom(Arc::new(Atom::Lse {
             ix,
             dim: dim.clone(),
             body,
@@ -836,7 +875,7 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
     let new_deltas: Vec<Factor> = map
         .iter()
         .map(|&(m, r)| Factor {
-            atom: Rc::new(Atom::Delta(r, m)),
+            atom: Arc::new(Atom::Delta(r, m)),
             exp: Real(1.0),
         })
         .collect();
@@ -874,11 +913,11 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
 
 /// Sorts and merges factors that are already delta-consistent.
 fn normalize_plain(mut factors: Vec<Factor>, mut coef: f64) -> Option<Term> {
-    factors.sort_by(|a, b| a.atom.cmp(&b.atom));
+    factors.sort_by(|a, b| atom_cmp(&a.atom, &b.atom));
     let mut out: Vec<Factor> = Vec::with_capacity(factors.len());
     for f in factors {
         match out.last_mut() {
-            Some(last) if last.atom == f.atom => {
+            Some(last) if atom_eq(&last.atom, &f.atom) => {
                 if let Atom::Delta(..) = &*f.atom {
                     continue; // δ² = δ
                 }
@@ -944,7 +983,7 @@ fn sum_term(k: Ix, dim: &Dim, t: &Term) -> Poly {
     }
     let body = Poly::from_terms(normalize_term(inside, 1.0));
     let (ix, body) = close_binder(k, body);
-    outside.mul(&Poly::atom(Rc::new(Atom::Sum {
+    outside.mul(&Poly::atom(Arc::new(Atom::Sum {
         ix,
         dim: dim.clone(),
         body,

@@ -273,11 +273,13 @@ fn node_poly(r: &RecExpr<Math>, id: Id, scope: &mut Vec<(Symbol, Ix)>) -> Option
     Some(match &r[id] {
         Math::Num(n) => Poly::constant(n.0 .0),
         Math::Add(kids) => {
-            let mut p = Poly::zero();
+            // One merge at the end: adding summands one by one re-sorts the
+            // growing sum each time, quadratic in its length.
+            let mut terms = Vec::new();
             for k in kids.iter() {
-                p = p.add(&node_poly(r, *k, scope)?);
+                terms.extend(node_poly(r, *k, scope)?.terms);
             }
-            p
+            Poly::from_terms(terms)
         }
         Math::Mul(kids) => {
             let mut p = Poly::constant(1.0);

@@ -32,6 +32,7 @@
 #![allow(clippy::needless_doctest_main)]
 
 pub mod ast;
+pub mod budget;
 pub mod builder;
 pub mod codegen;
 pub mod derive;

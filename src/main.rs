@@ -110,17 +110,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    // Deep but bounded recursion over expression trees: give it room.
-    let worker = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || run(cli));
-    match worker.map(|h| h.join()) {
-        Ok(Ok(code)) => code,
-        _ => {
-            eprintln!("error: internal failure (this is a bug in symdiff)");
-            ExitCode::from(3)
-        }
-    }
+    // A panic is a bug: its message has been printed by the panic hook;
+    // say so and exit with a status of its own.
+    std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| {
+        eprintln!("error: internal failure (this is a bug in symdiff)");
+        ExitCode::from(3)
+    })
 }
 
 fn run(cli: Cli) -> ExitCode {
@@ -129,7 +124,9 @@ fn run(cli: Cli) -> ExitCode {
         Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
         Command::Codegen { expr, .. } => (expr.clone(), None),
     };
-    match execute(cli.command) {
+    // The whole command, printing included, runs within one deadline on
+    // the library's large-stack worker.
+    match symdiff::budget::run(symdiff::budget::DEFAULT_DEADLINE, || execute(cli.command)) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(out.as_bytes());

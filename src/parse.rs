@@ -21,9 +21,14 @@ mod derived {
 }
 use derived::{Grammar, Rule};
 
-/// Deepest bracket nesting accepted. The grammar is recursive, so deeper
-/// input is refused up front rather than risking the stack.
-pub const MAX_NESTING: usize = 256;
+/// Deepest nesting accepted: brackets, calls, unary minus and the
+/// right-associative `^` each add a level. The parser and every later stage
+/// recurse over the tree, so deeper input is refused before parsing, in
+/// well under a millisecond, with the place that crossed the limit.
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest program text accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
@@ -49,7 +54,7 @@ pub fn parse_program(src: &str) -> Result<Program> {
             "expected an expression here",
         ));
     }
-    check_nesting(src)?;
+    check_depth(src)?;
     let mut pairs = Grammar::parse(Rule::program, src).map_err(syntax_error)?;
     let program = pairs
         .next()
@@ -67,24 +72,79 @@ pub fn parse_program(src: &str) -> Result<Program> {
     Ok(Program { statements, body })
 }
 
-/// Refuses nesting deeper than [`MAX_NESTING`], pointing at the bracket
-/// that crossed the limit.
-fn check_nesting(src: &str) -> Result<()> {
-    let mut depth = 0usize;
-    for (pos, c) in src.char_indices() {
-        match c {
-            '(' | '[' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(Error::at(
-                        pos..pos + 1,
-                        format!("brackets nested more than {MAX_NESTING} deep"),
-                        "this bracket is too deep",
-                    ));
+/// Refuses input that would nest deeper than [`MAX_DEPTH`], by a scan of
+/// the characters that can only overestimate the depth of the tree the
+/// parser would build: per bracket level it counts the unary minuses and
+/// `^` since the last looser operator (a run of them is one recursion
+/// each in the Pratt parser), and each open bracket adds one.
+fn check_depth(src: &str) -> Result<()> {
+    if src.len() > MAX_SOURCE_BYTES {
+        return Err(Error::at(
+            MAX_SOURCE_BYTES..src.len(),
+            format!("the program is longer than {MAX_SOURCE_BYTES} bytes"),
+            "input past the limit starts here",
+        ));
+    }
+    // Depth of the enclosing levels, and the run at the current level.
+    let mut outer: Vec<usize> = Vec::new();
+    let mut base = 0usize;
+    let mut run = 0usize;
+    // Whether the last token ends an operand (so a `-` after it is binary).
+    let mut after_operand = false;
+    let mut chars = src.char_indices();
+    while let Some((pos, c)) = chars.next() {
+        if c.is_whitespace() {
+            continue;
+        }
+        if c == '#' {
+            // A comment runs to the end of the line.
+            for (_, c) in chars.by_ref() {
+                if c == '\n' {
+                    break;
                 }
             }
-            ')' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
+            continue;
+        }
+        let mut deeper = false;
+        match c {
+            '(' | '[' => {
+                outer.push(run);
+                base += run + 1;
+                run = 0;
+                after_operand = false;
+                deeper = true;
+            }
+            ')' | ']' => {
+                if let Some(r) = outer.pop() {
+                    base -= r + 1;
+                    run = r;
+                }
+                after_operand = true;
+            }
+            '^' => {
+                run += 1;
+                after_operand = false;
+                deeper = true;
+            }
+            '-' if !after_operand => {
+                run += 1;
+                deeper = true;
+            }
+            '+' | '-' | '*' | '/' | '@' | ',' | ';' | '=' | ':' => {
+                run = 0;
+                after_operand = false;
+            }
+            _ => after_operand = true,
+        }
+        if deeper && base + run > MAX_DEPTH {
+            return Err(Error::at(
+                pos..pos + c.len_utf8(),
+                format!("the expression nests more than {MAX_DEPTH} levels deep"),
+                "this level is too deep",
+            )
+            .with_note(
+                "brackets, calls, unary minus and each `^` of a chain add a level; name parts with `let` to flatten it",
+            ));
         }
     }
     Ok(())
@@ -309,7 +369,23 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
-        let src = "(".repeat(20_000);
-        assert!(parse_program(&src).unwrap_err().message.contains("nested"));
+        for (src, place) in [
+            ("(".repeat(20_000), MAX_DEPTH),
+            (format!("{}x", "-".repeat(20_000)), MAX_DEPTH),
+            (vec!["x"; 20_000].join("^"), 2 * MAX_DEPTH + 1),
+            (
+                format!("{}x{}", "exp(".repeat(200), ")".repeat(200)),
+                4 * MAX_DEPTH + 3,
+            ),
+        ] {
+            let e = parse_program(&src).unwrap_err();
+            assert!(e.message.contains("nests more than"), "{}", e.message);
+            assert_eq!(e.spots[0].span.start, place);
+        }
+        // A bracket in a comment is not a level.
+        assert!(parse_program(&format!("# {}\nx", "(".repeat(500))).is_ok());
+        // Long flat sums and products are not deep.
+        assert!(parse_program(&vec!["x"; 20_000].join(" - ")).is_ok());
+        assert!(parse_program(&format!("{}x", "-".repeat(MAX_DEPTH))).is_ok());
     }
 }

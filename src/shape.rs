@@ -332,14 +332,8 @@ fn infer_program(
             inf.order.push(name.clone());
         }
     }
-    for _ in 0..=inf.order.len() + 1 {
-        let before = inf.shapes.len();
-        let _ = inf.infer(body, false);
-        if inf.shapes.len() == before {
-            break;
-        }
-    }
-    let typed = inf.infer(body, true);
+    inf.learn_all(body);
+    let typed = inf.infer(body);
     (inf, typed)
 }
 
@@ -575,66 +569,155 @@ impl Infer {
         }
     }
 
-    fn shape_of(&mut self, e: &Expr) -> Inferred {
-        // A light pass used only to learn shapes; errors wait for the final pass.
-        match self.infer(e, false) {
-            Ok(t) => Inferred::Known(t.shape),
-            Err(_) => {
-                let mut open = Vec::new();
-                self.open_vars(e, &mut open);
-                Inferred::Open(open)
+    /// Learning passes until one learns nothing new (each productive pass
+    /// fixes at least one variable, so there are at most one more than
+    /// there are variables).
+    fn learn_all(&mut self, body: &Expr) {
+        loop {
+            let before = self.shapes.len();
+            let _ = self.learn(body);
+            if self.shapes.len() == before {
+                break;
             }
         }
     }
 
-    fn open_vars(&self, e: &Expr, out: &mut Vec<String>) {
+    /// One bottom-up learning pass over `e`: each node is visited once, its
+    /// children's shapes (or the open variables deciding them) combined by
+    /// the rule of its operation. Where a use fixes the shape of open
+    /// variables they are assigned, and that child is looked at again (at
+    /// most once per assignment, so a pass is linear in the tree for each
+    /// variable it learns).
+    fn learn(&mut self, e: &Expr) -> Inferred {
         match &e.kind {
+            ExprKind::Num(_) => Inferred::Known(Shape::Scalar),
             ExprKind::Name(n) => {
-                if !self.is_dim_name(n) && self.var_shape(n).is_none() {
-                    out.push(n.clone());
+                if self.is_dim_name(n) {
+                    return Inferred::Known(Shape::Scalar);
+                }
+                match self.var_shape(n) {
+                    Some(s) => Inferred::Known(s),
+                    None => Inferred::Open(vec![n.clone()]),
                 }
             }
-            ExprKind::Num(_) => {}
-            ExprKind::Neg(x) => self.open_vars(x, out),
-            ExprKind::Binary(_, a, b) => {
-                self.open_vars(a, out);
-                self.open_vars(b, out);
+            ExprKind::Neg(x) => self.learn(x),
+            ExprKind::Binary(op, a, b) => {
+                let (mut la, mut lb) = (self.learn(a), self.learn(b));
+                if *op != BinOp::MatMul {
+                    // Elementwise: an open side takes the other side's
+                    // (non-scalar) shape.
+                    match (&la, &lb) {
+                        (Inferred::Known(s), Inferred::Open(v)) if *s != Shape::Scalar => {
+                            let (s, v) = (s.clone(), v.clone());
+                            self.assign(&v, &s);
+                            lb = self.learn(b);
+                        }
+                        (Inferred::Open(v), Inferred::Known(s)) if *s != Shape::Scalar => {
+                            let (s, v) = (s.clone(), v.clone());
+                            self.assign(&v, &s);
+                            la = self.learn(a);
+                        }
+                        _ => {}
+                    }
+                }
+                match (la, lb) {
+                    (Inferred::Known(sa), Inferred::Known(sb)) => {
+                        let shape = if *op == BinOp::MatMul {
+                            matmul_dims(&sa, &sb)
+                        } else {
+                            broadcast_dims(&sa, &sb)
+                        };
+                        shape.map_or(Inferred::Open(Vec::new()), Inferred::Known)
+                    }
+                    (Inferred::Open(mut v), Inferred::Open(w)) => {
+                        for x in w {
+                            if !v.contains(&x) {
+                                v.push(x);
+                            }
+                        }
+                        Inferred::Open(v)
+                    }
+                    (Inferred::Open(v), _) | (_, Inferred::Open(v)) => Inferred::Open(v),
+                }
             }
-            // Reductions hide the shapes of their arguments.
             ExprKind::Call { name, args, .. } => {
-                if !matches!(name.as_str(), "sum" | "mean" | "dot" | "logsumexp" | "xent") {
-                    args.iter().for_each(|a| self.open_vars(a, out))
+                let (builtin, _) =
+                    Builtin::lookup(name).expect("inlining leaves only built-in calls");
+                let mut learned: Vec<Inferred> = args.iter().map(|a| self.learn(a)).collect();
+                // Arguments that must be tensors: open ones become implicit
+                // vectors; two arguments of one shape share what is known.
+                let tensor_args: &[usize] = match builtin {
+                    Builtin::Sum
+                    | Builtin::Mean
+                    | Builtin::LogSumExp
+                    | Builtin::Softmax
+                    | Builtin::LogSoftmax
+                    | Builtin::Transpose
+                    | Builtin::Diag => &[0],
+                    Builtin::Dot | Builtin::Xent | Builtin::Outer => &[0, 1],
+                    Builtin::Elem(_) | Builtin::Sqrt => &[],
+                };
+                if matches!(builtin, Builtin::Dot | Builtin::Xent) {
+                    match (&learned[0], &learned[1]) {
+                        (Inferred::Known(s), Inferred::Open(v)) if *s != Shape::Scalar => {
+                            let (s, v) = (s.clone(), v.clone());
+                            self.assign(&v, &s);
+                            learned[1] = self.learn(&args[1]);
+                        }
+                        (Inferred::Open(v), Inferred::Known(s)) if *s != Shape::Scalar => {
+                            let (s, v) = (s.clone(), v.clone());
+                            self.assign(&v, &s);
+                            learned[0] = self.learn(&args[0]);
+                        }
+                        _ => {}
+                    }
                 }
+                for &i in tensor_args {
+                    if let Inferred::Open(vars) = &learned[i] {
+                        if !vars.is_empty() {
+                            let vars = vars.clone();
+                            let v = self.implicit_vec();
+                            self.assign(&vars, &v);
+                            learned[i] = self.learn(&args[i]);
+                        }
+                    }
+                }
+                let reduces = matches!(
+                    builtin,
+                    Builtin::Sum
+                        | Builtin::Mean
+                        | Builtin::Dot
+                        | Builtin::LogSumExp
+                        | Builtin::Xent
+                );
+                let mut shapes = Vec::new();
+                let mut open = Vec::new();
+                for l in learned {
+                    match l {
+                        Inferred::Known(s) => shapes.push(s),
+                        Inferred::Open(v) => {
+                            for x in v {
+                                if !open.contains(&x) {
+                                    open.push(x);
+                                }
+                            }
+                        }
+                    }
+                }
+                if reduces {
+                    // Reductions hide the shapes of their arguments.
+                    return Inferred::Known(Shape::Scalar);
+                }
+                if shapes.len() < args.len() {
+                    return Inferred::Open(open);
+                }
+                call_dims(builtin, &shapes).map_or(Inferred::Open(Vec::new()), Inferred::Known)
             }
         }
     }
 
-    /// Requires `e` to be a vector or matrix; open variables become vectors.
-    fn want_tensor(&mut self, e: &Expr) {
-        if let Inferred::Open(vars) = self.shape_of(e) {
-            if !vars.is_empty() {
-                let v = self.implicit_vec();
-                self.assign(&vars, &v);
-            }
-        }
-    }
-
-    /// Requires `a` and `b` to have one shape.
-    fn want_same(&mut self, a: &Expr, b: &Expr) {
-        match (self.shape_of(a), self.shape_of(b)) {
-            (Inferred::Known(s), Inferred::Open(v)) | (Inferred::Open(v), Inferred::Known(s))
-                if s != Shape::Scalar =>
-            {
-                self.assign(&v, &s)
-            }
-            _ => {}
-        }
-    }
-
-    /// Shapes `e`. Open variables are an error only when `strict`; in the
-    /// learning passes they make the result an error that `shape_of` reads
-    /// as "open".
-    fn infer(&mut self, e: &Expr, strict: bool) -> Result<TExpr> {
+    /// Shapes `e` once learning is done: variables still open are scalars.
+    fn infer(&mut self, e: &Expr) -> Result<TExpr> {
         let span = e.span.clone();
         let mk = |kind, shape| TExpr {
             kind,
@@ -647,22 +730,16 @@ impl Infer {
                 if self.is_dim_name(n) {
                     return Ok(mk(TKind::Dim(Dim::Named(n.as_str().into())), Shape::Scalar));
                 }
-                match self.var_shape(n) {
-                    Some(s) => Ok(mk(TKind::Var(n.clone()), s)),
-                    None if strict => Ok(mk(TKind::Var(n.clone()), Shape::Scalar)),
-                    None => Err(Error::new("open")),
-                }
+                let s = self.var_shape(n).unwrap_or(Shape::Scalar);
+                Ok(mk(TKind::Var(n.clone()), s))
             }
             ExprKind::Neg(x) => {
-                let x = self.infer(x, strict)?;
+                let x = self.infer(x)?;
                 let s = x.shape.clone();
                 Ok(mk(TKind::Neg(Box::new(x)), s))
             }
             ExprKind::Binary(op, a, b) => {
-                if *op != BinOp::MatMul {
-                    self.want_same(a, b);
-                }
-                let (ta, tb) = (self.infer(a, strict)?, self.infer(b, strict)?);
+                let (ta, tb) = (self.infer(a)?, self.infer(b)?);
                 let shape = if *op == BinOp::MatMul {
                     matmul_shape(&ta, &tb, &span)?
                 } else {
@@ -677,31 +754,36 @@ impl Infer {
             } => {
                 let (builtin, _) =
                     Builtin::lookup(name).expect("inlining leaves only built-in calls");
-                match builtin {
-                    Builtin::Sum
-                    | Builtin::Mean
-                    | Builtin::LogSumExp
-                    | Builtin::Softmax
-                    | Builtin::LogSoftmax => self.want_tensor(&args[0]),
-                    Builtin::Dot | Builtin::Xent | Builtin::Outer => {
-                        if !matches!(builtin, Builtin::Outer) {
-                            self.want_same(&args[0], &args[1]);
-                        }
-                        self.want_tensor(&args[0]);
-                        self.want_tensor(&args[1]);
-                    }
-                    Builtin::Transpose | Builtin::Diag => self.want_tensor(&args[0]),
-                    Builtin::Elem(_) | Builtin::Sqrt => {}
-                }
-                let targs: Vec<TExpr> = args
-                    .iter()
-                    .map(|a| self.infer(a, strict))
-                    .collect::<Result<_>>()?;
+                let targs: Vec<TExpr> =
+                    args.iter().map(|a| self.infer(a)).collect::<Result<_>>()?;
                 let shape = call_shape(builtin, name, name_span, &targs, &span)?;
                 Ok(mk(TKind::Call(builtin, targs), shape))
             }
         }
     }
+}
+
+/// A shape standing alone, for the shape rules during learning (which
+/// only need to know whether a combination is allowed and what it gives).
+fn bare(shape: &Shape) -> TExpr {
+    TExpr {
+        kind: TKind::Num(0.0),
+        shape: shape.clone(),
+        span: 0..0,
+    }
+}
+
+fn broadcast_dims(a: &Shape, b: &Shape) -> Option<Shape> {
+    broadcast(&bare(a), &bare(b), BinOp::Add).ok()
+}
+
+fn matmul_dims(a: &Shape, b: &Shape) -> Option<Shape> {
+    matmul_shape(&bare(a), &bare(b), &(0..0)).ok()
+}
+
+fn call_dims(b: Builtin, args: &[Shape]) -> Option<Shape> {
+    let args: Vec<TExpr> = args.iter().map(bare).collect();
+    call_shape(b, "", &(0..0), &args, &(0..0)).ok()
 }
 
 fn describe(e: &TExpr) -> String {
@@ -848,5 +930,28 @@ mod tests {
         );
         let v = vars("n: vec[k]; sum(n * z)");
         assert_eq!(v[0], ("n".into(), Shape::Vec(Dim::Named("k".into()))));
+    }
+}
+
+/// Dropped without recursion (see the `Drop` of [`crate::ast::Expr`]).
+impl Drop for TExpr {
+    fn drop(&mut self) {
+        let mut stack: Vec<TExpr> = Vec::new();
+        take_children(&mut self.kind, &mut stack);
+        while let Some(mut e) = stack.pop() {
+            take_children(&mut e.kind, &mut stack);
+        }
+    }
+}
+
+fn take_children(kind: &mut TKind, stack: &mut Vec<TExpr>) {
+    match std::mem::replace(kind, TKind::Num(0.0)) {
+        TKind::Neg(x) => stack.push(*x),
+        TKind::Bin(_, a, b) => {
+            stack.push(*a);
+            stack.push(*b);
+        }
+        TKind::Call(_, args) => stack.extend(args),
+        TKind::Num(_) | TKind::Var(_) | TKind::Dim(_) => {}
     }
 }

@@ -77,7 +77,10 @@ pub fn saturate(
     let runner: Runner<Math, FreeIndices> = Runner::default()
         .with_node_limit(limits.nodes)
         .with_iter_limit(limits.iterations)
-        .with_time_limit(limits.time)
+        .with_time_limit(match crate::budget::remaining() {
+            Some(left) => limits.time.min(left),
+            None => limits.time,
+        })
         .with_expr(expr)
         .run(rules);
     let root = runner.roots[0];

@@ -18,7 +18,7 @@
 //! two derivative indices) switch the tensor to plain, fully expanded terms.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diag::Result;
 use crate::ir::{Atom, Dim, Factor, Ix, Poly, Real, Term};
@@ -248,7 +248,7 @@ fn plain_class(t: Term) -> Class {
 }
 
 /// The single atom of a one-factor, coefficient-one polynomial.
-fn only_atom(p: Poly) -> Option<Rc<Atom>> {
+fn only_atom(p: Poly) -> Option<Arc<Atom>> {
     match p.terms.as_slice() {
         [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => {
             Some(t.factors[0].atom.clone())
@@ -359,7 +359,7 @@ pub fn canon(
         for &m in &members {
             if m != r {
                 factors.push(Factor {
-                    atom: Rc::new(Atom::Delta(r, m)),
+                    atom: Arc::new(Atom::Delta(r, m)),
                     exp: Real(1.0),
                 });
             }

@@ -221,6 +221,16 @@ impl<'a> Emitter<'a> {
     }
 
     fn num(&self, c: f64) -> TokenStream {
+        if !c.is_finite() {
+            // Constant folding can overflow (`1e308 * 10`) or leave the
+            // domain (`sqrt(-1)`): name the value, there is no literal.
+            let ty = self.ty();
+            return match (c.is_nan(), c > 0.0) {
+                (true, _) => quote!(#ty::NAN),
+                (false, true) => quote!(#ty::INFINITY),
+                (false, false) => quote!(#ty::NEG_INFINITY),
+            };
+        }
         let l = match self.names.float {
             Float::F64 => Literal::f64_unsuffixed(c.abs()),
             Float::F32 => Literal::f32_unsuffixed(c.abs() as f32),
@@ -229,6 +239,30 @@ impl<'a> Emitter<'a> {
             quote!(-#l)
         } else {
             quote!(#l)
+        }
+    }
+
+    /// `a` as the receiver of a method call: a literal gets its type
+    /// suffix (`2.0_f64.ln()`; a bare `2.0.ln()` is ambiguous to rustc).
+    fn receiver(&self, a: &Scalar) -> TokenStream {
+        let fixed = match a {
+            Scalar::Num(c) => Some(*c),
+            Scalar::Dim(d) => self.fixed(d).map(|k| k as f64),
+            _ => None,
+        };
+        match fixed {
+            Some(c) if c.is_finite() => {
+                let l = match self.names.float {
+                    Float::F64 => Literal::f64_suffixed(c.abs()),
+                    Float::F32 => Literal::f32_suffixed(c.abs() as f32),
+                };
+                if c < 0.0 {
+                    quote!((-#l))
+                } else {
+                    quote!(#l)
+                }
+            }
+            _ => self.at(a, POSTFIX),
         }
     }
 
@@ -392,7 +426,14 @@ impl<'a> Emitter<'a> {
     pub fn expr(&self, x: &Scalar) -> (TokenStream, u8) {
         let ty = self.ty();
         match x {
-            Scalar::Num(c) => (self.num(*c), if *c < 0.0 { UNARY } else { POSTFIX }),
+            Scalar::Num(c) => (
+                self.num(*c),
+                if *c < 0.0 || c.is_nan() {
+                    UNARY
+                } else {
+                    POSTFIX
+                },
+            ),
             Scalar::Temp(t) => {
                 let n = &self.temp_names[*t];
                 (quote!(#n), POSTFIX)
@@ -470,21 +511,21 @@ impl<'a> Emitter<'a> {
                 (quote!(#one / #a), PRODUCT)
             }
             Scalar::Powi(a, k) => {
-                let a = self.at(a, POSTFIX);
+                let a = self.receiver(a);
                 let k = Literal::i32_unsuffixed(*k);
                 (quote!(#a.powi(#k)), POSTFIX)
             }
             Scalar::Powf(a, b) => {
-                let a = self.at(a, POSTFIX);
+                let a = self.receiver(a);
                 let b = self.at(b, SUM);
                 (quote!(#a.powf(#b)), POSTFIX)
             }
             Scalar::Sqrt(a) => {
-                let a = self.at(a, POSTFIX);
+                let a = self.receiver(a);
                 (quote!(#a.sqrt()), POSTFIX)
             }
             Scalar::Ln(a) => {
-                let a = self.at(a, POSTFIX);
+                let a = self.receiver(a);
                 (quote!(#a.ln()), POSTFIX)
             }
             Scalar::ExpShifted(a) => {
@@ -495,7 +536,7 @@ impl<'a> Emitter<'a> {
             Scalar::Call(f, a) => {
                 let method = |m: &str| {
                     let m = format_ident!("{}", m);
-                    let a = self.at(a, POSTFIX);
+                    let a = self.receiver(a);
                     (quote!(#a.#m()), POSTFIX)
                 };
                 let helper = |h: &str| {

@@ -19,8 +19,8 @@
 //! Contractions never reach this stage as tensors: `H v` arrives as the
 //! normal form of `Σ_j H_ij v_j`, which is already `s·(p_i v_i − p_i Σ p v)`.
 
-use std::collections::{BTreeSet, HashMap};
-use std::rc::Rc;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::ir::{Atom, Dim, Fun, Ix, Poly};
 
@@ -398,7 +398,7 @@ impl Body {
     /// the max and the shifted sum of exponentials of a logsumexp).
     fn temp(&mut self, kind: u8, a: &Atom, env: &Env) -> Scalar {
         let order = layout(a);
-        let mut key = Poly::atom(Rc::new(a.clone()));
+        let mut key = Poly::atom(Arc::new(a.clone()));
         // Through fresh names first: the atom may already use placeholders
         // of the temporary it sits in.
         let via: Vec<Ix> = order.iter().map(|_| crate::ir::fresh()).collect();
@@ -411,10 +411,21 @@ impl Body {
         // Renaming re-normalizes, which can open an atom up (a group is
         // its sum again); such an atom keeps its own index names as key.
         let (key_atom, key_ix): (Atom, Vec<Ix>) = match key.terms.as_slice() {
-            [t] if t.coef.0 == 1.0 && t.factors.len() == 1 && t.factors[0].exp.0 == 1.0 => (
-                (*t.factors[0].atom).clone(),
-                (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
-            ),
+            // (A group of one variable renames to the variable itself,
+            // which has no temporary: keep the group then.)
+            [t] if t.coef.0 == 1.0
+                && t.factors.len() == 1
+                && t.factors[0].exp.0 == 1.0
+                && !matches!(
+                    *t.factors[0].atom,
+                    Atom::Var { .. } | Atom::Delta(..) | Atom::Dim(_)
+                ) =>
+            {
+                (
+                    (*t.factors[0].atom).clone(),
+                    (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
+                )
+            }
             _ => (a.clone(), order.clone()),
         };
         let read = |id: usize| -> Scalar {
@@ -1350,7 +1361,7 @@ fn factor_summand(sum: Poly) -> Poly {
     };
     let mut factors = common;
     factors.push(crate::ir::Factor {
-        atom: Rc::new(Atom::Group(rest)),
+        atom: Arc::new(Atom::Group(rest)),
         exp: crate::ir::Real(1.0),
     });
     let body = Poly {
@@ -1360,7 +1371,7 @@ fn factor_summand(sum: Poly) -> Poly {
         }],
     };
     let mut t = t.clone();
-    t.factors[0].atom = Rc::new(Atom::Sum {
+    t.factors[0].atom = Arc::new(Atom::Sum {
         ix: *ix,
         dim: dim.clone(),
         body,
@@ -1905,37 +1916,39 @@ fn scalar_reads(x: &Scalar, out: &mut Vec<(Target, Option<Var>, bool)>) {
     })
 }
 
-/// Whether loops `a` (over `va`) and then `b` (over `vb`) may run as one:
-/// everything that one writes and both touch is touched only at the row of
-/// the current iteration.
-fn fusable(a: &Stmt, va: Var, b: &Stmt, vb: Var) -> bool {
-    let (mut xa, mut xb) = (Vec::new(), Vec::new());
-    accesses(a, &mut xa);
-    accesses(b, &mut xb);
+type AccessList = Vec<(Target, Option<Var>, bool)>;
+
+/// Whether loops with accesses `xa` (over `va`) and then `xb` (over `vb`)
+/// may run as one: everything that one writes and both touch is touched
+/// only at the row of the current iteration.
+fn fusable(xa: &AccessList, va: Var, xb: &AccessList, vb: Var) -> bool {
     // Only what both touch and one of them writes can be reordered wrongly.
-    let key = |x: &(Target, Option<Var>, bool)| format!("{:?}", x.0);
-    let in_a: BTreeSet<String> = xa.iter().map(key).collect();
-    let in_b: BTreeSet<String> = xb.iter().map(key).collect();
-    let written: BTreeSet<String> = xa
+    let in_a: HashSet<&Target> = xa.iter().map(|x| &x.0).collect();
+    let in_b: HashSet<&Target> = xb.iter().map(|x| &x.0).collect();
+    let written: HashSet<&Target> = xa
         .iter()
-        .chain(&xb)
+        .chain(xb)
         .filter(|x| x.2)
-        .map(key)
+        .map(|x| &x.0)
         .filter(|k| in_a.contains(k) && in_b.contains(k))
         .collect();
-    let row_local = |xs: &[(Target, Option<Var>, bool)], v: Var| {
+    let row_local = |xs: &AccessList, v: Var| {
         xs.iter()
-            .filter(|x| written.contains(&format!("{:?}", x.0)))
+            .filter(|x| written.contains(&x.0))
             .all(|x| matches!(x.0, Target::Array(_)) && x.1 == Some(v))
     };
-    row_local(&xa, va) && row_local(&xb, vb)
+    row_local(xa, va) && row_local(xb, vb)
 }
 
 /// Fuses adjacent loops and reductions over the same range, innermost
 /// bodies too.
 fn fuse(stmts: &mut Vec<Stmt>) {
     let mut i = 0;
+    // The accesses of `stmts[i]`, kept up to date as loops merge into it
+    // (recomputing them per candidate made fusing quadratic in the body).
+    let mut acc_i: Option<AccessList> = None;
     while i + 1 < stmts.len() {
+        crate::budget::check();
         let merged = match (&stmts[i], &stmts[i + 1]) {
             (
                 Stmt::Loop {
@@ -1944,12 +1957,27 @@ fn fuse(stmts: &mut Vec<Stmt>) {
                 Stmt::Loop {
                     var: vb, dim: db, ..
                 },
-            ) if da == db && fusable(&stmts[i], *va, &stmts[i + 1], *vb) => {
+            ) if da == db && {
+                let xa = acc_i.get_or_insert_with(|| {
+                    let mut x = Vec::new();
+                    accesses(&stmts[i], &mut x);
+                    x
+                });
+                let mut xb = Vec::new();
+                accesses(&stmts[i + 1], &mut xb);
+                fusable(xa, *va, &xb, *vb)
+            } =>
+            {
                 let (va, vb) = (*va, *vb);
                 let Stmt::Loop { body: mut tail, .. } = stmts.remove(i + 1) else {
                     unreachable!()
                 };
                 tail.iter_mut().for_each(|s| rename_stmt(s, &[(vb, va)]));
+                if let Some(xa) = &mut acc_i {
+                    for s in &tail {
+                        accesses(s, xa);
+                    }
+                }
                 let Stmt::Loop { body, .. } = &mut stmts[i] else {
                     unreachable!()
                 };
@@ -1988,12 +2016,14 @@ fn fuse(stmts: &mut Vec<Stmt>) {
                     unreachable!()
                 };
                 parts.extend(tail);
+                acc_i = None;
                 true
             }
             _ => false,
         };
         if !merged {
             i += 1;
+            acc_i = None;
         }
     }
     for s in stmts.iter_mut() {

@@ -149,6 +149,12 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
     let centre = if spec.order >= 3 { centring(&d) } else { None };
     let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
 
+    // Every full tensor that will be emitted is sized before any is: a
+    // kernel set that cannot be built is refused at once, not after its
+    // lower orders took the time.
+    for k in spec.min_order.max(3)..=spec.order {
+        check_full_size(&d.orders[k])?;
+    }
     for k in spec.min_order..=spec.order {
         let t = &d.orders[k];
         match k {
@@ -220,6 +226,15 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
 
 /// A whole module: header, then the items of each kernel, formatted.
 pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
+    for k in kernels {
+        crate::derive::check_order(k.order)?;
+    }
+    crate::budget::run(crate::budget::DEFAULT_DEADLINE, || {
+        module_within_budget(kernels, command)
+    })
+}
+
+fn module_within_budget(kernels: &[KernelSpec], command: &str) -> Result<String> {
     let mut items = TokenStream::new();
     for k in kernels {
         items.extend(
@@ -625,8 +640,9 @@ impl From<(Poly, Vec<(Ix, Dim)>)> for Lowered {
     }
 }
 
-/// The whole tensor (value, gradient, Hessian, `f_d{k}`).
-fn full(b: &mut Body, t: &Tensor) -> Result<Lowered> {
+/// How a full tensor is emitted: its term count (orbits expanded), and
+/// whether it can go class by class (scattered over each orbit).
+fn full_terms(t: &Tensor) -> (f64, bool) {
     let k = t.order();
     let terms: f64 = if t.symmetric {
         t.classes.iter().map(|c| c.orbit(k)).sum()
@@ -637,15 +653,28 @@ fn full(b: &mut Body, t: &Tensor) -> Result<Lowered> {
         && t.value_idx.is_empty()
         && t.groups.iter().all(|g| g.len() == 1)
         && t.classes.iter().all(|c| !c.blocks.is_empty());
-    if terms > SCATTER_FROM && scalar_blocks {
-        return scattered(b, t);
-    }
-    if terms > MAX_TENSOR_TERMS {
+    (terms, terms > SCATTER_FROM && scalar_blocks)
+}
+
+/// Refuses a full tensor too large to emit term by term.
+fn check_full_size(t: &Tensor) -> Result<()> {
+    let (terms, scattered) = full_terms(t);
+    if terms > MAX_TENSOR_TERMS && !scattered {
+        let k = t.order();
         return Err(Error::new(format!(
             "the full order-{k} tensor has {terms} terms, too many to emit as code (limit {MAX_TENSOR_TERMS})"
         ))
         .with_note(format!("the directional derivative `_d{k}_dir` stays small; generate a lower --order to get the full tensors")));
     }
+    Ok(())
+}
+
+/// The whole tensor (value, gradient, Hessian, `f_d{k}`).
+fn full(b: &mut Body, t: &Tensor) -> Result<Lowered> {
+    if full_terms(t).1 {
+        return scattered(b, t);
+    }
+    check_full_size(t)?;
     Ok(Lowered::Poly(t.expanded(), out_indices(t)))
 }
 
@@ -785,7 +814,7 @@ fn centring(d: &Derivation) -> Option<Poly> {
         unreachable!()
     };
     let k = fresh();
-    let pk = crate::ir::Poly::atom(std::rc::Rc::new(p.clone())).rename(*at, k);
+    let pk = crate::ir::Poly::atom(std::sync::Arc::new(p.clone())).rename(*at, k);
     Some(Poly::sum_over(
         k,
         wrt_dim,
