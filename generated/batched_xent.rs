@@ -3,7 +3,7 @@
 // kernel `batched_xent`: f = Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m, orders 0..=1, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -17,7 +17,7 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
 /// [`batched_xent`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`batched_xent`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn batched_xent_avx2(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     batched_xent_body::<true>(m, n, z, y)
 }
@@ -27,7 +27,8 @@ fn batched_xent_avx2(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     assert_eq!(z.len(), m * n, "`z` must have length m·n");
@@ -127,7 +128,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
     c0 * sum6
 }
 /// The gradient.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -141,7 +142,7 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
 /// [`batched_xent_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`batched_xent_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn batched_xent_grad_avx2(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
     batched_xent_grad_body::<true>(m, n, z, y, out)
 }
@@ -151,7 +152,8 @@ fn batched_xent_grad_avx2(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn batched_xent_grad_body<const FMA: bool>(
     m: usize,

@@ -4,7 +4,7 @@
 // kernel `linear_b`: f = X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m, orders 0..=1 with respect to b, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -18,7 +18,7 @@ pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
 /// [`linear_w`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn linear_w_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     linear_w_body::<true>(m, d, x, w, b, y)
 }
@@ -28,7 +28,8 @@ fn linear_w_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64])
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn linear_w_body<const FMA: bool>(
     m: usize,
@@ -161,7 +162,7 @@ fn linear_w_body<const FMA: bool>(
     c0 * sum8
 }
 /// The gradient.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_grad(
     m: usize,
     d: usize,
@@ -183,7 +184,7 @@ pub fn linear_w_grad(
 /// [`linear_w_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn linear_w_grad_avx2(
     m: usize,
     d: usize,
@@ -201,7 +202,8 @@ fn linear_w_grad_avx2(
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn linear_w_grad_body<const FMA: bool>(
     m: usize,
@@ -372,7 +374,7 @@ fn linear_w_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     if small { 0.0 } else { y }
 }
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -386,7 +388,7 @@ pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
 /// [`linear_b`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn linear_b_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     linear_b_body::<true>(m, d, x, w, b, y)
 }
@@ -396,7 +398,8 @@ fn linear_b_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64])
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn linear_b_body<const FMA: bool>(
     m: usize,
@@ -529,7 +532,7 @@ fn linear_b_body<const FMA: bool>(
     c0 * sum8
 }
 /// The gradient.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_grad(
     m: usize,
     d: usize,
@@ -551,7 +554,7 @@ pub fn linear_b_grad(
 /// [`linear_b_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn linear_b_grad_avx2(
     m: usize,
     d: usize,
@@ -569,7 +572,8 @@ fn linear_b_grad_avx2(
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn linear_b_grad_body<const FMA: bool>(
     m: usize,

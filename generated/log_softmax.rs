@@ -3,7 +3,7 @@
 // kernel `log_softmax`: f = log_softmax(z), orders 0..=2, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -17,7 +17,7 @@ pub fn log_softmax(z: &[f64], out: &mut [f64]) {
 /// [`log_softmax`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`log_softmax`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn log_softmax_avx2(z: &[f64], out: &mut [f64]) {
     log_softmax_body::<true>(z, out)
 }
@@ -27,7 +27,8 @@ fn log_softmax_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -97,7 +98,7 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Jacobian, value indices first.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -111,7 +112,7 @@ pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
 /// [`log_softmax_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`log_softmax_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn log_softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     log_softmax_grad_body::<true>(z, out)
 }
@@ -121,7 +122,8 @@ fn log_softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -201,7 +203,7 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -215,7 +217,7 @@ pub fn log_softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
 /// [`log_softmax_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`log_softmax_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn log_softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     log_softmax_hvp_body::<true>(z, v, out)
 }
@@ -225,7 +227,8 @@ fn log_softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -316,7 +319,7 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
     }
 }
 /// The full Hessian, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -330,7 +333,7 @@ pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
 /// [`log_softmax_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`log_softmax_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn log_softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
     log_softmax_hessian_body::<true>(z, out)
 }
@@ -340,7 +343,8 @@ fn log_softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();

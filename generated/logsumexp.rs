@@ -3,7 +3,7 @@
 // kernel `logsumexp`: f = logsumexp(z), orders 0..=3, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp(z: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -17,7 +17,7 @@ pub fn logsumexp(z: &[f64]) -> f64 {
 /// [`logsumexp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_avx2(z: &[f64]) -> f64 {
     logsumexp_body::<true>(z)
 }
@@ -27,7 +27,8 @@ fn logsumexp_avx2(z: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
     let n = z.len();
@@ -93,7 +94,7 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
     max0 + sumexp1.ln()
 }
 /// The gradient.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -107,7 +108,7 @@ pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
 /// [`logsumexp_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_grad_avx2(z: &[f64], out: &mut [f64]) {
     logsumexp_grad_body::<true>(z, out)
 }
@@ -117,7 +118,8 @@ fn logsumexp_grad_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -189,7 +191,7 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -203,7 +205,7 @@ pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
 /// [`logsumexp_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     logsumexp_hvp_body::<true>(z, v, out)
 }
@@ -213,7 +215,8 @@ fn logsumexp_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -305,7 +308,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 /// The full Hessian, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -319,7 +322,7 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
 /// [`logsumexp_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_hessian_avx2(z: &[f64], out: &mut [f64]) {
     logsumexp_hessian_body::<true>(z, out)
 }
@@ -329,7 +332,8 @@ fn logsumexp_hessian_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -409,7 +413,7 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The full derivative tensor of order 3, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -423,7 +427,7 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
 /// [`logsumexp_d3`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_d3`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_d3_avx2(z: &[f64], out: &mut [f64]) {
     logsumexp_d3_body::<true>(z, out)
 }
@@ -433,7 +437,8 @@ fn logsumexp_d3_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -525,7 +530,7 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -539,7 +544,7 @@ pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
 /// [`logsumexp_d3_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_d3_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn logsumexp_d3_dir_avx2(z: &[f64], v: &[f64]) -> f64 {
     logsumexp_d3_dir_body::<true>(z, v)
 }
@@ -549,7 +554,8 @@ fn logsumexp_d3_dir_avx2(z: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
     let n = z.len();

@@ -3,7 +3,7 @@
 // kernel `softmax`: f = softmax(z), orders 0..=2, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -17,7 +17,7 @@ pub fn softmax(z: &[f64], out: &mut [f64]) {
 /// [`softmax`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn softmax_avx2(z: &[f64], out: &mut [f64]) {
     softmax_body::<true>(z, out)
 }
@@ -27,7 +27,8 @@ fn softmax_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -99,7 +100,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Jacobian, value indices first.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -113,7 +114,7 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
 /// [`softmax_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     softmax_grad_body::<true>(z, out)
 }
@@ -123,7 +124,8 @@ fn softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -203,7 +205,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -217,7 +219,7 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
 /// [`softmax_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     softmax_hvp_body::<true>(z, v, out)
 }
@@ -227,7 +229,8 @@ fn softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -320,7 +323,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 /// The full Hessian, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -334,7 +337,7 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
 /// [`softmax_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
     softmax_hessian_body::<true>(z, out)
 }
@@ -344,7 +347,8 @@ fn softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();

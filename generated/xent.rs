@@ -3,7 +3,7 @@
 // kernel `xent`: f = xent(z, q), orders 0..=10, f64
 
 /// The value.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent(z: &[f64], q: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -17,7 +17,7 @@ pub fn xent(z: &[f64], q: &[f64]) -> f64 {
 /// [`xent`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_avx2(z: &[f64], q: &[f64]) -> f64 {
     xent_body::<true>(z, q)
 }
@@ -27,7 +27,8 @@ fn xent_avx2(z: &[f64], q: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     let n = z.len();
@@ -130,7 +131,7 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     sum0 * lse3 - sum4
 }
 /// The gradient.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -144,7 +145,7 @@ pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_grad_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_grad_body::<true>(z, q, out)
 }
@@ -154,7 +155,8 @@ fn xent_grad_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -245,7 +247,7 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -259,7 +261,7 @@ pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
 /// [`xent_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_hvp_avx2(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     xent_hvp_body::<true>(z, q, v, out)
 }
@@ -269,7 +271,8 @@ fn xent_hvp_avx2(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -380,7 +383,7 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     }
 }
 /// The full Hessian, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -394,7 +397,7 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_hessian_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_hessian_body::<true>(z, q, out)
 }
@@ -404,7 +407,8 @@ fn xent_hessian_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -503,7 +507,7 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// The full derivative tensor of order 3, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -517,7 +521,7 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d3`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d3`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d3_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d3_body::<true>(z, q, out)
 }
@@ -527,7 +531,8 @@ fn xent_d3_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -638,7 +643,7 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -652,7 +657,7 @@ pub fn xent_d3_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d3_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d3_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d3_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d3_dir_body::<true>(z, q, v)
 }
@@ -662,7 +667,8 @@ fn xent_d3_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -790,7 +796,7 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     2.0 * sum5 * sum6.powi(3) - 3.0 * sum5 * sum6 * sum7 + sum5 * sum8
 }
 /// The full derivative tensor of order 4, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -804,7 +810,7 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d4`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d4`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d4_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d4_body::<true>(z, q, out)
 }
@@ -814,7 +820,8 @@ fn xent_d4_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -975,7 +982,7 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^4 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -989,7 +996,7 @@ pub fn xent_d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d4_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d4_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d4_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d4_dir_body::<true>(z, q, v)
 }
@@ -999,7 +1006,8 @@ fn xent_d4_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -1132,7 +1140,7 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         - 6.0 * sum5 * sum6.powi(4) - 3.0 * sum5 * sum8.powi(2) + sum5 * sum9
 }
 /// The full derivative tensor of order 5, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d5(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1146,7 +1154,7 @@ pub fn xent_d5(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d5`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d5`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d5_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d5_body::<true>(z, q, out)
 }
@@ -1156,7 +1164,8 @@ fn xent_d5_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -1557,7 +1566,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^5 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d5_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1571,7 +1580,7 @@ pub fn xent_d5_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d5_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d5_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d5_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d5_dir_body::<true>(z, q, v)
 }
@@ -1581,7 +1590,8 @@ fn xent_d5_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -1719,7 +1729,7 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         + 24.0 * sum5 * sum6.powi(5) - 10.0 * sum5 * sum7 * sum9 + sum5 * sum10
 }
 /// The full derivative tensor of order 6, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d6(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1733,7 +1743,7 @@ pub fn xent_d6(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d6`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d6`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d6_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d6_body::<true>(z, q, out)
 }
@@ -1743,7 +1753,8 @@ fn xent_d6_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -2020,7 +2031,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^6 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d6_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -2034,7 +2045,7 @@ pub fn xent_d6_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d6_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d6_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d6_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d6_dir_body::<true>(z, q, v)
 }
@@ -2044,7 +2055,8 @@ fn xent_d6_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -2188,7 +2200,7 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         + 30.0 * sum5 * sum7.powi(3) - 10.0 * sum5 * sum8.powi(2) + sum5 * sum11
 }
 /// The full derivative tensor of order 7, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d7(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -2202,7 +2214,7 @@ pub fn xent_d7(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d7`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d7`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d7_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d7_body::<true>(z, q, out)
 }
@@ -2212,7 +2224,8 @@ fn xent_d7_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -2570,7 +2583,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^7 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d7_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -2584,7 +2597,7 @@ pub fn xent_d7_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d7_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d7_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d7_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d7_dir_body::<true>(z, q, v)
 }
@@ -2594,7 +2607,8 @@ fn xent_d7_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -2745,7 +2759,7 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         - 35.0 * sum5 * sum9 * sum8 + sum5 * sum12
 }
 /// The full derivative tensor of order 8, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d8(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -2759,7 +2773,7 @@ pub fn xent_d8(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d8`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d8`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d8_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d8_body::<true>(z, q, out)
 }
@@ -2769,7 +2783,8 @@ fn xent_d8_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -3264,7 +3279,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^8 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d8_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -3278,7 +3293,7 @@ pub fn xent_d8_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d8_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d8_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d8_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d8_dir_body::<true>(z, q, v)
 }
@@ -3288,7 +3303,8 @@ fn xent_d8_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -3449,7 +3465,7 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         - 56.0 * sum5 * sum9 * sum8 - 35.0 * sum5 * sum10.powi(2) + sum5 * sum13
 }
 /// The full derivative tensor of order 9, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d9(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -3463,7 +3479,7 @@ pub fn xent_d9(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d9`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d9`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d9_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d9_body::<true>(z, q, out)
 }
@@ -3473,7 +3489,8 @@ fn xent_d9_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -4148,7 +4165,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^9 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d9_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -4162,7 +4179,7 @@ pub fn xent_d9_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d9_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d9_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d9_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d9_dir_body::<true>(z, q, v)
 }
@@ -4172,7 +4189,8 @@ fn xent_d9_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
@@ -4344,7 +4362,7 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         - 126.0 * sum5 * sum10 * sum11 + sum5 * sum14
 }
 /// The full derivative tensor of order 10, row-major.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d10(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -4358,7 +4376,7 @@ pub fn xent_d10(z: &[f64], q: &[f64], out: &mut [f64]) {
 /// [`xent_d10`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d10`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d10_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     xent_d10_body::<true>(z, q, out)
 }
@@ -4368,7 +4386,8 @@ fn xent_d10_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let n = z.len();
@@ -5313,7 +5332,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
 }
 /// `D^10 f[v, …, v]`, without forming the tensor.
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d10_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -5327,7 +5346,7 @@ pub fn xent_d10_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
 /// [`xent_d10_dir`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d10_dir`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 fn xent_d10_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     xent_d10_dir_body::<true>(z, q, v)
 }
@@ -5337,7 +5356,8 @@ fn xent_d10_dir_avx2(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     clippy::needless_range_loop,
     clippy::too_many_arguments,
     clippy::excessive_precision,
-    dead_code
+    dead_code,
+    unused_variables
 )]
 fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();

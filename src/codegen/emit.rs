@@ -34,6 +34,8 @@ pub struct Names {
     pub kernel: String,
     /// Input parameter names, by input position.
     pub inputs: Vec<Ident>,
+    /// Which inputs are scalars, passed by value (`x: f64`, read as `x`).
+    pub scalar: Vec<bool>,
     /// Lengths fixed at generation time (`--dim`).
     pub fixed: HashMap<String, usize>,
     /// Float type.
@@ -188,6 +190,12 @@ impl<'a> Emitter<'a> {
     /// A length as a `usize` expression (a name or a literal).
     pub fn dim(&self, d: &Dim) -> TokenStream {
         match self.fixed(d) {
+            // Past i32 an unsuffixed literal compared with another literal
+            // (`N <= 64`) would be typed i32 and overflow.
+            Some(k) if k > i32::MAX as usize => {
+                let l = Literal::usize_suffixed(k);
+                quote!(#l)
+            }
             Some(k) => {
                 let l = Literal::usize_unsuffixed(k);
                 quote!(#l)
@@ -320,6 +328,12 @@ impl<'a> Emitter<'a> {
     }
 
     fn access(&self, a: &Access) -> TokenStream {
+        if let Array::Input(k) = a.array {
+            if self.names.scalar.get(k).copied().unwrap_or(false) {
+                let name = &self.names.inputs[k];
+                return quote!(#name);
+            }
+        }
         if let Some(((last, _), prefix)) = a.idx.split_last() {
             if let Some((name, at)) = self.slice_of(&a.array, *last, prefix) {
                 return quote!(#name[#at]);

@@ -112,6 +112,19 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
     req.wrt = spec.wrt.clone();
     let d = derive(&req)?;
     let symbolic = d.typed.symbolic_dims();
+    for n in &symbolic {
+        // Dimensions become `usize` parameters and locals under their own
+        // names, so they must not be names the kernel makes itself.
+        if parameter_name(n, &spec.name, &BTreeSet::new()) != n.to_lowercase() {
+            return Err(Error::new(format!(
+                "dimension `{n}` cannot be a parameter name in the generated code"
+            ))
+            .with_note(format!(
+                "names that end in a digit, start with `{}_`, or are Rust keywords are the kernel's own; rename the dimension",
+                spec.name
+            )));
+        }
+    }
     let mut fixed = HashMap::new();
     for (n, v) in &spec.dims {
         if !symbolic.contains(n) {
@@ -134,10 +147,12 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
         }
         fixed.insert(n.clone(), *v);
     }
+    check_output_sizes(spec, &d, &fixed)?;
     let sig = Signature::new(&d, &fixed, &spec.name);
     let names = Names {
         kernel: spec.name.clone(),
         inputs: sig.inputs.clone(),
+        scalar: sig.shapes.iter().map(|(_, dims)| dims.is_empty()).collect(),
         fixed,
         float: spec.float,
     };
@@ -226,8 +241,22 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
 
 /// A whole module: header, then the items of each kernel, formatted.
 pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
-    for k in kernels {
+    for (i, k) in kernels.iter().enumerate() {
+        check_ident(&k.name)?;
         crate::derive::check_order(k.order)?;
+        // Every item of kernel `f` is `f` or starts with `f_`.
+        for other in &kernels[..i] {
+            let (a, b) = (&other.name, &k.name);
+            let within = |x: &str, y: &str| x == y || y.starts_with(&format!("{x}_"));
+            if within(a, b) || within(b, a) {
+                return Err(Error::new(format!(
+                    "kernels `{a}` and `{b}` would define the same functions"
+                ))
+                .with_note(format!(
+                    "the items of a kernel named `f` are `f` and `f_…` (`f_grad`, `f_hvp`, …); rename one of them"
+                )));
+            }
+        }
     }
     crate::budget::run(crate::budget::DEFAULT_DEADLINE, || {
         module_within_budget(kernels, command)
@@ -324,6 +353,44 @@ fn check_ident(name: &str) -> Result<()> {
     }
 }
 
+/// Refuses fixed lengths (`--dim`) whose full tensors could not be
+/// addressed: the entry count of every function that writes `out` must
+/// fit in memory's address range.
+fn check_output_sizes(
+    spec: &KernelSpec,
+    d: &Derivation,
+    fixed: &HashMap<String, usize>,
+) -> Result<()> {
+    let len = |dim: &Dim| match dim {
+        Dim::Fixed(k) => *k,
+        Dim::Named(n) => fixed.get(&**n).copied().unwrap_or(1),
+    };
+    let value: Option<usize> = d
+        .tensor
+        .value_dims
+        .iter()
+        .try_fold(1usize, |a, x| a.checked_mul(len(x)));
+    let wrt: Option<usize> = d
+        .tensor
+        .wrt_dims
+        .iter()
+        .try_fold(1usize, |a, x| a.checked_mul(len(x)));
+    let limit = isize::MAX as usize / std::mem::size_of::<f64>();
+    for k in spec.min_order..=spec.order {
+        let entries = (0..k).try_fold(value.unwrap_or(usize::MAX), |a, _| a.checked_mul(wrt?));
+        match entries {
+            Some(e) if e <= limit && value.is_some() => {}
+            _ => {
+                return Err(Error::new(format!(
+                    "the order-{k} tensor has more entries than a slice can hold at these lengths"
+                ))
+                .with_note("lower --order or the fixed --dim lengths; the directional and Hessian-vector kernels do not form it"))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parameters shared by every function of a kernel.
 struct Signature {
     /// Length parameters (`usize`), in order of first appearance.
@@ -348,21 +415,12 @@ impl Signature {
         let mut inputs = Vec::new();
         let mut shapes = Vec::new();
         for (n, s) in &d.typed.vars {
-            let mut name = n.to_lowercase();
-            while taken.contains(&name)
-                || generated_name(&name)
-                || syn::parse_str::<Ident>(&name).is_err()
-            {
-                name.push('_');
-            }
+            let name = parameter_name(n, kernel, &taken);
             taken.insert(name.clone());
             inputs.push(Ident::new(&name, Span::call_site()));
             shapes.push((n.clone(), s.dims()));
         }
-        let mut direction = "v".to_string();
-        while taken.contains(&direction) {
-            direction.push('_');
-        }
+        let direction = parameter_name("v", kernel, &taken);
         let mut from_input: Vec<(String, usize)> = Vec::new();
         for (k, (_, s)) in d.typed.vars.iter().enumerate() {
             if let Shape::Vec(Dim::Named(n)) = s {
@@ -388,18 +446,42 @@ impl Signature {
     }
 }
 
-/// Names the generated code uses for its own locals.
-fn generated_name(n: &str) -> bool {
-    let digits_after = |p: &str| {
-        n.strip_prefix(p)
-            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '_'))
+/// The Rust parameter for program variable `var`: its name in lower case,
+/// unless that could clash with what the kernel names itself, then with
+/// `_in` appended until it cannot. Every local the generated code makes
+/// ends in a digit (`sum5`, `acc3_0`, `i2`), and every item of kernel `k`
+/// is `k` or starts with `k_`; `out`, the dimension parameters, Rust
+/// keywords and `_` are taken too.
+fn parameter_name(var: &str, kernel: &str, taken: &BTreeSet<String>) -> String {
+    let name = var.to_lowercase();
+    let clashes = |n: &str| {
+        taken.contains(n)
+            || n.ends_with(|c: char| c.is_ascii_digit())
+            || n == kernel
+            || n.starts_with(&format!("{kernel}_"))
+            || n == "FMA"
+            || syn::parse_str::<Ident>(n).is_err()
     };
-    [
-        "i", "c", "l", "b", "j", "len", "buf", "acc", "f", "g", "pow", "sum", "max", "sumexp",
-        "lse", "p", "inv",
-    ]
-    .iter()
-    .any(|p| digits_after(p))
+    // Candidates: the name, `name_in`, `in_name`, then `arg_a`, `par_a`,
+    // `arg_b`, … (two first letters, so at most one family can start with
+    // the kernel's prefix; `taken` is finite, so this ends).
+    let fallback = (0usize..).flat_map(|k| {
+        let mut tag = String::new();
+        let mut x = k;
+        loop {
+            tag.insert(0, (b'a' + (x % 26) as u8) as char);
+            x /= 26;
+            if x == 0 {
+                break;
+            }
+        }
+        [format!("arg_{tag}"), format!("par_{tag}")]
+    });
+    [name.clone(), format!("{name}_in"), format!("in_{name}")]
+        .into_iter()
+        .chain(fallback)
+        .find(|n| !clashes(n))
+        .expect("an unbounded sequence of distinct names")
 }
 
 /// One function of a kernel.
@@ -448,9 +530,12 @@ impl Function {
         ));
         let mut inputs = names.inputs.clone();
         inputs.push(sig.direction.clone());
+        let mut scalar = names.scalar.clone();
+        scalar.push(false);
         let names = Names {
             kernel: names.kernel.clone(),
             inputs,
+            scalar,
             fixed: names.fixed.clone(),
             float: names.float,
         };
@@ -482,18 +567,13 @@ impl Function {
             params.push(quote!(#i: usize));
             args.push(i);
         }
-        let param_name = |k: usize, n: &Ident| -> Ident {
-            let needed = used.contains(&k) || sig.from_input.iter().any(|(_, j)| *j == k);
-            if needed {
-                n.clone()
-            } else {
-                format_ident!("_{}", n)
-            }
-        };
         for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
-            let n = param_name(k, n);
-            params.push(quote!(#n: &[#ty]));
-            args.push(n);
+            if names.scalar[k] {
+                params.push(quote!(#n: #ty));
+            } else {
+                params.push(quote!(#n: &[#ty]));
+            }
+            args.push(n.clone());
         }
         if self.direction {
             let n = &sig.direction;
@@ -517,8 +597,6 @@ impl Function {
                 return;
             }
             let arg_name = arg.to_string();
-            let arg_name = arg_name.trim_start_matches('_');
-            let arg = Ident::new(arg_name, Span::call_site());
             let len = em.product(dims);
             let shown: Vec<String> = dims
                 .iter()
@@ -543,11 +621,10 @@ impl Function {
         for (k, (_, dims)) in sig.shapes.iter().enumerate() {
             let derived = sig.from_input.iter().any(|(_, j)| *j == k) && dims.len() == 1;
             let unused = !used.contains(&k) && !derived;
-            let n = param_name(k, &names.inputs[k]);
-            if unused {
+            if unused || names.scalar[k] {
                 continue;
             }
-            check(&n, dims, derived);
+            check(&names.inputs[k], dims, derived);
         }
         if self.direction {
             check(&sig.direction, &sig.wrt_dims, false);
@@ -581,7 +658,7 @@ impl Function {
         let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
         Ok(quote! {
             #[doc = #doc]
-            #[allow(clippy::too_many_arguments, dead_code)]
+            #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
             pub fn #name(#(#params),*) #ret {
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -596,14 +673,14 @@ impl Function {
             #[doc = #wide_doc]
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments, dead_code)]
+            #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
             fn #wide_name(#(#params),*) #ret {
                 #body_name::<true>(#(#args),*)
             }
 
             #[doc = #body_doc]
             #[inline(always)]
-            #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code)]
+            #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code, unused_variables)]
             fn #body_name<const FMA: bool>(#(#params),*) #ret {
                 #entry
                 #alloc
