@@ -28,6 +28,10 @@ pub struct Request {
     pub limits: Limits,
     /// Wall-time budget for the whole derivation.
     pub deadline: Duration,
+    /// Shapes for undeclared variables that the expression leaves open
+    /// (see [`crate::shape::check_with_hints`]); `eval` takes them from
+    /// the data.
+    pub shapes: Vec<(String, Shape)>,
 }
 
 impl Request {
@@ -40,6 +44,7 @@ impl Request {
             assume: Vec::new(),
             limits: Limits::default(),
             deadline: crate::budget::DEFAULT_DEADLINE,
+            shapes: Vec::new(),
         }
     }
 }
@@ -92,7 +97,7 @@ pub fn derive(req: &Request) -> Result<Derivation> {
 fn derive_within_budget(req: &Request) -> Result<Derivation> {
     let start = Instant::now();
     let program = crate::parse::parse_program(&req.expr)?;
-    let typed = crate::shape::check(&program)?;
+    let typed = crate::shape::check_with_hints(&program, &req.shapes)?;
     let wrt = match &req.wrt {
         Some(w) => {
             if typed.var_shape(w).is_none() {

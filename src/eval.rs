@@ -224,6 +224,22 @@ impl Point {
     }
 }
 
+/// The shapes of the values given, as hints for variables whose shape the
+/// expression leaves open (lengths fixed by the data).
+pub fn shape_hints(bindings: &[Binding]) -> Vec<(String, Shape)> {
+    bindings
+        .iter()
+        .map(|b| {
+            let shape = match &b.value {
+                Value::Scalar(_) => Shape::Scalar,
+                Value::Vec(v) => Shape::Vec(Dim::Fixed(v.len())),
+                Value::Mat(c, v) => Shape::Mat(Dim::Fixed(v.len() / c.max(&1)), Dim::Fixed(*c)),
+            };
+            (b.name.clone(), shape)
+        })
+        .collect()
+}
+
 /// Checks the bindings against the program's variables and learns the
 /// sizes of symbolic dimensions from them.
 pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
@@ -370,7 +386,10 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
     } else {
         Some(t.expanded())
     };
-    let mut cache: HashMap<Vec<usize>, f64> = HashMap::new();
+    // Entries that are permutations of each other are computed once; at
+    // order 0 and 1 every entry is its own class, so nothing is kept.
+    let symmetric_entries = t.order() >= 2;
+    let mut cache: FastMap<Vec<usize>, f64> = FastMap::default();
     let mut out = Vec::with_capacity(total);
     let mut pos = vec![0usize; shape.len()];
     for _ in 0..total {
@@ -391,7 +410,9 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
                     Some(p) => ev.entry_plain(p, t, &key),
                     None => t.classes.iter().map(|c| ev.class_entry(c, t, &key)).sum(),
                 };
-                cache.insert(key, v);
+                if symmetric_entries {
+                    cache.insert(key, v);
+                }
                 v
             }
         };
@@ -411,13 +432,53 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// The value of index `ix` in an environment, innermost binding first.
+fn lookup_in(env: &[(Ix, usize)], ix: Ix) -> usize {
+    env.iter()
+        .rev()
+        .find(|(i, _)| *i == ix)
+        .map(|(_, v)| *v)
+        .expect("index bound in the environment")
+}
+
+/// A hash map with a multiply-rotate hasher (the one rustc uses, FxHash):
+/// the caches here are keyed by small integers, for which SipHash's
+/// protection against chosen keys costs a third of `eval`'s time.
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// FxHash: `h = (h.rotl(5) ^ word) · K` per word.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Evaluates atoms with caching.
 pub struct Evaluator<'a> {
     point: &'a Point,
     /// Index values in scope, innermost last.
     env: Vec<(Ix, usize)>,
-    cache: HashMap<(usize, Vec<usize>), f64>,
-    softmax_cache: HashMap<(usize, Vec<usize>), Vec<f64>>,
+    cache: FastMap<(usize, Vec<usize>), f64>,
+    softmax_cache: FastMap<(usize, Vec<usize>), Vec<f64>>,
+    /// The free indices of each atom met, by address (computing them
+    /// builds a set, once per atom rather than once per entry).
+    free: FastMap<usize, Vec<Ix>>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -426,18 +487,14 @@ impl<'a> Evaluator<'a> {
         Evaluator {
             point,
             env: Vec::new(),
-            cache: HashMap::new(),
-            softmax_cache: HashMap::new(),
+            cache: FastMap::default(),
+            softmax_cache: FastMap::default(),
+            free: FastMap::default(),
         }
     }
 
     fn lookup(&self, ix: Ix) -> usize {
-        self.env
-            .iter()
-            .rev()
-            .find(|(i, _)| *i == ix)
-            .map(|(_, v)| *v)
-            .expect("index bound in the environment")
+        lookup_in(&self.env, ix)
     }
 
     fn entry_plain(&mut self, p: &Poly, t: &Tensor, key: &[usize]) -> f64 {
@@ -491,11 +548,12 @@ impl<'a> Evaluator<'a> {
             }
             fixed.push(vals.first().copied());
         }
-        let n = t.wrt_dims.first().map(|d| self.point.size(d)).unwrap_or(1);
-        // Atom products of each block at each candidate value.
-        let mut tables: Vec<Vec<f64>> = Vec::new();
+        // Atom products of each block at each candidate value (the few
+        // distinct derivative index values, or the block's fixed value):
+        // sparse, so an entry costs O(k), not O(n).
+        let mut tables: Vec<Vec<(usize, f64)>> = Vec::new();
         for b in &c.blocks {
-            let mut row = vec![0.0; n.max(1)];
+            let mut row = Vec::new();
             let candidates: Vec<usize> = match fixed[tables.len()] {
                 Some(v) => vec![v],
                 None => mult.iter().map(|(u, _)| *u).collect(),
@@ -507,12 +565,7 @@ impl<'a> Evaluator<'a> {
                     prod *= self.factor(f);
                 }
                 self.env.pop();
-                if u < row.len() {
-                    row[u] = prod;
-                } else {
-                    row.resize(u + 1, 0.0);
-                    row[u] = prod;
-                }
+                row.push((u, prod));
             }
             tables.push(row);
         }
@@ -566,12 +619,14 @@ impl<'a> Evaluator<'a> {
         v
     }
 
-    fn key(&self, a: &Atom) -> (usize, Vec<usize>) {
-        let free = a.free();
-        (
-            a as *const Atom as usize,
-            free.iter().map(|&i| self.lookup(i)).collect(),
-        )
+    fn key(&mut self, a: &Atom) -> (usize, Vec<usize>) {
+        let address = a as *const Atom as usize;
+        let free = self
+            .free
+            .entry(address)
+            .or_insert_with(|| a.free().into_iter().collect());
+        let values = free.iter().map(|&i| lookup_in(&self.env, i)).collect();
+        (address, values)
     }
 
     fn atom(&mut self, a: &Atom) -> f64 {
@@ -586,6 +641,8 @@ impl<'a> Evaluator<'a> {
                 data[flat]
             }
             Atom::Dim(d) => self.point.sizes[&**d] as f64,
+            // A softmax keeps its whole row in a cache of its own.
+            Atom::Softmax { .. } => self.compound(a),
             _ => {
                 let key = self.key(a);
                 if let Some(v) = self.cache.get(&key) {
@@ -619,11 +676,18 @@ impl<'a> Evaluator<'a> {
                 m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
             }
             Atom::Softmax { ix, dim, body, at } => {
-                let mut free = body.free();
-                free.remove(ix);
+                // The row depends on the body's free indices but `ix`.
+                let address = a as *const Atom as usize;
+                let free = self.free.entry(address).or_insert_with(|| {
+                    let mut free = body.free();
+                    free.remove(ix);
+                    free.into_iter().collect()
+                });
                 let key = (
-                    a as *const Atom as usize,
-                    free.iter().map(|&i| self.lookup(i)).collect::<Vec<_>>(),
+                    address,
+                    free.iter()
+                        .map(|&i| lookup_in(&self.env, i))
+                        .collect::<Vec<_>>(),
                 );
                 let at = self.lookup(*at);
                 if let Some(p) = self.softmax_cache.get(&key) {
@@ -662,7 +726,7 @@ fn assign(
     blocks: &[crate::sym::Block],
     fixed: &[Option<usize>],
     sizes: &[usize],
-    tables: &[Vec<f64>],
+    tables: &[Vec<(usize, f64)>],
     remaining: &mut Vec<(usize, usize)>,
     chosen: &mut Vec<(usize, usize)>,
 ) -> f64 {
@@ -698,7 +762,10 @@ fn assign(
         if !ok {
             continue;
         }
-        let val = tables[b].get(u).copied().unwrap_or(0.0);
+        let val = tables[b]
+            .iter()
+            .find(|(w, _)| *w == u)
+            .map_or(0.0, |(_, v)| *v);
         if val == 0.0 {
             continue;
         }

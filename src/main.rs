@@ -52,7 +52,8 @@ enum Command {
         /// The expression (program).
         #[arg(allow_hyphen_values = true)]
         expr: String,
-        /// The point: `z=[1,2,3]; q=[0.2,0.3,0.5]`.
+        /// The point: `z=[1,2,3]; q=[0.2,0.3,0.5]`, or `@FILE` to read it
+        /// from a file (long vectors exceed the command line's limit).
         #[arg(long)]
         at: String,
         /// Derivative order; 0 is the expression itself.
@@ -118,7 +119,19 @@ fn main() -> ExitCode {
     })
 }
 
-fn run(cli: Cli) -> ExitCode {
+fn run(mut cli: Cli) -> ExitCode {
+    // `--at @FILE`: the point is the file's text (errors point into it).
+    if let Command::Eval { at, .. } = &mut cli.command {
+        if let Some(path) = at.strip_prefix('@') {
+            match std::fs::read_to_string(path) {
+                Ok(text) => *at = text,
+                Err(e) => {
+                    eprintln!("error: cannot read --at file `{path}`: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
     let (expr, at) = match &cli.command {
         Command::Derive { expr, .. } => (expr.clone(), None),
         Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
@@ -232,7 +245,8 @@ fn execute(command: Command) -> symdiff::Result<String> {
             let bindings = symdiff::eval::parse_point(&at)?;
             // Size check first: an absurd order is refused before any work.
             let program = symdiff::parse::parse_program(&expr)?;
-            let typed = symdiff::shape::check(&program)?;
+            let hints = symdiff::eval::shape_hints(&bindings);
+            let typed = symdiff::shape::check_with_hints(&program, &hints)?;
             let point = symdiff::eval::bind(&typed, &bindings)?;
             let w = match &wrt {
                 Some(w) => w.clone(),
@@ -247,11 +261,20 @@ fn execute(command: Command) -> symdiff::Result<String> {
             }
             let mut req = Request::new(&expr, order);
             req.wrt = wrt;
+            req.shapes = hints;
             let d = symdiff::derive(&req)?;
             let shape = symdiff::eval::tensor_shape(&d.tensor, &point);
             let values = symdiff::eval::evaluate(&d.tensor, &point)?;
-            let json = serde_json::json!({ "wrt": d.wrt, "order": order, "shape": shape, "values": values });
-            Ok(format!("{json}\n"))
+            // Written field by field: a `serde_json::Value` of a million
+            // numbers costs more than evaluating them.
+            let json = |r: serde_json::Result<String>| r.expect("strings and numbers serialize");
+            Ok(format!(
+                "{{\"wrt\":{},\"order\":{},\"shape\":{},\"values\":{}}}\n",
+                json(serde_json::to_string(&d.wrt)),
+                order,
+                json(serde_json::to_string(&shape)),
+                json(serde_json::to_string(&values))
+            ))
         }
     }
 }

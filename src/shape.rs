@@ -195,6 +195,14 @@ impl Typed {
 
 /// Resolves names and infers shapes.
 pub fn check(program: &Program) -> Result<Typed> {
+    check_with_hints(program, &[])
+}
+
+/// [`check`], where an undeclared variable whose use allows any shape
+/// (only elementwise functions and arithmetic) takes the shape `hints`
+/// gives it — `eval` passes the shapes of the values in `--at`, as NumPy
+/// and JAX take them from the data.
+pub fn check_with_hints(program: &Program, hints: &[(String, Shape)]) -> Result<Typed> {
     let mut decls: HashMap<String, (Shape, Span)> = HashMap::new();
     let mut dim_names: Vec<String> = Vec::new();
     let mut scope = Scope::default();
@@ -285,7 +293,7 @@ pub fn check(program: &Program) -> Result<Typed> {
             }
         })
         .collect();
-    let (mut inf, mut typed_body) = infer_program(&body, &decls, &dim_names, &declared);
+    let (mut inf, mut typed_body) = infer_program(&body, &decls, &dim_names, &declared, hints);
     // The implicit length `n` of undeclared vectors is a dimension name
     // too, usable as a number (`sum(z)/n`), unless something declares `n`.
     let implicit = IMPLICIT_DIM.to_string();
@@ -295,7 +303,7 @@ pub fn check(program: &Program) -> Result<Typed> {
         && !dim_names.contains(&implicit)
     {
         dim_names.push(implicit);
-        (inf, typed_body) = infer_program(&body, &decls, &dim_names, &declared);
+        (inf, typed_body) = infer_program(&body, &decls, &dim_names, &declared, hints);
     }
     let typed_body = typed_body?;
     let vars = inf
@@ -316,6 +324,7 @@ fn infer_program(
     decls: &HashMap<String, (Shape, Span)>,
     dim_names: &[String],
     declared: &[String],
+    hints: &[(String, Shape)],
 ) -> (Infer, Result<TExpr>) {
     let mut inf = Infer {
         decls: decls.clone(),
@@ -333,6 +342,17 @@ fn infer_program(
         }
     }
     inf.learn_all(body);
+    // What the use leaves open, the data decides.
+    let mut hinted = false;
+    for (name, shape) in hints {
+        if inf.order.contains(name) && inf.var_shape(name).is_none() && *shape != Shape::Scalar {
+            inf.shapes.insert(name.clone(), shape.clone());
+            hinted = true;
+        }
+    }
+    if hinted {
+        inf.learn_all(body);
+    }
     let typed = inf.infer(body);
     (inf, typed)
 }
