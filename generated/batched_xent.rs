@@ -185,6 +185,9 @@ fn batched_xent_grad_body<const FMA: bool>(
             }
             top3[0].max(top3[1]).max(top3[2].max(top3[3]))
         };
+        if max2 == f64::NEG_INFINITY {
+            max2 = 0.0;
+        }
         let mut exact3 = n <= 64;
         loop {
             let mut b3 = 0;
@@ -252,6 +255,9 @@ fn batched_xent_grad_body<const FMA: bool>(
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
                 };
+                if max2 == f64::NEG_INFINITY {
+                    max2 = 0.0;
+                }
                 acc3_0 = [0.0; 64];
                 acc3_1 = [0.0; 64];
                 continue;
@@ -305,5 +311,5 @@ fn batched_xent_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

@@ -258,6 +258,9 @@ fn linear_w_grad_body<const FMA: bool>(
             }
             top17[0].max(top17[1]).max(top17[2].max(top17[3]))
         };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
+        }
         let mut exact17 = k <= 64;
         loop {
             let mut b17 = 0;
@@ -310,6 +313,9 @@ fn linear_w_grad_body<const FMA: bool>(
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
                 };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
                 acc17_0 = [0.0; 64];
                 continue;
             }
@@ -371,7 +377,7 @@ fn linear_w_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }
 /// The value.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -627,6 +633,9 @@ fn linear_b_grad_body<const FMA: bool>(
             }
             top13[0].max(top13[1]).max(top13[2].max(top13[3]))
         };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
+        }
         let mut exact13 = k <= 64;
         loop {
             let mut b13 = 0;
@@ -679,6 +688,9 @@ fn linear_b_grad_body<const FMA: bool>(
                     }
                     top13[0].max(top13[1]).max(top13[2].max(top13[3]))
                 };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
                 acc13_0 = [0.0; 64];
                 continue;
             }
@@ -735,5 +747,5 @@ fn linear_b_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

@@ -47,6 +47,9 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -86,6 +89,9 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             continue;
         }
@@ -143,6 +149,9 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -184,6 +193,9 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             continue;
         }
@@ -249,6 +261,9 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -290,6 +305,9 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             continue;
         }
@@ -364,6 +382,9 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact5 = n <= 64;
     loop {
         let mut b5 = 0;
@@ -405,6 +426,9 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc5_0 = [0.0; 64];
             continue;
         }
@@ -464,5 +488,5 @@ fn log_softmax_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

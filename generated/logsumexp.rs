@@ -46,6 +46,9 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -85,6 +88,9 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             continue;
         }
@@ -138,6 +144,9 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact3 = n <= 64;
     loop {
         let mut b3 = 0;
@@ -179,6 +188,9 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc3_0 = [0.0; 64];
             continue;
         }
@@ -237,6 +249,9 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact3 = n <= 64;
     loop {
         let mut b3 = 0;
@@ -293,6 +308,9 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
             continue;
@@ -353,6 +371,9 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -394,6 +415,9 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             continue;
         }
@@ -458,6 +482,9 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact5 = n <= 64;
     loop {
         let mut b5 = 0;
@@ -499,6 +526,9 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc5_0 = [0.0; 64];
             continue;
         }
@@ -576,6 +606,9 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact3 = n <= 64;
     loop {
         let mut b3 = 0;
@@ -632,6 +665,9 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
             continue;
@@ -700,5 +736,5 @@ fn logsumexp_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

@@ -47,6 +47,9 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact3 = n <= 64;
     loop {
         let mut b3 = 0;
@@ -88,6 +91,9 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc3_0 = [0.0; 64];
             continue;
         }
@@ -145,6 +151,9 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -186,6 +195,9 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             continue;
         }
@@ -251,6 +263,9 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -292,6 +307,9 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             continue;
         }
@@ -368,6 +386,9 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact5 = n <= 64;
     loop {
         let mut b5 = 0;
@@ -409,6 +430,9 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc5_0 = [0.0; 64];
             continue;
         }
@@ -476,5 +500,5 @@ fn softmax_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

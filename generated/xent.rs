@@ -49,6 +49,9 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
         }
         top0[0].max(top0[1]).max(top0[2].max(top0[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact0 = n <= 64;
     loop {
         let mut b0 = 0;
@@ -117,6 +120,9 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
                 }
                 top0[0].max(top0[1]).max(top0[2].max(top0[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc0_0 = [0.0; 64];
             acc0_1 = [0.0; 64];
             acc0_2 = [0.0; 64];
@@ -177,6 +183,9 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -233,6 +242,9 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -295,6 +307,9 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -366,6 +381,9 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             acc1_2 = [0.0; 64];
@@ -430,6 +448,9 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -486,6 +507,9 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             continue;
@@ -554,6 +578,9 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact3 = n <= 64;
     loop {
         let mut b3 = 0;
@@ -610,6 +637,9 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
             continue;
@@ -691,6 +721,9 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -762,6 +795,9 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -843,6 +879,9 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact4 = n <= 64;
     loop {
         let mut b4 = 0;
@@ -899,6 +938,9 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc4_0 = [0.0; 64];
             acc4_1 = [0.0; 64];
             continue;
@@ -1030,6 +1072,9 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -1101,6 +1146,9 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -1187,6 +1235,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact5 = n <= 64;
     loop {
         let mut b5 = 0;
@@ -1243,6 +1294,9 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc5_0 = [0.0; 64];
             acc5_1 = [0.0; 64];
             continue;
@@ -1614,6 +1668,9 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -1685,6 +1742,9 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -1789,6 +1849,9 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -1845,6 +1908,9 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -2079,6 +2145,9 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -2150,6 +2219,9 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -2265,6 +2337,9 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -2321,6 +2396,9 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -2631,6 +2709,9 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -2702,6 +2783,9 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -2831,6 +2915,9 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -2887,6 +2974,9 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -3327,6 +3417,9 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -3398,6 +3491,9 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -3545,6 +3641,9 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -3601,6 +3700,9 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -4213,6 +4315,9 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -4284,6 +4389,9 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -4457,6 +4565,9 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
     let mut exact1 = n <= 64;
     loop {
         let mut b1 = 0;
@@ -4513,6 +4624,9 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
             continue;
@@ -5380,6 +5494,9 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
     let mut exact2 = n <= 64;
     loop {
         let mut b2 = 0;
@@ -5451,6 +5568,9 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
             acc2_2 = [0.0; 64];
@@ -5616,5 +5736,5 @@ fn xent_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     let p = fma(r4, fma(r4, q2, q1), q0);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if small { 0.0 } else { y }
+    if x.is_nan() { x } else if small { 0.0 } else { y }
 }

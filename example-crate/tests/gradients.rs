@@ -160,3 +160,60 @@ fn poisson_gradient_is_exp_minus_counts() {
     poisson_grad(&at, &counts, &mut g);
     assert_close(&g, &fd_grad(&|x| poisson(x, &counts), &at), 1e-7);
 }
+
+/// A NaN logit gives NaN derivatives whatever its payload: R's `NA_real_`
+/// (0x7ff00000000007a2) has low bits that the polynomial `exp` would carry
+/// into the exponent field of its result.
+#[test]
+fn nan_logits_with_any_payload_give_nan() {
+    for bits in [
+        0x7ff8_0000_0000_0000u64,
+        0x7ff0_0000_0000_07a2,
+        0xfff0_0000_0000_0001,
+    ] {
+        let nan = f64::from_bits(bits);
+        assert!(nan.is_nan());
+        for n in [3usize, 100, 1000] {
+            let mut z: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            z[n / 2] = nan;
+            let q = vec![1.0 / n as f64; n];
+            let mut g = vec![0.0; n];
+            xent_grad(&z, &q, &mut g);
+            assert!(
+                g.iter().all(|x| x.is_nan()),
+                "n = {n}, payload {bits:#x}: {:?}",
+                &g[..3]
+            );
+            let mut hv = vec![0.0; n];
+            xent_hvp(&z, &q, &q, &mut hv);
+            assert!(hv.iter().all(|x| x.is_nan()));
+            assert!(xent_d3_dir(&z, &q, &q).is_nan());
+            assert!(xent(&z, &q).is_nan());
+        }
+    }
+}
+
+/// Logits masked with −∞ drop out of the gradient, however many lead the
+/// row (a whole first block of 64 used to make every entry NaN).
+#[test]
+fn masked_logits_drop_out_wherever_they_are() {
+    for (n, masked) in [(100usize, 64usize), (100, 63), (1000, 900), (200, 199)] {
+        let mut z: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        for x in &mut z[..masked] {
+            *x = f64::NEG_INFINITY;
+        }
+        let q: Vec<f64> = (0..n).map(|i| if i < masked { 0.0 } else { 1.0 }).collect();
+        let mut g = vec![0.0; n];
+        xent_grad(&z, &q, &mut g);
+        // The same problem without the masked entries.
+        let (zk, qk) = (&z[masked..], &q[masked..]);
+        let mut gk = vec![0.0; n - masked];
+        xent_grad(zk, qk, &mut gk);
+        assert!(
+            g[..masked].iter().all(|&x| x == 0.0),
+            "n = {n}, masked = {masked}"
+        );
+        assert_close(&g[masked..], &gk, 1e-12);
+        // (The value is NaN here, as in JAX: 0 · log(0) of a masked target.)
+    }
+}

@@ -1022,7 +1022,9 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
                 // so the largest k does not overflow the exponent field.
                 let half_scale = #ty::from_bits(t.to_bits().wrapping_add(#bias_less_one) << #mantissa);
                 let y = p * half_scale * 2.0;
-                if x < #lo { 0.0 } else { y }
+                // A NaN's payload bits would reach the exponent field through
+                // `t`: NaN in, NaN out, whatever its bits.
+                if x.is_nan() { x } else if x < #lo { 0.0 } else { y }
             }
         });
     }
@@ -1044,7 +1046,9 @@ fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
                 let xc = x.clamp(#lo, #hi_shifted);
                 #reduce_and_poly
                 let y = #ty::from_bits(p.to_bits().wrapping_add(t.to_bits() << #mantissa));
-                if small { 0.0 } else { y }
+                // A NaN's payload bits would reach the exponent field through
+                // `t`: NaN in, NaN out, whatever its bits.
+                if x.is_nan() { x } else if small { 0.0 } else { y }
             }
         });
     }

@@ -350,14 +350,25 @@ impl Emitter<'_> {
             let init = self.identity(p.op);
             quote!(#a = [#init; #block];)
         });
+        // A shift of −∞ (every logit so far masked with −∞) would make
+        // `x − c` NaN; any finite shift is exact, and one far below a later
+        // logit passes the limit and restarts from the true maximum.
+        let ty = self.ty();
+        let finite = quote! {
+            if #m == #ty::NEG_INFINITY {
+                #m = 0.0;
+            }
+        };
         quote! {
             #first
+            #finite
             let mut #exact = #d <= #block;
             loop {
                 #walk
                 if !#exact && #sum > #limit {
                     #exact = true;
                     #again
+                    #finite
                     #(#resets)*
                     continue;
                 }
