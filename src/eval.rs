@@ -14,6 +14,75 @@ use crate::ir::{Atom, Dim, Factor, Ix, Poly, Term};
 use crate::shape::{Shape, Typed};
 use crate::sym::{Class, Tensor};
 
+/// What `eval` computes: the derivative tensor at a point, flattened
+/// row-major in JAX's jacobian convention.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The variable differentiated.
+    pub wrt: String,
+    /// The order.
+    pub order: usize,
+    /// The value's shape, then the shape of `wrt` once per order.
+    pub shape: Vec<usize>,
+    /// The entries, row-major.
+    pub values: Vec<f64>,
+}
+
+impl Evaluation {
+    /// The one-line JSON object `symdiff eval` prints (with its newline).
+    pub fn json(&self) -> String {
+        // Written field by field: a `serde_json::Value` of a million
+        // numbers costs more than evaluating them.
+        let json = |r: serde_json::Result<String>| r.expect("strings and numbers serialize");
+        format!(
+            "{{\"wrt\":{},\"order\":{},\"shape\":{},\"values\":{}}}\n",
+            json(serde_json::to_string(&self.wrt)),
+            self.order,
+            json(serde_json::to_string(&self.shape)),
+            json(serde_json::to_string(&self.values))
+        )
+    }
+}
+
+/// `symdiff eval`: the order-`order` derivative of `expr` with respect to
+/// `wrt` (default: as `derive` chooses) at the point `at` (`z=[1,2,3];
+/// q=[...]`), within the default deadline on a large stack.
+pub fn run(expr: &str, at: &str, order: usize, wrt: Option<&str>) -> Result<Evaluation> {
+    crate::derive::check_order(order)?;
+    crate::budget::run(crate::budget::DEFAULT_DEADLINE, || {
+        let bindings = parse_point(at)?;
+        let program = crate::parse::parse_program(expr)?;
+        let hints = shape_hints(&bindings);
+        let typed = crate::shape::check_with_hints(&program, &hints)?;
+        let point = bind(&typed, &bindings)?;
+        // Size check first: an order whose tensor could not be printed is
+        // refused before any work.
+        let w = match wrt {
+            Some(w) => w.to_string(),
+            None => typed
+                .vars
+                .first()
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default(),
+        };
+        if let Some(ws) = typed.var_shape(&w) {
+            check_size(&typed.body.shape, ws, order, &point)?;
+        }
+        let mut req = crate::derive::Request::new(expr, order);
+        req.wrt = wrt.map(str::to_string);
+        req.shapes = hints;
+        let d = crate::derive::derive(&req)?;
+        let shape = tensor_shape(&d.tensor, &point);
+        let values = evaluate(&d.tensor, &point)?;
+        Ok(Evaluation {
+            wrt: d.wrt,
+            order,
+            shape,
+            values,
+        })
+    })
+}
+
 /// Largest tensor `eval` will print.
 pub const MAX_ENTRIES: usize = 10_000_000;
 

@@ -241,40 +241,6 @@ fn execute(command: Command) -> symdiff::Result<String> {
             at,
             order,
             wrt,
-        } => {
-            let bindings = symdiff::eval::parse_point(&at)?;
-            // Size check first: an absurd order is refused before any work.
-            let program = symdiff::parse::parse_program(&expr)?;
-            let hints = symdiff::eval::shape_hints(&bindings);
-            let typed = symdiff::shape::check_with_hints(&program, &hints)?;
-            let point = symdiff::eval::bind(&typed, &bindings)?;
-            let w = match &wrt {
-                Some(w) => w.clone(),
-                None => typed
-                    .vars
-                    .first()
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_default(),
-            };
-            if let Some(ws) = typed.var_shape(&w) {
-                symdiff::eval::check_size(&typed.body.shape, ws, order, &point)?;
-            }
-            let mut req = Request::new(&expr, order);
-            req.wrt = wrt;
-            req.shapes = hints;
-            let d = symdiff::derive(&req)?;
-            let shape = symdiff::eval::tensor_shape(&d.tensor, &point);
-            let values = symdiff::eval::evaluate(&d.tensor, &point)?;
-            // Written field by field: a `serde_json::Value` of a million
-            // numbers costs more than evaluating them.
-            let json = |r: serde_json::Result<String>| r.expect("strings and numbers serialize");
-            Ok(format!(
-                "{{\"wrt\":{},\"order\":{},\"shape\":{},\"values\":{}}}\n",
-                json(serde_json::to_string(&d.wrt)),
-                order,
-                json(serde_json::to_string(&shape)),
-                json(serde_json::to_string(&values))
-            ))
-        }
+        } => Ok(symdiff::eval::run(&expr, &at, order, wrt.as_deref())?.json()),
     }
 }

@@ -1995,7 +1995,7 @@ fn fuse(stmts: &mut Vec<Stmt>) {
                     dim: db,
                     parts: pb,
                 },
-            ) if da == db && independent(pa, pb) => {
+            ) if da == db && independent(pa, pb) && at_most_one_shift(pa, pb) => {
                 let (va, vb) = (*va, *vb);
                 let Stmt::Reduce {
                     parts: mut tail, ..
@@ -2138,9 +2138,12 @@ fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
                 accesses(s, &mut xs);
                 !xs.iter().any(|x| x.2 && read.iter().any(|r| r.0 == x.0))
             });
+            // A pass restarts from the exact maximum of one shift only.
+            let shifted_already = pb.iter().any(|p| p.op == RedOp::Shift);
             if db == da
                 && cheap
                 && unchanged
+                && !shifted_already
                 && pb.iter().any(|p| p.op == RedOp::Sum && p.body == summed)
             {
                 return Some((a, k, b));
@@ -2151,6 +2154,12 @@ fn shift_candidate(stmts: &[Stmt]) -> Option<(usize, usize, usize)> {
 }
 
 /// Whether the reductions `b` read nothing that the reductions `a` produce.
+/// Whether two passes together shift by at most one maximum: the emitter
+/// restarts a pass from the exact maximum of its one shift.
+fn at_most_one_shift(a: &[Part], b: &[Part]) -> bool {
+    a.iter().chain(b).filter(|p| p.op == RedOp::Shift).count() <= 1
+}
+
 fn independent(a: &[Part], b: &[Part]) -> bool {
     let kept: Vec<Place> = a
         .iter()

@@ -38,3 +38,4 @@ pub fn eval(expr: &str, order: usize, wrt: Option<&str>, at: &str) -> Vec<f64> {
     let point = symdiff::eval::bind(&d.typed, &bindings).unwrap();
     symdiff::eval::evaluate(&d.tensor, &point).unwrap()
 }
+pub mod programs;
