@@ -74,7 +74,7 @@ pub fn run<T: Send>(limit: Duration, work: impl FnOnce() -> Result<T> + Send) ->
                 catch_unwind(AssertUnwindSafe(work))
             });
         match spawned {
-            Ok(handle) => handle.join().unwrap_or_else(|payload| Err(payload)),
+            Ok(handle) => handle.join().unwrap_or_else(Err),
             // No thread to be had (a sandbox's limits): nothing ran.
             Err(e) => Ok(Err(Error::new(format!(
                 "could not start the worker thread: {e}"

@@ -220,7 +220,7 @@ pub enum Atom {
 }
 
 /// An atom to a numeric power.
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub struct Factor {
     /// The base.
     pub atom: Arc<Atom>,
@@ -253,6 +253,13 @@ impl PartialEq for Factor {
 }
 
 impl Eq for Factor {}
+
+impl Hash for Factor {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.atom.hash(state);
+        self.exp.hash(state);
+    }
+}
 
 impl PartialOrd for Factor {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {

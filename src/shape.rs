@@ -394,10 +394,19 @@ impl Scope {
         let kind = match &e.kind {
             ExprKind::Num(v) => ExprKind::Num(*v),
             ExprKind::Name(n) => {
-                if let Some(p) = params.get(n) {
-                    return Ok(p.clone());
-                }
-                if let Some(v) = self.lets.get(n) {
+                // A substituted value counts at its full size: `let`s that
+                // each double the one before grow exponentially otherwise.
+                let substituted = params.get(n).or_else(|| self.lets.get(n));
+                if let Some(v) = substituted {
+                    let size = node_count(v);
+                    if size > *budget {
+                        return Err(Error::at(
+                            e.span.clone(),
+                            format!("the expression grows past {MAX_INLINED_NODES} nodes when its definitions are inlined"),
+                            "while inlining this",
+                        ));
+                    }
+                    *budget -= size;
                     return Ok(v.clone());
                 }
                 if self.defs.contains_key(n) || Builtin::lookup(n).is_some() {
@@ -472,6 +481,25 @@ impl Scope {
             span: e.span.clone(),
         })
     }
+}
+
+/// Nodes in an expression tree, counted without recursion.
+fn node_count(e: &Expr) -> usize {
+    let mut stack = vec![e];
+    let mut count = 0;
+    while let Some(e) = stack.pop() {
+        count += 1;
+        match &e.kind {
+            ExprKind::Num(_) | ExprKind::Name(_) => {}
+            ExprKind::Neg(x) => stack.push(x),
+            ExprKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            ExprKind::Call { args, .. } => stack.extend(args.iter()),
+        }
+    }
+    count
 }
 
 fn arity_error(name: &str, name_span: &Span, want: usize, got: usize, span: &Span) -> Error {
@@ -923,6 +951,29 @@ fn call_shape(
     }
 }
 
+/// Dropped without recursion (see the `Drop` of [`crate::ast::Expr`]).
+impl Drop for TExpr {
+    fn drop(&mut self) {
+        let mut stack: Vec<TExpr> = Vec::new();
+        take_children(&mut self.kind, &mut stack);
+        while let Some(mut e) = stack.pop() {
+            take_children(&mut e.kind, &mut stack);
+        }
+    }
+}
+
+fn take_children(kind: &mut TKind, stack: &mut Vec<TExpr>) {
+    match std::mem::replace(kind, TKind::Num(0.0)) {
+        TKind::Neg(x) => stack.push(*x),
+        TKind::Bin(_, a, b) => {
+            stack.push(*a);
+            stack.push(*b);
+        }
+        TKind::Call(_, args) => stack.extend(args),
+        TKind::Num(_) | TKind::Var(_) | TKind::Dim(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,28 +1001,5 @@ mod tests {
         );
         let v = vars("n: vec[k]; sum(n * z)");
         assert_eq!(v[0], ("n".into(), Shape::Vec(Dim::Named("k".into()))));
-    }
-}
-
-/// Dropped without recursion (see the `Drop` of [`crate::ast::Expr`]).
-impl Drop for TExpr {
-    fn drop(&mut self) {
-        let mut stack: Vec<TExpr> = Vec::new();
-        take_children(&mut self.kind, &mut stack);
-        while let Some(mut e) = stack.pop() {
-            take_children(&mut e.kind, &mut stack);
-        }
-    }
-}
-
-fn take_children(kind: &mut TKind, stack: &mut Vec<TExpr>) {
-    match std::mem::replace(kind, TKind::Num(0.0)) {
-        TKind::Neg(x) => stack.push(*x),
-        TKind::Bin(_, a, b) => {
-            stack.push(*a);
-            stack.push(*b);
-        }
-        TKind::Call(_, args) => stack.extend(args),
-        TKind::Num(_) | TKind::Var(_) | TKind::Dim(_) => {}
     }
 }

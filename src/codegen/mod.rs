@@ -252,9 +252,7 @@ pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
                 return Err(Error::new(format!(
                     "kernels `{a}` and `{b}` would define the same functions"
                 ))
-                .with_note(format!(
-                    "the items of a kernel named `f` are `f` and `f_…` (`f_grad`, `f_hvp`, …); rename one of them"
-                )));
+                .with_note("the items of a kernel named `f` are `f` and `f_…` (`f_grad`, `f_hvp`, …); rename one of them"));
             }
         }
     }
