@@ -33,74 +33,85 @@ fn log_softmax_avx2(z: &[f64], out: &mut [f64]) {
 fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc2_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
-        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c2 in 0..n.min(64) / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                top2[l2] = top2[l2].max(z[i2]);
-            }
+    let mut acc0_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    for c0 in 0..n / 4 {
+        for l0 in 0..4 {
+            let i0 = c0 * 4 + l0;
+            acc0_0[l0] = acc0_0[l0].max(z[i0]);
         }
-        for i2 in n.min(64) / 4 * 4..n.min(64) {
-            top2[0] = top2[0].max(z[i2]);
-        }
-        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
-    };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
     }
-    let mut exact2 = n <= 64;
-    loop {
-        let mut b2 = 0;
-        while b2 < n {
-            let len2 = (n - b2).min(64);
-            let z_b2 = &z[b2..][..len2];
-            let part2_0 = &mut acc2_0[..len2];
-            for j2 in 0..len2 {
-                part2_0[j2] += log_softmax_exp_shifted::<FMA>(z_b2[j2] - max0);
+    for i0 in n / 4 * 4..n {
+        acc0_0[0] = acc0_0[0].max(z[i0]);
+    }
+    let max0 = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut max1 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3] - max0);
             }
-            b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3] - max0);
         }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
+    let mut exact3 = n <= 64;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                part3_0[j3] += log_softmax_exp_shifted::<FMA>(z_b3[j3] - max0 - max1);
+            }
+            b3 += len3;
         }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
+        for l3 in 0..32 {
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
+        for l3 in 0..16 {
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
-        if !exact2 && (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]) > 1e180 {
-            exact2 = true;
-            max0 = {
-                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
-                for c2 in 0..n / 4 {
-                    for l2 in 0..4 {
-                        let i2 = c2 * 4 + l2;
-                        top2[l2] = top2[l2].max(z[i2]);
+        for l3 in 0..8 {
+            acc3_0[l3] += acc3_0[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max1 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3] - max0);
                     }
                 }
-                for i2 in n / 4 * 4..n {
-                    top2[0] = top2[0].max(z[i2]);
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3] - max0);
                 }
-                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
             }
-            acc2_0 = [0.0; 64];
+            acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let lse2 = max0 + sumexp1.ln();
-    for i0 in 0..n {
-        out[i0] = z[i0] - lse2;
+    let sumexp2 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let lse3 = max1 + sumexp2.ln();
+    for i1 in 0..n {
+        out[i1] = z[i1] - max0 - lse3;
     }
 }
 /// The Jacobian, value indices first.

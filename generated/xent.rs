@@ -33,108 +33,106 @@ fn xent_avx2(z: &[f64], q: &[f64]) -> f64 {
 fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
-    let mut acc0_0: [f64; 64] = [0.0; 64];
-    let mut acc0_1: [f64; 64] = [0.0; 64];
-    let mut acc0_2: [f64; 64] = [0.0; 64];
-    let mut max1 = {
-        let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c0 in 0..n.min(64) / 4 {
-            for l0 in 0..4 {
-                let i0 = c0 * 4 + l0;
-                top0[l0] = top0[l0].max(z[i0]);
-            }
+    let mut acc0_0: [f64; 4] = [f64::NEG_INFINITY; 4];
+    let mut acc0_1: [f64; 4] = [0.0; 4];
+    for c0 in 0..n / 4 {
+        for l0 in 0..4 {
+            let i0 = c0 * 4 + l0;
+            acc0_0[l0] = acc0_0[l0].max(z[i0]);
+            acc0_1[l0] += q[i0];
         }
-        for i0 in n.min(64) / 4 * 4..n.min(64) {
-            top0[0] = top0[0].max(z[i0]);
-        }
-        top0[0].max(top0[1]).max(top0[2].max(top0[3]))
-    };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
     }
-    let mut exact0 = n <= 64;
-    loop {
-        let mut b0 = 0;
-        while b0 < n {
-            let len0 = (n - b0).min(64);
-            let q_b0 = &q[b0..][..len0];
-            let z_b0 = &z[b0..][..len0];
-            let part0_0 = &mut acc0_0[..len0];
-            let part0_1 = &mut acc0_1[..len0];
-            let part0_2 = &mut acc0_2[..len0];
-            for j0 in 0..len0 {
-                part0_0[j0] += q_b0[j0];
-                part0_1[j0] += q_b0[j0] * z_b0[j0];
-                part0_2[j0] += xent_exp_shifted::<FMA>(z_b0[j0] - max1);
+    for i0 in n / 4 * 4..n {
+        acc0_0[0] = acc0_0[0].max(z[i0]);
+        acc0_1[0] += q[i0];
+    }
+    let max0 = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
+    let sum1 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut max2 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2] - max0);
             }
-            b0 += len0;
         }
-        for l0 in 0..32 {
-            acc0_0[l0] += acc0_0[l0 + 32];
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2] - max0);
         }
-        for l0 in 0..16 {
-            acc0_0[l0] += acc0_0[l0 + 16];
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    if max2 == f64::NEG_INFINITY {
+        max2 = 0.0;
+    }
+    let mut exact2 = n <= 64;
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2] * (z_b2[j2] - max0);
+                part2_1[j2] += xent_exp_shifted::<FMA>(z_b2[j2] - max0 - max2);
+            }
+            b2 += len2;
         }
-        for l0 in 0..8 {
-            acc0_0[l0] += acc0_0[l0 + 8];
+        for l2 in 0..32 {
+            acc2_0[l2] += acc2_0[l2 + 32];
         }
-        for l0 in 0..4 {
-            acc0_0[l0] += acc0_0[l0 + 4];
+        for l2 in 0..16 {
+            acc2_0[l2] += acc2_0[l2 + 16];
         }
-        for l0 in 0..32 {
-            acc0_1[l0] += acc0_1[l0 + 32];
+        for l2 in 0..8 {
+            acc2_0[l2] += acc2_0[l2 + 8];
         }
-        for l0 in 0..16 {
-            acc0_1[l0] += acc0_1[l0 + 16];
+        for l2 in 0..4 {
+            acc2_0[l2] += acc2_0[l2 + 4];
         }
-        for l0 in 0..8 {
-            acc0_1[l0] += acc0_1[l0 + 8];
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
         }
-        for l0 in 0..4 {
-            acc0_1[l0] += acc0_1[l0 + 4];
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
         }
-        for l0 in 0..32 {
-            acc0_2[l0] += acc0_2[l0 + 32];
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
         }
-        for l0 in 0..16 {
-            acc0_2[l0] += acc0_2[l0 + 16];
+        for l2 in 0..4 {
+            acc2_1[l2] += acc2_1[l2 + 4];
         }
-        for l0 in 0..8 {
-            acc0_2[l0] += acc0_2[l0 + 8];
-        }
-        for l0 in 0..4 {
-            acc0_2[l0] += acc0_2[l0 + 4];
-        }
-        if !exact0 && (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]) > 1e180 {
-            exact0 = true;
-            max1 = {
-                let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
-                for c0 in 0..n / 4 {
-                    for l0 in 0..4 {
-                        let i0 = c0 * 4 + l0;
-                        top0[l0] = top0[l0].max(z[i0]);
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max2 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2] - max0);
                     }
                 }
-                for i0 in n / 4 * 4..n {
-                    top0[0] = top0[0].max(z[i0]);
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2] - max0);
                 }
-                top0[0].max(top0[1]).max(top0[2].max(top0[3]))
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if max2 == f64::NEG_INFINITY {
+                max2 = 0.0;
             }
-            acc0_0 = [0.0; 64];
-            acc0_1 = [0.0; 64];
-            acc0_2 = [0.0; 64];
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sum0 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    let sum4 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
-    let sumexp2 = (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]);
-    let lse3 = max1 + sumexp2.ln();
-    sum0 * lse3 - sum4
+    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp3 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let lse4 = max2 + sumexp3.ln();
+    sum1 * lse4 - sum5
 }
 /// The gradient.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]

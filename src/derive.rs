@@ -193,6 +193,35 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
 const EXPAND_DISPLAY: f64 = 10.0;
 
 impl Derivation {
+    /// Whether `f` does not change along `1` in its vector variable `z`
+    /// (`f(z + c·1) = f(z)`, as xent, softmax and log_softmax): the derivative
+    /// contracted with `1` simplifies to zero.
+    pub fn shift_invariant(&self) -> bool {
+        let d = self;
+        if d.tensor.wrt_dims.len() != 1
+            || !matches!(d.typed.var_shape(&d.wrt), Some(crate::shape::Shape::Vec(_)))
+        {
+            return false;
+        }
+        let t1 = match d.orders.get(1) {
+            Some(t) => t.clone(),
+            None => match d.orders[0].differentiate(&d.wrt) {
+                Ok(t) => t,
+                Err(_) => return false,
+            },
+        };
+        let ones = crate::codegen::contract_with(&t1.expanded(), &t1, 0, |_| {
+            crate::ir::Poly::constant(1.0)
+        });
+        let (sum, _) = crate::simplify::simplify_poly(
+            &ones,
+            &crate::rules::identities(),
+            crate::simplify::Limits::default(),
+            "shift-invariance check",
+        );
+        sum.is_zero()
+    }
+
     /// The free indices of the result, value first.
     pub fn free_indices(&self) -> Vec<Ix> {
         let mut ids = self.tensor.value_idx.clone();

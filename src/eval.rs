@@ -73,6 +73,17 @@ pub fn run(expr: &str, at: &str, order: usize, wrt: Option<&str>) -> Result<Eval
         req.shapes = hints;
         let d = crate::derive::derive(&req)?;
         let shape = tensor_shape(&d.tensor, &point);
+        let mut point = point;
+        if order == 0 && d.shift_invariant() {
+            // f(z) = f(z − max(z)·1): the logits' common offset cancels
+            // symbolically, not in floating point (xent at z = 1e300·1).
+            if let Some((_, data)) = point.vars.get_mut(&d.wrt) {
+                let top = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if top.is_finite() {
+                    data.iter_mut().for_each(|x| *x -= top);
+                }
+            }
+        }
         let values = evaluate(&d.tensor, &point)?;
         Ok(Evaluation {
             wrt: d.wrt,

@@ -457,11 +457,59 @@ impl Poly {
         if from == to || !self.mentions(from) {
             return self.clone();
         }
-        let mut out = Poly::zero();
+        // One merge at the end (adding term by term re-sorts each time).
+        let mut terms = Vec::with_capacity(self.terms.len());
         for t in &self.terms {
-            out = out.add(&t.rename(from, to));
+            terms.extend(t.rename(from, to).terms);
         }
-        out
+        Poly::from_terms(terms)
+    }
+
+    /// Reads variable `from` as variable `to` everywhere.
+    pub fn rename_var(&self, from: &str, to: &str) -> Poly {
+        if !self.uses_var(from) {
+            return self.clone();
+        }
+        let mut terms = Vec::with_capacity(self.terms.len());
+        for t in &self.terms {
+            let mut out = Poly::constant(t.coef.0);
+            for f in &t.factors {
+                out = out.mul(&f.atom.rename_var(from, to).powf(f.exp.0));
+            }
+            terms.extend(out.terms);
+        }
+        Poly::from_terms(terms)
+    }
+}
+
+impl Atom {
+    /// The atom with variable `from` read as `to`, renormalized.
+    pub fn rename_var(&self, from: &str, to: &str) -> Poly {
+        if !self.uses_var(from) {
+            return Poly::atom(Arc::new(self.clone()));
+        }
+        let r = |p: &Poly| p.rename_var(from, to);
+        match self {
+            Atom::Var { name, idx } => {
+                Poly::var(if &**name == from { to } else { name }, idx.clone())
+            }
+            Atom::Delta(..) | Atom::Dim(_) => Poly::atom(Arc::new(self.clone())),
+            Atom::Func(f, p) => Poly::func(*f, r(p)),
+            Atom::Group(p) => r(p),
+            Atom::Pow(a, b) => Poly::pow_sym(r(a), r(b)),
+            Atom::Sum { ix, dim, body } => {
+                let k = fresh();
+                Poly::sum_over(k, dim, &body.rename(*ix, k).rename_var(from, to))
+            }
+            Atom::Lse { ix, dim, body } => {
+                let k = fresh();
+                Poly::lse(k, dim, body.rename(*ix, k).rename_var(from, to))
+            }
+            Atom::Softmax { ix, dim, body, at } => {
+                let k = fresh();
+                Poly::softmax(k, dim, body.rename(*ix, k).rename_var(from, to), *at)
+            }
+        }
     }
 }
 

@@ -217,3 +217,30 @@ fn masked_logits_drop_out_wherever_they_are() {
         // (The value is NaN here, as in JAX: 0 · log(0) of a masked target.)
     }
 }
+
+/// The value of xent is shift-invariant in the logits, and the kernel
+/// computes it at `z − max(z)`: at logits of 1e300 (or offset by 1e12)
+/// it keeps full precision, where `s·logsumexp(z) − q·z` as written loses
+/// everything to cancellation.
+#[test]
+fn xent_value_keeps_its_digits_at_huge_logits() {
+    let q = [0.2, 0.3, 0.5];
+    let base = [0.0, 1.0, 3.0];
+    let exact = xent(&base, &q);
+    let want = {
+        let lse = (0f64.exp() + 1f64.exp() + 3f64.exp()).ln();
+        q.iter().zip(&base).map(|(q, z)| q * (lse - z)).sum::<f64>()
+    };
+    assert!((exact - want).abs() <= 1e-15 * want);
+    for offset in [1e12, 1e100, 1e300, -1e300] {
+        // Logits with the spacing of `base` where the offset allows it,
+        // else all equal.
+        let z: Vec<f64> = base.iter().map(|b| offset + b).collect();
+        let spaced: Vec<f64> = z.iter().map(|x| x - offset).collect();
+        let want = xent(&spaced, &q);
+        let got = xent(&z, &q);
+        assert!((got - want).abs() <= 1e-12 * want.abs(), "offset {offset}: {got} vs {want}");
+    }
+    let z = [1e300; 3];
+    assert!((xent(&z, &q) - 3f64.ln()).abs() <= 1e-12 * 3f64.ln());
+}

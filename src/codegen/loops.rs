@@ -294,6 +294,15 @@ impl Body {
         self.next_var - 1
     }
 
+    /// A scalar temporary holding the maximum of vector variable `name`
+    /// over `dim` (a pass of its own).
+    pub fn max_of(&mut self, name: &str, dim: &Dim) -> Scalar {
+        let k = crate::ir::fresh();
+        let lse = Poly::lse(k, dim, Poly::var(name, vec![k]));
+        let atom = lse.terms[0].factors[0].atom.clone();
+        self.temp(1, &atom, &Vec::new())
+    }
+
     /// Makes IR variable `name` read as `input − minus`.
     pub fn shift(&mut self, name: &str, input: usize, minus: Scalar) {
         self.shifted

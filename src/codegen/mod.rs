@@ -94,6 +94,9 @@ const SIGNATURE_IX: Ix = Ix::MAX - 7;
 const DIRECTION: &str = "·v";
 /// The centred direction `v − c`.
 const CENTRED: &str = "·w";
+/// The IR name of the variable read less its maximum (see
+/// [`value_at_shifted_logits`]).
+const SHIFTED: &str = "·z";
 
 /// The items of one kernel (all its functions and helpers), unformatted.
 pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
@@ -180,7 +183,14 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: !scalar_value,
                 };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
+                let shift = d.shift_invariant();
+                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
+                    if shift {
+                        value_at_shifted_logits(b, &d)
+                    } else {
+                        full(b, t)
+                    }
+                })?);
             }
             1 => {
                 let doc = if scalar_value {
@@ -810,7 +820,12 @@ fn contract(p: &Poly, t: &Tensor, from: usize, dir: &str) -> Poly {
 }
 
 /// `t` contracted in the groups `from..` with the vector `with(indices)`.
-fn contract_with(p: &Poly, t: &Tensor, from: usize, with: impl Fn(Vec<Ix>) -> Poly) -> Poly {
+pub(crate) fn contract_with(
+    p: &Poly,
+    t: &Tensor,
+    from: usize,
+    with: impl Fn(Vec<Ix>) -> Poly,
+) -> Poly {
     let mut p = p.clone();
     for g in &t.groups[from..] {
         let fresh_ids: Vec<Ix> = g.iter().map(|_| fresh()).collect();
@@ -864,6 +879,27 @@ fn directional(
     }
     let out = out_indices(t)[..t.value_idx.len()].to_vec();
     Ok((p, out))
+}
+
+/// The value of a shift-invariant `f`, computed at `z − max(z)`: the
+/// logits' common offset cancels symbolically instead of in floating
+/// point. (`s·logsumexp(z) − q·z` at z = 1e300·1 is `s·ln n`; evaluated
+/// as written both terms are 1e300·s and their difference 0.) Costs one
+/// pass over `z` for its maximum.
+fn value_at_shifted_logits(b: &mut Body, d: &Derivation) -> Result<Lowered> {
+    let t = &d.orders[0];
+    let input = d
+        .typed
+        .vars
+        .iter()
+        .position(|(n, _)| *n == d.wrt)
+        .expect("the variable is an input");
+    let max = b.max_of(&d.wrt, &t.wrt_dims[0]);
+    b.shift(SHIFTED, input, max);
+    Ok(Lowered::Poly(
+        t.expanded().rename_var(&d.wrt, SHIFTED),
+        out_indices(t),
+    ))
 }
 
 /// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not
