@@ -33,87 +33,76 @@ fn softmax_avx2(z: &[f64], out: &mut [f64]) {
 fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut acc0_0: [f64; 4] = [f64::NEG_INFINITY; 4];
-    for c0 in 0..n / 4 {
-        for l0 in 0..4 {
-            let i0 = c0 * 4 + l0;
-            acc0_0[l0] = acc0_0[l0].max(z[i0]);
-        }
-    }
-    for i0 in n / 4 * 4..n {
-        acc0_0[0] = acc0_0[0].max(z[i0]);
-    }
-    let max0 = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
-    let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max1 = {
-        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
-        for c4 in 0..n.min(64) / 4 {
-            for l4 in 0..4 {
-                let i4 = c4 * 4 + l4;
-                top4[l4] = top4[l4].max(z[i4] - max0);
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
             }
         }
-        for i4 in n.min(64) / 4 * 4..n.min(64) {
-            top4[0] = top4[0].max(z[i4] - max0);
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
         }
-        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
     }
-    let mut exact4 = n <= 64;
+    let mut exact3 = n <= 64;
     loop {
-        let mut b4 = 0;
-        while b4 < n {
-            let len4 = (n - b4).min(64);
-            let z_b4 = &z[b4..][..len4];
-            let out_b4 = &mut out[b4..][..len4];
-            let part4_0 = &mut acc4_0[..len4];
-            for j4 in 0..len4 {
-                out_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0 - max1);
-                part4_0[j4] += out_b4[j4];
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
             }
-            b4 += len4;
+            b3 += len3;
         }
-        for l4 in 0..32 {
-            acc4_0[l4] += acc4_0[l4 + 32];
+        for l3 in 0..32 {
+            acc3_0[l3] += acc3_0[l3 + 32];
         }
-        for l4 in 0..16 {
-            acc4_0[l4] += acc4_0[l4 + 16];
+        for l3 in 0..16 {
+            acc3_0[l3] += acc3_0[l3 + 16];
         }
-        for l4 in 0..8 {
-            acc4_0[l4] += acc4_0[l4 + 8];
+        for l3 in 0..8 {
+            acc3_0[l3] += acc3_0[l3 + 8];
         }
-        for l4 in 0..4 {
-            acc4_0[l4] += acc4_0[l4 + 4];
+        for l3 in 0..4 {
+            acc3_0[l3] += acc3_0[l3 + 4];
         }
-        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
-            exact4 = true;
-            max1 = {
-                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
-                for c4 in 0..n / 4 {
-                    for l4 in 0..4 {
-                        let i4 = c4 * 4 + l4;
-                        top4[l4] = top4[l4].max(z[i4] - max0);
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max0 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
                     }
                 }
-                for i4 in n / 4 * 4..n {
-                    top4[0] = top4[0].max(z[i4] - max0);
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
                 }
-                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
             }
-            acc4_0 = [0.0; 64];
+            acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv5 = 1.0 / sumexp2;
-    for i1 in 0..n {
-        out[i1] *= inv5;
+    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv4 = 1.0 / sumexp1;
+    for i0 in 0..n {
+        out[i0] *= inv4;
     }
 }
 /// The Jacobian, value indices first.

@@ -461,7 +461,7 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
     let nv = t.value_idx.len();
     let rw = t.wrt_dims.len();
     let mut ev = Evaluator::new(point);
-    let plain = if t.symmetric {
+    let plain = if t.symmetric && crate::sym::single_index_groups(&t.groups) {
         None
     } else {
         Some(t.expanded())

@@ -90,7 +90,9 @@ impl Tensor {
         value_dims: Vec<Dim>,
         wrt_dims: Vec<Dim>,
     ) -> Tensor {
-        let symmetric = wrt_dims.len() == 1;
+        // Vectors, and matrices while every derivative shares one row
+        // (`canon_rows`); a term outside that form turns the tensor plain.
+        let symmetric = matches!(wrt_dims.len(), 1 | 2);
         let mut t = Tensor {
             value_idx,
             value_dims,
@@ -266,7 +268,7 @@ pub fn canon(
     groups: &[Vec<Ix>],
 ) -> Option<(Term, f64, Vec<Block>, Vec<Factor>)> {
     if groups.iter().any(|g| g.len() != 1) {
-        return None;
+        return canon_rows(t, value_idx, groups);
     }
     let wrt: Vec<Ix> = groups.iter().map(|g| g[0]).collect();
     let is_wrt = |x: Ix| wrt.contains(&x);
@@ -384,6 +386,72 @@ pub fn canon(
         out_blocks,
         global,
     ))
+}
+
+/// [`canon`] for a matrix variable whose derivative indices all share one
+/// row (every group's row index in one delta block), as the derivatives of
+/// a sum of row-wise functions (the batched xent) do: permuting the groups
+/// then only permutes their column indices, so the term is canonicalized
+/// on its columns with the common row `R` held fixed, and its row deltas
+/// are put back unchanged. Anything else is outside the block form.
+fn canon_rows(
+    t: &Term,
+    value_idx: &[Ix],
+    groups: &[Vec<Ix>],
+) -> Option<(Term, f64, Vec<Block>, Vec<Factor>)> {
+    if groups.iter().any(|g| g.len() != 2) {
+        return None;
+    }
+    let rep = |x: Ix| {
+        t.factors
+            .iter()
+            .find_map(|f| match &*f.atom {
+                Atom::Delta(r, m) if *m == x => Some(*r),
+                _ => None,
+            })
+            .unwrap_or(x)
+    };
+    let row = rep(groups[0][0]);
+    if groups.iter().any(|g| rep(g[0]) != row || rep(g[1]) == row) {
+        return None;
+    }
+    // The row block's deltas stay as they are; the rest is a term over the
+    // columns, with the row (and the value indices in its block) constant.
+    let (row_deltas, rest): (Vec<Factor>, Vec<Factor>) = t
+        .factors
+        .iter()
+        .cloned()
+        .partition(|f| matches!(&*f.atom, Atom::Delta(r, _) if *r == row));
+    let columns: Vec<Vec<Ix>> = groups.iter().map(|g| vec![g[1]]).collect();
+    let value_cols: Vec<Ix> = value_idx
+        .iter()
+        .copied()
+        .filter(|&x| rep(x) != row && x != row)
+        .collect();
+    let sub = Term {
+        factors: rest,
+        coef: t.coef,
+    };
+    let (key, stab, blocks, global) = canon(&sub, &value_cols, &columns)?;
+    let mut factors = key.factors;
+    factors.extend(row_deltas);
+    factors.sort();
+    Some((
+        Term {
+            factors,
+            coef: Real(1.0),
+        },
+        stab,
+        blocks,
+        global,
+    ))
+}
+
+/// Whether every group is one index (a vector variable): only then are a
+/// class's blocks laid out as `eval` and the class-by-class kernels read
+/// them.
+pub fn single_index_groups(groups: &[Vec<Ix>]) -> bool {
+    groups.iter().all(|g| g.len() == 1)
 }
 
 /// The distinct images of a term under permutations of the groups.

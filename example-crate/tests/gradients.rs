@@ -239,7 +239,10 @@ fn xent_value_keeps_its_digits_at_huge_logits() {
         let spaced: Vec<f64> = z.iter().map(|x| x - offset).collect();
         let want = xent(&spaced, &q);
         let got = xent(&z, &q);
-        assert!((got - want).abs() <= 1e-12 * want.abs(), "offset {offset}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs(),
+            "offset {offset}: {got} vs {want}"
+        );
     }
     let z = [1e300; 3];
     assert!((xent(&z, &q) - 3f64.ln()).abs() <= 1e-12 * 3f64.ln());

@@ -183,7 +183,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     direction: false,
                     tensor_out: !scalar_value,
                 };
-                let shift = d.shift_invariant();
+                let shift = reads_outside_normalizers(&t.expanded(), &d.wrt) && d.shift_invariant();
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
                     if shift {
                         value_at_shifted_logits(b, &d)
@@ -879,6 +879,26 @@ fn directional(
     }
     let out = out_indices(t)[..t.value_idx.len()].to_vec();
     Ok((p, out))
+}
+
+/// Whether `p` reads variable `var` other than through a softmax or a
+/// logsumexp (which shift their arguments themselves): `q·z` in xent,
+/// `z_i` in log_softmax. Only then can a common offset of `var` cancel in
+/// floating point.
+fn reads_outside_normalizers(p: &Poly, var: &str) -> bool {
+    p.terms
+        .iter()
+        .flat_map(|t| &t.factors)
+        .any(|f| match &*f.atom {
+            Atom::Var { name, .. } => &**name == var,
+            Atom::Softmax { .. } | Atom::Lse { .. } | Atom::Delta(..) | Atom::Dim(_) => false,
+            Atom::Func(_, q) | Atom::Group(q) | Atom::Sum { body: q, .. } => {
+                reads_outside_normalizers(q, var)
+            }
+            Atom::Pow(a, b) => {
+                reads_outside_normalizers(a, var) || reads_outside_normalizers(b, var)
+            }
+        })
 }
 
 /// The value of a shift-invariant `f`, computed at `z − max(z)`: the
