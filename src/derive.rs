@@ -116,8 +116,8 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
             }
             w.clone()
         }
-        None => match typed.vars.first() {
-            Some((n, _)) => n.clone(),
+        None => match typed.default_wrt() {
+            Some(n) => n,
             None => {
                 return Err(Error::new(
                     "the expression has no variable to differentiate with respect to",

@@ -59,11 +59,7 @@ pub fn run(expr: &str, at: &str, order: usize, wrt: Option<&str>) -> Result<Eval
         // refused before any work.
         let w = match wrt {
             Some(w) => w.to_string(),
-            None => typed
-                .vars
-                .first()
-                .map(|(n, _)| n.clone())
-                .unwrap_or_default(),
+            None => typed.default_wrt().unwrap_or_default(),
         };
         if let Some(ws) = typed.var_shape(&w) {
             check_size(&typed.body.shape, ws, order, &point)?;

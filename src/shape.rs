@@ -163,9 +163,52 @@ pub struct Typed {
     pub body: TExpr,
     /// Input variables in order of first appearance, with shapes.
     pub vars: Vec<(String, Shape)>,
+    /// Declared variables, in declaration order.
+    pub declared: Vec<String>,
 }
 
 impl Typed {
+    /// The variable to differentiate with respect to when none is named:
+    /// the first declared one; without declarations, the first logits
+    /// (an argument of softmax, log_softmax, logsumexp, or the first of
+    /// xent) in order of appearance, so `-sum(q*log(softmax(z)))` is
+    /// differentiated with respect to `z`, not its targets; else the first
+    /// variable.
+    pub fn default_wrt(&self) -> Option<String> {
+        if let Some(d) = self.declared.first() {
+            return Some(d.clone());
+        }
+        let mut logits: Vec<(usize, String)> = Vec::new();
+        let mut stack = vec![(&self.body, false)];
+        while let Some((e, inside)) = stack.pop() {
+            match &e.kind {
+                TKind::Var(n) if inside => logits.push((e.span.start, n.clone())),
+                TKind::Num(_) | TKind::Var(_) | TKind::Dim(_) => {}
+                TKind::Neg(x) => stack.push((x, inside)),
+                TKind::Bin(_, a, b) => {
+                    stack.push((a, inside));
+                    stack.push((b, inside));
+                }
+                TKind::Call(f, args) => {
+                    for (k, a) in args.iter().enumerate() {
+                        let logit = match f {
+                            Builtin::Softmax | Builtin::LogSoftmax | Builtin::LogSumExp => true,
+                            Builtin::Xent => k == 0,
+                            _ => false,
+                        };
+                        stack.push((a, inside || logit));
+                    }
+                }
+            }
+        }
+        logits.sort();
+        logits
+            .into_iter()
+            .map(|(_, n)| n)
+            .next()
+            .or_else(|| self.vars.first().map(|(n, _)| n.clone()))
+    }
+
     /// The shape of variable `name`.
     pub fn var_shape(&self, name: &str) -> Option<&Shape> {
         self.vars.iter().find(|(n, _)| n == name).map(|(_, s)| s)
@@ -314,6 +357,7 @@ pub fn check_with_hints(program: &Program, hints: &[(String, Shape)]) -> Result<
     Ok(Typed {
         body: typed_body,
         vars,
+        declared,
     })
 }
 
