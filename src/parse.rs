@@ -55,7 +55,7 @@ pub fn parse_program(src: &str) -> Result<Program> {
         ));
     }
     check_depth(src)?;
-    let mut pairs = Grammar::parse(Rule::program, src).map_err(syntax_error)?;
+    let mut pairs = Grammar::parse(Rule::program, src).map_err(|e| syntax_error(src, e))?;
     let program = pairs
         .next()
         .expect("the program rule always yields one pair");
@@ -292,38 +292,151 @@ fn primary(pair: Pair<Rule>) -> Result<Expr> {
     }
 }
 
-/// Turns a pest error into prose with the position.
-fn syntax_error(e: pest::error::Error<Rule>) -> Error {
-    let e = e.renamed_rules(|rule| {
-        match rule {
-            Rule::EOI => "end of input",
-            Rule::expr | Rule::primary => "an expression",
-            Rule::number => "a number",
-            Rule::integer => "an integer",
-            Rule::name => "a name",
-            Rule::call => "a function call",
+/// Turns a pest error into what a person types next, at the place where
+/// it goes: the rules pest expected, said once each in words, plus the
+/// bracket that is open there (`,` or `)` inside a call).
+fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Error {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((a, _)) => a,
+    };
+    let positives = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    // A declaration whose type is complete but not followed by `;`: pest
+    // reports the start of the type; the fix goes after it.
+    if positives.iter().all(|r| is_type_rule(*r)) && !positives.is_empty() {
+        if let Some(end) = complete_type_end(src, pos) {
+            return Error::at(
+                end..end,
+                "syntax error: a declaration must end with `;`",
+                "expected `;` here",
+            );
+        }
+    }
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut want = |w: &'static str| {
+        if !wanted.contains(&w) {
+            wanted.push(w);
+        }
+    };
+    for r in &positives {
+        want(match r {
             Rule::add
             | Rule::sub
             | Rule::mul
             | Rule::div
             | Rule::matmul
             | Rule::pow
-            | Rule::infix => "an operator",
-            Rule::neg | Rule::prefix => "unary minus",
+            | Rule::infix => "an operator (`+ - * / @ ^`)",
+            Rule::expr
+            | Rule::primary
+            | Rule::number
+            | Rule::name
+            | Rule::call
+            | Rule::neg
+            | Rule::prefix => "an expression",
+            Rule::EOI => "the end of the input",
+            Rule::type_ | Rule::scalar_ty | Rule::vec_ty | Rule::mat_ty => {
+                "a type (`scalar`, `vec[n]` or `mat[m, n]`)"
+            }
+            Rule::dim => "a dimension (a name or a whole number)",
+            Rule::integer => "a whole number",
             Rule::statement | Rule::decl | Rule::let_stmt | Rule::def_stmt => "a statement",
-            Rule::type_ | Rule::scalar_ty | Rule::vec_ty | Rule::mat_ty => "a type",
-            Rule::dim => "a dimension",
             Rule::program => "a program",
-            Rule::WHITESPACE | Rule::COMMENT => "space",
+            Rule::WHITESPACE | Rule::COMMENT => "a space",
+        });
+    }
+    match open_bracket(src, pos) {
+        Some(Open::Call) => {
+            want("`,`");
+            want("`)`");
         }
-        .to_string()
-    });
-    let span = match e.location {
-        pest::error::InputLocation::Pos(p) => p..p,
-        pest::error::InputLocation::Span((a, b)) => a..b,
+        Some(Open::Paren) => want("`)`"),
+        Some(Open::Square) => want("`]`"),
+        None => {}
+    }
+    let what = match wanted.as_slice() {
+        [] => "unexpected input".to_string(),
+        [one] => format!("expected {one}"),
+        [init @ .., last] => format!("expected {} or {last}", init.join(", ")),
     };
-    let what = e.variant.message().to_string();
-    Error::at(span, "syntax error", what)
+    let here = src[pos..].chars().next();
+    let message = match here {
+        Some(c) if !c.is_whitespace() => format!("syntax error: unexpected `{c}`"),
+        Some(_) => "syntax error".to_string(),
+        None => "syntax error: the input ends too early".to_string(),
+    };
+    let err = Error::at(pos..pos, message, what);
+    // `3x`: a number right before a name is a product without its `*`.
+    let before = src[..pos].chars().last();
+    match (before, here) {
+        (Some(d), Some(c)) if d.is_ascii_digit() && (c.is_alphabetic() || c == '(') => {
+            err.with_note("a product needs its `*`: write `3*x`, not `3x`")
+        }
+        _ => err,
+    }
+}
+
+fn is_type_rule(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::type_ | Rule::scalar_ty | Rule::vec_ty | Rule::mat_ty
+    )
+}
+
+/// Where a complete type that starts at `pos` (after spaces) ends.
+fn complete_type_end(src: &str, pos: usize) -> Option<usize> {
+    let rest = &src[pos..];
+    let start = pos + (rest.len() - rest.trim_start().len());
+    let text = &src[start..];
+    if text.starts_with("scalar") {
+        return Some(start + "scalar".len());
+    }
+    if text.starts_with("vec") || text.starts_with("mat") {
+        let close = text.find(']')?;
+        let open = text.find('[')?;
+        (open < close && !text[..close].contains(';')).then_some(start + close + 1)
+    } else {
+        None
+    }
+}
+
+enum Open {
+    Call,
+    Paren,
+    Square,
+}
+
+/// The innermost bracket open at `pos` (comments skipped).
+fn open_bracket(src: &str, pos: usize) -> Option<Open> {
+    let mut stack: Vec<Open> = Vec::new();
+    let mut prev_name = false;
+    let mut chars = src[..pos.min(src.len())].chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                prev_name = false;
+                continue;
+            }
+            '(' => stack.push(if prev_name { Open::Call } else { Open::Paren }),
+            '[' => stack.push(Open::Square),
+            ')' | ']' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            prev_name = c.is_ascii_alphanumeric() || c == '_';
+        }
+    }
+    stack.pop()
 }
 
 #[cfg(test)]
