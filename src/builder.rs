@@ -13,7 +13,7 @@ use crate::codegen::{format_module, kernel_items, Float, KernelSpec};
 
 /// A kernel that could not be generated, or a file that could not be
 /// written.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BuildError {
     /// The kernel concerned (empty for errors about the output file).
     pub kernel: String,
@@ -28,6 +28,16 @@ impl fmt::Display for BuildError {
         } else {
             write!(f, "symdiff kernel `{}`: {}", self.kernel, self.message)
         }
+    }
+}
+
+/// The same text as `Display`: a build script's `.unwrap()` prints the
+/// error with `Debug`, and should show the diagnostic drawn under the
+/// expression, not a struct dump on one line.
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f)?;
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -241,6 +251,17 @@ impl Builder {
         }
         for f in &self.read {
             println!("cargo:rerun-if-changed={}", f.display());
+        }
+        // Inside a build script, the kernels' expressions are in the build
+        // script itself (or in the files above): say so, or cargo reruns it
+        // after every edit anywhere in the package.
+        if std::env::var_os("OUT_DIR").is_some() {
+            if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+                let script = Path::new(&dir).join("build.rs");
+                if script.exists() {
+                    println!("cargo:rerun-if-changed=build.rs");
+                }
+            }
         }
         Ok(())
     }

@@ -64,6 +64,8 @@ pub struct Derivation {
     pub stats: Vec<RunStats>,
     /// Facts whose rules fired.
     pub used_facts: Vec<String>,
+    /// Facts given that no rule applied (they changed nothing).
+    pub unused_facts: Vec<String>,
     /// The program text.
     pub source: String,
 }
@@ -169,6 +171,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         orders.push(tensor.clone());
     }
     let mut used_facts = Vec::new();
+    let mut unused_facts = Vec::new();
     for f in &req.assume {
         let tag = format!("assume-{}", f.describe());
         if stats
@@ -176,6 +179,8 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
             .any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag)))
         {
             used_facts.push(f.describe());
+        } else {
+            unused_facts.push(f.describe());
         }
     }
     Ok(Derivation {
@@ -185,6 +190,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         orders,
         stats,
         used_facts,
+        unused_facts,
         source: req.expr.clone(),
     })
 }
@@ -406,6 +412,12 @@ impl Derivation {
                         self.used_facts.join(", ")
                     ));
                 }
+                if !self.unused_facts.is_empty() {
+                    out.push_str(&format!(
+                        "assumptions not used (no rule applies them to this derivative): {}\n",
+                        self.unused_facts.join(", ")
+                    ));
+                }
             }
             Syntax::Latex => {
                 for line in &part_lines {
@@ -430,7 +442,7 @@ impl Derivation {
 
     /// The program text, on one line.
     pub fn expr_text(&self) -> String {
-        self.source.split_whitespace().collect::<Vec<_>>().join(" ")
+        crate::parse::one_line(&self.source)
     }
 
     /// The shape with symbolic dimensions.
@@ -473,6 +485,7 @@ impl Derivation {
             "text": text,
             "tree": json_tree(&expr, &names),
             "assumptions_used": self.used_facts,
+            "assumptions_unused": self.unused_facts,
         })
     }
 }

@@ -202,7 +202,21 @@ impl PointParser<'_> {
             self.pos += 1;
         }
         let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
-        match text.parse::<f64>() {
+        // `1/3`: a fraction, as exact as a double can hold it.
+        let parsed = match text.split_once('/') {
+            Some((a, b)) => match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(a), Ok(b)) if b != 0.0 => Ok(a / b),
+                (Ok(_), Ok(_)) => {
+                    return Err(
+                        Error::new(format!("cannot read --at: `{text}` divides by zero"))
+                            .with_spot(Source::At, start..self.pos, "a zero denominator"),
+                    )
+                }
+                _ => "not a number".parse::<f64>(),
+            },
+            None => text.parse::<f64>(),
+        };
+        match parsed {
             Ok(v) if v.is_finite() => Ok(v),
             Ok(_) => Err(
                 Error::new("cannot read --at: values must be finite numbers").with_spot(
@@ -258,7 +272,9 @@ impl PointParser<'_> {
                 if self.eat(b']') {
                     break;
                 }
-                if !self.eat(b',') {
+                // Rows may be separated by `,` or, as NumPy prints them,
+                // by spaces alone.
+                if !self.eat(b',') && self.s.get(self.pos) != Some(&b'[') {
                     return Err(self.error(self.pos, "expected `,` or `]`"));
                 }
             }
@@ -272,11 +288,14 @@ impl PointParser<'_> {
                 return Err(self.error(self.pos.saturating_sub(1), "empty vector"));
             }
             items.push(self.number()?);
+            let before = self.pos;
             self.skip_ws();
             if self.eat(b']') {
                 break;
             }
-            if !self.eat(b',') {
+            // Items may be separated by `,` or, as NumPy prints them
+            // (`[1. 2. 3.]`), by spaces alone.
+            if !self.eat(b',') && self.pos == before {
                 return Err(self.error(self.pos, "expected `,` or `]`"));
             }
         }

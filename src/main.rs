@@ -28,7 +28,8 @@ enum Format {
 enum Command {
     /// Prints the simplified derivative.
     Derive {
-        /// The expression (program).
+        /// The expression (program); `-` reads it from standard input,
+        /// `@FILE` from a file.
         #[arg(allow_hyphen_values = true)]
         expr: String,
         /// Derivative order; 0 is the expression itself.
@@ -49,7 +50,8 @@ enum Command {
     },
     /// Evaluates the derivative at a point and prints JSON.
     Eval {
-        /// The expression (program).
+        /// The expression (program); `-` reads it from standard input,
+        /// `@FILE` from a file.
         #[arg(allow_hyphen_values = true)]
         expr: String,
         /// The point: `z=[1,2,3]; q=[0.2,0.3,0.5]`, or `@FILE` to read it
@@ -65,7 +67,8 @@ enum Command {
     },
     /// Prints a Rust module of kernels: the value and derivatives up to --order.
     Codegen {
-        /// The expression (program).
+        /// The expression (program); `-` reads it from standard input,
+        /// `@FILE` from a file.
         #[arg(allow_hyphen_values = true)]
         expr: String,
         /// Kernel name: functions are `NAME`, `NAME_grad`, `NAME_hvp`, ...
@@ -119,7 +122,31 @@ fn main() -> ExitCode {
     })
 }
 
+/// `-` is standard input and `@FILE` a file's text (an expression cannot
+/// start with `@`); anything else is the text itself.
+fn read_arg(arg: &mut String, what: &str) -> Result<(), String> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read the {what} from standard input: {e}"))?;
+        *arg = text;
+    } else if let Some(path) = arg.strip_prefix('@') {
+        *arg = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the {what} from `{path}`: {e}"))?;
+    }
+    Ok(())
+}
+
 fn run(mut cli: Cli) -> ExitCode {
+    let expr = match &mut cli.command {
+        Command::Derive { expr, .. }
+        | Command::Eval { expr, .. }
+        | Command::Codegen { expr, .. } => expr,
+    };
+    if let Err(e) = read_arg(expr, "expression") {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     // `--at @FILE`: the point is the file's text (errors point into it).
     if let Command::Eval { at, .. } = &mut cli.command {
         if let Some(path) = at.strip_prefix('@') {

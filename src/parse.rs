@@ -45,6 +45,16 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
+/// The program on one line for headers and messages: comments dropped,
+/// runs of white space (newlines too) made one space.
+pub fn one_line(src: &str) -> String {
+    src.lines()
+        .map(|l| l.split_once('#').map_or(l, |(code, _)| code))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Parses a whole program.
 pub fn parse_program(src: &str) -> Result<Program> {
     if src.trim().is_empty() {

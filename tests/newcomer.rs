@@ -54,3 +54,36 @@ fn syntax_errors_say_what_to_type_where_it_goes() {
         e.notes
     );
 }
+
+#[test]
+fn a_build_script_unwrap_shows_the_drawn_diagnostic() {
+    let e = symdiff::Builder::new()
+        .kernel("bad", "xent(z q)")
+        .generate()
+        .unwrap_err();
+    let shown = format!("{e:?}");
+    assert!(shown.contains("kernel `bad`"), "{shown}");
+    assert!(
+        shown.contains("xent(z q)") && shown.contains('^'),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unused_assumptions_are_named() {
+    let mut req = symdiff::Request::new("xent(z, q)", 1);
+    req.assume = vec![
+        symdiff::Fact::parse("sum(z)=1").unwrap(),
+        symdiff::Fact::parse("sum(q)=1").unwrap(),
+    ];
+    let d = symdiff::derive(&req).unwrap();
+    assert_eq!(d.used_facts, vec!["sum(q)=1"]);
+    assert_eq!(d.unused_facts, vec!["sum(z)=1"]);
+}
+
+#[test]
+fn points_take_fractions_and_numpy_spacing() {
+    let e = symdiff::eval::run("xent(z, q)", "z=[1. 2. 3.]; q=[1/5, 3/10, 1/2]", 0, None).unwrap();
+    let f = symdiff::eval::run("xent(z, q)", "z=[1,2,3]; q=[0.2,0.3,0.5]", 0, None).unwrap();
+    assert_eq!(e.values, f.values);
+}

@@ -297,7 +297,7 @@ pub fn format_module(kernels: &[KernelSpec], items: TokenStream, command: &str) 
 /// The `symdiff codegen` command that generates `spec`, quoted for a shell.
 pub fn command_line(spec: &KernelSpec) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let expr = spec.expr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expr = crate::parse::one_line(&spec.expr);
     let mut c = format!(
         "symdiff codegen {} --name {} --order {}",
         quote(&expr),
@@ -322,7 +322,7 @@ fn header(kernels: &[KernelSpec], command: &str) -> String {
         env!("CARGO_PKG_VERSION")
     );
     for k in kernels {
-        let expr = k.expr.split_whitespace().collect::<Vec<_>>().join(" ");
+        let expr = crate::parse::one_line(&k.expr);
         h.push_str(&format!(
             "// kernel `{}`: f = {expr}, orders {}..={}{}, {}\n",
             k.name,
@@ -353,9 +353,16 @@ fn check_ident(name: &str) -> Result<()> {
         && syn::parse_str::<Ident>(name).is_ok();
     if ok {
         Ok(())
+    } else if syn::parse_str::<Ident>(&format!("r#{name}")).is_ok()
+        || name == "self"
+        || name == "Self"
+    {
+        Err(Error::new(format!(
+            "kernel name `{name}` is a Rust keyword; pick another (`{name}_loss`, say)"
+        )))
     } else {
         Err(
-            Error::new(format!("--name `{name}` is not a Rust identifier"))
+            Error::new(format!("kernel name `{name}` is not a Rust identifier"))
                 .with_note("use letters, digits and `_`, starting with a letter"),
         )
     }
