@@ -274,6 +274,18 @@ fn batched_xent_grad_body<const FMA: bool>(
         }
     }
 }
+/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`batched_xent_grad`] then [`batched_xent`].
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn batched_xent_value_grad(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    batched_xent_grad(m, n, z, y, out);
+    batched_xent(m, n, z, y)
+}
 /// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
 /// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.

@@ -340,6 +340,20 @@ fn linear_w_grad_body<const FMA: bool>(
         }
     }
 }
+/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`linear_w_grad`] then [`linear_w`].
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_w_value_grad(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    linear_w_grad(m, d, x, w, b, y, out);
+    linear_w(m, d, x, w, b, y)
+}
 /// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
 /// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
 /// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
@@ -709,6 +723,20 @@ fn linear_b_grad_body<const FMA: bool>(
     for i0 in 0..k {
         out[i0] = c0 * sum7[i0];
     }
+}
+/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`linear_b_grad`] then [`linear_b`].
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_b_value_grad(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    linear_b_grad(m, d, x, w, b, y, out);
+    linear_b(m, d, x, w, b, y)
 }
 /// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
 /// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within

@@ -202,6 +202,12 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[i0] *= inv4;
     }
 }
+/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`logsumexp_grad`] then [`logsumexp`].
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_value_grad(z: &[f64], out: &mut [f64]) -> f64 {
+    logsumexp_grad(z, out);
+    logsumexp(z)
+}
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {

@@ -256,6 +256,12 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         out[i0] = sum0 * (out[i0] * inv5) - q[i0];
     }
 }
+/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`xent_grad`] then [`xent`].
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_value_grad(z: &[f64], q: &[f64], out: &mut [f64]) -> f64 {
+    xent_grad(z, q, out);
+    xent(z, q)
+}
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_hvp(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {

@@ -3,7 +3,7 @@
 
 use symdiff_example::{
     classifier, classifier_grad, poisson, poisson_grad, xent, xent32, xent32_grad, xent8_grad,
-    xent8_hvp, xent_d3_dir, xent_grad, xent_hessian, xent_hvp,
+    xent8_hvp, xent_d3_dir, xent_grad, xent_hessian, xent_hvp, xent_value_grad,
 };
 
 fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
@@ -246,4 +246,18 @@ fn xent_value_keeps_its_digits_at_huge_logits() {
     }
     let z = [1e300; 3];
     assert!((xent(&z, &q) - 3f64.ln()).abs() <= 1e-12 * 3f64.ln());
+}
+
+/// `xent_value_grad` is the value and the gradient, as the two kernels
+/// give them, in one call.
+#[test]
+fn value_grad_is_value_and_gradient() {
+    let z = [0.3, -1.1, 2.0, 0.6];
+    let q = [0.1, 0.2, 0.6, 0.1];
+    let mut g = [0.0; 4];
+    let mut vg = [0.0; 4];
+    xent_grad(&z, &q, &mut g);
+    let v = xent_value_grad(&z, &q, &mut vg);
+    assert_eq!(v, xent(&z, &q));
+    assert_eq!(g, vg);
 }

@@ -1,7 +1,7 @@
 //! The generated xent kernels against a plain reference, on arbitrary f64
 //! bit patterns for the logits (NaN with any payload, ±∞, subnormals,
 //! ±1e308) and any length: NaN exactly where the reference is NaN, and
-//! otherwise the same gradient and Hessian-vector
+//! otherwise the same gradient, value-and-gradient and Hessian-vector
 //! product to 1e-9 of the terms' magnitudes (sums of absolute values, as the
 //! kernel's blocked sums round in another order).
 #![no_main]
@@ -53,12 +53,18 @@ fuzz_target!(|data: &[u8]| {
     kernels::xent_grad(&z, &q, &mut g);
     let pv: f64 = p.iter().zip(&q).map(|(a, b)| a * b).sum();
     let pv_abs: f64 = p.iter().zip(&q).map(|(a, b)| (a * b).abs()).sum();
+    let mut vg = vec![0.0; n];
+    let value = kernels::xent_value_grad(&z, &q, &mut vg);
+    assert!(
+        value.to_bits() == kernels::xent(&z, &q).to_bits() || (value.is_nan() && kernels::xent(&z, &q).is_nan()),
+        "value_grad's value differs from the value kernel's"
+    );
     let mut hv = vec![0.0; n];
     kernels::xent_hvp(&z, &q, &q, &mut hv);
     for i in 0..n {
         let want = s * p[i] - q[i];
         let scale = s_abs * p[i] + q[i].abs();
-        for (what, got) in [("grad", g[i])] {
+        for (what, got) in [("grad", g[i]), ("value_grad", vg[i])] {
             if want.is_nan() {
                 assert!(got.is_nan(), "{what}[{i}] = {got}, want NaN; z = {z:?}");
             } else {

@@ -205,6 +205,9 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     tensor_out: true,
                 };
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
+                if scalar_value && spec.min_order == 0 {
+                    items.extend(value_grad(&sig, &names, spec));
+                }
             }
             _ => {
                 if k == 2 {
@@ -404,6 +407,42 @@ fn check_output_sizes(
         }
     }
     Ok(())
+}
+
+/// `f_value_grad(…, out) -> f64`: the value, and the gradient into `out`,
+/// in one call (JAX's `value_and_grad`), for a training step. It calls
+/// `f_grad` and then `f`; the two share no pass yet.
+fn value_grad(sig: &Signature, names: &Names, spec: &KernelSpec) -> TokenStream {
+    let ty = spec.float.rust_type();
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    for d in &sig.dim_params {
+        let i = Ident::new(d, Span::call_site());
+        params.push(quote!(#i: usize));
+        args.push(quote!(#i));
+    }
+    for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
+        if names.scalar[k] {
+            params.push(quote!(#n: #ty));
+        } else {
+            params.push(quote!(#n: &[#ty]));
+        }
+        args.push(quote!(#n));
+    }
+    let value = format_ident!("{}", spec.name);
+    let grad = format_ident!("{}_grad", spec.name);
+    let both = format_ident!("{}_value_grad", spec.name);
+    let doc = format!(
+        " The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`{grad}`] then [`{value}`]."
+    );
+    quote! {
+        #[doc = #doc]
+        #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+        pub fn #both(#(#params,)* out: &mut [#ty]) -> #ty {
+            #grad(#(#args,)* out);
+            #value(#(#args),*)
+        }
+    }
 }
 
 /// Parameters shared by every function of a kernel.
