@@ -400,6 +400,25 @@ impl Atom {
                 let k = fresh();
                 Poly::sum_over(k, dim, &body.rename(*ix, k).rename(from, to))
             }
+            // A free index renamed to anything but the binder's own index
+            // cannot be captured, and leaves the binder's height (so its
+            // canonical name) as it is: rename inside and keep the binder.
+            // (Reopening it with a fresh index and closing it again renames
+            // the body twice per level, which is exponential in the nesting
+            // of softmax inside softmax.)
+            Atom::Lse { ix, dim, body } if to != *ix => Poly::atom(Arc::new(Atom::Lse {
+                ix: *ix,
+                dim: dim.clone(),
+                body: body.rename(from, to),
+            })),
+            Atom::Softmax { ix, dim, body, at } if to != *ix => {
+                Poly::atom(Arc::new(Atom::Softmax {
+                    ix: *ix,
+                    dim: dim.clone(),
+                    body: body.rename(from, to),
+                    at: if *at == from { to } else { *at },
+                }))
+            }
             Atom::Lse { ix, dim, body } => {
                 let k = fresh();
                 Poly::lse(k, dim, body.rename(*ix, k).rename(from, to))
@@ -630,7 +649,12 @@ impl Poly {
     /// Builds a polynomial from arbitrary terms: sorts, merges, drops zeros.
     pub fn from_terms(mut terms: Vec<Term>) -> Poly {
         crate::budget::check();
-        terms.sort_by(|a, b| a.factors.cmp(&b.factors));
+        // Comparisons of deeply nested atoms can make one sort long: the
+        // deadline is checked inside it too.
+        terms.sort_by(|a, b| {
+            crate::budget::tick();
+            a.factors.cmp(&b.factors)
+        });
         let mut out: Vec<Term> = Vec::with_capacity(terms.len());
         for t in terms {
             match out.last_mut() {
