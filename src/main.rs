@@ -27,6 +27,14 @@ enum Format {
 #[derive(Subcommand)]
 enum Command {
     /// Prints the simplified derivative.
+    #[command(after_help = "Examples:
+  symdiff derive \"xent(z,q)\" --order 3
+  symdiff derive \"xent(z,q)\" --assume \"sum(q)=1\"
+  symdiff derive \"X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m\" --wrt W
+  symdiff derive \"softmax(z)\" --format latex
+  symdiff derive @model.sd --order 2
+
+`symdiff functions` lists the built-in functions; docs/language.md has the whole language.")]
     Derive {
         /// The expression (program); `-` reads it from standard input,
         /// `@FILE` from a file.
@@ -49,6 +57,15 @@ enum Command {
         stats: bool,
     },
     /// Evaluates the derivative at a point and prints JSON.
+    #[command(
+        after_help = "Prints {\"wrt\", \"order\", \"shape\", \"values\"}: the shape is the value's, then the
+shape of the variable once per order (JAX's jacobian convention); values are row-major.
+
+Examples:
+  symdiff eval \"xent(z,q)\" --at \"z=[1,2,3]; q=[0.2,0.3,0.5]\" --order 2
+  symdiff eval \"sin(u) * u\" --at \"u=[0.1 0.2 1.8]\"
+  symdiff eval \"xent(z,q)\" --at @point.txt"
+    )]
     Eval {
         /// The expression (program); `-` reads it from standard input,
         /// `@FILE` from a file.
@@ -66,6 +83,15 @@ enum Command {
         wrt: Option<String>,
     },
     /// Prints a Rust module of kernels: the value and derivatives up to --order.
+    #[command(
+        after_help = "Functions for --name f and --order K: f (K >= 0); f_grad and f_value_grad (K >= 1);
+f_hvp and f_hessian (K >= 2); f_d{k} and f_d{k}_dir (3 <= k <= K).
+
+Examples:
+  symdiff codegen \"xent(z,q)\" --name xent --order 3
+  symdiff codegen \"xent(z,q)\" --name xent --dim n=8 --float f32
+  symdiff codegen \"Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m\" --name batched"
+    )]
     Codegen {
         /// The expression (program); `-` reads it from standard input,
         /// `@FILE` from a file.
@@ -87,6 +113,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FloatArg::F64)]
         float: FloatArg,
     },
+    /// Lists the built-in functions with their definitions.
+    Functions,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,6 +170,10 @@ fn run(mut cli: Cli) -> ExitCode {
         Command::Derive { expr, .. }
         | Command::Eval { expr, .. }
         | Command::Codegen { expr, .. } => expr,
+        Command::Functions => {
+            print!("{}", symdiff::shape::FUNCTIONS);
+            return ExitCode::SUCCESS;
+        }
     };
     if let Err(e) = read_arg(expr, "expression") {
         eprintln!("error: {e}");
@@ -163,6 +195,7 @@ fn run(mut cli: Cli) -> ExitCode {
         Command::Derive { expr, .. } => (expr.clone(), None),
         Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
         Command::Codegen { expr, .. } => (expr.clone(), None),
+        Command::Functions => (String::new(), None),
     };
     // The whole command, printing included, runs within one deadline on
     // the library's large-stack worker.
@@ -181,6 +214,7 @@ fn run(mut cli: Cli) -> ExitCode {
 
 fn execute(command: Command) -> symdiff::Result<String> {
     match command {
+        Command::Functions => Ok(symdiff::shape::FUNCTIONS.to_string()),
         Command::Codegen {
             expr,
             name,

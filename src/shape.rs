@@ -12,6 +12,32 @@ use crate::ast::{BinOp, DimName, Expr, ExprKind, Program, Span, Statement, Type}
 use crate::diag::{Error, Result};
 use crate::ir::{Dim, Fun};
 
+/// The built-in functions with their definitions, as `symdiff functions`
+/// prints them.
+pub const FUNCTIONS: &str = "\
+elementwise (any shape):
+  exp(x)  log(x)  sqrt(x)  sin(x)  cos(x)  tanh(x)
+  sigmoid(x)       1 / (1 + exp(-x))
+  softplus(x)      log(1 + exp(x)), without overflow
+  x^c, x^y         powers
+reductions (to a scalar):
+  sum(x)           sum of all entries
+  mean(x)          sum(x) / number of entries
+  dot(x, y)        sum(x * y), two vectors
+  logsumexp(x)     log(sum(exp(x))), shifted by the maximum
+along the last axis (each row of a matrix):
+  softmax(x)       exp(x) / sum(exp(x))
+  log_softmax(x)   x - logsumexp(x)
+losses:
+  xent(z, q)       logsumexp(z)*sum(q) - dot(z, q) = -sum(q * log_softmax(z));
+                   for matrices, the sum over rows
+matrices:
+  A @ B            product: mat·mat, mat·vec, vec·mat, vec·vec
+  transpose(A)     A^T
+  diag(v), diag(A) diagonal matrix of a vector / diagonal of a square matrix
+  outer(u, v)      u v^T
+";
+
 /// The implicit length of vectors that no declaration sizes.
 pub const IMPLICIT_DIM: &str = "n";
 

@@ -87,3 +87,13 @@ fn points_take_fractions_and_numpy_spacing() {
     let f = symdiff::eval::run("xent(z, q)", "z=[1,2,3]; q=[0.2,0.3,0.5]", 0, None).unwrap();
     assert_eq!(e.values, f.values);
 }
+
+#[test]
+fn the_function_list_names_every_built_in() {
+    for name in symdiff::shape::Builtin::NAMES {
+        assert!(
+            symdiff::shape::FUNCTIONS.contains(&format!("{name}(")),
+            "`symdiff functions` does not list `{name}`"
+        );
+    }
+}
