@@ -134,3 +134,48 @@ fn diff_atom(a: &Atom, wrt: &str, j: &[Ix], budget: &mut Budget) -> Result<Poly>
         }
     })
 }
+
+/// An upper bound on the number of terms `diff` makes from `p` before
+/// like terms merge: the product rule gives one term per factor that
+/// depends on `wrt`, times the terms of that factor's derivative
+/// (counted the same way, once per shared atom). A softmax's derivative
+/// `p·(∂b_at − Σ p ∂b)` has twice its body's.
+pub fn predicted_terms(p: &Poly, wrt: &str) -> f64 {
+    let mut memo: std::collections::HashMap<*const Atom, f64> = std::collections::HashMap::new();
+    poly_terms(p, wrt, &mut memo)
+}
+
+fn poly_terms(p: &Poly, wrt: &str, memo: &mut std::collections::HashMap<*const Atom, f64>) -> f64 {
+    p.terms
+        .iter()
+        .flat_map(|t| &t.factors)
+        .map(|f| atom_terms(&f.atom, wrt, memo))
+        .sum()
+}
+
+fn atom_terms(
+    a: &std::sync::Arc<Atom>,
+    wrt: &str,
+    memo: &mut std::collections::HashMap<*const Atom, f64>,
+) -> f64 {
+    let key = std::sync::Arc::as_ptr(a);
+    if let Some(&n) = memo.get(&key) {
+        return n;
+    }
+    let n = if !a.uses_var(wrt) {
+        0.0
+    } else {
+        match &**a {
+            Atom::Var { .. } => 1.0,
+            Atom::Delta(..) | Atom::Dim(_) => 0.0,
+            Atom::Func(_, b) => 2.0 * poly_terms(b, wrt, memo),
+            Atom::Group(b) | Atom::Sum { body: b, .. } | Atom::Lse { body: b, .. } => {
+                poly_terms(b, wrt, memo)
+            }
+            Atom::Softmax { body, .. } => 2.0 * poly_terms(body, wrt, memo),
+            Atom::Pow(x, y) => poly_terms(x, wrt, memo) + poly_terms(y, wrt, memo),
+        }
+    };
+    memo.insert(key, n);
+    n
+}

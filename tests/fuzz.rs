@@ -294,6 +294,12 @@ fn reported_reproducers_come_back() {
         (format!("{}x", "-".repeat(1400)), 1),
         (sums("^", 7000), 1),
     ];
+    // Nested softmax: refused before order 2 is built, by its predicted size.
+    let nested = format!("{}z{}", "softmax(".repeat(8), ")".repeat(8));
+    let e = symdiff::derive(&symdiff::Request::new(&nested, 2))
+        .err()
+        .expect("refused");
+    assert!(e.message.contains("too large"), "{}", e.message);
     for (src, order) in &derive_cases {
         let mut req = symdiff::Request::new(src, *order);
         req.deadline = Duration::from_secs(2);
