@@ -414,21 +414,7 @@ fn check_output_sizes(
 /// `f_grad` and then `f`; the two share no pass yet.
 fn value_grad(sig: &Signature, names: &Names, spec: &KernelSpec) -> TokenStream {
     let ty = spec.float.rust_type();
-    let mut params = Vec::new();
-    let mut args = Vec::new();
-    for d in &sig.dim_params {
-        let i = Ident::new(d, Span::call_site());
-        params.push(quote!(#i: usize));
-        args.push(quote!(#i));
-    }
-    for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
-        if names.scalar[k] {
-            params.push(quote!(#n: #ty));
-        } else {
-            params.push(quote!(#n: &[#ty]));
-        }
-        args.push(quote!(#n));
-    }
+    let (params, args) = sig.inputs_and_lengths(names);
     let value = format_ident!("{}", spec.name);
     let grad = format_ident!("{}_grad", spec.name);
     let both = format_ident!("{}_value_grad", spec.name);
@@ -462,6 +448,29 @@ struct Signature {
 }
 
 impl Signature {
+    /// The parameters every function of the kernel starts with — the
+    /// lengths (`usize`), then the inputs (`f64` scalars, `&[f64]` slices)
+    /// — and the same names as call arguments.
+    fn inputs_and_lengths(&self, names: &Names) -> (Vec<TokenStream>, Vec<Ident>) {
+        let ty = names.float.rust_type();
+        let mut params = Vec::new();
+        let mut args = Vec::new();
+        for d in &self.dim_params {
+            let i = Ident::new(d, Span::call_site());
+            params.push(quote!(#i: usize));
+            args.push(i);
+        }
+        for (k, n) in names.inputs[..self.shapes.len()].iter().enumerate() {
+            if names.scalar[k] {
+                params.push(quote!(#n: #ty));
+            } else {
+                params.push(quote!(#n: &[#ty]));
+            }
+            args.push(n.clone());
+        }
+        (params, args)
+    }
+
     fn new(d: &Derivation, fixed: &HashMap<String, usize>, kernel: &str) -> Signature {
         let mut taken: BTreeSet<String> = ["out"].iter().map(|s| s.to_string()).collect();
         taken.extend(d.typed.symbolic_dims());
@@ -614,21 +623,7 @@ impl Function {
         }
 
         // Parameters, and the same names as arguments (for the dispatch).
-        let mut params = Vec::new();
-        let mut args = Vec::new();
-        for d in &sig.dim_params {
-            let i = Ident::new(d, Span::call_site());
-            params.push(quote!(#i: usize));
-            args.push(i);
-        }
-        for (k, n) in names.inputs[..sig.shapes.len()].iter().enumerate() {
-            if names.scalar[k] {
-                params.push(quote!(#n: #ty));
-            } else {
-                params.push(quote!(#n: &[#ty]));
-            }
-            args.push(n.clone());
-        }
+        let (mut params, mut args) = sig.inputs_and_lengths(&names);
         if self.direction {
             let n = &sig.direction;
             params.push(quote!(#n: &[#ty]));
