@@ -66,6 +66,9 @@ pub struct Derivation {
     pub used_facts: Vec<String>,
     /// Facts given that no rule applied (they changed nothing).
     pub unused_facts: Vec<String>,
+    /// Conditions under which a rule that fired holds (`exp(log(x)) = x`
+    /// needs `x > 0`).
+    pub conditions: Vec<String>,
     /// The program text.
     pub source: String,
 }
@@ -154,6 +157,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
     let mut stats = Vec::new();
     let (value, s) = simplify_poly(&value, &rules, req.limits, "order 0");
     stats.push(s);
+    let value = crate::simplify::combine_terms(&value);
     let mut tensor = Tensor::new(value, value_idx, value_shape.dims(), wrt_shape.dims());
     let mut orders = vec![tensor.clone()];
     for k in 1..=req.order {
@@ -186,6 +190,13 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
             &format!("order {k}"),
         );
         stats.push(s);
+        // Each representative stands for itself alone when every orbit is
+        // one term; only then may terms be combined over a denominator.
+        let reps = if tensor.orbits_are_trivial() {
+            crate::simplify::combine_terms(&reps)
+        } else {
+            reps
+        };
         tensor.set_representatives(reps);
         orders.push(tensor.clone());
     }
@@ -202,7 +213,17 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
             unused_facts.push(f.describe());
         }
     }
+    let conditions = CONDITIONAL_RULES
+        .iter()
+        .filter(|(rule, _)| {
+            stats
+                .iter()
+                .any(|s| s.applied.iter().any(|(n, _)| n == rule))
+        })
+        .map(|(_, c)| c.to_string())
+        .collect();
     Ok(Derivation {
+        conditions,
         typed,
         wrt,
         tensor,
@@ -213,6 +234,13 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         source: req.expr.clone(),
     })
 }
+
+/// Rules that hold only on part of the domain, with the condition the
+/// report states when they fired.
+const CONDITIONAL_RULES: &[(&str, &str)] = &[(
+    "logexp-exp-of-log",
+    "exp(log(u)) = u holds where log(u) is defined: u > 0",
+)];
 
 /// Classes are expanded for display when they stand for at most this many terms.
 const EXPAND_DISPLAY: f64 = 10.0;
@@ -262,6 +290,12 @@ impl Derivation {
         let order = self.tensor.order();
         let total: f64 = self.tensor.classes.iter().map(|c| c.orbit(order)).sum();
         let mut r = egg::RecExpr::default();
+        if self.free_indices().is_empty() {
+            // A scalar: the factored, common-denominator form (see
+            // `compact`); the e-graph's factoring has nothing to add.
+            crate::compact::display(&self.tensor.expanded()).add_to(&mut r);
+            return saturate(&r, &[], limits, "display");
+        }
         let expand = !self.tensor.symmetric || total <= EXPAND_DISPLAY;
         let mut kids = Vec::new();
         if expand {
@@ -329,7 +363,9 @@ impl Derivation {
         taken.extend(self.typed.symbolic_dims());
         taken.insert("p".into());
         taken.insert("s".into());
-        Names::new(&self.free_indices(), &taken)
+        let mut names = Names::new(&self.free_indices(), &taken);
+        names.exact = !typed_floats(&self.source);
+        names
     }
 
     /// The report `derive` prints.
@@ -431,6 +467,9 @@ impl Derivation {
                         self.used_facts.join(", ")
                     ));
                 }
+                for c in &self.conditions {
+                    out.push_str(&format!("valid where: {c}\n"));
+                }
                 if !self.unused_facts.is_empty() {
                     out.push_str(&format!(
                         "assumptions not used (no rule applies them to this derivative): {}\n",
@@ -505,6 +544,7 @@ impl Derivation {
             "tree": json_tree(&expr, &names),
             "assumptions_used": self.used_facts,
             "assumptions_unused": self.unused_facts,
+            "conditions": self.conditions,
         })
     }
 }
@@ -522,6 +562,39 @@ impl crate::matform::Namer for PartNamer<'_, '_> {
         let shown = self.printer.show(&r);
         Some(shown.split('_').next().unwrap_or(&shown).to_string())
     }
+}
+
+/// Whether the program text has a number literal that is not a short
+/// fraction (`0.7978845608`, `1e-3`): then results print as decimals, as
+/// the user wrote them; otherwise as exact fractions (`0.5` reads `1/2`).
+pub fn typed_floats(source: &str) -> bool {
+    let bytes = source.as_bytes();
+    let mut n = 0;
+    while n < bytes.len() {
+        let c = bytes[n];
+        let starts_number = (c.is_ascii_digit() || c == b'.')
+            && (n == 0 || !(bytes[n - 1].is_ascii_alphanumeric() || bytes[n - 1] == b'_'));
+        if !starts_number {
+            n += 1;
+            continue;
+        }
+        let start = n;
+        while n < bytes.len()
+            && (bytes[n].is_ascii_digit()
+                || bytes[n] == b'.'
+                || ((bytes[n] == b'e' || bytes[n] == b'E')
+                    && bytes.get(n + 1).is_some_and(|d| d.is_ascii_digit() || *d == b'-' || *d == b'+'))
+                || ((bytes[n] == b'-' || bytes[n] == b'+') && matches!(bytes[n - 1], b'e' | b'E')))
+        {
+            n += 1;
+        }
+        if let Ok(v) = source[start..n].parse::<f64>() {
+            if !matches!(crate::compact::as_fraction(v), Some((_, q)) if q <= 1000) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Whether a display term has a negative leading coefficient.

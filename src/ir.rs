@@ -745,7 +745,18 @@ impl Poly {
                     .factors
                     .iter()
                     .any(|f| matches!(&*f.atom, Atom::Delta(..)));
-                let positive_base = c > 0.0 && t.factors.iter().all(|f| is_positive(&f.atom));
+                // (Π a^k)^e = Π a^(k e) for a positive base; for any real
+                // `a` too when k is odd and k e is not an integer, since
+                // then both sides are undefined (NaN) for a < 0 alike:
+                // sqrt(x)·x⁻¹ is x^(−1/2).
+                let positive_base = c > 0.0
+                    && t.factors.iter().all(|f| {
+                        is_positive(&f.atom)
+                            || (f.exp.0.fract() == 0.0
+                                && f.exp.0.rem_euclid(2.0) == 1.0
+                                && (f.exp.0 * e).fract() != 0.0
+                                && !matches!(&*f.atom, Atom::Delta(..)))
+                    });
                 if (integral || positive_base) && !(has_delta && e < 0.0) {
                     // (c Π a^k)^e = c^e Π a^(k e): exact for integer e, and
                     // for positive bases otherwise. δ^e = δ for e > 0.

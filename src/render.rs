@@ -26,6 +26,10 @@ pub struct Names {
     pub parts: Vec<(String, String, String)>,
     /// Names of bound indices by height, clear of variables and free names.
     bound: Vec<String>,
+    /// Whether numbers print as exact fractions (`3/8`); false when the
+    /// user typed a float that is not a short fraction (`0.7978845608`),
+    /// and then every number prints as a decimal.
+    pub exact: bool,
 }
 
 const FREE_NAMES: &[&str] = &["i", "j", "k", "l", "m", "o", "r", "t", "u", "w", "x", "y"];
@@ -54,6 +58,7 @@ impl Names {
             index,
             parts: Vec::new(),
             bound,
+            exact: true,
         }
     }
 
@@ -104,13 +109,69 @@ impl Printer<'_> {
         self.syntax == Syntax::Latex
     }
 
+    /// A number: an integer, an exact fraction (`3/8`, `\frac{3}{8}`), or
+    /// a decimal when it is neither (a float the user typed stays one).
     fn num(&self, v: f64) -> String {
-        let s = if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{}", v as i64)
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            return format!("{}", v as i64);
+        }
+        match crate::compact::as_fraction(v).filter(|_| self.names.exact) {
+            Some((p, q)) if self.latex() => {
+                let sign = if p < 0 { "-" } else { "" };
+                format!("{sign}\\frac{{{}}}{{{q}}}", p.abs())
+            }
+            Some((p, q)) => format!("{p}/{q}"),
+            None => format!("{v}"),
+        }
+    }
+
+    /// Binding strength of a printed number: a text fraction binds like a
+    /// product (`x^(3/8)`).
+    fn num_strength(&self, v: f64) -> u8 {
+        if !self.latex()
+            && self.names.exact
+            && v.fract() != 0.0
+            && crate::compact::as_fraction(v).is_some()
+        {
+            PRODUCT
         } else {
-            format!("{v}")
-        };
-        s
+            ATOM
+        }
+    }
+
+    /// `base^e` for `e > 0`: `sqrt(b)` for one half.
+    fn power(&mut self, r: &RecExpr<Math>, b: Id, e: f64) -> (String, u8) {
+        let l = self.latex();
+        if e == 1.0 {
+            return self.node(r, b);
+        }
+        if e == 0.5 {
+            let b = self.node(r, b).0;
+            return if l {
+                (format!("\\sqrt{{{b}}}"), ATOM)
+            } else {
+                (format!("sqrt({b})"), ATOM)
+            };
+        }
+        let base = self.node(r, b);
+        let base = self.paren(base, ATOM);
+        let ex = (self.num(e), self.num_strength(e));
+        if l {
+            (format!("{base}^{{{}}}", ex.0), ATOM)
+        } else {
+            (format!("{base}^{}", self.paren(ex, ATOM)), ATOM)
+        }
+    }
+
+    /// `num/den` in the printer's syntax.
+    fn fraction(&self, num: (String, u8), den: (String, u8)) -> (String, u8) {
+        if self.latex() {
+            (format!("\\frac{{{}}}{{{}}}", num.0, den.0), ATOM)
+        } else {
+            let n = self.paren(num, PRODUCT);
+            let d = self.paren(den, ATOM);
+            (format!("{n}/{d}"), PRODUCT)
+        }
     }
 
     fn minus(&self) -> &'static str {
@@ -240,7 +301,7 @@ impl Printer<'_> {
                 if v < 0.0 {
                     (format!("{}{}", self.minus(), self.num(-v)), PRODUCT)
                 } else {
-                    (self.num(v), ATOM)
+                    (self.num(v), self.num_strength(v))
                 }
             }
             Math::Symbol(s) => (self.names.index_name(*s, &self.overrides), ATOM),
@@ -265,7 +326,17 @@ impl Printer<'_> {
                 let mut coef = 1.0;
                 let mut parts: Vec<(String, u8, bool)> = Vec::new();
                 let mut deltas: Vec<(String, Vec<String>)> = Vec::new();
+                // Factors with a negative power make a denominator.
+                let mut den: Vec<(String, u8)> = Vec::new();
                 for k in kids.iter() {
+                    if let Math::Pow([b, e]) = &r[*k] {
+                        if let Math::Num(x) = &r[*e] {
+                            if x.0 .0 < 0.0 {
+                                den.push(self.power(r, *b, -x.0 .0));
+                                continue;
+                            }
+                        }
+                    }
                     match &r[*k] {
                         Math::Num(n) => coef *= n.0 .0,
                         Math::Delta([a, b]) => {
@@ -293,8 +364,17 @@ impl Printer<'_> {
                 parts.sort_by_key(|(_, _, free)| *free);
                 let mut out = String::new();
                 let neg = coef < 0.0;
-                let c = coef.abs();
-                if c != 1.0 || parts.is_empty() {
+                let mut c = coef.abs();
+                if !den.is_empty() && self.names.exact {
+                    // An exact fractional coefficient joins the fraction.
+                    if let Some((p, q)) = crate::compact::as_fraction(c) {
+                        if q != 1 {
+                            den.insert(0, (q.to_string(), ATOM));
+                            c = p as f64;
+                        }
+                    }
+                }
+                if c != 1.0 || (parts.is_empty() && den.is_empty()) {
                     out.push_str(&self.num(c));
                 }
                 for (n, (s, p, free)) in parts.iter().enumerate() {
@@ -324,35 +404,53 @@ impl Printer<'_> {
                     out.push_str(sep);
                     out.push_str(&s);
                 }
+                let mut strength = PRODUCT;
+                if !den.is_empty() {
+                    let num = if out.is_empty() {
+                        ("1".to_string(), ATOM)
+                    } else if parts.len() + usize::from(c != 1.0) > 1 {
+                        (out, PRODUCT)
+                    } else {
+                        let only = parts.first().map_or(ATOM, |p| p.1.max(PRODUCT));
+                        (out, only)
+                    };
+                    let d = if den.len() == 1 {
+                        den.pop().unwrap()
+                    } else {
+                        let sep = if l { " \\cdot " } else { "·" };
+                        let joined: Vec<String> =
+                            den.into_iter().map(|d| self.paren(d, PRODUCT + 1)).collect();
+                        (joined.join(sep), PRODUCT)
+                    };
+                    let (f, st) = self.fraction(num, d);
+                    out = f;
+                    strength = st;
+                }
                 if neg {
                     out = format!("{}{out}", self.minus());
+                    strength = PRODUCT;
                 }
-                (out, PRODUCT)
+                (out, strength)
             }
             Math::Pow([b, e]) => {
-                let base = self.node(r, *b);
-                let base = self.paren(base, ATOM);
                 let ev = match &r[*e] {
                     Math::Num(n) => Some(n.0 .0),
                     _ => None,
                 };
                 match ev {
-                    Some(v) if v == -1.0 && !l => (format!("1/{base}"), PRODUCT),
-                    Some(0.5) => {
-                        let b = self.node(r, *b).0;
-                        if l {
-                            (format!("\\sqrt{{{b}}}"), ATOM)
-                        } else {
-                            (format!("sqrt({b})"), ATOM)
-                        }
+                    Some(v) if v < 0.0 => {
+                        let d = self.power(r, *b, -v);
+                        self.fraction(("1".into(), ATOM), d)
                     }
-                    _ => {
+                    Some(v) => self.power(r, *b, v),
+                    None => {
+                        let base = self.node(r, *b);
+                        let base = self.paren(base, ATOM);
                         let ex = self.node(r, *e);
-                        let ex = if l { ex.0 } else { self.paren(ex, ATOM) };
                         if l {
-                            (format!("{base}^{{{ex}}}"), ATOM)
+                            (format!("{base}^{{{}}}", ex.0), ATOM)
                         } else {
-                            (format!("{base}^{ex}"), ATOM)
+                            (format!("{base}^{}", self.paren(ex, ATOM)), ATOM)
                         }
                     }
                 }
@@ -491,7 +589,13 @@ use egg::Language as _;
 pub fn json_tree(r: &RecExpr<Math>, names: &Names) -> Value {
     fn go(r: &RecExpr<Math>, id: Id, names: &Names) -> Value {
         match &r[id] {
-            Math::Num(n) => json!({ "num": n.0 .0 }),
+            Math::Num(n) => match crate::compact::as_fraction(n.0 .0) {
+                // The exact value beside the float, when it is a fraction.
+                Some((p, q)) if q != 1 && names.exact => {
+                    json!({ "num": n.0 .0, "exact": format!("{p}/{q}") })
+                }
+                _ => json!({ "num": n.0 .0 }),
+            },
             Math::Symbol(s) => {
                 if symbol_index(*s).is_some() {
                     json!({ "index": names.index_name(*s, &BTreeMap::new()) })

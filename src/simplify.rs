@@ -123,3 +123,12 @@ pub fn simplify_poly(p: &Poly, rules: &[Rule], limits: Limits, pass: &str) -> (P
     // rules never make; keep the input if it does.
     (from_rec(&best).unwrap_or_else(|| p.clone()), stats)
 }
+
+/// The passes after saturation that combine several terms of a sum, which
+/// the e-graph's fixed-arity patterns do not see: cancellation over a
+/// common denominator ([`crate::ratfun::cancel`]) and the trigonometric
+/// pair identities ([`crate::rules::trig`]). Each keeps its result only
+/// when it prints shorter.
+pub fn combine_terms(p: &Poly) -> Poly {
+    crate::rules::trig::rewrite(&crate::ratfun::cancel(p))
+}

@@ -130,6 +130,13 @@ impl Tensor {
         Poly::from_terms(terms)
     }
 
+    /// Whether every class stands for one term (so the representatives
+    /// are the expanded tensor).
+    pub fn orbits_are_trivial(&self) -> bool {
+        let k = self.order();
+        !self.symmetric || self.classes.iter().all(|c| c.orbit(k) == 1.0)
+    }
+
     /// All classes as one polynomial of representatives (for the e-graph).
     pub fn representatives(&self) -> Poly {
         Poly::from_terms(self.classes.iter().map(|c| c.term.clone()).collect())

@@ -12,6 +12,9 @@ pub fn rules() -> Vec<Rule> {
         // log Σ_k exp(b_k) = logsumexp_k(b): the stable form, evaluated with
         // a max shift.
         rw!("logexp-log-sum-exp"; "(log (sum ?k ?n (exp ?b)))" => "(lse ?k ?n ?b)"),
+        // exp(log(x)) = x, where log(x) is defined (x > 0); the derivation
+        // reports the condition when this rule fires.
+        rw!("logexp-exp-of-log"; "(exp (log ?x))" => "?x"),
         // exp(logsumexp_k(b)) = Σ_k exp(b_k)
         rw!("logexp-exp-of-lse"; "(exp (lse ?k ?n ?b))" => "(sum ?k ?n (exp ?b))"),
     ]

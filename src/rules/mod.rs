@@ -8,6 +8,7 @@ pub mod assume;
 pub mod factor;
 pub mod logexp;
 pub mod softmax;
+pub mod trig;
 
 use egg::{EGraph, Id, RecExpr, Symbol};
 
