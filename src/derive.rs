@@ -405,7 +405,12 @@ impl Derivation {
                     }
                     .show(&r)
                 };
-                crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
+                crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show).or_else(
+                    || {
+                        let merged = crate::matform::merge_row_sums(&terms);
+                        crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
+                    },
+                )
             } else {
                 None
             }

@@ -5,9 +5,14 @@
 //! or last factors are factored: `Xᵀ(A − Y)/m`.
 //!
 //! Each term must be a chain: free index → (summed index) → free index,
-//! every matrix entry a link. Anything else has no matrix form here.
+//! every matrix entry a link. A factor that depends on the summed row index
+//! alone (`σ(Σ_a X_ba w_a)`, `y_b`) is a vector, printed elementwise
+//! (`σ(X w)`), and terms whose sums differ only in such weights are first
+//! merged into one sum ([`merge_row_sums`]), so the logistic-regression
+//! Hessian reads `Xᵀ diag(σ(u)∘(1 − σ(u))∘…) X/m`. Anything else has no
+//! matrix form here.
 
-use crate::ir::{Atom, Factor, Ix, Term};
+use crate::ir::{fresh, Atom, Factor, Ix, Poly, Term};
 
 /// A link of a chain, printed.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,15 +77,33 @@ fn chain(
     to: Option<Ix>,
     namer: &mut dyn Namer,
 ) -> Option<Vec<Link>> {
+    chain_with(factors, Vec::new(), from, to, namer)
+}
+
+/// [`chain`] with extra vectors already printed (row weights).
+fn chain_with(
+    factors: &[Factor],
+    extra: Vec<(String, Ix)>,
+    from: Option<Ix>,
+    to: Option<Ix>,
+    namer: &mut dyn Namer,
+) -> Option<Vec<Link>> {
     let mut mats = Vec::new();
-    let mut vecs = Vec::new();
+    let mut vecs = extra;
     for f in factors {
         if f.exp.0 != 1.0 {
             return None;
         }
-        match piece(&f.atom, namer)? {
-            Piece::Matrix(n, r, c) => mats.push((n, r, c)),
-            Piece::Vector(n, i) => vecs.push((n, i)),
+        match piece(&f.atom, namer) {
+            Some(Piece::Matrix(n, r, c)) => mats.push((n, r, c)),
+            Some(Piece::Vector(n, i)) => vecs.push((n, i)),
+            None => {
+                // Any other factor of one index is a vector, elementwise.
+                let free: Vec<Ix> = f.atom.free().into_iter().collect();
+                let [i] = free.as_slice() else { return None };
+                let text = vector_text(&Poly::atom(f.atom.clone()), *i, namer)?;
+                vecs.push((text, *i));
+            }
         }
     }
     // A vector result that is one vector: itself.
@@ -144,8 +167,215 @@ fn chain(
     match to {
         Some(j) if j != at => None,
         Some(_) => Some(links),
-        None => Some(links),
+        // An open end: a trailing diag(v) is the vector v (`Xᵀ y`).
+        None => match links.last() {
+            Some(Link(l)) if l.starts_with("diag(") && links.len() > 1 => {
+                let v = l["diag(".len()..l.len() - 1].to_string();
+                links.pop();
+                links.push(Link(wrap(v)));
+                Some(links)
+            }
+            _ => None,
+        },
     }
+}
+
+/// Parenthesizes an elementwise expression that is not one name.
+fn wrap(v: String) -> String {
+    if v.contains(' ') || v.contains('∘') {
+        format!("({v})")
+    } else {
+        v
+    }
+}
+
+/// Terms that are `F · Σ_b body` with the same outside factors `F` merge
+/// into `F · Σ_b (c₁ body₁ + c₂ body₂ + …)`: the inverse of the normal
+/// form's splitting of sums, so that a chain `X_bi X_bj` with several row
+/// weights becomes one chain with their sum as the weight.
+pub fn merge_row_sums(terms: &[Term]) -> Vec<Term> {
+    let mut out: Vec<Term> = Vec::new();
+    // (outside factors, dim, merged body over index k, fresh k)
+    let mut groups: Vec<(Vec<Factor>, crate::ir::Dim, Poly, Ix)> = Vec::new();
+    for t in terms {
+        let sums: Vec<usize> = (0..t.factors.len())
+            .filter(|&n| matches!(&*t.factors[n].atom, Atom::Sum { .. }) && t.factors[n].exp.0 == 1.0)
+            .collect();
+        let [n] = sums.as_slice() else {
+            out.push(t.clone());
+            continue;
+        };
+        let Atom::Sum { ix, dim, body } = &*t.factors[*n].atom else {
+            unreachable!()
+        };
+        let mut outside = t.factors.clone();
+        outside.remove(*n);
+        match groups.iter_mut().find(|g| g.0 == outside && g.1 == *dim) {
+            Some(g) => {
+                let b = body.rename(*ix, g.3).scale(t.coef.0);
+                g.2 = g.2.add(&b);
+            }
+            None => {
+                let k = fresh();
+                groups.push((outside, dim.clone(), body.rename(*ix, k).scale(t.coef.0), k));
+            }
+        }
+    }
+    for (outside, dim, body, k) in groups {
+        if body.is_empty() {
+            continue;
+        }
+        let mut p = Poly::sum_whole(k, &dim, body);
+        for f in &outside {
+            p = p.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0));
+        }
+        out.extend(p.terms);
+    }
+    out
+}
+
+/// A polynomial in one row index `row` printed as a vector expression,
+/// elementwise: `y_b` is `y`, `Σ_a X_ba w_a` is `X w`, products are `∘`,
+/// functions apply entrywise. Factored first (see [`crate::compact`]).
+pub fn vector_text(p: &Poly, row: Ix, namer: &mut dyn Namer) -> Option<String> {
+    node_text(&crate::compact::display(p), row, namer)
+}
+
+fn number_text(v: f64) -> String {
+    match crate::compact::as_fraction(v) {
+        Some((p, 1)) => p.to_string(),
+        Some((p, q)) => format!("{p}/{q}"),
+        None => v.to_string(),
+    }
+}
+
+fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option<String> {
+    use crate::compact::Node;
+    Some(match n {
+        Node::Num(v) => number_text(*v),
+        Node::Atom(a) => atom_text(a, row, namer)?,
+        Node::Pow(b, e) => {
+            let b = node_text(b, row, namer)?;
+            let b = if b.contains(' ') { format!("({b})") } else { b };
+            if *e == 0.5 {
+                format!("sqrt({b})")
+            } else if e.fract() == 0.0 {
+                format!("{b}^{}", *e as i64)
+            } else {
+                format!("{b}^({})", number_text(*e))
+            }
+        }
+        Node::Mul(kids) => {
+            let mut coef = 1.0;
+            let mut parts = Vec::new();
+            for k in kids {
+                match k {
+                    Node::Num(v) => coef *= v,
+                    other => {
+                        let t = node_text(other, row, namer)?;
+                        parts.push(if matches!(other, Node::Add(_)) {
+                            format!("({t})")
+                        } else {
+                            t
+                        });
+                    }
+                }
+            }
+            let body = parts.join("∘");
+            let mag = coef.abs();
+            let s = if mag == 1.0 {
+                body
+            } else {
+                format!("{}·{body}", number_text(mag))
+            };
+            if coef < 0.0 {
+                format!("−{s}")
+            } else {
+                s
+            }
+        }
+        Node::Add(kids) => {
+            let mut out = String::new();
+            for (i, k) in kids.iter().enumerate() {
+                let t = node_text(k, row, namer)?;
+                match (i, t.strip_prefix('−')) {
+                    (0, _) => out.push_str(&t),
+                    (_, Some(rest)) => out.push_str(&format!(" − {rest}")),
+                    (_, None) => out.push_str(&format!(" + {t}")),
+                }
+            }
+            out
+        }
+    })
+}
+
+fn atom_text(a: &Atom, row: Ix, namer: &mut dyn Namer) -> Option<String> {
+    Some(match a {
+        Atom::Var { name, idx } => match idx.as_slice() {
+            [] => name.to_string(),
+            [i] if *i == row => name.to_string(),
+            _ => return None,
+        },
+        Atom::Dim(d) => d.to_string(),
+        Atom::Func(f, arg) => format!("{}({})", f.name(), vector_text(arg, row, namer)?),
+        Atom::Group(p) => format!("({})", vector_text(p, row, namer)?),
+        Atom::Sum { ix, body, .. } => {
+            // A matrix–vector product read from the row: Σ_a X_ba w_a.
+            let [t] = body.terms.as_slice() else {
+                return None;
+            };
+            let links = chain(&t.factors, Some(row), None, namer)?;
+            let text = links.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" ");
+            let _ = ix;
+            if t.coef.0 == 1.0 {
+                text
+            } else {
+                format!("{}·{text}", number_text(t.coef.0))
+            }
+        }
+        Atom::Softmax { .. } => match piece(a, namer)? {
+            Piece::Vector(n, i) if i == row => n,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Splits a sum body into the factors common to all its terms (the
+/// chain) and the rest, a polynomial in the summed index alone (the row
+/// weight). None when the rest depends on another index.
+fn split_weight(body: &Poly, ix: Ix) -> Option<(Vec<Factor>, Poly)> {
+    let first = body.terms.first()?;
+    let common: Vec<Factor> = first
+        .factors
+        .iter()
+        .filter(|f| {
+            f.exp.0 == 1.0
+                && !f.atom.free().is_empty()
+                && f.atom.free() != std::collections::BTreeSet::from([ix])
+                && body.terms.iter().all(|t| t.factors.contains(f))
+        })
+        .cloned()
+        .collect();
+    if common.is_empty() {
+        return None;
+    }
+    let weight = Poly::from_terms(
+        body.terms
+            .iter()
+            .map(|t| Term {
+                factors: t
+                    .factors
+                    .iter()
+                    .filter(|f| !common.contains(f))
+                    .cloned()
+                    .collect(),
+                coef: t.coef,
+            })
+            .collect(),
+    );
+    let only_row = weight.free().iter().all(|i| *i == ix);
+    only_row.then_some((common, weight))
 }
 
 /// The matrix form of `terms` with free indices `free` (rank 1 or 2), if
@@ -176,6 +406,7 @@ pub fn matrix_chain_form(
     for t in terms {
         let mut own_scalars = Vec::new();
         let mut indexed = Vec::new();
+        let mut weights: Vec<(String, Ix)> = Vec::new();
         let mut diag = false;
         for f in &t.factors {
             if common.contains(f) {
@@ -190,14 +421,17 @@ pub fn matrix_chain_form(
                     if f.exp.0 == 1.0 && piece(&f.atom, namer).is_none() =>
                 {
                     // Σ_c (chain): the summed index is internal to the chain.
-                    let [bt] = body.terms.as_slice() else {
-                        return None;
-                    };
-                    if bt.coef.0 != 1.0 {
-                        return None;
+                    match body.terms.as_slice() {
+                        [bt] if bt.coef.0 == 1.0 => indexed.extend(bt.factors.iter().cloned()),
+                        _ => {
+                            // Σ_c chain·w_c: the factors common to every term
+                            // are the chain, the rest a row weight w.
+                            let (chain_part, weight) = split_weight(body, *ix)?;
+                            indexed.extend(chain_part);
+                            let w = vector_text(&weight, *ix, namer)?;
+                            weights.push((w, *ix));
+                        }
                     }
-                    let _ = ix;
-                    indexed.extend(bt.factors.iter().cloned());
                 }
                 _ if f.atom.free().is_empty() => own_scalars.push(f.clone()),
                 _ => indexed.push(f.clone()),
@@ -220,9 +454,10 @@ pub fn matrix_chain_form(
             }
             (_, true) => {
                 // δ_ij v_i: diag of the vector chain.
-                let inner = chain(&indexed, None, Some(free[0]), namer)
-                    .or_else(|| chain(&indexed, Some(free[0]), Some(free[0]), namer))?;
+                let inner = chain_with(&indexed, weights.clone(), None, Some(free[0]), namer)
+                    .or_else(|| chain_with(&indexed, weights, Some(free[0]), Some(free[0]), namer))?;
                 let link = match inner.as_slice() {
+                    [] => Link("I".into()),
                     [one] if one.0.starts_with("diag(") => one.clone(),
                     _ => Link(format!(
                         "diag({})",
@@ -238,7 +473,13 @@ pub fn matrix_chain_form(
             }
             _ => (Some(free[0]), Some(free[1])),
         };
-        let links = chain(&indexed, from, to, namer)?;
+        // A vector result read from its free index (`Xᵀ y`), else as a row
+        // of column sums (`1ᵀ(A − Y)`).
+        let links = match (free.len(), from) {
+            (1, None) => chain_with(&indexed, weights.clone(), Some(free[0]), None, namer)
+                .or_else(|| chain_with(&indexed, weights, from, to, namer))?,
+            _ => chain_with(&indexed, weights, from, to, namer)?,
+        };
         if links.is_empty() {
             return None;
         }

@@ -126,9 +126,11 @@ pub fn simplify_poly(p: &Poly, rules: &[Rule], limits: Limits, pass: &str) -> (P
 
 /// The passes after saturation that combine several terms of a sum, which
 /// the e-graph's fixed-arity patterns do not see: cancellation over a
-/// common denominator ([`crate::ratfun::cancel`]) and the trigonometric
-/// pair identities ([`crate::rules::trig`]). Each keeps its result only
-/// when it prints shorter.
+/// common denominator ([`crate::ratfun::cancel`]), the logistic sign
+/// identities ([`crate::rules::logistic`]) and the trigonometric pair
+/// identities ([`crate::rules::trig`]). Each keeps its result only when
+/// it prints no longer.
 pub fn combine_terms(p: &Poly) -> Poly {
-    crate::rules::trig::rewrite(&crate::ratfun::cancel(p))
+    let p = crate::rules::logistic::rewrite(p);
+    crate::rules::trig::rewrite(&crate::ratfun::cancel(&p))
 }

@@ -7,6 +7,7 @@
 pub mod assume;
 pub mod factor;
 pub mod logexp;
+pub mod logistic;
 pub mod softmax;
 pub mod trig;
 
