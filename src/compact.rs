@@ -39,6 +39,17 @@ pub enum Node {
     Num(f64),
     /// An atom of the normal form, printed as it is.
     Atom(Arc<Atom>),
+    /// A function of an argument in its own printed form.
+    Func(crate::ir::Fun, Box<Node>),
+    /// `Σ_ix body` with the body in its own printed form.
+    Sum {
+        /// The bound (canonical) index.
+        ix: crate::ir::Ix,
+        /// Its range.
+        dim: crate::ir::Dim,
+        /// The summand.
+        body: Box<Node>,
+    },
     /// A power with a numeric exponent.
     Pow(Box<Node>, f64),
     /// A product.
@@ -124,6 +135,8 @@ impl Node {
                 None => usize::from(*v < 0.0),
             },
             Node::Atom(a) => atom_ops(a),
+            Node::Sum { body, .. } => 1 + body.ops(),
+            Node::Func(_, arg) => 1 + arg.ops(),
             Node::Pow(b, e) => {
                 let m = e.abs();
                 let own = if m == 1.0 { 0 } else { 1 + exponent_ops(m) };
@@ -206,6 +219,11 @@ impl Node {
         match self {
             Node::Num(v) => Poly::constant(*v),
             Node::Atom(a) => Poly::atom(a.clone()),
+            Node::Func(f, arg) => Poly::func(*f, arg.to_poly()),
+            Node::Sum { ix, dim, body } => {
+                let k = crate::ir::fresh();
+                Poly::sum_whole(k, dim, body.to_poly().rename(*ix, k))
+            }
             Node::Pow(b, e) => {
                 let b = b.to_poly();
                 if b.len() > 1 && *e < 0.0 {
@@ -238,6 +256,16 @@ impl Node {
         match self {
             Node::Num(v) => out.add(Math::Num(Num(Real(*v)))),
             Node::Atom(a) => add_atom(a, out),
+            Node::Func(f, arg) => {
+                let a = arg.add_to(out);
+                out.add(crate::lang::func_node(*f, a))
+            }
+            Node::Sum { ix, dim, body } => {
+                let k = out.add(Math::Symbol(crate::lang::index_symbol(*ix)));
+                let d = crate::lang::dim_node(dim, out);
+                let b = body.add_to(out);
+                out.add(Math::Sum([k, d, b]))
+            }
             Node::Pow(b, e) => {
                 let b = b.add_to(out);
                 if *e == 1.0 {
@@ -259,7 +287,21 @@ impl Node {
 }
 
 fn factor_node(f: &Factor) -> Node {
-    let a = Node::Atom(f.atom.clone());
+    // A sum's body gets its own printed form (`Σ_b X_bi·(…)`).
+    if let Atom::Sum { ix, dim, body } = &*f.atom {
+        if f.exp.0 == 1.0 && body.len() > 1 {
+            return Node::Sum {
+                ix: *ix,
+                dim: dim.clone(),
+                body: Box::new(display(body)),
+            };
+        }
+    }
+    let a = match &*f.atom {
+        // A function's argument too (`σ((1 − 2 y_b)·(Σ_a X_ba w_a))`).
+        Atom::Func(fun, arg) if arg.len() > 1 => Node::Func(*fun, Box::new(display(arg))),
+        _ => Node::Atom(f.atom.clone()),
+    };
     if f.exp.0 == 1.0 {
         a
     } else {
@@ -267,7 +309,8 @@ fn factor_node(f: &Factor) -> Node {
     }
 }
 
-fn term_node(t: &Term) -> Node {
+/// One term as a printed product (its sums' bodies factored).
+pub fn term_node(t: &Term) -> Node {
     if t.factors.is_empty() {
         return Node::Num(t.coef.0);
     }

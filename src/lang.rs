@@ -159,7 +159,21 @@ pub fn add_term(factors: &[crate::ir::Factor], coef: f64, out: &mut RecExpr<Math
     }
 }
 
-fn dim_node(d: &Dim, out: &mut RecExpr<Math>) -> Id {
+/// The node of function `f` applied to `u`.
+pub fn func_node(f: Fun, u: Id) -> Math {
+    match f {
+        Fun::Exp => Math::Exp([u]),
+        Fun::Log => Math::Log([u]),
+        Fun::Sin => Math::Sin([u]),
+        Fun::Cos => Math::Cos([u]),
+        Fun::Tanh => Math::Tanh([u]),
+        Fun::Sigmoid => Math::Sigmoid([u]),
+        Fun::Softplus => Math::Softplus([u]),
+    }
+}
+
+/// Adds a dimension (a number or `%n`).
+pub fn dim_node(d: &Dim, out: &mut RecExpr<Math>) -> Id {
     match d {
         Dim::Fixed(n) => out.add(Math::Num(Num(Real(*n as f64)))),
         Dim::Named(s) => out.add(Math::Symbol(Symbol::from(format!("%{s}")))),
@@ -185,15 +199,7 @@ pub fn add_atom(a: &Atom, out: &mut RecExpr<Math>) -> Id {
         }
         Atom::Func(f, u) => {
             let u = add_poly(u, out);
-            out.add(match f {
-                Fun::Exp => Math::Exp([u]),
-                Fun::Log => Math::Log([u]),
-                Fun::Sin => Math::Sin([u]),
-                Fun::Cos => Math::Cos([u]),
-                Fun::Tanh => Math::Tanh([u]),
-                Fun::Sigmoid => Math::Sigmoid([u]),
-                Fun::Softplus => Math::Softplus([u]),
-            })
+            out.add(func_node(*f, u))
         }
         Atom::Pow(b, e) => {
             let (b, e) = (add_poly(b, out), add_poly(e, out));

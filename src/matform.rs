@@ -31,6 +31,12 @@ pub trait Namer {
     /// The display name of a non-variable atom with the given indices
     /// (a row-wise softmax `A`), or None.
     fn atom_name(&mut self, a: &Atom) -> Option<String>;
+
+    /// Whether numbers print as exact fractions (see
+    /// [`crate::render::Names::exact`]).
+    fn exact(&self) -> bool {
+        true
+    }
 }
 
 fn piece(a: &Atom, namer: &mut dyn Namer) -> Option<Piece> {
@@ -141,11 +147,24 @@ fn chain_with(
     let mut used = vec![false; mats.len()];
     let mut vec_used = vec![false; vecs.len()];
     loop {
+        // All vectors on this index are one diagonal: diag(y∘σ(X w)).
+        let mut here: Vec<String> = Vec::new();
         for (k, (n, i)) in vecs.iter().enumerate() {
             if *i == at && !vec_used[k] {
                 vec_used[k] = true;
-                links.push(Link(format!("diag({n})")));
+                here.push(n.clone());
             }
+        }
+        if !here.is_empty() {
+            let joined = if here.len() == 1 {
+                here[0].clone()
+            } else {
+                here.iter()
+                    .map(|n| if n.contains(' ') && !n.starts_with('(') { format!("({n})") } else { n.clone() })
+                    .collect::<Vec<_>>()
+                    .join("∘")
+            };
+            links.push(Link(format!("diag({joined})")));
         }
         let Some(k) = (0..mats.len()).find(|&k| !used[k] && (mats[k].1 == at || mats[k].2 == at))
         else {
@@ -194,42 +213,52 @@ fn wrap(v: String) -> String {
 /// form's splitting of sums, so that a chain `X_bi X_bj` with several row
 /// weights becomes one chain with their sum as the weight.
 pub fn merge_row_sums(terms: &[Term]) -> Vec<Term> {
+    // (outside factors, dim, members: (coefficient, sum atom))
+    type Group = (Vec<Factor>, crate::ir::Dim, Vec<(f64, std::sync::Arc<Atom>)>);
     let mut out: Vec<Term> = Vec::new();
-    // (outside factors, dim, merged body over index k, fresh k)
-    let mut groups: Vec<(Vec<Factor>, crate::ir::Dim, Poly, Ix)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for t in terms {
         let sums: Vec<usize> = (0..t.factors.len())
-            .filter(|&n| matches!(&*t.factors[n].atom, Atom::Sum { .. }) && t.factors[n].exp.0 == 1.0)
+            .filter(|&n| {
+                matches!(&*t.factors[n].atom, Atom::Sum { .. }) && t.factors[n].exp.0 == 1.0
+            })
             .collect();
         let [n] = sums.as_slice() else {
             out.push(t.clone());
             continue;
         };
-        let Atom::Sum { ix, dim, body } = &*t.factors[*n].atom else {
-            unreachable!()
+        let Atom::Sum { dim, .. } = &*t.factors[*n].atom else {
+            unreachable!("filtered above")
         };
         let mut outside = t.factors.clone();
         outside.remove(*n);
+        let member = (t.coef.0, t.factors[*n].atom.clone());
         match groups.iter_mut().find(|g| g.0 == outside && g.1 == *dim) {
-            Some(g) => {
-                let b = body.rename(*ix, g.3).scale(t.coef.0);
-                g.2 = g.2.add(&b);
-            }
-            None => {
-                let k = fresh();
-                groups.push((outside, dim.clone(), body.rename(*ix, k).scale(t.coef.0), k));
-            }
+            Some(g) => g.2.push(member),
+            None => groups.push((outside, dim.clone(), vec![member])),
         }
     }
-    for (outside, dim, body, k) in groups {
+    for (outside, dim, members) in groups {
+        let outside_poly = outside.iter().fold(Poly::constant(1.0), |p, f| {
+            p.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0))
+        });
+        if let [(c, sum)] = members.as_slice() {
+            // Alone: the term as it was.
+            out.extend(outside_poly.mul(&Poly::atom(sum.clone())).scale(*c).terms);
+            continue;
+        }
+        let k = fresh();
+        let mut body = Poly::zero();
+        for (c, sum) in &members {
+            let Atom::Sum { ix, body: b, .. } = &**sum else {
+                unreachable!("grouped sums")
+            };
+            body = body.add(&b.rename(*ix, k).scale(*c));
+        }
         if body.is_empty() {
             continue;
         }
-        let mut p = Poly::sum_whole(k, &dim, body);
-        for f in &outside {
-            p = p.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0));
-        }
-        out.extend(p.terms);
+        out.extend(Poly::sum_whole(k, &dim, body).mul(&outside_poly).terms);
     }
     out
 }
@@ -241,28 +270,46 @@ pub fn vector_text(p: &Poly, row: Ix, namer: &mut dyn Namer) -> Option<String> {
     node_text(&crate::compact::display(p), row, namer)
 }
 
-fn number_text(v: f64) -> String {
-    match crate::compact::as_fraction(v) {
+fn number_text(v: f64, exact: bool) -> String {
+    let s = match crate::compact::as_fraction(v.abs()).filter(|_| exact) {
         Some((p, 1)) => p.to_string(),
         Some((p, q)) => format!("{p}/{q}"),
-        None => v.to_string(),
+        None => v.abs().to_string(),
+    };
+    if v < 0.0 {
+        format!("−{s}")
+    } else {
+        s
     }
 }
 
 fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option<String> {
     use crate::compact::Node;
     Some(match n {
-        Node::Num(v) => number_text(*v),
+        Node::Num(v) => number_text(*v, namer.exact()),
         Node::Atom(a) => atom_text(a, row, namer)?,
+        Node::Func(f, arg) => format!("{}({})", f.name(), node_text(arg, row, namer)?),
+        Node::Sum { .. } => {
+            let p = n.to_poly();
+            let [t] = p.terms.as_slice() else { return None };
+            let [f] = t.factors.as_slice() else { return None };
+            let text = atom_text(&f.atom, row, namer)?;
+            if t.coef.0 == 1.0 {
+                text
+            } else {
+                format!("{}·{text}", number_text(t.coef.0, namer.exact()))
+            }
+        }
         Node::Pow(b, e) => {
+            let compound = matches!(**b, Node::Add(_) | Node::Mul(_) | Node::Num(_));
             let b = node_text(b, row, namer)?;
-            let b = if b.contains(' ') { format!("({b})") } else { b };
+            let b = if compound { format!("({b})") } else { b };
             if *e == 0.5 {
                 format!("sqrt({b})")
             } else if e.fract() == 0.0 {
                 format!("{b}^{}", *e as i64)
             } else {
-                format!("{b}^({})", number_text(*e))
+                format!("{b}^({})", number_text(*e, namer.exact()))
             }
         }
         Node::Mul(kids) => {
@@ -273,7 +320,12 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
                     Node::Num(v) => coef *= v,
                     other => {
                         let t = node_text(other, row, namer)?;
-                        parts.push(if matches!(other, Node::Add(_)) {
+                        // `(1 − 2·y)∘(X w)`: sums and products of matrices
+                        // in brackets.
+                        let compound = matches!(other, Node::Add(_))
+                            || matches!(other, Node::Sum { .. })
+                            || matches!(other, Node::Atom(a) if matches!(&**a, Atom::Sum { .. }));
+                        parts.push(if compound && t.contains(' ') && !t.starts_with('(') {
                             format!("({t})")
                         } else {
                             t
@@ -286,7 +338,7 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
             let s = if mag == 1.0 {
                 body
             } else {
-                format!("{}·{body}", number_text(mag))
+                format!("{}·{body}", number_text(mag, namer.exact()))
             };
             if coef < 0.0 {
                 format!("−{s}")
@@ -330,7 +382,7 @@ fn atom_text(a: &Atom, row: Ix, namer: &mut dyn Namer) -> Option<String> {
             if t.coef.0 == 1.0 {
                 text
             } else {
-                format!("{}·{text}", number_text(t.coef.0))
+                format!("{}·{text}", number_text(t.coef.0, namer.exact()))
             }
         }
         Atom::Softmax { .. } => match piece(a, namer)? {
@@ -407,6 +459,7 @@ pub fn matrix_chain_form(
         let mut own_scalars = Vec::new();
         let mut indexed = Vec::new();
         let mut weights: Vec<(String, Ix)> = Vec::new();
+        let mut coef = t.coef.0;
         let mut diag = false;
         for f in &t.factors {
             if common.contains(f) {
@@ -428,8 +481,33 @@ pub fn matrix_chain_form(
                             // are the chain, the rest a row weight w.
                             let (chain_part, weight) = split_weight(body, *ix)?;
                             indexed.extend(chain_part);
-                            let w = vector_text(&weight, *ix, namer)?;
-                            weights.push((w, *ix));
+                            // A number in front of the weight goes to the
+                            // row's coefficient: 2·Xᵀ(X w − y).
+                            let node = crate::compact::display(&weight);
+                            let node = match node {
+                                crate::compact::Node::Num(c) => {
+                                    coef *= c;
+                                    crate::compact::Node::Num(1.0)
+                                }
+                                crate::compact::Node::Mul(kids)
+                                    if matches!(kids.first(), Some(crate::compact::Node::Num(_))) =>
+                                {
+                                    if let crate::compact::Node::Num(c) = kids[0] {
+                                        coef *= c;
+                                    }
+                                    let rest: Vec<_> = kids[1..].to_vec();
+                                    if rest.len() == 1 {
+                                        rest.into_iter().next().unwrap()
+                                    } else {
+                                        crate::compact::Node::Mul(rest)
+                                    }
+                                }
+                                other => other,
+                            };
+                            if !matches!(node, crate::compact::Node::Num(_)) {
+                                let w = node_text(&node, *ix, namer)?;
+                                weights.push((w, *ix));
+                            }
                         }
                     }
                 }
@@ -468,7 +546,7 @@ pub fn matrix_chain_form(
                             .join(" ")
                     )),
                 };
-                rows.push((t.coef.0, own_scalars, vec![link]));
+                rows.push((coef, own_scalars, vec![link]));
                 continue;
             }
             _ => (Some(free[0]), Some(free[1])),
@@ -483,7 +561,7 @@ pub fn matrix_chain_form(
         if links.is_empty() {
             return None;
         }
-        rows.push((t.coef.0, own_scalars, links));
+        rows.push((coef, own_scalars, links));
     }
     // Factor the longest common prefix and suffix of the chains.
     let min_len = rows.iter().map(|r| r.2.len()).min()?;
@@ -513,15 +591,23 @@ pub fn matrix_chain_form(
         .iter()
         .map(|(c, s, l)| {
             let mid = join(&l[pre..l.len() - suf]);
-            let s = show_scalar(s);
-            (
-                *c,
-                if s.is_empty() {
-                    mid
-                } else {
-                    format!("{s}·{mid}")
-                },
-            )
+            // A row's own 1/m reads as a trailing `/m`.
+            let (inv, rest): (Vec<Factor>, Vec<Factor>) = s
+                .iter()
+                .cloned()
+                .partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
+            let s = show_scalar(&rest);
+            let mut text = if s.is_empty() {
+                mid
+            } else {
+                format!("{s}·{mid}")
+            };
+            for f in inv {
+                if let Atom::Dim(d) = &*f.atom {
+                    text = format!("{text}/{d}");
+                }
+            }
+            (*c, text)
         })
         .collect();
     crate::render::lead_with(&mut inner, |(c, _)| *c > 0.0);
@@ -531,7 +617,7 @@ pub fn matrix_chain_form(
         let cs = if mag == 1.0 {
             String::new()
         } else {
-            format!("{mag}·")
+            format!("{}·", number_text(mag, namer.exact()))
         };
         match (k, *c < 0.0) {
             (0, false) => sum.push_str(&format!("{cs}{s}")),
@@ -567,7 +653,7 @@ pub fn matrix_chain_form(
     };
     for f in inv_dims {
         if let Atom::Dim(d) = &*f.atom {
-            let needs = out.contains(" + ") || out.contains(" − ");
+            let needs = inner.len() > 1 && (out.contains(" + ") || out.contains(" − "));
             out = if needs && pre == 0 && suf == 0 {
                 format!("({out})/{d}")
             } else {
@@ -575,5 +661,5 @@ pub fn matrix_chain_form(
             };
         }
     }
-    Some(out.replace("  ", " "))
+    Some(out.replace("  ", " ").replace("ᵀ (", "ᵀ("))
 }

@@ -198,3 +198,16 @@ snap!(
     "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
     1
 );
+
+// Matrix forms of the layers people write (merged row sums, elementwise
+// row weights): least squares, logistic regression with an L2 term, a
+// tanh and a sigmoid layer.
+const LEAST_SQUARES: &str = "X: mat[m, d]; w: vec[d]; y: vec[m]; sum((X @ w - y)^2)/m";
+const LOGISTIC: &str =
+    "X: mat[m, d]; w: vec[d]; y: vec[m]; sum(softplus(-(2*y-1) * (X @ w)))/m + 0.0005*dot(w,w)";
+snap!(least_squares_order_1, LEAST_SQUARES, 1, Some("w"), &[]);
+snap!(least_squares_order_2, LEAST_SQUARES, 2, Some("w"), &[]);
+snap!(logistic_regression_order_1, LOGISTIC, 1, Some("w"), &[]);
+snap!(logistic_regression_order_2, LOGISTIC, 2, Some("w"), &[]);
+snap!(tanh_layer_order_2, "X: mat[m, d]; w: vec[d]; sum(tanh(X @ w))", 2, Some("w"), &[]);
+snap!(sigmoid_layer_order_2, "X: mat[m, d]; w: vec[d]; sum(sigmoid(X @ w))", 2, Some("w"), &[]);
