@@ -210,7 +210,14 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         {
             used_facts.push(f.describe());
         } else {
-            unused_facts.push(f.describe());
+            let mut note = f.describe();
+            if let (Fact::SumIsOne(v), Some(Shape::Mat(..))) = (f, typed.var_shape(f.var())) {
+                // `sum` of a matrix is its total; the per-row fact has its own name.
+                note.push_str(&format!(
+                    " (sum of a matrix is its total; for every row write rowsum({v})=1)"
+                ));
+            }
+            unused_facts.push(note);
         }
     }
     let conditions = CONDITIONAL_RULES
@@ -299,8 +306,11 @@ impl Derivation {
         let expand = !self.tensor.symmetric || total <= EXPAND_DISPLAY;
         let mut kids = Vec::new();
         if expand {
-            for t in &self.tensor.expanded().terms {
-                kids.push(crate::lang::add_term(&t.factors, t.coef.0, &mut r));
+            // Sums that differ only in their summand are one sum, its body
+            // factored: Σ_b X_bi X_bj·σ_b·(1 − σ_b)·(1 − 2 y_b)².
+            let terms = crate::matform::merge_row_sums(&self.tensor.expanded().terms);
+            for t in &terms {
+                kids.push(crate::compact::term_node(t).add_to(&mut r));
             }
         } else {
             for c in &self.tensor.classes {
@@ -386,33 +396,36 @@ impl Derivation {
         let matrix = if k > 2 || free_idx.is_empty() {
             None
         } else if has_matrix {
-            if syntax == Syntax::Text {
-                let terms = self.tensor.expanded().terms;
-                let mut namer = PartNamer {
-                    printer: &mut printer,
-                };
-                let mut show = |fs: &[crate::ir::Factor]| -> String {
-                    if fs.is_empty() {
-                        return String::new();
-                    }
-                    let mut r = egg::RecExpr::default();
-                    crate::lang::add_term(fs, 1.0, &mut r);
-                    let mut names = Names::new(&[], &BTreeSet::new());
-                    Printer {
-                        names: &mut names,
-                        syntax,
-                        overrides: Default::default(),
-                    }
-                    .show(&r)
-                };
-                crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show).or_else(
-                    || {
-                        let merged = crate::matform::merge_row_sums(&terms);
-                        crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
-                    },
-                )
-            } else {
-                None
+            let terms = self.tensor.expanded().terms;
+            let mut namer = PartNamer {
+                printer: &mut printer,
+            };
+            // Scalars print as text here; the whole chain is converted to
+            // LaTeX below.
+            let mut show = |fs: &[crate::ir::Factor]| -> String {
+                if fs.is_empty() {
+                    return String::new();
+                }
+                let mut r = egg::RecExpr::default();
+                crate::lang::add_term(fs, 1.0, &mut r);
+                let mut names = Names::new(&[], &BTreeSet::new());
+                Printer {
+                    names: &mut names,
+                    syntax: Syntax::Text,
+                    overrides: Default::default(),
+                }
+                .show(&r)
+            };
+            // Sums merged first (one chain with a row weight), else term
+            // by term.
+            let merged = crate::matform::merge_row_sums(&terms);
+            let chain = crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
+                .or_else(|| {
+                    crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
+                });
+            match syntax {
+                Syntax::Text => chain,
+                Syntax::Latex => chain.map(|c| chain_latex(&c)),
             }
         } else if self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
             matrix_form(&self.tensor.expanded().terms, &free_idx, &mut printer)
@@ -486,11 +499,56 @@ impl Derivation {
                 for line in &part_lines {
                     out.push_str(&format!("{line}\n"));
                 }
-                out.push_str(&index_form);
-                out.push('\n');
+                // A left-hand side to paste: ∂³f/∂z_i∂z_j∂z_k with the
+                // derivative's own indices.
+                let value_names = &free[..self.tensor.value_idx.len()];
+                let f = if value_names.is_empty() {
+                    "f".to_string()
+                } else {
+                    format!("f_{{{}}}", value_names.join(""))
+                };
+                let wrt = latex_name(&self.wrt);
+                let lhs = if k == 0 {
+                    f.clone()
+                } else {
+                    let per = self.tensor.wrt_dims.len();
+                    let dens: Vec<String> = (0..k)
+                        .map(|g| {
+                            let idx = &free[value_names.len() + g * per..value_names.len() + (g + 1) * per];
+                            if idx.is_empty() {
+                                format!("\\partial {wrt}")
+                            } else {
+                                format!("\\partial {wrt}_{{{}}}", idx.join(""))
+                            }
+                        })
+                        .collect();
+                    let dens = if per == 0 && k > 1 {
+                        format!("\\partial {wrt}^{{{k}}}")
+                    } else {
+                        dens.join(" ")
+                    };
+                    let pow = if k > 1 { format!("^{{{k}}}") } else { String::new() };
+                    format!("\\frac{{\\partial{pow} {f}}}{{{dens}}}")
+                };
+                out.push_str(&format!("{lhs} = {index_form}\n"));
                 if let Some(m) = matrix {
-                    out.push_str(&m);
-                    out.push('\n');
+                    let whole = if k == 0 {
+                        "f".to_string()
+                    } else {
+                        let pow = if k > 1 { format!("^{{{k}}}") } else { String::new() };
+                        format!("\\frac{{\\partial{pow} f}}{{\\partial {wrt}{pow}}}")
+                    };
+                    out.push_str(&format!("{whole} = {m}\n"));
+                }
+                if !self.used_facts.is_empty() {
+                    out.push_str(&format!(
+                        "\\text{{assuming }} {}\n",
+                        self.used_facts
+                            .iter()
+                            .map(|f| format!("\\texttt{{{}}}", latex_text(f)))
+                            .collect::<Vec<_>>()
+                            .join(",\\ ")
+                    ));
                 }
             }
         }
@@ -538,6 +596,11 @@ impl Derivation {
             .map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone())))
             .collect();
         let free = self.free_names(&names);
+        let matrix = self
+            .report(Syntax::Text, limits)
+            .0
+            .lines()
+            .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
         serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),
@@ -546,6 +609,7 @@ impl Derivation {
             "definitions": parts,
             "symmetrized": self.display_is_symmetrized(),
             "text": text,
+            "matrix_form": matrix,
             "tree": json_tree(&expr, &names),
             "assumptions_used": self.used_facts,
             "assumptions_unused": self.unused_facts,
@@ -561,6 +625,10 @@ struct PartNamer<'p, 'n> {
 }
 
 impl crate::matform::Namer for PartNamer<'_, '_> {
+    fn exact(&self) -> bool {
+        self.printer.names.exact
+    }
+
     fn atom_name(&mut self, a: &crate::ir::Atom) -> Option<String> {
         let mut r = egg::RecExpr::default();
         crate::lang::add_atom(a, &mut r);
@@ -611,6 +679,53 @@ fn starts_negative(r: &egg::RecExpr<Math>, id: egg::Id) -> bool {
             .any(|k| matches!(&r[*k], Math::Num(n) if n.0 .0 < 0.0)),
         _ => false,
     }
+}
+
+/// A matrix form printed as text, in LaTeX: `ᵀ` is `^\top`, `∘` is
+/// `\circ`, function names upright.
+fn chain_latex(text: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if !word.is_empty() {
+            out.push_str(&match word.as_str() {
+                "diag" | "sigmoid" | "softplus" | "sqrt" => format!("\\operatorname{{{word}}}"),
+                "exp" | "log" | "tanh" | "sin" | "cos" => format!("\\{word}"),
+                _ => word.clone(),
+            });
+            word.clear();
+        }
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut out);
+        match c {
+            'ᵀ' => out.push_str("^{\\top}"),
+            '∘' => out.push_str(" \\circ "),
+            '·' => out.push_str(" \\cdot "),
+            '−' => out.push('-'),
+            c if c.is_ascii() => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// A variable name in math mode (`W`, `w_{1}` for `w_1`).
+fn latex_name(name: &str) -> String {
+    match name.split_once('_') {
+        Some((a, b)) => format!("{a}_{{{b}}}"),
+        None => name.to_string(),
+    }
+}
+
+/// Text for `\texttt{…}`: the characters TeX treats specially escaped.
+fn latex_text(s: &str) -> String {
+    s.replace('_', "\\_")
 }
 
 fn superscript(k: usize) -> String {

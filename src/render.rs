@@ -32,19 +32,27 @@ pub struct Names {
     pub exact: bool,
 }
 
-const FREE_NAMES: &[&str] = &["i", "j", "k", "l", "m", "o", "r", "t", "u", "w", "x", "y"];
+/// Free index names in order. `o` (reads as 0) is left out; `p`, `q`, `s`
+/// and `z` usually name parts or variables. Past the end every index is
+/// numbered instead (`i1 … i13`), so one result never mixes the styles.
+const FREE_NAMES: &[&str] = &["i", "j", "k", "l", "m", "n", "r", "t", "u", "v", "w", "x", "y"];
 const BOUND_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h"];
 
 impl Names {
     /// Names the free indices `ids` (in order) avoiding `taken` names.
     pub fn new(ids: &[u32], taken: &BTreeSet<String>) -> Names {
         let mut index = BTreeMap::new();
-        let mut pool = FREE_NAMES
+        let pool: Vec<String> = FREE_NAMES
             .iter()
             .map(|s| s.to_string())
-            .filter(|s| !taken.contains(s));
+            .filter(|s| !taken.contains(s))
+            .collect();
         for (n, &ix) in ids.iter().enumerate() {
-            let name = pool.next().unwrap_or_else(|| format!("i{}", n + 1));
+            let name = if ids.len() <= pool.len() {
+                pool[n].clone()
+            } else {
+                format!("i{}", n + 1)
+            };
             index.insert(crate::lang::index_symbol(ix), name);
         }
         let used: BTreeSet<&String> = index.values().collect();
@@ -408,6 +416,10 @@ impl Printer<'_> {
                 if !den.is_empty() {
                     let num = if out.is_empty() {
                         ("1".to_string(), ATOM)
+                    } else if parts.len() == 1 && c == 1.0 {
+                        // One factor over the line: the fraction brackets it
+                        // where it needs to (text), or not at all (LaTeX).
+                        (parts[0].0.clone(), parts[0].1)
                     } else if parts.len() + usize::from(c != 1.0) > 1 {
                         (out, PRODUCT)
                     } else {
@@ -704,6 +716,10 @@ pub fn matrix_form(terms: &[Term], free: &[u32], printer: &mut Printer) -> Optio
                 }
             }
             _ if diag && at[0].is_empty() => "I".into(),
+            _ if diag && l => format!(
+                "\\operatorname{{diag}}\\left({}\\right)",
+                show_atoms(&at[0], printer, Some(free[0]))
+            ),
             _ if diag => format!("diag({})", show_atoms(&at[0], printer, Some(free[0]))),
             _ => {
                 let u = if at[0].is_empty() {

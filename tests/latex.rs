@@ -37,6 +37,13 @@ const CASES: &[(&str, usize, Option<&str>)] = &[
         2,
         Some("b"),
     ),
+    (
+        "X: mat[m, d]; w: vec[d]; y: vec[m]; sum(softplus(-(2*y-1) * (X @ w)))/m + 0.0005*dot(w,w)",
+        2,
+        Some("w"),
+    ),
+    ("sqrt(x) + x^0.5 * log(x)", 3, None),
+    ("x^3", 2, None),
 ];
 
 fn latex(expr: &str, order: usize, wrt: Option<&str>) -> String {

@@ -97,3 +97,75 @@ fn the_function_list_names_every_built_in() {
         );
     }
 }
+
+fn report(expr: &str, order: usize, assume: &[&str], syntax: symdiff::Syntax) -> String {
+    let mut req = symdiff::Request::new(expr, order);
+    req.assume = assume
+        .iter()
+        .map(|a| symdiff::Fact::parse(a).unwrap())
+        .collect();
+    let d = symdiff::derive(&req).unwrap();
+    d.report(syntax, req.limits).0
+}
+
+#[test]
+fn latex_is_paste_ready() {
+    let out = report("xent(z,q)", 3, &[], symdiff::Syntax::Latex);
+    // A left-hand side with the derivative's own indices.
+    assert!(
+        out.contains("\\frac{\\partial^{3} f}{\\partial z_{i} \\partial z_{j} \\partial z_{k}} = "),
+        "{out}"
+    );
+    // diag upright, the matrix form and the assumptions in LaTeX too.
+    let out = report("xent(z,q)", 2, &["sum(q)=1"], symdiff::Syntax::Latex);
+    assert!(out.contains("\\operatorname{diag}\\left(p\\right) - p p^\\top"), "{out}");
+    assert!(out.contains("\\frac{\\partial^{2} f}{\\partial z^{2}} = "), "{out}");
+    assert!(out.contains("\\text{assuming } \\texttt{sum(q)=1}"), "{out}");
+    // 1/m as a fraction, not m^{-1}.
+    let out = report(
+        "X: mat[m, d]; W: mat[d, k]; Y: mat[m, k]; xent(X @ W, Y) / m",
+        1,
+        &[],
+        symdiff::Syntax::Latex,
+    );
+    assert!(!out.contains("^{-1}"), "{out}");
+    assert!(out.contains("}{m}"), "{out}");
+    assert!(out.contains("^{\\top}"), "{out}");
+    // A scalar: ∂²f/∂x².
+    let out = report("x^3", 2, &[], symdiff::Syntax::Latex);
+    assert!(out.contains("\\frac{\\partial^{2} f}{\\partial x^{2}} = 6 \\cdot x"), "{out}");
+}
+
+#[test]
+fn json_has_the_matrix_form() {
+    let d = symdiff::derive(&symdiff::Request::new("xent(z,q)", 2)).unwrap();
+    let j = d.json(symdiff::Limits::default());
+    assert_eq!(j["matrix_form"], "s·(diag(p) − p pᵀ)");
+}
+
+#[test]
+fn row_wise_facts_have_their_own_spelling() {
+    let batch = "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y)";
+    let rows = report(batch, 1, &["rowsum(Y)=1"], symdiff::Syntax::Text);
+    assert!(rows.contains("matrix form: A − Y"), "{rows}");
+    assert!(rows.contains("assumptions used: rowsum(Y)=1"), "{rows}");
+    // sum(Y) of a matrix is its total, as in the language; the report says
+    // how to write the per-row fact.
+    let total = report(batch, 1, &["sum(Y)=1"], symdiff::Syntax::Text);
+    assert!(total.contains("for every row write rowsum(Y)=1"), "{total}");
+}
+
+#[test]
+fn index_names_read_well_at_any_order() {
+    let names = |order: usize| {
+        let out = report("xent(z,q)", order, &[], symdiff::Syntax::Text);
+        out.lines()
+            .find_map(|l| l.strip_prefix("indices: "))
+            .unwrap()
+            .to_string()
+    };
+    // No `o` (it reads as 0).
+    assert_eq!(names(6), "i j k l m r"); // `n` is the length here
+    // Past the letters, every index is numbered: one style per result.
+    assert_eq!(names(13), "i1 i2 i3 i4 i5 i6 i7 i8 i9 i10 i11 i12 i13");
+}
