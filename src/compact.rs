@@ -397,7 +397,10 @@ pub fn display(p: &Poly) -> Node {
                 let num = factor_sum(&frac.numerator.terms, 0);
                 let mut kids = vec![num];
                 for (base, m) in &frac.denominators {
-                    kids.push(Node::Pow(Box::new(factor_sum(&base.terms, 1)), -(*m as f64)));
+                    kids.push(Node::Pow(
+                        Box::new(factor_sum(&base.terms, 1)),
+                        -(*m as f64),
+                    ));
                 }
                 consider(mul_node(kids));
             }
@@ -561,7 +564,10 @@ fn factor_sum(terms: &[Term], depth: usize) -> Node {
     if let Some(n) = binomial_in_sum(terms, depth) {
         consider(n, &mut best);
     }
-    for (atom, sign) in shared_atoms(terms).into_iter().take(if depth < 2 { 2 } else { 1 }) {
+    for (atom, sign) in shared_atoms(terms)
+        .into_iter()
+        .take(if depth < 2 { 2 } else { 1 })
+    {
         let (with, without): (Vec<Term>, Vec<Term>) = terms.iter().cloned().partition(|t| {
             t.factors
                 .iter()
@@ -576,13 +582,20 @@ fn factor_sum(terms: &[Term], depth: usize) -> Node {
                     .map(|f| f.exp.0)
                     .unwrap()
             })
-            .fold(if sign { f64::INFINITY } else { f64::NEG_INFINITY }, |a, b| {
+            .fold(
                 if sign {
-                    a.min(b)
+                    f64::INFINITY
                 } else {
-                    a.max(b)
-                }
-            });
+                    f64::NEG_INFINITY
+                },
+                |a, b| {
+                    if sign {
+                        a.min(b)
+                    } else {
+                        a.max(b)
+                    }
+                },
+            );
         let divided = divide_terms(
             &with,
             &Term {
@@ -713,10 +726,7 @@ fn binomial_in_sum(terms: &[Term], depth: usize) -> Option<Node> {
                 if rest.len() + 3 != terms.len() {
                     continue; // the middle term is not there as it is
                 }
-                let sq = mul_node(vec![
-                    Node::Num(c),
-                    Node::Pow(Box::new(flat(&base)), 2.0),
-                ]);
+                let sq = mul_node(vec![Node::Num(c), Node::Pow(Box::new(flat(&base)), 2.0)]);
                 return Some(sum_node(vec![sq, factor_sum(&rest.terms, depth + 1)]));
             }
         }

@@ -419,10 +419,11 @@ impl Derivation {
             // Sums merged first (one chain with a row weight), else term
             // by term.
             let merged = crate::matform::merge_row_sums(&terms);
-            let chain = crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
-                .or_else(|| {
-                    crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
-                });
+            let chain =
+                crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
+                    .or_else(|| {
+                        crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
+                    });
             match syntax {
                 Syntax::Text => chain,
                 Syntax::Latex => chain.map(|c| chain_latex(&c)),
@@ -514,7 +515,8 @@ impl Derivation {
                     let per = self.tensor.wrt_dims.len();
                     let dens: Vec<String> = (0..k)
                         .map(|g| {
-                            let idx = &free[value_names.len() + g * per..value_names.len() + (g + 1) * per];
+                            let idx = &free
+                                [value_names.len() + g * per..value_names.len() + (g + 1) * per];
                             if idx.is_empty() {
                                 format!("\\partial {wrt}")
                             } else {
@@ -527,7 +529,11 @@ impl Derivation {
                     } else {
                         dens.join(" ")
                     };
-                    let pow = if k > 1 { format!("^{{{k}}}") } else { String::new() };
+                    let pow = if k > 1 {
+                        format!("^{{{k}}}")
+                    } else {
+                        String::new()
+                    };
                     format!("\\frac{{\\partial{pow} {f}}}{{{dens}}}")
                 };
                 out.push_str(&format!("{lhs} = {index_form}\n"));
@@ -535,7 +541,11 @@ impl Derivation {
                     let whole = if k == 0 {
                         "f".to_string()
                     } else {
-                        let pow = if k > 1 { format!("^{{{k}}}") } else { String::new() };
+                        let pow = if k > 1 {
+                            format!("^{{{k}}}")
+                        } else {
+                            String::new()
+                        };
                         format!("\\frac{{\\partial{pow} f}}{{\\partial {wrt}{pow}}}")
                     };
                     out.push_str(&format!("{whole} = {m}\n"));
@@ -656,7 +666,9 @@ pub fn typed_floats(source: &str) -> bool {
             && (bytes[n].is_ascii_digit()
                 || bytes[n] == b'.'
                 || ((bytes[n] == b'e' || bytes[n] == b'E')
-                    && bytes.get(n + 1).is_some_and(|d| d.is_ascii_digit() || *d == b'-' || *d == b'+'))
+                    && bytes
+                        .get(n + 1)
+                        .is_some_and(|d| d.is_ascii_digit() || *d == b'-' || *d == b'+'))
                 || ((bytes[n] == b'-' || bytes[n] == b'+') && matches!(bytes[n - 1], b'e' | b'E')))
         {
             n += 1;

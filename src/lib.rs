@@ -41,6 +41,7 @@ pub mod diag;
 pub mod diff;
 pub mod eval;
 pub mod ir;
+pub mod kernel_algebra;
 pub mod lang;
 pub mod lower;
 pub mod matform;

@@ -160,7 +160,13 @@ fn chain_with(
                 here[0].clone()
             } else {
                 here.iter()
-                    .map(|n| if n.contains(' ') && !n.starts_with('(') { format!("({n})") } else { n.clone() })
+                    .map(|n| {
+                        if n.contains(' ') && !n.starts_with('(') {
+                            format!("({n})")
+                        } else {
+                            n.clone()
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join("∘")
             };
@@ -214,7 +220,11 @@ fn wrap(v: String) -> String {
 /// weights becomes one chain with their sum as the weight.
 pub fn merge_row_sums(terms: &[Term]) -> Vec<Term> {
     // (outside factors, dim, members: (coefficient, sum atom))
-    type Group = (Vec<Factor>, crate::ir::Dim, Vec<(f64, std::sync::Arc<Atom>)>);
+    type Group = (
+        Vec<Factor>,
+        crate::ir::Dim,
+        Vec<(f64, std::sync::Arc<Atom>)>,
+    );
     let mut out: Vec<Term> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     for t in terms {
@@ -292,7 +302,9 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
         Node::Sum { .. } => {
             let p = n.to_poly();
             let [t] = p.terms.as_slice() else { return None };
-            let [f] = t.factors.as_slice() else { return None };
+            let [f] = t.factors.as_slice() else {
+                return None;
+            };
             let text = atom_text(&f.atom, row, namer)?;
             if t.coef.0 == 1.0 {
                 text
@@ -377,7 +389,11 @@ fn atom_text(a: &Atom, row: Ix, namer: &mut dyn Namer) -> Option<String> {
                 return None;
             };
             let links = chain(&t.factors, Some(row), None, namer)?;
-            let text = links.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" ");
+            let text = links
+                .iter()
+                .map(|l| l.0.clone())
+                .collect::<Vec<_>>()
+                .join(" ");
             let _ = ix;
             if t.coef.0 == 1.0 {
                 text
@@ -490,7 +506,10 @@ pub fn matrix_chain_form(
                                     crate::compact::Node::Num(1.0)
                                 }
                                 crate::compact::Node::Mul(kids)
-                                    if matches!(kids.first(), Some(crate::compact::Node::Num(_))) =>
+                                    if matches!(
+                                        kids.first(),
+                                        Some(crate::compact::Node::Num(_))
+                                    ) =>
                                 {
                                     if let crate::compact::Node::Num(c) = kids[0] {
                                         coef *= c;
@@ -533,7 +552,9 @@ pub fn matrix_chain_form(
             (_, true) => {
                 // δ_ij v_i: diag of the vector chain.
                 let inner = chain_with(&indexed, weights.clone(), None, Some(free[0]), namer)
-                    .or_else(|| chain_with(&indexed, weights, Some(free[0]), Some(free[0]), namer))?;
+                    .or_else(|| {
+                        chain_with(&indexed, weights, Some(free[0]), Some(free[0]), namer)
+                    })?;
                 let link = match inner.as_slice() {
                     [] => Link("I".into()),
                     [one] if one.0.starts_with("diag(") => one.clone(),

@@ -108,10 +108,11 @@ fn logistic_form(num: &Poly, dens: &[(Poly, u32)]) -> Option<Poly> {
         return None;
     };
     let coeffs = by_degree(num, &e_atom)?;
-    if coeffs
-        .values()
-        .any(|c| c.terms.iter().any(|t| t.factors.iter().any(|f| f.atom.uses_atom(&e_atom))))
-    {
+    if coeffs.values().any(|c| {
+        c.terms
+            .iter()
+            .any(|t| t.factors.iter().any(|f| f.atom.uses_atom(&e_atom)))
+    }) {
         return None;
     }
     let one = Poly::constant(1.0);
@@ -291,7 +292,11 @@ pub fn chop(p: Poly) -> Poly {
 /// terms and inside denominators, so that `exp(x)` and `exp(−x)` are
 /// powers of one generator.
 pub fn merge_exps(p: &Poly) -> Poly {
-    if !p.terms.iter().any(|t| t.factors.iter().any(|f| needs_exp_merge(&f.atom))) {
+    if !p
+        .terms
+        .iter()
+        .any(|t| t.factors.iter().any(|f| needs_exp_merge(&f.atom)))
+    {
         return p.clone();
     }
     let mut terms = Vec::with_capacity(p.len());

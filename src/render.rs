@@ -35,7 +35,9 @@ pub struct Names {
 /// Free index names in order. `o` (reads as 0) is left out; `p`, `q`, `s`
 /// and `z` usually name parts or variables. Past the end every index is
 /// numbered instead (`i1 … i13`), so one result never mixes the styles.
-const FREE_NAMES: &[&str] = &["i", "j", "k", "l", "m", "n", "r", "t", "u", "v", "w", "x", "y"];
+const FREE_NAMES: &[&str] = &[
+    "i", "j", "k", "l", "m", "n", "r", "t", "u", "v", "w", "x", "y",
+];
 const BOUND_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h"];
 
 impl Names {
@@ -430,8 +432,10 @@ impl Printer<'_> {
                         den.pop().unwrap()
                     } else {
                         let sep = if l { " \\cdot " } else { "·" };
-                        let joined: Vec<String> =
-                            den.into_iter().map(|d| self.paren(d, PRODUCT + 1)).collect();
+                        let joined: Vec<String> = den
+                            .into_iter()
+                            .map(|d| self.paren(d, PRODUCT + 1))
+                            .collect();
                         (joined.join(sep), PRODUCT)
                     };
                     let (f, st) = self.fraction(num, d);

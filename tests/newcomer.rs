@@ -118,9 +118,18 @@ fn latex_is_paste_ready() {
     );
     // diag upright, the matrix form and the assumptions in LaTeX too.
     let out = report("xent(z,q)", 2, &["sum(q)=1"], symdiff::Syntax::Latex);
-    assert!(out.contains("\\operatorname{diag}\\left(p\\right) - p p^\\top"), "{out}");
-    assert!(out.contains("\\frac{\\partial^{2} f}{\\partial z^{2}} = "), "{out}");
-    assert!(out.contains("\\text{assuming } \\texttt{sum(q)=1}"), "{out}");
+    assert!(
+        out.contains("\\operatorname{diag}\\left(p\\right) - p p^\\top"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\\frac{\\partial^{2} f}{\\partial z^{2}} = "),
+        "{out}"
+    );
+    assert!(
+        out.contains("\\text{assuming } \\texttt{sum(q)=1}"),
+        "{out}"
+    );
     // 1/m as a fraction, not m^{-1}.
     let out = report(
         "X: mat[m, d]; W: mat[d, k]; Y: mat[m, k]; xent(X @ W, Y) / m",
@@ -133,7 +142,10 @@ fn latex_is_paste_ready() {
     assert!(out.contains("^{\\top}"), "{out}");
     // A scalar: ∂²f/∂x².
     let out = report("x^3", 2, &[], symdiff::Syntax::Latex);
-    assert!(out.contains("\\frac{\\partial^{2} f}{\\partial x^{2}} = 6 \\cdot x"), "{out}");
+    assert!(
+        out.contains("\\frac{\\partial^{2} f}{\\partial x^{2}} = 6 \\cdot x"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -166,6 +178,6 @@ fn index_names_read_well_at_any_order() {
     };
     // No `o` (it reads as 0).
     assert_eq!(names(6), "i j k l m r"); // `n` is the length here
-    // Past the letters, every index is numbered: one style per result.
+                                         // Past the letters, every index is numbered: one style per result.
     assert_eq!(names(13), "i1 i2 i3 i4 i5 i6 i7 i8 i9 i10 i11 i12 i13");
 }

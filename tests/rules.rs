@@ -61,5 +61,8 @@ fn exp_of_log_states_its_condition() {
     let d = symdiff::derive(&symdiff::Request::new("exp(log(x))", 1)).unwrap();
     assert_eq!(d.conditions.len(), 1);
     let (text, _) = d.report(symdiff::Syntax::Text, symdiff::Limits::default());
-    assert!(text.contains("valid where: exp(log(u)) = u holds where log(u) is defined: u > 0"), "{text}");
+    assert!(
+        text.contains("valid where: exp(log(u)) = u holds where log(u) is defined: u > 0"),
+        "{text}"
+    );
 }

@@ -13,7 +13,10 @@ const CORPUS: &[(&str, &str)] = &[
     ("x * sigmoid(x)", "x"),
     ("log(1 + exp(x))", "x"),
     ("x * tanh(softplus(x))", "x"),
-    ("0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x^3)))", "x"),
+    (
+        "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x^3)))",
+        "x",
+    ),
     ("-y * log(sigmoid(x)) - (1 - y) * log(1 - sigmoid(x))", "x"),
     ("(x - mu)^2 / (2 * s^2) + log(s)", "s"),
     ("x^3 / (1 + x^2)", "x"),
@@ -61,14 +64,17 @@ fn corpus_derivatives() {
         for order in 1..=4 {
             let mut req = Request::new(expr, order);
             req.wrt = Some(wrt.to_string());
-            let d = symdiff::derive(&req).unwrap_or_else(|e| panic!("{expr}: {}", e.render(expr, None)));
+            let d = symdiff::derive(&req)
+                .unwrap_or_else(|e| panic!("{expr}: {}", e.render(expr, None)));
             let json = d.json(Limits::default());
             let text = json["text"].as_str().unwrap().to_string();
             let poly = d.tensor.expanded();
             let node = compact::display(&poly);
             let ops = node.ops();
             total += ops;
-            table.push_str(&format!("{expr} | d{order}/d{wrt}^{order} | {ops} | {text}\n"));
+            table.push_str(&format!(
+                "{expr} | d{order}/d{wrt}^{order} | {ops} | {text}\n"
+            ));
             // The printed form is the same function as the normal form.
             let printed = node.to_poly();
             for seed in 0..3 {

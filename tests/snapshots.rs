@@ -209,5 +209,17 @@ snap!(least_squares_order_1, LEAST_SQUARES, 1, Some("w"), &[]);
 snap!(least_squares_order_2, LEAST_SQUARES, 2, Some("w"), &[]);
 snap!(logistic_regression_order_1, LOGISTIC, 1, Some("w"), &[]);
 snap!(logistic_regression_order_2, LOGISTIC, 2, Some("w"), &[]);
-snap!(tanh_layer_order_2, "X: mat[m, d]; w: vec[d]; sum(tanh(X @ w))", 2, Some("w"), &[]);
-snap!(sigmoid_layer_order_2, "X: mat[m, d]; w: vec[d]; sum(sigmoid(X @ w))", 2, Some("w"), &[]);
+snap!(
+    tanh_layer_order_2,
+    "X: mat[m, d]; w: vec[d]; sum(tanh(X @ w))",
+    2,
+    Some("w"),
+    &[]
+);
+snap!(
+    sigmoid_layer_order_2,
+    "X: mat[m, d]; w: vec[d]; sum(sigmoid(X @ w))",
+    2,
+    Some("w"),
+    &[]
+);

@@ -32,7 +32,10 @@ impl Fact {
                 return Ok(Fact::SumIsOne(n));
             }
         }
-        if let Some(rest) = t.strip_prefix("rowsum(").and_then(|r| r.strip_suffix(")=1")) {
+        if let Some(rest) = t
+            .strip_prefix("rowsum(")
+            .and_then(|r| r.strip_suffix(")=1"))
+        {
             if let Some(n) = name(rest) {
                 return Ok(Fact::RowSumIsOne(n));
             }
@@ -42,8 +45,9 @@ impl Fact {
                 return Ok(Fact::OneHot(n));
             }
         }
-        Err(Error::new(format!("cannot use --assume `{s}`"))
-            .with_note("facts symdiff can use: `sum(q)=1`, `rowsum(Y)=1` (every row of a matrix), `onehot(q)`"))
+        Err(Error::new(format!("cannot use --assume `{s}`")).with_note(
+            "facts symdiff can use: `sum(q)=1`, `rowsum(Y)=1` (every row of a matrix), `onehot(q)`",
+        ))
     }
 
     /// The variable it is about.
@@ -75,18 +79,25 @@ impl Fact {
         let sum_row: egg::Pattern<_> = format!("(sum ?k ?n (var {v} ?r ?k))").parse().unwrap();
         let one: egg::Pattern<_> = "1".parse().unwrap();
         let vector = || {
-            egg::Rewrite::new(format!("assume-{tag}-vector-sum"), sum_vec.clone(), one.clone())
-                .unwrap()
+            egg::Rewrite::new(
+                format!("assume-{tag}-vector-sum"),
+                sum_vec.clone(),
+                one.clone(),
+            )
+            .unwrap()
         };
         let rows = || {
-            egg::Rewrite::new(format!("assume-{tag}-row-sum"), sum_row.clone(), one.clone())
-                .unwrap()
+            egg::Rewrite::new(
+                format!("assume-{tag}-row-sum"),
+                sum_row.clone(),
+                one.clone(),
+            )
+            .unwrap()
         };
         let mut rules = match self {
             Fact::SumIsOne(_) => vec![
                 vector(),
-                egg::Rewrite::new(format!("assume-{tag}-total-sum"), sum_all, one.clone())
-                    .unwrap(),
+                egg::Rewrite::new(format!("assume-{tag}-total-sum"), sum_all, one.clone()).unwrap(),
             ],
             Fact::RowSumIsOne(_) => vec![rows()],
             // One 1 per row: a vector, or each row of a matrix, sums to 1.

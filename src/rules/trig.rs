@@ -94,10 +94,14 @@ fn apply(p: &Poly) -> Poly {
 
 /// `t = R · f(u)²`: `u` and the factors `R`.
 fn split_square(t: &Term, fun: Fun) -> Option<(Poly, Vec<Factor>)> {
-    let (n, u) = t.factors.iter().enumerate().find_map(|(n, f)| match &*f.atom {
-        Atom::Func(g, u) if *g == fun && f.exp.0 == 2.0 => Some((n, u.clone())),
-        _ => None,
-    })?;
+    let (n, u) = t
+        .factors
+        .iter()
+        .enumerate()
+        .find_map(|(n, f)| match &*f.atom {
+            Atom::Func(g, u) if *g == fun && f.exp.0 == 2.0 => Some((n, u.clone())),
+            _ => None,
+        })?;
     let mut rest = t.factors.clone();
     rest.remove(n);
     Some((u, rest))
@@ -110,10 +114,7 @@ fn with_factor(rest: &[Factor], fun: Fun, u: &Poly, e: f64) -> Vec<Factor> {
     if fs.iter().any(|f| atom_eq(&f.atom, &atom)) {
         return Vec::new();
     }
-    fs.push(Factor {
-        atom,
-        exp: Real(e),
-    });
+    fs.push(Factor { atom, exp: Real(e) });
     fs.sort();
     fs
 }

@@ -1,0 +1,171 @@
+//! The passes over a lowered body, in the order [`Body::finish`] runs them:
+//!
+//! 1. [`keep_exp`]: a softmax read in several places keeps its shifted
+//!    exponentials from its sum pass;
+//! 2. [`inline`]: temporaries read once are computed where they are read;
+//! 3. scheduling ([`Body::finish`]): the live temporaries in dependency
+//!    order, each a loop nest or a reduction;
+//! 4. [`fuse`]: adjacent loops over one range become one pass;
+//! 5. [`contract`]: per-row temporaries read only by their row's output
+//!    become one-row buffers;
+//! 6. [`shift`]: a maximum that only shifts exponentials moves into the
+//!    pass that sums them;
+//! 7. [`join_sums`]: a sum that only rescales another joins its pass.
+
+pub mod contract;
+pub mod fuse;
+pub mod inline;
+pub mod join_sums;
+pub mod keep_exp;
+pub mod shift;
+
+use std::collections::BTreeSet;
+
+use crate::codegen::loops::*;
+
+impl Body {
+    /// The whole body: temporaries in dependency order, then `tail`,
+    /// after inlining and fusion.
+    pub fn finish(mut self, tail: Vec<Stmt>) -> (Vec<Stmt>, Vec<Temp>) {
+        let mut tail = tail;
+        self.keep_exponentials(&mut tail);
+        self.inline(&mut tail);
+        let depth = self.depths();
+        let mut order: Vec<usize> = (0..self.temps.len())
+            .filter(|&t| self.temps[t].live)
+            .collect();
+        // Where each sum's summed variable goes decides its outer loop.
+        let summed_at: Vec<usize> = self
+            .temps
+            .iter()
+            .enumerate()
+            .map(|(t, temp)| match &temp.def {
+                Def::Reduce {
+                    op: RedOp::Sum,
+                    var,
+                    body,
+                    ..
+                } if !self.keeps.contains_key(&t) => summed_position(&temp.vars, *var, body),
+                _ => temp.vars.len(),
+            })
+            .collect();
+        let outer_dim = |t: usize| -> Option<String> {
+            let temp = &self.temps[t];
+            match &temp.def {
+                Def::Reduce { dim, .. } if summed_at[t] == 0 && !temp.vars.is_empty() => {
+                    Some(dim.to_string())
+                }
+                _ => temp.vars.first().map(|(_, d)| d.to_string()),
+            }
+        };
+        order.sort_by_key(|&t| (depth[t], outer_dim(t), t));
+        let mut stmts = Vec::new();
+        let mut accumulated = Vec::new();
+        for t in order.into_iter().filter(|t| !self.filled.contains(t)) {
+            let temp = &self.temps[t];
+            let place = if temp.vars.is_empty() {
+                Place::Temp(t)
+            } else {
+                Place::Elem(Access {
+                    array: Array::Temp(t),
+                    idx: temp.vars.clone(),
+                })
+            };
+            let mut s = match &temp.def {
+                Def::Elem(x) => Stmt::Store {
+                    place,
+                    add: false,
+                    value: x.clone(),
+                },
+                Def::Reduce { op, var, dim, body } => {
+                    let at = summed_at[t];
+                    if at < temp.vars.len() {
+                        // `T[..] += body` with the summed variable outside
+                        // the inner ones, so the innermost loop walks rows.
+                        accumulated.push(t);
+                        let mut nest = temp.vars.clone();
+                        nest.insert(at, (*var, dim.clone()));
+                        let mut s = Stmt::Store {
+                            place,
+                            add: true,
+                            value: body.clone(),
+                        };
+                        for (v, d) in nest.into_iter().rev() {
+                            s = Stmt::Loop {
+                                var: v,
+                                dim: d,
+                                body: vec![s],
+                            };
+                        }
+                        stmts.push(s);
+                        continue;
+                    }
+                    Stmt::Reduce {
+                        var: *var,
+                        dim: dim.clone(),
+                        parts: vec![Part {
+                            place,
+                            op: *op,
+                            body: body.clone(),
+                            keep: self.keeps.get(&t).cloned(),
+                        }],
+                    }
+                }
+            };
+            for (v, d) in temp.vars.iter().rev() {
+                s = Stmt::Loop {
+                    var: *v,
+                    dim: d.clone(),
+                    body: vec![s],
+                };
+            }
+            stmts.push(s);
+        }
+        for t in accumulated {
+            self.temps[t].accumulated = true;
+        }
+        stmts.extend(tail);
+        fuse(&mut stmts);
+        self.contract_rows(&mut stmts);
+        shift_in_pass(&mut stmts);
+        self.join_scaled_sums(&mut stmts);
+        // `let x = …; x` returns the value itself.
+        if let [.., Stmt::Store {
+            place: Place::Temp(t),
+            add: false,
+            value,
+        }, Stmt::Return(Scalar::Temp(u))] = &stmts[..]
+        {
+            if t == u {
+                let value = value.clone();
+                stmts.truncate(stmts.len() - 2);
+                stmts.push(Stmt::Return(value));
+            }
+        }
+        (stmts, self.temps)
+    }
+
+    /// Dependency depth of each temporary.
+    pub(crate) fn depths(&self) -> Vec<usize> {
+        fn go(t: usize, temps: &[Temp], memo: &mut Vec<Option<usize>>) -> usize {
+            if let Some(d) = memo[t] {
+                return d;
+            }
+            let mut deps = BTreeSet::new();
+            temps_read(temps[t].def.expr(), &mut deps);
+            // A softmax scaled in place reads itself.
+            deps.remove(&t);
+            let d = deps
+                .iter()
+                .map(|&u| 1 + go(u, temps, memo))
+                .max()
+                .unwrap_or(0);
+            memo[t] = Some(d);
+            d
+        }
+        let mut memo = vec![None; self.temps.len()];
+        (0..self.temps.len())
+            .map(|t| go(t, &self.temps, &mut memo))
+            .collect()
+    }
+}

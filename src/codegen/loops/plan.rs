@@ -1,0 +1,215 @@
+//! The loop IR: arrays, accesses, scalar expressions, statements and
+//! temporaries. A kernel body is a list of [`Stmt`]s over [`Temp`]s.
+
+use crate::ir::{Dim, Fun, Ix};
+
+/// A loop variable.
+pub type Var = usize;
+
+/// Placeholder indices for the free indices of a temporary's key.
+pub(crate) const PLACEHOLDER: Ix = 900_000;
+
+/// What an access reads or writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Array {
+    /// An input argument, by position among the inputs.
+    Input(usize),
+    /// A temporary.
+    Temp(usize),
+    /// The `out` argument.
+    Out,
+}
+
+/// One element of an array, addressed row-major by loop variables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    /// The array.
+    pub array: Array,
+    /// The loop variable of each axis, with the axis length.
+    pub idx: Vec<(Var, Dim)>,
+}
+
+/// A scalar expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// A constant.
+    Num(f64),
+    /// A scalar temporary.
+    Temp(usize),
+    /// An array element.
+    Load(Access),
+    /// A length, as a number.
+    Dim(Dim),
+    /// A sum.
+    Sum(Vec<Scalar>),
+    /// A product.
+    Product(Vec<Scalar>),
+    /// `a − b`.
+    Sub(Box<Scalar>, Box<Scalar>),
+    /// `−a`.
+    Neg(Box<Scalar>),
+    /// `1 / a`.
+    Recip(Box<Scalar>),
+    /// `a^k`.
+    Powi(Box<Scalar>, i32),
+    /// `a^b`.
+    Powf(Box<Scalar>, Box<Scalar>),
+    /// `√a`.
+    Sqrt(Box<Scalar>),
+    /// An elementwise function.
+    Call(Fun, Box<Scalar>),
+    /// `exp(a)` for an argument shifted by a maximum or by a
+    /// [`RedOp::Shift`]: never far above zero.
+    ExpShifted(Box<Scalar>),
+    /// Natural logarithm.
+    Ln(Box<Scalar>),
+    /// 1 when two loop variables are equal, else 0.
+    Delta(Var, Var),
+}
+
+/// A reduction operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedOp {
+    /// Σ
+    Sum,
+    /// max
+    Max,
+    /// A shift for the exponentials the other parts of its pass sum,
+    /// `exp(x − c)`: any `c` at most the maximum of `x`, and close enough
+    /// to it that no exponential overflows (see `shift_in_pass`). The
+    /// exact maximum is one; the emitted kernel takes the first block's and
+    /// computes the exact one only when that is too far off.
+    Shift,
+}
+
+/// Where a value goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Place {
+    /// A scalar temporary.
+    Temp(usize),
+    /// An array element.
+    Elem(Access),
+}
+
+/// One reduction sharing a loop with others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// Where the result goes.
+    pub place: Place,
+    /// The operator.
+    pub op: RedOp,
+    /// The reduced expression.
+    pub body: Scalar,
+    /// Where each reduced value is also stored (the exponentials of a
+    /// softmax, kept so that they are computed once).
+    pub keep: Option<Access>,
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `for var in 0..dim { body }`.
+    Loop {
+        /// The loop variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The body.
+        body: Vec<Stmt>,
+    },
+    /// Reductions over `var in 0..dim`, sharing one pass.
+    Reduce {
+        /// The loop variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The reductions.
+        parts: Vec<Part>,
+    },
+    /// `place = value` or `place += value`.
+    Store {
+        /// The target.
+        place: Place,
+        /// Accumulate instead of overwrite.
+        add: bool,
+        /// The value.
+        value: Scalar,
+    },
+    /// Sets every element of `out` to zero.
+    ZeroOut,
+    /// Adds `value` to every entry of `out` that one symmetry class puts it
+    /// in: the class's derivative slots are split into blocks (slot `s` in
+    /// block `b` gets index `vars[b]`), one way per distinct term of the
+    /// class — see [`orbit_rows`].
+    Scatter {
+        /// The loop variable of each block (all of one length).
+        vars: Vec<(Var, Dim)>,
+        /// How many slots each block takes.
+        sizes: Vec<usize>,
+        /// Blocks of one kind are interchangeable (same atoms and size).
+        kinds: Vec<usize>,
+        /// The class's value at the blocks' indices.
+        value: Scalar,
+    },
+    /// Returns the value.
+    Return(Scalar),
+}
+
+/// How a temporary is computed, for each point of its loop nest.
+#[derive(Clone, Debug)]
+pub enum Def {
+    /// Elementwise.
+    Elem(Scalar),
+    /// A reduction over one more variable.
+    Reduce {
+        /// The operator.
+        op: RedOp,
+        /// The reduced variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The reduced expression.
+        body: Scalar,
+    },
+}
+
+impl Def {
+    /// The expression computed (elementwise, or reduced).
+    pub(crate) fn expr(&self) -> &Scalar {
+        match self {
+            Def::Elem(x) | Def::Reduce { body: x, .. } => x,
+        }
+    }
+
+    pub(crate) fn expr_mut(&mut self) -> &mut Scalar {
+        match self {
+            Def::Elem(x) | Def::Reduce { body: x, .. } => x,
+        }
+    }
+}
+
+/// A temporary: one value per point of its loop nest.
+#[derive(Clone, Debug)]
+pub struct Temp {
+    /// The nest (empty: a scalar).
+    pub vars: Vec<(Var, Dim)>,
+    /// Its definition.
+    pub def: Def,
+    /// What it is, for its name in the generated code.
+    pub hint: &'static str,
+    /// Whether it is still needed after inlining.
+    pub live: bool,
+    /// Whether a sum builds it up in place, `T[..] += …` inside a loop over
+    /// the summed variable (so f32 kernels keep it in f64).
+    pub accumulated: bool,
+}
+
+/// A variable that is computed from an input where it is read
+/// (the centred direction `v − c` of a directional derivative).
+#[derive(Clone, Debug)]
+pub struct Shifted {
+    /// The input it reads.
+    pub input: usize,
+    /// What is subtracted.
+    pub minus: Scalar,
+}

@@ -1,0 +1,311 @@
+//! Kernel algebra on the index IR, before any loop exists: contractions
+//! with a direction (`H v`, `D^k f[v, …, v]`), centring of directions, the
+//! value at shifted logits. Each takes and returns [`Poly`]s or tensors, so
+//! the normal form makes them O(n) and O(k·n) by construction.
+
+use crate::codegen::loops::Body;
+use crate::codegen::*;
+use crate::derive::Derivation;
+use crate::diag::Result;
+use std::sync::Arc;
+
+use crate::ir::{fresh, Atom, Dim, Ix, Poly};
+use crate::sym::Tensor;
+
+/// Direction variable in the IR (a name no program can use).
+pub(crate) const DIRECTION: &str = "·v";
+
+/// The centred direction `v − c`.
+pub(crate) const CENTRED: &str = "·w";
+
+/// The IR name of the variable read less its maximum (see
+/// [`value_at_shifted_logits`]).
+pub(crate) const SHIFTED: &str = "·z";
+
+/// `t` contracted with the direction in the derivative groups `from..`.
+pub(crate) fn contract(p: &Poly, t: &Tensor, from: usize, dir: &str) -> Poly {
+    contract_with(p, t, from, |idx| Poly::var(dir, idx))
+}
+
+/// `t` contracted in the groups `from..` with the vector `with(indices)`.
+pub(crate) fn contract_with(
+    p: &Poly,
+    t: &Tensor,
+    from: usize,
+    with: impl Fn(Vec<Ix>) -> Poly,
+) -> Poly {
+    let mut p = p.clone();
+    for g in &t.groups[from..] {
+        let fresh_ids: Vec<Ix> = g.iter().map(|_| fresh()).collect();
+        for (&old, &new) in g.iter().zip(&fresh_ids) {
+            p = p.rename(old, new);
+        }
+        p = p.mul(&with(fresh_ids.clone()));
+        for (&k, d) in fresh_ids.iter().zip(&t.wrt_dims).rev() {
+            p = Poly::sum_over(k, d, &p);
+        }
+    }
+    p
+}
+
+/// `Σ_j H_ij v_j`.
+pub(crate) fn hvp(t: &Tensor) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+    let p = contract(&t.expanded(), t, 1, DIRECTION);
+    let mut out = out_indices(t);
+    out.truncate(t.value_idx.len() + t.wrt_dims.len());
+    Ok((p, out))
+}
+
+/// `D^k f[v, …, v]`: each symmetry class contracted once and weighted by
+/// its orbit (every member contracts to the same number). With a `centre`
+/// (see [`centring`]), the direction is first centred there, which keeps
+/// the moments small and the cumulants free of cancellation.
+pub(crate) fn directional(
+    b: &mut Body,
+    d: &Derivation,
+    k: usize,
+    centre: Option<&Poly>,
+) -> Result<(Poly, Vec<(Ix, Dim)>)> {
+    let t = &d.orders[k];
+    let dir = if centre.is_some() { CENTRED } else { DIRECTION };
+    let p = if t.symmetric {
+        let mut acc = Poly::zero();
+        for c in &t.classes {
+            let term = Poly {
+                terms: vec![c.term.clone()],
+            };
+            acc = acc.add(&contract(&term, t, 0, dir).scale(c.orbit(k)));
+        }
+        acc
+    } else {
+        contract(&t.expanded(), t, 0, dir)
+    };
+    if let Some(c) = centre {
+        let minus = b.scalar(c);
+        let v_input = d.typed.vars.len();
+        b.shift(CENTRED, v_input, minus);
+    }
+    let out = out_indices(t)[..t.value_idx.len()].to_vec();
+    Ok((p, out))
+}
+
+/// Whether `p` reads variable `var` other than through a softmax or a
+/// logsumexp (which shift their arguments themselves): `q·z` in xent,
+/// `z_i` in log_softmax. Only then can a common offset of `var` cancel in
+/// floating point.
+pub(crate) fn reads_outside_normalizers(p: &Poly, var: &str) -> bool {
+    p.terms
+        .iter()
+        .flat_map(|t| &t.factors)
+        .any(|f| match &*f.atom {
+            Atom::Var { name, .. } => &**name == var,
+            Atom::Softmax { .. } | Atom::Lse { .. } | Atom::Delta(..) | Atom::Dim(_) => false,
+            Atom::Func(_, q) | Atom::Group(q) | Atom::Sum { body: q, .. } => {
+                reads_outside_normalizers(q, var)
+            }
+            Atom::Pow(a, b) => {
+                reads_outside_normalizers(a, var) || reads_outside_normalizers(b, var)
+            }
+        })
+}
+
+/// The value of a shift-invariant `f`, computed at `z − max(z)`: the
+/// logits' common offset cancels symbolically instead of in floating
+/// point. (`s·logsumexp(z) − q·z` at z = 1e300·1 is `s·ln n`; evaluated
+/// as written both terms are 1e300·s and their difference 0.) Costs one
+/// pass over `z` for its maximum.
+pub(crate) fn value_at_shifted_logits(b: &mut Body, d: &Derivation) -> Result<Lowered> {
+    let t = &d.orders[0];
+    let input = d
+        .typed
+        .vars
+        .iter()
+        .position(|(n, _)| *n == d.wrt)
+        .expect("the variable is an input");
+    let max = b.max_of(&d.wrt, &t.wrt_dims[0]);
+    b.shift(SHIFTED, input, max);
+    Ok(Lowered::Poly(
+        t.expanded().rename_var(&d.wrt, SHIFTED),
+        out_indices(t),
+    ))
+}
+
+/// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not
+/// change along `1` (its Hessian times `1` simplifies to zero).
+pub(crate) fn centring(d: &Derivation) -> Option<Poly> {
+    let t2 = d.orders.get(2)?;
+    if t2.wrt_dims.len() != 1 {
+        return None;
+    }
+    let ones = contract_with(&t2.expanded(), t2, 1, |_| Poly::constant(1.0));
+    let (h1, _) = crate::simplify::simplify_poly(
+        &ones,
+        &crate::rules::identities(),
+        crate::simplify::Limits::default(),
+        "centring check",
+    );
+    if !h1.is_zero() {
+        return None;
+    }
+    let wrt_dim = &t2.wrt_dims[0];
+    let p = find_softmax(&d.orders[1].expanded(), &d.wrt, wrt_dim)?;
+    let Atom::Softmax { at, .. } = &p else {
+        unreachable!()
+    };
+    let k = fresh();
+    let pk = crate::ir::Poly::atom(std::sync::Arc::new(p.clone())).rename(*at, k);
+    Some(Poly::sum_over(
+        k,
+        wrt_dim,
+        &pk.mul(&Poly::var(DIRECTION, vec![k])),
+    ))
+}
+
+/// A vector softmax over `dim` of an expression of `wrt`.
+pub(crate) fn find_softmax(p: &Poly, wrt: &str, dim: &Dim) -> Option<Atom> {
+    for t in &p.terms {
+        for f in &t.factors {
+            if let Atom::Softmax {
+                dim: d, body, at, ..
+            } = &*f.atom
+            {
+                if d == dim
+                    && body.uses_var(wrt)
+                    && f.atom.free().len() == 1
+                    && f.atom.free().contains(at)
+                {
+                    return Some((*f.atom).clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Joins the sums of `p` that differ only in their summands,
+/// `c₁·R·Σ_r a + c₂·R·Σ_r b = R·Σ_r (c₁a + c₂b)`, so the kernel makes one
+/// pass over `r` instead of two (the backward pass of a linear layer,
+/// `Σ_r x_ra (s_r p_rc − y_rc)`, is one sum of two terms in the normal form).
+pub fn merge_sums(p: &Poly) -> Poly {
+    // Terms with exactly one sum factor, keyed by the other factors and
+    // the sum's length; each term remembers its group.
+    type Member = (f64, Ix, Poly);
+    let mut groups: Vec<(Vec<crate::ir::Factor>, Dim, Vec<Member>)> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = Vec::new();
+    for t in &p.terms {
+        let sums: Vec<usize> = (0..t.factors.len())
+            .filter(|&k| {
+                matches!(&*t.factors[k].atom, Atom::Sum { .. }) && t.factors[k].exp.0 == 1.0
+            })
+            .collect();
+        let [k] = sums[..] else {
+            group_of.push(None);
+            continue;
+        };
+        let Atom::Sum { ix, dim, body } = &*t.factors[k].atom else {
+            unreachable!()
+        };
+        let mut others = t.factors.clone();
+        others.remove(k);
+        let entry = (t.coef.0, *ix, body.clone());
+        match groups.iter().position(|(o, d, _)| *o == others && d == dim) {
+            Some(g) => {
+                groups[g].2.push(entry);
+                group_of.push(Some(g));
+            }
+            None => {
+                groups.push((others, dim.clone(), vec![entry]));
+                group_of.push(Some(groups.len() - 1));
+            }
+        }
+    }
+    // In the original order: a joined sum where its first member was.
+    let mut out = Poly::zero();
+    let mut emitted = vec![false; groups.len()];
+    for (t, g) in p.terms.iter().zip(group_of) {
+        let Some(g) = g.filter(|&g| groups[g].2.len() > 1) else {
+            out.terms.push(t.clone());
+            continue;
+        };
+        if std::mem::replace(&mut emitted[g], true) {
+            continue;
+        }
+        let (others, dim, members) = &groups[g];
+        // A coefficient all members share stays outside.
+        let common = members[0].0;
+        let common = if members.iter().all(|m| m.0 == common) {
+            common
+        } else {
+            1.0
+        };
+        let k = crate::ir::fresh();
+        let mut body = Poly::zero();
+        for (c, ix, b) in members {
+            body.terms.extend(b.rename(*ix, k).scale(c / common).terms);
+        }
+        let mut term = factor_summand(Poly::sum_whole(k, dim, body)).scale(common);
+        for f in others {
+            term = term.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0));
+        }
+        out.terms.extend(term.terms);
+    }
+    out
+}
+
+/// `Σ_r (x·a + x·b)` as `Σ_r x·(a + b)`: the factors every summand shares
+/// come out in front of a group, so the group (free of the innermost
+/// index, say) is computed once per row rather than once per entry.
+/// Built by hand because the normal form multiplies groups out.
+pub(crate) fn factor_summand(sum: Poly) -> Poly {
+    let [t] = &sum.terms[..] else {
+        return sum;
+    };
+    let Atom::Sum { ix, dim, body } = &*t.factors[0].atom else {
+        return sum;
+    };
+    if body.terms.len() < 2 {
+        return sum;
+    }
+    let common: Vec<crate::ir::Factor> = body.terms[0]
+        .factors
+        .iter()
+        .filter(|f| body.terms[1..].iter().all(|u| u.factors.contains(f)))
+        .cloned()
+        .collect();
+    if common.is_empty() {
+        return sum;
+    }
+    let rest = Poly {
+        terms: body
+            .terms
+            .iter()
+            .map(|u| crate::ir::Term {
+                factors: u
+                    .factors
+                    .iter()
+                    .filter(|f| !common.contains(f))
+                    .cloned()
+                    .collect(),
+                coef: u.coef,
+            })
+            .collect(),
+    };
+    let mut factors = common;
+    factors.push(crate::ir::Factor {
+        atom: Arc::new(Atom::Group(rest)),
+        exp: crate::ir::Real(1.0),
+    });
+    let body = Poly {
+        terms: vec![crate::ir::Term {
+            factors,
+            coef: crate::ir::Real(1.0),
+        }],
+    };
+    let mut t = t.clone();
+    t.factors[0].atom = Arc::new(Atom::Sum {
+        ix: *ix,
+        dim: dim.clone(),
+        body,
+    });
+    Poly { terms: vec![t] }
+}
