@@ -2,7 +2,8 @@
 //! the same run: the batched xent gradient (`Z: mat[m, n]`, m = 4096,
 //! n = 1000) and the linear classifier's gradient wrt `W` (m = 4096,
 //! d = 256, k = 10), with a STREAM triad for the memory bandwidth, and the
-//! batched gradient once more in alternation with the triad, round by round.
+//! batched gradient once more in alternation with the triad, round by round;
+//! and the fused `batched_xent_value_grad` against the gradient alone.
 //! Run: `cargo bench --bench batched`.
 
 use std::hint::black_box;
@@ -108,6 +109,27 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // A training step's value and gradient: one fused call against the
+    // gradient alone (the baseline) and the two separate calls.
+    let mut g = c.benchmark_group("value_grad");
+    g.bench_function(BenchmarkId::new("grad_alone", "4096x1000"), |b| {
+        b.iter(|| {
+            batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
+        })
+    });
+    g.bench_function(BenchmarkId::new("value_grad", "4096x1000"), |b| {
+        b.iter(|| {
+            batched::batched_xent_value_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
+        })
+    });
+    g.bench_function(BenchmarkId::new("two_calls", "4096x1000"), |b| {
+        b.iter(|| {
+            batched::batched_xent_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out));
+            batched::batched_xent(m, n, black_box(&z), black_box(&y))
+        })
+    });
+    g.finish();
+
     let (m, d, k) = (4096, 256, 10);
     let x: Vec<f64> = (0..m * d).map(|i| ((i as f64) * 0.37).sin()).collect();
     let w: Vec<f64> = (0..d * k)
@@ -171,6 +193,16 @@ fn main() {
         println!(
             "batched xent grad 4096x1000: generated {:.2} ms, hand {:.2} ms, hand/generated {:.2}, {:.1} GB/s = {:.0}% of triad {:.1} GB/s",
             g / 1e6, h / 1e6, h / g, gbs, 100.0 * gbs / bw.unwrap_or(f64::NAN), bw.unwrap_or(f64::NAN)
+        );
+    }
+    if let (Some(vg), Some(gr), Some(two)) = (
+        median("value_grad/value_grad/4096x1000"),
+        median("value_grad/grad_alone/4096x1000"),
+        median("value_grad/two_calls/4096x1000"),
+    ) {
+        println!(
+            "batched xent value+grad 4096x1000: fused {:.2} ms, grad alone {:.2} ms (fused/grad {:.2}), two calls {:.2} ms",
+            vg / 1e6, gr / 1e6, vg / gr, two / 1e6
         );
     }
     // The bandwidth target by STREAM's convention, best sample against

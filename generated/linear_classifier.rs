@@ -10,6 +10,7 @@ pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { linear_w_avx2(m, d, x, w, b, y) };
         }
     }
@@ -43,13 +44,9 @@ fn linear_w_body<const FMA: bool>(
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
-    let mut sum1 = vec![0.0; m];
     let mut sum2 = vec![0.0; m * k];
-    let mut max3 = vec![0.0; m];
-    let mut sumexp4 = vec![0.0; m];
-    let mut sum6 = vec![0.0; m];
-    let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
+    let mut sum8 = 0.0;
     for i1 in 0..m {
         let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
@@ -62,7 +59,7 @@ fn linear_w_body<const FMA: bool>(
         for i2 in k / 4 * 4..k {
             acc2_0[0] += y_r2[i2];
         }
-        sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
             let sum2_r7 = &mut sum2[i1 * k..][..k];
             let w_r7 = &w[i8 * k..][..k];
@@ -72,93 +69,121 @@ fn linear_w_body<const FMA: bool>(
         }
         let y_r12 = &y[i1 * k..][..k];
         let sum2_r12 = &sum2[i1 * k..][..k];
-        let mut acc12_0: [f64; 4] = [0.0; 4];
-        let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-        let mut acc12_2: [f64; 4] = [0.0; 4];
-        for c12 in 0..k / 4 {
-            for l12 in 0..4 {
-                let i12 = c12 * 4 + l12;
-                acc12_0[l12] += y_r12[i12] * b[i12];
-                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2_r12[i12]);
-                acc12_2[l12] += y_r12[i12] * sum2_r12[i12];
-            }
-        }
-        for i12 in k / 4 * 4..k {
-            acc12_0[0] += y_r12[i12] * b[i12];
-            acc12_1[0] = acc12_1[0].max(b[i12] + sum2_r12[i12]);
-            acc12_2[0] += y_r12[i12] * sum2_r12[i12];
-        }
-        sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
-        max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
-        sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        let sum2_r10 = &sum2[i1 * k..][..k];
-        let mut acc10_0: [f64; 64] = [0.0; 64];
-        let mut b10 = 0;
-        while b10 < k {
-            let len10 = (k - b10).min(64);
-            let b_b10 = &b[b10..][..len10];
-            let sum2_b10 = &sum2_r10[b10..][..len10];
-            let part10_0 = &mut acc10_0[..len10];
-            for j10 in 0..len10 {
-                part10_0[j10]
-                    += linear_w_exp_shifted::<
-                        FMA,
-                    >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
-            }
-            #[cfg(target_arch = "x86_64")]
-            for ahead10 in (b10..b10 + len10).step_by(8) {
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
+        let mut acc12_0: [f64; 64] = [0.0; 64];
+        let mut acc12_1: [f64; 64] = [0.0; 64];
+        let mut acc12_2: [f64; 64] = [0.0; 64];
+        let mut max3 = {
+            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c12 in 0..k.min(64) / 4 {
+                for l12 in 0..4 {
+                    let i12 = c12 * 4 + l12;
+                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
                 }
             }
-            b10 += len10;
+            for i12 in k.min(64) / 4 * 4..k.min(64) {
+                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+            }
+            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+        };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
         }
-        for l10 in 0..32 {
-            acc10_0[l10] += acc10_0[l10 + 32];
+        let mut exact12 = k <= 64;
+        loop {
+            let mut b12 = 0;
+            while b12 < k {
+                let len12 = (k - b12).min(64);
+                let y_b12 = &y_r12[b12..][..len12];
+                let b_b12 = &b[b12..][..len12];
+                let sum2_b12 = &sum2_r12[b12..][..len12];
+                let part12_0 = &mut acc12_0[..len12];
+                let part12_1 = &mut acc12_1[..len12];
+                let part12_2 = &mut acc12_2[..len12];
+                for j12 in 0..len12 {
+                    part12_0[j12] += y_b12[j12] * b_b12[j12];
+                    part12_1[j12] += y_b12[j12] * sum2_b12[j12];
+                    part12_2[j12]
+                        += linear_w_exp_shifted::<
+                            FMA,
+                        >(b_b12[j12] + sum2_b12[j12] - max3);
+                }
+                #[cfg(target_arch = "x86_64")]
+                for ahead12 in (b12..b12 + len12).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>());
+                    }
+                }
+                b12 += len12;
+            }
+            for l12 in 0..32 {
+                acc12_0[l12] += acc12_0[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_0[l12] += acc12_0[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_0[l12] += acc12_0[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_0[l12] += acc12_0[l12 + 4];
+            }
+            for l12 in 0..32 {
+                acc12_1[l12] += acc12_1[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_1[l12] += acc12_1[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_1[l12] += acc12_1[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_1[l12] += acc12_1[l12 + 4];
+            }
+            for l12 in 0..32 {
+                acc12_2[l12] += acc12_2[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_2[l12] += acc12_2[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_2[l12] += acc12_2[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_2[l12] += acc12_2[l12 + 4];
+            }
+            if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
+            {
+                exact12 = true;
+                max3 = {
+                    let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c12 in 0..k / 4 {
+                        for l12 in 0..4 {
+                            let i12 = c12 * 4 + l12;
+                            top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
+                        }
+                    }
+                    for i12 in k / 4 * 4..k {
+                        top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+                    }
+                    top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+                };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
+                acc12_0 = [0.0; 64];
+                acc12_1 = [0.0; 64];
+                acc12_2 = [0.0; 64];
+                continue;
+            }
+            break;
         }
-        for l10 in 0..16 {
-            acc10_0[l10] += acc10_0[l10 + 16];
-        }
-        for l10 in 0..8 {
-            acc10_0[l10] += acc10_0[l10 + 8];
-        }
-        for l10 in 0..4 {
-            acc10_0[l10] += acc10_0[l10 + 4];
-        }
-        sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
+        let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+        let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
+        let sumexp4 = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        sum8 += sum1 * (max3 + sumexp4.ln()) - sum6 - sum7;
     }
-    let mut acc0_0: [f64; 64] = [0.0; 64];
-    let mut b0 = 0;
-    while b0 < m {
-        let len0 = (m - b0).min(64);
-        let sum1_b0 = &sum1[b0..][..len0];
-        let max3_b0 = &max3[b0..][..len0];
-        let sumexp4_b0 = &sumexp4[b0..][..len0];
-        let sum6_b0 = &sum6[b0..][..len0];
-        let sum7_b0 = &sum7[b0..][..len0];
-        let part0_0 = &mut acc0_0[..len0];
-        for j0 in 0..len0 {
-            part0_0[j0]
-                += sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
-                    - sum7_b0[j0];
-        }
-        b0 += len0;
-    }
-    for l0 in 0..32 {
-        acc0_0[l0] += acc0_0[l0 + 32];
-    }
-    for l0 in 0..16 {
-        acc0_0[l0] += acc0_0[l0 + 16];
-    }
-    for l0 in 0..8 {
-        acc0_0[l0] += acc0_0[l0 + 8];
-    }
-    for l0 in 0..4 {
-        acc0_0[l0] += acc0_0[l0 + 4];
-    }
-    let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     c0 * sum8
 }
 /// The gradient.
@@ -176,6 +201,7 @@ pub fn linear_w_grad(
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { linear_w_grad_avx2(m, d, x, w, b, y, out) };
         }
     }
@@ -340,7 +366,7 @@ fn linear_w_grad_body<const FMA: bool>(
         }
     }
 }
-/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`linear_w_grad`] then [`linear_w`].
+/// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`linear_w`] and [`linear_w_grad`] together.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_value_grad(
     m: usize,
@@ -351,47 +377,213 @@ pub fn linear_w_value_grad(
     y: &[f64],
     out: &mut [f64],
 ) -> f64 {
-    linear_w_grad(m, d, x, w, b, y, out);
-    linear_w(m, d, x, w, b, y)
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_w_value_grad_avx2(m, d, x, w, b, y, out) };
+        }
+    }
+    linear_w_value_grad_body::<false>(m, d, x, w, b, y, out)
 }
-/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
-/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
-/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
-///
-/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
-/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
-/// to the exponent field of `p`, which saves the scaling multiplies on the
-/// busiest port.
+/// [`linear_w_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w_value_grad`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn linear_w_value_grad_avx2(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    linear_w_value_grad_body::<true>(m, d, x, w, b, y, out)
+}
+/// The body of [`linear_w_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
-fn linear_w_exp_shifted<const FMA: bool>(x: f64) -> f64 {
-    let small = x < -708.0;
-    let xc = x.clamp(-708.0, 709.0);
-    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
-    const SHIFT: f64 = 6755399441055744.0;
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const C2: f64 = 0.5000000000000019;
-    const C3: f64 = 0.1666666666666668;
-    const C4: f64 = 0.0416666666664881;
-    const C5: f64 = 0.008333333333319601;
-    const C6: f64 = 0.0013888888952314775;
-    const C7: f64 = 0.00019841269890047113;
-    const C8: f64 = 2.4801485482328494e-05;
-    const C9: f64 = 2.755724091857897e-06;
-    const C10: f64 = 2.763263963904103e-07;
-    const C11: f64 = 2.5110037605963777e-08;
-    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
-    let r2 = r * r;
-    let r4 = r2 * r2;
-    let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
-    let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
-    let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
-    let p = fma(r4, fma(r4, q2, q1), q0);
-    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if x.is_nan() { x } else if small { 0.0 } else { y }
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn linear_w_value_grad_body<const FMA: bool>(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    let k = b.len();
+    assert_eq!(x.len(), m * d, "`x` must have length m·d");
+    assert_eq!(w.len(), d * k, "`w` must have length d·k");
+    assert_eq!(y.len(), m * k, "`y` must have length m·k");
+    assert_eq!(out.len(), d * k, "`out` must have length d·k");
+    let mut sum2 = vec![0.0; m * k];
+    let mut g7 = vec![0.0; k];
+    let mut sum8 = vec![0.0; k * d];
+    let c0 = 1.0 / (m as f64);
+    let mut sum11 = 0.0;
+    for i7 in 0..m {
+        let y_r8 = &y[i7 * k..][..k];
+        let mut acc8_0: [f64; 4] = [0.0; 4];
+        for c8 in 0..k / 4 {
+            for l8 in 0..4 {
+                let i8 = c8 * 4 + l8;
+                acc8_0[l8] += y_r8[i8];
+            }
+        }
+        for i8 in k / 4 * 4..k {
+            acc8_0[0] += y_r8[i8];
+        }
+        let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+        for i16 in 0..d {
+            let sum2_r15 = &mut sum2[i7 * k..][..k];
+            let w_r15 = &w[i16 * k..][..k];
+            for i15 in 0..k {
+                sum2_r15[i15] += w_r15[i15] * x[i7 * d + i16];
+            }
+        }
+        let y_r21 = &y[i7 * k..][..k];
+        let sum2_r21 = &sum2[i7 * k..][..k];
+        let mut acc21_0: [f64; 64] = [0.0; 64];
+        let mut acc21_1: [f64; 64] = [0.0; 64];
+        let mut acc21_2: [f64; 64] = [0.0; 64];
+        let mut max3 = {
+            let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c21 in 0..k.min(64) / 4 {
+                for l21 in 0..4 {
+                    let i21 = c21 * 4 + l21;
+                    top21[l21] = top21[l21].max(b[i21] + sum2_r21[i21]);
+                }
+            }
+            for i21 in k.min(64) / 4 * 4..k.min(64) {
+                top21[0] = top21[0].max(b[i21] + sum2_r21[i21]);
+            }
+            top21[0].max(top21[1]).max(top21[2].max(top21[3]))
+        };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
+        }
+        let mut exact21 = k <= 64;
+        loop {
+            let mut b21 = 0;
+            while b21 < k {
+                let len21 = (k - b21).min(64);
+                let y_b21 = &y_r21[b21..][..len21];
+                let b_b21 = &b[b21..][..len21];
+                let sum2_b21 = &sum2_r21[b21..][..len21];
+                let part21_0 = &mut acc21_0[..len21];
+                let part21_1 = &mut acc21_1[..len21];
+                let part21_2 = &mut acc21_2[..len21];
+                for j21 in 0..len21 {
+                    part21_0[j21] += y_b21[j21] * b_b21[j21];
+                    part21_1[j21] += y_b21[j21] * sum2_b21[j21];
+                    part21_2[j21]
+                        += linear_w_exp_shifted::<
+                            FMA,
+                        >(b_b21[j21] + sum2_b21[j21] - max3);
+                }
+                #[cfg(target_arch = "x86_64")]
+                for ahead21 in (b21..b21 + len21).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead21).cast::<i8>());
+                    }
+                }
+                b21 += len21;
+            }
+            for l21 in 0..32 {
+                acc21_0[l21] += acc21_0[l21 + 32];
+            }
+            for l21 in 0..16 {
+                acc21_0[l21] += acc21_0[l21 + 16];
+            }
+            for l21 in 0..8 {
+                acc21_0[l21] += acc21_0[l21 + 8];
+            }
+            for l21 in 0..4 {
+                acc21_0[l21] += acc21_0[l21 + 4];
+            }
+            for l21 in 0..32 {
+                acc21_1[l21] += acc21_1[l21 + 32];
+            }
+            for l21 in 0..16 {
+                acc21_1[l21] += acc21_1[l21 + 16];
+            }
+            for l21 in 0..8 {
+                acc21_1[l21] += acc21_1[l21 + 8];
+            }
+            for l21 in 0..4 {
+                acc21_1[l21] += acc21_1[l21 + 4];
+            }
+            for l21 in 0..32 {
+                acc21_2[l21] += acc21_2[l21 + 32];
+            }
+            for l21 in 0..16 {
+                acc21_2[l21] += acc21_2[l21 + 16];
+            }
+            for l21 in 0..8 {
+                acc21_2[l21] += acc21_2[l21 + 8];
+            }
+            for l21 in 0..4 {
+                acc21_2[l21] += acc21_2[l21 + 4];
+            }
+            if !exact21 && (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]) > 1e180
+            {
+                exact21 = true;
+                max3 = {
+                    let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c21 in 0..k / 4 {
+                        for l21 in 0..4 {
+                            let i21 = c21 * 4 + l21;
+                            top21[l21] = top21[l21].max(b[i21] + sum2_r21[i21]);
+                        }
+                    }
+                    for i21 in k / 4 * 4..k {
+                        top21[0] = top21[0].max(b[i21] + sum2_r21[i21]);
+                    }
+                    top21[0].max(top21[1]).max(top21[2].max(top21[3]))
+                };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
+                acc21_0 = [0.0; 64];
+                acc21_1 = [0.0; 64];
+                acc21_2 = [0.0; 64];
+                continue;
+            }
+            break;
+        }
+        let sum9 = (acc21_0[0] + acc21_0[1]) + (acc21_0[2] + acc21_0[3]);
+        let sum10 = (acc21_1[0] + acc21_1[1]) + (acc21_1[2] + acc21_1[3]);
+        let sumexp4 = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
+        let lse5 = max3 + sumexp4.ln();
+        for i6 in 0..k {
+            g7[i6] = sum1 * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse5)
+                - y[i7 * k + i6];
+            let sum8_r3 = &mut sum8[i6 * d..][..d];
+            let x_r3 = &x[i7 * d..][..d];
+            for i3 in 0..d {
+                sum8_r3[i3] += x_r3[i3] * g7[i6];
+            }
+        }
+        sum11 += sum1 * lse5 - sum9 - sum10;
+    }
+    for i0 in 0..d {
+        let out_r1 = &mut out[i0 * k..][..k];
+        for i1 in 0..k {
+            out_r1[i1] = c0 * sum8[i1 * d + i0];
+        }
+    }
+    c0 * sum11
 }
 /// The value.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -400,6 +592,7 @@ pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { linear_b_avx2(m, d, x, w, b, y) };
         }
     }
@@ -433,13 +626,9 @@ fn linear_b_body<const FMA: bool>(
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
     assert_eq!(w.len(), d * k, "`w` must have length d·k");
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
-    let mut sum1 = vec![0.0; m];
     let mut sum2 = vec![0.0; m * k];
-    let mut max3 = vec![0.0; m];
-    let mut sumexp4 = vec![0.0; m];
-    let mut sum6 = vec![0.0; m];
-    let mut sum7 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
+    let mut sum8 = 0.0;
     for i1 in 0..m {
         let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
@@ -452,7 +641,7 @@ fn linear_b_body<const FMA: bool>(
         for i2 in k / 4 * 4..k {
             acc2_0[0] += y_r2[i2];
         }
-        sum1[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
             let sum2_r7 = &mut sum2[i1 * k..][..k];
             let w_r7 = &w[i8 * k..][..k];
@@ -462,93 +651,121 @@ fn linear_b_body<const FMA: bool>(
         }
         let y_r12 = &y[i1 * k..][..k];
         let sum2_r12 = &sum2[i1 * k..][..k];
-        let mut acc12_0: [f64; 4] = [0.0; 4];
-        let mut acc12_1: [f64; 4] = [f64::NEG_INFINITY; 4];
-        let mut acc12_2: [f64; 4] = [0.0; 4];
-        for c12 in 0..k / 4 {
-            for l12 in 0..4 {
-                let i12 = c12 * 4 + l12;
-                acc12_0[l12] += y_r12[i12] * b[i12];
-                acc12_1[l12] = acc12_1[l12].max(b[i12] + sum2_r12[i12]);
-                acc12_2[l12] += y_r12[i12] * sum2_r12[i12];
-            }
-        }
-        for i12 in k / 4 * 4..k {
-            acc12_0[0] += y_r12[i12] * b[i12];
-            acc12_1[0] = acc12_1[0].max(b[i12] + sum2_r12[i12]);
-            acc12_2[0] += y_r12[i12] * sum2_r12[i12];
-        }
-        sum6[i1] = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
-        max3[i1] = acc12_1[0].max(acc12_1[1]).max(acc12_1[2].max(acc12_1[3]));
-        sum7[i1] = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        let sum2_r10 = &sum2[i1 * k..][..k];
-        let mut acc10_0: [f64; 64] = [0.0; 64];
-        let mut b10 = 0;
-        while b10 < k {
-            let len10 = (k - b10).min(64);
-            let b_b10 = &b[b10..][..len10];
-            let sum2_b10 = &sum2_r10[b10..][..len10];
-            let part10_0 = &mut acc10_0[..len10];
-            for j10 in 0..len10 {
-                part10_0[j10]
-                    += linear_b_exp_shifted::<
-                        FMA,
-                    >(b_b10[j10] + sum2_b10[j10] - max3[i1]);
-            }
-            #[cfg(target_arch = "x86_64")]
-            for ahead10 in (b10..b10 + len10).step_by(8) {
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<
-                        { core::arch::x86_64::_MM_HINT_T0 },
-                    >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead10).cast::<i8>());
+        let mut acc12_0: [f64; 64] = [0.0; 64];
+        let mut acc12_1: [f64; 64] = [0.0; 64];
+        let mut acc12_2: [f64; 64] = [0.0; 64];
+        let mut max3 = {
+            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c12 in 0..k.min(64) / 4 {
+                for l12 in 0..4 {
+                    let i12 = c12 * 4 + l12;
+                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
                 }
             }
-            b10 += len10;
+            for i12 in k.min(64) / 4 * 4..k.min(64) {
+                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+            }
+            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+        };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
         }
-        for l10 in 0..32 {
-            acc10_0[l10] += acc10_0[l10 + 32];
+        let mut exact12 = k <= 64;
+        loop {
+            let mut b12 = 0;
+            while b12 < k {
+                let len12 = (k - b12).min(64);
+                let y_b12 = &y_r12[b12..][..len12];
+                let b_b12 = &b[b12..][..len12];
+                let sum2_b12 = &sum2_r12[b12..][..len12];
+                let part12_0 = &mut acc12_0[..len12];
+                let part12_1 = &mut acc12_1[..len12];
+                let part12_2 = &mut acc12_2[..len12];
+                for j12 in 0..len12 {
+                    part12_0[j12] += y_b12[j12] * b_b12[j12];
+                    part12_1[j12] += y_b12[j12] * sum2_b12[j12];
+                    part12_2[j12]
+                        += linear_b_exp_shifted::<
+                            FMA,
+                        >(b_b12[j12] + sum2_b12[j12] - max3);
+                }
+                #[cfg(target_arch = "x86_64")]
+                for ahead12 in (b12..b12 + len12).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>());
+                    }
+                }
+                b12 += len12;
+            }
+            for l12 in 0..32 {
+                acc12_0[l12] += acc12_0[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_0[l12] += acc12_0[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_0[l12] += acc12_0[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_0[l12] += acc12_0[l12 + 4];
+            }
+            for l12 in 0..32 {
+                acc12_1[l12] += acc12_1[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_1[l12] += acc12_1[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_1[l12] += acc12_1[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_1[l12] += acc12_1[l12 + 4];
+            }
+            for l12 in 0..32 {
+                acc12_2[l12] += acc12_2[l12 + 32];
+            }
+            for l12 in 0..16 {
+                acc12_2[l12] += acc12_2[l12 + 16];
+            }
+            for l12 in 0..8 {
+                acc12_2[l12] += acc12_2[l12 + 8];
+            }
+            for l12 in 0..4 {
+                acc12_2[l12] += acc12_2[l12 + 4];
+            }
+            if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
+            {
+                exact12 = true;
+                max3 = {
+                    let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c12 in 0..k / 4 {
+                        for l12 in 0..4 {
+                            let i12 = c12 * 4 + l12;
+                            top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
+                        }
+                    }
+                    for i12 in k / 4 * 4..k {
+                        top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+                    }
+                    top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+                };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
+                acc12_0 = [0.0; 64];
+                acc12_1 = [0.0; 64];
+                acc12_2 = [0.0; 64];
+                continue;
+            }
+            break;
         }
-        for l10 in 0..16 {
-            acc10_0[l10] += acc10_0[l10 + 16];
-        }
-        for l10 in 0..8 {
-            acc10_0[l10] += acc10_0[l10 + 8];
-        }
-        for l10 in 0..4 {
-            acc10_0[l10] += acc10_0[l10 + 4];
-        }
-        sumexp4[i1] = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
+        let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+        let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
+        let sumexp4 = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        sum8 += sum1 * (max3 + sumexp4.ln()) - sum6 - sum7;
     }
-    let mut acc0_0: [f64; 64] = [0.0; 64];
-    let mut b0 = 0;
-    while b0 < m {
-        let len0 = (m - b0).min(64);
-        let sum1_b0 = &sum1[b0..][..len0];
-        let max3_b0 = &max3[b0..][..len0];
-        let sumexp4_b0 = &sumexp4[b0..][..len0];
-        let sum6_b0 = &sum6[b0..][..len0];
-        let sum7_b0 = &sum7[b0..][..len0];
-        let part0_0 = &mut acc0_0[..len0];
-        for j0 in 0..len0 {
-            part0_0[j0]
-                += sum1_b0[j0] * (max3_b0[j0] + sumexp4_b0[j0].ln()) - sum6_b0[j0]
-                    - sum7_b0[j0];
-        }
-        b0 += len0;
-    }
-    for l0 in 0..32 {
-        acc0_0[l0] += acc0_0[l0 + 32];
-    }
-    for l0 in 0..16 {
-        acc0_0[l0] += acc0_0[l0 + 16];
-    }
-    for l0 in 0..8 {
-        acc0_0[l0] += acc0_0[l0 + 8];
-    }
-    for l0 in 0..4 {
-        acc0_0[l0] += acc0_0[l0 + 4];
-    }
-    let sum8 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
     c0 * sum8
 }
 /// The gradient.
@@ -566,6 +783,7 @@ pub fn linear_b_grad(
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { linear_b_grad_avx2(m, d, x, w, b, y, out) };
         }
     }
@@ -724,7 +942,7 @@ fn linear_b_grad_body<const FMA: bool>(
         out[i0] = c0 * sum7[i0];
     }
 }
-/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`linear_b_grad`] then [`linear_b`].
+/// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`linear_b`] and [`linear_b_grad`] together.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_value_grad(
     m: usize,
@@ -735,26 +953,256 @@ pub fn linear_b_value_grad(
     y: &[f64],
     out: &mut [f64],
 ) -> f64 {
-    linear_b_grad(m, d, x, w, b, y, out);
-    linear_b(m, d, x, w, b, y)
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_b_value_grad_avx2(m, d, x, w, b, y, out) };
+        }
+    }
+    linear_b_value_grad_body::<false>(m, d, x, w, b, y, out)
 }
-/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
-/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
-/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
-///
-/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
-/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
-/// to the exponent field of `p`, which saves the scaling multiplies on the
-/// busiest port.
+/// [`linear_b_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b_value_grad`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn linear_b_value_grad_avx2(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    linear_b_value_grad_body::<true>(m, d, x, w, b, y, out)
+}
+/// The body of [`linear_b_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
-fn linear_b_exp_shifted<const FMA: bool>(x: f64) -> f64 {
-    let small = x < -708.0;
-    let xc = x.clamp(-708.0, 709.0);
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn linear_b_value_grad_body<const FMA: bool>(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    let k = b.len();
+    assert_eq!(x.len(), m * d, "`x` must have length m·d");
+    assert_eq!(w.len(), d * k, "`w` must have length d·k");
+    assert_eq!(y.len(), m * k, "`y` must have length m·k");
+    assert_eq!(out.len(), k, "`out` must have length k");
+    let mut sum2 = vec![0.0; m * k];
+    let mut sum7 = vec![0.0; k];
+    let c0 = 1.0 / (m as f64);
+    let mut sum10 = 0.0;
+    for i3 in 0..m {
+        let y_r4 = &y[i3 * k..][..k];
+        let mut acc4_0: [f64; 4] = [0.0; 4];
+        for c4 in 0..k / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                acc4_0[l4] += y_r4[i4];
+            }
+        }
+        for i4 in k / 4 * 4..k {
+            acc4_0[0] += y_r4[i4];
+        }
+        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        for i12 in 0..d {
+            let sum2_r11 = &mut sum2[i3 * k..][..k];
+            let w_r11 = &w[i12 * k..][..k];
+            for i11 in 0..k {
+                sum2_r11[i11] += w_r11[i11] * x[i3 * d + i12];
+            }
+        }
+        let y_r17 = &y[i3 * k..][..k];
+        let sum2_r17 = &sum2[i3 * k..][..k];
+        let mut acc17_0: [f64; 64] = [0.0; 64];
+        let mut acc17_1: [f64; 64] = [0.0; 64];
+        let mut acc17_2: [f64; 64] = [0.0; 64];
+        let mut max3 = {
+            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+            for c17 in 0..k.min(64) / 4 {
+                for l17 in 0..4 {
+                    let i17 = c17 * 4 + l17;
+                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                }
+            }
+            for i17 in k.min(64) / 4 * 4..k.min(64) {
+                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+            }
+            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+        };
+        if max3 == f64::NEG_INFINITY {
+            max3 = 0.0;
+        }
+        let mut exact17 = k <= 64;
+        loop {
+            let mut b17 = 0;
+            while b17 < k {
+                let len17 = (k - b17).min(64);
+                let y_b17 = &y_r17[b17..][..len17];
+                let b_b17 = &b[b17..][..len17];
+                let sum2_b17 = &sum2_r17[b17..][..len17];
+                let part17_0 = &mut acc17_0[..len17];
+                let part17_1 = &mut acc17_1[..len17];
+                let part17_2 = &mut acc17_2[..len17];
+                for j17 in 0..len17 {
+                    part17_0[j17] += y_b17[j17] * b_b17[j17];
+                    part17_1[j17] += y_b17[j17] * sum2_b17[j17];
+                    part17_2[j17]
+                        += linear_b_exp_shifted::<
+                            FMA,
+                        >(b_b17[j17] + sum2_b17[j17] - max3);
+                }
+                #[cfg(target_arch = "x86_64")]
+                for ahead17 in (b17..b17 + len17).step_by(8) {
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<
+                            { core::arch::x86_64::_MM_HINT_T0 },
+                        >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead17).cast::<i8>());
+                    }
+                }
+                b17 += len17;
+            }
+            for l17 in 0..32 {
+                acc17_0[l17] += acc17_0[l17 + 32];
+            }
+            for l17 in 0..16 {
+                acc17_0[l17] += acc17_0[l17 + 16];
+            }
+            for l17 in 0..8 {
+                acc17_0[l17] += acc17_0[l17 + 8];
+            }
+            for l17 in 0..4 {
+                acc17_0[l17] += acc17_0[l17 + 4];
+            }
+            for l17 in 0..32 {
+                acc17_1[l17] += acc17_1[l17 + 32];
+            }
+            for l17 in 0..16 {
+                acc17_1[l17] += acc17_1[l17 + 16];
+            }
+            for l17 in 0..8 {
+                acc17_1[l17] += acc17_1[l17 + 8];
+            }
+            for l17 in 0..4 {
+                acc17_1[l17] += acc17_1[l17 + 4];
+            }
+            for l17 in 0..32 {
+                acc17_2[l17] += acc17_2[l17 + 32];
+            }
+            for l17 in 0..16 {
+                acc17_2[l17] += acc17_2[l17 + 16];
+            }
+            for l17 in 0..8 {
+                acc17_2[l17] += acc17_2[l17 + 8];
+            }
+            for l17 in 0..4 {
+                acc17_2[l17] += acc17_2[l17 + 4];
+            }
+            if !exact17 && (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]) > 1e180
+            {
+                exact17 = true;
+                max3 = {
+                    let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+                    for c17 in 0..k / 4 {
+                        for l17 in 0..4 {
+                            let i17 = c17 * 4 + l17;
+                            top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                        }
+                    }
+                    for i17 in k / 4 * 4..k {
+                        top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+                    }
+                    top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+                };
+                if max3 == f64::NEG_INFINITY {
+                    max3 = 0.0;
+                }
+                acc17_0 = [0.0; 64];
+                acc17_1 = [0.0; 64];
+                acc17_2 = [0.0; 64];
+                continue;
+            }
+            break;
+        }
+        let sum8 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
+        let sum9 = (acc17_1[0] + acc17_1[1]) + (acc17_1[2] + acc17_1[3]);
+        let sumexp4 = (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]);
+        let lse5 = max3 + sumexp4.ln();
+        let y_r1 = &y[i3 * k..][..k];
+        let sum2_r1 = &sum2[i3 * k..][..k];
+        for i1 in 0..k {
+            sum7[i1]
+                += sum1 * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse5)
+                    - y_r1[i1];
+        }
+        sum10 += sum1 * lse5 - sum8 - sum9;
+    }
+    for i0 in 0..k {
+        out[i0] = c0 * sum7[i0];
+    }
+    c0 * sum10
+}
+
+// The runtime helpers of f64 kernels, emitted verbatim (each under its
+// kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
+// symdiff's own crate (`codegen::runtime`).
+//
+// `exp(x)` is computed as `2^k · e^r` with `k = round(x / ln 2)` and
+// `|r| ≤ ln 2 / 2`; `e^r` by a polynomial of degree 11 (a Chebyshev fit,
+// error below 4e-18), within 2 ulp of `f64::exp`. Neither function branches
+// on the argument or calls anything, so loops that use them vectorize; this
+// polynomial sets the pace of every softmax kernel. `FMA` fuses the
+// multiply-adds (for code compiled with the `fma` target feature).
+
+/// `exp(x)` for shifted arguments (a logit less its row's shift, `-|x|`):
+/// clamped to at most 709, so `p · 2^k` is a normal number, made by adding
+/// `k` to the exponent field of `p`, which saves the scaling multiplies on
+/// the busiest port. Results below `exp(-708)` are flushed to zero.
+#[inline(always)]
+fn linear_w_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let small = x < -708.0;
+    // `clamp` keeps a NaN argument NaN (`max` would not).
+    let xc = x.clamp(-708.0, 709.0);
+    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
     const SHIFT: f64 = 6755399441055744.0;
+    // ln 2 in two parts, so `k · ln 2` is exact to 2^-100.
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
+    let p = linear_w_exp_poly::<FMA>(r);
+    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
+    // A NaN's payload bits would reach the exponent field through `t`:
+    // NaN in, NaN out, whatever its bits.
+    if x.is_nan() {
+        x
+    } else if small {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `e^r` for `|r| ≤ ln 2 / 2` by Estrin's scheme in `r²` and `r⁴`: a
+/// dependency chain of depth 5, not 11, and two multiplies for the powers.
+#[inline(always)]
+fn linear_w_exp_poly<const FMA: bool>(r: f64) -> f64 {
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const C2: f64 = 0.5000000000000019;
     const C3: f64 = 0.1666666666666668;
     const C4: f64 = 0.0416666666664881;
@@ -765,15 +1213,74 @@ fn linear_b_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     const C9: f64 = 2.755724091857897e-06;
     const C10: f64 = 2.763263963904103e-07;
     const C11: f64 = 2.5110037605963777e-08;
-    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
     let r2 = r * r;
     let r4 = r2 * r2;
     let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
-    let p = fma(r4, fma(r4, q2, q1), q0);
+    fma(r4, fma(r4, q2, q1), q0)
+}
+// The runtime helpers of f64 kernels, emitted verbatim (each under its
+// kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
+// symdiff's own crate (`codegen::runtime`).
+//
+// `exp(x)` is computed as `2^k · e^r` with `k = round(x / ln 2)` and
+// `|r| ≤ ln 2 / 2`; `e^r` by a polynomial of degree 11 (a Chebyshev fit,
+// error below 4e-18), within 2 ulp of `f64::exp`. Neither function branches
+// on the argument or calls anything, so loops that use them vectorize; this
+// polynomial sets the pace of every softmax kernel. `FMA` fuses the
+// multiply-adds (for code compiled with the `fma` target feature).
+
+/// `exp(x)` for shifted arguments (a logit less its row's shift, `-|x|`):
+/// clamped to at most 709, so `p · 2^k` is a normal number, made by adding
+/// `k` to the exponent field of `p`, which saves the scaling multiplies on
+/// the busiest port. Results below `exp(-708)` are flushed to zero.
+#[inline(always)]
+fn linear_b_exp_shifted<const FMA: bool>(x: f64) -> f64 {
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let small = x < -708.0;
+    // `clamp` keeps a NaN argument NaN (`max` would not).
+    let xc = x.clamp(-708.0, 709.0);
+    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
+    const SHIFT: f64 = 6755399441055744.0;
+    // ln 2 in two parts, so `k · ln 2` is exact to 2^-100.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
+    let p = linear_b_exp_poly::<FMA>(r);
     let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if x.is_nan() { x } else if small { 0.0 } else { y }
+    // A NaN's payload bits would reach the exponent field through `t`:
+    // NaN in, NaN out, whatever its bits.
+    if x.is_nan() {
+        x
+    } else if small {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `e^r` for `|r| ≤ ln 2 / 2` by Estrin's scheme in `r²` and `r⁴`: a
+/// dependency chain of depth 5, not 11, and two multiplies for the powers.
+#[inline(always)]
+fn linear_b_exp_poly<const FMA: bool>(r: f64) -> f64 {
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    const C2: f64 = 0.5000000000000019;
+    const C3: f64 = 0.1666666666666668;
+    const C4: f64 = 0.0416666666664881;
+    const C5: f64 = 0.008333333333319601;
+    const C6: f64 = 0.0013888888952314775;
+    const C7: f64 = 0.00019841269890047113;
+    const C8: f64 = 2.4801485482328494e-05;
+    const C9: f64 = 2.755724091857897e-06;
+    const C10: f64 = 2.763263963904103e-07;
+    const C11: f64 = 2.5110037605963777e-08;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
+    let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
+    let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
+    fma(r4, fma(r4, q2, q1), q0)
 }

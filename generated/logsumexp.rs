@@ -9,6 +9,7 @@ pub fn logsumexp(z: &[f64]) -> f64 {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_avx2(z) };
         }
     }
@@ -106,6 +107,7 @@ pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_grad_avx2(z, out) };
         }
     }
@@ -202,11 +204,111 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[i0] *= inv4;
     }
 }
-/// The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`logsumexp_grad`] then [`logsumexp`].
+/// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`logsumexp`] and [`logsumexp_grad`] together.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_value_grad(z: &[f64], out: &mut [f64]) -> f64 {
-    logsumexp_grad(z, out);
-    logsumexp(z)
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_value_grad_avx2(z, out) };
+        }
+    }
+    logsumexp_value_grad_body::<false>(z, out)
+}
+/// [`logsumexp_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_value_grad`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn logsumexp_value_grad_avx2(z: &[f64], out: &mut [f64]) -> f64 {
+    logsumexp_value_grad_body::<true>(z, out)
+}
+/// The body of [`logsumexp_value_grad`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64 {
+    let n = z.len();
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
+            }
+        }
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
+        }
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
+    let mut exact3 = n <= 64;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
+        }
+        for l3 in 0..32 {
+            acc3_0[l3] += acc3_0[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_0[l3] += acc3_0[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_0[l3] += acc3_0[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max0 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
+                    }
+                }
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
+                }
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+            };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
+            acc3_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let lse2 = max0 + sumexp1.ln();
+    let inv4 = 1.0 / sumexp1;
+    for i0 in 0..n {
+        out[i0] *= inv4;
+    }
+    lse2
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -215,6 +317,7 @@ pub fn logsumexp_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_hvp_avx2(z, v, out) };
         }
     }
@@ -338,6 +441,7 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_hessian_avx2(z, out) };
         }
     }
@@ -449,6 +553,7 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_d3_avx2(z, out) };
         }
     }
@@ -572,6 +677,7 @@ pub fn logsumexp_d3_dir(z: &[f64], v: &[f64]) -> f64 {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { logsumexp_d3_dir_avx2(z, v) };
         }
     }
@@ -705,23 +811,54 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
     let sum7 = (acc4_2[0] + acc4_2[1]) + (acc4_2[2] + acc4_2[3]);
     2.0 * sum5.powi(3) - 3.0 * sum5 * sum6 + sum7
 }
-/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
-/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
-/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
-///
-/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
-/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
-/// to the exponent field of `p`, which saves the scaling multiplies on the
-/// busiest port.
+
+// The runtime helpers of f64 kernels, emitted verbatim (each under its
+// kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
+// symdiff's own crate (`codegen::runtime`).
+//
+// `exp(x)` is computed as `2^k · e^r` with `k = round(x / ln 2)` and
+// `|r| ≤ ln 2 / 2`; `e^r` by a polynomial of degree 11 (a Chebyshev fit,
+// error below 4e-18), within 2 ulp of `f64::exp`. Neither function branches
+// on the argument or calls anything, so loops that use them vectorize; this
+// polynomial sets the pace of every softmax kernel. `FMA` fuses the
+// multiply-adds (for code compiled with the `fma` target feature).
+
+/// `exp(x)` for shifted arguments (a logit less its row's shift, `-|x|`):
+/// clamped to at most 709, so `p · 2^k` is a normal number, made by adding
+/// `k` to the exponent field of `p`, which saves the scaling multiplies on
+/// the busiest port. Results below `exp(-708)` are flushed to zero.
 #[inline(always)]
 fn logsumexp_exp_shifted<const FMA: bool>(x: f64) -> f64 {
-    let small = x < -708.0;
-    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let small = x < -708.0;
+    // `clamp` keeps a NaN argument NaN (`max` would not).
+    let xc = x.clamp(-708.0, 709.0);
+    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
     const SHIFT: f64 = 6755399441055744.0;
+    // ln 2 in two parts, so `k · ln 2` is exact to 2^-100.
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
+    let p = logsumexp_exp_poly::<FMA>(r);
+    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
+    // A NaN's payload bits would reach the exponent field through `t`:
+    // NaN in, NaN out, whatever its bits.
+    if x.is_nan() {
+        x
+    } else if small {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `e^r` for `|r| ≤ ln 2 / 2` by Estrin's scheme in `r²` and `r⁴`: a
+/// dependency chain of depth 5, not 11, and two multiplies for the powers.
+#[inline(always)]
+fn logsumexp_exp_poly<const FMA: bool>(r: f64) -> f64 {
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const C2: f64 = 0.5000000000000019;
     const C3: f64 = 0.1666666666666668;
     const C4: f64 = 0.0416666666664881;
@@ -732,15 +869,10 @@ fn logsumexp_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     const C9: f64 = 2.755724091857897e-06;
     const C10: f64 = 2.763263963904103e-07;
     const C11: f64 = 2.5110037605963777e-08;
-    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
     let r2 = r * r;
     let r4 = r2 * r2;
     let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
-    let p = fma(r4, fma(r4, q2, q1), q0);
-    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if x.is_nan() { x } else if small { 0.0 } else { y }
+    fma(r4, fma(r4, q2, q1), q0)
 }

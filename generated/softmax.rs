@@ -9,6 +9,7 @@ pub fn softmax(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { softmax_avx2(z, out) };
         }
     }
@@ -112,6 +113,7 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { softmax_grad_avx2(z, out) };
         }
     }
@@ -223,6 +225,7 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { softmax_hvp_avx2(z, v, out) };
         }
     }
@@ -347,6 +350,7 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
             return unsafe { softmax_hessian_avx2(z, out) };
         }
     }
@@ -463,23 +467,54 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[(i0 * n + i0) * n + i0] += p3[i0];
     }
 }
-/// `exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`
-/// by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within
-/// 2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.
-/// `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature).
-///
-/// For shifted arguments (a logit less its row's shift, `-|x|`), clamped
-/// to at most 709.0: `p · 2^k` is then a normal number, made by adding `k`
-/// to the exponent field of `p`, which saves the scaling multiplies on the
-/// busiest port.
+
+// The runtime helpers of f64 kernels, emitted verbatim (each under its
+// kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
+// symdiff's own crate (`codegen::runtime`).
+//
+// `exp(x)` is computed as `2^k · e^r` with `k = round(x / ln 2)` and
+// `|r| ≤ ln 2 / 2`; `e^r` by a polynomial of degree 11 (a Chebyshev fit,
+// error below 4e-18), within 2 ulp of `f64::exp`. Neither function branches
+// on the argument or calls anything, so loops that use them vectorize; this
+// polynomial sets the pace of every softmax kernel. `FMA` fuses the
+// multiply-adds (for code compiled with the `fma` target feature).
+
+/// `exp(x)` for shifted arguments (a logit less its row's shift, `-|x|`):
+/// clamped to at most 709, so `p · 2^k` is a normal number, made by adding
+/// `k` to the exponent field of `p`, which saves the scaling multiplies on
+/// the busiest port. Results below `exp(-708)` are flushed to zero.
 #[inline(always)]
 fn softmax_exp_shifted<const FMA: bool>(x: f64) -> f64 {
-    let small = x < -708.0;
-    let xc = x.clamp(-708.0, 709.0);
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let small = x < -708.0;
+    // `clamp` keeps a NaN argument NaN (`max` would not).
+    let xc = x.clamp(-708.0, 709.0);
+    // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
     const SHIFT: f64 = 6755399441055744.0;
+    // ln 2 in two parts, so `k · ln 2` is exact to 2^-100.
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
+    let k = t - SHIFT;
+    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
+    let p = softmax_exp_poly::<FMA>(r);
+    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
+    // A NaN's payload bits would reach the exponent field through `t`:
+    // NaN in, NaN out, whatever its bits.
+    if x.is_nan() {
+        x
+    } else if small {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `e^r` for `|r| ≤ ln 2 / 2` by Estrin's scheme in `r²` and `r⁴`: a
+/// dependency chain of depth 5, not 11, and two multiplies for the powers.
+#[inline(always)]
+fn softmax_exp_poly<const FMA: bool>(r: f64) -> f64 {
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     const C2: f64 = 0.5000000000000019;
     const C3: f64 = 0.1666666666666668;
     const C4: f64 = 0.0416666666664881;
@@ -490,15 +525,10 @@ fn softmax_exp_shifted<const FMA: bool>(x: f64) -> f64 {
     const C9: f64 = 2.755724091857897e-06;
     const C10: f64 = 2.763263963904103e-07;
     const C11: f64 = 2.5110037605963777e-08;
-    let t = fma(xc, core::f64::consts::LOG2_E, SHIFT);
-    let k = t - SHIFT;
-    let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
     let r2 = r * r;
     let r4 = r2 * r2;
     let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
-    let p = fma(r4, fma(r4, q2, q1), q0);
-    let y = f64::from_bits(p.to_bits().wrapping_add(t.to_bits() << 52));
-    if x.is_nan() { x } else if small { 0.0 } else { y }
+    fma(r4, fma(r4, q2, q1), q0)
 }

@@ -218,22 +218,28 @@ impl Builder {
         }
         let mut all = Vec::new();
         let mut items = proc_macro2::TokenStream::new();
+        let mut runtime = String::new();
         for (spec, lo) in &specs {
             let mut s = spec.clone();
             s.min_order = *lo;
             // One by one, so the error names its kernel and points into its expression.
-            let tokens = kernel_items(&s).map_err(|e| BuildError {
+            let (tokens, helpers) = kernel_items(&s).map_err(|e| BuildError {
                 kernel: s.name.clone(),
                 message: e.render(&s.expr, None),
             })?;
             items.extend(tokens);
+            runtime.push_str(&helpers);
             all.push(s);
         }
-        format_module(&all, items, "symdiff::Builder, from a build script").map_err(|e| {
-            BuildError {
-                kernel: String::new(),
-                message: e.message,
-            }
+        format_module(
+            &all,
+            items,
+            &runtime,
+            "symdiff::Builder, from a build script",
+        )
+        .map_err(|e| BuildError {
+            kernel: String::new(),
+            message: e.message,
         })
     }
 

@@ -368,7 +368,8 @@ impl Derivation {
             .collect()
     }
 
-    fn names(&self) -> Names {
+    /// Names for the indices and parts of this derivation's output.
+    pub fn names(&self) -> Names {
         let mut taken: BTreeSet<String> = self.typed.vars.iter().map(|(n, _)| n.clone()).collect();
         taken.extend(self.typed.symbolic_dims());
         taken.insert("p".into());

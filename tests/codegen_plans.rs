@@ -132,6 +132,16 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
             );
         }
     }
+    // The fused value and gradient: the gradient, then the value.
+    if let Some(plan) = plans.get("f_value_grad") {
+        let mut want = eval_at(1);
+        want.extend(eval_at(0));
+        close(
+            &interp::run(plan, &with_v, &sizes),
+            &want,
+            &format!("f_value_grad of `{expr}`"),
+        );
+    }
 }
 
 #[test]

@@ -58,6 +58,22 @@ pub struct Helpers {
 }
 
 impl Helpers {
+    /// The runtime helpers (see [`super::runtime`]) these flags name.
+    pub fn runtime_names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (on, name) in [
+            (self.exp, "exp"),
+            (self.exp_shifted, "exp_shifted"),
+            (self.sigmoid, "sigmoid"),
+            (self.softplus, "softplus"),
+        ] {
+            if on {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// Adds the helpers `x` needs.
     pub fn note(&mut self, x: &Scalar) {
         super::loops::visit(x, &mut |s| match s {
@@ -698,7 +714,16 @@ impl<'a> Emitter<'a> {
             Stmt::Store { place, add, value } => {
                 let v = self.at(value, SUM);
                 match (place, add) {
-                    (Place::Temp(_), _) => {
+                    // A scalar built up inside a loop (a folded row sum).
+                    (Place::Temp(t), false) if self.temps[*t].accumulated => {
+                        let p = self.place(place);
+                        quote!(let mut #p = #v;)
+                    }
+                    (Place::Temp(_), true) => {
+                        let p = self.place(place);
+                        quote!(#p += #v;)
+                    }
+                    (Place::Temp(_), false) => {
                         let p = self.place(place);
                         quote!(let #p = #v;)
                     }
@@ -872,11 +897,9 @@ fn split_sign(x: &Scalar) -> (bool, Scalar) {
     }
 }
 
-/// The helper functions a kernel's bodies use, named after the kernel.
-pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
-    let exp_shifted = format_ident!("{}_exp_shifted", kernel);
-    let sigmoid = format_ident!("{}_sigmoid", kernel);
-    let softplus = format_ident!("{}_softplus", kernel);
+/// The helper functions a kernel's bodies use that are generated as
+/// items (the orbit enumerator); the others are [`super::runtime`] source.
+pub fn helpers(kernel: &str, _float: Float, used: Helpers) -> TokenStream {
     let mut out = TokenStream::new();
     if used.orbit {
         // The helper's text is the one the interpreter compiles.
@@ -884,173 +907,6 @@ pub fn helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
             syn::parse_str(include_str!("orbit_fn.rs")).expect("orbit_fn.rs is one function");
         item.sig.ident = format_ident!("{}_orbit", kernel);
         out.extend(quote!(#item));
-    }
-    if used.exp || used.exp_shifted {
-        out.extend(exp_helpers(kernel, float, used));
-    }
-    let ty = float.rust_type();
-    if used.sigmoid {
-        out.extend(quote! {
-            /// `1 / (1 + exp(-x))`, never taking `exp` of a large positive number.
-            #[inline(always)]
-            fn #sigmoid<const FMA: bool>(x: #ty) -> #ty {
-                let e = #exp_shifted::<FMA>(-x.abs());
-                if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
-            }
-        });
-    }
-    if used.softplus {
-        out.extend(quote! {
-            /// `log(1 + exp(x))` as `max(x, 0) + log(1 + exp(-|x|))`.
-            #[inline(always)]
-            fn #softplus<const FMA: bool>(x: #ty) -> #ty {
-                x.max(0.0) + #exp_shifted::<FMA>(-x.abs()).ln_1p()
-            }
-        });
-    }
-    out
-}
-
-/// The polynomial `exp` helpers: `{kernel}_exp` for any argument and
-/// `{kernel}_exp_shifted` for shifted ones (logits less a shift, `-|x|`),
-/// which are clamped below the point where `2^k` leaves the exponent field
-/// and so scale by adding `k` to it instead of multiplying. Both share one
-/// reduction and one polynomial, and neither branches or calls, so loops
-/// that use them vectorize; that polynomial sets the pace of every softmax
-/// kernel.
-fn exp_helpers(kernel: &str, float: Float, used: Helpers) -> TokenStream {
-    let ty = float.rust_type();
-    // Constants, the lowest argument kept (below it the result is flushed
-    // to zero), the highest (above it the result is infinite), the highest
-    // a shifted argument is clamped to (`k` then still fits the exponent
-    // field), the exponent bias less one, the mantissa width, and the
-    // polynomial for e^r.
-    let (consts, lo, hi, hi_shifted, bias_less_one, mantissa, poly, doc) = match float {
-        Float::F64 => (
-            quote! {
-                // 1.5 · 2^52: adding it rounds to an integer kept in the low mantissa bits.
-                const SHIFT: f64 = 6755399441055744.0;
-                const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-                const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-                const C2: f64 = 0.5000000000000019;
-                const C3: f64 = 0.1666666666666668;
-                const C4: f64 = 0.0416666666664881;
-                const C5: f64 = 0.008333333333319601;
-                const C6: f64 = 0.0013888888952314775;
-                const C7: f64 = 0.00019841269890047113;
-                const C8: f64 = 2.4801485482328494e-05;
-                const C9: f64 = 2.755724091857897e-06;
-                const C10: f64 = 2.763263963904103e-07;
-                const C11: f64 = 2.5110037605963777e-08;
-            },
-            quote!(-708.0),
-            quote!(709.8),
-            quote!(709.0),
-            quote!(1022),
-            quote!(52),
-            // Estrin's scheme in r² and r⁴: a dependency chain of depth 5,
-            // not 11, and two multiplies for the powers.
-            quote! {
-                let r2 = r * r;
-                let r4 = r2 * r2;
-                let q0 = fma(r2, fma(r, C3, C2), 1.0 + r);
-                let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
-                let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
-                let p = fma(r4, fma(r4, q2, q1), q0);
-            },
-            "by a polynomial of degree 11 (Chebyshev fit, error below 4e-18): within\n\
-             2 ulp of `f64::exp`. Results below `exp(-708)` are flushed to zero.",
-        ),
-        Float::F32 => (
-            quote! {
-                // 1.5 · 2^23: adding it rounds to an integer kept in the low mantissa bits.
-                const SHIFT: f32 = 12582912.0;
-                const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
-                const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
-            },
-            quote!(-86.0),
-            quote!(88.8),
-            quote!(88.0),
-            quote!(126),
-            quote!(23),
-            quote! {
-                let r2 = r * r;
-                let r4 = r2 * r2;
-                let q0 = fma(r2, fma(r, 1.0 / 6.0, 0.5), 1.0 + r);
-                let q1 = fma(r2, fma(r, 1.0 / 5040.0, 1.0 / 720.0), fma(r, 1.0 / 120.0, 1.0 / 24.0));
-                let p = fma(r4, fma(r4, 1.0 / 40320.0, q1), q0);
-            },
-            "by its Taylor polynomial of degree 8. Results below `exp(-86)` are\n\
-             flushed to zero.",
-        ),
-    };
-    let reduce_and_poly = quote! {
-        let fma = |a: #ty, b: #ty, c: #ty| if FMA { a.mul_add(b, c) } else { a * b + c };
-        #consts
-        let t = fma(xc, core::#ty::consts::LOG2_E, SHIFT);
-        let k = t - SHIFT;
-        let r = fma(-k, LN2_LO, fma(-k, LN2_HI, xc));
-        #poly
-    };
-    let head = format!(
-        "`exp(x)` as `2^k · e^r` with `k = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and `e^r`\n{doc}\n\
-         `FMA` fuses the multiply-adds (for code compiled with the `fma` target feature)."
-    );
-    // One `///` line per line of text.
-    let doc_lines = |text: &str| -> Vec<String> {
-        text.lines()
-            .map(|l| {
-                if l.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {l}")
-                }
-            })
-            .collect()
-    };
-    let mut out = TokenStream::new();
-    if used.exp {
-        let name = format_ident!("{}_exp", kernel);
-        let doc = doc_lines(&head);
-        out.extend(quote! {
-            #(#[doc = #doc])*
-            #[inline(always)]
-            fn #name<const FMA: bool>(x: #ty) -> #ty {
-                let xc = x.clamp(#lo, #hi);
-                #reduce_and_poly
-                // 2^(k-1) from the integer in t's low bits, then one doubling,
-                // so the largest k does not overflow the exponent field.
-                let half_scale = #ty::from_bits(t.to_bits().wrapping_add(#bias_less_one) << #mantissa);
-                let y = p * half_scale * 2.0;
-                // A NaN's payload bits would reach the exponent field through
-                // `t`: NaN in, NaN out, whatever its bits.
-                if x.is_nan() { x } else if x < #lo { 0.0 } else { y }
-            }
-        });
-    }
-    if used.exp_shifted {
-        let name = format_ident!("{}_exp_shifted", kernel);
-        let doc = format!(
-            "{head}\n\nFor shifted arguments (a logit less its row's shift, `-|x|`), clamped\n\
-             to at most {hi_shifted}: `p · 2^k` is then a normal number, made by adding `k`\n\
-             to the exponent field of `p`, which saves the scaling multiplies on the\n\
-             busiest port."
-        );
-        let doc = doc_lines(&doc);
-        out.extend(quote! {
-            #(#[doc = #doc])*
-            #[inline(always)]
-            fn #name<const FMA: bool>(x: #ty) -> #ty {
-                let small = x < #lo;
-                // `clamp` keeps a NaN argument NaN (`max` would not).
-                let xc = x.clamp(#lo, #hi_shifted);
-                #reduce_and_poly
-                let y = #ty::from_bits(p.to_bits().wrapping_add(t.to_bits() << #mantissa));
-                // A NaN's payload bits would reach the exponent field through
-                // `t`: NaN in, NaN out, whatever its bits.
-                if x.is_nan() { x } else if small { 0.0 } else { y }
-            }
-        });
     }
     out
 }

@@ -29,12 +29,15 @@ struct Machine<'a> {
     vars: HashMap<Var, usize>,
     temps: Vec<Vec<f64>>,
     out: Vec<f64>,
+    /// Whether the function writes `out` (a returned value then follows it).
+    writes_out: bool,
     /// Orbits enumerated once per class, as the kernels do at entry.
     orbits: HashMap<ClassShape, Vec<Vec<u8>>>,
 }
 
 /// Runs `plan` on `inputs` (in parameter order, the direction last) with
-/// the given lengths; returns `out`, or the returned scalar as one entry.
+/// the given lengths; returns `out`, or the returned scalar as one entry
+/// (or `out` then the returned scalar, for a function that does both).
 pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> Vec<f64> {
     let size = |d: &Dim| match d {
         Dim::Fixed(k) => *k,
@@ -52,6 +55,7 @@ pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> 
         vars: HashMap::new(),
         temps,
         out,
+        writes_out: !plan.returns,
         orbits: HashMap::new(),
     };
     for s in &plan.stmts {
@@ -192,6 +196,12 @@ impl Machine<'_> {
                     let at = row.iter().fold(0, |at, &b| at * n + ix[b as usize]);
                     self.out[at] += x;
                 }
+            }
+            // A function that also writes `out` returns its value after it
+            // (`f_value_grad`: the gradient, then the value).
+            Stmt::Return(v) if self.writes_out => {
+                let x = self.eval(v);
+                self.out.push(x)
             }
             Stmt::Return(v) => self.out = vec![self.eval(v)],
         }

@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod emit;
 pub mod interp;
 pub mod loops;
+pub mod runtime;
 pub mod signature;
 pub mod spec;
 
@@ -29,10 +30,14 @@ use quote::format_ident;
 use crate::derive::{derive, Request};
 use crate::diag::{Error, Result};
 use emit::{Helpers, Names};
+use loops::Stmt;
 
-/// The items of one kernel (all its functions and helpers), unformatted.
-pub fn kernel_items(spec: &KernelSpec) -> Result<TokenStream> {
-    Ok(kernel_build(spec)?.0)
+/// The items of one kernel, unformatted, and the source of the runtime
+/// helpers it uses (emitted verbatim after the formatted items, see
+/// [`runtime`]).
+pub fn kernel_items(spec: &KernelSpec) -> Result<(TokenStream, String)> {
+    let (items, _, runtime) = kernel_build(spec)?;
+    Ok((items, runtime))
 }
 
 /// The loop nests of every function of a kernel, by function name (for
@@ -41,7 +46,9 @@ pub fn kernel_plans(spec: &KernelSpec) -> Result<Vec<(String, interp::Plan)>> {
     Ok(kernel_build(spec)?.1)
 }
 
-fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::Plan)>)> {
+type Built = (TokenStream, Vec<(String, interp::Plan)>, String);
+
+fn kernel_build(spec: &KernelSpec) -> Result<Built> {
     check_ident(&spec.name)?;
     let mut req = Request::new(&spec.expr, spec.order);
     req.wrt = spec.wrt.clone();
@@ -114,6 +121,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     doc: "The value.".into(),
                     direction: false,
                     tensor_out: !scalar_value,
+                    value_too: false,
                 };
                 let shift = reads_outside_normalizers(&t.expanded(), &d.wrt) && d.shift_invariant();
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
@@ -135,10 +143,42 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                     doc: doc.into(),
                     direction: false,
                     tensor_out: true,
+                    value_too: false,
                 };
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                 if scalar_value && spec.min_order == 0 {
-                    items.extend(value_grad(&sig, &names, spec));
+                    // JAX's `value_and_grad`: one body, so the value and
+                    // the gradient share their passes (max, Σ exp).
+                    let f = Function {
+                        name: name("_value_grad"),
+                        doc: format!(
+                            "The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`{}`] and [`{}_grad`] together.",
+                            spec.name, spec.name
+                        ),
+                        direction: false,
+                        tensor_out: true,
+                        value_too: true,
+                    };
+                    let t0 = &d.orders[0];
+                    let shift =
+                        reads_outside_normalizers(&t0.expanded(), &d.wrt) && d.shift_invariant();
+                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
+                        let value = if shift {
+                            value_at_shifted_logits(b, &d)?
+                        } else {
+                            full(b, t0)?
+                        };
+                        let (Lowered::Poly(value, _), Lowered::Poly(grad, idx)) =
+                            (value, full(b, t)?)
+                        else {
+                            return Err(Error::new(
+                                "internal error: a value or gradient that is not one polynomial",
+                            ));
+                        };
+                        let mut tail = b.output(&loops::merge_sums(&grad), &idx);
+                        tail.push(Stmt::Return(b.scalar(&loops::merge_sums(&value))));
+                        Ok(Lowered::Stmts(tail, idx))
+                    })?);
                 }
             }
             _ => {
@@ -148,6 +188,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         doc: "The Hessian times `v` (contracted in its last index), without forming the Hessian.".into(),
                         direction: true,
                         tensor_out: true,
+                        value_too: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
                         hvp(t).map(Lowered::from)
@@ -157,6 +198,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         doc: "The full Hessian, row-major.".into(),
                         direction: false,
                         tensor_out: true,
+                        value_too: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                 } else {
@@ -165,6 +207,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         doc: format!("The full derivative tensor of order {k}, row-major."),
                         direction: false,
                         tensor_out: true,
+                        value_too: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                     let f = Function {
@@ -172,6 +215,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
                         doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
                         direction: true,
                         tensor_out: !scalar_value,
+                        value_too: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
                         directional(b, &d, k, centre.as_ref()).map(Lowered::from)
@@ -181,7 +225,8 @@ fn kernel_build(spec: &KernelSpec) -> Result<(TokenStream, Vec<(String, interp::
         }
     }
     items.extend(emit::helpers(&spec.name, spec.float, helpers));
-    Ok((items, plans))
+    let runtime = runtime::source(&spec.name, spec.float, &helpers.runtime_names());
+    Ok((items, plans, runtime))
 }
 
 /// A whole module: header, then the items of each kernel, formatted.
@@ -208,26 +253,52 @@ pub fn module(kernels: &[KernelSpec], command: &str) -> Result<String> {
 
 fn module_within_budget(kernels: &[KernelSpec], command: &str) -> Result<String> {
     let mut items = TokenStream::new();
+    let mut runtime = String::new();
     for k in kernels {
-        items.extend(
-            kernel_items(k)
-                .map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?,
-        );
+        let (tokens, helpers) = kernel_items(k)
+            .map_err(|e| e.with_note(format!("while generating kernel `{}`", k.name)))?;
+        items.extend(tokens);
+        runtime.push_str(&helpers);
     }
-    format_module(kernels, items, command)
+    format_module(kernels, items, &runtime, command)
 }
 
-/// The header for `kernels` and the formatted `items`.
-pub fn format_module(kernels: &[KernelSpec], items: TokenStream, command: &str) -> Result<String> {
+/// The header for `kernels`, the formatted `items`, then the runtime
+/// helpers' source as it is written (comments included).
+pub fn format_module(
+    kernels: &[KernelSpec],
+    items: TokenStream,
+    runtime: &str,
+    command: &str,
+) -> Result<String> {
     let file: syn::File = syn::parse2(items).map_err(|e| {
         Error::new(format!(
             "internal error: generated code does not parse: {e}"
         ))
     })?;
     let mut out = header(kernels, command);
-    out.push_str(&prettyplease::unparse(&file));
+    // prettyplease drops comments; the one each `unsafe` block needs is put
+    // back beside it.
+    for line in prettyplease::unparse(&file).lines() {
+        if line.trim_start().starts_with("return unsafe {") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(indent);
+            out.push_str(SAFETY_AVX2);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !runtime.is_empty() {
+        out.push('\n');
+        out.push_str(runtime);
+    }
     Ok(out)
 }
+
+/// Why the dispatch to the AVX2 entry point is sound.
+const SAFETY_AVX2: &str =
+    "// SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.";
 
 /// The `symdiff codegen` command that generates `spec`, quoted for a shell.
 pub fn command_line(spec: &KernelSpec) -> String {

@@ -26,28 +26,6 @@ pub(crate) const SCATTER_FROM: f64 = 64.0;
 /// Stands for a block's own index in its signature.
 pub(crate) const SIGNATURE_IX: Ix = Ix::MAX - 7;
 
-/// `f_value_grad(…, out) -> f64`: the value, and the gradient into `out`,
-/// in one call (JAX's `value_and_grad`), for a training step. It calls
-/// `f_grad` and then `f`; the two share no pass yet.
-pub(crate) fn value_grad(sig: &Signature, names: &Names, spec: &KernelSpec) -> TokenStream {
-    let ty = spec.float.rust_type();
-    let (params, args) = sig.inputs_and_lengths(names);
-    let value = format_ident!("{}", spec.name);
-    let grad = format_ident!("{}_grad", spec.name);
-    let both = format_ident!("{}_value_grad", spec.name);
-    let doc = format!(
-        " The value, with the gradient written into `out`, in one call (JAX's `value_and_grad`): [`{grad}`] then [`{value}`]."
-    );
-    quote! {
-        #[doc = #doc]
-        #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-        pub fn #both(#(#params,)* out: &mut [#ty]) -> #ty {
-            #grad(#(#args,)* out);
-            #value(#(#args),*)
-        }
-    }
-}
-
 /// Parameters shared by every function of a kernel.
 pub(crate) struct Signature {
     /// Length parameters (`usize`), in order of first appearance.
@@ -172,6 +150,8 @@ pub(crate) struct Function {
     pub(crate) direction: bool,
     /// Writes to `out` (else returns a scalar).
     pub(crate) tensor_out: bool,
+    /// Also returns a scalar while writing `out` (`f_value_grad`).
+    pub(crate) value_too: bool,
 }
 
 impl Function {
@@ -307,7 +287,7 @@ impl Function {
         let code = em.stmts(&stmts);
         let name = &self.name;
         let doc = format!(" {}", self.doc);
-        let ret = if self.tensor_out {
+        let ret = if self.tensor_out && !self.value_too {
             quote!()
         } else {
             quote!(-> #ty)

@@ -5,7 +5,11 @@
 //! 2. [`inline`]: temporaries read once are computed where they are read;
 //! 3. scheduling ([`Body::finish`]): the live temporaries in dependency
 //!    order, each a loop nest or a reduction;
-//! 4. [`fuse`]: adjacent loops over one range become one pass;
+//! 4. [`fuse`]: adjacent loops over one range become one pass, then
+//!    [`sink`] moves a loop up past what it commutes with to meet an
+//!    earlier loop over its range, and they fuse too;
+//!    A sum over rows right after the loop over them folds into it
+//!    ([`fold_rows`]);
 //! 5. [`contract`]: per-row temporaries read only by their row's output
 //!    become one-row buffers;
 //! 6. [`shift`]: a maximum that only shifts exponentials moves into the
@@ -13,11 +17,13 @@
 //! 7. [`join_sums`]: a sum that only rescales another joins its pass.
 
 pub mod contract;
+pub mod fold_rows;
 pub mod fuse;
 pub mod inline;
 pub mod join_sums;
 pub mod keep_exp;
 pub mod shift;
+pub mod sink;
 
 use std::collections::BTreeSet;
 
@@ -126,6 +132,9 @@ impl Body {
         }
         stmts.extend(tail);
         fuse(&mut stmts);
+        sink::sink(&mut stmts);
+        fuse(&mut stmts);
+        self.fold_row_reductions(&mut stmts);
         self.contract_rows(&mut stmts);
         shift_in_pass(&mut stmts);
         self.join_scaled_sums(&mut stmts);

@@ -1,0 +1,214 @@
+//! The runtime helpers generated kernels carry (`exp`, `exp_shifted`,
+//! `sigmoid`, `softplus`), as real Rust source: `f64.rs` and `f32.rs` are
+//! compiled and tested here, and [`source`] emits the functions a kernel
+//! uses verbatim — comments, constants' explanations and all — under the
+//! kernel's prefix (`xent_exp_shifted`).
+
+use super::Float;
+
+/// The helpers, in the order they are emitted.
+pub const NAMES: &[&str] = &["exp", "exp_shifted", "exp_poly", "sigmoid", "softplus"];
+
+const F64: &str = include_str!("f64.rs");
+const F32: &str = include_str!("f32.rs");
+
+/// The source of the helper functions in `used` (and those they call),
+/// each renamed `{kernel}_{name}`, with the file's header comment first.
+pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
+    let file = match float {
+        Float::F64 => F64,
+        Float::F32 => F32,
+    };
+    let mut wanted: Vec<&str> = used.to_vec();
+    // What they call.
+    if wanted.iter().any(|u| matches!(*u, "sigmoid" | "softplus")) {
+        wanted.push("exp_shifted");
+    }
+    if wanted.iter().any(|u| matches!(*u, "exp" | "exp_shifted")) {
+        wanted.push("exp_poly");
+    }
+    if wanted.is_empty() {
+        return String::new();
+    }
+    let header: String = file
+        .lines()
+        .take_while(|l| l.starts_with("//"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut out = header;
+    for name in NAMES.iter().filter(|n| wanted.contains(n)) {
+        out.push('\n');
+        out.push_str(&rename(function(file, name), kernel));
+    }
+    out
+}
+
+/// The text of `fn name` with the doc comments and attributes above it.
+fn function<'a>(file: &'a str, name: &str) -> &'a str {
+    let head = format!("\nfn {name}<");
+    let at = file.find(&head).expect("every helper is in the file") + 1;
+    // Back over the `///` and `#[…]` lines above it.
+    let mut start = at;
+    for line in file[..at].lines().rev() {
+        if line.starts_with("///") || line.starts_with("#[") {
+            start -= line.len() + 1;
+        } else {
+            break;
+        }
+    }
+    // Forward to the closing brace in column 0.
+    let end = at + file[at..].find("\n}\n").expect("a function ends with `}`") + 3;
+    &file[start..end]
+}
+
+/// Prefixes every call or definition of a helper with `kernel_`: an
+/// identifier equal to a helper's name that is not a method or path
+/// segment (`x.exp()`, `f64::exp` stay).
+fn rename(text: &str, kernel: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut word = String::new();
+    let mut prev: Option<char> = None;
+    let mut in_comment = false;
+    let flush = |word: &mut String, out: &mut String, prev: Option<char>, in_comment: bool| {
+        if word.is_empty() {
+            return;
+        }
+        if NAMES.contains(&word.as_str()) && !matches!(prev, Some('.' | ':')) && !in_comment {
+            out.push_str(kernel);
+            out.push('_');
+        }
+        out.push_str(word);
+        word.clear();
+    };
+    let mut last_out: Option<char> = None;
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            if word.is_empty() {
+                prev = last_out;
+            }
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut out, prev, in_comment);
+        if c == '\n' {
+            in_comment = false;
+        } else if c == '/' && last_out == Some('/') {
+            in_comment = true;
+        }
+        out.push(c);
+        last_out = Some(c);
+    }
+    flush(&mut word, &mut out, prev, in_comment);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    mod f64_helpers {
+        include!("f64.rs");
+
+        #[test]
+        fn exp_is_within_two_ulp_everywhere() {
+            let mut x = -750.0f64;
+            while x < 720.0 {
+                for fma in [false, true] {
+                    let got = if fma { exp::<true>(x) } else { exp::<false>(x) };
+                    let want = x.exp();
+                    if x < -708.0 {
+                        assert_eq!(got, 0.0, "exp({x}) flushes to zero");
+                    } else if want.is_infinite() {
+                        assert!(got.is_infinite(), "exp({x}) = {got}");
+                    } else {
+                        let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
+                        assert!(ulps <= 2, "exp({x}) = {got}, want {want} ({ulps} ulp)");
+                    }
+                }
+                x += 0.0137;
+            }
+            assert!(exp::<false>(f64::NAN).is_nan());
+            assert!(exp::<false>(f64::from_bits(0x7ff8_dead_beef_0001)).is_nan());
+            assert_eq!(exp::<false>(f64::NEG_INFINITY), 0.0);
+            assert_eq!(exp::<false>(f64::INFINITY), f64::INFINITY);
+        }
+
+        #[test]
+        fn exp_shifted_agrees_on_shifted_arguments() {
+            let mut x = -750.0f64;
+            while x <= 0.0 {
+                let (got, want) = (exp_shifted::<false>(x), x.exp());
+                if x < -708.0 {
+                    assert_eq!(got, 0.0);
+                } else {
+                    let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
+                    assert!(ulps <= 2, "exp_shifted({x}) = {got}, want {want}");
+                }
+                x += 0.0093;
+            }
+            assert!(exp_shifted::<true>(f64::NAN).is_nan());
+        }
+
+        #[test]
+        fn sigmoid_and_softplus_hold_at_both_ends() {
+            for x in [-800.0, -40.0, -1.0, 0.0, 0.5, 30.0, 800.0] {
+                let s: f64 = sigmoid::<false>(x);
+                let want = if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    x.exp() / (1.0 + x.exp())
+                };
+                assert!(
+                    (s - want).abs() <= 1e-15 * want.max(1e-300),
+                    "sigmoid({x}) = {s}"
+                );
+                let sp: f64 = softplus::<false>(x);
+                let want = x.max(0.0) + (-x.abs()).exp().ln_1p();
+                assert!(
+                    (sp - want).abs() <= 1e-15 * want.abs().max(1e-300),
+                    "softplus({x})"
+                );
+            }
+            assert_eq!(softplus::<false>(800.0), 800.0);
+            assert!(sigmoid::<false>(f64::NAN).is_nan());
+        }
+    }
+
+    mod f32_helpers {
+        include!("f32.rs");
+
+        #[test]
+        fn exp_is_close_everywhere() {
+            let mut x = -90.0f32;
+            while x < 89.0 {
+                let got = exp::<false>(x) as f64;
+                let want = (x as f64).exp();
+                if x < -86.0 {
+                    assert_eq!(got, 0.0);
+                } else if want > f32::MAX as f64 {
+                    assert!(got.is_infinite());
+                } else {
+                    assert!(
+                        (got - want).abs() <= 4e-7 * want,
+                        "exp({x}) = {got}, want {want}"
+                    );
+                }
+                x += 0.0071;
+            }
+            assert!(exp::<false>(f32::NAN).is_nan());
+            assert!(exp_shifted::<true>(f32::NAN).is_nan());
+            assert!((sigmoid::<false>(0.0) - 0.5).abs() < 1e-7);
+            assert!((softplus::<false>(0.0) - std::f32::consts::LN_2).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn emitted_helpers_are_renamed_and_complete() {
+        let s = super::source("k", super::Float::F64, &["sigmoid"]);
+        assert!(s.contains("fn k_sigmoid<const FMA: bool>"), "{s}");
+        assert!(s.contains("k_exp_shifted::<FMA>(-x.abs())"), "{s}");
+        assert!(s.contains("fn k_exp_poly<"), "{s}");
+        assert!(s.contains(".ln_1p()") || !s.contains("softplus"));
+        assert!(!s.contains("fn k_exp<"), "unused helpers stay out: {s}");
+        // Comments reach the output.
+        assert!(s.contains("// A NaN's payload bits"), "{s}");
+    }
+}
