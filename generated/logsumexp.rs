@@ -546,6 +546,242 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[i0 * n + i0] += p3[i0];
     }
 }
+/// The diagonal of the Hessian, `H_ii`.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_hessian_diag(z: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_hessian_diag_avx2(z, out) };
+        }
+    }
+    logsumexp_hessian_diag_body::<false>(z, out)
+}
+/// [`logsumexp_hessian_diag`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hessian_diag`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn logsumexp_hessian_diag_avx2(z: &[f64], out: &mut [f64]) {
+    logsumexp_hessian_diag_body::<true>(z, out)
+}
+/// The body of [`logsumexp_hessian_diag`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+    let n = z.len();
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
+            }
+        }
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
+        }
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
+    let mut exact3 = n <= 64;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
+        }
+        for l3 in 0..32 {
+            acc3_0[l3] += acc3_0[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_0[l3] += acc3_0[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_0[l3] += acc3_0[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max0 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
+                    }
+                }
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
+                }
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+            };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
+            acc3_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv4 = 1.0 / sumexp1;
+    for i0 in 0..n {
+        out[i0] = out[i0] * inv4 - (out[i0] * inv4).powi(2);
+    }
+}
+/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_newton(z: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_newton_avx2(z, v, lambda, out) };
+        }
+    }
+    logsumexp_newton_body::<false>(z, v, lambda, out)
+}
+/// [`logsumexp_newton`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_newton`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn logsumexp_newton_avx2(z: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
+    logsumexp_newton_body::<true>(z, v, lambda, out)
+}
+/// The body of [`logsumexp_newton`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn logsumexp_newton_body<const FMA: bool>(
+    z: &[f64],
+    v: &[f64],
+    lambda: f64,
+    out: &mut [f64],
+) {
+    let n = z.len();
+    assert_eq!(v.len(), n, "`v` must have length n");
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut g4 = vec![0.0; n];
+    let mut g5 = vec![0.0; n];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
+        }
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
+    let mut exact4 = n <= 64;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let out_b4 = &mut out[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                out_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += out_b4[j4];
+            }
+            b4 += len4;
+        }
+        for l4 in 0..32 {
+            acc4_0[l4] += acc4_0[l4 + 32];
+        }
+        for l4 in 0..16 {
+            acc4_0[l4] += acc4_0[l4 + 16];
+        }
+        for l4 in 0..8 {
+            acc4_0[l4] += acc4_0[l4 + 8];
+        }
+        for l4 in 0..4 {
+            acc4_0[l4] += acc4_0[l4 + 4];
+        }
+        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
+            exact4 = true;
+            max0 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
+            acc4_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv9 = 1.0 / sumexp1;
+    for i1 in 0..n {
+        g4[i1] = lambda + out[i1] * inv9;
+        g5[i1] = lambda + out[i1] * inv9;
+    }
+    let mut acc5_0: [f64; 4] = [0.0; 4];
+    let mut acc5_1: [f64; 4] = [0.0; 4];
+    for c5 in 0..n / 4 {
+        for l5 in 0..4 {
+            let i5 = c5 * 4 + l5;
+            acc5_0[l5] += 1.0 / g5[i5] * (out[i5] * inv9).powi(2);
+            acc5_1[l5] += v[i5] / g5[i5] * (out[i5] * inv9);
+        }
+    }
+    for i5 in n / 4 * 4..n {
+        acc5_0[0] += 1.0 / g5[i5] * (out[i5] * inv9).powi(2);
+        acc5_1[0] += v[i5] / g5[i5] * (out[i5] * inv9);
+    }
+    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let sum8 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let g7 = 1.0 - sum6;
+    for i0 in 0..n {
+        out[i0] = v[i0] / g4[i0] + 1.0 / g7 / g4[i0] * sum8 * (out[i0] * inv9);
+    }
+}
 /// The full derivative tensor of order 3, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {

@@ -739,6 +739,281 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         out[i0 * n + i0] += sum0 * p4[i0];
     }
 }
+/// The diagonal of the Hessian, `H_ii`.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_hessian_diag(z: &[f64], q: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_hessian_diag_avx2(z, q, out) };
+        }
+    }
+    xent_hessian_diag_body::<false>(z, q, out)
+}
+/// [`xent_hessian_diag`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hessian_diag`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn xent_hessian_diag_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
+    xent_hessian_diag_body::<true>(z, q, out)
+}
+/// The body of [`xent_hessian_diag`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+    let n = z.len();
+    assert_eq!(q.len(), n, "`q` must have length n");
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut acc1_0: [f64; 64] = [0.0; 64];
+    let mut acc1_1: [f64; 64] = [0.0; 64];
+    let mut max1 = {
+        let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c1 in 0..n.min(64) / 4 {
+            for l1 in 0..4 {
+                let i1 = c1 * 4 + l1;
+                top1[l1] = top1[l1].max(z[i1]);
+            }
+        }
+        for i1 in n.min(64) / 4 * 4..n.min(64) {
+            top1[0] = top1[0].max(z[i1]);
+        }
+        top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+    };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
+    let mut exact1 = n <= 64;
+    loop {
+        let mut b1 = 0;
+        while b1 < n {
+            let len1 = (n - b1).min(64);
+            let q_b1 = &q[b1..][..len1];
+            let z_b1 = &z[b1..][..len1];
+            let out_b1 = &mut out[b1..][..len1];
+            let part1_0 = &mut acc1_0[..len1];
+            let part1_1 = &mut acc1_1[..len1];
+            for j1 in 0..len1 {
+                part1_0[j1] += q_b1[j1];
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                part1_1[j1] += out_b1[j1];
+            }
+            b1 += len1;
+        }
+        for l1 in 0..32 {
+            acc1_0[l1] += acc1_0[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_0[l1] += acc1_0[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_0[l1] += acc1_0[l1 + 8];
+        }
+        for l1 in 0..4 {
+            acc1_0[l1] += acc1_0[l1 + 4];
+        }
+        for l1 in 0..32 {
+            acc1_1[l1] += acc1_1[l1 + 32];
+        }
+        for l1 in 0..16 {
+            acc1_1[l1] += acc1_1[l1 + 16];
+        }
+        for l1 in 0..8 {
+            acc1_1[l1] += acc1_1[l1 + 8];
+        }
+        for l1 in 0..4 {
+            acc1_1[l1] += acc1_1[l1 + 4];
+        }
+        if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
+            exact1 = true;
+            max1 = {
+                let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c1 in 0..n / 4 {
+                    for l1 in 0..4 {
+                        let i1 = c1 * 4 + l1;
+                        top1[l1] = top1[l1].max(z[i1]);
+                    }
+                }
+                for i1 in n / 4 * 4..n {
+                    top1[0] = top1[0].max(z[i1]);
+                }
+                top1[0].max(top1[1]).max(top1[2].max(top1[3]))
+            };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
+            acc1_0 = [0.0; 64];
+            acc1_1 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv5 = 1.0 / sumexp2;
+    for i0 in 0..n {
+        out[i0] = sum0 * (out[i0] * inv5) - sum0 * (out[i0] * inv5).powi(2);
+    }
+}
+/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_newton(z: &[f64], q: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_newton_avx2(z, q, v, lambda, out) };
+        }
+    }
+    xent_newton_body::<false>(z, q, v, lambda, out)
+}
+/// [`xent_newton`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_newton`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn xent_newton_avx2(z: &[f64], q: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
+    xent_newton_body::<true>(z, q, v, lambda, out)
+}
+/// The body of [`xent_newton`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn xent_newton_body<const FMA: bool>(
+    z: &[f64],
+    q: &[f64],
+    v: &[f64],
+    lambda: f64,
+    out: &mut [f64],
+) {
+    let n = z.len();
+    assert_eq!(q.len(), n, "`q` must have length n");
+    assert_eq!(v.len(), n, "`v` must have length n");
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut g5 = vec![0.0; n];
+    let mut g6 = vec![0.0; n];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut max1 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
+    let mut exact2 = n <= 64;
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let out_b2 = &mut out[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                out_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                part2_1[j2] += out_b2[j2];
+            }
+            b2 += len2;
+        }
+        for l2 in 0..32 {
+            acc2_0[l2] += acc2_0[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_0[l2] += acc2_0[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_0[l2] += acc2_0[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_1[l2] += acc2_1[l2 + 4];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max1 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let inv10 = 1.0 / sumexp2;
+    for i1 in 0..n {
+        g5[i1] = lambda + sum0 * (out[i1] * inv10);
+        g6[i1] = lambda + sum0 * (out[i1] * inv10);
+    }
+    let mut acc6_0: [f64; 4] = [0.0; 4];
+    let mut acc6_1: [f64; 4] = [0.0; 4];
+    for c6 in 0..n / 4 {
+        for l6 in 0..4 {
+            let i6 = c6 * 4 + l6;
+            acc6_0[l6] += 1.0 / g6[i6] * (out[i6] * inv10).powi(2);
+            acc6_1[l6] += v[i6] / g6[i6] * (out[i6] * inv10);
+        }
+    }
+    for i6 in n / 4 * 4..n {
+        acc6_0[0] += 1.0 / g6[i6] * (out[i6] * inv10).powi(2);
+        acc6_1[0] += v[i6] / g6[i6] * (out[i6] * inv10);
+    }
+    let sum7 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
+    let sum9 = (acc6_1[0] + acc6_1[1]) + (acc6_1[2] + acc6_1[3]);
+    let g8 = 1.0 - sum0 * sum7;
+    for i0 in 0..n {
+        out[i0] = v[i0] / g5[i0] + 1.0 / g8 / g5[i0] * sum0 * sum9 * (out[i0] * inv10);
+    }
+}
 /// The full derivative tensor of order 3, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {

@@ -17,6 +17,8 @@ pub(crate) const DIRECTION: &str = "·v";
 
 /// The centred direction `v − c`.
 pub(crate) const CENTRED: &str = "·w";
+/// The damping `λ` of a Newton step.
+pub(crate) const LAMBDA: &str = "·λ";
 
 /// The IR name of the variable read less its maximum (see
 /// [`value_at_shifted_logits`]).
@@ -128,6 +130,35 @@ pub(crate) fn value_at_shifted_logits(b: &mut Body, d: &Derivation) -> Result<Lo
         t.expanded().rename_var(&d.wrt, SHIFTED),
         out_indices(t),
     ))
+}
+
+/// The diagonal `H_ii` of the Hessian `t` of a scalar function of a
+/// vector: the second derivative index renamed to the first (`δ_ii = 1`).
+pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
+    let (i, j) = (t.group_indices(0)[0], t.group_indices(1)[0]);
+    let diag = t.expanded().rename(j, i);
+    (diag, vec![(i, t.wrt_dims[0].clone())])
+}
+
+/// `x = (H + λI)⁻¹ v` for a Hessian `H = diag(d) − κ u uᵀ` (see
+/// [`crate::analyze`]), by Sherman–Morrison with `a = 1/(d + λ)`:
+/// `x = a∘v + κ (Σ u a v)/(1 − κ Σ u² a) · a∘u`. O(n); `None` when the
+/// Hessian has no such structure.
+pub(crate) fn newton_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
+    let (d, u, kappa) = crate::analyze::diag_plus_rank_one(t)?;
+    let i = t.group_indices(0)[0];
+    let dim = t.wrt_dims[0].clone();
+    let a = d.add(&Poly::var(LAMBDA, vec![])).powf(-1.0);
+    let v = Poly::var(DIRECTION, vec![i]);
+    let k = fresh();
+    let (ak, uk, vk) = (a.rename(i, k), u.rename(i, k), v.rename(i, k));
+    let uav = Poly::sum_over(k, &dim, &uk.mul(&ak).mul(&vk));
+    let uau = Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&ak));
+    let den = Poly::constant(1.0).sub(&kappa.mul(&uau)).powf(-1.0);
+    let x = a
+        .mul(&v)
+        .add(&kappa.mul(&uav).mul(&den).mul(&a).mul(&u));
+    Some((x, vec![(i, dim)]))
 }
 
 /// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not

@@ -31,6 +31,7 @@
 // The crate docs show build scripts, whose `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]
 
+pub mod analyze;
 pub mod ast;
 pub mod budget;
 pub mod builder;

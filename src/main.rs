@@ -85,7 +85,7 @@ Examples:
     /// Prints a Rust module of kernels: the value and derivatives up to --order.
     #[command(
         after_help = "Functions for --name f and --order K: f (K >= 0); f_grad and f_value_grad (K >= 1);
-f_hvp and f_hessian (K >= 2); f_d{k} and f_d{k}_dir (3 <= k <= K).
+f_hvp, f_hessian, f_hessian_diag and (diagonal plus rank one Hessians) f_newton (K >= 2); f_d{k} and f_d{k}_dir (3 <= k <= K).
 
 Examples:
   symdiff codegen \"xent(z,q)\" --name xent --order 3
@@ -112,6 +112,24 @@ Examples:
         /// Float type of data and arithmetic.
         #[arg(long, value_enum, default_value_t = FloatArg::F64)]
         float: FloatArg,
+    },
+    /// States the structure of the Hessian: diagonal plus low rank, Xᵀ D X,
+    /// rank, null space, definiteness, a factorization H = SᵀS.
+    #[command(after_help = "Examples:
+  symdiff analyze \"xent(z,q)\"
+  symdiff analyze \"X: mat[m, d]; w: vec[d]; y: vec[m]; sum(softplus(-(2*y-1) * (X @ w)))/m + 0.0005*dot(w,w)\"
+  symdiff analyze \"logsumexp(z)\" --format json")]
+    Analyze {
+        /// The expression (program); `-` reads it from standard input,
+        /// `@FILE` from a file.
+        #[arg(allow_hyphen_values = true)]
+        expr: String,
+        /// Variable of the Hessian (default: as for derive).
+        #[arg(long)]
+        wrt: Option<String>,
+        /// Output format: text or json.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Lists the built-in functions with their definitions.
     Functions,
@@ -169,6 +187,7 @@ fn run(mut cli: Cli) -> ExitCode {
     let expr = match &mut cli.command {
         Command::Derive { expr, .. }
         | Command::Eval { expr, .. }
+        | Command::Analyze { expr, .. }
         | Command::Codegen { expr, .. } => expr,
         Command::Functions => {
             print!("{}", symdiff::shape::FUNCTIONS);
@@ -194,7 +213,7 @@ fn run(mut cli: Cli) -> ExitCode {
     let (expr, at) = match &cli.command {
         Command::Derive { expr, .. } => (expr.clone(), None),
         Command::Eval { expr, at, .. } => (expr.clone(), Some(at.clone())),
-        Command::Codegen { expr, .. } => (expr.clone(), None),
+        Command::Codegen { expr, .. } | Command::Analyze { expr, .. } => (expr.clone(), None),
         Command::Functions => (String::new(), None),
     };
     // The whole command, printing included, runs within one deadline on
@@ -215,6 +234,13 @@ fn run(mut cli: Cli) -> ExitCode {
 fn execute(command: Command) -> symdiff::Result<String> {
     match command {
         Command::Functions => Ok(symdiff::shape::FUNCTIONS.to_string()),
+        Command::Analyze { expr, wrt, format } => {
+            let a = symdiff::analyze::analyze(&expr, wrt.as_deref())?;
+            Ok(match format {
+                Format::Json => format!("{}\n", serde_json::to_string_pretty(&a.json).unwrap()),
+                _ => a.text,
+            })
+        }
         Command::Codegen {
             expr,
             name,

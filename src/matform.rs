@@ -316,7 +316,9 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
             let compound = matches!(**b, Node::Add(_) | Node::Mul(_) | Node::Num(_));
             let b = node_text(b, row, namer)?;
             let b = if compound { format!("({b})") } else { b };
-            if *e == 0.5 {
+            if *e == 1.0 {
+                b
+            } else if *e == 0.5 {
                 format!("sqrt({b})")
             } else if e.fract() == 0.0 {
                 format!("{b}^{}", *e as i64)
@@ -327,9 +329,14 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
         Node::Mul(kids) => {
             let mut coef = 1.0;
             let mut parts = Vec::new();
+            let mut den = Vec::new();
             for k in kids {
                 match k {
                     Node::Num(v) => coef *= v,
+                    // A negative power divides: `…/m`.
+                    Node::Pow(b, e) if *e < 0.0 => {
+                        den.push(node_text(&Node::Pow(b.clone(), -e), row, namer)?)
+                    }
                     other => {
                         let t = node_text(other, row, namer)?;
                         // `(1 − 2·y)∘(X w)`: sums and products of matrices
@@ -345,7 +352,13 @@ fn node_text(n: &crate::compact::Node, row: Ix, namer: &mut dyn Namer) -> Option
                     }
                 }
             }
-            let body = parts.join("∘");
+            let mut body = parts.join("∘");
+            if body.is_empty() {
+                body = "1".into();
+            }
+            for d in den {
+                body = format!("{body}/{d}");
+            }
             let mag = coef.abs();
             let s = if mag == 1.0 {
                 body

@@ -132,6 +132,28 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
             );
         }
     }
+    // The Hessian's diagonal.
+    if let (Some(plan), true) = (plans.get("f_hessian_diag"), order >= 2) {
+        let h = eval_at(2);
+        let diag: Vec<f64> = (0..w).map(|i| h[i * w + i]).collect();
+        close(
+            &interp::run(plan, &with_v, &sizes),
+            &diag,
+            &format!("f_hessian_diag of `{expr}`"),
+        );
+    }
+    // The Newton step solves (H + λI) x = v.
+    if let (Some(plan), true) = (plans.get("f_newton"), order >= 2) {
+        let h = eval_at(2);
+        let lambda = 0.5;
+        let mut with_lambda = with_v.clone();
+        with_lambda.push(vec![lambda]);
+        let x = interp::run(plan, &with_lambda, &sizes);
+        let back: Vec<f64> = (0..w)
+            .map(|i| (0..w).map(|j| h[i * w + j] * x[j]).sum::<f64>() + lambda * x[i])
+            .collect();
+        close(&back, &v, &format!("f_newton of `{expr}`"));
+    }
     // The fused value and gradient: the gradient, then the value.
     if let Some(plan) = plans.get("f_value_grad") {
         let mut want = eval_at(1);

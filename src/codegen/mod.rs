@@ -122,6 +122,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                     direction: false,
                     tensor_out: !scalar_value,
                     value_too: false,
+                    lambda: false,
                 };
                 let shift = reads_outside_normalizers(&t.expanded(), &d.wrt) && d.shift_invariant();
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
@@ -144,6 +145,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                     direction: false,
                     tensor_out: true,
                     value_too: false,
+                    lambda: false,
                 };
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                 if scalar_value && spec.min_order == 0 {
@@ -158,6 +160,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         direction: false,
                         tensor_out: true,
                         value_too: true,
+                        lambda: false,
                     };
                     let t0 = &d.orders[0];
                     let shift =
@@ -189,6 +192,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         direction: true,
                         tensor_out: true,
                         value_too: false,
+                        lambda: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
                         hvp(t).map(Lowered::from)
@@ -199,8 +203,39 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         direction: false,
                         tensor_out: true,
                         value_too: false,
+                        lambda: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
+                    // What gradient boosting takes (XGBoost, LightGBM): the
+                    // exact diagonal, O(n), never the n×n matrix.
+                    if scalar_value && t.wrt_dims.len() == 1 {
+                        let f = Function {
+                            name: name("_hessian_diag"),
+                            doc: "The diagonal of the Hessian, `H_ii`.".into(),
+                            direction: false,
+                            tensor_out: true,
+                            value_too: false,
+                            lambda: false,
+                        };
+                        items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
+                            Ok(hessian_diagonal(t).into())
+                        })?);
+                        // A Newton step in O(n) where the Hessian is
+                        // diagonal plus rank one (Sherman–Morrison).
+                        if let Some(step) = newton_step(t) {
+                            let f = Function {
+                                name: name("_newton"),
+                                doc: "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.".into(),
+                                direction: true,
+                                tensor_out: true,
+                                value_too: false,
+                                lambda: true,
+                            };
+                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
+                                Ok(step.into())
+                            })?);
+                        }
+                    }
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
@@ -208,6 +243,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         direction: false,
                         tensor_out: true,
                         value_too: false,
+                        lambda: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                     let f = Function {
@@ -216,6 +252,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         direction: true,
                         tensor_out: !scalar_value,
                         value_too: false,
+                        lambda: false,
                     };
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
                         directional(b, &d, k, centre.as_ref()).map(Lowered::from)

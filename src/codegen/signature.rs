@@ -152,6 +152,8 @@ pub(crate) struct Function {
     pub(crate) tensor_out: bool,
     /// Also returns a scalar while writing `out` (`f_value_grad`).
     pub(crate) value_too: bool,
+    /// Takes a scalar `lambda` after the direction (`f_newton`).
+    pub(crate) lambda: bool,
 }
 
 impl Function {
@@ -165,6 +167,9 @@ impl Function {
     ) -> Result<TokenStream> {
         let mut shapes = sig.shapes.clone();
         shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
+        if self.lambda {
+            shapes.push((LAMBDA.to_string(), Vec::new()));
+        }
         let mut body = Body::new(shapes);
         let (tail, out_idx) = match build(&mut body)? {
             Lowered::Poly(poly, out_idx) => {
@@ -192,6 +197,10 @@ impl Function {
         inputs.push(sig.direction.clone());
         let mut scalar = names.scalar.clone();
         scalar.push(false);
+        if self.lambda {
+            inputs.push(format_ident!("lambda"));
+            scalar.push(true);
+        }
         let names = Names {
             kernel: names.kernel.clone(),
             inputs,
@@ -225,6 +234,10 @@ impl Function {
             let n = &sig.direction;
             params.push(quote!(#n: &[#ty]));
             args.push(n.clone());
+        }
+        if self.lambda {
+            params.push(quote!(lambda: #ty));
+            args.push(format_ident!("lambda"));
         }
         if self.tensor_out {
             params.push(quote!(out: &mut [#ty]));

@@ -1,0 +1,727 @@
+//! Hessian structure, read off the simplified index form: what a solver
+//! needs to know before it factors or inverts a Hessian.
+//!
+//! The order-2 tensor of a scalar function of a vector `z` is split term by
+//! term into a diagonal part (`δ_ij` times a function of `i`), outer
+//! products `c·u_i v_j` and sums over rows `Σ_b X_bi X_bj w_b`:
+//!
+//! * **diagonal plus rank one**, `H = diag(d) − κ u uᵀ` (softmax
+//!   cross-entropy, logsumexp): with `t = Σ_i u_i²/d_i` and `γ = κ t`,
+//!   `H = D^{1/2}(I − κ w wᵀ)D^{1/2}` for `w = D^{-1/2}u`, so `H` is
+//!   positive semidefinite iff `d > 0` and `γ ≤ 1`, singular iff `γ = 1`
+//!   (null vector `D⁻¹u`), and `H = SᵀS` with
+//!   `S = D^{1/2} − α D^{-1/2} u uᵀ`, `α = (1 − √(1 − γ))/t`;
+//!   `(H + λI)⁻¹ g` costs O(n) by Sherman–Morrison;
+//! * **`Xᵀ diag(w) X` (plus `λ I`)** (logistic regression, least squares,
+//!   a layer's Hessian): positive semidefinite where `w ≥ 0`, definite
+//!   when also `λ > 0`;
+//! * **diagonal**: elementwise losses.
+//!
+//! Every claim is derived from the expression (`γ`, `D⁻¹u` and the signs
+//! of the factors are simplified like any derivative), and a factorization
+//! is checked numerically at a random point. Where none of these shapes
+//! fits, the report says so.
+
+use crate::derive::{derive, Derivation, Request};
+use crate::diag::{Error, Result};
+use crate::ir::{fresh, Atom, Dim, Fun, Ix, Poly, Term};
+use crate::render::{Printer, Syntax};
+use crate::sym::Tensor;
+
+/// What `symdiff analyze` prints.
+pub struct Analysis {
+    /// The report, one fact per line.
+    pub text: String,
+    /// The same as data.
+    pub json: serde_json::Value,
+}
+
+/// Analyzes the Hessian of `expr` with respect to `wrt` (default: as
+/// `derive` chooses).
+pub fn analyze(expr: &str, wrt: Option<&str>) -> Result<Analysis> {
+    let mut req = Request::new(expr, 2);
+    req.wrt = wrt.map(str::to_string);
+    let d = derive(&req)?;
+    crate::budget::run(req.deadline, || analyze_derivation(&d))
+}
+
+fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
+    let h = &d.orders[2];
+    if !h.value_idx.is_empty() {
+        return Err(Error::new(
+            "analyze looks at the Hessian of a scalar: this expression's value has indices",
+        )
+        .with_note("reduce it to a number first, e.g. with sum(…)"));
+    }
+    let mut names = d.names();
+    let (i, j) = match h.wrt_dims.len() {
+        1 => (h.group_indices(0)[0], h.group_indices(1)[0]),
+        _ => (0, 0),
+    };
+    let mut r = Report {
+        lines: Vec::new(),
+        json: serde_json::Map::new(),
+    };
+    r.line("f", &d.expr_text());
+    let shape = d.symbolic_shape();
+    r.line(
+        "Hessian",
+        &format!("with respect to {} (shape [{}])", d.wrt, shape.join(", ")),
+    );
+    {
+        let mut show = |p: &Poly| show_poly(p, &mut names);
+        match h.wrt_dims.len() {
+            0 => scalar(h, &mut r, &mut show),
+            1 => vector(d, h, i, j, &mut r, &mut show),
+            _ => {
+                r.line(
+                    "structure",
+                    "none found: the Hessian of a matrix variable is not analyzed yet (its index form is what `derive --order 2` prints)",
+                );
+                r.json.insert("structure".into(), "none".into());
+            }
+        }
+    }
+    let parts: Vec<String> = names
+        .parts
+        .iter()
+        .map(|(n, def, _)| format!("{n} = {def}"))
+        .collect();
+    if !parts.is_empty() {
+        r.lines.insert(2, format!("{:<13}{}", "where:", parts.join(", ")));
+        r.json.insert(
+            "definitions".into(),
+            serde_json::Value::Array(parts.into_iter().map(Into::into).collect()),
+        );
+    }
+    r.json.insert("wrt".into(), d.wrt.clone().into());
+    Ok(Analysis {
+        text: r.lines.join("\n") + "\n",
+        json: serde_json::Value::Object(r.json),
+    })
+}
+
+struct Report {
+    lines: Vec<String>,
+    json: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn line(&mut self, key: &str, text: &str) {
+        self.lines.push(format!("{:<13}{text}", format!("{key}:")));
+    }
+    fn more(&mut self, text: &str) {
+        self.lines.push(format!("{:<13}{text}", ""));
+    }
+}
+
+fn show_poly(p: &Poly, names: &mut crate::render::Names) -> String {
+    let mut rec = egg::RecExpr::default();
+    crate::compact::display(p).add_to(&mut rec);
+    Printer {
+        names,
+        syntax: Syntax::Text,
+        overrides: Default::default(),
+    }
+    .show(&rec)
+}
+
+/// Simplifies a polynomial as derivatives are (identities, then terms
+/// combined over common denominators).
+fn simplify(p: &Poly) -> Poly {
+    let (p, _) = crate::simplify::simplify_poly(
+        p,
+        &crate::rules::identities(),
+        crate::simplify::Limits::default(),
+        "analyze",
+    );
+    crate::simplify::combine_terms(&p)
+}
+
+fn scalar(h: &Tensor, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
+    let p = h.expanded();
+    r.line("structure", &format!("a number: f'' = {}", show(&p)));
+    r.json.insert("structure".into(), "scalar".into());
+    match sign(&p, show) {
+        Sign::Positive { mut conds, nonzero } => {
+            conds.extend(nonzero);
+            r.line("definite", &positive_when("f'' > 0", &conds));
+        }
+        Sign::Unknown => r.line("definite", "depends on the point (the sign of f'' is not fixed)"),
+    }
+}
+
+/// The parts of a vector Hessian.
+#[derive(Default)]
+struct Parts {
+    /// `Σ terms · δ_ij`, as a function of `i`.
+    diag: Poly,
+    /// `c · u_i · v_j` (v written in `i` too).
+    outer: Vec<(Poly, Poly, Poly)>,
+    /// `Σ_b X_bi X_bj w_b`: matrix name and the weight over a fresh index.
+    gram: Vec<(String, Ix, Poly, Dim)>,
+    /// Something else.
+    other: bool,
+}
+
+fn split(terms: &[Term], i: Ix, j: Ix) -> Parts {
+    let mut parts = Parts::default();
+    for t in crate::matform::merge_row_sums(terms) {
+        let is_delta =
+            |f: &crate::ir::Factor| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == (i.min(j), i.max(j)));
+        let term = |fs: Vec<crate::ir::Factor>, c: f64| Poly {
+            terms: vec![Term {
+                factors: fs,
+                coef: crate::ir::Real(c),
+            }],
+        };
+        if t.factors.iter().any(is_delta) {
+            let rest: Vec<_> = t.factors.iter().filter(|f| !is_delta(f)).cloned().collect();
+            if rest.iter().all(|f| f.atom.free().iter().all(|x| *x == i)) {
+                parts.diag = parts.diag.add(&term(rest, t.coef.0));
+            } else {
+                parts.other = true;
+            }
+            continue;
+        }
+        let (mut c, mut u, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        let mut both = Vec::new();
+        for f in &t.factors {
+            let free = f.atom.free();
+            if free.is_empty() {
+                c.push(f.clone());
+            } else if free.iter().all(|x| *x == i) {
+                u.push(f.clone());
+            } else if free.iter().all(|x| *x == j) {
+                v.push(f.clone());
+            } else {
+                both.push(f.clone());
+            }
+        }
+        match both.as_slice() {
+            [] => parts.outer.push((
+                term(c, t.coef.0),
+                term(u, 1.0),
+                term(v, 1.0).rename(j, i),
+            )),
+            [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j) {
+                Some((x, k, w, dim)) => {
+                    let scale = term(c, t.coef.0);
+                    parts.gram.push((x, k, w.mul(&scale), dim))
+                }
+                None => parts.other = true,
+            },
+            _ => parts.other = true,
+        }
+    }
+    parts
+}
+
+/// `Σ_b X_bi X_bj w_b` → (X, b, w_b, range of b).
+fn gram(a: &Atom, i: Ix, j: Ix) -> Option<(String, Ix, Poly, Dim)> {
+    let Atom::Sum { ix, dim, body } = a else {
+        return None;
+    };
+    let b = fresh();
+    let body = body.rename(*ix, b);
+    let mut name: Option<String> = None;
+    let mut weight = Vec::new();
+    for t in &body.terms {
+        let mut found = (false, false);
+        let mut rest = Vec::new();
+        for f in &t.factors {
+            match &*f.atom {
+                Atom::Var { name: n, idx } if f.exp.0 == 1.0 && idx.len() == 2 && idx[0] == b => {
+                    if name.as_deref().is_some_and(|x| x != &**n) {
+                        return None;
+                    }
+                    if idx[1] == i && !found.0 {
+                        found.0 = true;
+                        name = Some(n.to_string());
+                        continue;
+                    }
+                    if idx[1] == j && !found.1 {
+                        found.1 = true;
+                        name = Some(n.to_string());
+                        continue;
+                    }
+                    rest.push(f.clone());
+                }
+                _ => rest.push(f.clone()),
+            }
+        }
+        if found != (true, true) {
+            return None;
+        }
+        if rest.iter().any(|f| f.atom.free().iter().any(|x| *x != b)) {
+            return None;
+        }
+        weight.push(Term {
+            factors: rest,
+            coef: t.coef,
+        });
+    }
+    Some((name?, b, Poly::from_terms(weight), dim.clone()))
+}
+
+fn vector(
+    d: &Derivation,
+    h: &Tensor,
+    i: Ix,
+    j: Ix,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let parts = split(&h.expanded().terms, i, j);
+    let dim = h.wrt_dims[0].clone();
+    if parts.other || (parts.outer.len() > 1 && !parts.gram.is_empty()) {
+        r.line(
+            "structure",
+            "none found: the Hessian is not diagonal plus low rank nor Xᵀ D X (see `derive --order 2`)",
+        );
+        r.json.insert("structure".into(), "none".into());
+        return;
+    }
+    if !parts.gram.is_empty() {
+        gram_report(&parts, &dim, r, show);
+        return;
+    }
+    // Outer products with the same vectors are one: c·u uᵀ.
+    let mut rank_one: Vec<(Poly, Poly)> = Vec::new(); // (c, u) with u = v
+    let mut asymmetric = false;
+    for (c, u, v) in &parts.outer {
+        if u == v {
+            match rank_one.iter_mut().find(|(_, w)| w == u) {
+                Some(e) => e.0 = e.0.add(c),
+                None => rank_one.push((c.clone(), u.clone())),
+            }
+        } else {
+            asymmetric = true;
+        }
+    }
+    let diag = parts.diag.clone();
+    if parts.outer.is_empty() {
+        r.line("structure", &format!("diagonal: H = diag(d) with d_i = {}", show(&diag)));
+        r.json.insert("structure".into(), "diagonal".into());
+        r.json.insert("d".into(), show(&diag).into());
+        match sign(&diag, show) {
+            Sign::Positive { conds, nonzero } if nonzero.is_empty() => {
+                r.line("definite", &positive_when("positive definite", &conds));
+            }
+            Sign::Positive { conds, nonzero } => {
+                r.line(
+                    "definite",
+                    &format!(
+                        "{}; definite where {}",
+                        positive_when("positive semidefinite", &conds),
+                        nonzero.join(" and ")
+                    ),
+                );
+            }
+            Sign::Unknown => r.line("definite", "depends on the point (the signs of d_i)"),
+        }
+        r.line("newton", "(H + λI)⁻¹ g = g / (d + λ), entry by entry, O(n)");
+        return;
+    }
+    let rank = if asymmetric {
+        parts.outer.len()
+    } else {
+        rank_one.len()
+    };
+    if asymmetric || rank_one.len() != 1 {
+        r.line(
+            "structure",
+            &format!("diagonal plus rank {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {}", show(&diag)),
+        );
+        r.json.insert("structure".into(), "diagonal plus low rank".into());
+        r.json.insert("rank_of_update".into(), rank.into());
+        r.line("newton", "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²)");
+        return;
+    }
+    // H = D − κ u uᵀ.
+    let (c, u) = rank_one.pop().expect("one term");
+    let kappa = simplify(&c.neg());
+    r.line(
+        "structure",
+        "diagonal plus rank one: H = diag(d) − κ u uᵀ",
+    );
+    r.more(&format!(
+        "d_i = {},  u_i = {},  κ = {}",
+        show(&diag),
+        show(&u),
+        show(&kappa)
+    ));
+    r.json.insert("structure".into(), "diagonal plus rank one".into());
+    r.json.insert("d".into(), show(&diag).into());
+    r.json.insert("u".into(), show(&u).into());
+    r.json.insert("kappa".into(), show(&kappa).into());
+    // t = Σ_k u_k² / d_k and γ = κ t.
+    let k = fresh();
+    let (uk, dk) = (u.rename(i, k), diag.rename(i, k));
+    let t = simplify(&Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&dk.powf(-1.0))));
+    let gamma = simplify(&kappa.mul(&t));
+    let null = simplify(&u.mul(&diag.powf(-1.0)));
+    let d_sign = sign(&diag, show);
+    let kappa_sign = sign(&kappa, show);
+    r.line(
+        "γ",
+        &format!("κ·Σ_i u_i²/d_i = {} (H is singular iff γ = 1; PSD iff d > 0 and γ ≤ 1)", show(&gamma)),
+    );
+    r.json.insert("gamma".into(), show(&gamma).into());
+    let n = dim.to_string();
+    match gamma.as_constant() {
+        Some(1.0) => {
+            let conds = match (&d_sign, &kappa_sign) {
+                (Sign::Positive { conds, nonzero }, _) => {
+                    conds.iter().chain(nonzero).cloned().collect()
+                }
+                _ => vec!["d_i ≠ 0".to_string()],
+            };
+            r.line(
+                "rank",
+                &format!("{n} − 1{}: γ = 1 for every point, so H is singular", when(&conds)),
+            );
+            r.json.insert("rank".into(), format!("{n} - 1").into());
+            let null_text = if null.free().is_empty() {
+                let why = if d.shift_invariant() {
+                    format!(
+                        ": f does not change along 1 ({} → {} + c·1; softmax is shift-invariant)",
+                        d.wrt, d.wrt
+                    )
+                } else {
+                    String::new()
+                };
+                format!("spanned by 1, the all-ones vector (H·1 = 0){why}")
+            } else {
+                format!("spanned by D⁻¹u, entries {}", show(&null))
+            };
+            r.line("null space", &null_text);
+            r.json.insert("null_space".into(), null_text.clone().into());
+            if let Sign::Positive { conds, .. } = &d_sign {
+                r.line(
+                    "definite",
+                    &format!("positive semidefinite{}, never positive definite", when(conds)),
+                );
+                r.json.insert("definite".into(), "positive semidefinite".into());
+            }
+            r.line(
+                "invertible",
+                "add λ > 0 (H + λI is positive definite), or fix one coordinate (optimize over n − 1 of them, e.g. the last logit at 0)",
+            );
+        }
+        Some(g) if g < 1.0 => {
+            r.line("rank", &format!("{n} (γ = {g} < 1)"));
+            if let Sign::Positive { conds, nonzero } = &d_sign {
+                let all: Vec<String> = conds.iter().chain(nonzero).cloned().collect();
+                r.line("definite", &positive_when("positive definite", &all));
+            }
+        }
+        _ => {
+            r.line("rank", &format!("{n} where γ ≠ 1, {n} − 1 where γ = 1"));
+        }
+    }
+    // S with H = SᵀS: S_ij = sqrt(d_i) δ_ij − α u_i u_j / sqrt(d_i).
+    if let Some(g) = gamma.as_constant().filter(|g| *g <= 1.0) {
+        let alpha = simplify(&t.powf(-1.0).scale(1.0 - (1.0 - g).sqrt()));
+        let sd = diag.powf(0.5);
+        let s = simplify(
+            &sd.mul(&Poly::delta(i, j)).sub(
+                &alpha
+                    .mul(&u)
+                    .mul(&u.rename(i, j))
+                    .mul(&diag.powf(-0.5)),
+            ),
+        );
+        let check = check_factor(d, h, &s, i, j);
+        r.line("factor", &format!("H = SᵀS with S_ij = {}", show(&s)));
+        match check {
+            Some(err) => r.more(&format!(
+                "(checked at a random point with {n} = 5: largest difference {err:.1e})"
+            )),
+            None => r.more("(not checked numerically: the point could not be built)"),
+        }
+        r.json.insert("factor_S".into(), show(&s).into());
+        r.json.insert(
+            "factor_checked_error".into(),
+            check.map_or(serde_json::Value::Null, Into::into),
+        );
+    }
+    r.line(
+        "newton",
+        "(H + λI)⁻¹ g in O(n) by Sherman–Morrison: x = g/(d + λ) + κ (uᵀ(g/(d + λ))) / (1 − κ uᵀ(u/(d + λ))) · u/(d + λ)",
+    );
+}
+
+/// `H = diag(d) − κ u uᵀ`: `(d_i, u_i, κ)` in the Hessian's first index,
+/// when the Hessian `h` of a scalar function of a vector has that form.
+pub(crate) fn diag_plus_rank_one(h: &Tensor) -> Option<(Poly, Poly, Poly)> {
+    if !h.value_idx.is_empty() || h.wrt_dims.len() != 1 || h.order() != 2 {
+        return None;
+    }
+    let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
+    let parts = split(&h.expanded().terms, i, j);
+    if parts.other || !parts.gram.is_empty() || parts.outer.is_empty() {
+        return None;
+    }
+    let (c, u, _) = &parts.outer[0];
+    let mut total = Poly::zero();
+    for (ck, uk, vk) in &parts.outer {
+        if uk != u || vk != u {
+            return None;
+        }
+        total = total.add(ck);
+    }
+    let _ = c;
+    Some((parts.diag, u.clone(), simplify(&total.neg())))
+}
+
+fn gram_report(
+    parts: &Parts,
+    _dim: &Dim,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let (x, b, _, rows) = &parts.gram[0];
+    let same = parts.gram.iter().all(|g| g.0 == *x && g.3 == *rows);
+    let mut weight = Poly::zero();
+    for (_, bk, wk, _) in &parts.gram {
+        weight = weight.add(&wk.rename(*bk, *b));
+    }
+    let weight = simplify(&weight);
+    let lambda = parts.diag.clone();
+    // λ·I: a diagonal part that is one number for every entry.
+    let lambda_ok = lambda.free().is_empty() && same;
+    let wtext = {
+        struct Plain;
+        impl crate::matform::Namer for Plain {
+            fn atom_name(&mut self, _: &Atom) -> Option<String> {
+                None
+            }
+        }
+        crate::matform::vector_text(&weight, *b, &mut Plain).unwrap_or_else(|| show(&weight))
+    };
+    let plus = if lambda.is_empty() {
+        String::new()
+    } else {
+        format!(" + {}·I", show(&lambda))
+    };
+    r.line(
+        "structure",
+        &format!("H = {x}ᵀ D {x}{plus}, D = diag({wtext}) (one weight per row of {x})"),
+    );
+    r.json.insert("structure".into(), "X^T D X".into());
+    r.json.insert("D".into(), wtext.clone().into());
+    r.line(
+        "rank",
+        &format!("at most the number of rows of {x} with a nonzero weight; full when λ > 0"),
+    );
+    let mut row_text = |p: &Poly| {
+        struct Plain;
+        impl crate::matform::Namer for Plain {
+            fn atom_name(&mut self, _: &Atom) -> Option<String> {
+                None
+            }
+        }
+        crate::matform::vector_text(p, *b, &mut Plain).unwrap_or_else(|| "?".into())
+    };
+    match sign(&weight, &mut row_text) {
+        Sign::Positive { conds, .. } => {
+            let lam = if lambda.is_empty() || !lambda_ok {
+                String::new()
+            } else {
+                match sign(&lambda, show) {
+                    Sign::Positive { .. } => ", definite (the λ part is positive)".into(),
+                    Sign::Unknown => String::new(),
+                }
+            };
+            r.line(
+                "definite",
+                &format!("positive semidefinite{} (D ≥ 0){lam}", when(&conds)),
+            );
+            r.json.insert("definite".into(), "positive semidefinite".into());
+        }
+        Sign::Unknown => r.line("definite", "depends on the signs of D's entries"),
+    }
+    r.line(
+        "factor",
+        &format!(
+            "H = SᵀS with S = sqrt(D) {x}{} where D ≥ 0",
+            if lambda.is_empty() { "" } else { " stacked over sqrt(λ)·I" }
+        ),
+    );
+    r.line(
+        "newton",
+        &format!("(H + λI)⁻¹ g: a Cholesky factor of {x}ᵀ D {x} + λI (columns of {x} squared), or Woodbury through the rows' system when there are fewer rows than columns"),
+    );
+}
+
+/// The sign of a polynomial: positive under the listed conditions, or
+/// unknown.
+enum Sign {
+    /// Nonnegative under `conds` (`s > 0`), and positive where also
+    /// `nonzero` holds (the bases of even powers).
+    Positive {
+        conds: Vec<String>,
+        nonzero: Vec<String>,
+    },
+    Unknown,
+}
+
+fn sign(p: &Poly, show: &mut dyn FnMut(&Poly) -> String) -> Sign {
+    use crate::compact::Node;
+    let node = crate::compact::display(p);
+    let mut conds = Vec::new();
+    let mut nonzero = Vec::new();
+    let factors = match &node {
+        Node::Mul(kids) => kids.clone(),
+        other => vec![other.clone()],
+    };
+    for f in &factors {
+        // An even power is positive where its base is not zero.
+        if let Node::Pow(b, e) = f {
+            if e.fract() == 0.0 && (*e as i64) % 2 == 0 {
+                nonzero.push(format!("{} ≠ 0", show(&b.to_poly())));
+                continue;
+            }
+        }
+        match positive(f) {
+            Some(true) => {}
+            Some(false) => return Sign::Unknown,
+            None => {
+                // One factor of unknown sign is a condition (s > 0); two or
+                // more could each be negative, so nothing is claimed.
+                if !conds.is_empty() {
+                    return Sign::Unknown;
+                }
+                let text = show(&f.to_poly());
+                conds.push(format!("{text} > 0"));
+            }
+        }
+    }
+    Sign::Positive { conds, nonzero }
+}
+
+/// Whether a factor is positive by construction (Some(true)), negative or
+/// of changing sign by construction (Some(false)), or unknown (None: a
+/// variable or a sum of them, which the report states as a condition).
+fn positive(n: &crate::compact::Node) -> Option<bool> {
+    use crate::compact::Node;
+    match n {
+        Node::Num(v) => Some(*v > 0.0),
+        Node::Pow(b, _) => positive(b),
+        Node::Func(f, _) => fun_positive(*f),
+        Node::Atom(a) => match &**a {
+            Atom::Func(f, _) => fun_positive(*f),
+            Atom::Softmax { .. } | Atom::Dim(_) => Some(true),
+            Atom::Var { .. } | Atom::Sum { .. } | Atom::Group(_) => None,
+            _ => Some(false),
+        },
+        // A sum of nonnegative terms, one of them positive.
+        Node::Add(kids) if kids.iter().all(|k| nonnegative(k).is_some()) => {
+            kids.iter().any(|k| nonnegative(k) == Some(true)).then_some(true)
+        }
+        // 1 − σ(u) = σ(−u) > 0.
+        Node::Add(kids) => match kids.as_slice() {
+            [Node::Num(one), Node::Mul(m)] if *one == 1.0 => match m.as_slice() {
+                [Node::Num(c), s] if *c == -1.0 && is_sigmoid(s) => Some(true),
+                _ => None,
+            },
+            _ => None,
+        },
+        Node::Sum { .. } | Node::Mul(_) => None,
+    }
+}
+
+/// `Some(strict)` when a term is nonnegative by construction (strictly
+/// positive if `strict`): positive factors and even powers.
+fn nonnegative(n: &crate::compact::Node) -> Option<bool> {
+    use crate::compact::Node;
+    match n {
+        Node::Pow(_, e) if e.fract() == 0.0 && (*e as i64) % 2 == 0 => Some(false),
+        Node::Mul(kids) => {
+            let each: Option<Vec<bool>> = kids.iter().map(nonnegative).collect();
+            each.map(|e| e.iter().all(|x| *x))
+        }
+        other => (positive(other) == Some(true)).then_some(true),
+    }
+}
+
+fn is_sigmoid(n: &crate::compact::Node) -> bool {
+    use crate::compact::Node;
+    matches!(n, Node::Func(Fun::Sigmoid, _))
+        || matches!(n, Node::Atom(a) if matches!(&**a, Atom::Func(Fun::Sigmoid, _)))
+}
+
+fn fun_positive(f: Fun) -> Option<bool> {
+    match f {
+        Fun::Exp | Fun::Sigmoid | Fun::Softplus => Some(true),
+        _ => None,
+    }
+}
+
+fn when(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" when {}", conds.join(" and "))
+    }
+}
+
+fn positive_when(what: &str, conds: &[String]) -> String {
+    format!("{what}{}", if conds.is_empty() { " everywhere".to_string() } else { when(conds) })
+}
+
+/// Largest |H − SᵀS| at a random point with every length 5, or None when
+/// the point cannot be built.
+fn check_factor(d: &Derivation, h: &Tensor, s: &Poly, i: Ix, j: Ix) -> Option<f64> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut at = Vec::new();
+    for (name, shape) in &d.typed.vars {
+        let len: usize = shape
+            .dims()
+            .iter()
+            .map(|x| match x {
+                Dim::Fixed(k) => *k,
+                Dim::Named(_) => 5,
+            })
+            .product();
+        let vals: Vec<String> = (0..len).map(|_| format!("{:.6}", 0.2 + next())).collect();
+        at.push(match shape.rank() {
+            0 => format!("{name}={}", vals[0]),
+            1 => format!("{name}=[{}]", vals.join(",")),
+            _ => return None,
+        });
+    }
+    let point = crate::eval::bind(&d.typed, &crate::eval::parse_point(&at.join("; ")).ok()?).ok()?;
+    let want = crate::eval::evaluate(h, &point).ok()?;
+    // SᵀS_ij = Σ_k S_ki S_kj.
+    let k = fresh();
+    let ski = rename_both(s, i, j, k, i);
+    let skj = rename_both(s, i, j, k, j);
+    let sts = Poly::sum_over(k, &h.wrt_dims[0], &ski.mul(&skj));
+    let t = Tensor::new(
+        sts,
+        vec![i, j],
+        vec![h.wrt_dims[0].clone(), h.wrt_dims[0].clone()],
+        h.wrt_dims.clone(),
+    );
+    let got = crate::eval::evaluate(&t, &point).ok()?;
+    (got.len() == want.len()).then(|| {
+        got.iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    })
+}
+
+/// `S` with its row index `i` read as `row` and its column `j` as `col`.
+fn rename_both(s: &Poly, i: Ix, j: Ix, row: Ix, col: Ix) -> Poly {
+    let (ti, tj) = (fresh(), fresh());
+    s.rename(i, ti).rename(j, tj).rename(ti, row).rename(tj, col)
+}
