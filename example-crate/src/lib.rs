@@ -5,6 +5,8 @@
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
+pub mod newton;
+
 #[cfg(test)]
 mod tests {
     /// The polynomial `exp` that kernels use for arguments of any sign
