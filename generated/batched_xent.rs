@@ -3,6 +3,8 @@
 // kernel `batched_xent`: f = Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m, orders 0..=1, f64
 
 /// The value.
+///
+/// `f = (Σ_b (Σ_a Y_ba) logsumexp(Z_b) − (Σ_b (Σ_a Y_ba Z_ba)))/m`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -155,6 +157,8 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
     c0 * sum6
 }
 /// The gradient.
+///
+/// `∂f/∂Z_ij = ((Σ_a Y_ia) A_ij − Y_ij)/m`, where `A_ia = softmax_a(Z_ia)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

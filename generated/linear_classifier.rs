@@ -4,6 +4,8 @@
 // kernel `linear_b`: f = X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m, orders 0..=1 with respect to b, f64
 
 /// The value.
+///
+/// `f = −(Σ_c (Σ_a Y_ca b_a) − (Σ_e (Σ_a Y_ea) logsumexp(b + Σ_a W_a X_ea)) + Σ_e (Σ_c Y_ec·(Σ_a W_ac X_ea)))/m`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -187,6 +189,8 @@ fn linear_w_body<const FMA: bool>(
     c0 * sum8
 }
 /// The gradient.
+///
+/// `∂f/∂W_ij = (Σ_e X_ei·((Σ_a Y_ea) A_ej − Y_ej))/m`, where `A_ec = softmax_c(b_c + Σ_a W_ac X_ea)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_grad(
     m: usize,
@@ -586,6 +590,8 @@ fn linear_w_value_grad_body<const FMA: bool>(
     c0 * sum11
 }
 /// The value.
+///
+/// `f = −(Σ_c (Σ_a Y_ca b_a) − (Σ_e (Σ_a Y_ea) logsumexp(b + Σ_a W_a X_ea)) + Σ_e (Σ_c Y_ec·(Σ_a W_ac X_ea)))/m`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -769,6 +775,8 @@ fn linear_b_body<const FMA: bool>(
     c0 * sum8
 }
 /// The gradient.
+///
+/// `∂f/∂b_i = (Σ_e ((Σ_a Y_ea) A_ei − Y_ei))/m`, where `A_ec = softmax_c(b_c + Σ_a W_ac X_ea)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_grad(
     m: usize,

@@ -3,6 +3,8 @@
 // kernel `log_softmax`: f = log_softmax(z), orders 0..=2, f64
 
 /// The value.
+///
+/// `f = z_i − logsumexp(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -116,6 +118,8 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Jacobian, value indices first.
+///
+/// `∂f/∂z_j = δ_ij − p_j`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -351,6 +355,8 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
     }
 }
 /// The full Hessian, row-major.
+///
+/// `∂²f/∂z_j∂z_k = p_j p_k − p_j δ_jk`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn log_softmax_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

@@ -3,6 +3,8 @@
 // kernel `logsumexp`: f = logsumexp(z), orders 0..=3, f64
 
 /// The value.
+///
+/// `f = logsumexp(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp(z: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -101,6 +103,8 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
     max0 + sumexp1.ln()
 }
 /// The gradient.
+///
+/// `∂f/∂z_i = p_i`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -435,6 +439,8 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 /// The full Hessian, row-major.
+///
+/// `∂²f/∂z_i∂z_j = p_i δ_ij − p_i p_j`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -783,6 +789,8 @@ fn logsumexp_newton_body<const FMA: bool>(
     }
 }
 /// The full derivative tensor of order 3, row-major.
+///
+/// `∂³f/∂z_i∂z_j∂z_k = p_i δ_ijk − p_i p_k δ_ij − p_i p_j δ_ik − p_i p_j δ_jk + 2 p_i p_j p_k`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

@@ -3,6 +3,8 @@
 // kernel `softmax`: f = softmax(z), orders 0..=2, f64
 
 /// The value.
+///
+/// `f = p_i`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -107,6 +109,8 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     }
 }
 /// The Jacobian, value indices first.
+///
+/// `∂f/∂z_j = p_i δ_ij − p_i p_j`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -344,6 +348,8 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 /// The full Hessian, row-major.
+///
+/// `∂²f/∂z_j∂z_k = p_i δ_ijk − p_i p_k δ_ij − p_i p_j δ_ik − p_i p_j δ_jk + 2 p_i p_j p_k`, where `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

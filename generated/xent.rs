@@ -3,6 +3,8 @@
 // kernel `xent`: f = xent(z, q), orders 0..=10, f64
 
 /// The value.
+///
+/// `f = s·logsumexp(z) − (Σ_a q_a z_a)`, where `s = sum(q)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent(z: &[f64], q: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -136,6 +138,8 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
     sum1 * lse4 - sum5
 }
 /// The gradient.
+///
+/// `∂f/∂z_i = s·p_i − q_i`, where `s = sum(q)`, `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_grad(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -609,6 +613,8 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     }
 }
 /// The full Hessian, row-major.
+///
+/// `∂²f/∂z_i∂z_j = s·(p_i δ_ij − p_i p_j)`, where `s = sum(q)`, `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -1015,6 +1021,8 @@ fn xent_newton_body<const FMA: bool>(
     }
 }
 /// The full derivative tensor of order 3, row-major.
+///
+/// `∂³f/∂z_i∂z_j∂z_k = s·(p_i δ_ijk − p_i p_k δ_ij − p_i p_j δ_ik − p_i p_j δ_jk + 2 p_i p_j p_k)`, where `s = sum(q)`, `p = softmax(z)`
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

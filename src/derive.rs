@@ -282,6 +282,60 @@ impl Derivation {
         sum.is_zero()
     }
 
+    /// This derivation stopped at order `k` (its tensor that of order k).
+    pub fn at_order(&self, k: usize) -> Derivation {
+        Derivation {
+            typed: self.typed.clone(),
+            wrt: self.wrt.clone(),
+            tensor: self.orders[k].clone(),
+            orders: self.orders[..=k].to_vec(),
+            stats: Vec::new(),
+            used_facts: self.used_facts.clone(),
+            unused_facts: self.unused_facts.clone(),
+            conditions: self.conditions.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// The formula of order `k` as `derive` prints it, for a kernel's doc:
+    /// `∂f/∂z_i = s·p_i − q_i, where s = sum(q), p = softmax(z)`, or None
+    /// when it is too long to read there.
+    pub fn formula(&self, k: usize) -> Option<String> {
+        let d = self.at_order(k);
+        let (text, _) = d.report(Syntax::Text, Limits::default());
+        let form = text.lines().find_map(|l| l.strip_prefix("index form:"))?.trim();
+        if form.chars().count() > 240 {
+            return None;
+        }
+        let names = d.free_names(&d.names());
+        let free = &names[d.tensor.value_idx.len()..];
+        let lhs = match k {
+            0 => "f".to_string(),
+            1 => format!("∂f/∂{}{}", self.wrt, subscript(free)),
+            _ => format!(
+                "∂{}f/{}",
+                superscript(k),
+                if free.is_empty() {
+                    format!("∂{}{}", self.wrt, superscript(k))
+                } else {
+                    free.iter().map(|i| format!("∂{}_{i}", self.wrt)).collect::<String>()
+                }
+            ),
+        };
+        let wheres: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("where "))
+            .collect();
+        let mut out = format!("`{lhs} = {form}`");
+        if !wheres.is_empty() {
+            out.push_str(&format!(
+                ", where {}",
+                wheres.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Some(out)
+    }
+
     /// The free indices of the result, value first.
     pub fn free_indices(&self) -> Vec<Ix> {
         let mut ids = self.tensor.value_idx.clone();
@@ -739,6 +793,14 @@ fn latex_name(name: &str) -> String {
 /// Text for `\texttt{…}`: the characters TeX treats specially escaped.
 fn latex_text(s: &str) -> String {
     s.replace('_', "\\_")
+}
+
+fn subscript(free: &[String]) -> String {
+    if free.is_empty() {
+        String::new()
+    } else {
+        format!("_{}", free.join(""))
+    }
 }
 
 fn superscript(k: usize) -> String {

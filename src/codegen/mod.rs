@@ -105,6 +105,14 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
     // One shift-invariance check (an e-graph run) serves every `_d{k}_dir`.
     let centre = if spec.order >= 3 { centring(&d) } else { None };
     let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
+    // A function's doc carries the formula it computes, as `derive` prints
+    // it, where that is short enough to read there (orders up to 3).
+    let with_formula = |doc: &str, k: usize| -> String {
+        match (k <= 3).then(|| d.formula(k)).flatten() {
+            Some(f) => format!("{doc}\n\n{f}"),
+            None => doc.to_string(),
+        }
+    };
 
     // Every full tensor that will be emitted is sized before any is: a
     // kernel set that cannot be built is refused at once, not after its
@@ -118,7 +126,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
             0 => {
                 let f = Function {
                     name: name(""),
-                    doc: "The value.".into(),
+                    doc: with_formula("The value.", 0),
                     direction: false,
                     tensor_out: !scalar_value,
                     value_too: false,
@@ -141,7 +149,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                 };
                 let f = Function {
                     name: name("_grad"),
-                    doc: doc.into(),
+                    doc: with_formula(doc, 1),
                     direction: false,
                     tensor_out: true,
                     value_too: false,
@@ -199,7 +207,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                     })?);
                     let f = Function {
                         name: name("_hessian"),
-                        doc: "The full Hessian, row-major.".into(),
+                        doc: with_formula("The full Hessian, row-major.", 2),
                         direction: false,
                         tensor_out: true,
                         value_too: false,
@@ -239,7 +247,10 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                 } else {
                     let f = Function {
                         name: name(&format!("_d{k}")),
-                        doc: format!("The full derivative tensor of order {k}, row-major."),
+                        doc: with_formula(
+                            &format!("The full derivative tensor of order {k}, row-major."),
+                            k,
+                        ),
                         direction: false,
                         tensor_out: true,
                         value_too: false,

@@ -299,7 +299,12 @@ impl Function {
         alloc.extend(em.orbits(&stmts));
         let code = em.stmts(&stmts);
         let name = &self.name;
-        let doc = format!(" {}", self.doc);
+        // One `///` line per line of the doc.
+        let doc: Vec<String> = self
+            .doc
+            .lines()
+            .map(|l| if l.is_empty() { String::new() } else { format!(" {l}") })
+            .collect();
         let ret = if self.tensor_out && !self.value_too {
             quote!()
         } else {
@@ -316,7 +321,7 @@ impl Function {
         );
         let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
         Ok(quote! {
-            #[doc = #doc]
+            #(#[doc = #doc])*
             #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
             pub fn #name(#(#params),*) #ret {
                 #[cfg(target_arch = "x86_64")]
