@@ -656,6 +656,118 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[i0] = out[i0] * inv4 - (out[i0] * inv4).powi(2);
     }
 }
+/// `S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_hessian_factor(z: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_hessian_factor_avx2(z, out) };
+        }
+    }
+    logsumexp_hessian_factor_body::<false>(z, out)
+}
+/// [`logsumexp_hessian_factor`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hessian_factor`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn logsumexp_hessian_factor_avx2(z: &[f64], out: &mut [f64]) {
+    logsumexp_hessian_factor_body::<true>(z, out)
+}
+/// The body of [`logsumexp_hessian_factor`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+    let n = z.len();
+    assert_eq!(out.len(), n * n, "`out` must have length n·n");
+    let mut p3 = vec![0.0; n];
+    let mut acc4_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
+        }
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
+    let mut exact4 = n <= 64;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let p3_b4 = &mut p3[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                part4_0[j4] += p3_b4[j4];
+            }
+            b4 += len4;
+        }
+        for l4 in 0..32 {
+            acc4_0[l4] += acc4_0[l4 + 32];
+        }
+        for l4 in 0..16 {
+            acc4_0[l4] += acc4_0[l4 + 16];
+        }
+        for l4 in 0..8 {
+            acc4_0[l4] += acc4_0[l4 + 8];
+        }
+        for l4 in 0..4 {
+            acc4_0[l4] += acc4_0[l4 + 4];
+        }
+        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
+            exact4 = true;
+            max0 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
+            acc4_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv4 = 1.0 / sumexp1;
+    for i2 in 0..n {
+        p3[i2] *= inv4;
+    }
+    for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
+        for i1 in 0..n {
+            out_r1[i1] = -(p3[i0].sqrt() * p3[i1]);
+        }
+        out[i0 * n + i0] += p3[i0].sqrt();
+    }
+}
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_newton(z: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {

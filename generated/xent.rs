@@ -868,6 +868,137 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
         out[i0] = sum0 * (out[i0] * inv5) - sum0 * (out[i0] * inv5).powi(2);
     }
 }
+/// `S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_hessian_factor(z: &[f64], q: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_hessian_factor_avx2(z, q, out) };
+        }
+    }
+    xent_hessian_factor_body::<false>(z, q, out)
+}
+/// [`xent_hessian_factor`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hessian_factor`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn xent_hessian_factor_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
+    xent_hessian_factor_body::<true>(z, q, out)
+}
+/// The body of [`xent_hessian_factor`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+    let n = z.len();
+    assert_eq!(q.len(), n, "`q` must have length n");
+    assert_eq!(out.len(), n * n, "`out` must have length n·n");
+    let mut p4 = vec![0.0; n];
+    let mut acc2_0: [f64; 64] = [0.0; 64];
+    let mut acc2_1: [f64; 64] = [0.0; 64];
+    let mut max1 = {
+        let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c2 in 0..n.min(64) / 4 {
+            for l2 in 0..4 {
+                let i2 = c2 * 4 + l2;
+                top2[l2] = top2[l2].max(z[i2]);
+            }
+        }
+        for i2 in n.min(64) / 4 * 4..n.min(64) {
+            top2[0] = top2[0].max(z[i2]);
+        }
+        top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+    };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
+    let mut exact2 = n <= 64;
+    loop {
+        let mut b2 = 0;
+        while b2 < n {
+            let len2 = (n - b2).min(64);
+            let q_b2 = &q[b2..][..len2];
+            let z_b2 = &z[b2..][..len2];
+            let p4_b2 = &mut p4[b2..][..len2];
+            let part2_0 = &mut acc2_0[..len2];
+            let part2_1 = &mut acc2_1[..len2];
+            for j2 in 0..len2 {
+                part2_0[j2] += q_b2[j2];
+                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                part2_1[j2] += p4_b2[j2];
+            }
+            b2 += len2;
+        }
+        for l2 in 0..32 {
+            acc2_0[l2] += acc2_0[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_0[l2] += acc2_0[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_0[l2] += acc2_0[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_0[l2] += acc2_0[l2 + 4];
+        }
+        for l2 in 0..32 {
+            acc2_1[l2] += acc2_1[l2 + 32];
+        }
+        for l2 in 0..16 {
+            acc2_1[l2] += acc2_1[l2 + 16];
+        }
+        for l2 in 0..8 {
+            acc2_1[l2] += acc2_1[l2 + 8];
+        }
+        for l2 in 0..4 {
+            acc2_1[l2] += acc2_1[l2 + 4];
+        }
+        if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
+            exact2 = true;
+            max1 = {
+                let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        top2[l2] = top2[l2].max(z[i2]);
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    top2[0] = top2[0].max(z[i2]);
+                }
+                top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+            };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
+            acc2_0 = [0.0; 64];
+            acc2_1 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let inv5 = 1.0 / sumexp2;
+    for i3 in 0..n {
+        p4[i3] *= inv5;
+    }
+    for i0 in 0..n {
+        let out_r1 = &mut out[i0 * n..][..n];
+        for i1 in 0..n {
+            out_r1[i1] = -(sum0.sqrt() * p4[i0].sqrt() * p4[i1]);
+        }
+        out[i0 * n + i0] += sum0.sqrt() * p4[i0].sqrt();
+    }
+}
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_newton(z: &[f64], q: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {

@@ -39,7 +39,8 @@ pub struct Analysis {
 /// Analyzes the Hessian of `expr` with respect to `wrt` (default: as
 /// `derive` chooses).
 pub fn analyze(expr: &str, wrt: Option<&str>) -> Result<Analysis> {
-    let mut req = Request::new(expr, 2);
+    // Order 3 too, for the structure of the third derivative.
+    let mut req = Request::new(expr, 3);
     req.wrt = wrt.map(str::to_string);
     let d = derive(&req)?;
     crate::budget::run(req.deadline, || analyze_derivation(&d))
@@ -72,7 +73,10 @@ fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
         let mut show = |p: &Poly| show_poly(p, &mut names);
         match h.wrt_dims.len() {
             0 => scalar(h, &mut r, &mut show),
-            1 => vector(d, h, i, j, &mut r, &mut show),
+            1 => {
+                vector(d, h, i, j, &mut r, &mut show);
+                third_order(d, &mut r, &mut show);
+            }
             _ => {
                 r.line(
                     "structure",
@@ -421,17 +425,7 @@ fn vector(
         }
     }
     // S with H = SᵀS: S_ij = sqrt(d_i) δ_ij − α u_i u_j / sqrt(d_i).
-    if let Some(g) = gamma.as_constant().filter(|g| *g <= 1.0) {
-        let alpha = simplify(&t.powf(-1.0).scale(1.0 - (1.0 - g).sqrt()));
-        let sd = diag.powf(0.5);
-        let s = simplify(
-            &sd.mul(&Poly::delta(i, j)).sub(
-                &alpha
-                    .mul(&u)
-                    .mul(&u.rename(i, j))
-                    .mul(&diag.powf(-0.5)),
-            ),
-        );
+    if let Some(s) = factor_s(&diag, &u, &t, &gamma, i, j) {
         let check = check_factor(d, h, &s, i, j);
         r.line("factor", &format!("H = SᵀS with S_ij = {}", show(&s)));
         match check {
@@ -450,6 +444,64 @@ fn vector(
         "newton",
         "(H + λI)⁻¹ g in O(n) by Sherman–Morrison: x = g/(d + λ) + κ (uᵀ(g/(d + λ))) / (1 − κ uᵀ(u/(d + λ))) · u/(d + λ)",
     );
+}
+
+/// The third derivative as a cumulant tensor, where it is one: every
+/// symmetry class is one set partition type π of `{i, j, k}` with a
+/// softmax `p` on each block, the same scalar factor `c` throughout, and
+/// coefficient `c·(−1)^{|π|−1}(|π|−1)!`. Then `D³f = c·κ₃(p)`, the third
+/// cumulant tensor of a categorical distribution with probabilities `p`
+/// (checked class by class, not assumed).
+fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
+    let Some(t) = d.orders.get(3) else { return };
+    if !t.symmetric || t.classes.len() != 3 {
+        return;
+    }
+    let global = &t.classes[0].global;
+    let mut softmax: Option<&Atom> = None;
+    for c in &t.classes {
+        if c.global != *global {
+            return;
+        }
+        for b in &c.blocks {
+            let [f] = b.atoms.as_slice() else { return };
+            let Atom::Softmax { ix, body, dim, .. } = &*f.atom else {
+                return;
+            };
+            if f.exp.0 != 1.0 {
+                return;
+            }
+            match softmax {
+                Some(Atom::Softmax {
+                    ix: x, body: y, dim: z, ..
+                }) if (x, y, z) != (ix, body, dim) => return,
+                _ => softmax = Some(&*f.atom),
+            }
+        }
+        let blocks = c.blocks.len() as i32;
+        let want = if blocks % 2 == 1 { 1.0 } else { -1.0 } * crate::sym::factorial(blocks as usize - 1);
+        if c.term.coef.0 != want {
+            return;
+        }
+    }
+    let scale = Poly {
+        terms: vec![Term {
+            factors: global.clone(),
+            coef: crate::ir::Real(1.0),
+        }],
+    };
+    let c = if scale.as_constant() == Some(1.0) {
+        String::new()
+    } else {
+        format!("{}·", show(&scale))
+    };
+    r.line(
+        "third order",
+        &format!(
+            "D³f = {c}κ₃(p), the third cumulant tensor of Categorical(p): Σ over partitions π of {{i, j, k}} of (−1)^(|π|−1)·(|π|−1)!·Π_B p_B δ_B (as `derive --order 3` prints)"
+        ),
+    );
+    r.json.insert("third_order".into(), "cumulant".into());
 }
 
 /// `H = diag(d) − κ u uᵀ`: `(d_i, u_i, κ)` in the Hessian's first index,
@@ -473,6 +525,37 @@ pub(crate) fn diag_plus_rank_one(h: &Tensor) -> Option<(Poly, Poly, Poly)> {
     }
     let _ = c;
     Some((parts.diag, u.clone(), simplify(&total.neg())))
+}
+
+/// `S` with `H = SᵀS` for `H = diag(d) − κ u uᵀ`, from `t = Σ u²/d` and
+/// `γ = κ t` (a number at most 1): `S_ij = sqrt(d_i) δ_ij − α u_i u_j /
+/// sqrt(d_i)` with `α = (1 − √(1 − γ))/t`.
+fn factor_s(diag: &Poly, u: &Poly, t: &Poly, gamma: &Poly, i: Ix, j: Ix) -> Option<Poly> {
+    let g = gamma.as_constant().filter(|g| *g <= 1.0)?;
+    let alpha = simplify(&t.powf(-1.0).scale(1.0 - (1.0 - g).sqrt()));
+    let sd = diag.powf(0.5);
+    Some(simplify(
+        &sd.mul(&Poly::delta(i, j)).sub(
+            &alpha
+                .mul(u)
+                .mul(&u.rename(i, j))
+                .mul(&diag.powf(-0.5)),
+        ),
+    ))
+}
+
+/// `S` with `H = SᵀS` for a diagonal-plus-rank-one Hessian `h`, over its
+/// two indices (for `f_hessian_factor`), when `γ` is a number at most 1.
+pub(crate) fn hessian_factor(h: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
+    let (diag, u, kappa) = diag_plus_rank_one(h)?;
+    let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
+    let dim = h.wrt_dims[0].clone();
+    let k = fresh();
+    let (uk, dk) = (u.rename(i, k), diag.rename(i, k));
+    let t = simplify(&Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&dk.powf(-1.0))));
+    let gamma = simplify(&kappa.mul(&t));
+    let s = factor_s(&diag, &u, &t, &gamma, i, j)?;
+    Some((s, vec![(i, dim.clone()), (j, dim)]))
 }
 
 fn gram_report(

@@ -27,6 +27,8 @@ fn xent_is_diagonal_plus_rank_one_and_singular() {
     assert!(j["null_space"].as_str().unwrap().contains("shift-invariant"));
     assert_eq!(j["definite"], "positive semidefinite");
     assert!(j["factor_checked_error"].as_f64().unwrap() < 1e-12);
+    // The third derivative is recognised as a cumulant tensor, class by class.
+    assert_eq!(j["third_order"], "cumulant");
 }
 
 /// The Theano user's objective: the report says why the Newton step fails
@@ -61,6 +63,7 @@ fn logistic_regression_is_x_transpose_d_x() {
 fn an_elementwise_loss_is_diagonal() {
     let j = snap("analyze_diagonal", "sum(z^4) + sum(exp(z))", None);
     assert_eq!(j["structure"], "diagonal");
+    assert!(j.get("third_order").is_none());
 }
 
 #[test]

@@ -142,6 +142,15 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
             &format!("f_hessian_diag of `{expr}`"),
         );
     }
+    // The factor: SᵀS = H.
+    if let (Some(plan), true) = (plans.get("f_hessian_factor"), order >= 2) {
+        let h = eval_at(2);
+        let s = interp::run(plan, &with_v, &sizes);
+        let sts: Vec<f64> = (0..w * w)
+            .map(|ij| (0..w).map(|k| s[k * w + ij / w] * s[k * w + ij % w]).sum())
+            .collect();
+        close(&sts, &h, &format!("f_hessian_factor of `{expr}`"));
+    }
     // The Newton step solves (H + λI) x = v.
     if let (Some(plan), true) = (plans.get("f_newton"), order >= 2) {
         let h = eval_at(2);

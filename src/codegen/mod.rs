@@ -228,6 +228,20 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
                             Ok(hessian_diagonal(t).into())
                         })?);
+                        // S with H = SᵀS, where the structure gives it.
+                        if let Some(s) = crate::analyze::hessian_factor(t) {
+                            let f = Function {
+                                name: name("_hessian_factor"),
+                                doc: "`S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).".into(),
+                                direction: false,
+                                tensor_out: true,
+                                value_too: false,
+                                lambda: false,
+                            };
+                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
+                                Ok(s.into())
+                            })?);
+                        }
                         // A Newton step in O(n) where the Hessian is
                         // diagonal plus rank one (Sherman–Morrison).
                         if let Some(step) = newton_step(t) {
