@@ -64,7 +64,7 @@ fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
         json: serde_json::Map::new(),
     };
     r.line("f", &d.expr_text());
-    let shape = d.symbolic_shape();
+    let shape = d.at_order(2).symbolic_shape();
     r.line(
         "Hessian",
         &format!("with respect to {} (shape [{}])", d.wrt, shape.join(", ")),
