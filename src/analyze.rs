@@ -78,18 +78,27 @@ fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
                 third_order(d, &mut r, &mut show);
             }
             _ => {
-                r.line(
-                    "structure",
-                    "none found: the Hessian of a matrix variable is not analyzed yet (its index form is what `derive --order 2` prints)",
-                );
-                r.json.insert("structure".into(), "none".into());
+                if !rows(d, h, &mut r, &mut show) {
+                    r.line(
+                        "structure",
+                        "none found: a matrix variable's Hessian is analyzed when it is block diagonal over rows (see `derive --order 2`)",
+                    );
+                    r.json.insert("structure".into(), "none".into());
+                }
             }
         }
     }
     let parts: Vec<String> = names
         .parts
         .iter()
-        .map(|(n, def, _)| format!("{n} = {def}"))
+        .map(|(n, def, _)| {
+            // A row-wise part's definition names itself (`A_ia = …`).
+            if def.starts_with(&format!("{n}_")) {
+                def.clone()
+            } else {
+                format!("{n} = {def}")
+            }
+        })
         .collect();
     if !parts.is_empty() {
         r.lines.insert(2, format!("{:<13}{}", "where:", parts.join(", ")));
@@ -169,6 +178,13 @@ struct Parts {
 }
 
 fn split(terms: &[Term], i: Ix, j: Ix) -> Parts {
+    split_rows(terms, i, j, None)
+}
+
+/// [`split`] with a spectator index `row` (a batch row every factor may
+/// depend on), for one block of a block-diagonal Hessian.
+fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
+    let spectator = |x: &Ix| Some(*x) == row;
     let mut parts = Parts::default();
     for t in crate::matform::merge_row_sums(terms) {
         let is_delta =
@@ -181,7 +197,10 @@ fn split(terms: &[Term], i: Ix, j: Ix) -> Parts {
         };
         if t.factors.iter().any(is_delta) {
             let rest: Vec<_> = t.factors.iter().filter(|f| !is_delta(f)).cloned().collect();
-            if rest.iter().all(|f| f.atom.free().iter().all(|x| *x == i)) {
+            if rest
+                .iter()
+                .all(|f| f.atom.free().iter().all(|x| *x == i || spectator(x)))
+            {
                 parts.diag = parts.diag.add(&term(rest, t.coef.0));
             } else {
                 parts.other = true;
@@ -192,11 +211,11 @@ fn split(terms: &[Term], i: Ix, j: Ix) -> Parts {
         let mut both = Vec::new();
         for f in &t.factors {
             let free = f.atom.free();
-            if free.is_empty() {
+            if free.iter().all(spectator) {
                 c.push(f.clone());
-            } else if free.iter().all(|x| *x == i) {
+            } else if free.iter().all(|x| *x == i || spectator(x)) {
                 u.push(f.clone());
-            } else if free.iter().all(|x| *x == j) {
+            } else if free.iter().all(|x| *x == j || spectator(x)) {
                 v.push(f.clone());
             } else {
                 both.push(f.clone());
@@ -278,6 +297,59 @@ fn vector(
 ) {
     let parts = split(&h.expanded().terms, i, j);
     let dim = h.wrt_dims[0].clone();
+    rank_structure(d, h, parts, i, j, &dim, None, r, show);
+}
+
+/// The Hessian of a matrix variable whose rows do not interact (a batch:
+/// `Z: mat[m, n]` with a loss per row): every term has `δ` between the two
+/// row indices, so it is block diagonal with one n×n block per row, and
+/// each block is analyzed as a vector's Hessian with the row as a
+/// spectator index.
+fn rows(d: &Derivation, h: &Tensor, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) -> bool {
+    let (g1, g2) = (h.group_indices(0), h.group_indices(1));
+    let (r1, c1, r2, c2) = (g1[0], g1[1], g2[0], g2[1]);
+    let key = (r1.min(r2), r1.max(r2));
+    let mut block = Vec::new();
+    for t in h.expanded().terms {
+        let n = t
+            .factors
+            .iter()
+            .position(|f| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == key));
+        let Some(n) = n else { return false };
+        let mut t = t;
+        t.factors.remove(n);
+        block.push(t);
+    }
+    let parts = split_rows(&block, c1, c2, Some(r1));
+    if parts.other || !parts.gram.is_empty() {
+        return false;
+    }
+    r.line(
+        "blocks",
+        &format!(
+            "block diagonal over the rows of {}: one {}×{} block per row, rows do not interact",
+            d.wrt, h.wrt_dims[1], h.wrt_dims[1]
+        ),
+    );
+    r.json.insert("blocks".into(), "rows".into());
+    let dim = h.wrt_dims[1].clone();
+    rank_structure(d, h, parts, c1, c2, &dim, Some((r1, h.wrt_dims[0].clone())), r, show);
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rank_structure(
+    d: &Derivation,
+    h: &Tensor,
+    parts: Parts,
+    i: Ix,
+    j: Ix,
+    dim: &Dim,
+    row: Option<(Ix, Dim)>,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let dim = dim.clone();
     if parts.other || (parts.outer.len() > 1 && !parts.gram.is_empty()) {
         r.line(
             "structure",
@@ -349,12 +421,21 @@ fn vector(
         "structure",
         "diagonal plus rank one: H = diag(d) − κ u uᵀ",
     );
-    r.more(&format!(
-        "d_i = {},  u_i = {},  κ = {}",
-        show(&diag),
-        show(&u),
-        show(&kappa)
-    ));
+    if row.is_some() {
+        r.more(&format!(
+            "in each row's block: d = {},  u = {},  κ = {} (the row index is the first)",
+            show(&diag),
+            show(&u),
+            show(&kappa)
+        ));
+    } else {
+        r.more(&format!(
+            "d_i = {},  u_i = {},  κ = {}",
+            show(&diag),
+            show(&u),
+            show(&kappa)
+        ));
+    }
     r.json.insert("structure".into(), "diagonal plus rank one".into());
     r.json.insert("d".into(), show(&diag).into());
     r.json.insert("u".into(), show(&u).into());
@@ -381,12 +462,21 @@ fn vector(
                 }
                 _ => vec!["d_i ≠ 0".to_string()],
             };
+            let (rank, json_rank) = match &row {
+                None => (format!("{n} − 1"), format!("{n} - 1")),
+                Some((_, m)) => (format!("{m}·({n} − 1), {n} − 1 per block"), format!("{m}*({n} - 1)")),
+            };
             r.line(
                 "rank",
-                &format!("{n} − 1{}: γ = 1 for every point, so H is singular", when(&conds)),
+                &format!("{rank}{}: γ = 1 for every point, so H is singular", when(&conds)),
             );
-            r.json.insert("rank".into(), format!("{n} - 1").into());
-            let null_text = if null.free().is_empty() {
+            r.json.insert("rank".into(), json_rank.into());
+            let null_text = if row.is_some() && null.free().iter().all(|x| Some(*x) == row.as_ref().map(|r| r.0)) {
+                format!(
+                    "spanned by the rows' all-ones vectors (one per row: {} changes nothing when a row is shifted by a constant)",
+                    "f"
+                )
+            } else if null.free().is_empty() {
                 let why = if d.shift_invariant() {
                     format!(
                         ": f does not change along 1 ({} → {} + c·1; softmax is shift-invariant)",
@@ -426,12 +516,18 @@ fn vector(
     }
     // S with H = SᵀS: S_ij = sqrt(d_i) δ_ij − α u_i u_j / sqrt(d_i).
     if let Some(s) = factor_s(&diag, &u, &t, &gamma, i, j) {
-        let check = check_factor(d, h, &s, i, j);
-        r.line("factor", &format!("H = SᵀS with S_ij = {}", show(&s)));
+        let check = if row.is_some() {
+            None
+        } else {
+            check_factor(d, h, &s, i, j)
+        };
+        let label = if row.is_some() { "each block is SᵀS with S =" } else { "H = SᵀS with S_ij =" };
+        r.line("factor", &format!("{label} {}", show(&s)));
         match check {
             Some(err) => r.more(&format!(
                 "(checked at a random point with {n} = 5: largest difference {err:.1e})"
             )),
+            None if row.is_some() => r.more("(per row block)"),
             None => r.more("(not checked numerically: the point could not be built)"),
         }
         r.json.insert("factor_S".into(), show(&s).into());

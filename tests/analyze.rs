@@ -71,3 +71,12 @@ fn no_structure_is_said_plainly() {
     let j = snap("analyze_none", "x: vec[n]; A: mat[n, n]; dot(x, A @ x) * sum(x)", Some("x"));
     assert_eq!(j["structure"], "none");
 }
+
+/// A batch: block diagonal over rows, each block the xent structure.
+#[test]
+fn a_batch_is_block_diagonal_over_rows() {
+    let j = snap("analyze_batched_xent", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", None);
+    assert_eq!(j["blocks"], "rows");
+    assert_eq!(j["structure"], "diagonal plus rank one");
+    assert_eq!(j["rank"], "m*(n - 1)");
+}
