@@ -306,20 +306,9 @@ fn vector(
 /// each block is analyzed as a vector's Hessian with the row as a
 /// spectator index.
 fn rows(d: &Derivation, h: &Tensor, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) -> bool {
-    let (g1, g2) = (h.group_indices(0), h.group_indices(1));
-    let (r1, c1, r2, c2) = (g1[0], g1[1], g2[0], g2[1]);
-    let key = (r1.min(r2), r1.max(r2));
-    let mut block = Vec::new();
-    for t in h.expanded().terms {
-        let n = t
-            .factors
-            .iter()
-            .position(|f| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == key));
-        let Some(n) = n else { return false };
-        let mut t = t;
-        t.factors.remove(n);
-        block.push(t);
-    }
+    let Some((block, r1, c1, c2)) = row_block(h) else {
+        return false;
+    };
     let parts = split_rows(&block, c1, c2, Some(r1));
     if parts.other || !parts.gram.is_empty() {
         return false;
@@ -603,24 +592,87 @@ fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> St
 /// `H = diag(d) − κ u uᵀ`: `(d_i, u_i, κ)` in the Hessian's first index,
 /// when the Hessian `h` of a scalar function of a vector has that form.
 pub(crate) fn diag_plus_rank_one(h: &Tensor) -> Option<(Poly, Poly, Poly)> {
-    if !h.value_idx.is_empty() || h.wrt_dims.len() != 1 || h.order() != 2 {
+    let r = rank_one(h)?;
+    r.row.is_none().then_some((r.d, r.u, r.kappa))
+}
+
+/// `H = diag(d) − κ u uᵀ`, for a vector variable or, with `row` set, for
+/// each row's block of a batch (the row a spectator index of `d`, `u`, `κ`).
+pub(crate) struct RankOne {
+    /// The diagonal, in `i` (and the row).
+    pub d: Poly,
+    /// The vector of the update.
+    pub u: Poly,
+    /// Its scalar (per row).
+    pub kappa: Poly,
+    /// The index within a block, and its length.
+    pub i: Ix,
+    /// The block's length.
+    pub dim: Dim,
+    /// The row index and the number of rows, for a batch.
+    pub row: Option<(Ix, Dim)>,
+}
+
+/// The diagonal-plus-rank-one form of the Hessian `h`, if it has one.
+pub(crate) fn rank_one(h: &Tensor) -> Option<RankOne> {
+    if !h.value_idx.is_empty() || h.order() != 2 {
         return None;
     }
-    let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
-    let parts = split(&h.expanded().terms, i, j);
+    let (parts, i, dim, row) = match h.wrt_dims.len() {
+        1 => {
+            let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
+            (split(&h.expanded().terms, i, j), i, h.wrt_dims[0].clone(), None)
+        }
+        2 => {
+            let (block, r1, c1, c2) = row_block(h)?;
+            (
+                split_rows(&block, c1, c2, Some(r1)),
+                c1,
+                h.wrt_dims[1].clone(),
+                Some((r1, h.wrt_dims[0].clone())),
+            )
+        }
+        _ => return None,
+    };
     if parts.other || !parts.gram.is_empty() || parts.outer.is_empty() {
         return None;
     }
-    let (c, u, _) = &parts.outer[0];
+    let u = parts.outer[0].1.clone();
     let mut total = Poly::zero();
     for (ck, uk, vk) in &parts.outer {
-        if uk != u || vk != u {
+        if *uk != u || *vk != u {
             return None;
         }
         total = total.add(ck);
     }
-    let _ = c;
-    Some((parts.diag, u.clone(), simplify(&total.neg())))
+    Some(RankOne {
+        d: parts.diag,
+        u,
+        kappa: simplify(&total.neg()),
+        i,
+        dim,
+        row,
+    })
+}
+
+/// The terms of one row's block of a Hessian with respect to a matrix,
+/// when every term has `δ` between the two row indices: (terms without
+/// that delta, row, column of the first group, column of the second).
+fn row_block(h: &Tensor) -> Option<(Vec<Term>, Ix, Ix, Ix)> {
+    let (g1, g2) = (h.group_indices(0), h.group_indices(1));
+    let (r1, c1, r2, c2) = (g1[0], g1[1], g2[0], g2[1]);
+    let key = (r1.min(r2), r1.max(r2));
+    let mut block = Vec::new();
+    for t in h.expanded().terms {
+        let n = t
+            .factors
+            .iter()
+            .position(|f| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == key))?;
+        let mut t = t;
+        t.factors.remove(n);
+        block.push(t);
+    }
+    Some((block, r1, c1, c2))
 }
 
 /// `S` with `H = SᵀS` for `H = diag(d) − κ u uᵀ`, from `t = Σ u²/d` and

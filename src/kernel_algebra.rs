@@ -132,12 +132,16 @@ pub(crate) fn value_at_shifted_logits(b: &mut Body, d: &Derivation) -> Result<Lo
     ))
 }
 
-/// The diagonal `H_ii` of the Hessian `t` of a scalar function of a
-/// vector: the second derivative index renamed to the first (`δ_ii = 1`).
+/// The diagonal `H_ii` of the Hessian `t` of a scalar function of a vector
+/// (or of a matrix, entry by entry): the second group of derivative
+/// indices renamed to the first (`δ_ii = 1`).
 pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
-    let (i, j) = (t.group_indices(0)[0], t.group_indices(1)[0]);
-    let diag = t.expanded().rename(j, i);
-    (diag, vec![(i, t.wrt_dims[0].clone())])
+    let (g0, g1) = (t.group_indices(0), t.group_indices(1));
+    let mut diag = t.expanded();
+    for (a, b) in g0.iter().zip(&g1) {
+        diag = diag.rename(*b, *a);
+    }
+    (diag, g0.into_iter().zip(t.wrt_dims.iter().cloned()).collect())
 }
 
 /// `x = (H + λI)⁻¹ v` for a Hessian `H = diag(d) − κ u uᵀ` (see
@@ -145,11 +149,17 @@ pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
 /// `x = a∘v + κ (Σ u a v)/(1 − κ Σ u² a) · a∘u`. O(n); `None` when the
 /// Hessian has no such structure.
 pub(crate) fn newton_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
-    let (d, u, kappa) = crate::analyze::diag_plus_rank_one(t)?;
-    let i = t.group_indices(0)[0];
-    let dim = t.wrt_dims[0].clone();
+    let ro = crate::analyze::rank_one(t)?;
+    let (d, u, kappa, i, dim) = (ro.d, ro.u, ro.kappa, ro.i, ro.dim);
     let a = d.add(&Poly::var(LAMBDA, vec![])).powf(-1.0);
-    let v = Poly::var(DIRECTION, vec![i]);
+    // The direction over the variable's own indices: (row, i) for a batch.
+    let (v, out) = match &ro.row {
+        None => (Poly::var(DIRECTION, vec![i]), vec![(i, dim.clone())]),
+        Some((r, rows)) => (
+            Poly::var(DIRECTION, vec![*r, i]),
+            vec![(*r, rows.clone()), (i, dim.clone())],
+        ),
+    };
     let k = fresh();
     let (ak, uk, vk) = (a.rename(i, k), u.rename(i, k), v.rename(i, k));
     let uav = Poly::sum_over(k, &dim, &uk.mul(&ak).mul(&vk));
@@ -158,7 +168,7 @@ pub(crate) fn newton_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
     let x = a
         .mul(&v)
         .add(&kappa.mul(&uav).mul(&den).mul(&a).mul(&u));
-    Some((x, vec![(i, dim)]))
+    Some((x, out))
 }
 
 /// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not

@@ -216,7 +216,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
                     // What gradient boosting takes (XGBoost, LightGBM): the
                     // exact diagonal, O(n), never the n×n matrix.
-                    if scalar_value && t.wrt_dims.len() == 1 {
+                    if scalar_value && !t.wrt_dims.is_empty() {
                         let f = Function {
                             name: name("_hessian_diag"),
                             doc: "The diagonal of the Hessian, `H_ii`.".into(),
