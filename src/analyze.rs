@@ -39,10 +39,17 @@ pub struct Analysis {
 /// Analyzes the Hessian of `expr` with respect to `wrt` (default: as
 /// `derive` chooses).
 pub fn analyze(expr: &str, wrt: Option<&str>) -> Result<Analysis> {
-    // Order 3 too, for the structure of the third derivative.
+    // Order 3 too, for the structure of the third derivative; order 2
+    // alone when the third is refused as too large.
     let mut req = Request::new(expr, 3);
     req.wrt = wrt.map(str::to_string);
-    let d = derive(&req)?;
+    let d = match derive(&req) {
+        Ok(d) => d,
+        Err(_) => {
+            req.order = 2;
+            derive(&req)?
+        }
+    };
     crate::budget::run(req.deadline, || analyze_derivation(&d))
 }
 
@@ -365,6 +372,14 @@ fn rank_structure(
         }
     }
     let diag = parts.diag.clone();
+    if parts.outer.is_empty() && diag.is_empty() {
+        r.line(
+            "structure",
+            &format!("zero: the Hessian vanishes (f is affine in {})", d.wrt),
+        );
+        r.json.insert("structure".into(), "zero".into());
+        return;
+    }
     if parts.outer.is_empty() {
         r.line("structure", &format!("diagonal: H = diag(d) with d_i = {}", show(&diag)));
         r.json.insert("structure".into(), "diagonal".into());
@@ -388,15 +403,34 @@ fn rank_structure(
         r.line("newton", "(H + λI)⁻¹ g = g / (d + λ), entry by entry, O(n)");
         return;
     }
+    // Σ c·u vᵀ has its columns in the span of the u's (and rows in the
+    // v's): its rank is at most the number of distinct ones.
+    let distinct = |pick: fn(&(Poly, Poly, Poly)) -> &Poly| {
+        let mut seen: Vec<&Poly> = Vec::new();
+        for o in &parts.outer {
+            if !seen.contains(&pick(o)) {
+                seen.push(pick(o));
+            }
+        }
+        seen.len()
+    };
     let rank = if asymmetric {
-        parts.outer.len()
+        distinct(|o| &o.1).min(distinct(|o| &o.2))
     } else {
         rank_one.len()
     };
     if asymmetric || rank_one.len() != 1 {
+        let d_text = show(&diag);
+        let d_text = if d_text.chars().count() > 200 {
+            "(long: see `derive --order 2`)".to_string()
+        } else {
+            d_text
+        };
         r.line(
             "structure",
-            &format!("diagonal plus rank {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {}", show(&diag)),
+            &format!(
+                "diagonal plus rank at most {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {d_text}"
+            ),
         );
         r.json.insert("structure".into(), "diagonal plus low rank".into());
         r.json.insert("rank_of_update".into(), rank.into());

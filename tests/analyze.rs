@@ -80,3 +80,22 @@ fn a_batch_is_block_diagonal_over_rows() {
     assert_eq!(j["structure"], "diagonal plus rank one");
     assert_eq!(j["rank"], "m*(n - 1)");
 }
+
+/// An affine function's Hessian is zero, and says so.
+#[test]
+fn an_affine_function_has_a_zero_hessian() {
+    let a = analyze("x: vec[n]; sum(x) + 2", None);
+    assert_eq!(a.json["structure"], "zero");
+}
+
+/// Where the third derivative is refused as too large, the Hessian is
+/// still analyzed (order 2 alone), and a rank bound is stated, not a term
+/// count.
+#[test]
+fn deep_nesting_falls_back_to_the_hessian_alone() {
+    let a = analyze("sum(log(softmax(softmax(softmax(softmax(softmax(softmax(z))))))))", None);
+    assert_eq!(a.json["structure"], "diagonal plus low rank");
+    assert!(a.json.get("third_order").is_none());
+    let r = a.json["rank_of_update"].as_u64().unwrap();
+    assert!(r < 100, "rank bound {r}");
+}
