@@ -107,7 +107,7 @@ pub fn run<T: Send>(limit: Duration, work: impl FnOnce() -> Result<T> + Send) ->
             limit.as_secs_f64()
         ))
         .with_note(
-            "the result grows too fast at this size or order; try a lower --order or a smaller expression",
+            "the result grows too fast at this size or order; try a lower order or a smaller expression",
         )),
         Err(payload) => resume_unwind(payload),
     }

@@ -114,7 +114,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
             if typed.var_shape(w).is_none() {
                 let vars: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(
-                    Error::new(format!("--wrt `{w}` is not a variable of the expression"))
+                    Error::new(format!("`{w}` is not a variable of the expression, so there is nothing to differentiate with respect to"))
                         .with_note(format!(
                             "its variables are: {}",
                             if vars.is_empty() {
@@ -139,7 +139,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
     for f in &req.assume {
         if typed.var_shape(f.var()).is_none() {
             return Err(Error::new(format!(
-                "--assume `{}` names `{}`, which is not a variable",
+                "the assumption `{}` names `{}`, which is not a variable",
                 f.describe(),
                 f.var()
             )));

@@ -71,7 +71,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
     for (n, v) in &spec.dims {
         if !symbolic.contains(n) {
             return Err(Error::new(format!(
-                "--dim `{n}={v}`: `{n}` is not a dimension of the expression"
+                "dimension `{n}={v}`: `{n}` is not a dimension of the expression"
             ))
             .with_note(format!(
                 "its dimensions are: {}",
@@ -84,7 +84,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
         }
         if *v == 0 {
             return Err(Error::new(format!(
-                "--dim `{n}={v}`: a length must be at least 1"
+                "dimension `{n}={v}`: a length must be at least 1"
             )));
         }
         fixed.insert(n.clone(), *v);

@@ -405,7 +405,7 @@ pub(crate) fn check_full_size(t: &Tensor) -> Result<()> {
         return Err(Error::new(format!(
             "the full order-{k} tensor has {terms} terms, too many to emit as code (limit {MAX_TENSOR_TERMS})"
         ))
-        .with_note(format!("the directional derivative `_d{k}_dir` stays small; generate a lower --order to get the full tensors")));
+        .with_note(format!("the directional derivative `_d{k}_dir` stays small; generate a lower order to get the full tensors")));
     }
     Ok(())
 }

@@ -120,7 +120,7 @@ pub(crate) fn check_output_sizes(
                 return Err(Error::new(format!(
                     "the order-{k} tensor has more entries than a slice can hold at these lengths"
                 ))
-                .with_note("lower --order or the fixed --dim lengths; the directional and Hessian-vector kernels do not form it"))
+                .with_note("lower the order or the fixed dimension lengths; the directional and Hessian-vector kernels do not form it"))
             }
         }
     }

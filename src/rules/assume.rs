@@ -45,7 +45,7 @@ impl Fact {
                 return Ok(Fact::OneHot(n));
             }
         }
-        Err(Error::new(format!("cannot use --assume `{s}`")).with_note(
+        Err(Error::new(format!("cannot use the assumption `{s}`")).with_note(
             "facts symdiff can use: `sum(q)=1`, `rowsum(Y)=1` (every row of a matrix), `onehot(q)`",
         ))
     }
