@@ -21,6 +21,7 @@
 //! normal form of `Σ_j H_ij v_j`, which is already `s·(p_i v_i − p_i Σ p v)`.
 
 pub mod build;
+pub mod display;
 pub mod passes;
 pub mod plan;
 pub mod walk;

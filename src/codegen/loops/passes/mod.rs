@@ -29,6 +29,36 @@ use std::collections::BTreeSet;
 
 use crate::codegen::loops::*;
 
+thread_local! {
+    /// When set, each [`Body::finish`] appends its plan after every pass.
+    static TRACE: std::cell::RefCell<Option<Vec<Trace>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// One body's plan after each pass: (pass, the plan as text).
+pub type Trace = Vec<(&'static str, String)>;
+
+/// Runs `f` with tracing on; returns what it returned and one trace per
+/// body it finished, in order.
+pub fn traced<T>(f: impl FnOnce() -> T) -> (T, Vec<Trace>) {
+    TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let traces = TRACE.with(|t| t.borrow_mut().take()).unwrap_or_default();
+    (out, traces)
+}
+
+fn record(pass: &'static str, stmts: &[Stmt]) {
+    TRACE.with(|t| {
+        if let Some(all) = t.borrow_mut().as_mut() {
+            if pass == "scheduled" {
+                all.push(Vec::new());
+            }
+            if let Some(last) = all.last_mut() {
+                last.push((pass, crate::codegen::loops::display::show(stmts)));
+            }
+        }
+    })
+}
+
 impl Body {
     /// The whole body: temporaries in dependency order, then `tail`,
     /// after inlining and fusion.
@@ -131,13 +161,20 @@ impl Body {
             self.temps[t].accumulated = true;
         }
         stmts.extend(tail);
+        record("scheduled", &stmts);
         fuse(&mut stmts);
+        record("fuse", &stmts);
         sink::sink(&mut stmts);
         fuse(&mut stmts);
+        record("sink, fuse", &stmts);
         self.fold_row_reductions(&mut stmts);
+        record("fold_rows", &stmts);
         self.contract_rows(&mut stmts);
+        record("contract", &stmts);
         shift_in_pass(&mut stmts);
+        record("shift", &stmts);
         self.join_scaled_sums(&mut stmts);
+        record("join_sums", &stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),
