@@ -768,7 +768,7 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         out[i0 * n + i0] += p3[i0].sqrt();
     }
 }
-/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
+/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logsumexp_newton(z: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -898,6 +898,127 @@ fn logsumexp_newton_body<const FMA: bool>(
     let g7 = 1.0 - sum6;
     for i0 in 0..n {
         out[i0] = v[i0] / g4[i0] + 1.0 / g7 / g4[i0] * sum8 * (out[i0] * inv9);
+    }
+}
+/// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_newton_least_norm(z: &[f64], v: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_newton_least_norm_avx2(z, v, out) };
+        }
+    }
+    logsumexp_newton_least_norm_body::<false>(z, v, out)
+}
+/// [`logsumexp_newton_least_norm`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_newton_least_norm`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn logsumexp_newton_least_norm_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
+    logsumexp_newton_least_norm_body::<true>(z, v, out)
+}
+/// The body of [`logsumexp_newton_least_norm`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn logsumexp_newton_least_norm_body<const FMA: bool>(
+    z: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+) {
+    let n = z.len();
+    assert_eq!(v.len(), n, "`v` must have length n");
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let c4 = 1.0 / (n as f64);
+    let mut acc3_0: [f64; 64] = [0.0; 64];
+    let mut max0 = {
+        let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c3 in 0..n.min(64) / 4 {
+            for l3 in 0..4 {
+                let i3 = c3 * 4 + l3;
+                top3[l3] = top3[l3].max(z[i3]);
+            }
+        }
+        for i3 in n.min(64) / 4 * 4..n.min(64) {
+            top3[0] = top3[0].max(z[i3]);
+        }
+        top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+    };
+    if max0 == f64::NEG_INFINITY {
+        max0 = 0.0;
+    }
+    let mut exact3 = n <= 64;
+    loop {
+        let mut b3 = 0;
+        while b3 < n {
+            let len3 = (n - b3).min(64);
+            let z_b3 = &z[b3..][..len3];
+            let out_b3 = &mut out[b3..][..len3];
+            let part3_0 = &mut acc3_0[..len3];
+            for j3 in 0..len3 {
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                part3_0[j3] += out_b3[j3];
+            }
+            b3 += len3;
+        }
+        for l3 in 0..32 {
+            acc3_0[l3] += acc3_0[l3 + 32];
+        }
+        for l3 in 0..16 {
+            acc3_0[l3] += acc3_0[l3 + 16];
+        }
+        for l3 in 0..8 {
+            acc3_0[l3] += acc3_0[l3 + 8];
+        }
+        for l3 in 0..4 {
+            acc3_0[l3] += acc3_0[l3 + 4];
+        }
+        if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
+            exact3 = true;
+            max0 = {
+                let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c3 in 0..n / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        top3[l3] = top3[l3].max(z[i3]);
+                    }
+                }
+                for i3 in n / 4 * 4..n {
+                    top3[0] = top3[0].max(z[i3]);
+                }
+                top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+            };
+            if max0 == f64::NEG_INFINITY {
+                max0 = 0.0;
+            }
+            acc3_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv6 = 1.0 / sumexp1;
+    let mut acc4_0: [f64; 4] = [0.0; 4];
+    for c4 in 0..n / 4 {
+        for l4 in 0..4 {
+            let i4 = c4 * 4 + l4;
+            acc4_0[l4] += v[i4] / (out[i4] * inv6);
+        }
+    }
+    for i4 in n / 4 * 4..n {
+        acc4_0[0] += v[i4] / (out[i4] * inv6);
+    }
+    let sum5 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    for i0 in 0..n {
+        out[i0] = v[i0] / (out[i0] * inv6) - c4 * sum5;
     }
 }
 /// The full derivative tensor of order 3, row-major.

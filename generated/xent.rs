@@ -999,7 +999,7 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
         out[i0 * n + i0] += sum0.sqrt() * p4[i0].sqrt();
     }
 }
-/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.
+/// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn xent_newton(z: &[f64], q: &[f64], v: &[f64], lambda: f64, out: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
@@ -1149,6 +1149,140 @@ fn xent_newton_body<const FMA: bool>(
     let g8 = 1.0 - sum0 * sum7;
     for i0 in 0..n {
         out[i0] = v[i0] / g5[i0] + 1.0 / g8 / g5[i0] * sum0 * sum9 * (out[i0] * inv10);
+    }
+}
+/// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_newton_least_norm(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_newton_least_norm_avx2(z, q, v, out) };
+        }
+    }
+    xent_newton_least_norm_body::<false>(z, q, v, out)
+}
+/// [`xent_newton_least_norm`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_newton_least_norm`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+fn xent_newton_least_norm_avx2(z: &[f64], q: &[f64], v: &[f64], out: &mut [f64]) {
+    xent_newton_least_norm_body::<true>(z, q, v, out)
+}
+/// The body of [`xent_newton_least_norm`], with or without fused multiply-adds.
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::excessive_precision,
+    dead_code,
+    unused_variables
+)]
+fn xent_newton_least_norm_body<const FMA: bool>(
+    z: &[f64],
+    q: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+) {
+    let n = z.len();
+    assert_eq!(q.len(), n, "`q` must have length n");
+    assert_eq!(v.len(), n, "`v` must have length n");
+    assert_eq!(out.len(), n, "`out` must have length n");
+    let mut acc1_0: [f64; 4] = [0.0; 4];
+    for c1 in 0..n / 4 {
+        for l1 in 0..4 {
+            let i1 = c1 * 4 + l1;
+            acc1_0[l1] += q[i1];
+        }
+    }
+    for i1 in n / 4 * 4..n {
+        acc1_0[0] += q[i1];
+    }
+    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let c5 = 1.0 / (n as f64);
+    let mut acc4_0: [f64; 64] = [0.0; 64];
+    let mut max1 = {
+        let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+        for c4 in 0..n.min(64) / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                top4[l4] = top4[l4].max(z[i4]);
+            }
+        }
+        for i4 in n.min(64) / 4 * 4..n.min(64) {
+            top4[0] = top4[0].max(z[i4]);
+        }
+        top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+    };
+    if max1 == f64::NEG_INFINITY {
+        max1 = 0.0;
+    }
+    let mut exact4 = n <= 64;
+    loop {
+        let mut b4 = 0;
+        while b4 < n {
+            let len4 = (n - b4).min(64);
+            let z_b4 = &z[b4..][..len4];
+            let out_b4 = &mut out[b4..][..len4];
+            let part4_0 = &mut acc4_0[..len4];
+            for j4 in 0..len4 {
+                out_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
+                part4_0[j4] += out_b4[j4];
+            }
+            b4 += len4;
+        }
+        for l4 in 0..32 {
+            acc4_0[l4] += acc4_0[l4 + 32];
+        }
+        for l4 in 0..16 {
+            acc4_0[l4] += acc4_0[l4 + 16];
+        }
+        for l4 in 0..8 {
+            acc4_0[l4] += acc4_0[l4 + 8];
+        }
+        for l4 in 0..4 {
+            acc4_0[l4] += acc4_0[l4 + 4];
+        }
+        if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
+            exact4 = true;
+            max1 = {
+                let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
+                for c4 in 0..n / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        top4[l4] = top4[l4].max(z[i4]);
+                    }
+                }
+                for i4 in n / 4 * 4..n {
+                    top4[0] = top4[0].max(z[i4]);
+                }
+                top4[0].max(top4[1]).max(top4[2].max(top4[3]))
+            };
+            if max1 == f64::NEG_INFINITY {
+                max1 = 0.0;
+            }
+            acc4_0 = [0.0; 64];
+            continue;
+        }
+        break;
+    }
+    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv7 = 1.0 / sumexp2;
+    let mut acc5_0: [f64; 4] = [0.0; 4];
+    for c5 in 0..n / 4 {
+        for l5 in 0..4 {
+            let i5 = c5 * 4 + l5;
+            acc5_0[l5] += v[i5] / (out[i5] * inv7);
+        }
+    }
+    for i5 in n / 4 * 4..n {
+        acc5_0[0] += v[i5] / (out[i5] * inv7);
+    }
+    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    for i0 in 0..n {
+        out[i0] = v[i0] / sum0 / (out[i0] * inv7) - c5 / sum0 * sum6;
     }
 }
 /// The full derivative tensor of order 3, row-major.

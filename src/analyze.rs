@@ -148,7 +148,7 @@ fn show_poly(p: &Poly, names: &mut crate::render::Names) -> String {
 
 /// Simplifies a polynomial as derivatives are (identities, then terms
 /// combined over common denominators).
-fn simplify(p: &Poly) -> Poly {
+pub(crate) fn simplify(p: &Poly) -> Poly {
     let (p, _) = crate::simplify::simplify_poly(
         p,
         &crate::rules::identities(),

@@ -144,6 +144,43 @@ pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
     (diag, g0.into_iter().zip(t.wrt_dims.iter().cloned()).collect())
 }
 
+/// The least-norm solution of `H x = v` for a singular
+/// `H = diag(d) − κ u uᵀ` (`γ = κ Σ u²/d = 1`, as for xent): with
+/// `x₀ = v/d` and the null vector `w = u/d`, `x = x₀ − (Σ w x₀ / Σ w²)·w`.
+/// When `v` is orthogonal to `w` (a gradient of a shift-invariant loss:
+/// `Σ v = 0` for xent), `H x = v` and `x` is orthogonal to the null space:
+/// `x = H⁺ v`.
+/// `None` unless `γ` simplifies to 1.
+pub(crate) fn newton_least_norm(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
+    let ro = crate::analyze::rank_one(t)?;
+    let (d, u, kappa, i, dim) = (ro.d, ro.u, ro.kappa, ro.i, ro.dim);
+    let k = fresh();
+    let inv_d = d.powf(-1.0);
+    let gamma = crate::analyze::simplify(&kappa.mul(&Poly::sum_over(
+        k,
+        &dim,
+        &u.rename(i, k).mul(&u.rename(i, k)).mul(&inv_d.rename(i, k)),
+    )));
+    if gamma.as_constant() != Some(1.0) {
+        return None;
+    }
+    let (v, out) = match &ro.row {
+        None => (Poly::var(DIRECTION, vec![i]), vec![(i, dim.clone())]),
+        Some((r, rows)) => (
+            Poly::var(DIRECTION, vec![*r, i]),
+            vec![(*r, rows.clone()), (i, dim.clone())],
+        ),
+    };
+    let x0 = v.mul(&inv_d);
+    let w = crate::analyze::simplify(&u.mul(&inv_d));
+    let (x0k, wk) = (x0.rename(i, k), w.rename(i, k));
+    let wx = Poly::sum_over(k, &dim, &wk.mul(&x0k));
+    let k2 = fresh();
+    let ww = Poly::sum_over(k2, &dim, &w.rename(i, k2).mul(&w.rename(i, k2)));
+    let x = x0.sub(&wx.mul(&ww.powf(-1.0)).mul(&w));
+    Some((x, out))
+}
+
 /// `x = (H + λI)⁻¹ v` for a Hessian `H = diag(d) − κ u uᵀ` (see
 /// [`crate::analyze`]), by Sherman–Morrison with `a = 1/(d + λ)`:
 /// `x = a∘v + κ (Σ u a v)/(1 − κ Σ u² a) · a∘u`. O(n); `None` when the

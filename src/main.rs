@@ -85,8 +85,8 @@ Examples:
     /// Prints a Rust module of kernels: the value and derivatives up to --order.
     #[command(
         after_help = "Functions for --name f and --order K: f (K >= 0); f_grad and f_value_grad (K >= 1);
-f_hvp, f_hessian, f_hessian_diag and (diagonal plus rank one Hessians) f_hessian_factor
-and f_newton (K >= 2); f_d{k} and f_d{k}_dir (3 <= k <= K).
+f_hvp, f_hessian, f_hessian_diag and (diagonal plus rank one Hessians) f_hessian_factor,
+f_newton and (singular ones) f_newton_least_norm (K >= 2); f_d{k} and f_d{k}_dir (3 <= k <= K).
 
 Examples:
   symdiff codegen \"xent(z,q)\" --name xent --order 3

@@ -247,7 +247,7 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         if let Some(step) = newton_step(t) {
                             let f = Function {
                                 name: name("_newton"),
-                                doc: "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive: at λ = 0 the entries are not finite.".into(),
+                                doc: "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.".into(),
                                 direction: true,
                                 tensor_out: true,
                                 value_too: false,
@@ -255,6 +255,20 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                             };
                             items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
                                 Ok(step.into())
+                            })?);
+                        }
+                        // λ = 0 on a singular H: the least-norm solution.
+                        if let Some(x) = newton_least_norm(t) {
+                            let f = Function {
+                                name: name("_newton_least_norm"),
+                                doc: "The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.".into(),
+                                direction: true,
+                                tensor_out: true,
+                                value_too: false,
+                                lambda: false,
+                            };
+                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
+                                Ok(x.into())
                             })?);
                         }
                     }
