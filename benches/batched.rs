@@ -119,7 +119,13 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function(BenchmarkId::new("value_grad", "4096x1000"), |b| {
         b.iter(|| {
-            batched::batched_xent_value_grad(m, n, black_box(&z), black_box(&y), black_box(&mut out))
+            batched::batched_xent_value_grad(
+                m,
+                n,
+                black_box(&z),
+                black_box(&y),
+                black_box(&mut out),
+            )
         })
     });
     g.bench_function(BenchmarkId::new("two_calls", "4096x1000"), |b| {

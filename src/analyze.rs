@@ -108,7 +108,8 @@ fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
         })
         .collect();
     if !parts.is_empty() {
-        r.lines.insert(2, format!("{:<13}{}", "where:", parts.join(", ")));
+        r.lines
+            .insert(2, format!("{:<13}{}", "where:", parts.join(", ")));
         r.json.insert(
             "definitions".into(),
             serde_json::Value::Array(parts.into_iter().map(Into::into).collect()),
@@ -167,7 +168,10 @@ fn scalar(h: &Tensor, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
             conds.extend(nonzero);
             r.line("definite", &positive_when("f'' > 0", &conds));
         }
-        Sign::Unknown => r.line("definite", "depends on the point (the sign of f'' is not fixed)"),
+        Sign::Unknown => r.line(
+            "definite",
+            "depends on the point (the sign of f'' is not fixed)",
+        ),
     }
 }
 
@@ -194,8 +198,7 @@ fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
     let spectator = |x: &Ix| Some(*x) == row;
     let mut parts = Parts::default();
     for t in crate::matform::merge_row_sums(terms) {
-        let is_delta =
-            |f: &crate::ir::Factor| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == (i.min(j), i.max(j)));
+        let is_delta = |f: &crate::ir::Factor| matches!(&*f.atom, Atom::Delta(a, b) if (*a, *b) == (i.min(j), i.max(j)));
         let term = |fs: Vec<crate::ir::Factor>, c: f64| Poly {
             terms: vec![Term {
                 factors: fs,
@@ -229,11 +232,9 @@ fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
             }
         }
         match both.as_slice() {
-            [] => parts.outer.push((
-                term(c, t.coef.0),
-                term(u, 1.0),
-                term(v, 1.0).rename(j, i),
-            )),
+            [] => parts
+                .outer
+                .push((term(c, t.coef.0), term(u, 1.0), term(v, 1.0).rename(j, i))),
             [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j) {
                 Some((x, k, w, dim)) => {
                     let scale = term(c, t.coef.0);
@@ -329,7 +330,17 @@ fn rows(d: &Derivation, h: &Tensor, r: &mut Report, show: &mut dyn FnMut(&Poly) 
     );
     r.json.insert("blocks".into(), "rows".into());
     let dim = h.wrt_dims[1].clone();
-    rank_structure(d, h, parts, c1, c2, &dim, Some((r1, h.wrt_dims[0].clone())), r, show);
+    rank_structure(
+        d,
+        h,
+        parts,
+        c1,
+        c2,
+        &dim,
+        Some((r1, h.wrt_dims[0].clone())),
+        r,
+        show,
+    );
     true
 }
 
@@ -355,7 +366,7 @@ fn rank_structure(
         return;
     }
     if !parts.gram.is_empty() {
-        gram_report(&parts, &dim, r, show);
+        gram_report(&parts, r, show);
         return;
     }
     // Outer products with the same vectors are one: c·u uᵀ.
@@ -381,7 +392,10 @@ fn rank_structure(
         return;
     }
     if parts.outer.is_empty() {
-        r.line("structure", &format!("diagonal: H = diag(d) with d_i = {}", show(&diag)));
+        r.line(
+            "structure",
+            &format!("diagonal: H = diag(d) with d_i = {}", show(&diag)),
+        );
         r.json.insert("structure".into(), "diagonal".into());
         r.json.insert("d".into(), show(&diag).into());
         match sign(&diag, show) {
@@ -428,11 +442,10 @@ fn rank_structure(
         };
         r.line(
             "structure",
-            &format!(
-                "diagonal plus rank at most {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {d_text}"
-            ),
+            &format!("diagonal plus rank at most {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {d_text}"),
         );
-        r.json.insert("structure".into(), "diagonal plus low rank".into());
+        r.json
+            .insert("structure".into(), "diagonal plus low rank".into());
         r.json.insert("rank_of_update".into(), rank.into());
         r.line("newton", "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²)");
         return;
@@ -440,10 +453,7 @@ fn rank_structure(
     // H = D − κ u uᵀ.
     let (c, u) = rank_one.pop().expect("one term");
     let kappa = simplify(&c.neg());
-    r.line(
-        "structure",
-        "diagonal plus rank one: H = diag(d) − κ u uᵀ",
-    );
+    r.line("structure", "diagonal plus rank one: H = diag(d) − κ u uᵀ");
     if row.is_some() {
         r.more(&format!(
             "in each row's block: d = {},  u = {},  κ = {} (the row index is the first)",
@@ -459,21 +469,21 @@ fn rank_structure(
             show(&kappa)
         ));
     }
-    r.json.insert("structure".into(), "diagonal plus rank one".into());
+    r.json
+        .insert("structure".into(), "diagonal plus rank one".into());
     r.json.insert("d".into(), show(&diag).into());
     r.json.insert("u".into(), show(&u).into());
     r.json.insert("kappa".into(), show(&kappa).into());
-    // t = Σ_k u_k² / d_k and γ = κ t.
-    let k = fresh();
-    let (uk, dk) = (u.rename(i, k), diag.rename(i, k));
-    let t = simplify(&Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&dk.powf(-1.0))));
-    let gamma = simplify(&kappa.mul(&t));
+    let (t, gamma) = t_and_gamma(&diag, &u, &kappa, i, &dim);
     let null = simplify(&u.mul(&diag.powf(-1.0)));
     let d_sign = sign(&diag, show);
     let kappa_sign = sign(&kappa, show);
     r.line(
         "γ",
-        &format!("κ·Σ_i u_i²/d_i = {} (H is singular iff γ = 1; PSD iff d > 0 and γ ≤ 1)", show(&gamma)),
+        &format!(
+            "κ·Σ_i u_i²/d_i = {} (H is singular iff γ = 1; PSD iff d > 0 and γ ≤ 1)",
+            show(&gamma)
+        ),
     );
     r.json.insert("gamma".into(), show(&gamma).into());
     let n = dim.to_string();
@@ -487,14 +497,25 @@ fn rank_structure(
             };
             let (rank, json_rank) = match &row {
                 None => (format!("{n} − 1"), format!("{n} - 1")),
-                Some((_, m)) => (format!("{m}·({n} − 1), {n} − 1 per block"), format!("{m}*({n} - 1)")),
+                Some((_, m)) => (
+                    format!("{m}·({n} − 1), {n} − 1 per block"),
+                    format!("{m}*({n} - 1)"),
+                ),
             };
             r.line(
                 "rank",
-                &format!("{rank}{}: γ = 1 for every point, so H is singular", when(&conds)),
+                &format!(
+                    "{rank}{}: γ = 1 for every point, so H is singular",
+                    when(&conds)
+                ),
             );
             r.json.insert("rank".into(), json_rank.into());
-            let null_text = if row.is_some() && null.free().iter().all(|x| Some(*x) == row.as_ref().map(|r| r.0)) {
+            let null_text = if row.is_some()
+                && null
+                    .free()
+                    .iter()
+                    .all(|x| Some(*x) == row.as_ref().map(|r| r.0))
+            {
                 format!(
                     "spanned by the rows' all-ones vectors (one per row: {} changes nothing when a row is shifted by a constant)",
                     "f"
@@ -517,9 +538,13 @@ fn rank_structure(
             if let Sign::Positive { conds, .. } = &d_sign {
                 r.line(
                     "definite",
-                    &format!("positive semidefinite{}, never positive definite", when(conds)),
+                    &format!(
+                        "positive semidefinite{}, never positive definite",
+                        when(conds)
+                    ),
                 );
-                r.json.insert("definite".into(), "positive semidefinite".into());
+                r.json
+                    .insert("definite".into(), "positive semidefinite".into());
             }
             r.line(
                 "invertible",
@@ -544,7 +569,11 @@ fn rank_structure(
         } else {
             check_factor(d, h, &s, i, j)
         };
-        let label = if row.is_some() { "each block is SᵀS with S =" } else { "H = SᵀS with S_ij =" };
+        let label = if row.is_some() {
+            "each block is SᵀS with S ="
+        } else {
+            "H = SᵀS with S_ij ="
+        };
         r.line("factor", &format!("{label} {}", show(&s)));
         match check {
             Some(err) => r.more(&format!(
@@ -592,13 +621,17 @@ fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> St
             }
             match softmax {
                 Some(Atom::Softmax {
-                    ix: x, body: y, dim: z, ..
+                    ix: x,
+                    body: y,
+                    dim: z,
+                    ..
                 }) if (x, y, z) != (ix, body, dim) => return,
                 _ => softmax = Some(&*f.atom),
             }
         }
         let blocks = c.blocks.len() as i32;
-        let want = if blocks % 2 == 1 { 1.0 } else { -1.0 } * crate::sym::factorial(blocks as usize - 1);
+        let want =
+            if blocks % 2 == 1 { 1.0 } else { -1.0 } * crate::sym::factorial(blocks as usize - 1);
         if c.term.coef.0 != want {
             return;
         }
@@ -647,6 +680,24 @@ pub(crate) struct RankOne {
     pub row: Option<(Ix, Dim)>,
 }
 
+impl RankOne {
+    /// The direction `v` of a kernel over the variable's own indices
+    /// (`(row, i)` for a batch), and the output indices.
+    pub(crate) fn direction(&self) -> (Poly, Vec<(Ix, Dim)>) {
+        let dir = crate::kernel_algebra::DIRECTION;
+        match &self.row {
+            None => (
+                Poly::var(dir, vec![self.i]),
+                vec![(self.i, self.dim.clone())],
+            ),
+            Some((r, rows)) => (
+                Poly::var(dir, vec![*r, self.i]),
+                vec![(*r, rows.clone()), (self.i, self.dim.clone())],
+            ),
+        }
+    }
+}
+
 /// The diagonal-plus-rank-one form of the Hessian `h`, if it has one.
 pub(crate) fn rank_one(h: &Tensor) -> Option<RankOne> {
     if !h.value_idx.is_empty() || h.order() != 2 {
@@ -655,7 +706,12 @@ pub(crate) fn rank_one(h: &Tensor) -> Option<RankOne> {
     let (parts, i, dim, row) = match h.wrt_dims.len() {
         1 => {
             let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
-            (split(&h.expanded().terms, i, j), i, h.wrt_dims[0].clone(), None)
+            (
+                split(&h.expanded().terms, i, j),
+                i,
+                h.wrt_dims[0].clone(),
+                None,
+            )
         }
         2 => {
             let (block, r1, c1, c2) = row_block(h)?;
@@ -709,6 +765,16 @@ fn row_block(h: &Tensor) -> Option<(Vec<Term>, Ix, Ix, Ix)> {
     Some((block, r1, c1, c2))
 }
 
+/// `t = Σ_k u_k²/d_k` and `γ = κ t` of `H = diag(d) − κ u uᵀ` (summed over
+/// the block index `i`), simplified: `γ = 1` means `H` is singular.
+pub(crate) fn t_and_gamma(d: &Poly, u: &Poly, kappa: &Poly, i: Ix, dim: &Dim) -> (Poly, Poly) {
+    let k = fresh();
+    let (uk, dk) = (u.rename(i, k), d.rename(i, k));
+    let t = simplify(&Poly::sum_over(k, dim, &uk.mul(&uk).mul(&dk.powf(-1.0))));
+    let gamma = simplify(&kappa.mul(&t));
+    (t, gamma)
+}
+
 /// `S` with `H = SᵀS` for `H = diag(d) − κ u uᵀ`, from `t = Σ u²/d` and
 /// `γ = κ t` (a number at most 1): `S_ij = sqrt(d_i) δ_ij − α u_i u_j /
 /// sqrt(d_i)` with `α = (1 − √(1 − γ))/t`.
@@ -716,14 +782,9 @@ fn factor_s(diag: &Poly, u: &Poly, t: &Poly, gamma: &Poly, i: Ix, j: Ix) -> Opti
     let g = gamma.as_constant().filter(|g| *g <= 1.0)?;
     let alpha = simplify(&t.powf(-1.0).scale(1.0 - (1.0 - g).sqrt()));
     let sd = diag.powf(0.5);
-    Some(simplify(
-        &sd.mul(&Poly::delta(i, j)).sub(
-            &alpha
-                .mul(u)
-                .mul(&u.rename(i, j))
-                .mul(&diag.powf(-0.5)),
-        ),
-    ))
+    Some(simplify(&sd.mul(&Poly::delta(i, j)).sub(
+        &alpha.mul(u).mul(&u.rename(i, j)).mul(&diag.powf(-0.5)),
+    )))
 }
 
 /// `S` with `H = SᵀS` for a diagonal-plus-rank-one Hessian `h`, over its
@@ -732,20 +793,21 @@ pub(crate) fn hessian_factor(h: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
     let (diag, u, kappa) = diag_plus_rank_one(h)?;
     let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
     let dim = h.wrt_dims[0].clone();
-    let k = fresh();
-    let (uk, dk) = (u.rename(i, k), diag.rename(i, k));
-    let t = simplify(&Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&dk.powf(-1.0))));
-    let gamma = simplify(&kappa.mul(&t));
+    let (t, gamma) = t_and_gamma(&diag, &u, &kappa, i, &dim);
     let s = factor_s(&diag, &u, &t, &gamma, i, j)?;
     Some((s, vec![(i, dim.clone()), (j, dim)]))
 }
 
-fn gram_report(
-    parts: &Parts,
-    _dim: &Dim,
-    r: &mut Report,
-    show: &mut dyn FnMut(&Poly) -> String,
-) {
+/// Vectors printed with no named parts (a row weight's factors).
+struct NoParts;
+
+impl crate::matform::Namer for NoParts {
+    fn atom_name(&mut self, _: &Atom) -> Option<String> {
+        None
+    }
+}
+
+fn gram_report(parts: &Parts, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
     let (x, b, _, rows) = &parts.gram[0];
     let same = parts.gram.iter().all(|g| g.0 == *x && g.3 == *rows);
     let mut weight = Poly::zero();
@@ -756,15 +818,8 @@ fn gram_report(
     let lambda = parts.diag.clone();
     // λ·I: a diagonal part that is one number for every entry.
     let lambda_ok = lambda.free().is_empty() && same;
-    let wtext = {
-        struct Plain;
-        impl crate::matform::Namer for Plain {
-            fn atom_name(&mut self, _: &Atom) -> Option<String> {
-                None
-            }
-        }
-        crate::matform::vector_text(&weight, *b, &mut Plain).unwrap_or_else(|| show(&weight))
-    };
+    let wtext =
+        crate::matform::vector_text(&weight, *b, &mut NoParts).unwrap_or_else(|| show(&weight));
     let plus = if lambda.is_empty() {
         String::new()
     } else {
@@ -780,15 +835,8 @@ fn gram_report(
         "rank",
         &format!("at most the number of rows of {x} with a nonzero weight; full when λ > 0"),
     );
-    let mut row_text = |p: &Poly| {
-        struct Plain;
-        impl crate::matform::Namer for Plain {
-            fn atom_name(&mut self, _: &Atom) -> Option<String> {
-                None
-            }
-        }
-        crate::matform::vector_text(p, *b, &mut Plain).unwrap_or_else(|| "?".into())
-    };
+    let mut row_text =
+        |p: &Poly| crate::matform::vector_text(p, *b, &mut NoParts).unwrap_or_else(|| "?".into());
     match sign(&weight, &mut row_text) {
         Sign::Positive { conds, .. } => {
             let lam = if lambda.is_empty() || !lambda_ok {
@@ -803,7 +851,8 @@ fn gram_report(
                 "definite",
                 &format!("positive semidefinite{} (D ≥ 0){lam}", when(&conds)),
             );
-            r.json.insert("definite".into(), "positive semidefinite".into());
+            r.json
+                .insert("definite".into(), "positive semidefinite".into());
         }
         Sign::Unknown => r.line("definite", "depends on the signs of D's entries"),
     }
@@ -811,7 +860,11 @@ fn gram_report(
         "factor",
         &format!(
             "H = SᵀS with S = sqrt(D) {x}{} where D ≥ 0",
-            if lambda.is_empty() { "" } else { " stacked over sqrt(λ)·I" }
+            if lambda.is_empty() {
+                ""
+            } else {
+                " stacked over sqrt(λ)·I"
+            }
         ),
     );
     r.line(
@@ -882,9 +935,10 @@ fn positive(n: &crate::compact::Node) -> Option<bool> {
             _ => Some(false),
         },
         // A sum of nonnegative terms, one of them positive.
-        Node::Add(kids) if kids.iter().all(|k| nonnegative(k).is_some()) => {
-            kids.iter().any(|k| nonnegative(k) == Some(true)).then_some(true)
-        }
+        Node::Add(kids) if kids.iter().all(|k| nonnegative(k).is_some()) => kids
+            .iter()
+            .any(|k| nonnegative(k) == Some(true))
+            .then_some(true),
         // 1 − σ(u) = σ(−u) > 0.
         Node::Add(kids) => match kids.as_slice() {
             [Node::Num(one), Node::Mul(m)] if *one == 1.0 => match m.as_slice() {
@@ -933,7 +987,14 @@ fn when(conds: &[String]) -> String {
 }
 
 fn positive_when(what: &str, conds: &[String]) -> String {
-    format!("{what}{}", if conds.is_empty() { " everywhere".to_string() } else { when(conds) })
+    format!(
+        "{what}{}",
+        if conds.is_empty() {
+            " everywhere".to_string()
+        } else {
+            when(conds)
+        }
+    )
 }
 
 /// Largest |H − SᵀS| at a random point with every length 5, or None when
@@ -963,7 +1024,8 @@ fn check_factor(d: &Derivation, h: &Tensor, s: &Poly, i: Ix, j: Ix) -> Option<f6
             _ => return None,
         });
     }
-    let point = crate::eval::bind(&d.typed, &crate::eval::parse_point(&at.join("; ")).ok()?).ok()?;
+    let point =
+        crate::eval::bind(&d.typed, &crate::eval::parse_point(&at.join("; ")).ok()?).ok()?;
     let want = crate::eval::evaluate(h, &point).ok()?;
     // SᵀS_ij = Σ_k S_ki S_kj.
     let k = fresh();
@@ -988,5 +1050,8 @@ fn check_factor(d: &Derivation, h: &Tensor, s: &Poly, i: Ix, j: Ix) -> Option<f6
 /// `S` with its row index `i` read as `row` and its column `j` as `col`.
 fn rename_both(s: &Poly, i: Ix, j: Ix, row: Ix, col: Ix) -> Poly {
     let (ti, tj) = (fresh(), fresh());
-    s.rename(i, ti).rename(j, tj).rename(ti, row).rename(tj, col)
+    s.rename(i, ti)
+        .rename(j, tj)
+        .rename(ti, row)
+        .rename(tj, col)
 }

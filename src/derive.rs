@@ -303,7 +303,10 @@ impl Derivation {
     pub fn formula(&self, k: usize) -> Option<String> {
         let d = self.at_order(k);
         let (text, _) = d.report(Syntax::Text, Limits::default());
-        let form = text.lines().find_map(|l| l.strip_prefix("index form:"))?.trim();
+        let form = text
+            .lines()
+            .find_map(|l| l.strip_prefix("index form:"))?
+            .trim();
         if form.chars().count() > 240 {
             return None;
         }
@@ -318,7 +321,9 @@ impl Derivation {
                 if free.is_empty() {
                     format!("∂{}{}", self.wrt, superscript(k))
                 } else {
-                    free.iter().map(|i| format!("∂{}_{i}", self.wrt)).collect::<String>()
+                    free.iter()
+                        .map(|i| format!("∂{}_{i}", self.wrt))
+                        .collect::<String>()
                 }
             ),
         };
@@ -330,7 +335,11 @@ impl Derivation {
         if !wheres.is_empty() {
             out.push_str(&format!(
                 ", where {}",
-                wheres.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+                wheres
+                    .iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         Some(out)

@@ -141,7 +141,10 @@ pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
     for (a, b) in g0.iter().zip(&g1) {
         diag = diag.rename(*b, *a);
     }
-    (diag, g0.into_iter().zip(t.wrt_dims.iter().cloned()).collect())
+    (
+        diag,
+        g0.into_iter().zip(t.wrt_dims.iter().cloned()).collect(),
+    )
 }
 
 /// The least-norm solution of `H x = v` for a singular
@@ -153,24 +156,14 @@ pub(crate) fn hessian_diagonal(t: &Tensor) -> (Poly, Vec<(Ix, Dim)>) {
 /// `None` unless `γ` simplifies to 1.
 pub(crate) fn newton_least_norm(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
     let ro = crate::analyze::rank_one(t)?;
+    let (v, out) = ro.direction();
     let (d, u, kappa, i, dim) = (ro.d, ro.u, ro.kappa, ro.i, ro.dim);
-    let k = fresh();
-    let inv_d = d.powf(-1.0);
-    let gamma = crate::analyze::simplify(&kappa.mul(&Poly::sum_over(
-        k,
-        &dim,
-        &u.rename(i, k).mul(&u.rename(i, k)).mul(&inv_d.rename(i, k)),
-    )));
+    let (_, gamma) = crate::analyze::t_and_gamma(&d, &u, &kappa, i, &dim);
     if gamma.as_constant() != Some(1.0) {
         return None;
     }
-    let (v, out) = match &ro.row {
-        None => (Poly::var(DIRECTION, vec![i]), vec![(i, dim.clone())]),
-        Some((r, rows)) => (
-            Poly::var(DIRECTION, vec![*r, i]),
-            vec![(*r, rows.clone()), (i, dim.clone())],
-        ),
-    };
+    let k = fresh();
+    let inv_d = d.powf(-1.0);
     let x0 = v.mul(&inv_d);
     let w = crate::analyze::simplify(&u.mul(&inv_d));
     let (x0k, wk) = (x0.rename(i, k), w.rename(i, k));
@@ -187,24 +180,15 @@ pub(crate) fn newton_least_norm(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
 /// Hessian has no such structure.
 pub(crate) fn newton_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
     let ro = crate::analyze::rank_one(t)?;
+    let (v, out) = ro.direction();
     let (d, u, kappa, i, dim) = (ro.d, ro.u, ro.kappa, ro.i, ro.dim);
     let a = d.add(&Poly::var(LAMBDA, vec![])).powf(-1.0);
-    // The direction over the variable's own indices: (row, i) for a batch.
-    let (v, out) = match &ro.row {
-        None => (Poly::var(DIRECTION, vec![i]), vec![(i, dim.clone())]),
-        Some((r, rows)) => (
-            Poly::var(DIRECTION, vec![*r, i]),
-            vec![(*r, rows.clone()), (i, dim.clone())],
-        ),
-    };
     let k = fresh();
     let (ak, uk, vk) = (a.rename(i, k), u.rename(i, k), v.rename(i, k));
     let uav = Poly::sum_over(k, &dim, &uk.mul(&ak).mul(&vk));
     let uau = Poly::sum_over(k, &dim, &uk.mul(&uk).mul(&ak));
     let den = Poly::constant(1.0).sub(&kappa.mul(&uau)).powf(-1.0);
-    let x = a
-        .mul(&v)
-        .add(&kappa.mul(&uav).mul(&den).mul(&a).mul(&u));
+    let x = a.mul(&v).add(&kappa.mul(&uav).mul(&den).mul(&a).mul(&u));
     Some((x, out))
 }
 

@@ -24,7 +24,10 @@ fn xent_is_diagonal_plus_rank_one_and_singular() {
     assert_eq!(j["gamma"], "1");
     assert_eq!(j["rank"], "n - 1");
     assert!(j["null_space"].as_str().unwrap().contains("all-ones"));
-    assert!(j["null_space"].as_str().unwrap().contains("shift-invariant"));
+    assert!(j["null_space"]
+        .as_str()
+        .unwrap()
+        .contains("shift-invariant"));
     assert_eq!(j["definite"], "positive semidefinite");
     assert!(j["factor_checked_error"].as_f64().unwrap() < 1e-12);
     // The third derivative is recognised as a cumulant tensor, class by class.
@@ -68,14 +71,22 @@ fn an_elementwise_loss_is_diagonal() {
 
 #[test]
 fn no_structure_is_said_plainly() {
-    let j = snap("analyze_none", "x: vec[n]; A: mat[n, n]; dot(x, A @ x) * sum(x)", Some("x"));
+    let j = snap(
+        "analyze_none",
+        "x: vec[n]; A: mat[n, n]; dot(x, A @ x) * sum(x)",
+        Some("x"),
+    );
     assert_eq!(j["structure"], "none");
 }
 
 /// A batch: block diagonal over rows, each block the xent structure.
 #[test]
 fn a_batch_is_block_diagonal_over_rows() {
-    let j = snap("analyze_batched_xent", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", None);
+    let j = snap(
+        "analyze_batched_xent",
+        "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
+        None,
+    );
     assert_eq!(j["blocks"], "rows");
     assert_eq!(j["structure"], "diagonal plus rank one");
     assert_eq!(j["rank"], "m*(n - 1)");
@@ -93,7 +104,10 @@ fn an_affine_function_has_a_zero_hessian() {
 /// count.
 #[test]
 fn deep_nesting_falls_back_to_the_hessian_alone() {
-    let a = analyze("sum(log(softmax(softmax(softmax(softmax(softmax(softmax(z))))))))", None);
+    let a = analyze(
+        "sum(log(softmax(softmax(softmax(softmax(softmax(softmax(z))))))))",
+        None,
+    );
     assert_eq!(a.json["structure"], "diagonal plus low rank");
     assert!(a.json.get("third_order").is_none());
     let r = a.json["rank_of_update"].as_u64().unwrap();

@@ -169,15 +169,25 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
     if let (Some(plan), true) = (plans.get("f_newton_least_norm"), order >= 2) {
         let h = eval_at(2);
         let mul = |y: &[f64]| -> Vec<f64> {
-            (0..w).map(|i| (0..w).map(|j| h[i * w + j] * y[j]).sum()).collect()
+            (0..w)
+                .map(|i| (0..w).map(|j| h[i * w + j] * y[j]).sum())
+                .collect()
         };
         let mut with_g = with_v.clone();
         *with_g.last_mut().unwrap() = mul(&v);
         let x = interp::run(plan, &with_g, &sizes);
-        close(&mul(&x), &mul(&v), &format!("f_newton_least_norm of `{expr}`: H x = H v"));
+        close(
+            &mul(&x),
+            &mul(&v),
+            &format!("f_newton_least_norm of `{expr}`: H x = H v"),
+        );
         let dot: f64 = x.iter().zip(&v).map(|(a, b)| a * (b - a)).sum();
-        let scale: f64 = x.iter().map(|a| a * a).sum::<f64>() + v.iter().map(|a| a * a).sum::<f64>();
-        assert!(dot.abs() <= 1e-9 * scale, "f_newton_least_norm of `{expr}`: x·(v − x) = {dot}");
+        let scale: f64 =
+            x.iter().map(|a| a * a).sum::<f64>() + v.iter().map(|a| a * a).sum::<f64>();
+        assert!(
+            dot.abs() <= 1e-9 * scale,
+            "f_newton_least_norm of `{expr}`: x·(v − x) = {dot}"
+        );
     }
     // The fused value and gradient: the gradient, then the value.
     if let Some(plan) = plans.get("f_value_grad") {

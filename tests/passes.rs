@@ -62,7 +62,17 @@ fn every_pass_changes_some_plan() {
             }
         }
     }
-    for pass in ["fuse", "sink, fuse", "fold_rows", "contract", "shift", "join_sums"] {
-        assert!(changed.contains(&pass), "pass `{pass}` changed none of the plans: {changed:?}");
+    for pass in [
+        "fuse",
+        "sink, fuse",
+        "fold_rows",
+        "contract",
+        "shift",
+        "join_sums",
+    ] {
+        assert!(
+            changed.contains(&pass),
+            "pass `{pass}` changed none of the plans: {changed:?}"
+        );
     }
 }

@@ -274,6 +274,9 @@ fn newton_with_the_exact_hessian_beats_the_diagonal_bound() {
     assert!(exact <= 10, "exact Newton took {exact} iterations");
     // The diagonal bound crawls along the Hessian's null direction (1),
     // which only λ = 1e-3 curves: hundreds of thousands of iterations.
-    assert!(diag > 1000 * exact && diag < 10_000_000, "diagonal {diag} vs exact {exact}");
+    assert!(
+        diag > 1000 * exact && diag < 10_000_000,
+        "diagonal {diag} vs exact {exact}"
+    );
     assert!((l1 - l2).abs() <= 1e-9 * l1.abs(), "{l1} vs {l2}");
 }

@@ -114,6 +114,12 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
         }
     };
 
+    // The value is computed at shifted logits where it can be (one
+    // shift-invariance check, an e-graph run, for `f` and `f_value_grad`).
+    let value_shifted = spec.min_order == 0
+        && reads_outside_normalizers(&d.orders[0].expanded(), &d.wrt)
+        && d.shift_invariant();
+
     // Every full tensor that will be emitted is sized before any is: a
     // kernel set that cannot be built is refused at once, not after its
     // lower orders took the time.
@@ -132,9 +138,8 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                     value_too: false,
                     lambda: false,
                 };
-                let shift = reads_outside_normalizers(&t.expanded(), &d.wrt) && d.shift_invariant();
                 items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                    if shift {
+                    if value_shifted {
                         value_at_shifted_logits(b, &d)
                     } else {
                         full(b, t)
@@ -171,10 +176,8 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         lambda: false,
                     };
                     let t0 = &d.orders[0];
-                    let shift =
-                        reads_outside_normalizers(&t0.expanded(), &d.wrt) && d.shift_invariant();
                     items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                        let value = if shift {
+                        let value = if value_shifted {
                             value_at_shifted_logits(b, &d)?
                         } else {
                             full(b, t0)?
@@ -238,9 +241,9 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                                 value_too: false,
                                 lambda: false,
                             };
-                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
-                                Ok(s.into())
-                            })?);
+                            items.extend(
+                                f.emit(&sig, &names, &mut helpers, &mut plans, |_| Ok(s.into()))?,
+                            );
                         }
                         // A Newton step in O(n) where the Hessian is
                         // diagonal plus rank one (Sherman–Morrison).
@@ -267,9 +270,9 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                                 value_too: false,
                                 lambda: false,
                             };
-                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
-                                Ok(x.into())
-                            })?);
+                            items.extend(
+                                f.emit(&sig, &names, &mut helpers, &mut plans, |_| Ok(x.into()))?,
+                            );
                         }
                     }
                 } else {

@@ -303,7 +303,13 @@ impl Function {
         let doc: Vec<String> = self
             .doc
             .lines()
-            .map(|l| if l.is_empty() { String::new() } else { format!(" {l}") })
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {l}")
+                }
+            })
             .collect();
         let ret = if self.tensor_out && !self.value_too {
             quote!()

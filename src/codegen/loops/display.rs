@@ -108,7 +108,11 @@ impl Stmt {
             Stmt::ZeroOut => writeln!(f, "{pad}out = 0"),
             Stmt::Scatter { vars, value, .. } => {
                 let v: Vec<String> = vars.iter().map(|(v, _)| format!("i{v}")).collect();
-                writeln!(f, "{pad}scatter over the orbit of ({}) += {value}", v.join(", "))
+                writeln!(
+                    f,
+                    "{pad}scatter over the orbit of ({}) += {value}",
+                    v.join(", ")
+                )
             }
             Stmt::Return(v) => writeln!(f, "{pad}return {v}"),
         }
