@@ -30,6 +30,8 @@ pub struct Names {
     /// user typed a float that is not a short fraction (`0.7978845608`),
     /// and then every number prints as a decimal.
     pub exact: bool,
+    /// Names no index may take (variables, lengths, parts).
+    taken: BTreeSet<String>,
 }
 
 /// Free index names in order. `o` (reads as 0) is left out; `p`, `q`, `s`
@@ -69,7 +71,25 @@ impl Names {
             parts: Vec::new(),
             bound,
             exact: true,
+            taken: taken.clone(),
         }
+    }
+
+    /// Names one more free index (an index a report introduces, such as a
+    /// data row), preferring the names in `prefer`, and keeps that name off
+    /// bound indices; returns the name.
+    pub fn add_free(&mut self, ix: u32, prefer: &[&str]) -> String {
+        let used: BTreeSet<String> = self.index.values().cloned().collect();
+        let free = |s: &&&str| !self.taken.contains(**s) && !used.contains(**s);
+        let name = prefer
+            .iter()
+            .chain(FREE_NAMES)
+            .find(free)
+            .map_or_else(|| format!("i{}", self.index.len() + 1), |s| s.to_string());
+        self.bound.retain(|b| *b != name);
+        self.index
+            .insert(crate::lang::index_symbol(ix), name.clone());
+        name
     }
 
     /// The printed name of a free index.

@@ -113,3 +113,32 @@ fn deep_nesting_falls_back_to_the_hessian_alone() {
     let r = a.json["rank_of_update"].as_u64().unwrap();
     assert!(r < 100, "rank bound {r}");
 }
+
+/// The linear classifier's Hessian in its weight matrix: a sum over data
+/// rows of Kronecker products `x_c x_cᵀ ⊗ B^c`, singular along `u 1ᵀ`,
+/// factored as `SᵀS`; both checked numerically by `analyze`.
+#[test]
+fn the_linear_classifier_is_a_sum_of_kronecker_products() {
+    for (name, expr) in [
+        (
+            "analyze_linear_classifier",
+            "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
+        ),
+        (
+            "analyze_multivariate_least_squares",
+            "X: mat[m, d]; W: mat[d, k]; Y: mat[m, k]; sum((X @ W - Y)^2) / (2*m)",
+        ),
+    ] {
+        let j = snap(name, expr, Some("W"));
+        assert_eq!(j["structure"], "kronecker rows", "{name}");
+        assert_eq!(j["definite"], "positive semidefinite", "{name}");
+        if name == "analyze_linear_classifier" {
+            assert_eq!(j["block"], "diagonal plus rank one");
+            assert_eq!(j["rank"], "d*(k - 1)");
+            assert!(j["null_checked_error"].as_f64().unwrap() < 1e-12);
+            assert!(j["factor_checked_error"].as_f64().unwrap() < 1e-12);
+        } else {
+            assert_eq!(j["block"], "diagonal");
+        }
+    }
+}

@@ -28,6 +28,11 @@ use crate::ir::{fresh, Atom, Dim, Fun, Ix, Poly, Term};
 use crate::render::{Printer, Syntax};
 use crate::sym::Tensor;
 
+mod check;
+mod kronecker;
+
+use check::check_factor;
+
 /// What `symdiff analyze` prints.
 pub struct Analysis {
     /// The report, one fact per line.
@@ -85,10 +90,14 @@ fn analyze_derivation(d: &Derivation) -> Result<Analysis> {
                 third_order(d, &mut r, &mut show);
             }
             _ => {
-                if !rows(d, h, &mut r, &mut show) {
+                let found = {
+                    let mut show = |p: &Poly| show_poly(p, &mut names);
+                    rows(d, h, &mut r, &mut show)
+                } || kronecker::kronecker(d, h, &mut r, &mut names);
+                if !found {
                     r.line(
                         "structure",
-                        "none found: a matrix variable's Hessian is analyzed when it is block diagonal over rows (see `derive --order 2`)",
+                        "none found: a matrix variable's Hessian is analyzed when it is block diagonal over rows or a sum over data rows of Kronecker products (see `derive --order 2`)",
                     );
                     r.json.insert("structure".into(), "none".into());
                 }
@@ -235,7 +244,7 @@ fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
             [] => parts
                 .outer
                 .push((term(c, t.coef.0), term(u, 1.0), term(v, 1.0).rename(j, i))),
-            [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j) {
+            [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j, &[]) {
                 Some((x, k, w, dim)) => {
                     let scale = term(c, t.coef.0);
                     parts.gram.push((x, k, w.mul(&scale), dim))
@@ -249,7 +258,9 @@ fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
 }
 
 /// `Σ_b X_bi X_bj w_b` → (X, b, w_b, range of b).
-fn gram(a: &Atom, i: Ix, j: Ix) -> Option<(String, Ix, Poly, Dim)> {
+/// The weight may also depend on the indices in `others` (a Kronecker
+/// block's own indices).
+fn gram(a: &Atom, i: Ix, j: Ix, others: &[Ix]) -> Option<(String, Ix, Poly, Dim)> {
     let Atom::Sum { ix, dim, body } = a else {
         return None;
     };
@@ -284,7 +295,10 @@ fn gram(a: &Atom, i: Ix, j: Ix) -> Option<(String, Ix, Poly, Dim)> {
         if found != (true, true) {
             return None;
         }
-        if rest.iter().any(|f| f.atom.free().iter().any(|x| *x != b)) {
+        if rest
+            .iter()
+            .any(|f| f.atom.free().iter().any(|x| *x != b && !others.contains(x)))
+        {
             return None;
         }
         weight.push(Term {
@@ -995,63 +1009,4 @@ fn positive_when(what: &str, conds: &[String]) -> String {
             when(conds)
         }
     )
-}
-
-/// Largest |H − SᵀS| at a random point with every length 5, or None when
-/// the point cannot be built.
-fn check_factor(d: &Derivation, h: &Tensor, s: &Poly, i: Ix, j: Ix) -> Option<f64> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut at = Vec::new();
-    for (name, shape) in &d.typed.vars {
-        let len: usize = shape
-            .dims()
-            .iter()
-            .map(|x| match x {
-                Dim::Fixed(k) => *k,
-                Dim::Named(_) => 5,
-            })
-            .product();
-        let vals: Vec<String> = (0..len).map(|_| format!("{:.6}", 0.2 + next())).collect();
-        at.push(match shape.rank() {
-            0 => format!("{name}={}", vals[0]),
-            1 => format!("{name}=[{}]", vals.join(",")),
-            _ => return None,
-        });
-    }
-    let point =
-        crate::eval::bind(&d.typed, &crate::eval::parse_point(&at.join("; ")).ok()?).ok()?;
-    let want = crate::eval::evaluate(h, &point).ok()?;
-    // SᵀS_ij = Σ_k S_ki S_kj.
-    let k = fresh();
-    let ski = rename_both(s, i, j, k, i);
-    let skj = rename_both(s, i, j, k, j);
-    let sts = Poly::sum_over(k, &h.wrt_dims[0], &ski.mul(&skj));
-    let t = Tensor::new(
-        sts,
-        vec![i, j],
-        vec![h.wrt_dims[0].clone(), h.wrt_dims[0].clone()],
-        h.wrt_dims.clone(),
-    );
-    let got = crate::eval::evaluate(&t, &point).ok()?;
-    (got.len() == want.len()).then(|| {
-        got.iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
-    })
-}
-
-/// `S` with its row index `i` read as `row` and its column `j` as `col`.
-fn rename_both(s: &Poly, i: Ix, j: Ix, row: Ix, col: Ix) -> Poly {
-    let (ti, tj) = (fresh(), fresh());
-    s.rename(i, ti)
-        .rename(j, tj)
-        .rename(ti, row)
-        .rename(tj, col)
 }
