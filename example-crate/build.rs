@@ -8,6 +8,9 @@ fn main() {
             "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
         )
         .wrt("W")
+        // A batch of rows (per-row Newton steps, as boosting takes them).
+        .kernel("batch", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m")
+        .orders(0..=2)
         // Poisson regression's loss (log link): `exp` of arguments of any sign.
         .kernel("poisson", "sum(exp(z) - q * z)")
         .orders(0..=1)

@@ -146,9 +146,20 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
     if let (Some(plan), true) = (plans.get("f_hessian_factor"), order >= 2) {
         let h = eval_at(2);
         let s = interp::run(plan, &with_v, &sizes);
-        let sts: Vec<f64> = (0..w * w)
-            .map(|ij| (0..w).map(|k| s[k * w + ij / w] * s[k * w + ij % w]).sum())
-            .collect();
+        // One n×n factor per row of a batch (m·n·n entries for w = m·n
+        // variables), or one w×w factor: SᵀS is H's block on the diagonal.
+        let rows = w * w / s.len();
+        let n = w / rows;
+        let mut sts = vec![0.0; w * w];
+        for r in 0..rows {
+            let sr = &s[r * n * n..(r + 1) * n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    sts[(r * n + i) * w + r * n + j] =
+                        (0..n).map(|k| sr[k * n + i] * sr[k * n + j]).sum();
+                }
+            }
+        }
         close(&sts, &h, &format!("f_hessian_factor of `{expr}`"));
     }
     // The Newton step solves (H + λI) x = v.

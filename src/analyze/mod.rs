@@ -670,12 +670,6 @@ fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> St
     r.json.insert("third_order".into(), "cumulant".into());
 }
 
-/// `H = diag(d) − κ u uᵀ`: `(d_i, u_i, κ)` in the Hessian's first index,
-/// when the Hessian `h` of a scalar function of a vector has that form.
-pub(crate) fn diag_plus_rank_one(h: &Tensor) -> Option<(Poly, Poly, Poly)> {
-    let r = rank_one(h)?;
-    r.row.is_none().then_some((r.d, r.u, r.kappa))
-}
 
 /// `H = diag(d) − κ u uᵀ`, for a vector variable or, with `row` set, for
 /// each row's block of a batch (the row a spectator index of `d`, `u`, `κ`).
@@ -802,14 +796,18 @@ fn factor_s(diag: &Poly, u: &Poly, t: &Poly, gamma: &Poly, i: Ix, j: Ix) -> Opti
 }
 
 /// `S` with `H = SᵀS` for a diagonal-plus-rank-one Hessian `h`, over its
-/// two indices (for `f_hessian_factor`), when `γ` is a number at most 1.
+/// two indices (for `f_hessian_factor`), when `γ` is a number at most 1;
+/// for a batch, one factor per row, over `(row, i, j)`.
 pub(crate) fn hessian_factor(h: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
-    let (diag, u, kappa) = diag_plus_rank_one(h)?;
-    let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
-    let dim = h.wrt_dims[0].clone();
-    let (t, gamma) = t_and_gamma(&diag, &u, &kappa, i, &dim);
-    let s = factor_s(&diag, &u, &t, &gamma, i, j)?;
-    Some((s, vec![(i, dim.clone()), (j, dim)]))
+    let ro = rank_one(h)?;
+    let (i, j) = (ro.i, fresh());
+    let (t, gamma) = t_and_gamma(&ro.d, &ro.u, &ro.kappa, i, &ro.dim);
+    let s = factor_s(&ro.d, &ro.u, &t, &gamma, i, j)?;
+    let mut out = vec![(i, ro.dim.clone()), (j, ro.dim)];
+    if let Some(row) = ro.row {
+        out.insert(0, row);
+    }
+    Some((s, out))
 }
 
 /// Vectors printed with no named parts (a row weight's factors).

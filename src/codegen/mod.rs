@@ -235,7 +235,11 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         if let Some(s) = crate::analyze::hessian_factor(t) {
                             let f = Function {
                                 name: name("_hessian_factor"),
-                                doc: "`S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).".into(),
+                                doc: if t.wrt_dims.len() == 2 {
+                                    "`S_r` with `H_r = S_rᵀS_r` for each row's block `H_r` of the (block-diagonal) Hessian: m·n·n entries, row by row, each n×n row-major (see `symdiff analyze`, which checks it).".into()
+                                } else {
+                                    "`S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).".into()
+                                },
                                 direction: false,
                                 tensor_out: true,
                                 value_too: false,
