@@ -3,7 +3,8 @@
 //!
 //! * `grad/*`: generated `xent_grad` and the hand-written gradient (libm
 //!   `exp`, max and Σq fused in one pass) at n = 10, 1e3, 1e6;
-//! * `hvp/*`, `d3_dir/*`: generated `xent_hvp` and `xent_d3_dir`;
+//! * `hvp/*`, `d3_dir/*`, `newton/*`: generated `xent_hvp`, `xent_d3_dir`
+//!   and `xent_newton` (`(H + λI)⁻¹ v`, O(n));
 //! * `hessian_vs_hvp/*`: the full Hessian against `xent_hvp` applied n times;
 //! * `triad`: STREAM's `a = b + s·c` on arrays far larger than the caches.
 //!
@@ -88,6 +89,25 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
+    // The O(n) Newton step, (H + λI)⁻¹ v by Sherman–Morrison.
+    let mut g = c.benchmark_group("newton");
+    for n in SIZES {
+        let (z, q, v) = data(n);
+        let mut out = vec![0.0; n];
+        g.bench_with_input(BenchmarkId::new("generated", n), &n, |b, _| {
+            b.iter(|| {
+                xent::xent_newton(
+                    black_box(&z),
+                    black_box(&q),
+                    black_box(&v),
+                    black_box(1e-3),
+                    black_box(&mut out),
+                )
+            })
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("d3_dir");
     for n in SIZES {
         let (z, q, v) = data(n);
@@ -130,21 +150,22 @@ fn summary() {
         println!("triad bandwidth: {bw:.1} GB/s");
     }
     println!(
-        "{:>9} {:>12} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "n", "grad", "hand", "hand/gen", "grad GB/s", "of triad", "hvp", "hvp/grad", "d3/grad"
+        "{:>9} {:>12} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11}",
+        "n", "grad", "hand", "hand/gen", "grad GB/s", "of triad", "hvp", "hvp/grad", "d3/grad", "newton/grad"
     );
     for n in SIZES {
-        let (Some(g), Some(h), Some(hv), Some(d3)) = (
+        let (Some(g), Some(h), Some(hv), Some(d3), Some(nt)) = (
             median(&format!("grad/generated/{n}")),
             median(&format!("grad/hand/{n}")),
             median(&format!("hvp/generated/{n}")),
             median(&format!("d3_dir/generated/{n}")),
+            median(&format!("newton/generated/{n}")),
         ) else {
             continue;
         };
         let gbs = 24.0 * n as f64 / g;
         println!(
-            "{n:>9} {:>10.0}ns {:>10.0}ns {:>8.2} {:>10.1} {:>9.0}% {:>8.0}ns {:>9.2} {:>9.2}",
+            "{n:>9} {:>10.0}ns {:>10.0}ns {:>8.2} {:>10.1} {:>9.0}% {:>8.0}ns {:>9.2} {:>9.2} {:>11.2}",
             g,
             h,
             h / g,
@@ -152,7 +173,8 @@ fn summary() {
             bw.map(|b| 100.0 * gbs / b).unwrap_or(f64::NAN),
             hv,
             hv / g,
-            d3 / g
+            d3 / g,
+            nt / g
         );
     }
     // The bandwidth target by STREAM's convention, best sample against

@@ -807,7 +807,6 @@ fn logsumexp_newton_body<const FMA: bool>(
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut g4 = vec![0.0; n];
-    let mut g5 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut max0 = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
@@ -875,29 +874,28 @@ fn logsumexp_newton_body<const FMA: bool>(
         break;
     }
     let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv9 = 1.0 / sumexp1;
+    let inv8 = 1.0 / sumexp1;
     for i1 in 0..n {
-        g4[i1] = lambda + out[i1] * inv9;
-        g5[i1] = lambda + out[i1] * inv9;
+        g4[i1] = 1.0 / (lambda + out[i1] * inv8);
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += 1.0 / g5[i5] * (out[i5] * inv9).powi(2);
-            acc5_1[l5] += v[i5] / g5[i5] * (out[i5] * inv9);
+            acc5_0[l5] += g4[i5] * (out[i5] * inv8).powi(2);
+            acc5_1[l5] += v[i5] * g4[i5] * (out[i5] * inv8);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += 1.0 / g5[i5] * (out[i5] * inv9).powi(2);
-        acc5_1[0] += v[i5] / g5[i5] * (out[i5] * inv9);
+        acc5_0[0] += g4[i5] * (out[i5] * inv8).powi(2);
+        acc5_1[0] += v[i5] * g4[i5] * (out[i5] * inv8);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum8 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let g7 = 1.0 - sum6;
+    let sum5 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let g6 = 1.0 - sum5;
     for i0 in 0..n {
-        out[i0] = v[i0] / g4[i0] + 1.0 / g7 / g4[i0] * sum8 * (out[i0] * inv9);
+        out[i0] = v[i0] * g4[i0] + 1.0 / g6 * g4[i0] * sum7 * (out[i0] * inv8);
     }
 }
 /// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.

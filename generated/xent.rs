@@ -1040,7 +1040,6 @@ fn xent_newton_body<const FMA: bool>(
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut g5 = vec![0.0; n];
-    let mut g6 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max1 = {
@@ -1126,29 +1125,28 @@ fn xent_newton_body<const FMA: bool>(
     }
     let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
     let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let inv10 = 1.0 / sumexp2;
+    let inv9 = 1.0 / sumexp2;
     for i1 in 0..n {
-        g5[i1] = lambda + sum0 * (out[i1] * inv10);
-        g6[i1] = lambda + sum0 * (out[i1] * inv10);
+        g5[i1] = 1.0 / (lambda + sum0 * (out[i1] * inv9));
     }
     let mut acc6_0: [f64; 4] = [0.0; 4];
     let mut acc6_1: [f64; 4] = [0.0; 4];
     for c6 in 0..n / 4 {
         for l6 in 0..4 {
             let i6 = c6 * 4 + l6;
-            acc6_0[l6] += 1.0 / g6[i6] * (out[i6] * inv10).powi(2);
-            acc6_1[l6] += v[i6] / g6[i6] * (out[i6] * inv10);
+            acc6_0[l6] += g5[i6] * (out[i6] * inv9).powi(2);
+            acc6_1[l6] += v[i6] * g5[i6] * (out[i6] * inv9);
         }
     }
     for i6 in n / 4 * 4..n {
-        acc6_0[0] += 1.0 / g6[i6] * (out[i6] * inv10).powi(2);
-        acc6_1[0] += v[i6] / g6[i6] * (out[i6] * inv10);
+        acc6_0[0] += g5[i6] * (out[i6] * inv9).powi(2);
+        acc6_1[0] += v[i6] * g5[i6] * (out[i6] * inv9);
     }
-    let sum7 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
-    let sum9 = (acc6_1[0] + acc6_1[1]) + (acc6_1[2] + acc6_1[3]);
-    let g8 = 1.0 - sum0 * sum7;
+    let sum6 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
+    let sum8 = (acc6_1[0] + acc6_1[1]) + (acc6_1[2] + acc6_1[3]);
+    let g7 = 1.0 - sum0 * sum6;
     for i0 in 0..n {
-        out[i0] = v[i0] / g5[i0] + 1.0 / g8 / g5[i0] * sum0 * sum9 * (out[i0] * inv10);
+        out[i0] = v[i0] * g5[i0] + 1.0 / g7 * g5[i0] * sum0 * sum8 * (out[i0] * inv9);
     }
 }
 /// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.

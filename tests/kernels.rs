@@ -639,3 +639,71 @@ fn kernels_check_lengths_at_entry() {
     });
     assert!(r.is_err(), "a short `q` is refused");
 }
+
+/// `(H + λI) x = v` by Gaussian elimination with partial pivoting: the
+/// dense O(n³) solve `xent_newton` replaces.
+fn dense_solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n)
+            .max_by(|&x, &y| a[x * n + c].abs().total_cmp(&a[y * n + c].abs()))
+            .unwrap();
+        for k in 0..n {
+            a.swap(c * n + k, p * n + k);
+        }
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r * n + c] / a[c * n + c];
+            if f != 0.0 {
+                for k in c..n {
+                    a[r * n + k] -= f * a[c * n + k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r * n + k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r * n + r];
+    }
+    x
+}
+
+/// The O(n) Newton step agrees with a dense solve of the full Hessian, up
+/// to n = 1000, for small and large λ and logits of either sign; at λ = 0
+/// the least-norm step solves `H x = g` with `x ⊥ 1`.
+#[test]
+fn xent_newton_agrees_with_a_dense_solve() {
+    for n in [2usize, 10, 100, 1000] {
+        let z: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.618).sin() * 6.0).collect();
+        let q: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.3).cos().abs() + 0.1).collect();
+        let v: Vec<f64> = (0..n).map(|i| ((i as f64) * 1.7).sin()).collect();
+        let mut h = vec![0.0; n * n];
+        xent::xent_hessian(&z, &q, &mut h);
+        for lambda in [1e-3, 1.0] {
+            let mut a = h.clone();
+            for i in 0..n {
+                a[i * n + i] += lambda;
+            }
+            let want = dense_solve(a, v.clone());
+            let mut got = vec![0.0; n];
+            xent::xent_newton(&z, &q, &v, lambda, &mut got);
+            let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-10 * scale, "n = {n}, λ = {lambda}: error {err:e}, scale {scale:e}");
+        }
+        // λ = 0: g = H v is in the range; x = H⁺ g is v less its mean.
+        let mut g = vec![0.0; n];
+        xent::xent_hvp(&z, &q, &v, &mut g);
+        let mut x = vec![0.0; n];
+        xent::xent_newton_least_norm(&z, &q, &g, &mut x);
+        let mean = v.iter().sum::<f64>() / n as f64;
+        for i in 0..n {
+            assert!((x[i] - (v[i] - mean)).abs() < 1e-8, "n = {n}, entry {i}: {} vs {}", x[i], v[i] - mean);
+        }
+    }
+}

@@ -309,8 +309,11 @@ impl Body {
             key = key.rename(f, PLACEHOLDER + k as Ix);
         }
         // Renaming re-normalizes, which can open an atom up (a group is
-        // its sum again); such an atom keeps its own index names as key.
-        let (key_atom, key_ix): (Atom, Vec<Ix>) = match key.terms.as_slice() {
+        // its sum again); such an atom keeps its own index names in its
+        // definition (re-normalized, a sum could split term by term), and
+        // the renamed polynomial is its key, so the same group over other
+        // indices (`d_i + λ` and `d_k + λ`) is one temporary, not two.
+        let (key_atom, key_ix, map_key): (Atom, Vec<Ix>, Atom) = match key.terms.as_slice() {
             // (A group of one variable renames to the variable itself,
             // which has no temporary: keep the group then.)
             [t] if t.coef.0 == 1.0
@@ -321,12 +324,14 @@ impl Body {
                     Atom::Var { .. } | Atom::Delta(..) | Atom::Dim(_)
                 ) =>
             {
+                let atom = (*t.factors[0].atom).clone();
                 (
-                    (*t.factors[0].atom).clone(),
+                    atom.clone(),
                     (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
+                    atom,
                 )
             }
-            _ => (a.clone(), order.clone()),
+            _ => (a.clone(), order.clone(), Atom::Group(key)),
         };
         let read = |id: usize| -> Scalar {
             if order.is_empty() {
@@ -338,7 +343,7 @@ impl Body {
                 })
             }
         };
-        if let Some(&id) = self.keys.get(&(kind, key_atom.clone())) {
+        if let Some(&id) = self.keys.get(&(kind, map_key.clone())) {
             return read(id);
         }
         // A fresh nest over the placeholders.
@@ -457,7 +462,7 @@ impl Body {
             live: true,
             accumulated: false,
         });
-        self.keys.insert((kind, key_atom), id);
+        self.keys.insert((kind, map_key), id);
         read(id)
     }
 

@@ -2,7 +2,9 @@
 //!
 //! 1. [`keep_exp`]: a softmax read in several places keeps its shifted
 //!    exponentials from its sum pass;
-//! 2. [`inline`]: temporaries read once are computed where they are read;
+//! 2. [`inline`]: temporaries read once are computed where they are read,
+//!    and [`reciprocal`]: a temporary read only as a divisor stores its
+//!    reciprocal;
 //! 3. scheduling ([`Body::finish`]): the live temporaries in dependency
 //!    order, each a loop nest or a reduction;
 //! 4. [`fuse`]: adjacent loops over one range become one pass, then
@@ -22,6 +24,7 @@ pub mod fuse;
 pub mod inline;
 pub mod join_sums;
 pub mod keep_exp;
+pub mod reciprocal;
 pub mod shift;
 pub mod sink;
 
@@ -66,6 +69,7 @@ impl Body {
         let mut tail = tail;
         self.keep_exponentials(&mut tail);
         self.inline(&mut tail);
+        self.store_reciprocals(&mut tail);
         let depth = self.depths();
         let mut order: Vec<usize> = (0..self.temps.len())
             .filter(|&t| self.temps[t].live)

@@ -1,0 +1,128 @@
+//! Reciprocals: an elementwise temporary that is read only as a divisor
+//! (`1/t`, `t⁻²`) stores its reciprocal instead, so each element costs one
+//! division where it is made and multiplications where it is read. The
+//! Newton step's `d_i + λ` is read by two sums and by the output, five
+//! divisions per entry; stored as `1/(d_i + λ)` it is one.
+
+use crate::codegen::loops::*;
+
+/// The temporary a scalar reads, if it is a read of one.
+fn read_of(x: &Scalar) -> Option<usize> {
+    match x {
+        Scalar::Temp(t)
+        | Scalar::Load(Access {
+            array: Array::Temp(t),
+            ..
+        }) => Some(*t),
+        _ => None,
+    }
+}
+
+/// Marks each temporary read in `x` as read, and as read other than as a
+/// divisor where it is.
+fn survey(x: &Scalar, read: &mut [bool], other: &mut [bool]) {
+    match x {
+        Scalar::Recip(a) | Scalar::Powi(a, _) if read_of(a).is_some() => {
+            let t = read_of(a).expect("a read");
+            read[t] = true;
+            if matches!(x, Scalar::Powi(_, k) if *k > 0) {
+                other[t] = true;
+            }
+        }
+        _ => {
+            if let Some(t) = read_of(x) {
+                read[t] = true;
+                other[t] = true;
+            }
+            let mut kids = Vec::new();
+            match x {
+                Scalar::Sum(xs) | Scalar::Product(xs) => kids.extend(xs),
+                Scalar::Sub(a, b) | Scalar::Powf(a, b) => kids.extend([&**a, &**b]),
+                Scalar::Neg(a)
+                | Scalar::Recip(a)
+                | Scalar::Powi(a, _)
+                | Scalar::Sqrt(a)
+                | Scalar::Call(_, a)
+                | Scalar::ExpShifted(a)
+                | Scalar::Ln(a) => kids.push(a),
+                _ => {}
+            }
+            for k in kids {
+                survey(k, read, other);
+            }
+        }
+    }
+}
+
+/// Reads of a flipped temporary: `1/t` becomes `t`, `t^-k` becomes `t^k`.
+fn flip_reads(x: &mut Scalar, flipped: &[bool]) {
+    visit_mut(x, &mut |y| {
+        let new = match y {
+            Scalar::Recip(a) if read_of(a).is_some_and(|t| flipped[t]) => Some((**a).clone()),
+            Scalar::Powi(a, k) if read_of(a).is_some_and(|t| flipped[t]) => Some(if *k == -1 {
+                (**a).clone()
+            } else {
+                Scalar::Powi(a.clone(), -*k)
+            }),
+            _ => None,
+        };
+        if let Some(n) = new {
+            *y = n;
+        }
+    });
+}
+
+impl Body {
+    /// Stores `1/t` for every live elementwise temporary `t` read only as
+    /// a divisor, and rewrites its reads.
+    pub(crate) fn store_reciprocals(&mut self, tail: &mut [Stmt]) {
+        let n = self.temps.len();
+        let (mut read, mut other) = (vec![false; n], vec![false; n]);
+        for temp in self.temps.iter().filter(|t| t.live) {
+            match &temp.def {
+                Def::Elem(x) => survey(x, &mut read, &mut other),
+                Def::Reduce { body, .. } => survey(body, &mut read, &mut other),
+            }
+        }
+        for s in tail.iter() {
+            visit_stmt_top(s, &mut |x| survey(x, &mut read, &mut other));
+        }
+        let flipped: Vec<bool> = (0..n)
+            .map(|t| {
+                let temp = &self.temps[t];
+                temp.live
+                    && read[t]
+                    && !other[t]
+                    && !temp.vars.is_empty()
+                    && matches!(temp.def, Def::Elem(_))
+            })
+            .collect();
+        if !flipped.contains(&true) {
+            return;
+        }
+        for (t, temp) in self.temps.iter_mut().enumerate() {
+            match &mut temp.def {
+                Def::Elem(x) => {
+                    if flipped[t] {
+                        *x = Scalar::Recip(Box::new(x.clone()));
+                    }
+                    flip_reads(x, &flipped);
+                }
+                Def::Reduce { body, .. } => flip_reads(body, &flipped),
+            }
+        }
+        for s in tail.iter_mut() {
+            visit_scalars(s, &mut |x| flip_reads(x, &flipped));
+        }
+    }
+}
+
+/// Calls `f` on each top-level expression of `s` and the statements in it.
+fn visit_stmt_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
+    match s {
+        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_stmt_top(b, f)),
+        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
+        Stmt::ZeroOut => {}
+    }
+}
