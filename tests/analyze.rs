@@ -142,3 +142,13 @@ fn the_linear_classifier_is_a_sum_of_kronecker_products() {
         }
     }
 }
+
+/// A function of one projection `uᵀx` has a rank-one Hessian with no
+/// diagonal: rank 1, null space `u^⊥`, no division by the zero diagonal.
+#[test]
+fn a_function_of_one_projection_is_rank_one() {
+    let j = snap("analyze_rank_one", "log(1 + exp(dot(a, x)))", Some("a"));
+    assert_eq!(j["structure"], "rank one");
+    assert_eq!(j["rank"], "1");
+    assert_eq!(j["definite"], "positive semidefinite");
+}

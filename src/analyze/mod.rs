@@ -466,6 +466,10 @@ fn rank_structure(
     }
     // H = D − κ u uᵀ.
     let (c, u) = rank_one.pop().expect("one term");
+    if diag.is_empty() {
+        pure_rank_one(&simplify(&c), &u, &dim, row.as_ref(), r, show);
+        return;
+    }
     let kappa = simplify(&c.neg());
     r.line("structure", "diagonal plus rank one: H = diag(d) − κ u uᵀ");
     if row.is_some() {
@@ -605,6 +609,53 @@ fn rank_structure(
     r.line(
         "newton",
         "(H + λI)⁻¹ g in O(n) by Sherman–Morrison: x = g/(d + λ) + κ (uᵀ(g/(d + λ))) / (1 − κ uᵀ(u/(d + λ))) · u/(d + λ)",
+    );
+}
+
+/// `H = c·u uᵀ` with no diagonal (least squares in its data, a function of
+/// one projection `uᵀx`): rank one, null space `u^⊥`, `S = sqrt(c)·uᵀ`.
+fn pure_rank_one(
+    c: &Poly,
+    u: &Poly,
+    dim: &Dim,
+    row: Option<&(Ix, Dim)>,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let block = if row.is_some() { " in each row's block" } else { "" };
+    r.line(
+        "structure",
+        &format!(
+            "rank one{block}: H = c·u uᵀ, u = {}, c = {} (f depends on the variable only through uᵀ·it)",
+            show(u),
+            show(c)
+        ),
+    );
+    r.json.insert("structure".into(), "rank one".into());
+    r.json.insert("u".into(), show(u).into());
+    r.json.insert("c".into(), show(c).into());
+    let (rank, json_rank) = match row {
+        None => ("1".to_string(), "1".to_string()),
+        Some((_, m)) => (format!("{m}, one per block"), m.to_string()),
+    };
+    r.line("rank", &format!("{rank} (where c ≠ 0 and u ≠ 0)"));
+    r.json.insert("rank".into(), json_rank.into());
+    r.line(
+        "null space",
+        &format!("every direction orthogonal to u (dimension {dim} − 1{})", if row.is_some() { " per block" } else { "" }),
+    );
+    match sign(c, show) {
+        Sign::Positive { conds, .. } => {
+            r.line("definite", &format!("positive semidefinite{}, never definite when {dim} > 1", when(&conds)));
+            r.json
+                .insert("definite".into(), "positive semidefinite".into());
+            r.line("factor", &format!("H = SᵀS with S = sqrt(c)·uᵀ (one row){block}"));
+        }
+        Sign::Unknown => r.line("definite", "depends on the sign of c"),
+    }
+    r.line(
+        "newton",
+        "(H + λI)⁻¹ g = (g − c·(uᵀg)/(λ + c·uᵀu)·u)/λ, O(n), for λ > 0",
     );
 }
 
