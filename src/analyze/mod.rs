@@ -371,6 +371,10 @@ fn rank_structure(
     show: &mut dyn FnMut(&Poly) -> String,
 ) {
     let dim = dim.clone();
+    if parts.other && row.is_none() && !h.expanded().uses_var(&d.wrt) {
+        constant(d, r);
+        return;
+    }
     if parts.other || (parts.outer.len() > 1 && !parts.gram.is_empty()) {
         r.line(
             "structure",
@@ -609,6 +613,31 @@ fn rank_structure(
     r.line(
         "newton",
         "(H + λI)⁻¹ g in O(n) by Sherman–Morrison: x = g/(d + λ) + κ (uᵀ(g/(d + λ))) / (1 − κ uᵀ(u/(d + λ))) · u/(d + λ)",
+    );
+}
+
+/// A Hessian free of the variable: `f` is quadratic, one Newton step is
+/// exact, and the one matrix is factored once.
+fn constant(d: &Derivation, r: &mut Report) {
+    let matrix = d
+        .at_order(2)
+        .report(Syntax::Text, crate::simplify::Limits::default())
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
+    let h = matrix.map_or_else(|| "(see `derive --order 2`)".to_string(), |m| format!("= {m}"));
+    r.line(
+        "structure",
+        &format!("constant: H {h} at every {} (f is quadratic in {})", d.wrt, d.wrt),
+    );
+    r.json.insert("structure".into(), "constant".into());
+    r.line(
+        "definite",
+        "that of this one symmetric matrix (its eigenvalues), the same everywhere",
+    );
+    r.line(
+        "newton",
+        "one step is exact: x − H⁻¹g is the stationary point from any x; factor H once (Cholesky where it is definite)",
     );
 }
 
