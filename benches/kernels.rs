@@ -151,7 +151,16 @@ fn summary() {
     }
     println!(
         "{:>9} {:>12} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11}",
-        "n", "grad", "hand", "hand/gen", "grad GB/s", "of triad", "hvp", "hvp/grad", "d3/grad", "newton/grad"
+        "n",
+        "grad",
+        "hand",
+        "hand/gen",
+        "grad GB/s",
+        "of triad",
+        "hvp",
+        "hvp/grad",
+        "d3/grad",
+        "newton/grad"
     );
     for n in SIZES {
         let (Some(g), Some(h), Some(hv), Some(d3), Some(nt)) = (

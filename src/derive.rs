@@ -759,7 +759,7 @@ fn starts_negative(r: &egg::RecExpr<Math>, id: egg::Id) -> bool {
 
 /// A matrix form printed as text, in LaTeX: `ᵀ` is `^\top`, `∘` is
 /// `\circ`, function names upright.
-fn chain_latex(text: &str) -> String {
+pub(crate) fn chain_latex(text: &str) -> String {
     let mut out = String::new();
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {

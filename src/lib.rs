@@ -41,6 +41,7 @@ pub mod derive;
 pub mod diag;
 pub mod diff;
 pub mod eval;
+pub mod explain;
 pub mod ir;
 pub mod kernel_algebra;
 pub mod lang;

@@ -32,6 +32,7 @@ enum Command {
   symdiff derive \"xent(z,q)\" --assume \"sum(q)=1\"
   symdiff derive \"X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m\" --wrt W
   symdiff derive \"softmax(z)\" --format latex
+  symdiff derive \"xent(z,q)\" --explain
   symdiff derive @model.sd --order 2
 
 `symdiff functions` lists the built-in functions; docs/language.md has the whole language.")]
@@ -55,6 +56,11 @@ enum Command {
         /// Prints e-graph sizes and times to stderr.
         #[arg(long)]
         stats: bool,
+        /// Prints the derivation step by step, each step naming the rule
+        /// it applied (text, an align* body with --format latex, or the
+        /// steps as data with --format json).
+        #[arg(long)]
+        explain: bool,
     },
     /// Evaluates the derivative at a point and prints JSON.
     #[command(
@@ -268,6 +274,7 @@ fn execute(command: Command) -> symdiff::Result<String> {
             assume,
             format,
             stats,
+            explain,
         } => {
             let mut req = Request::new(&expr, order);
             req.wrt = wrt;
@@ -275,6 +282,16 @@ fn execute(command: Command) -> symdiff::Result<String> {
                 .iter()
                 .map(|a| Fact::parse(a))
                 .collect::<symdiff::Result<_>>()?;
+            if explain {
+                let e = symdiff::explain::explain(&req)?;
+                return Ok(match format {
+                    Format::Text => e.text(),
+                    Format::Latex => e.latex(),
+                    Format::Json => {
+                        format!("{}\n", serde_json::to_string_pretty(&e.json()).unwrap())
+                    }
+                });
+            }
             let d = symdiff::derive(&req)?;
             let (out, display) = match format {
                 Format::Text => d.report(Syntax::Text, req.limits),

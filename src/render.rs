@@ -32,6 +32,10 @@ pub struct Names {
     pub exact: bool,
     /// Names no index may take (variables, lengths, parts).
     taken: BTreeSet<String>,
+    /// Whether softmaxes and sums of a variable print as named parts
+    /// (`p_i`, `s`) or as themselves (`softmax(z)_i`, `sum(q)`): off for the
+    /// steps of `--explain` before the one that names them.
+    pub naming: bool,
 }
 
 /// Free index names in order. `o` (reads as 0) is left out; `p`, `q`, `s`
@@ -72,6 +76,7 @@ impl Names {
             bound,
             exact: true,
             taken: taken.clone(),
+            naming: true,
         }
     }
 
@@ -262,6 +267,9 @@ impl Printer<'_> {
 
     /// Names a softmax or simple sum; returns the name.
     fn part(&mut self, kind: &str, def: String, key: String) -> String {
+        if !self.names.naming && kind != "rows" {
+            return def;
+        }
         if let Some((n, _, _)) = self.names.parts.iter().find(|(_, _, k)| *k == key) {
             return n.clone();
         }
@@ -560,6 +568,16 @@ impl Printer<'_> {
                     let body = self.vector_body(r, *k, *b);
                     let def = self.call("softmax", None, &body);
                     self.part("softmax", def, key)
+                } else if !self.names.naming {
+                    // Unnamed row-wise: `softmax_j(…)` with the body
+                    // written at the entry `j` itself.
+                    if let (Some(ks), Some(ats)) = (symbol_at(r, *k), symbol_at(r, *at)) {
+                        let body = crate::rules::substitute(&extract(r, *b), ks, ats);
+                        let inner = self.show(&body);
+                        let at_name = self.idx(r, *at);
+                        return (self.call("softmax", Some(&at_name), &inner), ATOM);
+                    }
+                    "A".to_string()
                 } else {
                     // Row-wise: `A_rj = softmax_j(…)`, the rows and the
                     // softmax index named in the definition.

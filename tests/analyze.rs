@@ -157,7 +157,11 @@ fn a_function_of_one_projection_is_rank_one() {
 /// exact.
 #[test]
 fn a_quadratic_form_has_a_constant_hessian() {
-    let j = snap("analyze_quadratic_form", "A: mat[n, n]; dot(x, A @ x)", Some("x"));
+    let j = snap(
+        "analyze_quadratic_form",
+        "A: mat[n, n]; dot(x, A @ x)",
+        Some("x"),
+    );
     assert_eq!(j["structure"], "constant");
     let a = analyze("A: mat[n, n]; dot(x, A @ x)", Some("x"));
     assert!(a.text.contains("H = A + Aᵀ"), "{}", a.text);

@@ -677,7 +677,9 @@ fn dense_solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
 fn xent_newton_agrees_with_a_dense_solve() {
     for n in [2usize, 10, 100, 1000] {
         let z: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.618).sin() * 6.0).collect();
-        let q: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.3).cos().abs() + 0.1).collect();
+        let q: Vec<f64> = (0..n)
+            .map(|i| ((i as f64) * 0.3).cos().abs() + 0.1)
+            .collect();
         let v: Vec<f64> = (0..n).map(|i| ((i as f64) * 1.7).sin()).collect();
         let mut h = vec![0.0; n * n];
         xent::xent_hessian(&z, &q, &mut h);
@@ -694,7 +696,10 @@ fn xent_newton_agrees_with_a_dense_solve() {
                 .iter()
                 .zip(&want)
                 .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err <= 1e-10 * scale, "n = {n}, λ = {lambda}: error {err:e}, scale {scale:e}");
+            assert!(
+                err <= 1e-10 * scale,
+                "n = {n}, λ = {lambda}: error {err:e}, scale {scale:e}"
+            );
         }
         // λ = 0: g = H v is in the range; x = H⁺ g is v less its mean.
         let mut g = vec![0.0; n];
@@ -703,7 +708,12 @@ fn xent_newton_agrees_with_a_dense_solve() {
         xent::xent_newton_least_norm(&z, &q, &g, &mut x);
         let mean = v.iter().sum::<f64>() / n as f64;
         for i in 0..n {
-            assert!((x[i] - (v[i] - mean)).abs() < 1e-8, "n = {n}, entry {i}: {} vs {}", x[i], v[i] - mean);
+            assert!(
+                (x[i] - (v[i] - mean)).abs() < 1e-8,
+                "n = {n}, entry {i}: {} vs {}",
+                x[i],
+                v[i] - mean
+            );
         }
     }
 }

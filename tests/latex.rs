@@ -53,10 +53,35 @@ fn latex(expr: &str, order: usize, wrt: Option<&str>) -> String {
     d.report(symdiff::Syntax::Latex, req.limits).0
 }
 
+/// `derive --explain --format latex`: an `align*` environment.
+fn explained(expr: &str, order: usize, wrt: Option<&str>) -> String {
+    let mut req = symdiff::Request::new(expr, order);
+    req.wrt = wrt.map(str::to_string);
+    symdiff::explain::explain(&req)
+        .unwrap_or_else(|e| panic!("{}", e.render(expr, None)))
+        .latex()
+}
+
+/// The `--explain` cases typeset too (a few: each is a page of steps).
+const EXPLAINED: &[(&str, usize, Option<&str>)] = &[
+    ("xent(z, q)", 3, None),
+    ("softmax(z)", 1, None),
+    (
+        "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
+        1,
+        Some("W"),
+    ),
+    ("sqrt(x) + x^0.5 * log(x)", 2, None),
+];
+
 #[test]
 fn well_formed() {
-    for &(expr, order, wrt) in CASES {
-        let out = latex(expr, order, wrt);
+    let all = CASES.iter().map(|&(e, o, w)| (e, o, latex(e, o, w))).chain(
+        EXPLAINED
+            .iter()
+            .map(|&(e, o, w)| (e, o, explained(e, o, w))),
+    );
+    for (expr, order, out) in all {
         for line in out.lines().filter(|l| !l.is_empty()) {
             let what = format!("{expr:?} order {order}: {line}");
             assert!(line.is_ascii(), "non-ASCII in LaTeX, {what}");
@@ -90,6 +115,9 @@ fn compiles_with_pdflatex() {
         for line in latex(expr, order, wrt).lines().filter(|l| !l.is_empty()) {
             doc.push_str(&format!("\\[ {line} \\]\n"));
         }
+    }
+    for &(expr, order, wrt) in EXPLAINED {
+        doc.push_str(&explained(expr, order, wrt));
     }
     doc.push_str("\\end{document}\n");
     std::fs::write(dir.join("derive.tex"), &doc).unwrap();

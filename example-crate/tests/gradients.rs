@@ -288,8 +288,12 @@ fn newton_with_the_exact_hessian_beats_the_diagonal_bound() {
 fn batched_factor_diagonal_and_newton_agree_with_the_full_hessian() {
     use symdiff_example::{batch_hessian, batch_hessian_diag, batch_hessian_factor, batch_newton};
     let (m, n) = (3, 4);
-    let z: Vec<f64> = (0..m * n).map(|k| ((k * 7 % 11) as f64 - 5.0) * 0.4).collect();
-    let y: Vec<f64> = (0..m * n).map(|k| ((k * 5 % 7) as f64 + 1.0) / 10.0).collect();
+    let z: Vec<f64> = (0..m * n)
+        .map(|k| ((k * 7 % 11) as f64 - 5.0) * 0.4)
+        .collect();
+    let y: Vec<f64> = (0..m * n)
+        .map(|k| ((k * 5 % 7) as f64 + 1.0) / 10.0)
+        .collect();
     let w = m * n;
     let mut h = vec![0.0; w * w];
     batch_hessian(m, n, &z, &y, &mut h);
@@ -309,12 +313,19 @@ fn batched_factor_diagonal_and_newton_agree_with_the_full_hessian() {
             for j in 0..n {
                 let sts: f64 = (0..n).map(|k| s_r[k * n + i] * s_r[k * n + j]).sum();
                 let hij = h[(r * n + i) * w + r * n + j];
-                assert!((sts - hij).abs() < 1e-14, "SᵀS row {r} ({i}, {j}): {sts} vs {hij}");
+                assert!(
+                    (sts - hij).abs() < 1e-14,
+                    "SᵀS row {r} ({i}, {j}): {sts} vs {hij}"
+                );
             }
         }
     }
     for a in 0..w {
         let back: f64 = (0..w).map(|b| h[a * w + b] * x[b]).sum::<f64>() + lambda * x[a];
-        assert!((back - v[a]).abs() < 1e-12, "Newton entry {a}: {back} vs {}", v[a]);
+        assert!(
+            (back - v[a]).abs() < 1e-12,
+            "Newton entry {a}: {back} vs {}",
+            v[a]
+        );
     }
 }

@@ -6,11 +6,19 @@
 use crate::derive::Derivation;
 use crate::eval::Point;
 use crate::ir::{fresh, Dim, Ix, Poly};
+use crate::rules::assume::Fact;
 use crate::sym::Tensor;
 
 /// A random point for every variable of `d`, or None when it cannot be
 /// built.
-pub(super) fn random_point(d: &Derivation) -> Option<Point> {
+pub(crate) fn random_point(d: &Derivation) -> Option<Point> {
+    random_point_where(d, &[])
+}
+
+/// [`random_point`] where the facts hold: a variable assumed to sum to 1
+/// is scaled to, rows assumed to sum to 1 are, and a one-hot variable has
+/// one 1 per row.
+pub(crate) fn random_point_where(d: &Derivation, facts: &[Fact]) -> Option<Point> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
         state ^= state << 13;
@@ -25,18 +33,47 @@ pub(super) fn random_point(d: &Derivation) -> Option<Point> {
     let mut at = Vec::new();
     for (name, shape) in &d.typed.vars {
         let dims = shape.dims();
-        let mut list = |k: usize| -> String {
-            let vals: Vec<String> = (0..k).map(|_| format!("{:.6}", 0.2 + next())).collect();
-            format!("[{}]", vals.join(","))
+        if dims.len() > 2 {
+            return None;
+        }
+        let (rows, cols) = match dims.as_slice() {
+            [] => (1, 1),
+            [n] => (1, len(n)),
+            [m, n] => (len(m), len(n)),
+            _ => unreachable!(),
+        };
+        let mut vals: Vec<f64> = (0..rows * cols).map(|_| 0.2 + next()).collect();
+        for f in facts.iter().filter(|f| f.var() == name) {
+            match f {
+                Fact::SumIsOne(_) => {
+                    let total: f64 = vals.iter().sum();
+                    vals.iter_mut().for_each(|v| *v /= total);
+                }
+                Fact::RowSumIsOne(_) => {
+                    for row in vals.chunks_mut(cols) {
+                        let total: f64 = row.iter().sum();
+                        row.iter_mut().for_each(|v| *v /= total);
+                    }
+                }
+                Fact::OneHot(_) => {
+                    for (r, row) in vals.chunks_mut(cols).enumerate() {
+                        row.iter_mut().for_each(|v| *v = 0.0);
+                        row[(r * 7 + 3) % cols] = 1.0;
+                    }
+                }
+            }
+        }
+        let list = |row: &[f64]| {
+            let v: Vec<String> = row.iter().map(|x| format!("{x:e}")).collect();
+            format!("[{}]", v.join(","))
         };
         at.push(match dims.len() {
-            0 => format!("{name}={:.6}", 0.2 + next()),
-            1 => format!("{name}={}", list(len(&dims[0]))),
-            2 => {
-                let rows: Vec<String> = (0..len(&dims[0])).map(|_| list(len(&dims[1]))).collect();
-                format!("{name}=[{}]", rows.join(","))
+            0 => format!("{name}={:e}", vals[0]),
+            1 => format!("{name}={}", list(&vals)),
+            _ => {
+                let r: Vec<String> = vals.chunks(cols).map(list).collect();
+                format!("{name}=[{}]", r.join(","))
             }
-            _ => return None,
         });
     }
     crate::eval::bind(&d.typed, &crate::eval::parse_point(&at.join("; ")).ok()?).ok()

@@ -37,12 +37,7 @@ struct Blocks {
 
 /// Reports the structure when the Hessian with respect to a matrix is a sum
 /// over data rows of Kronecker products; false when it is not one.
-pub(super) fn kronecker(
-    d: &Derivation,
-    h: &Tensor,
-    r: &mut Report,
-    names: &mut Names,
-) -> bool {
+pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut Names) -> bool {
     let Some(b) = blocks(h) else {
         return false;
     };
@@ -80,7 +75,10 @@ pub(super) fn kronecker(
         }
     };
     let Some((kappa, u)) = rank_one else {
-        r.more(&format!("each block diagonal: B^{c_name} = diag(d), d = {}", show(&diag)));
+        r.more(&format!(
+            "each block diagonal: B^{c_name} = diag(d), d = {}",
+            show(&diag)
+        ));
         r.json.insert("block".into(), "diagonal".into());
         // Column j of W meets only column j: k systems Xᵀ diag(d_·j) X.
         r.line(
@@ -89,7 +87,10 @@ pub(super) fn kronecker(
         );
         match sign(&diag, show) {
             Sign::Positive { conds, .. } => {
-                r.line("definite", &format!("positive semidefinite{}", when(&conds)));
+                r.line(
+                    "definite",
+                    &format!("positive semidefinite{}", when(&conds)),
+                );
                 r.json
                     .insert("definite".into(), "positive semidefinite".into());
             }
@@ -168,7 +169,11 @@ pub(super) fn kronecker(
                 &format!(
                     "positive semidefinite{} (every block is){}",
                     when(conds),
-                    if shared_null { ", never positive definite" } else { "" }
+                    if shared_null {
+                        ", never positive definite"
+                    } else {
+                        ""
+                    }
                 ),
             );
             r.json
@@ -264,10 +269,11 @@ fn blocks(h: &Tensor) -> Option<Blocks> {
     }
     let (x, rows) = found?;
     // The block must not mention the data's own columns.
-    if block
-        .iter()
-        .any(|t| t.factors.iter().any(|f| matches!(&*f.atom, Atom::Var { .. }) && f.atom.free().contains(&i)))
-    {
+    if block.iter().any(|t| {
+        t.factors
+            .iter()
+            .any(|f| matches!(&*f.atom, Atom::Var { .. }) && f.atom.free().contains(&i))
+    }) {
         return None;
     }
     Some(Blocks {

@@ -32,6 +32,7 @@ mod check;
 mod kronecker;
 
 use check::check_factor;
+pub(crate) use check::random_point_where;
 
 /// What `symdiff analyze` prints.
 pub struct Analysis {
@@ -244,7 +245,8 @@ fn split_rows(terms: &[Term], i: Ix, j: Ix, row: Option<Ix>) -> Parts {
             [] => parts
                 .outer
                 .push((term(c, t.coef.0), term(u, 1.0), term(v, 1.0).rename(j, i))),
-            [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j, &[]) {
+            [f] if u.is_empty() && v.is_empty() && f.exp.0 == 1.0 => match gram(&f.atom, i, j, &[])
+            {
                 Some((x, k, w, dim)) => {
                     let scale = term(c, t.coef.0);
                     parts.gram.push((x, k, w.mul(&scale), dim))
@@ -625,10 +627,16 @@ fn constant(d: &Derivation, r: &mut Report) {
         .0
         .lines()
         .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
-    let h = matrix.map_or_else(|| "(see `derive --order 2`)".to_string(), |m| format!("= {m}"));
+    let h = matrix.map_or_else(
+        || "(see `derive --order 2`)".to_string(),
+        |m| format!("= {m}"),
+    );
     r.line(
         "structure",
-        &format!("constant: H {h} at every {} (f is quadratic in {})", d.wrt, d.wrt),
+        &format!(
+            "constant: H {h} at every {} (f is quadratic in {})",
+            d.wrt, d.wrt
+        ),
     );
     r.json.insert("structure".into(), "constant".into());
     r.line(
@@ -651,7 +659,11 @@ fn pure_rank_one(
     r: &mut Report,
     show: &mut dyn FnMut(&Poly) -> String,
 ) {
-    let block = if row.is_some() { " in each row's block" } else { "" };
+    let block = if row.is_some() {
+        " in each row's block"
+    } else {
+        ""
+    };
     r.line(
         "structure",
         &format!(
@@ -671,14 +683,26 @@ fn pure_rank_one(
     r.json.insert("rank".into(), json_rank.into());
     r.line(
         "null space",
-        &format!("every direction orthogonal to u (dimension {dim} − 1{})", if row.is_some() { " per block" } else { "" }),
+        &format!(
+            "every direction orthogonal to u (dimension {dim} − 1{})",
+            if row.is_some() { " per block" } else { "" }
+        ),
     );
     match sign(c, show) {
         Sign::Positive { conds, .. } => {
-            r.line("definite", &format!("positive semidefinite{}, never definite when {dim} > 1", when(&conds)));
+            r.line(
+                "definite",
+                &format!(
+                    "positive semidefinite{}, never definite when {dim} > 1",
+                    when(&conds)
+                ),
+            );
             r.json
                 .insert("definite".into(), "positive semidefinite".into());
-            r.line("factor", &format!("H = SᵀS with S = sqrt(c)·uᵀ (one row){block}"));
+            r.line(
+                "factor",
+                &format!("H = SᵀS with S = sqrt(c)·uᵀ (one row){block}"),
+            );
         }
         Sign::Unknown => r.line("definite", "depends on the sign of c"),
     }
@@ -749,7 +773,6 @@ fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> St
     );
     r.json.insert("third_order".into(), "cumulant".into());
 }
-
 
 /// `H = diag(d) − κ u uᵀ`, for a vector variable or, with `row` set, for
 /// each row's block of a batch (the row a spectator index of `d`, `u`, `κ`).
