@@ -120,3 +120,14 @@ pub(super) fn rename_both(s: &Poly, i: Ix, j: Ix, row: Ix, col: Ix) -> Poly {
         .rename(ti, row)
         .rename(tj, col)
 }
+
+/// A checked difference as the report prints it: "below 1e-12" at
+/// rounding level (the exact value depends on the point and the CPU, and
+/// is in the JSON), else the value.
+pub(super) fn size(err: f64) -> String {
+    if err < 1e-12 {
+        "below 1e-12".to_string()
+    } else {
+        format!("{err:.1e}")
+    }
+}

@@ -153,7 +153,8 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
         );
         if let Some(err) = null_err {
             r.more(&format!(
-                "(checked at a random point with every length 5: largest |H·(e_l 1ᵀ)| {err:.1e})"
+                "(checked at a random point with every length 5: largest |H·(e_l 1ᵀ)| {})",
+                super::check::size(err)
             ));
         }
     } else {
@@ -204,7 +205,8 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
         );
         if let Some(err) = err {
             r.more(&format!(
-                "(checked at a random point with every length 5: largest difference {err:.1e})"
+                "(checked at a random point with every length 5: largest difference {})",
+                super::check::size(err)
             ));
         }
         r.json.insert("factor_S".into(), show(&sc).into());

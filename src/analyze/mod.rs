@@ -601,7 +601,8 @@ fn rank_structure(
         r.line("factor", &format!("{label} {}", show(&s)));
         match check {
             Some(err) => r.more(&format!(
-                "(checked at a random point with {n} = 5: largest difference {err:.1e})"
+                "(checked at a random point with {n} = 5: largest difference {})",
+                check::size(err)
             )),
             None if row.is_some() => r.more("(per row block)"),
             None => r.more("(not checked numerically: the point could not be built)"),
