@@ -88,42 +88,9 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                 }
                 b2 += len2;
             }
-            for l2 in 0..32 {
-                acc2_0[l2] += acc2_0[l2 + 32];
-            }
-            for l2 in 0..16 {
-                acc2_0[l2] += acc2_0[l2 + 16];
-            }
-            for l2 in 0..8 {
-                acc2_0[l2] += acc2_0[l2 + 8];
-            }
-            for l2 in 0..4 {
-                acc2_0[l2] += acc2_0[l2 + 4];
-            }
-            for l2 in 0..32 {
-                acc2_1[l2] += acc2_1[l2 + 32];
-            }
-            for l2 in 0..16 {
-                acc2_1[l2] += acc2_1[l2 + 16];
-            }
-            for l2 in 0..8 {
-                acc2_1[l2] += acc2_1[l2 + 8];
-            }
-            for l2 in 0..4 {
-                acc2_1[l2] += acc2_1[l2 + 4];
-            }
-            for l2 in 0..32 {
-                acc2_2[l2] += acc2_2[l2 + 32];
-            }
-            for l2 in 0..16 {
-                acc2_2[l2] += acc2_2[l2 + 16];
-            }
-            for l2 in 0..8 {
-                acc2_2[l2] += acc2_2[l2 + 8];
-            }
-            for l2 in 0..4 {
-                acc2_2[l2] += acc2_2[l2 + 4];
-            }
+            batched_xent_fold64::<false>(&mut acc2_0);
+            batched_xent_fold64::<false>(&mut acc2_1);
+            batched_xent_fold64::<false>(&mut acc2_2);
             if !exact2 && (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]) > 1e180 {
                 exact2 = true;
                 max2 = {
@@ -248,30 +215,8 @@ fn batched_xent_grad_body<const FMA: bool>(
                 }
                 b3 += len3;
             }
-            for l3 in 0..32 {
-                acc3_0[l3] += acc3_0[l3 + 32];
-            }
-            for l3 in 0..16 {
-                acc3_0[l3] += acc3_0[l3 + 16];
-            }
-            for l3 in 0..8 {
-                acc3_0[l3] += acc3_0[l3 + 8];
-            }
-            for l3 in 0..4 {
-                acc3_0[l3] += acc3_0[l3 + 4];
-            }
-            for l3 in 0..32 {
-                acc3_1[l3] += acc3_1[l3 + 32];
-            }
-            for l3 in 0..16 {
-                acc3_1[l3] += acc3_1[l3 + 16];
-            }
-            for l3 in 0..8 {
-                acc3_1[l3] += acc3_1[l3 + 8];
-            }
-            for l3 in 0..4 {
-                acc3_1[l3] += acc3_1[l3 + 4];
-            }
+            batched_xent_fold64::<false>(&mut acc3_0);
+            batched_xent_fold64::<false>(&mut acc3_1);
             if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
                 exact3 = true;
                 max2 = {
@@ -412,42 +357,9 @@ fn batched_xent_value_grad_body<const FMA: bool>(
                 }
                 b3 += len3;
             }
-            for l3 in 0..32 {
-                acc3_0[l3] += acc3_0[l3 + 32];
-            }
-            for l3 in 0..16 {
-                acc3_0[l3] += acc3_0[l3 + 16];
-            }
-            for l3 in 0..8 {
-                acc3_0[l3] += acc3_0[l3 + 8];
-            }
-            for l3 in 0..4 {
-                acc3_0[l3] += acc3_0[l3 + 4];
-            }
-            for l3 in 0..32 {
-                acc3_1[l3] += acc3_1[l3 + 32];
-            }
-            for l3 in 0..16 {
-                acc3_1[l3] += acc3_1[l3 + 16];
-            }
-            for l3 in 0..8 {
-                acc3_1[l3] += acc3_1[l3 + 8];
-            }
-            for l3 in 0..4 {
-                acc3_1[l3] += acc3_1[l3 + 4];
-            }
-            for l3 in 0..32 {
-                acc3_2[l3] += acc3_2[l3 + 32];
-            }
-            for l3 in 0..16 {
-                acc3_2[l3] += acc3_2[l3 + 16];
-            }
-            for l3 in 0..8 {
-                acc3_2[l3] += acc3_2[l3 + 8];
-            }
-            for l3 in 0..4 {
-                acc3_2[l3] += acc3_2[l3 + 4];
-            }
+            batched_xent_fold64::<false>(&mut acc3_0);
+            batched_xent_fold64::<false>(&mut acc3_1);
+            batched_xent_fold64::<false>(&mut acc3_2);
             if !exact3 && (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]) > 1e180 {
                 exact3 = true;
                 max2 = {
@@ -550,4 +462,25 @@ fn batched_xent_exp_poly<const FMA: bool>(r: f64) -> f64 {
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     fma(r4, fma(r4, q2, q1), q0)
+}
+
+/// The 64 partial results of a blocked pass (one per position in the
+/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
+/// 4 + 4, so every add joins two partial results built from equally many
+/// entries (the error grows with the log of the length, not the length).
+/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
+/// f32 kernels too.
+#[inline(always)]
+fn batched_xent_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
+    let mut half = 32;
+    while half >= 4 {
+        for l in 0..half {
+            acc[l] = if MAX {
+                acc[l].max(acc[l + half])
+            } else {
+                acc[l] + acc[l + half]
+            };
+        }
+        half /= 2;
+    }
 }

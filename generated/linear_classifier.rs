@@ -119,42 +119,9 @@ fn linear_w_body<const FMA: bool>(
                 }
                 b12 += len12;
             }
-            for l12 in 0..32 {
-                acc12_0[l12] += acc12_0[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_0[l12] += acc12_0[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_0[l12] += acc12_0[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_0[l12] += acc12_0[l12 + 4];
-            }
-            for l12 in 0..32 {
-                acc12_1[l12] += acc12_1[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_1[l12] += acc12_1[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_1[l12] += acc12_1[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_1[l12] += acc12_1[l12 + 4];
-            }
-            for l12 in 0..32 {
-                acc12_2[l12] += acc12_2[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_2[l12] += acc12_2[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_2[l12] += acc12_2[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_2[l12] += acc12_2[l12 + 4];
-            }
+            linear_w_fold64::<false>(&mut acc12_0);
+            linear_w_fold64::<false>(&mut acc12_1);
+            linear_w_fold64::<false>(&mut acc12_2);
             if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
             {
                 exact12 = true;
@@ -315,18 +282,7 @@ fn linear_w_grad_body<const FMA: bool>(
                 }
                 b17 += len17;
             }
-            for l17 in 0..32 {
-                acc17_0[l17] += acc17_0[l17 + 32];
-            }
-            for l17 in 0..16 {
-                acc17_0[l17] += acc17_0[l17 + 16];
-            }
-            for l17 in 0..8 {
-                acc17_0[l17] += acc17_0[l17 + 8];
-            }
-            for l17 in 0..4 {
-                acc17_0[l17] += acc17_0[l17 + 4];
-            }
+            linear_w_fold64::<false>(&mut acc17_0);
             if !exact17 && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
             {
                 exact17 = true;
@@ -504,42 +460,9 @@ fn linear_w_value_grad_body<const FMA: bool>(
                 }
                 b21 += len21;
             }
-            for l21 in 0..32 {
-                acc21_0[l21] += acc21_0[l21 + 32];
-            }
-            for l21 in 0..16 {
-                acc21_0[l21] += acc21_0[l21 + 16];
-            }
-            for l21 in 0..8 {
-                acc21_0[l21] += acc21_0[l21 + 8];
-            }
-            for l21 in 0..4 {
-                acc21_0[l21] += acc21_0[l21 + 4];
-            }
-            for l21 in 0..32 {
-                acc21_1[l21] += acc21_1[l21 + 32];
-            }
-            for l21 in 0..16 {
-                acc21_1[l21] += acc21_1[l21 + 16];
-            }
-            for l21 in 0..8 {
-                acc21_1[l21] += acc21_1[l21 + 8];
-            }
-            for l21 in 0..4 {
-                acc21_1[l21] += acc21_1[l21 + 4];
-            }
-            for l21 in 0..32 {
-                acc21_2[l21] += acc21_2[l21 + 32];
-            }
-            for l21 in 0..16 {
-                acc21_2[l21] += acc21_2[l21 + 16];
-            }
-            for l21 in 0..8 {
-                acc21_2[l21] += acc21_2[l21 + 8];
-            }
-            for l21 in 0..4 {
-                acc21_2[l21] += acc21_2[l21 + 4];
-            }
+            linear_w_fold64::<false>(&mut acc21_0);
+            linear_w_fold64::<false>(&mut acc21_1);
+            linear_w_fold64::<false>(&mut acc21_2);
             if !exact21 && (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]) > 1e180
             {
                 exact21 = true;
@@ -705,42 +628,9 @@ fn linear_b_body<const FMA: bool>(
                 }
                 b12 += len12;
             }
-            for l12 in 0..32 {
-                acc12_0[l12] += acc12_0[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_0[l12] += acc12_0[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_0[l12] += acc12_0[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_0[l12] += acc12_0[l12 + 4];
-            }
-            for l12 in 0..32 {
-                acc12_1[l12] += acc12_1[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_1[l12] += acc12_1[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_1[l12] += acc12_1[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_1[l12] += acc12_1[l12 + 4];
-            }
-            for l12 in 0..32 {
-                acc12_2[l12] += acc12_2[l12 + 32];
-            }
-            for l12 in 0..16 {
-                acc12_2[l12] += acc12_2[l12 + 16];
-            }
-            for l12 in 0..8 {
-                acc12_2[l12] += acc12_2[l12 + 8];
-            }
-            for l12 in 0..4 {
-                acc12_2[l12] += acc12_2[l12 + 4];
-            }
+            linear_b_fold64::<false>(&mut acc12_0);
+            linear_b_fold64::<false>(&mut acc12_1);
+            linear_b_fold64::<false>(&mut acc12_2);
             if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
             {
                 exact12 = true;
@@ -900,18 +790,7 @@ fn linear_b_grad_body<const FMA: bool>(
                 }
                 b13 += len13;
             }
-            for l13 in 0..32 {
-                acc13_0[l13] += acc13_0[l13 + 32];
-            }
-            for l13 in 0..16 {
-                acc13_0[l13] += acc13_0[l13 + 16];
-            }
-            for l13 in 0..8 {
-                acc13_0[l13] += acc13_0[l13 + 8];
-            }
-            for l13 in 0..4 {
-                acc13_0[l13] += acc13_0[l13 + 4];
-            }
+            linear_b_fold64::<false>(&mut acc13_0);
             if !exact13 && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
             {
                 exact13 = true;
@@ -1083,42 +962,9 @@ fn linear_b_value_grad_body<const FMA: bool>(
                 }
                 b17 += len17;
             }
-            for l17 in 0..32 {
-                acc17_0[l17] += acc17_0[l17 + 32];
-            }
-            for l17 in 0..16 {
-                acc17_0[l17] += acc17_0[l17 + 16];
-            }
-            for l17 in 0..8 {
-                acc17_0[l17] += acc17_0[l17 + 8];
-            }
-            for l17 in 0..4 {
-                acc17_0[l17] += acc17_0[l17 + 4];
-            }
-            for l17 in 0..32 {
-                acc17_1[l17] += acc17_1[l17 + 32];
-            }
-            for l17 in 0..16 {
-                acc17_1[l17] += acc17_1[l17 + 16];
-            }
-            for l17 in 0..8 {
-                acc17_1[l17] += acc17_1[l17 + 8];
-            }
-            for l17 in 0..4 {
-                acc17_1[l17] += acc17_1[l17 + 4];
-            }
-            for l17 in 0..32 {
-                acc17_2[l17] += acc17_2[l17 + 32];
-            }
-            for l17 in 0..16 {
-                acc17_2[l17] += acc17_2[l17 + 16];
-            }
-            for l17 in 0..8 {
-                acc17_2[l17] += acc17_2[l17 + 8];
-            }
-            for l17 in 0..4 {
-                acc17_2[l17] += acc17_2[l17 + 4];
-            }
+            linear_b_fold64::<false>(&mut acc17_0);
+            linear_b_fold64::<false>(&mut acc17_1);
+            linear_b_fold64::<false>(&mut acc17_2);
             if !exact17 && (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]) > 1e180
             {
                 exact17 = true;
@@ -1228,6 +1074,27 @@ fn linear_w_exp_poly<const FMA: bool>(r: f64) -> f64 {
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     fma(r4, fma(r4, q2, q1), q0)
 }
+
+/// The 64 partial results of a blocked pass (one per position in the
+/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
+/// 4 + 4, so every add joins two partial results built from equally many
+/// entries (the error grows with the log of the length, not the length).
+/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
+/// f32 kernels too.
+#[inline(always)]
+fn linear_w_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
+    let mut half = 32;
+    while half >= 4 {
+        for l in 0..half {
+            acc[l] = if MAX {
+                acc[l].max(acc[l + half])
+            } else {
+                acc[l] + acc[l + half]
+            };
+        }
+        half /= 2;
+    }
+}
 // The runtime helpers of f64 kernels, emitted verbatim (each under its
 // kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
 // symdiff's own crate (`codegen::runtime`).
@@ -1291,4 +1158,25 @@ fn linear_b_exp_poly<const FMA: bool>(r: f64) -> f64 {
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     fma(r4, fma(r4, q2, q1), q0)
+}
+
+/// The 64 partial results of a blocked pass (one per position in the
+/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
+/// 4 + 4, so every add joins two partial results built from equally many
+/// entries (the error grows with the log of the length, not the length).
+/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
+/// f32 kernels too.
+#[inline(always)]
+fn linear_b_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
+    let mut half = 32;
+    while half >= 4 {
+        for l in 0..half {
+            acc[l] = if MAX {
+                acc[l].max(acc[l + half])
+            } else {
+                acc[l] + acc[l + half]
+            };
+        }
+        half /= 2;
+    }
 }

@@ -67,18 +67,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             }
             b3 += len3;
         }
-        for l3 in 0..32 {
-            acc3_0[l3] += acc3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            acc3_0[l3] += acc3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            acc3_0[l3] += acc3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += acc3_0[l3 + 4];
-        }
+        softmax_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
             max0 = {
@@ -174,18 +163,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             }
             b4 += len4;
         }
-        for l4 in 0..32 {
-            acc4_0[l4] += acc4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            acc4_0[l4] += acc4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            acc4_0[l4] += acc4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += acc4_0[l4 + 4];
-        }
+        softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
             max0 = {
@@ -287,18 +265,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
             }
             b4 += len4;
         }
-        for l4 in 0..32 {
-            acc4_0[l4] += acc4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            acc4_0[l4] += acc4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            acc4_0[l4] += acc4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += acc4_0[l4 + 4];
-        }
+        softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
             max0 = {
@@ -413,18 +380,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             }
             b5 += len5;
         }
-        for l5 in 0..32 {
-            acc5_0[l5] += acc5_0[l5 + 32];
-        }
-        for l5 in 0..16 {
-            acc5_0[l5] += acc5_0[l5 + 16];
-        }
-        for l5 in 0..8 {
-            acc5_0[l5] += acc5_0[l5 + 8];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += acc5_0[l5 + 4];
-        }
+        softmax_fold64::<false>(&mut acc5_0);
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
             max0 = {
@@ -537,4 +493,25 @@ fn softmax_exp_poly<const FMA: bool>(r: f64) -> f64 {
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     fma(r4, fma(r4, q2, q1), q0)
+}
+
+/// The 64 partial results of a blocked pass (one per position in the
+/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
+/// 4 + 4, so every add joins two partial results built from equally many
+/// entries (the error grows with the log of the length, not the length).
+/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
+/// f32 kernels too.
+#[inline(always)]
+fn softmax_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
+    let mut half = 32;
+    while half >= 4 {
+        for l in 0..half {
+            acc[l] = if MAX {
+                acc[l].max(acc[l + half])
+            } else {
+                acc[l] + acc[l + half]
+            };
+        }
+        half /= 2;
+    }
 }

@@ -84,30 +84,8 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max2 = {
@@ -207,30 +185,8 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -333,42 +289,9 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
             }
             b0 += len0;
         }
-        for l0 in 0..32 {
-            acc0_0[l0] += acc0_0[l0 + 32];
-        }
-        for l0 in 0..16 {
-            acc0_0[l0] += acc0_0[l0 + 16];
-        }
-        for l0 in 0..8 {
-            acc0_0[l0] += acc0_0[l0 + 8];
-        }
-        for l0 in 0..4 {
-            acc0_0[l0] += acc0_0[l0 + 4];
-        }
-        for l0 in 0..32 {
-            acc0_1[l0] += acc0_1[l0 + 32];
-        }
-        for l0 in 0..16 {
-            acc0_1[l0] += acc0_1[l0 + 16];
-        }
-        for l0 in 0..8 {
-            acc0_1[l0] += acc0_1[l0 + 8];
-        }
-        for l0 in 0..4 {
-            acc0_1[l0] += acc0_1[l0 + 4];
-        }
-        for l0 in 0..32 {
-            acc0_2[l0] += acc0_2[l0 + 32];
-        }
-        for l0 in 0..16 {
-            acc0_2[l0] += acc0_2[l0 + 16];
-        }
-        for l0 in 0..8 {
-            acc0_2[l0] += acc0_2[l0 + 8];
-        }
-        for l0 in 0..4 {
-            acc0_2[l0] += acc0_2[l0 + 4];
-        }
+        xent_fold64::<false>(&mut acc0_0);
+        xent_fold64::<false>(&mut acc0_1);
+        xent_fold64::<false>(&mut acc0_2);
         if !exact0 && (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]) > 1e180 {
             exact0 = true;
             max0 = {
@@ -426,18 +349,7 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
             }
             b6 += len6;
         }
-        for l6 in 0..32 {
-            acc6_0[l6] += acc6_0[l6 + 32];
-        }
-        for l6 in 0..16 {
-            acc6_0[l6] += acc6_0[l6 + 16];
-        }
-        for l6 in 0..8 {
-            acc6_0[l6] += acc6_0[l6 + 8];
-        }
-        for l6 in 0..4 {
-            acc6_0[l6] += acc6_0[l6 + 4];
-        }
+        xent_fold64::<false>(&mut acc6_0);
         if !exact6 && (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]) > 1e180 {
             exact6 = true;
             max5 = {
@@ -542,42 +454,9 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_2[l1] += acc1_2[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_2[l1] += acc1_2[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_2[l1] += acc1_2[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_2[l1] += acc1_2[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
+        xent_fold64::<false>(&mut acc1_2);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -683,30 +562,8 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max1 = {
@@ -813,30 +670,8 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -937,30 +772,8 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max1 = {
@@ -1075,30 +888,8 @@ fn xent_newton_body<const FMA: bool>(
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max1 = {
@@ -1231,18 +1022,7 @@ fn xent_newton_least_norm_body<const FMA: bool>(
             }
             b4 += len4;
         }
-        for l4 in 0..32 {
-            acc4_0[l4] += acc4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            acc4_0[l4] += acc4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            acc4_0[l4] += acc4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += acc4_0[l4 + 4];
-        }
+        xent_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
             max1 = {
@@ -1354,30 +1134,8 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b3 += len3;
         }
-        for l3 in 0..32 {
-            acc3_0[l3] += acc3_0[l3 + 32];
-        }
-        for l3 in 0..16 {
-            acc3_0[l3] += acc3_0[l3 + 16];
-        }
-        for l3 in 0..8 {
-            acc3_0[l3] += acc3_0[l3 + 8];
-        }
-        for l3 in 0..4 {
-            acc3_0[l3] += acc3_0[l3 + 4];
-        }
-        for l3 in 0..32 {
-            acc3_1[l3] += acc3_1[l3 + 32];
-        }
-        for l3 in 0..16 {
-            acc3_1[l3] += acc3_1[l3 + 16];
-        }
-        for l3 in 0..8 {
-            acc3_1[l3] += acc3_1[l3 + 8];
-        }
-        for l3 in 0..4 {
-            acc3_1[l3] += acc3_1[l3 + 4];
-        }
+        xent_fold64::<false>(&mut acc3_0);
+        xent_fold64::<false>(&mut acc3_1);
         if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
             exact3 = true;
             max1 = {
@@ -1501,42 +1259,9 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -1657,30 +1382,8 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b4 += len4;
         }
-        for l4 in 0..32 {
-            acc4_0[l4] += acc4_0[l4 + 32];
-        }
-        for l4 in 0..16 {
-            acc4_0[l4] += acc4_0[l4 + 16];
-        }
-        for l4 in 0..8 {
-            acc4_0[l4] += acc4_0[l4 + 8];
-        }
-        for l4 in 0..4 {
-            acc4_0[l4] += acc4_0[l4 + 4];
-        }
-        for l4 in 0..32 {
-            acc4_1[l4] += acc4_1[l4 + 32];
-        }
-        for l4 in 0..16 {
-            acc4_1[l4] += acc4_1[l4 + 16];
-        }
-        for l4 in 0..8 {
-            acc4_1[l4] += acc4_1[l4 + 8];
-        }
-        for l4 in 0..4 {
-            acc4_1[l4] += acc4_1[l4 + 4];
-        }
+        xent_fold64::<false>(&mut acc4_0);
+        xent_fold64::<false>(&mut acc4_1);
         if !exact4 && (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]) > 1e180 {
             exact4 = true;
             max1 = {
@@ -1854,42 +1557,9 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -2015,30 +1685,8 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b5 += len5;
         }
-        for l5 in 0..32 {
-            acc5_0[l5] += acc5_0[l5 + 32];
-        }
-        for l5 in 0..16 {
-            acc5_0[l5] += acc5_0[l5 + 16];
-        }
-        for l5 in 0..8 {
-            acc5_0[l5] += acc5_0[l5 + 8];
-        }
-        for l5 in 0..4 {
-            acc5_0[l5] += acc5_0[l5 + 4];
-        }
-        for l5 in 0..32 {
-            acc5_1[l5] += acc5_1[l5 + 32];
-        }
-        for l5 in 0..16 {
-            acc5_1[l5] += acc5_1[l5 + 16];
-        }
-        for l5 in 0..8 {
-            acc5_1[l5] += acc5_1[l5 + 8];
-        }
-        for l5 in 0..4 {
-            acc5_1[l5] += acc5_1[l5 + 4];
-        }
+        xent_fold64::<false>(&mut acc5_0);
+        xent_fold64::<false>(&mut acc5_1);
         if !exact5 && (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]) > 1e180 {
             exact5 = true;
             max1 = {
@@ -2452,42 +2100,9 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -2631,30 +2246,8 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -2931,42 +2524,9 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -3121,30 +2681,8 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -3497,42 +3035,9 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -3701,30 +3206,8 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -4207,42 +3690,9 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -4429,30 +3879,8 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -5107,42 +4535,9 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -5355,30 +4750,8 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             }
             b1 += len1;
         }
-        for l1 in 0..32 {
-            acc1_0[l1] += acc1_0[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_0[l1] += acc1_0[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_0[l1] += acc1_0[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_0[l1] += acc1_0[l1 + 4];
-        }
-        for l1 in 0..32 {
-            acc1_1[l1] += acc1_1[l1 + 32];
-        }
-        for l1 in 0..16 {
-            acc1_1[l1] += acc1_1[l1 + 16];
-        }
-        for l1 in 0..8 {
-            acc1_1[l1] += acc1_1[l1 + 8];
-        }
-        for l1 in 0..4 {
-            acc1_1[l1] += acc1_1[l1 + 4];
-        }
+        xent_fold64::<false>(&mut acc1_0);
+        xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
             max1 = {
@@ -6288,42 +5661,9 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             }
             b2 += len2;
         }
-        for l2 in 0..32 {
-            acc2_0[l2] += acc2_0[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_0[l2] += acc2_0[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_0[l2] += acc2_0[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_0[l2] += acc2_0[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_1[l2] += acc2_1[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_1[l2] += acc2_1[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_1[l2] += acc2_1[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_1[l2] += acc2_1[l2 + 4];
-        }
-        for l2 in 0..32 {
-            acc2_2[l2] += acc2_2[l2 + 32];
-        }
-        for l2 in 0..16 {
-            acc2_2[l2] += acc2_2[l2 + 16];
-        }
-        for l2 in 0..8 {
-            acc2_2[l2] += acc2_2[l2 + 8];
-        }
-        for l2 in 0..4 {
-            acc2_2[l2] += acc2_2[l2 + 4];
-        }
+        xent_fold64::<false>(&mut acc2_0);
+        xent_fold64::<false>(&mut acc2_1);
+        xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
             max0 = {
@@ -6534,4 +5874,25 @@ fn xent_exp_poly<const FMA: bool>(r: f64) -> f64 {
     let q1 = fma(r2, fma(r, C7, C6), fma(r, C5, C4));
     let q2 = fma(r2, fma(r, C11, C10), fma(r, C9, C8));
     fma(r4, fma(r4, q2, q1), q0)
+}
+
+/// The 64 partial results of a blocked pass (one per position in the
+/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
+/// 4 + 4, so every add joins two partial results built from equally many
+/// entries (the error grows with the log of the length, not the length).
+/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
+/// f32 kernels too.
+#[inline(always)]
+fn xent_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
+    let mut half = 32;
+    while half >= 4 {
+        for l in 0..half {
+            acc[l] = if MAX {
+                acc[l].max(acc[l + half])
+            } else {
+                acc[l] + acc[l + half]
+            };
+        }
+        half /= 2;
+    }
 }

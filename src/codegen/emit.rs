@@ -55,6 +55,8 @@ pub struct Helpers {
     pub softplus: bool,
     /// The orbit enumerator of scattered symmetry classes.
     pub orbit: bool,
+    /// The pairwise fold of a blocked pass's 64 partial results.
+    pub fold: bool,
 }
 
 impl Helpers {
@@ -66,6 +68,7 @@ impl Helpers {
             (self.exp_shifted, "exp_shifted"),
             (self.sigmoid, "sigmoid"),
             (self.softplus, "softplus"),
+            (self.fold, "fold64"),
         ] {
             if on {
                 out.push(name);
@@ -121,6 +124,8 @@ pub struct Emitter<'a> {
     rows: RefCell<Vec<RowSlice>>,
     /// Input matrices the enclosing row loops read a row of at a time.
     ahead: RefCell<Vec<NextRow>>,
+    /// Whether a blocked pass was emitted (its fold is a runtime helper).
+    pub(crate) folded: std::cell::Cell<bool>,
 }
 
 /// An input matrix `a[r, j]` that a loop over rows `r` reads a row of at a
@@ -196,6 +201,7 @@ impl<'a> Emitter<'a> {
             temp_names,
             rows: RefCell::new(Vec::new()),
             ahead: RefCell::new(Vec::new()),
+            folded: std::cell::Cell::new(false),
         }
     }
 
@@ -438,7 +444,7 @@ impl<'a> Emitter<'a> {
         (rows, lets)
     }
 
-    fn helper(&self, what: &str) -> Ident {
+    pub(crate) fn helper(&self, what: &str) -> Ident {
         format_ident!("{}_{}", self.names.kernel, what)
     }
 

@@ -298,6 +298,9 @@ impl Function {
         let mut alloc = em.allocations();
         alloc.extend(em.orbits(&stmts));
         let code = em.stmts(&stmts);
+        if em.folded.get() {
+            helpers.fold = true;
+        }
         let name = &self.name;
         // One `///` line per line of the doc.
         let doc: Vec<String> = self

@@ -273,12 +273,21 @@ impl Emitter<'_> {
             let slot = format_ident!("part{}_{}", var, k);
             acc_slices.extend(quote!(let #slot = &mut #a[..#len];));
             slots.push(slot);
-            let mut half = BLOCK / 2;
-            while half >= LANES {
-                let h = Literal::usize_unsuffixed(half);
-                let step = combine(p.op, quote!(#a[#lane]), quote!(#a[#lane + #h]));
-                fold.extend(quote!(for #lane in 0..#h { #step }));
-                half /= 2;
+            // The runtime helper folds 64 into 4 (`fold64`); another
+            // block or lane count is folded in place.
+            if BLOCK == 64 && LANES == 4 {
+                let helper = self.helper("fold64");
+                let max = !matches!(p.op, RedOp::Sum);
+                fold.extend(quote!(#helper::<#max>(&mut #a);));
+                self.folded.set(true);
+            } else {
+                let mut half = BLOCK / 2;
+                while half >= LANES {
+                    let h = Literal::usize_unsuffixed(half);
+                    let step = combine(p.op, quote!(#a[#lane]), quote!(#a[#lane + #h]));
+                    fold.extend(quote!(for #lane in 0..#h { #step }));
+                    half /= 2;
+                }
             }
         }
         let update: TokenStream = self.with_rows(slices, || {

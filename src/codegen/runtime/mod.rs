@@ -7,7 +7,14 @@
 use super::Float;
 
 /// The helpers, in the order they are emitted.
-pub const NAMES: &[&str] = &["exp", "exp_shifted", "exp_poly", "sigmoid", "softplus"];
+pub const NAMES: &[&str] = &[
+    "exp",
+    "exp_shifted",
+    "exp_poly",
+    "sigmoid",
+    "softplus",
+    "fold64",
+];
 
 const F64: &str = include_str!("f64.rs");
 const F32: &str = include_str!("f32.rs");
@@ -107,6 +114,10 @@ mod tests {
     mod f64_helpers {
         include!("f64.rs");
 
+        pub(super) fn fold64_for_test<const MAX: bool>(acc: &mut [f64; 64]) {
+            fold64::<MAX>(acc)
+        }
+
         #[test]
         fn exp_is_within_two_ulp_everywhere() {
             let mut x = -750.0f64;
@@ -172,8 +183,40 @@ mod tests {
         }
     }
 
+    /// The fold gives the pairwise sums (and maxima) of the 64 partial
+    /// results, in the order the emitted loops used to.
+    #[test]
+    fn fold64_is_the_pairwise_fold() {
+        let base: [f64; 64] = std::array::from_fn(|k| ((k * 37 % 64) as f64 - 20.5) * 0.25);
+        let mut sum = base;
+        f64_helpers::fold64_for_test::<false>(&mut sum);
+        let mut want = base;
+        let mut half = 32;
+        while half >= 4 {
+            for l in 0..half {
+                want[l] += want[l + half];
+            }
+            half /= 2;
+        }
+        assert_eq!(sum[..4], want[..4]);
+        let total: f64 = base.iter().sum();
+        assert!(((sum[0] + sum[1]) + (sum[2] + sum[3]) - total).abs() < 1e-12);
+        let mut max = base;
+        f64_helpers::fold64_for_test::<true>(&mut max);
+        let top = base.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(max[0].max(max[1]).max(max[2].max(max[3])), top);
+    }
+
     mod f32_helpers {
         include!("f32.rs");
+
+        /// f32 kernels fold f64 partial results with the same helper.
+        #[test]
+        fn fold64_folds_f64_partial_results() {
+            let mut acc = [0.5f64; 64];
+            fold64::<false>(&mut acc);
+            assert_eq!((acc[0] + acc[1]) + (acc[2] + acc[3]), 32.0);
+        }
 
         #[test]
         fn exp_is_close_everywhere() {
