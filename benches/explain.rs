@@ -42,7 +42,14 @@ fn bench(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("explain", name), &req, |b, req| {
-            b.iter(|| black_box(symdiff::explain::explain(black_box(req)).unwrap().text().len()))
+            b.iter(|| {
+                black_box(
+                    symdiff::explain::explain(black_box(req))
+                        .unwrap()
+                        .text()
+                        .len(),
+                )
+            })
         });
     }
     g.finish();

@@ -44,7 +44,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
         let mut acc2_0: [f64; 64] = [0.0; 64];
         let mut acc2_1: [f64; 64] = [0.0; 64];
         let mut acc2_2: [f64; 64] = [0.0; 64];
-        let mut max2 = {
+        let mut shift = {
             let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c2 in 0..n.min(64) / 4 {
                 for l2 in 0..4 {
@@ -57,8 +57,8 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             }
             top2[0].max(top2[1]).max(top2[2].max(top2[3]))
         };
-        if max2 == f64::NEG_INFINITY {
-            max2 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact2 = n <= 64;
         loop {
@@ -73,7 +73,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                 for j2 in 0..len2 {
                     part2_0[j2] += y_b2[j2];
                     part2_1[j2] += y_b2[j2] * z_b2[j2];
-                    part2_2[j2] += batched_xent_exp_shifted::<FMA>(z_b2[j2] - max2);
+                    part2_2[j2] += batched_xent_exp_shifted::<FMA>(z_b2[j2] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead2 in (b2..b2 + len2).step_by(8) {
@@ -93,7 +93,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             batched_xent_fold64::<false>(&mut acc2_2);
             if !exact2 && (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]) > 1e180 {
                 exact2 = true;
-                max2 = {
+                shift = {
                     let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c2 in 0..n / 4 {
                         for l2 in 0..4 {
@@ -106,8 +106,8 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                     }
                     top2[0].max(top2[1]).max(top2[2].max(top2[3]))
                 };
-                if max2 == f64::NEG_INFINITY {
-                    max2 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc2_0 = [0.0; 64];
                 acc2_1 = [0.0; 64];
@@ -116,10 +116,10 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
             }
             break;
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-        let sumexp3 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-        sum6 += sum1 * (max2 + sumexp3.ln()) - sum5;
+        let sumexp = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+        sum6 += sum_y * (shift + sumexp.ln()) - sum5;
     }
     c0 * sum6
 }
@@ -171,7 +171,7 @@ fn batched_xent_grad_body<const FMA: bool>(
         let out_r3 = &mut out[i2 * n..][..n];
         let mut acc3_0: [f64; 64] = [0.0; 64];
         let mut acc3_1: [f64; 64] = [0.0; 64];
-        let mut max2 = {
+        let mut shift = {
             let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c3 in 0..n.min(64) / 4 {
                 for l3 in 0..4 {
@@ -184,8 +184,8 @@ fn batched_xent_grad_body<const FMA: bool>(
             }
             top3[0].max(top3[1]).max(top3[2].max(top3[3]))
         };
-        if max2 == f64::NEG_INFINITY {
-            max2 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact3 = n <= 64;
         loop {
@@ -199,7 +199,7 @@ fn batched_xent_grad_body<const FMA: bool>(
                 let part3_1 = &mut acc3_1[..len3];
                 for j3 in 0..len3 {
                     part3_0[j3] += y_b3[j3];
-                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - max2);
+                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - shift);
                     part3_1[j3] += out_b3[j3];
                 }
                 #[cfg(target_arch = "x86_64")]
@@ -219,7 +219,7 @@ fn batched_xent_grad_body<const FMA: bool>(
             batched_xent_fold64::<false>(&mut acc3_1);
             if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
                 exact3 = true;
-                max2 = {
+                shift = {
                     let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c3 in 0..n / 4 {
                         for l3 in 0..4 {
@@ -232,8 +232,8 @@ fn batched_xent_grad_body<const FMA: bool>(
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
                 };
-                if max2 == f64::NEG_INFINITY {
-                    max2 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc3_0 = [0.0; 64];
                 acc3_1 = [0.0; 64];
@@ -241,13 +241,13 @@ fn batched_xent_grad_body<const FMA: bool>(
             }
             break;
         }
-        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        let sumexp3 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-        let inv6 = 1.0 / sumexp3;
+        let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+        let sumexp = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
+        let inv_sumexp = 1.0 / sumexp;
         let out_r1 = &mut out[i2 * n..][..n];
         let y_r1 = &y[i2 * n..][..n];
         for i1 in 0..n {
-            out_r1[i1] = c0 * sum1 * (out_r1[i1] * inv6) - y_r1[i1] * c0;
+            out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
         }
     }
 }
@@ -311,7 +311,7 @@ fn batched_xent_value_grad_body<const FMA: bool>(
         let mut acc3_0: [f64; 64] = [0.0; 64];
         let mut acc3_1: [f64; 64] = [0.0; 64];
         let mut acc3_2: [f64; 64] = [0.0; 64];
-        let mut max2 = {
+        let mut shift = {
             let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c3 in 0..n.min(64) / 4 {
                 for l3 in 0..4 {
@@ -324,8 +324,8 @@ fn batched_xent_value_grad_body<const FMA: bool>(
             }
             top3[0].max(top3[1]).max(top3[2].max(top3[3]))
         };
-        if max2 == f64::NEG_INFINITY {
-            max2 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact3 = n <= 64;
         loop {
@@ -341,7 +341,7 @@ fn batched_xent_value_grad_body<const FMA: bool>(
                 for j3 in 0..len3 {
                     part3_0[j3] += y_b3[j3];
                     part3_1[j3] += y_b3[j3] * z_b3[j3];
-                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - max2);
+                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - shift);
                     part3_2[j3] += out_b3[j3];
                 }
                 #[cfg(target_arch = "x86_64")]
@@ -362,7 +362,7 @@ fn batched_xent_value_grad_body<const FMA: bool>(
             batched_xent_fold64::<false>(&mut acc3_2);
             if !exact3 && (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]) > 1e180 {
                 exact3 = true;
-                max2 = {
+                shift = {
                     let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c3 in 0..n / 4 {
                         for l3 in 0..4 {
@@ -375,8 +375,8 @@ fn batched_xent_value_grad_body<const FMA: bool>(
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
                 };
-                if max2 == f64::NEG_INFINITY {
-                    max2 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc3_0 = [0.0; 64];
                 acc3_1 = [0.0; 64];
@@ -385,16 +385,16 @@ fn batched_xent_value_grad_body<const FMA: bool>(
             }
             break;
         }
-        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+        let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
         let sum6 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-        let sumexp3 = (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]);
-        let inv8 = 1.0 / sumexp3;
+        let sumexp = (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]);
+        let inv_sumexp = 1.0 / sumexp;
         let out_r1 = &mut out[i2 * n..][..n];
         let y_r1 = &y[i2 * n..][..n];
         for i1 in 0..n {
-            out_r1[i1] = c0 * sum1 * (out_r1[i1] * inv8) - y_r1[i1] * c0;
+            out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
         }
-        sum7 += sum1 * (max2 + sumexp3.ln()) - sum6;
+        sum7 += sum_y * (shift + sumexp.ln()) - sum6;
     }
     c0 * sum7
 }

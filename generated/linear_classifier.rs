@@ -61,7 +61,7 @@ fn linear_w_body<const FMA: bool>(
         for i2 in k / 4 * 4..k {
             acc2_0[0] += y_r2[i2];
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
             let sum2_r7 = &mut sum2[i1 * k..][..k];
             let w_r7 = &w[i8 * k..][..k];
@@ -74,7 +74,7 @@ fn linear_w_body<const FMA: bool>(
         let mut acc12_0: [f64; 64] = [0.0; 64];
         let mut acc12_1: [f64; 64] = [0.0; 64];
         let mut acc12_2: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c12 in 0..k.min(64) / 4 {
                 for l12 in 0..4 {
@@ -87,8 +87,8 @@ fn linear_w_body<const FMA: bool>(
             }
             top12[0].max(top12[1]).max(top12[2].max(top12[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact12 = k <= 64;
         loop {
@@ -107,7 +107,7 @@ fn linear_w_body<const FMA: bool>(
                     part12_2[j12]
                         += linear_w_exp_shifted::<
                             FMA,
-                        >(b_b12[j12] + sum2_b12[j12] - max3);
+                        >(b_b12[j12] + sum2_b12[j12] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead12 in (b12..b12 + len12).step_by(8) {
@@ -125,7 +125,7 @@ fn linear_w_body<const FMA: bool>(
             if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
             {
                 exact12 = true;
-                max3 = {
+                shift = {
                     let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c12 in 0..k / 4 {
                         for l12 in 0..4 {
@@ -138,8 +138,8 @@ fn linear_w_body<const FMA: bool>(
                     }
                     top12[0].max(top12[1]).max(top12[2].max(top12[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc12_0 = [0.0; 64];
                 acc12_1 = [0.0; 64];
@@ -150,8 +150,8 @@ fn linear_w_body<const FMA: bool>(
         }
         let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
         let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
-        let sumexp4 = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        sum8 += sum1 * (max3 + sumexp4.ln()) - sum6 - sum7;
+        let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
     }
     c0 * sum8
 }
@@ -232,7 +232,7 @@ fn linear_w_grad_body<const FMA: bool>(
         for i8 in k / 4 * 4..k {
             acc8_0[0] += y_r8[i8];
         }
-        let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+        let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
         for i16 in 0..d {
             let sum2_r15 = &mut sum2[i7 * k..][..k];
             let w_r15 = &w[i16 * k..][..k];
@@ -242,7 +242,7 @@ fn linear_w_grad_body<const FMA: bool>(
         }
         let sum2_r17 = &sum2[i7 * k..][..k];
         let mut acc17_0: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c17 in 0..k.min(64) / 4 {
                 for l17 in 0..4 {
@@ -255,8 +255,8 @@ fn linear_w_grad_body<const FMA: bool>(
             }
             top17[0].max(top17[1]).max(top17[2].max(top17[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact17 = k <= 64;
         loop {
@@ -270,7 +270,7 @@ fn linear_w_grad_body<const FMA: bool>(
                     part17_0[j17]
                         += linear_w_exp_shifted::<
                             FMA,
-                        >(b_b17[j17] + sum2_b17[j17] - max3);
+                        >(b_b17[j17] + sum2_b17[j17] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead17 in (b17..b17 + len17).step_by(8) {
@@ -286,7 +286,7 @@ fn linear_w_grad_body<const FMA: bool>(
             if !exact17 && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
             {
                 exact17 = true;
-                max3 = {
+                shift = {
                     let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c17 in 0..k / 4 {
                         for l17 in 0..4 {
@@ -299,18 +299,18 @@ fn linear_w_grad_body<const FMA: bool>(
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc17_0 = [0.0; 64];
                 continue;
             }
             break;
         }
-        let sumexp4 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
-        let lse5 = max3 + sumexp4.ln();
+        let sumexp = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
+        let lse = shift + sumexp.ln();
         for i6 in 0..k {
-            g7[i6] = sum1 * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse5)
+            g7[i6] = sum_y * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse)
                 - y[i7 * k + i6];
             let sum8_r3 = &mut sum8[i6 * d..][..d];
             let x_r3 = &x[i7 * d..][..d];
@@ -402,7 +402,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
         for i8 in k / 4 * 4..k {
             acc8_0[0] += y_r8[i8];
         }
-        let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+        let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
         for i16 in 0..d {
             let sum2_r15 = &mut sum2[i7 * k..][..k];
             let w_r15 = &w[i16 * k..][..k];
@@ -415,7 +415,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
         let mut acc21_0: [f64; 64] = [0.0; 64];
         let mut acc21_1: [f64; 64] = [0.0; 64];
         let mut acc21_2: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c21 in 0..k.min(64) / 4 {
                 for l21 in 0..4 {
@@ -428,8 +428,8 @@ fn linear_w_value_grad_body<const FMA: bool>(
             }
             top21[0].max(top21[1]).max(top21[2].max(top21[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact21 = k <= 64;
         loop {
@@ -448,7 +448,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
                     part21_2[j21]
                         += linear_w_exp_shifted::<
                             FMA,
-                        >(b_b21[j21] + sum2_b21[j21] - max3);
+                        >(b_b21[j21] + sum2_b21[j21] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead21 in (b21..b21 + len21).step_by(8) {
@@ -466,7 +466,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
             if !exact21 && (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]) > 1e180
             {
                 exact21 = true;
-                max3 = {
+                shift = {
                     let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c21 in 0..k / 4 {
                         for l21 in 0..4 {
@@ -479,8 +479,8 @@ fn linear_w_value_grad_body<const FMA: bool>(
                     }
                     top21[0].max(top21[1]).max(top21[2].max(top21[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc21_0 = [0.0; 64];
                 acc21_1 = [0.0; 64];
@@ -491,10 +491,10 @@ fn linear_w_value_grad_body<const FMA: bool>(
         }
         let sum9 = (acc21_0[0] + acc21_0[1]) + (acc21_0[2] + acc21_0[3]);
         let sum10 = (acc21_1[0] + acc21_1[1]) + (acc21_1[2] + acc21_1[3]);
-        let sumexp4 = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
-        let lse5 = max3 + sumexp4.ln();
+        let sumexp = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
+        let lse = shift + sumexp.ln();
         for i6 in 0..k {
-            g7[i6] = sum1 * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse5)
+            g7[i6] = sum_y * linear_w_exp_shifted::<FMA>(b[i6] + sum2[i7 * k + i6] - lse)
                 - y[i7 * k + i6];
             let sum8_r3 = &mut sum8[i6 * d..][..d];
             let x_r3 = &x[i7 * d..][..d];
@@ -502,7 +502,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
                 sum8_r3[i3] += x_r3[i3] * g7[i6];
             }
         }
-        sum11 += sum1 * lse5 - sum9 - sum10;
+        sum11 += sum_y * lse - sum9 - sum10;
     }
     for i0 in 0..d {
         let out_r1 = &mut out[i0 * k..][..k];
@@ -570,7 +570,7 @@ fn linear_b_body<const FMA: bool>(
         for i2 in k / 4 * 4..k {
             acc2_0[0] += y_r2[i2];
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
         for i8 in 0..d {
             let sum2_r7 = &mut sum2[i1 * k..][..k];
             let w_r7 = &w[i8 * k..][..k];
@@ -583,7 +583,7 @@ fn linear_b_body<const FMA: bool>(
         let mut acc12_0: [f64; 64] = [0.0; 64];
         let mut acc12_1: [f64; 64] = [0.0; 64];
         let mut acc12_2: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c12 in 0..k.min(64) / 4 {
                 for l12 in 0..4 {
@@ -596,8 +596,8 @@ fn linear_b_body<const FMA: bool>(
             }
             top12[0].max(top12[1]).max(top12[2].max(top12[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact12 = k <= 64;
         loop {
@@ -616,7 +616,7 @@ fn linear_b_body<const FMA: bool>(
                     part12_2[j12]
                         += linear_b_exp_shifted::<
                             FMA,
-                        >(b_b12[j12] + sum2_b12[j12] - max3);
+                        >(b_b12[j12] + sum2_b12[j12] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead12 in (b12..b12 + len12).step_by(8) {
@@ -634,7 +634,7 @@ fn linear_b_body<const FMA: bool>(
             if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
             {
                 exact12 = true;
-                max3 = {
+                shift = {
                     let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c12 in 0..k / 4 {
                         for l12 in 0..4 {
@@ -647,8 +647,8 @@ fn linear_b_body<const FMA: bool>(
                     }
                     top12[0].max(top12[1]).max(top12[2].max(top12[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc12_0 = [0.0; 64];
                 acc12_1 = [0.0; 64];
@@ -659,8 +659,8 @@ fn linear_b_body<const FMA: bool>(
         }
         let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
         let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
-        let sumexp4 = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        sum8 += sum1 * (max3 + sumexp4.ln()) - sum6 - sum7;
+        let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+        sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
     }
     c0 * sum8
 }
@@ -740,7 +740,7 @@ fn linear_b_grad_body<const FMA: bool>(
         for i4 in k / 4 * 4..k {
             acc4_0[0] += y_r4[i4];
         }
-        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
         for i12 in 0..d {
             let sum2_r11 = &mut sum2[i3 * k..][..k];
             let w_r11 = &w[i12 * k..][..k];
@@ -750,7 +750,7 @@ fn linear_b_grad_body<const FMA: bool>(
         }
         let sum2_r13 = &sum2[i3 * k..][..k];
         let mut acc13_0: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c13 in 0..k.min(64) / 4 {
                 for l13 in 0..4 {
@@ -763,8 +763,8 @@ fn linear_b_grad_body<const FMA: bool>(
             }
             top13[0].max(top13[1]).max(top13[2].max(top13[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact13 = k <= 64;
         loop {
@@ -778,7 +778,7 @@ fn linear_b_grad_body<const FMA: bool>(
                     part13_0[j13]
                         += linear_b_exp_shifted::<
                             FMA,
-                        >(b_b13[j13] + sum2_b13[j13] - max3);
+                        >(b_b13[j13] + sum2_b13[j13] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead13 in (b13..b13 + len13).step_by(8) {
@@ -794,7 +794,7 @@ fn linear_b_grad_body<const FMA: bool>(
             if !exact13 && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
             {
                 exact13 = true;
-                max3 = {
+                shift = {
                     let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c13 in 0..k / 4 {
                         for l13 in 0..4 {
@@ -807,21 +807,21 @@ fn linear_b_grad_body<const FMA: bool>(
                     }
                     top13[0].max(top13[1]).max(top13[2].max(top13[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc13_0 = [0.0; 64];
                 continue;
             }
             break;
         }
-        let sumexp4 = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
-        let lse5 = max3 + sumexp4.ln();
+        let sumexp = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
+        let lse = shift + sumexp.ln();
         let y_r1 = &y[i3 * k..][..k];
         let sum2_r1 = &sum2[i3 * k..][..k];
         for i1 in 0..k {
             sum7[i1]
-                += sum1 * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse5)
+                += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
                     - y_r1[i1];
         }
     }
@@ -904,7 +904,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
         for i4 in k / 4 * 4..k {
             acc4_0[0] += y_r4[i4];
         }
-        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
         for i12 in 0..d {
             let sum2_r11 = &mut sum2[i3 * k..][..k];
             let w_r11 = &w[i12 * k..][..k];
@@ -917,7 +917,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
         let mut acc17_0: [f64; 64] = [0.0; 64];
         let mut acc17_1: [f64; 64] = [0.0; 64];
         let mut acc17_2: [f64; 64] = [0.0; 64];
-        let mut max3 = {
+        let mut shift = {
             let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
             for c17 in 0..k.min(64) / 4 {
                 for l17 in 0..4 {
@@ -930,8 +930,8 @@ fn linear_b_value_grad_body<const FMA: bool>(
             }
             top17[0].max(top17[1]).max(top17[2].max(top17[3]))
         };
-        if max3 == f64::NEG_INFINITY {
-            max3 = 0.0;
+        if shift == f64::NEG_INFINITY {
+            shift = 0.0;
         }
         let mut exact17 = k <= 64;
         loop {
@@ -950,7 +950,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
                     part17_2[j17]
                         += linear_b_exp_shifted::<
                             FMA,
-                        >(b_b17[j17] + sum2_b17[j17] - max3);
+                        >(b_b17[j17] + sum2_b17[j17] - shift);
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead17 in (b17..b17 + len17).step_by(8) {
@@ -968,7 +968,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
             if !exact17 && (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]) > 1e180
             {
                 exact17 = true;
-                max3 = {
+                shift = {
                     let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
                     for c17 in 0..k / 4 {
                         for l17 in 0..4 {
@@ -981,8 +981,8 @@ fn linear_b_value_grad_body<const FMA: bool>(
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
                 };
-                if max3 == f64::NEG_INFINITY {
-                    max3 = 0.0;
+                if shift == f64::NEG_INFINITY {
+                    shift = 0.0;
                 }
                 acc17_0 = [0.0; 64];
                 acc17_1 = [0.0; 64];
@@ -993,16 +993,16 @@ fn linear_b_value_grad_body<const FMA: bool>(
         }
         let sum8 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
         let sum9 = (acc17_1[0] + acc17_1[1]) + (acc17_1[2] + acc17_1[3]);
-        let sumexp4 = (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]);
-        let lse5 = max3 + sumexp4.ln();
+        let sumexp = (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]);
+        let lse = shift + sumexp.ln();
         let y_r1 = &y[i3 * k..][..k];
         let sum2_r1 = &sum2[i3 * k..][..k];
         for i1 in 0..k {
             sum7[i1]
-                += sum1 * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse5)
+                += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
                     - y_r1[i1];
         }
-        sum10 += sum1 * lse5 - sum8 - sum9;
+        sum10 += sum_y * lse - sum8 - sum9;
     }
     for i0 in 0..k {
         out[i0] = c0 * sum7[i0];

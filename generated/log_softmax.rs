@@ -46,18 +46,18 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i0 in n / 4 * 4..n {
         acc0_0[0] = acc0_0[0].max(z[i0]);
     }
-    let max0 = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
+    let shift = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
     let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut max1 = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
                 let i3 = c3 * 4 + l3;
-                top3[l3] = top3[l3].max(z[i3] - max0);
+                top3[l3] = top3[l3].max(z[i3] - shift);
             }
         }
         for i3 in n.min(64) / 4 * 4..n.min(64) {
-            top3[0] = top3[0].max(z[i3] - max0);
+            top3[0] = top3[0].max(z[i3] - shift);
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
@@ -72,7 +72,7 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let z_b3 = &z[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                part3_0[j3] += log_softmax_exp_shifted::<FMA>(z_b3[j3] - max0 - max1);
+                part3_0[j3] += log_softmax_exp_shifted::<FMA>(z_b3[j3] - shift - max1);
             }
             b3 += len3;
         }
@@ -84,11 +84,11 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
                         let i3 = c3 * 4 + l3;
-                        top3[l3] = top3[l3].max(z[i3] - max0);
+                        top3[l3] = top3[l3].max(z[i3] - shift);
                     }
                 }
                 for i3 in n / 4 * 4..n {
-                    top3[0] = top3[0].max(z[i3] - max0);
+                    top3[0] = top3[0].max(z[i3] - shift);
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
@@ -100,10 +100,10 @@ fn log_softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sumexp2 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse3 = max1 + sumexp2.ln();
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let lse = max1 + sumexp.ln();
     for i1 in 0..n {
-        out[i1] = z[i1] - max0 - lse3;
+        out[i1] = z[i1] - shift - lse;
     }
 }
 /// The Jacobian, value indices first.
@@ -142,7 +142,7 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -155,8 +155,8 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -167,7 +167,7 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -175,7 +175,7 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         log_softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -188,18 +188,18 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv4;
+        p3[i2] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
@@ -244,7 +244,7 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -257,8 +257,8 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -269,7 +269,7 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = log_softmax_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -277,7 +277,7 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
         log_softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -290,18 +290,18 @@ fn log_softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) 
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv5 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv5;
+        p3[i2] *= inv_sumexp;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -357,7 +357,7 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
     let mut acc5_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
             for l5 in 0..4 {
@@ -370,8 +370,8 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact5 = n <= 64;
     loop {
@@ -382,7 +382,7 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b5 = &mut p3[b5..][..len5];
             let part5_0 = &mut acc5_0[..len5];
             for j5 in 0..len5 {
-                p3_b5[j5] = log_softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
+                p3_b5[j5] = log_softmax_exp_shifted::<FMA>(z_b5[j5] - shift);
                 part5_0[j5] += p3_b5[j5];
             }
             b5 += len5;
@@ -390,7 +390,7 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         log_softmax_fold64::<false>(&mut acc5_0);
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
-            max0 = {
+            shift = {
                 let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c5 in 0..n / 4 {
                     for l5 in 0..4 {
@@ -403,18 +403,18 @@ fn log_softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc5_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i3 in 0..n {
-        p3[i3] *= inv4;
+        p3[i3] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {

@@ -36,7 +36,7 @@ fn logsumexp_avx2(z: &[f64]) -> f64 {
 fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
     let n = z.len();
     let mut acc1_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -49,8 +49,8 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -60,14 +60,14 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
             let z_b1 = &z[b1..][..len1];
             let part1_0 = &mut acc1_0[..len1];
             for j1 in 0..len1 {
-                part1_0[j1] += logsumexp_exp_shifted::<FMA>(z_b1[j1] - max0);
+                part1_0[j1] += logsumexp_exp_shifted::<FMA>(z_b1[j1] - shift);
             }
             b1 += len1;
         }
         logsumexp_fold64::<false>(&mut acc1_0);
         if !exact1 && (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]) > 1e180 {
             exact1 = true;
-            max0 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -80,16 +80,16 @@ fn logsumexp_body<const FMA: bool>(z: &[f64]) -> f64 {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    max0 + sumexp1.ln()
+    let sumexp = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    shift + sumexp.ln()
 }
 /// The gradient.
 ///
@@ -126,7 +126,7 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -139,8 +139,8 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -151,7 +151,7 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let out_b3 = &mut out[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
             }
             b3 += len3;
@@ -159,7 +159,7 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -172,18 +172,18 @@ fn logsumexp_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] *= inv4;
+        out[i0] *= inv_sumexp;
     }
 }
 /// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`logsumexp`] and [`logsumexp_grad`] together.
@@ -219,7 +219,7 @@ fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -232,8 +232,8 @@ fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -244,7 +244,7 @@ fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64
             let out_b3 = &mut out[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
             }
             b3 += len3;
@@ -252,7 +252,7 @@ fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64
         logsumexp_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -265,21 +265,21 @@ fn logsumexp_value_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) -> f64
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let lse2 = max0 + sumexp1.ln();
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let lse = shift + sumexp.ln();
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] *= inv4;
+        out[i0] *= inv_sumexp;
     }
-    lse2
+    lse
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -316,7 +316,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut acc3_1: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -329,8 +329,8 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -343,7 +343,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
             let part3_0 = &mut acc3_0[..len3];
             let part3_1 = &mut acc3_1[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
                 part3_1[j3] += v_b3[j3] * out_b3[j3];
             }
@@ -353,7 +353,7 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc3_1);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -366,8 +366,8 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
@@ -375,12 +375,12 @@ fn logsumexp_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
     let sum6 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-    let inv5 = 1.0 / sumexp1;
-    let sum4 = inv5 * sum6;
+    let inv_sumexp = 1.0 / sumexp;
+    let sum4 = inv_sumexp * sum6;
     for i0 in 0..n {
-        out[i0] = v[i0] * (out[i0] * inv5) - sum4 * (out[i0] * inv5);
+        out[i0] = v[i0] * (out[i0] * inv_sumexp) - sum4 * (out[i0] * inv_sumexp);
     }
 }
 /// The full Hessian, row-major.
@@ -419,7 +419,7 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -432,8 +432,8 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -444,7 +444,7 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -452,7 +452,7 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -465,18 +465,18 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv4;
+        p3[i2] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
@@ -519,7 +519,7 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -532,8 +532,8 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -544,7 +544,7 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let out_b3 = &mut out[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
             }
             b3 += len3;
@@ -552,7 +552,7 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -565,18 +565,18 @@ fn logsumexp_hessian_diag_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] = out[i0] * inv4 - (out[i0] * inv4).powi(2);
+        out[i0] = out[i0] * inv_sumexp - (out[i0] * inv_sumexp).powi(2);
     }
 }
 /// `S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).
@@ -613,7 +613,7 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -626,8 +626,8 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -638,7 +638,7 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -646,7 +646,7 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -659,18 +659,18 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv4;
+        p3[i2] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
@@ -720,7 +720,7 @@ fn logsumexp_newton_body<const FMA: bool>(
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut g4 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -733,8 +733,8 @@ fn logsumexp_newton_body<const FMA: bool>(
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -745,7 +745,7 @@ fn logsumexp_newton_body<const FMA: bool>(
             let out_b4 = &mut out[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                out_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - max0);
+                out_b4[j4] = logsumexp_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += out_b4[j4];
             }
             b4 += len4;
@@ -753,7 +753,7 @@ fn logsumexp_newton_body<const FMA: bool>(
         logsumexp_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -766,37 +766,37 @@ fn logsumexp_newton_body<const FMA: bool>(
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv8 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i1 in 0..n {
-        g4[i1] = 1.0 / (lambda + out[i1] * inv8);
+        g4[i1] = 1.0 / (lambda + out[i1] * inv_sumexp);
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += g4[i5] * (out[i5] * inv8).powi(2);
-            acc5_1[l5] += v[i5] * g4[i5] * (out[i5] * inv8);
+            acc5_0[l5] += g4[i5] * (out[i5] * inv_sumexp).powi(2);
+            acc5_1[l5] += v[i5] * g4[i5] * (out[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += g4[i5] * (out[i5] * inv8).powi(2);
-        acc5_1[0] += v[i5] * g4[i5] * (out[i5] * inv8);
+        acc5_0[0] += g4[i5] * (out[i5] * inv_sumexp).powi(2);
+        acc5_1[0] += v[i5] * g4[i5] * (out[i5] * inv_sumexp);
     }
     let sum5 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
     let g6 = 1.0 - sum5;
     for i0 in 0..n {
-        out[i0] = v[i0] * g4[i0] + 1.0 / g6 * g4[i0] * sum7 * (out[i0] * inv8);
+        out[i0] = v[i0] * g4[i0] + 1.0 / g6 * g4[i0] * sum7 * (out[i0] * inv_sumexp);
     }
 }
 /// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.
@@ -838,7 +838,7 @@ fn logsumexp_newton_least_norm_body<const FMA: bool>(
     assert_eq!(out.len(), n, "`out` must have length n");
     let c4 = 1.0 / (n as f64);
     let mut acc3_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -851,8 +851,8 @@ fn logsumexp_newton_least_norm_body<const FMA: bool>(
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -863,7 +863,7 @@ fn logsumexp_newton_least_norm_body<const FMA: bool>(
             let out_b3 = &mut out[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
             }
             b3 += len3;
@@ -871,7 +871,7 @@ fn logsumexp_newton_least_norm_body<const FMA: bool>(
         logsumexp_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -884,29 +884,29 @@ fn logsumexp_newton_least_norm_body<const FMA: bool>(
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let inv6 = 1.0 / sumexp1;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     let mut acc4_0: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
         for l4 in 0..4 {
             let i4 = c4 * 4 + l4;
-            acc4_0[l4] += v[i4] / (out[i4] * inv6);
+            acc4_0[l4] += v[i4] / (out[i4] * inv_sumexp);
         }
     }
     for i4 in n / 4 * 4..n {
-        acc4_0[0] += v[i4] / (out[i4] * inv6);
+        acc4_0[0] += v[i4] / (out[i4] * inv_sumexp);
     }
     let sum5 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     for i0 in 0..n {
-        out[i0] = v[i0] / (out[i0] * inv6) - c4 * sum5;
+        out[i0] = v[i0] / (out[i0] * inv_sumexp) - c4 * sum5;
     }
 }
 /// The full derivative tensor of order 3, row-major.
@@ -945,7 +945,7 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
     let mut acc5_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
             for l5 in 0..4 {
@@ -958,8 +958,8 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact5 = n <= 64;
     loop {
@@ -970,7 +970,7 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b5 = &mut p3[b5..][..len5];
             let part5_0 = &mut acc5_0[..len5];
             for j5 in 0..len5 {
-                p3_b5[j5] = logsumexp_exp_shifted::<FMA>(z_b5[j5] - max0);
+                p3_b5[j5] = logsumexp_exp_shifted::<FMA>(z_b5[j5] - shift);
                 part5_0[j5] += p3_b5[j5];
             }
             b5 += len5;
@@ -978,7 +978,7 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         logsumexp_fold64::<false>(&mut acc5_0);
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
-            max0 = {
+            shift = {
                 let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c5 in 0..n / 4 {
                     for l5 in 0..4 {
@@ -991,18 +991,18 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc5_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i3 in 0..n {
-        p3[i3] *= inv4;
+        p3[i3] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -1056,10 +1056,10 @@ fn logsumexp_d3_dir_avx2(z: &[f64], v: &[f64]) -> f64 {
 fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut acc3_1: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -1072,8 +1072,8 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -1081,14 +1081,14 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         while b3 < n {
             let len3 = (n - b3).min(64);
             let z_b3 = &z[b3..][..len3];
-            let p3_b3 = &mut p3[b3..][..len3];
+            let exps_b3 = &mut exps[b3..][..len3];
             let v_b3 = &v[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             let part3_1 = &mut acc3_1[..len3];
             for j3 in 0..len3 {
-                p3_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - max0);
-                part3_0[j3] += p3_b3[j3];
-                part3_1[j3] += v_b3[j3] * p3_b3[j3];
+                exps_b3[j3] = logsumexp_exp_shifted::<FMA>(z_b3[j3] - shift);
+                part3_0[j3] += exps_b3[j3];
+                part3_1[j3] += v_b3[j3] * exps_b3[j3];
             }
             b3 += len3;
         }
@@ -1096,7 +1096,7 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         logsumexp_fold64::<false>(&mut acc3_1);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -1109,8 +1109,8 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
@@ -1118,30 +1118,30 @@ fn logsumexp_d3_dir_body<const FMA: bool>(z: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let sum9 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-    let inv8 = 1.0 / sumexp1;
-    let sum4 = inv8 * sum9;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sum_v_exps = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc4_0: [f64; 4] = [0.0; 4];
     let mut acc4_1: [f64; 4] = [0.0; 4];
     let mut acc4_2: [f64; 4] = [0.0; 4];
     for c4 in 0..n / 4 {
         for l4 in 0..4 {
             let i4 = c4 * 4 + l4;
-            acc4_0[l4] += (v[i4] - sum4) * (p3[i4] * inv8);
-            acc4_1[l4] += (v[i4] - sum4).powi(2) * (p3[i4] * inv8);
-            acc4_2[l4] += (v[i4] - sum4).powi(3) * (p3[i4] * inv8);
+            acc4_0[l4] += (v[i4] - pv) * (exps[i4] * inv_sumexp);
+            acc4_1[l4] += (v[i4] - pv).powi(2) * (exps[i4] * inv_sumexp);
+            acc4_2[l4] += (v[i4] - pv).powi(3) * (exps[i4] * inv_sumexp);
         }
     }
     for i4 in n / 4 * 4..n {
-        acc4_0[0] += (v[i4] - sum4) * (p3[i4] * inv8);
-        acc4_1[0] += (v[i4] - sum4).powi(2) * (p3[i4] * inv8);
-        acc4_2[0] += (v[i4] - sum4).powi(3) * (p3[i4] * inv8);
+        acc4_0[0] += (v[i4] - pv) * (exps[i4] * inv_sumexp);
+        acc4_1[0] += (v[i4] - pv).powi(2) * (exps[i4] * inv_sumexp);
+        acc4_2[0] += (v[i4] - pv).powi(3) * (exps[i4] * inv_sumexp);
     }
-    let sum5 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let sum6 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
-    let sum7 = (acc4_2[0] + acc4_2[1]) + (acc4_2[2] + acc4_2[3]);
-    2.0 * sum5.powi(3) - 3.0 * sum5 * sum6 + sum7
+    let m1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let m2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
+    let m3 = (acc4_2[0] + acc4_2[1]) + (acc4_2[2] + acc4_2[3]);
+    2.0 * m1.powi(3) - 3.0 * m1 * m2 + m3
 }
 
 // The runtime helpers of f64 kernels, emitted verbatim (each under its

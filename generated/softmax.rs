@@ -37,7 +37,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     let n = z.len();
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc3_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -50,8 +50,8 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -62,7 +62,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let out_b3 = &mut out[b3..][..len3];
             let part3_0 = &mut acc3_0[..len3];
             for j3 in 0..len3 {
-                out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - max0);
+                out_b3[j3] = softmax_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_0[j3] += out_b3[j3];
             }
             b3 += len3;
@@ -70,7 +70,7 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         softmax_fold64::<false>(&mut acc3_0);
         if !exact3 && (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]) > 1e180 {
             exact3 = true;
-            max0 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -83,18 +83,18 @@ fn softmax_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] *= inv4;
+        out[i0] *= inv_sumexp;
     }
 }
 /// The Jacobian, value indices first.
@@ -133,7 +133,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -146,8 +146,8 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -158,7 +158,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -166,7 +166,7 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -179,18 +179,18 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv4;
+        p3[i2] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
@@ -235,7 +235,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -248,8 +248,8 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -260,7 +260,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
             let p3_b4 = &mut p3[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - max0);
+                p3_b4[j4] = softmax_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += p3_b4[j4];
             }
             b4 += len4;
@@ -268,7 +268,7 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         softmax_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max0 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -281,18 +281,18 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv5 = 1.0 / sumexp1;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p3[i2] *= inv5;
+        p3[i2] *= inv_sumexp;
     }
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
@@ -350,7 +350,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
     let mut acc5_0: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
             for l5 in 0..4 {
@@ -363,8 +363,8 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact5 = n <= 64;
     loop {
@@ -375,7 +375,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
             let p3_b5 = &mut p3[b5..][..len5];
             let part5_0 = &mut acc5_0[..len5];
             for j5 in 0..len5 {
-                p3_b5[j5] = softmax_exp_shifted::<FMA>(z_b5[j5] - max0);
+                p3_b5[j5] = softmax_exp_shifted::<FMA>(z_b5[j5] - shift);
                 part5_0[j5] += p3_b5[j5];
             }
             b5 += len5;
@@ -383,7 +383,7 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
         softmax_fold64::<false>(&mut acc5_0);
         if !exact5 && (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]) > 1e180 {
             exact5 = true;
-            max0 = {
+            shift = {
                 let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c5 in 0..n / 4 {
                     for l5 in 0..4 {
@@ -396,18 +396,18 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc5_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let inv4 = 1.0 / sumexp1;
+    let sumexp = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i3 in 0..n {
-        p3[i3] *= inv4;
+        p3[i3] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {

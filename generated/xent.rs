@@ -49,8 +49,8 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
         acc0_0[0] = acc0_0[0].max(z[i0]);
         acc0_1[0] += q[i0];
     }
-    let max0 = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
-    let sum1 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
+    let shift = acc0_0[0].max(acc0_0[1]).max(acc0_0[2].max(acc0_0[3]));
+    let sum_q = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut max2 = {
@@ -58,11 +58,11 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                top2[l2] = top2[l2].max(z[i2] - max0);
+                top2[l2] = top2[l2].max(z[i2] - shift);
             }
         }
         for i2 in n.min(64) / 4 * 4..n.min(64) {
-            top2[0] = top2[0].max(z[i2] - max0);
+            top2[0] = top2[0].max(z[i2] - shift);
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
@@ -79,8 +79,8 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             for j2 in 0..len2 {
-                part2_0[j2] += q_b2[j2] * (z_b2[j2] - max0);
-                part2_1[j2] += xent_exp_shifted::<FMA>(z_b2[j2] - max0 - max2);
+                part2_0[j2] += q_b2[j2] * (z_b2[j2] - shift);
+                part2_1[j2] += xent_exp_shifted::<FMA>(z_b2[j2] - shift - max2);
             }
             b2 += len2;
         }
@@ -93,11 +93,11 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
                         let i2 = c2 * 4 + l2;
-                        top2[l2] = top2[l2].max(z[i2] - max0);
+                        top2[l2] = top2[l2].max(z[i2] - shift);
                     }
                 }
                 for i2 in n / 4 * 4..n {
-                    top2[0] = top2[0].max(z[i2] - max0);
+                    top2[0] = top2[0].max(z[i2] - shift);
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
@@ -111,9 +111,9 @@ fn xent_body<const FMA: bool>(z: &[f64], q: &[f64]) -> f64 {
         break;
     }
     let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp3 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let lse4 = max2 + sumexp3.ln();
-    sum1 * lse4 - sum5
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let lse = max2 + sumexp.ln();
+    sum_q * lse - sum5
 }
 /// The gradient.
 ///
@@ -152,7 +152,7 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -165,8 +165,8 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -180,7 +180,7 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += out_b1[j1];
             }
             b1 += len1;
@@ -189,7 +189,7 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -202,8 +202,8 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -211,11 +211,11 @@ fn xent_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] = sum0 * (out[i0] * inv5) - q[i0];
+        out[i0] = sum_q * (out[i0] * inv_sumexp) - q[i0];
     }
 }
 /// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`xent`] and [`xent_grad`] together.
@@ -254,7 +254,7 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
     let mut acc0_0: [f64; 64] = [0.0; 64];
     let mut acc0_1: [f64; 64] = [0.0; 64];
     let mut acc0_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c0 in 0..n.min(64) / 4 {
             for l0 in 0..4 {
@@ -267,8 +267,8 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
         }
         top0[0].max(top0[1]).max(top0[2].max(top0[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact0 = n <= 64;
     loop {
@@ -283,9 +283,9 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
             let part0_2 = &mut acc0_2[..len0];
             for j0 in 0..len0 {
                 part0_0[j0] += q_b0[j0];
-                out_b0[j0] = xent_exp_shifted::<FMA>(z_b0[j0] - max0);
+                out_b0[j0] = xent_exp_shifted::<FMA>(z_b0[j0] - shift);
                 part0_1[j0] += out_b0[j0];
-                part0_2[j0] += q_b0[j0] * (z_b0[j0] - max0);
+                part0_2[j0] += q_b0[j0] * (z_b0[j0] - shift);
             }
             b0 += len0;
         }
@@ -294,7 +294,7 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
         xent_fold64::<false>(&mut acc0_2);
         if !exact0 && (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]) > 1e180 {
             exact0 = true;
-            max0 = {
+            shift = {
                 let mut top0: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c0 in 0..n / 4 {
                     for l0 in 0..4 {
@@ -307,8 +307,8 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
                 }
                 top0[0].max(top0[1]).max(top0[2].max(top0[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc0_0 = [0.0; 64];
             acc0_1 = [0.0; 64];
@@ -317,8 +317,8 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
         }
         break;
     }
-    let sum1 = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
-    let sumexp2 = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
+    let sum_q = (acc0_0[0] + acc0_0[1]) + (acc0_0[2] + acc0_0[3]);
+    let sumexp = (acc0_1[0] + acc0_1[1]) + (acc0_1[2] + acc0_1[3]);
     let sum8 = (acc0_2[0] + acc0_2[1]) + (acc0_2[2] + acc0_2[3]);
     let mut acc6_0: [f64; 64] = [0.0; 64];
     let mut max5 = {
@@ -326,11 +326,11 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
         for c6 in 0..n.min(64) / 4 {
             for l6 in 0..4 {
                 let i6 = c6 * 4 + l6;
-                top6[l6] = top6[l6].max(z[i6] - max0);
+                top6[l6] = top6[l6].max(z[i6] - shift);
             }
         }
         for i6 in n.min(64) / 4 * 4..n.min(64) {
-            top6[0] = top6[0].max(z[i6] - max0);
+            top6[0] = top6[0].max(z[i6] - shift);
         }
         top6[0].max(top6[1]).max(top6[2].max(top6[3]))
     };
@@ -345,7 +345,7 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
             let z_b6 = &z[b6..][..len6];
             let part6_0 = &mut acc6_0[..len6];
             for j6 in 0..len6 {
-                part6_0[j6] += xent_exp_shifted::<FMA>(z_b6[j6] - max0 - max5);
+                part6_0[j6] += xent_exp_shifted::<FMA>(z_b6[j6] - shift - max5);
             }
             b6 += len6;
         }
@@ -357,11 +357,11 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
                 for c6 in 0..n / 4 {
                     for l6 in 0..4 {
                         let i6 = c6 * 4 + l6;
-                        top6[l6] = top6[l6].max(z[i6] - max0);
+                        top6[l6] = top6[l6].max(z[i6] - shift);
                     }
                 }
                 for i6 in n / 4 * 4..n {
-                    top6[0] = top6[0].max(z[i6] - max0);
+                    top6[0] = top6[0].max(z[i6] - shift);
                 }
                 top6[0].max(top6[1]).max(top6[2].max(top6[3]))
             };
@@ -374,12 +374,12 @@ fn xent_value_grad_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) 
         break;
     }
     let sumexp6 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
-    let inv9 = 1.0 / sumexp2;
+    let inv_sumexp = 1.0 / sumexp;
     let lse7 = max5 + sumexp6.ln();
     for i1 in 0..n {
-        out[i1] = sum1 * (out[i1] * inv9) - q[i1];
+        out[i1] = sum_q * (out[i1] * inv_sumexp) - q[i1];
     }
-    sum1 * lse7 - sum8
+    sum_q * lse7 - sum8
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -418,7 +418,7 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut acc1_2: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -431,8 +431,8 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -448,7 +448,7 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
             let part1_2 = &mut acc1_2[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += out_b1[j1];
                 part1_2[j1] += v_b1[j1] * out_b1[j1];
             }
@@ -459,7 +459,7 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         xent_fold64::<false>(&mut acc1_2);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -472,8 +472,8 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -482,13 +482,14 @@ fn xent_hvp_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64], out: &mut [f6
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
     let sum7 = (acc1_2[0] + acc1_2[1]) + (acc1_2[2] + acc1_2[3]);
-    let inv6 = 1.0 / sumexp2;
-    let sum5 = inv6 * sum7;
+    let inv_sumexp = 1.0 / sumexp;
+    let sum5 = inv_sumexp * sum7;
     for i0 in 0..n {
-        out[i0] = v[i0] * sum0 * (out[i0] * inv6) - sum0 * sum5 * (out[i0] * inv6);
+        out[i0] = v[i0] * sum_q * (out[i0] * inv_sumexp)
+            - sum_q * sum5 * (out[i0] * inv_sumexp);
     }
 }
 /// The full Hessian, row-major.
@@ -529,7 +530,7 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let mut p4 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -542,8 +543,8 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -557,7 +558,7 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part2_1 = &mut acc2_1[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
                 part2_1[j2] += p4_b2[j2];
             }
             b2 += len2;
@@ -566,7 +567,7 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max1 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -579,8 +580,8 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -588,18 +589,18 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i3 in 0..n {
-        p4[i3] *= inv5;
+        p4[i3] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out_r1[i1] = -(sum0 * p4[i0] * p4[i1]);
+            out_r1[i1] = -(sum_q * p4[i0] * p4[i1]);
         }
-        out[i0 * n + i0] += sum0 * p4[i0];
+        out[i0 * n + i0] += sum_q * p4[i0];
     }
 }
 /// The diagonal of the Hessian, `H_ii`.
@@ -637,7 +638,7 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -650,8 +651,8 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -665,7 +666,7 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                out_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += out_b1[j1];
             }
             b1 += len1;
@@ -674,7 +675,7 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -687,8 +688,8 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -696,11 +697,12 @@ fn xent_hessian_diag_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i0 in 0..n {
-        out[i0] = sum0 * (out[i0] * inv5) - sum0 * (out[i0] * inv5).powi(2);
+        out[i0] = sum_q * (out[i0] * inv_sumexp)
+            - sum_q * (out[i0] * inv_sumexp).powi(2);
     }
 }
 /// `S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).
@@ -739,7 +741,7 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
     let mut p4 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -752,8 +754,8 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -767,7 +769,7 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
             let part2_1 = &mut acc2_1[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                p4_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
                 part2_1[j2] += p4_b2[j2];
             }
             b2 += len2;
@@ -776,7 +778,7 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
         xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max1 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -789,8 +791,8 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -798,18 +800,18 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
         }
         break;
     }
-    let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i3 in 0..n {
-        p4[i3] *= inv5;
+        p4[i3] *= inv_sumexp;
     }
     for i0 in 0..n {
         let out_r1 = &mut out[i0 * n..][..n];
         for i1 in 0..n {
-            out_r1[i1] = -(sum0.sqrt() * p4[i0].sqrt() * p4[i1]);
+            out_r1[i1] = -(sum_q.sqrt() * p4[i0].sqrt() * p4[i1]);
         }
-        out[i0 * n + i0] += sum0.sqrt() * p4[i0].sqrt();
+        out[i0 * n + i0] += sum_q.sqrt() * p4[i0].sqrt();
     }
 }
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
@@ -855,7 +857,7 @@ fn xent_newton_body<const FMA: bool>(
     let mut g5 = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -868,8 +870,8 @@ fn xent_newton_body<const FMA: bool>(
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -883,7 +885,7 @@ fn xent_newton_body<const FMA: bool>(
             let part2_1 = &mut acc2_1[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                out_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max1);
+                out_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
                 part2_1[j2] += out_b2[j2];
             }
             b2 += len2;
@@ -892,7 +894,7 @@ fn xent_newton_body<const FMA: bool>(
         xent_fold64::<false>(&mut acc2_1);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max1 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -905,8 +907,8 @@ fn xent_newton_body<const FMA: bool>(
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -914,30 +916,31 @@ fn xent_newton_body<const FMA: bool>(
         }
         break;
     }
-    let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let inv9 = 1.0 / sumexp2;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i1 in 0..n {
-        g5[i1] = 1.0 / (lambda + sum0 * (out[i1] * inv9));
+        g5[i1] = 1.0 / (lambda + sum_q * (out[i1] * inv_sumexp));
     }
     let mut acc6_0: [f64; 4] = [0.0; 4];
     let mut acc6_1: [f64; 4] = [0.0; 4];
     for c6 in 0..n / 4 {
         for l6 in 0..4 {
             let i6 = c6 * 4 + l6;
-            acc6_0[l6] += g5[i6] * (out[i6] * inv9).powi(2);
-            acc6_1[l6] += v[i6] * g5[i6] * (out[i6] * inv9);
+            acc6_0[l6] += g5[i6] * (out[i6] * inv_sumexp).powi(2);
+            acc6_1[l6] += v[i6] * g5[i6] * (out[i6] * inv_sumexp);
         }
     }
     for i6 in n / 4 * 4..n {
-        acc6_0[0] += g5[i6] * (out[i6] * inv9).powi(2);
-        acc6_1[0] += v[i6] * g5[i6] * (out[i6] * inv9);
+        acc6_0[0] += g5[i6] * (out[i6] * inv_sumexp).powi(2);
+        acc6_1[0] += v[i6] * g5[i6] * (out[i6] * inv_sumexp);
     }
     let sum6 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
     let sum8 = (acc6_1[0] + acc6_1[1]) + (acc6_1[2] + acc6_1[3]);
-    let g7 = 1.0 - sum0 * sum6;
+    let g7 = 1.0 - sum_q * sum6;
     for i0 in 0..n {
-        out[i0] = v[i0] * g5[i0] + 1.0 / g7 * g5[i0] * sum0 * sum8 * (out[i0] * inv9);
+        out[i0] = v[i0] * g5[i0]
+            + 1.0 / g7 * g5[i0] * sum_q * sum8 * (out[i0] * inv_sumexp);
     }
 }
 /// The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.
@@ -989,10 +992,10 @@ fn xent_newton_least_norm_body<const FMA: bool>(
     for i1 in n / 4 * 4..n {
         acc1_0[0] += q[i1];
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
     let c5 = 1.0 / (n as f64);
     let mut acc4_0: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -1005,8 +1008,8 @@ fn xent_newton_least_norm_body<const FMA: bool>(
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -1017,7 +1020,7 @@ fn xent_newton_least_norm_body<const FMA: bool>(
             let out_b4 = &mut out[b4..][..len4];
             let part4_0 = &mut acc4_0[..len4];
             for j4 in 0..len4 {
-                out_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
+                out_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_0[j4] += out_b4[j4];
             }
             b4 += len4;
@@ -1025,7 +1028,7 @@ fn xent_newton_least_norm_body<const FMA: bool>(
         xent_fold64::<false>(&mut acc4_0);
         if !exact4 && (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]) > 1e180 {
             exact4 = true;
-            max1 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -1038,29 +1041,29 @@ fn xent_newton_least_norm_body<const FMA: bool>(
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             continue;
         }
         break;
     }
-    let sumexp2 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let inv7 = 1.0 / sumexp2;
+    let sumexp = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let inv_sumexp = 1.0 / sumexp;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += v[i5] / (out[i5] * inv7);
+            acc5_0[l5] += v[i5] / (out[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += v[i5] / (out[i5] * inv7);
+        acc5_0[0] += v[i5] / (out[i5] * inv_sumexp);
     }
     let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
     for i0 in 0..n {
-        out[i0] = v[i0] / sum0 / (out[i0] * inv7) - c5 / sum0 * sum6;
+        out[i0] = v[i0] / sum_q / (out[i0] * inv_sumexp) - c5 / sum_q * sum6;
     }
 }
 /// The full derivative tensor of order 3, row-major.
@@ -1101,7 +1104,7 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let mut p4 = vec![0.0; n];
     let mut acc3_0: [f64; 64] = [0.0; 64];
     let mut acc3_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c3 in 0..n.min(64) / 4 {
             for l3 in 0..4 {
@@ -1114,8 +1117,8 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top3[0].max(top3[1]).max(top3[2].max(top3[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact3 = n <= 64;
     loop {
@@ -1129,7 +1132,7 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part3_1 = &mut acc3_1[..len3];
             for j3 in 0..len3 {
                 part3_0[j3] += q_b3[j3];
-                p4_b3[j3] = xent_exp_shifted::<FMA>(z_b3[j3] - max1);
+                p4_b3[j3] = xent_exp_shifted::<FMA>(z_b3[j3] - shift);
                 part3_1[j3] += p4_b3[j3];
             }
             b3 += len3;
@@ -1138,7 +1141,7 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc3_1);
         if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
             exact3 = true;
-            max1 = {
+            shift = {
                 let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c3 in 0..n / 4 {
                     for l3 in 0..4 {
@@ -1151,8 +1154,8 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top3[0].max(top3[1]).max(top3[2].max(top3[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc3_0 = [0.0; 64];
             acc3_1 = [0.0; 64];
@@ -1160,30 +1163,30 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-    let sumexp2 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+    let sumexp = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i4 in 0..n {
-        p4[i4] *= inv5;
+        p4[i4] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {
             let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
             for i2 in 0..n {
-                out_r2[i2] = 2.0 * sum0 * p4[i0] * p4[i1] * p4[i2];
+                out_r2[i2] = 2.0 * sum_q * p4[i0] * p4[i1] * p4[i2];
             }
         }
         let out_r8 = &mut out[(i0 * n + i0) * n..][..n];
         for i8 in 0..n {
-            out_r8[i8] += -(sum0 * p4[i0] * p4[i8]);
+            out_r8[i8] += -(sum_q * p4[i0] * p4[i8]);
         }
         for i10 in 0..n {
-            out[(i0 * n + i10) * n + i0] += -(sum0 * p4[i0] * p4[i10]);
+            out[(i0 * n + i10) * n + i0] += -(sum_q * p4[i0] * p4[i10]);
         }
         for i12 in 0..n {
-            out[(i0 * n + i12) * n + i12] += -(sum0 * p4[i0] * p4[i12]);
+            out[(i0 * n + i12) * n + i12] += -(sum_q * p4[i0] * p4[i12]);
         }
-        out[(i0 * n + i0) * n + i0] += sum0 * p4[i0];
+        out[(i0 * n + i0) * n + i0] += sum_q * p4[i0];
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
@@ -1219,11 +1222,11 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -1236,8 +1239,8 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -1246,16 +1249,16 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -1264,7 +1267,7 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -1277,8 +1280,8 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -1287,31 +1290,31 @@ fn xent_d3_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum10 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv9 = 1.0 / sumexp1;
-    let sum4 = inv9 * sum10;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv9);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv9);
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv9);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv9);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv9);
-        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv9);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    2.0 * sum5 * sum6.powi(3) - 3.0 * sum5 * sum6 * sum7 + sum5 * sum8
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m3 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    2.0 * sum_q * m1.powi(3) - 3.0 * sum_q * m1 * m2 + sum_q * m3
 }
 /// The full derivative tensor of order 4, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -1349,7 +1352,7 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let mut p4 = vec![0.0; n];
     let mut acc4_0: [f64; 64] = [0.0; 64];
     let mut acc4_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c4 in 0..n.min(64) / 4 {
             for l4 in 0..4 {
@@ -1362,8 +1365,8 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top4[0].max(top4[1]).max(top4[2].max(top4[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact4 = n <= 64;
     loop {
@@ -1377,7 +1380,7 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part4_1 = &mut acc4_1[..len4];
             for j4 in 0..len4 {
                 part4_0[j4] += q_b4[j4];
-                p4_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - max1);
+                p4_b4[j4] = xent_exp_shifted::<FMA>(z_b4[j4] - shift);
                 part4_1[j4] += p4_b4[j4];
             }
             b4 += len4;
@@ -1386,7 +1389,7 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc4_1);
         if !exact4 && (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]) > 1e180 {
             exact4 = true;
-            max1 = {
+            shift = {
                 let mut top4: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c4 in 0..n / 4 {
                     for l4 in 0..4 {
@@ -1399,8 +1402,8 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top4[0].max(top4[1]).max(top4[2].max(top4[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc4_0 = [0.0; 64];
             acc4_1 = [0.0; 64];
@@ -1408,80 +1411,80 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-    let sumexp2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+    let sumexp = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i5 in 0..n {
-        p4[i5] *= inv5;
+        p4[i5] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {
             for i2 in 0..n {
                 let out_r3 = &mut out[((i0 * n + i1) * n + i2) * n..][..n];
                 for i3 in 0..n {
-                    out_r3[i3] = -6.0 * sum0 * p4[i0] * p4[i1] * p4[i2] * p4[i3];
+                    out_r3[i3] = -6.0 * sum_q * p4[i0] * p4[i1] * p4[i2] * p4[i3];
                 }
             }
         }
         for i9 in 0..n {
             let out_r10 = &mut out[((i0 * n + i0) * n + i9) * n..][..n];
             for i10 in 0..n {
-                out_r10[i10] += 2.0 * sum0 * p4[i0] * p4[i9] * p4[i10];
+                out_r10[i10] += 2.0 * sum_q * p4[i0] * p4[i9] * p4[i10];
             }
         }
         for i12 in 0..n {
             let out_r13 = &mut out[((i0 * n + i12) * n + i0) * n..][..n];
             for i13 in 0..n {
-                out_r13[i13] += 2.0 * sum0 * p4[i0] * p4[i12] * p4[i13];
+                out_r13[i13] += 2.0 * sum_q * p4[i0] * p4[i12] * p4[i13];
             }
         }
         for i15 in 0..n {
             for i16 in 0..n {
                 out[((i0 * n + i15) * n + i16) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i15] * p4[i16];
+                    += 2.0 * sum_q * p4[i0] * p4[i15] * p4[i16];
             }
         }
         for i18 in 0..n {
             let out_r19 = &mut out[((i0 * n + i18) * n + i18) * n..][..n];
             for i19 in 0..n {
-                out_r19[i19] += 2.0 * sum0 * p4[i0] * p4[i18] * p4[i19];
+                out_r19[i19] += 2.0 * sum_q * p4[i0] * p4[i18] * p4[i19];
             }
         }
         for i21 in 0..n {
             for i22 in 0..n {
                 out[((i0 * n + i21) * n + i22) * n + i21]
-                    += 2.0 * sum0 * p4[i0] * p4[i21] * p4[i22];
+                    += 2.0 * sum_q * p4[i0] * p4[i21] * p4[i22];
             }
         }
         for i24 in 0..n {
             for i25 in 0..n {
                 out[((i0 * n + i24) * n + i25) * n + i25]
-                    += 2.0 * sum0 * p4[i0] * p4[i24] * p4[i25];
+                    += 2.0 * sum_q * p4[i0] * p4[i24] * p4[i25];
             }
         }
         let out_r27 = &mut out[((i0 * n + i0) * n + i0) * n..][..n];
         for i27 in 0..n {
-            out_r27[i27] += -(sum0 * p4[i0] * p4[i27]);
+            out_r27[i27] += -(sum_q * p4[i0] * p4[i27]);
         }
         for i29 in 0..n {
-            out[((i0 * n + i0) * n + i29) * n + i0] += -(sum0 * p4[i0] * p4[i29]);
+            out[((i0 * n + i0) * n + i29) * n + i0] += -(sum_q * p4[i0] * p4[i29]);
         }
         for i31 in 0..n {
-            out[((i0 * n + i0) * n + i31) * n + i31] += -(sum0 * p4[i0] * p4[i31]);
+            out[((i0 * n + i0) * n + i31) * n + i31] += -(sum_q * p4[i0] * p4[i31]);
         }
         for i33 in 0..n {
-            out[((i0 * n + i33) * n + i0) * n + i0] += -(sum0 * p4[i0] * p4[i33]);
+            out[((i0 * n + i33) * n + i0) * n + i0] += -(sum_q * p4[i0] * p4[i33]);
         }
         for i35 in 0..n {
-            out[((i0 * n + i35) * n + i0) * n + i35] += -(sum0 * p4[i0] * p4[i35]);
+            out[((i0 * n + i35) * n + i0) * n + i35] += -(sum_q * p4[i0] * p4[i35]);
         }
         for i37 in 0..n {
-            out[((i0 * n + i37) * n + i37) * n + i0] += -(sum0 * p4[i0] * p4[i37]);
+            out[((i0 * n + i37) * n + i37) * n + i0] += -(sum_q * p4[i0] * p4[i37]);
         }
         for i39 in 0..n {
-            out[((i0 * n + i39) * n + i39) * n + i39] += -(sum0 * p4[i0] * p4[i39]);
+            out[((i0 * n + i39) * n + i39) * n + i39] += -(sum_q * p4[i0] * p4[i39]);
         }
-        out[((i0 * n + i0) * n + i0) * n + i0] += sum0 * p4[i0];
+        out[((i0 * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
     }
 }
 /// `D^4 f[v, …, v]`, without forming the tensor.
@@ -1517,11 +1520,11 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -1534,8 +1537,8 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -1544,16 +1547,16 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -1562,7 +1565,7 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -1575,8 +1578,8 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -1585,11 +1588,11 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum11 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv10 = 1.0 / sumexp1;
-    let sum4 = inv10 * sum11;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -1597,24 +1600,24 @@ fn xent_d4_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv10);
-            acc5_1[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv10);
-            acc5_2[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv10);
-            acc5_3[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv10);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv10);
-        acc5_1[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv10);
-        acc5_2[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv10);
-        acc5_3[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv10);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    12.0 * sum5 * sum6.powi(2) * sum8 - 4.0 * sum5 * sum6 * sum7
-        - 6.0 * sum5 * sum6.powi(4) - 3.0 * sum5 * sum8.powi(2) + sum5 * sum9
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m3 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m2 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m4 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    12.0 * sum_q * m1.powi(2) * m2 - 4.0 * sum_q * m1 * m3 - 6.0 * sum_q * m1.powi(4)
+        - 3.0 * sum_q * m2.powi(2) + sum_q * m4
 }
 /// The full derivative tensor of order 5, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -1652,7 +1655,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let mut p4 = vec![0.0; n];
     let mut acc5_0: [f64; 64] = [0.0; 64];
     let mut acc5_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c5 in 0..n.min(64) / 4 {
             for l5 in 0..4 {
@@ -1665,8 +1668,8 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top5[0].max(top5[1]).max(top5[2].max(top5[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact5 = n <= 64;
     loop {
@@ -1680,7 +1683,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part5_1 = &mut acc5_1[..len5];
             for j5 in 0..len5 {
                 part5_0[j5] += q_b5[j5];
-                p4_b5[j5] = xent_exp_shifted::<FMA>(z_b5[j5] - max1);
+                p4_b5[j5] = xent_exp_shifted::<FMA>(z_b5[j5] - shift);
                 part5_1[j5] += p4_b5[j5];
             }
             b5 += len5;
@@ -1689,7 +1692,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc5_1);
         if !exact5 && (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]) > 1e180 {
             exact5 = true;
-            max1 = {
+            shift = {
                 let mut top5: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c5 in 0..n / 4 {
                     for l5 in 0..4 {
@@ -1702,8 +1705,8 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top5[0].max(top5[1]).max(top5[2].max(top5[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc5_0 = [0.0; 64];
             acc5_1 = [0.0; 64];
@@ -1711,11 +1714,11 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sumexp2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let sumexp = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i6 in 0..n {
-        p4[i6] *= inv5;
+        p4[i6] *= inv_sumexp;
     }
     for i0 in 0..n {
         for i1 in 0..n {
@@ -1724,7 +1727,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     let out_r4 = &mut out[(((i0 * n + i1) * n + i2) * n + i3)
                         * n..][..n];
                     for i4 in 0..n {
-                        out_r4[i4] = 24.0 * sum0 * p4[i0] * p4[i1] * p4[i2] * p4[i3]
+                        out_r4[i4] = 24.0 * sum_q * p4[i0] * p4[i1] * p4[i2] * p4[i3]
                             * p4[i4];
                     }
                 }
@@ -1734,7 +1737,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i11 in 0..n {
                 let out_r12 = &mut out[(((i0 * n + i0) * n + i10) * n + i11) * n..][..n];
                 for i12 in 0..n {
-                    out_r12[i12] += -6.0 * sum0 * p4[i0] * p4[i10] * p4[i11] * p4[i12];
+                    out_r12[i12] += -6.0 * sum_q * p4[i0] * p4[i10] * p4[i11] * p4[i12];
                 }
             }
         }
@@ -1742,7 +1745,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i15 in 0..n {
                 let out_r16 = &mut out[(((i0 * n + i14) * n + i0) * n + i15) * n..][..n];
                 for i16 in 0..n {
-                    out_r16[i16] += -6.0 * sum0 * p4[i0] * p4[i14] * p4[i15] * p4[i16];
+                    out_r16[i16] += -6.0 * sum_q * p4[i0] * p4[i14] * p4[i15] * p4[i16];
                 }
             }
         }
@@ -1750,7 +1753,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i19 in 0..n {
                 let out_r20 = &mut out[(((i0 * n + i18) * n + i19) * n + i0) * n..][..n];
                 for i20 in 0..n {
-                    out_r20[i20] += -6.0 * sum0 * p4[i0] * p4[i18] * p4[i19] * p4[i20];
+                    out_r20[i20] += -6.0 * sum_q * p4[i0] * p4[i18] * p4[i19] * p4[i20];
                 }
             }
         }
@@ -1758,7 +1761,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i23 in 0..n {
                 for i24 in 0..n {
                     out[(((i0 * n + i22) * n + i23) * n + i24) * n + i0]
-                        += -6.0 * sum0 * p4[i0] * p4[i22] * p4[i23] * p4[i24];
+                        += -6.0 * sum_q * p4[i0] * p4[i22] * p4[i23] * p4[i24];
                 }
             }
         }
@@ -1767,7 +1770,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 let out_r28 = &mut out[(((i0 * n + i26) * n + i26) * n + i27)
                     * n..][..n];
                 for i28 in 0..n {
-                    out_r28[i28] += -6.0 * sum0 * p4[i0] * p4[i26] * p4[i27] * p4[i28];
+                    out_r28[i28] += -6.0 * sum_q * p4[i0] * p4[i26] * p4[i27] * p4[i28];
                 }
             }
         }
@@ -1776,7 +1779,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 let out_r32 = &mut out[(((i0 * n + i30) * n + i31) * n + i30)
                     * n..][..n];
                 for i32 in 0..n {
-                    out_r32[i32] += -6.0 * sum0 * p4[i0] * p4[i30] * p4[i31] * p4[i32];
+                    out_r32[i32] += -6.0 * sum_q * p4[i0] * p4[i30] * p4[i31] * p4[i32];
                 }
             }
         }
@@ -1784,7 +1787,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i35 in 0..n {
                 for i36 in 0..n {
                     out[(((i0 * n + i34) * n + i35) * n + i36) * n + i34]
-                        += -6.0 * sum0 * p4[i0] * p4[i34] * p4[i35] * p4[i36];
+                        += -6.0 * sum_q * p4[i0] * p4[i34] * p4[i35] * p4[i36];
                 }
             }
         }
@@ -1793,7 +1796,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 let out_r40 = &mut out[(((i0 * n + i38) * n + i39) * n + i39)
                     * n..][..n];
                 for i40 in 0..n {
-                    out_r40[i40] += -6.0 * sum0 * p4[i0] * p4[i38] * p4[i39] * p4[i40];
+                    out_r40[i40] += -6.0 * sum_q * p4[i0] * p4[i38] * p4[i39] * p4[i40];
                 }
             }
         }
@@ -1801,7 +1804,7 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i43 in 0..n {
                 for i44 in 0..n {
                     out[(((i0 * n + i42) * n + i43) * n + i44) * n + i43]
-                        += -6.0 * sum0 * p4[i0] * p4[i42] * p4[i43] * p4[i44];
+                        += -6.0 * sum_q * p4[i0] * p4[i42] * p4[i43] * p4[i44];
                 }
             }
         }
@@ -1809,222 +1812,222 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i47 in 0..n {
                 for i48 in 0..n {
                     out[(((i0 * n + i46) * n + i47) * n + i48) * n + i48]
-                        += -6.0 * sum0 * p4[i0] * p4[i46] * p4[i47] * p4[i48];
+                        += -6.0 * sum_q * p4[i0] * p4[i46] * p4[i47] * p4[i48];
                 }
             }
         }
         for i50 in 0..n {
             let out_r51 = &mut out[(((i0 * n + i0) * n + i0) * n + i50) * n..][..n];
             for i51 in 0..n {
-                out_r51[i51] += 2.0 * sum0 * p4[i0] * p4[i50] * p4[i51];
+                out_r51[i51] += 2.0 * sum_q * p4[i0] * p4[i50] * p4[i51];
             }
         }
         for i53 in 0..n {
             let out_r54 = &mut out[(((i0 * n + i0) * n + i53) * n + i0) * n..][..n];
             for i54 in 0..n {
-                out_r54[i54] += 2.0 * sum0 * p4[i0] * p4[i53] * p4[i54];
+                out_r54[i54] += 2.0 * sum_q * p4[i0] * p4[i53] * p4[i54];
             }
         }
         for i56 in 0..n {
             for i57 in 0..n {
                 out[(((i0 * n + i0) * n + i56) * n + i57) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i56] * p4[i57];
+                    += 2.0 * sum_q * p4[i0] * p4[i56] * p4[i57];
             }
         }
         for i59 in 0..n {
             let out_r60 = &mut out[(((i0 * n + i0) * n + i59) * n + i59) * n..][..n];
             for i60 in 0..n {
-                out_r60[i60] += 2.0 * sum0 * p4[i0] * p4[i59] * p4[i60];
+                out_r60[i60] += 2.0 * sum_q * p4[i0] * p4[i59] * p4[i60];
             }
         }
         for i62 in 0..n {
             for i63 in 0..n {
                 out[(((i0 * n + i0) * n + i62) * n + i63) * n + i62]
-                    += 2.0 * sum0 * p4[i0] * p4[i62] * p4[i63];
+                    += 2.0 * sum_q * p4[i0] * p4[i62] * p4[i63];
             }
         }
         for i65 in 0..n {
             for i66 in 0..n {
                 out[(((i0 * n + i0) * n + i65) * n + i66) * n + i66]
-                    += 2.0 * sum0 * p4[i0] * p4[i65] * p4[i66];
+                    += 2.0 * sum_q * p4[i0] * p4[i65] * p4[i66];
             }
         }
         for i68 in 0..n {
             let out_r69 = &mut out[(((i0 * n + i68) * n + i0) * n + i0) * n..][..n];
             for i69 in 0..n {
-                out_r69[i69] += 2.0 * sum0 * p4[i0] * p4[i68] * p4[i69];
+                out_r69[i69] += 2.0 * sum_q * p4[i0] * p4[i68] * p4[i69];
             }
         }
         for i71 in 0..n {
             for i72 in 0..n {
                 out[(((i0 * n + i71) * n + i0) * n + i72) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i71] * p4[i72];
+                    += 2.0 * sum_q * p4[i0] * p4[i71] * p4[i72];
             }
         }
         for i74 in 0..n {
             let out_r75 = &mut out[(((i0 * n + i74) * n + i0) * n + i74) * n..][..n];
             for i75 in 0..n {
-                out_r75[i75] += 2.0 * sum0 * p4[i0] * p4[i74] * p4[i75];
+                out_r75[i75] += 2.0 * sum_q * p4[i0] * p4[i74] * p4[i75];
             }
         }
         for i77 in 0..n {
             for i78 in 0..n {
                 out[(((i0 * n + i77) * n + i0) * n + i78) * n + i77]
-                    += 2.0 * sum0 * p4[i0] * p4[i77] * p4[i78];
+                    += 2.0 * sum_q * p4[i0] * p4[i77] * p4[i78];
             }
         }
         for i80 in 0..n {
             for i81 in 0..n {
                 out[(((i0 * n + i80) * n + i0) * n + i81) * n + i81]
-                    += 2.0 * sum0 * p4[i0] * p4[i80] * p4[i81];
+                    += 2.0 * sum_q * p4[i0] * p4[i80] * p4[i81];
             }
         }
         for i83 in 0..n {
             for i84 in 0..n {
                 out[(((i0 * n + i83) * n + i84) * n + i0) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i83] * p4[i84];
+                    += 2.0 * sum_q * p4[i0] * p4[i83] * p4[i84];
             }
         }
         for i86 in 0..n {
             let out_r87 = &mut out[(((i0 * n + i86) * n + i86) * n + i0) * n..][..n];
             for i87 in 0..n {
-                out_r87[i87] += 2.0 * sum0 * p4[i0] * p4[i86] * p4[i87];
+                out_r87[i87] += 2.0 * sum_q * p4[i0] * p4[i86] * p4[i87];
             }
         }
         for i89 in 0..n {
             for i90 in 0..n {
                 out[(((i0 * n + i89) * n + i90) * n + i0) * n + i89]
-                    += 2.0 * sum0 * p4[i0] * p4[i89] * p4[i90];
+                    += 2.0 * sum_q * p4[i0] * p4[i89] * p4[i90];
             }
         }
         for i92 in 0..n {
             for i93 in 0..n {
                 out[(((i0 * n + i92) * n + i93) * n + i0) * n + i93]
-                    += 2.0 * sum0 * p4[i0] * p4[i92] * p4[i93];
+                    += 2.0 * sum_q * p4[i0] * p4[i92] * p4[i93];
             }
         }
         for i95 in 0..n {
             for i96 in 0..n {
                 out[(((i0 * n + i95) * n + i95) * n + i96) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i95] * p4[i96];
+                    += 2.0 * sum_q * p4[i0] * p4[i95] * p4[i96];
             }
         }
         for i98 in 0..n {
             for i99 in 0..n {
                 out[(((i0 * n + i98) * n + i99) * n + i98) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i98] * p4[i99];
+                    += 2.0 * sum_q * p4[i0] * p4[i98] * p4[i99];
             }
         }
         for i101 in 0..n {
             for i102 in 0..n {
                 out[(((i0 * n + i101) * n + i102) * n + i102) * n + i0]
-                    += 2.0 * sum0 * p4[i0] * p4[i101] * p4[i102];
+                    += 2.0 * sum_q * p4[i0] * p4[i101] * p4[i102];
             }
         }
         for i104 in 0..n {
             let out_r105 = &mut out[(((i0 * n + i104) * n + i104) * n + i104)
                 * n..][..n];
             for i105 in 0..n {
-                out_r105[i105] += 2.0 * sum0 * p4[i0] * p4[i104] * p4[i105];
+                out_r105[i105] += 2.0 * sum_q * p4[i0] * p4[i104] * p4[i105];
             }
         }
         for i107 in 0..n {
             for i108 in 0..n {
                 out[(((i0 * n + i107) * n + i107) * n + i108) * n + i107]
-                    += 2.0 * sum0 * p4[i0] * p4[i107] * p4[i108];
+                    += 2.0 * sum_q * p4[i0] * p4[i107] * p4[i108];
             }
         }
         for i110 in 0..n {
             for i111 in 0..n {
                 out[(((i0 * n + i110) * n + i110) * n + i111) * n + i111]
-                    += 2.0 * sum0 * p4[i0] * p4[i110] * p4[i111];
+                    += 2.0 * sum_q * p4[i0] * p4[i110] * p4[i111];
             }
         }
         for i113 in 0..n {
             for i114 in 0..n {
                 out[(((i0 * n + i113) * n + i114) * n + i113) * n + i113]
-                    += 2.0 * sum0 * p4[i0] * p4[i113] * p4[i114];
+                    += 2.0 * sum_q * p4[i0] * p4[i113] * p4[i114];
             }
         }
         for i116 in 0..n {
             for i117 in 0..n {
                 out[(((i0 * n + i116) * n + i117) * n + i116) * n + i117]
-                    += 2.0 * sum0 * p4[i0] * p4[i116] * p4[i117];
+                    += 2.0 * sum_q * p4[i0] * p4[i116] * p4[i117];
             }
         }
         for i119 in 0..n {
             for i120 in 0..n {
                 out[(((i0 * n + i119) * n + i120) * n + i120) * n + i119]
-                    += 2.0 * sum0 * p4[i0] * p4[i119] * p4[i120];
+                    += 2.0 * sum_q * p4[i0] * p4[i119] * p4[i120];
             }
         }
         for i122 in 0..n {
             for i123 in 0..n {
                 out[(((i0 * n + i122) * n + i123) * n + i123) * n + i123]
-                    += 2.0 * sum0 * p4[i0] * p4[i122] * p4[i123];
+                    += 2.0 * sum_q * p4[i0] * p4[i122] * p4[i123];
             }
         }
         let out_r125 = &mut out[(((i0 * n + i0) * n + i0) * n + i0) * n..][..n];
         for i125 in 0..n {
-            out_r125[i125] += -(sum0 * p4[i0] * p4[i125]);
+            out_r125[i125] += -(sum_q * p4[i0] * p4[i125]);
         }
         for i127 in 0..n {
             out[(((i0 * n + i0) * n + i0) * n + i127) * n + i0]
-                += -(sum0 * p4[i0] * p4[i127]);
+                += -(sum_q * p4[i0] * p4[i127]);
         }
         for i129 in 0..n {
             out[(((i0 * n + i0) * n + i0) * n + i129) * n + i129]
-                += -(sum0 * p4[i0] * p4[i129]);
+                += -(sum_q * p4[i0] * p4[i129]);
         }
         for i131 in 0..n {
             out[(((i0 * n + i0) * n + i131) * n + i0) * n + i0]
-                += -(sum0 * p4[i0] * p4[i131]);
+                += -(sum_q * p4[i0] * p4[i131]);
         }
         for i133 in 0..n {
             out[(((i0 * n + i0) * n + i133) * n + i0) * n + i133]
-                += -(sum0 * p4[i0] * p4[i133]);
+                += -(sum_q * p4[i0] * p4[i133]);
         }
         for i135 in 0..n {
             out[(((i0 * n + i0) * n + i135) * n + i135) * n + i0]
-                += -(sum0 * p4[i0] * p4[i135]);
+                += -(sum_q * p4[i0] * p4[i135]);
         }
         for i137 in 0..n {
             out[(((i0 * n + i0) * n + i137) * n + i137) * n + i137]
-                += -(sum0 * p4[i0] * p4[i137]);
+                += -(sum_q * p4[i0] * p4[i137]);
         }
         for i139 in 0..n {
             out[(((i0 * n + i139) * n + i0) * n + i0) * n + i0]
-                += -(sum0 * p4[i0] * p4[i139]);
+                += -(sum_q * p4[i0] * p4[i139]);
         }
         for i141 in 0..n {
             out[(((i0 * n + i141) * n + i0) * n + i0) * n + i141]
-                += -(sum0 * p4[i0] * p4[i141]);
+                += -(sum_q * p4[i0] * p4[i141]);
         }
         for i143 in 0..n {
             out[(((i0 * n + i143) * n + i0) * n + i143) * n + i0]
-                += -(sum0 * p4[i0] * p4[i143]);
+                += -(sum_q * p4[i0] * p4[i143]);
         }
         for i145 in 0..n {
             out[(((i0 * n + i145) * n + i0) * n + i145) * n + i145]
-                += -(sum0 * p4[i0] * p4[i145]);
+                += -(sum_q * p4[i0] * p4[i145]);
         }
         for i147 in 0..n {
             out[(((i0 * n + i147) * n + i147) * n + i0) * n + i0]
-                += -(sum0 * p4[i0] * p4[i147]);
+                += -(sum_q * p4[i0] * p4[i147]);
         }
         for i149 in 0..n {
             out[(((i0 * n + i149) * n + i149) * n + i0) * n + i149]
-                += -(sum0 * p4[i0] * p4[i149]);
+                += -(sum_q * p4[i0] * p4[i149]);
         }
         for i151 in 0..n {
             out[(((i0 * n + i151) * n + i151) * n + i151) * n + i0]
-                += -(sum0 * p4[i0] * p4[i151]);
+                += -(sum_q * p4[i0] * p4[i151]);
         }
         for i153 in 0..n {
             out[(((i0 * n + i153) * n + i153) * n + i153) * n + i153]
-                += -(sum0 * p4[i0] * p4[i153]);
+                += -(sum_q * p4[i0] * p4[i153]);
         }
-        out[(((i0 * n + i0) * n + i0) * n + i0) * n + i0] += sum0 * p4[i0];
+        out[(((i0 * n + i0) * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
     }
 }
 /// `D^5 f[v, …, v]`, without forming the tensor.
@@ -2060,11 +2063,11 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -2077,8 +2080,8 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -2087,16 +2090,16 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -2105,7 +2108,7 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -2118,8 +2121,8 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -2128,11 +2131,11 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum12 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv11 = 1.0 / sumexp1;
-    let sum4 = inv11 * sum12;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -2141,28 +2144,28 @@ fn xent_d5_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv11);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv11);
-            acc5_2[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv11);
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv11);
-            acc5_4[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv11);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv11);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv11);
-        acc5_2[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv11);
-        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv11);
-        acc5_4[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv11);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    30.0 * sum5 * sum6 * sum7.powi(2) - 5.0 * sum5 * sum6 * sum8
-        + 20.0 * sum5 * sum6.powi(2) * sum9 - 60.0 * sum5 * sum6.powi(3) * sum7
-        + 24.0 * sum5 * sum6.powi(5) - 10.0 * sum5 * sum7 * sum9 + sum5 * sum10
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m4 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m3 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m5 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    30.0 * sum_q * m1 * m2.powi(2) - 5.0 * sum_q * m1 * m4
+        + 20.0 * sum_q * m1.powi(2) * m3 - 60.0 * sum_q * m1.powi(3) * m2
+        + 24.0 * sum_q * m1.powi(5) - 10.0 * sum_q * m2 * m3 + sum_q * m5
 }
 /// The full derivative tensor of order 6, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -2213,7 +2216,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows33 = xent_orbit(&[1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -2226,8 +2229,8 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -2241,7 +2244,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += p4_b1[j1];
             }
             b1 += len1;
@@ -2250,7 +2253,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -2263,8 +2266,8 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -2272,15 +2275,15 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p4[i2] *= inv5;
+        p4[i2] *= inv_sumexp;
     }
     out.fill(0.0);
     for i0 in 0..n {
-        let value = sum0 * p4[i0];
+        let value = sum_q * p4[i0];
         let ix = [i0];
         for row in rows0.iter() {
             let mut at = 0;
@@ -2292,7 +2295,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i5 in 0..n {
         for i6 in 0..n {
-            let value = -(sum0 * p4[i5] * p4[i6]);
+            let value = -(sum_q * p4[i5] * p4[i6]);
             let ix = [i5, i6];
             for row in rows5.iter() {
                 let mut at = 0;
@@ -2305,7 +2308,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i7 in 0..n {
         for i8 in 0..n {
-            let value = -(sum0 * p4[i7] * p4[i8]);
+            let value = -(sum_q * p4[i7] * p4[i8]);
             let ix = [i7, i8];
             for row in rows7.iter() {
                 let mut at = 0;
@@ -2319,7 +2322,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i9 in 0..n {
         for i10 in 0..n {
             for i11 in 0..n {
-                let value = 2.0 * sum0 * p4[i9] * p4[i10] * p4[i11];
+                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
                 let ix = [i9, i10, i11];
                 for row in rows9.iter() {
                     let mut at = 0;
@@ -2333,7 +2336,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i12 in 0..n {
         for i13 in 0..n {
-            let value = -(sum0 * p4[i12] * p4[i13]);
+            let value = -(sum_q * p4[i12] * p4[i13]);
             let ix = [i12, i13];
             for row in rows12.iter() {
                 let mut at = 0;
@@ -2347,7 +2350,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i14 in 0..n {
         for i15 in 0..n {
             for i16 in 0..n {
-                let value = 2.0 * sum0 * p4[i14] * p4[i15] * p4[i16];
+                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
                 let ix = [i14, i15, i16];
                 for row in rows14.iter() {
                     let mut at = 0;
@@ -2362,7 +2365,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i17 in 0..n {
         for i18 in 0..n {
             for i19 in 0..n {
-                let value = 2.0 * sum0 * p4[i17] * p4[i18] * p4[i19];
+                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
                 let ix = [i17, i18, i19];
                 for row in rows17.iter() {
                     let mut at = 0;
@@ -2378,7 +2381,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i21 in 0..n {
             for i22 in 0..n {
                 for i23 in 0..n {
-                    let value = -6.0 * sum0 * p4[i20] * p4[i21] * p4[i22] * p4[i23];
+                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
                     let ix = [i20, i21, i22, i23];
                     for row in rows20.iter() {
                         let mut at = 0;
@@ -2395,7 +2398,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i25 in 0..n {
             for i26 in 0..n {
                 for i27 in 0..n {
-                    let value = -6.0 * sum0 * p4[i24] * p4[i25] * p4[i26] * p4[i27];
+                    let value = -6.0 * sum_q * p4[i24] * p4[i25] * p4[i26] * p4[i27];
                     let ix = [i24, i25, i26, i27];
                     for row in rows24.iter() {
                         let mut at = 0;
@@ -2413,7 +2416,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i30 in 0..n {
                 for i31 in 0..n {
                     for i32 in 0..n {
-                        let value = 24.0 * sum0 * p4[i28] * p4[i29] * p4[i30] * p4[i31]
+                        let value = 24.0 * sum_q * p4[i28] * p4[i29] * p4[i30] * p4[i31]
                             * p4[i32];
                         let ix = [i28, i29, i30, i31, i32];
                         for row in rows28.iter() {
@@ -2434,7 +2437,7 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i36 in 0..n {
                     for i37 in 0..n {
                         for i38 in 0..n {
-                            let value = -120.0 * sum0 * p4[i33] * p4[i34] * p4[i35]
+                            let value = -120.0 * sum_q * p4[i33] * p4[i34] * p4[i35]
                                 * p4[i36] * p4[i37] * p4[i38];
                             let ix = [i33, i34, i35, i36, i37, i38];
                             for row in rows33.iter() {
@@ -2484,11 +2487,11 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -2501,8 +2504,8 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -2511,16 +2514,16 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -2529,7 +2532,7 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -2542,8 +2545,8 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -2552,11 +2555,11 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum13 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv12 = 1.0 / sumexp1;
-    let sum4 = inv12 * sum13;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -2566,33 +2569,33 @@ fn xent_d6_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv12);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv12);
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv12);
-            acc5_3[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv12);
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv12);
-            acc5_5[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv12);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_5[l5] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv12);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv12);
-        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv12);
-        acc5_3[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv12);
-        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv12);
-        acc5_5[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv12);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_5[0] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    let sum11 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
-    120.0 * sum5 * sum6 * sum7 * sum8 - 6.0 * sum5 * sum6 * sum9
-        - 270.0 * sum5 * sum6.powi(2) * sum7.powi(2) + 30.0 * sum5 * sum6.powi(2) * sum10
-        - 120.0 * sum5 * sum6.powi(3) * sum8 + 360.0 * sum5 * sum6.powi(4) * sum7
-        - 120.0 * sum5 * sum6.powi(6) - 15.0 * sum5 * sum7 * sum10
-        + 30.0 * sum5 * sum7.powi(3) - 10.0 * sum5 * sum8.powi(2) + sum5 * sum11
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m3 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m5 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m4 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    let m6 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
+    120.0 * sum_q * m1 * m2 * m3 - 6.0 * sum_q * m1 * m5
+        - 270.0 * sum_q * m1.powi(2) * m2.powi(2) + 30.0 * sum_q * m1.powi(2) * m4
+        - 120.0 * sum_q * m1.powi(3) * m3 + 360.0 * sum_q * m1.powi(4) * m2
+        - 120.0 * sum_q * m1.powi(6) - 15.0 * sum_q * m2 * m4 + 30.0 * sum_q * m2.powi(3)
+        - 10.0 * sum_q * m3.powi(2) + sum_q * m6
 }
 /// The full derivative tensor of order 7, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -2648,7 +2651,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows51 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -2661,8 +2664,8 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -2676,7 +2679,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += p4_b1[j1];
             }
             b1 += len1;
@@ -2685,7 +2688,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -2698,8 +2701,8 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -2707,15 +2710,15 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p4[i2] *= inv5;
+        p4[i2] *= inv_sumexp;
     }
     out.fill(0.0);
     for i0 in 0..n {
-        let value = sum0 * p4[i0];
+        let value = sum_q * p4[i0];
         let ix = [i0];
         for row in rows0.iter() {
             let mut at = 0;
@@ -2727,7 +2730,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i5 in 0..n {
         for i6 in 0..n {
-            let value = -(sum0 * p4[i5] * p4[i6]);
+            let value = -(sum_q * p4[i5] * p4[i6]);
             let ix = [i5, i6];
             for row in rows5.iter() {
                 let mut at = 0;
@@ -2740,7 +2743,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i7 in 0..n {
         for i8 in 0..n {
-            let value = -(sum0 * p4[i7] * p4[i8]);
+            let value = -(sum_q * p4[i7] * p4[i8]);
             let ix = [i7, i8];
             for row in rows7.iter() {
                 let mut at = 0;
@@ -2754,7 +2757,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i9 in 0..n {
         for i10 in 0..n {
             for i11 in 0..n {
-                let value = 2.0 * sum0 * p4[i9] * p4[i10] * p4[i11];
+                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
                 let ix = [i9, i10, i11];
                 for row in rows9.iter() {
                     let mut at = 0;
@@ -2768,7 +2771,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i12 in 0..n {
         for i13 in 0..n {
-            let value = -(sum0 * p4[i12] * p4[i13]);
+            let value = -(sum_q * p4[i12] * p4[i13]);
             let ix = [i12, i13];
             for row in rows12.iter() {
                 let mut at = 0;
@@ -2782,7 +2785,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i14 in 0..n {
         for i15 in 0..n {
             for i16 in 0..n {
-                let value = 2.0 * sum0 * p4[i14] * p4[i15] * p4[i16];
+                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
                 let ix = [i14, i15, i16];
                 for row in rows14.iter() {
                     let mut at = 0;
@@ -2797,7 +2800,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i17 in 0..n {
         for i18 in 0..n {
             for i19 in 0..n {
-                let value = 2.0 * sum0 * p4[i17] * p4[i18] * p4[i19];
+                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
                 let ix = [i17, i18, i19];
                 for row in rows17.iter() {
                     let mut at = 0;
@@ -2813,7 +2816,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i21 in 0..n {
             for i22 in 0..n {
                 for i23 in 0..n {
-                    let value = -6.0 * sum0 * p4[i20] * p4[i21] * p4[i22] * p4[i23];
+                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
                     let ix = [i20, i21, i22, i23];
                     for row in rows20.iter() {
                         let mut at = 0;
@@ -2829,7 +2832,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i24 in 0..n {
         for i25 in 0..n {
             for i26 in 0..n {
-                let value = 2.0 * sum0 * p4[i24] * p4[i25] * p4[i26];
+                let value = 2.0 * sum_q * p4[i24] * p4[i25] * p4[i26];
                 let ix = [i24, i25, i26];
                 for row in rows24.iter() {
                     let mut at = 0;
@@ -2845,7 +2848,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i28 in 0..n {
             for i29 in 0..n {
                 for i30 in 0..n {
-                    let value = -6.0 * sum0 * p4[i27] * p4[i28] * p4[i29] * p4[i30];
+                    let value = -6.0 * sum_q * p4[i27] * p4[i28] * p4[i29] * p4[i30];
                     let ix = [i27, i28, i29, i30];
                     for row in rows27.iter() {
                         let mut at = 0;
@@ -2862,7 +2865,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i32 in 0..n {
             for i33 in 0..n {
                 for i34 in 0..n {
-                    let value = -6.0 * sum0 * p4[i31] * p4[i32] * p4[i33] * p4[i34];
+                    let value = -6.0 * sum_q * p4[i31] * p4[i32] * p4[i33] * p4[i34];
                     let ix = [i31, i32, i33, i34];
                     for row in rows31.iter() {
                         let mut at = 0;
@@ -2880,7 +2883,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i37 in 0..n {
                 for i38 in 0..n {
                     for i39 in 0..n {
-                        let value = 24.0 * sum0 * p4[i35] * p4[i36] * p4[i37] * p4[i38]
+                        let value = 24.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38]
                             * p4[i39];
                         let ix = [i35, i36, i37, i38, i39];
                         for row in rows35.iter() {
@@ -2900,7 +2903,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i42 in 0..n {
                 for i43 in 0..n {
                     for i44 in 0..n {
-                        let value = 24.0 * sum0 * p4[i40] * p4[i41] * p4[i42] * p4[i43]
+                        let value = 24.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43]
                             * p4[i44];
                         let ix = [i40, i41, i42, i43, i44];
                         for row in rows40.iter() {
@@ -2921,7 +2924,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i48 in 0..n {
                     for i49 in 0..n {
                         for i50 in 0..n {
-                            let value = -120.0 * sum0 * p4[i45] * p4[i46] * p4[i47]
+                            let value = -120.0 * sum_q * p4[i45] * p4[i46] * p4[i47]
                                 * p4[i48] * p4[i49] * p4[i50];
                             let ix = [i45, i46, i47, i48, i49, i50];
                             for row in rows45.iter() {
@@ -2944,7 +2947,7 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i55 in 0..n {
                         for i56 in 0..n {
                             for i57 in 0..n {
-                                let value = 720.0 * sum0 * p4[i51] * p4[i52] * p4[i53]
+                                let value = 720.0 * sum_q * p4[i51] * p4[i52] * p4[i53]
                                     * p4[i54] * p4[i55] * p4[i56] * p4[i57];
                                 let ix = [i51, i52, i53, i54, i55, i56, i57];
                                 for row in rows51.iter() {
@@ -2995,11 +2998,11 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -3012,8 +3015,8 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -3022,16 +3025,16 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -3040,7 +3043,7 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -3053,8 +3056,8 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -3063,11 +3066,11 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum14 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv13 = 1.0 / sumexp1;
-    let sum4 = inv13 * sum14;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -3078,39 +3081,38 @@ fn xent_d7_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv13);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv13);
-            acc5_2[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv13);
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv13);
-            acc5_4[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv13);
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv13);
-            acc5_6[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv13);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+            acc5_5[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+            acc5_6[l5] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv13);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv13);
-        acc5_2[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv13);
-        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv13);
-        acc5_4[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv13);
-        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv13);
-        acc5_6[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv13);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+        acc5_5[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+        acc5_6[0] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    let sum11 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
-    let sum12 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
-    210.0 * sum5 * sum6 * sum7 * sum8 - 630.0 * sum5 * sum6 * sum7.powi(3)
-        + 140.0 * sum5 * sum6 * sum9.powi(2) - 7.0 * sum5 * sum6 * sum10
-        - 1260.0 * sum5 * sum6.powi(2) * sum7 * sum9 + 42.0 * sum5 * sum6.powi(2) * sum11
-        + 2520.0 * sum5 * sum6.powi(3) * sum7.powi(2)
-        - 210.0 * sum5 * sum6.powi(3) * sum8 + 840.0 * sum5 * sum6.powi(4) * sum9
-        - 2520.0 * sum5 * sum6.powi(5) * sum7 + 720.0 * sum5 * sum6.powi(7)
-        - 21.0 * sum5 * sum7 * sum11 + 210.0 * sum5 * sum7.powi(2) * sum9
-        - 35.0 * sum5 * sum9 * sum8 + sum5 * sum12
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m4 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m3 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m6 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    let m5 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
+    let m7 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
+    210.0 * sum_q * m1 * m2 * m4 - 630.0 * sum_q * m1 * m2.powi(3)
+        + 140.0 * sum_q * m1 * m3.powi(2) - 7.0 * sum_q * m1 * m6
+        - 1260.0 * sum_q * m1.powi(2) * m2 * m3 + 42.0 * sum_q * m1.powi(2) * m5
+        + 2520.0 * sum_q * m1.powi(3) * m2.powi(2) - 210.0 * sum_q * m1.powi(3) * m4
+        + 840.0 * sum_q * m1.powi(4) * m3 - 2520.0 * sum_q * m1.powi(5) * m2
+        + 720.0 * sum_q * m1.powi(7) - 21.0 * sum_q * m2 * m5
+        + 210.0 * sum_q * m2.powi(2) * m3 - 35.0 * sum_q * m3 * m4 + sum_q * m7
 }
 /// The full derivative tensor of order 8, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -3173,7 +3175,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows82 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -3186,8 +3188,8 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -3201,7 +3203,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += p4_b1[j1];
             }
             b1 += len1;
@@ -3210,7 +3212,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -3223,8 +3225,8 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -3232,15 +3234,15 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p4[i2] *= inv5;
+        p4[i2] *= inv_sumexp;
     }
     out.fill(0.0);
     for i0 in 0..n {
-        let value = sum0 * p4[i0];
+        let value = sum_q * p4[i0];
         let ix = [i0];
         for row in rows0.iter() {
             let mut at = 0;
@@ -3252,7 +3254,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i5 in 0..n {
         for i6 in 0..n {
-            let value = -(sum0 * p4[i5] * p4[i6]);
+            let value = -(sum_q * p4[i5] * p4[i6]);
             let ix = [i5, i6];
             for row in rows5.iter() {
                 let mut at = 0;
@@ -3265,7 +3267,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i7 in 0..n {
         for i8 in 0..n {
-            let value = -(sum0 * p4[i7] * p4[i8]);
+            let value = -(sum_q * p4[i7] * p4[i8]);
             let ix = [i7, i8];
             for row in rows7.iter() {
                 let mut at = 0;
@@ -3278,7 +3280,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i9 in 0..n {
         for i10 in 0..n {
-            let value = -(sum0 * p4[i9] * p4[i10]);
+            let value = -(sum_q * p4[i9] * p4[i10]);
             let ix = [i9, i10];
             for row in rows9.iter() {
                 let mut at = 0;
@@ -3292,7 +3294,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i11 in 0..n {
         for i12 in 0..n {
             for i13 in 0..n {
-                let value = 2.0 * sum0 * p4[i11] * p4[i12] * p4[i13];
+                let value = 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13];
                 let ix = [i11, i12, i13];
                 for row in rows11.iter() {
                     let mut at = 0;
@@ -3307,7 +3309,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i14 in 0..n {
         for i15 in 0..n {
             for i16 in 0..n {
-                let value = 2.0 * sum0 * p4[i14] * p4[i15] * p4[i16];
+                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
                 let ix = [i14, i15, i16];
                 for row in rows14.iter() {
                     let mut at = 0;
@@ -3323,7 +3325,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i18 in 0..n {
             for i19 in 0..n {
                 for i20 in 0..n {
-                    let value = -6.0 * sum0 * p4[i17] * p4[i18] * p4[i19] * p4[i20];
+                    let value = -6.0 * sum_q * p4[i17] * p4[i18] * p4[i19] * p4[i20];
                     let ix = [i17, i18, i19, i20];
                     for row in rows17.iter() {
                         let mut at = 0;
@@ -3338,7 +3340,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i21 in 0..n {
         for i22 in 0..n {
-            let value = -(sum0 * p4[i21] * p4[i22]);
+            let value = -(sum_q * p4[i21] * p4[i22]);
             let ix = [i21, i22];
             for row in rows21.iter() {
                 let mut at = 0;
@@ -3352,7 +3354,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i23 in 0..n {
         for i24 in 0..n {
             for i25 in 0..n {
-                let value = 2.0 * sum0 * p4[i23] * p4[i24] * p4[i25];
+                let value = 2.0 * sum_q * p4[i23] * p4[i24] * p4[i25];
                 let ix = [i23, i24, i25];
                 for row in rows23.iter() {
                     let mut at = 0;
@@ -3367,7 +3369,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i26 in 0..n {
         for i27 in 0..n {
             for i28 in 0..n {
-                let value = 2.0 * sum0 * p4[i26] * p4[i27] * p4[i28];
+                let value = 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28];
                 let ix = [i26, i27, i28];
                 for row in rows26.iter() {
                     let mut at = 0;
@@ -3383,7 +3385,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i30 in 0..n {
             for i31 in 0..n {
                 for i32 in 0..n {
-                    let value = -6.0 * sum0 * p4[i29] * p4[i30] * p4[i31] * p4[i32];
+                    let value = -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32];
                     let ix = [i29, i30, i31, i32];
                     for row in rows29.iter() {
                         let mut at = 0;
@@ -3399,7 +3401,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i33 in 0..n {
         for i34 in 0..n {
             for i35 in 0..n {
-                let value = 2.0 * sum0 * p4[i33] * p4[i34] * p4[i35];
+                let value = 2.0 * sum_q * p4[i33] * p4[i34] * p4[i35];
                 let ix = [i33, i34, i35];
                 for row in rows33.iter() {
                     let mut at = 0;
@@ -3415,7 +3417,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i37 in 0..n {
             for i38 in 0..n {
                 for i39 in 0..n {
-                    let value = -6.0 * sum0 * p4[i36] * p4[i37] * p4[i38] * p4[i39];
+                    let value = -6.0 * sum_q * p4[i36] * p4[i37] * p4[i38] * p4[i39];
                     let ix = [i36, i37, i38, i39];
                     for row in rows36.iter() {
                         let mut at = 0;
@@ -3432,7 +3434,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i41 in 0..n {
             for i42 in 0..n {
                 for i43 in 0..n {
-                    let value = -6.0 * sum0 * p4[i40] * p4[i41] * p4[i42] * p4[i43];
+                    let value = -6.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43];
                     let ix = [i40, i41, i42, i43];
                     for row in rows40.iter() {
                         let mut at = 0;
@@ -3450,7 +3452,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i46 in 0..n {
                 for i47 in 0..n {
                     for i48 in 0..n {
-                        let value = 24.0 * sum0 * p4[i44] * p4[i45] * p4[i46] * p4[i47]
+                        let value = 24.0 * sum_q * p4[i44] * p4[i45] * p4[i46] * p4[i47]
                             * p4[i48];
                         let ix = [i44, i45, i46, i47, i48];
                         for row in rows44.iter() {
@@ -3469,7 +3471,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i50 in 0..n {
             for i51 in 0..n {
                 for i52 in 0..n {
-                    let value = -6.0 * sum0 * p4[i49] * p4[i50] * p4[i51] * p4[i52];
+                    let value = -6.0 * sum_q * p4[i49] * p4[i50] * p4[i51] * p4[i52];
                     let ix = [i49, i50, i51, i52];
                     for row in rows49.iter() {
                         let mut at = 0;
@@ -3487,7 +3489,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i55 in 0..n {
                 for i56 in 0..n {
                     for i57 in 0..n {
-                        let value = 24.0 * sum0 * p4[i53] * p4[i54] * p4[i55] * p4[i56]
+                        let value = 24.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56]
                             * p4[i57];
                         let ix = [i53, i54, i55, i56, i57];
                         for row in rows53.iter() {
@@ -3507,7 +3509,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i60 in 0..n {
                 for i61 in 0..n {
                     for i62 in 0..n {
-                        let value = 24.0 * sum0 * p4[i58] * p4[i59] * p4[i60] * p4[i61]
+                        let value = 24.0 * sum_q * p4[i58] * p4[i59] * p4[i60] * p4[i61]
                             * p4[i62];
                         let ix = [i58, i59, i60, i61, i62];
                         for row in rows58.iter() {
@@ -3528,7 +3530,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i66 in 0..n {
                     for i67 in 0..n {
                         for i68 in 0..n {
-                            let value = -120.0 * sum0 * p4[i63] * p4[i64] * p4[i65]
+                            let value = -120.0 * sum_q * p4[i63] * p4[i64] * p4[i65]
                                 * p4[i66] * p4[i67] * p4[i68];
                             let ix = [i63, i64, i65, i66, i67, i68];
                             for row in rows63.iter() {
@@ -3550,7 +3552,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i72 in 0..n {
                     for i73 in 0..n {
                         for i74 in 0..n {
-                            let value = -120.0 * sum0 * p4[i69] * p4[i70] * p4[i71]
+                            let value = -120.0 * sum_q * p4[i69] * p4[i70] * p4[i71]
                                 * p4[i72] * p4[i73] * p4[i74];
                             let ix = [i69, i70, i71, i72, i73, i74];
                             for row in rows69.iter() {
@@ -3573,7 +3575,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i79 in 0..n {
                         for i80 in 0..n {
                             for i81 in 0..n {
-                                let value = 720.0 * sum0 * p4[i75] * p4[i76] * p4[i77]
+                                let value = 720.0 * sum_q * p4[i75] * p4[i76] * p4[i77]
                                     * p4[i78] * p4[i79] * p4[i80] * p4[i81];
                                 let ix = [i75, i76, i77, i78, i79, i80, i81];
                                 for row in rows75.iter() {
@@ -3598,7 +3600,7 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                         for i87 in 0..n {
                             for i88 in 0..n {
                                 for i89 in 0..n {
-                                    let value = -5040.0 * sum0 * p4[i82] * p4[i83] * p4[i84]
+                                    let value = -5040.0 * sum_q * p4[i82] * p4[i83] * p4[i84]
                                         * p4[i85] * p4[i86] * p4[i87] * p4[i88] * p4[i89];
                                     let ix = [i82, i83, i84, i85, i86, i87, i88, i89];
                                     for row in rows82.iter() {
@@ -3650,11 +3652,11 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -3667,8 +3669,8 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -3677,16 +3679,16 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -3695,7 +3697,7 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -3708,8 +3710,8 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -3718,11 +3720,11 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum15 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv14 = 1.0 / sumexp1;
-    let sum4 = inv14 * sum15;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -3734,48 +3736,46 @@ fn xent_d8_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv14);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv14);
-            acc5_2[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv14);
-            acc5_3[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv14);
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv14);
-            acc5_5[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv14);
-            acc5_6[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv14);
-            acc5_7[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv14);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_5[l5] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+            acc5_6[l5] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+            acc5_7[l5] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv14);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv14);
-        acc5_2[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv14);
-        acc5_3[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv14);
-        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv14);
-        acc5_5[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv14);
-        acc5_6[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv14);
-        acc5_7[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv14);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_5[0] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+        acc5_6[0] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+        acc5_7[0] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    let sum11 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
-    let sum12 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
-    let sum13 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
-    336.0 * sum5 * sum6 * sum7 * sum8 - 5040.0 * sum5 * sum6 * sum7.powi(2) * sum9
-        + 560.0 * sum5 * sum6 * sum9 * sum10 - 8.0 * sum5 * sum6 * sum11
-        - 2520.0 * sum5 * sum6.powi(2) * sum7 * sum10
-        + 10080.0 * sum5 * sum6.powi(2) * sum7.powi(3)
-        - 1680.0 * sum5 * sum6.powi(2) * sum9.powi(2)
-        + 56.0 * sum5 * sum6.powi(2) * sum12
-        + 13440.0 * sum5 * sum6.powi(3) * sum7 * sum9
-        - 336.0 * sum5 * sum6.powi(3) * sum8
-        - 25200.0 * sum5 * sum6.powi(4) * sum7.powi(2)
-        + 1680.0 * sum5 * sum6.powi(4) * sum10 - 6720.0 * sum5 * sum6.powi(5) * sum9
-        + 20160.0 * sum5 * sum6.powi(6) * sum7 - 5040.0 * sum5 * sum6.powi(8)
-        + 560.0 * sum5 * sum7 * sum9.powi(2) - 28.0 * sum5 * sum7 * sum12
-        + 420.0 * sum5 * sum7.powi(2) * sum10 - 630.0 * sum5 * sum7.powi(4)
-        - 56.0 * sum5 * sum9 * sum8 - 35.0 * sum5 * sum10.powi(2) + sum5 * sum13
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m5 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m3 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m4 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    let m7 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
+    let m6 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
+    let m8 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
+    336.0 * sum_q * m1 * m2 * m5 - 5040.0 * sum_q * m1 * m2.powi(2) * m3
+        + 560.0 * sum_q * m1 * m3 * m4 - 8.0 * sum_q * m1 * m7
+        - 2520.0 * sum_q * m1.powi(2) * m2 * m4
+        + 10080.0 * sum_q * m1.powi(2) * m2.powi(3)
+        - 1680.0 * sum_q * m1.powi(2) * m3.powi(2) + 56.0 * sum_q * m1.powi(2) * m6
+        + 13440.0 * sum_q * m1.powi(3) * m2 * m3 - 336.0 * sum_q * m1.powi(3) * m5
+        - 25200.0 * sum_q * m1.powi(4) * m2.powi(2) + 1680.0 * sum_q * m1.powi(4) * m4
+        - 6720.0 * sum_q * m1.powi(5) * m3 + 20160.0 * sum_q * m1.powi(6) * m2
+        - 5040.0 * sum_q * m1.powi(8) + 560.0 * sum_q * m2 * m3.powi(2)
+        - 28.0 * sum_q * m2 * m6 + 420.0 * sum_q * m2.powi(2) * m4
+        - 630.0 * sum_q * m2.powi(4) - 56.0 * sum_q * m3 * m5 - 35.0 * sum_q * m4.powi(2)
+        + sum_q * m8
 }
 /// The full derivative tensor of order 9, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -3846,7 +3846,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     let rows123 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -3859,8 +3859,8 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -3874,7 +3874,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += p4_b1[j1];
             }
             b1 += len1;
@@ -3883,7 +3883,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -3896,8 +3896,8 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -3905,15 +3905,15 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p4[i2] *= inv5;
+        p4[i2] *= inv_sumexp;
     }
     out.fill(0.0);
     for i0 in 0..n {
-        let value = sum0 * p4[i0];
+        let value = sum_q * p4[i0];
         let ix = [i0];
         for row in rows0.iter() {
             let mut at = 0;
@@ -3925,7 +3925,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i5 in 0..n {
         for i6 in 0..n {
-            let value = -(sum0 * p4[i5] * p4[i6]);
+            let value = -(sum_q * p4[i5] * p4[i6]);
             let ix = [i5, i6];
             for row in rows5.iter() {
                 let mut at = 0;
@@ -3938,7 +3938,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i7 in 0..n {
         for i8 in 0..n {
-            let value = -(sum0 * p4[i7] * p4[i8]);
+            let value = -(sum_q * p4[i7] * p4[i8]);
             let ix = [i7, i8];
             for row in rows7.iter() {
                 let mut at = 0;
@@ -3952,7 +3952,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i9 in 0..n {
         for i10 in 0..n {
             for i11 in 0..n {
-                let value = 2.0 * sum0 * p4[i9] * p4[i10] * p4[i11];
+                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
                 let ix = [i9, i10, i11];
                 for row in rows9.iter() {
                     let mut at = 0;
@@ -3966,7 +3966,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i12 in 0..n {
         for i13 in 0..n {
-            let value = -(sum0 * p4[i12] * p4[i13]);
+            let value = -(sum_q * p4[i12] * p4[i13]);
             let ix = [i12, i13];
             for row in rows12.iter() {
                 let mut at = 0;
@@ -3980,7 +3980,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i14 in 0..n {
         for i15 in 0..n {
             for i16 in 0..n {
-                let value = 2.0 * sum0 * p4[i14] * p4[i15] * p4[i16];
+                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
                 let ix = [i14, i15, i16];
                 for row in rows14.iter() {
                     let mut at = 0;
@@ -3995,7 +3995,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i17 in 0..n {
         for i18 in 0..n {
             for i19 in 0..n {
-                let value = 2.0 * sum0 * p4[i17] * p4[i18] * p4[i19];
+                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
                 let ix = [i17, i18, i19];
                 for row in rows17.iter() {
                     let mut at = 0;
@@ -4011,7 +4011,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i21 in 0..n {
             for i22 in 0..n {
                 for i23 in 0..n {
-                    let value = -6.0 * sum0 * p4[i20] * p4[i21] * p4[i22] * p4[i23];
+                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
                     let ix = [i20, i21, i22, i23];
                     for row in rows20.iter() {
                         let mut at = 0;
@@ -4026,7 +4026,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i24 in 0..n {
         for i25 in 0..n {
-            let value = -(sum0 * p4[i24] * p4[i25]);
+            let value = -(sum_q * p4[i24] * p4[i25]);
             let ix = [i24, i25];
             for row in rows24.iter() {
                 let mut at = 0;
@@ -4040,7 +4040,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i26 in 0..n {
         for i27 in 0..n {
             for i28 in 0..n {
-                let value = 2.0 * sum0 * p4[i26] * p4[i27] * p4[i28];
+                let value = 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28];
                 let ix = [i26, i27, i28];
                 for row in rows26.iter() {
                     let mut at = 0;
@@ -4055,7 +4055,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i29 in 0..n {
         for i30 in 0..n {
             for i31 in 0..n {
-                let value = 2.0 * sum0 * p4[i29] * p4[i30] * p4[i31];
+                let value = 2.0 * sum_q * p4[i29] * p4[i30] * p4[i31];
                 let ix = [i29, i30, i31];
                 for row in rows29.iter() {
                     let mut at = 0;
@@ -4070,7 +4070,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i32 in 0..n {
         for i33 in 0..n {
             for i34 in 0..n {
-                let value = 2.0 * sum0 * p4[i32] * p4[i33] * p4[i34];
+                let value = 2.0 * sum_q * p4[i32] * p4[i33] * p4[i34];
                 let ix = [i32, i33, i34];
                 for row in rows32.iter() {
                     let mut at = 0;
@@ -4086,7 +4086,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i36 in 0..n {
             for i37 in 0..n {
                 for i38 in 0..n {
-                    let value = -6.0 * sum0 * p4[i35] * p4[i36] * p4[i37] * p4[i38];
+                    let value = -6.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38];
                     let ix = [i35, i36, i37, i38];
                     for row in rows35.iter() {
                         let mut at = 0;
@@ -4103,7 +4103,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i40 in 0..n {
             for i41 in 0..n {
                 for i42 in 0..n {
-                    let value = -6.0 * sum0 * p4[i39] * p4[i40] * p4[i41] * p4[i42];
+                    let value = -6.0 * sum_q * p4[i39] * p4[i40] * p4[i41] * p4[i42];
                     let ix = [i39, i40, i41, i42];
                     for row in rows39.iter() {
                         let mut at = 0;
@@ -4121,7 +4121,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i45 in 0..n {
                 for i46 in 0..n {
                     for i47 in 0..n {
-                        let value = 24.0 * sum0 * p4[i43] * p4[i44] * p4[i45] * p4[i46]
+                        let value = 24.0 * sum_q * p4[i43] * p4[i44] * p4[i45] * p4[i46]
                             * p4[i47];
                         let ix = [i43, i44, i45, i46, i47];
                         for row in rows43.iter() {
@@ -4139,7 +4139,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i48 in 0..n {
         for i49 in 0..n {
             for i50 in 0..n {
-                let value = 2.0 * sum0 * p4[i48] * p4[i49] * p4[i50];
+                let value = 2.0 * sum_q * p4[i48] * p4[i49] * p4[i50];
                 let ix = [i48, i49, i50];
                 for row in rows48.iter() {
                     let mut at = 0;
@@ -4155,7 +4155,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i52 in 0..n {
             for i53 in 0..n {
                 for i54 in 0..n {
-                    let value = -6.0 * sum0 * p4[i51] * p4[i52] * p4[i53] * p4[i54];
+                    let value = -6.0 * sum_q * p4[i51] * p4[i52] * p4[i53] * p4[i54];
                     let ix = [i51, i52, i53, i54];
                     for row in rows51.iter() {
                         let mut at = 0;
@@ -4172,7 +4172,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i56 in 0..n {
             for i57 in 0..n {
                 for i58 in 0..n {
-                    let value = -6.0 * sum0 * p4[i55] * p4[i56] * p4[i57] * p4[i58];
+                    let value = -6.0 * sum_q * p4[i55] * p4[i56] * p4[i57] * p4[i58];
                     let ix = [i55, i56, i57, i58];
                     for row in rows55.iter() {
                         let mut at = 0;
@@ -4190,7 +4190,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i61 in 0..n {
                 for i62 in 0..n {
                     for i63 in 0..n {
-                        let value = 24.0 * sum0 * p4[i59] * p4[i60] * p4[i61] * p4[i62]
+                        let value = 24.0 * sum_q * p4[i59] * p4[i60] * p4[i61] * p4[i62]
                             * p4[i63];
                         let ix = [i59, i60, i61, i62, i63];
                         for row in rows59.iter() {
@@ -4209,7 +4209,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i65 in 0..n {
             for i66 in 0..n {
                 for i67 in 0..n {
-                    let value = -6.0 * sum0 * p4[i64] * p4[i65] * p4[i66] * p4[i67];
+                    let value = -6.0 * sum_q * p4[i64] * p4[i65] * p4[i66] * p4[i67];
                     let ix = [i64, i65, i66, i67];
                     for row in rows64.iter() {
                         let mut at = 0;
@@ -4227,7 +4227,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i70 in 0..n {
                 for i71 in 0..n {
                     for i72 in 0..n {
-                        let value = 24.0 * sum0 * p4[i68] * p4[i69] * p4[i70] * p4[i71]
+                        let value = 24.0 * sum_q * p4[i68] * p4[i69] * p4[i70] * p4[i71]
                             * p4[i72];
                         let ix = [i68, i69, i70, i71, i72];
                         for row in rows68.iter() {
@@ -4247,7 +4247,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i75 in 0..n {
                 for i76 in 0..n {
                     for i77 in 0..n {
-                        let value = 24.0 * sum0 * p4[i73] * p4[i74] * p4[i75] * p4[i76]
+                        let value = 24.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76]
                             * p4[i77];
                         let ix = [i73, i74, i75, i76, i77];
                         for row in rows73.iter() {
@@ -4268,7 +4268,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i81 in 0..n {
                     for i82 in 0..n {
                         for i83 in 0..n {
-                            let value = -120.0 * sum0 * p4[i78] * p4[i79] * p4[i80]
+                            let value = -120.0 * sum_q * p4[i78] * p4[i79] * p4[i80]
                                 * p4[i81] * p4[i82] * p4[i83];
                             let ix = [i78, i79, i80, i81, i82, i83];
                             for row in rows78.iter() {
@@ -4289,7 +4289,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i86 in 0..n {
                 for i87 in 0..n {
                     for i88 in 0..n {
-                        let value = 24.0 * sum0 * p4[i84] * p4[i85] * p4[i86] * p4[i87]
+                        let value = 24.0 * sum_q * p4[i84] * p4[i85] * p4[i86] * p4[i87]
                             * p4[i88];
                         let ix = [i84, i85, i86, i87, i88];
                         for row in rows84.iter() {
@@ -4310,7 +4310,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i92 in 0..n {
                     for i93 in 0..n {
                         for i94 in 0..n {
-                            let value = -120.0 * sum0 * p4[i89] * p4[i90] * p4[i91]
+                            let value = -120.0 * sum_q * p4[i89] * p4[i90] * p4[i91]
                                 * p4[i92] * p4[i93] * p4[i94];
                             let ix = [i89, i90, i91, i92, i93, i94];
                             for row in rows89.iter() {
@@ -4332,7 +4332,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i98 in 0..n {
                     for i99 in 0..n {
                         for i100 in 0..n {
-                            let value = -120.0 * sum0 * p4[i95] * p4[i96] * p4[i97]
+                            let value = -120.0 * sum_q * p4[i95] * p4[i96] * p4[i97]
                                 * p4[i98] * p4[i99] * p4[i100];
                             let ix = [i95, i96, i97, i98, i99, i100];
                             for row in rows95.iter() {
@@ -4355,7 +4355,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i105 in 0..n {
                         for i106 in 0..n {
                             for i107 in 0..n {
-                                let value = 720.0 * sum0 * p4[i101] * p4[i102] * p4[i103]
+                                let value = 720.0 * sum_q * p4[i101] * p4[i102] * p4[i103]
                                     * p4[i104] * p4[i105] * p4[i106] * p4[i107];
                                 let ix = [i101, i102, i103, i104, i105, i106, i107];
                                 for row in rows101.iter() {
@@ -4379,7 +4379,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i112 in 0..n {
                         for i113 in 0..n {
                             for i114 in 0..n {
-                                let value = 720.0 * sum0 * p4[i108] * p4[i109] * p4[i110]
+                                let value = 720.0 * sum_q * p4[i108] * p4[i109] * p4[i110]
                                     * p4[i111] * p4[i112] * p4[i113] * p4[i114];
                                 let ix = [i108, i109, i110, i111, i112, i113, i114];
                                 for row in rows108.iter() {
@@ -4404,7 +4404,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                         for i120 in 0..n {
                             for i121 in 0..n {
                                 for i122 in 0..n {
-                                    let value = -5040.0 * sum0 * p4[i115] * p4[i116] * p4[i117]
+                                    let value = -5040.0 * sum_q * p4[i115] * p4[i116] * p4[i117]
                                         * p4[i118] * p4[i119] * p4[i120] * p4[i121] * p4[i122];
                                     let ix = [i115, i116, i117, i118, i119, i120, i121, i122];
                                     for row in rows115.iter() {
@@ -4431,7 +4431,7 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                             for i129 in 0..n {
                                 for i130 in 0..n {
                                     for i131 in 0..n {
-                                        let value = 40320.0 * sum0 * p4[i123] * p4[i124] * p4[i125]
+                                        let value = 40320.0 * sum_q * p4[i123] * p4[i124] * p4[i125]
                                             * p4[i126] * p4[i127] * p4[i128] * p4[i129] * p4[i130]
                                             * p4[i131];
                                         let ix = [
@@ -4495,11 +4495,11 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -4512,8 +4512,8 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -4522,16 +4522,16 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -4540,7 +4540,7 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -4553,8 +4553,8 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -4563,11 +4563,11 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum16 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv15 = 1.0 / sumexp1;
-    let sum4 = inv15 * sum16;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -4580,58 +4580,53 @@ fn xent_d9_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv15);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv15);
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv15);
-            acc5_3[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv15);
-            acc5_4[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv15);
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv15);
-            acc5_6[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv15);
-            acc5_7[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv15);
-            acc5_8[l5] += (v[i5] - sum4).powi(9) * (p3[i5] * inv15);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_5[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+            acc5_6[l5] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
+            acc5_7[l5] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+            acc5_8[l5] += (v[i5] - pv).powi(9) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv15);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv15);
-        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv15);
-        acc5_3[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv15);
-        acc5_4[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv15);
-        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv15);
-        acc5_6[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv15);
-        acc5_7[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv15);
-        acc5_8[0] += (v[i5] - sum4).powi(9) * (p3[i5] * inv15);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_5[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+        acc5_6[0] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
+        acc5_7[0] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+        acc5_8[0] += (v[i5] - pv).powi(9) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    let sum11 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
-    let sum12 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
-    let sum13 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
-    let sum14 = (acc5_8[0] + acc5_8[1]) + (acc5_8[2] + acc5_8[3]);
-    504.0 * sum5 * sum6 * sum7 * sum9 - 15120.0 * sum5 * sum6 * sum7 * sum8.powi(2)
-        - 11340.0 * sum5 * sum6 * sum7.powi(2) * sum10
-        + 22680.0 * sum5 * sum6 * sum7.powi(4) + 1008.0 * sum5 * sum6 * sum8 * sum11
-        + 630.0 * sum5 * sum6 * sum10.powi(2) - 9.0 * sum5 * sum6 * sum12
-        - 4536.0 * sum5 * sum6.powi(2) * sum7 * sum11
-        + 90720.0 * sum5 * sum6.powi(2) * sum7.powi(2) * sum8
-        - 7560.0 * sum5 * sum6.powi(2) * sum8 * sum10
-        + 72.0 * sum5 * sum6.powi(2) * sum13
-        + 30240.0 * sum5 * sum6.powi(3) * sum7 * sum10
-        - 151200.0 * sum5 * sum6.powi(3) * sum7.powi(3)
-        + 20160.0 * sum5 * sum6.powi(3) * sum8.powi(2)
-        - 504.0 * sum5 * sum6.powi(3) * sum9
-        - 151200.0 * sum5 * sum6.powi(4) * sum7 * sum8
-        + 3024.0 * sum5 * sum6.powi(4) * sum11
-        + 272160.0 * sum5 * sum6.powi(5) * sum7.powi(2)
-        - 15120.0 * sum5 * sum6.powi(5) * sum10 + 60480.0 * sum5 * sum6.powi(6) * sum8
-        - 181440.0 * sum5 * sum6.powi(7) * sum7 + 40320.0 * sum5 * sum6.powi(9)
-        + 2520.0 * sum5 * sum7 * sum8 * sum10 - 36.0 * sum5 * sum7 * sum13
-        + 756.0 * sum5 * sum7.powi(2) * sum11 - 7560.0 * sum5 * sum7.powi(3) * sum8
-        - 84.0 * sum5 * sum8 * sum9 + 560.0 * sum5 * sum8.powi(3)
-        - 126.0 * sum5 * sum10 * sum11 + sum5 * sum14
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m3 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m6 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m4 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    let m5 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
+    let m8 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
+    let m7 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
+    let m9 = (acc5_8[0] + acc5_8[1]) + (acc5_8[2] + acc5_8[3]);
+    504.0 * sum_q * m1 * m2 * m6 - 15120.0 * sum_q * m1 * m2 * m3.powi(2)
+        - 11340.0 * sum_q * m1 * m2.powi(2) * m4 + 22680.0 * sum_q * m1 * m2.powi(4)
+        + 1008.0 * sum_q * m1 * m3 * m5 + 630.0 * sum_q * m1 * m4.powi(2)
+        - 9.0 * sum_q * m1 * m8 - 4536.0 * sum_q * m1.powi(2) * m2 * m5
+        + 90720.0 * sum_q * m1.powi(2) * m2.powi(2) * m3
+        - 7560.0 * sum_q * m1.powi(2) * m3 * m4 + 72.0 * sum_q * m1.powi(2) * m7
+        + 30240.0 * sum_q * m1.powi(3) * m2 * m4
+        - 151200.0 * sum_q * m1.powi(3) * m2.powi(3)
+        + 20160.0 * sum_q * m1.powi(3) * m3.powi(2) - 504.0 * sum_q * m1.powi(3) * m6
+        - 151200.0 * sum_q * m1.powi(4) * m2 * m3 + 3024.0 * sum_q * m1.powi(4) * m5
+        + 272160.0 * sum_q * m1.powi(5) * m2.powi(2) - 15120.0 * sum_q * m1.powi(5) * m4
+        + 60480.0 * sum_q * m1.powi(6) * m3 - 181440.0 * sum_q * m1.powi(7) * m2
+        + 40320.0 * sum_q * m1.powi(9) + 2520.0 * sum_q * m2 * m3 * m4
+        - 36.0 * sum_q * m2 * m7 + 756.0 * sum_q * m2.powi(2) * m5
+        - 7560.0 * sum_q * m2.powi(3) * m3 - 84.0 * sum_q * m3 * m6
+        + 560.0 * sum_q * m3.powi(3) - 126.0 * sum_q * m4 * m5 + sum_q * m9
 }
 /// The full derivative tensor of order 10, row-major.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -4717,7 +4712,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     );
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
-    let mut max1 = {
+    let mut shift = {
         let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c1 in 0..n.min(64) / 4 {
             for l1 in 0..4 {
@@ -4730,8 +4725,8 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         top1[0].max(top1[1]).max(top1[2].max(top1[3]))
     };
-    if max1 == f64::NEG_INFINITY {
-        max1 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact1 = n <= 64;
     loop {
@@ -4745,7 +4740,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             let part1_1 = &mut acc1_1[..len1];
             for j1 in 0..len1 {
                 part1_0[j1] += q_b1[j1];
-                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - max1);
+                p4_b1[j1] = xent_exp_shifted::<FMA>(z_b1[j1] - shift);
                 part1_1[j1] += p4_b1[j1];
             }
             b1 += len1;
@@ -4754,7 +4749,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         xent_fold64::<false>(&mut acc1_1);
         if !exact1 && (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]) > 1e180 {
             exact1 = true;
-            max1 = {
+            shift = {
                 let mut top1: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c1 in 0..n / 4 {
                     for l1 in 0..4 {
@@ -4767,8 +4762,8 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 }
                 top1[0].max(top1[1]).max(top1[2].max(top1[3]))
             };
-            if max1 == f64::NEG_INFINITY {
-                max1 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc1_0 = [0.0; 64];
             acc1_1 = [0.0; 64];
@@ -4776,15 +4771,15 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         }
         break;
     }
-    let sum0 = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
-    let sumexp2 = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
-    let inv5 = 1.0 / sumexp2;
+    let sum_q = (acc1_0[0] + acc1_0[1]) + (acc1_0[2] + acc1_0[3]);
+    let sumexp = (acc1_1[0] + acc1_1[1]) + (acc1_1[2] + acc1_1[3]);
+    let inv_sumexp = 1.0 / sumexp;
     for i2 in 0..n {
-        p4[i2] *= inv5;
+        p4[i2] *= inv_sumexp;
     }
     out.fill(0.0);
     for i0 in 0..n {
-        let value = sum0 * p4[i0];
+        let value = sum_q * p4[i0];
         let ix = [i0];
         for row in rows0.iter() {
             let mut at = 0;
@@ -4796,7 +4791,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i5 in 0..n {
         for i6 in 0..n {
-            let value = -(sum0 * p4[i5] * p4[i6]);
+            let value = -(sum_q * p4[i5] * p4[i6]);
             let ix = [i5, i6];
             for row in rows5.iter() {
                 let mut at = 0;
@@ -4809,7 +4804,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i7 in 0..n {
         for i8 in 0..n {
-            let value = -(sum0 * p4[i7] * p4[i8]);
+            let value = -(sum_q * p4[i7] * p4[i8]);
             let ix = [i7, i8];
             for row in rows7.iter() {
                 let mut at = 0;
@@ -4822,7 +4817,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i9 in 0..n {
         for i10 in 0..n {
-            let value = -(sum0 * p4[i9] * p4[i10]);
+            let value = -(sum_q * p4[i9] * p4[i10]);
             let ix = [i9, i10];
             for row in rows9.iter() {
                 let mut at = 0;
@@ -4836,7 +4831,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i11 in 0..n {
         for i12 in 0..n {
             for i13 in 0..n {
-                let value = 2.0 * sum0 * p4[i11] * p4[i12] * p4[i13];
+                let value = 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13];
                 let ix = [i11, i12, i13];
                 for row in rows11.iter() {
                     let mut at = 0;
@@ -4850,7 +4845,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i14 in 0..n {
         for i15 in 0..n {
-            let value = -(sum0 * p4[i14] * p4[i15]);
+            let value = -(sum_q * p4[i14] * p4[i15]);
             let ix = [i14, i15];
             for row in rows14.iter() {
                 let mut at = 0;
@@ -4864,7 +4859,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i16 in 0..n {
         for i17 in 0..n {
             for i18 in 0..n {
-                let value = 2.0 * sum0 * p4[i16] * p4[i17] * p4[i18];
+                let value = 2.0 * sum_q * p4[i16] * p4[i17] * p4[i18];
                 let ix = [i16, i17, i18];
                 for row in rows16.iter() {
                     let mut at = 0;
@@ -4879,7 +4874,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i19 in 0..n {
         for i20 in 0..n {
             for i21 in 0..n {
-                let value = 2.0 * sum0 * p4[i19] * p4[i20] * p4[i21];
+                let value = 2.0 * sum_q * p4[i19] * p4[i20] * p4[i21];
                 let ix = [i19, i20, i21];
                 for row in rows19.iter() {
                     let mut at = 0;
@@ -4894,7 +4889,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i22 in 0..n {
         for i23 in 0..n {
             for i24 in 0..n {
-                let value = 2.0 * sum0 * p4[i22] * p4[i23] * p4[i24];
+                let value = 2.0 * sum_q * p4[i22] * p4[i23] * p4[i24];
                 let ix = [i22, i23, i24];
                 for row in rows22.iter() {
                     let mut at = 0;
@@ -4910,7 +4905,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i26 in 0..n {
             for i27 in 0..n {
                 for i28 in 0..n {
-                    let value = -6.0 * sum0 * p4[i25] * p4[i26] * p4[i27] * p4[i28];
+                    let value = -6.0 * sum_q * p4[i25] * p4[i26] * p4[i27] * p4[i28];
                     let ix = [i25, i26, i27, i28];
                     for row in rows25.iter() {
                         let mut at = 0;
@@ -4927,7 +4922,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i30 in 0..n {
             for i31 in 0..n {
                 for i32 in 0..n {
-                    let value = -6.0 * sum0 * p4[i29] * p4[i30] * p4[i31] * p4[i32];
+                    let value = -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32];
                     let ix = [i29, i30, i31, i32];
                     for row in rows29.iter() {
                         let mut at = 0;
@@ -4945,7 +4940,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i35 in 0..n {
                 for i36 in 0..n {
                     for i37 in 0..n {
-                        let value = 24.0 * sum0 * p4[i33] * p4[i34] * p4[i35] * p4[i36]
+                        let value = 24.0 * sum_q * p4[i33] * p4[i34] * p4[i35] * p4[i36]
                             * p4[i37];
                         let ix = [i33, i34, i35, i36, i37];
                         for row in rows33.iter() {
@@ -4962,7 +4957,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     }
     for i38 in 0..n {
         for i39 in 0..n {
-            let value = -(sum0 * p4[i38] * p4[i39]);
+            let value = -(sum_q * p4[i38] * p4[i39]);
             let ix = [i38, i39];
             for row in rows38.iter() {
                 let mut at = 0;
@@ -4976,7 +4971,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i40 in 0..n {
         for i41 in 0..n {
             for i42 in 0..n {
-                let value = 2.0 * sum0 * p4[i40] * p4[i41] * p4[i42];
+                let value = 2.0 * sum_q * p4[i40] * p4[i41] * p4[i42];
                 let ix = [i40, i41, i42];
                 for row in rows40.iter() {
                     let mut at = 0;
@@ -4991,7 +4986,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i43 in 0..n {
         for i44 in 0..n {
             for i45 in 0..n {
-                let value = 2.0 * sum0 * p4[i43] * p4[i44] * p4[i45];
+                let value = 2.0 * sum_q * p4[i43] * p4[i44] * p4[i45];
                 let ix = [i43, i44, i45];
                 for row in rows43.iter() {
                     let mut at = 0;
@@ -5007,7 +5002,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i47 in 0..n {
             for i48 in 0..n {
                 for i49 in 0..n {
-                    let value = -6.0 * sum0 * p4[i46] * p4[i47] * p4[i48] * p4[i49];
+                    let value = -6.0 * sum_q * p4[i46] * p4[i47] * p4[i48] * p4[i49];
                     let ix = [i46, i47, i48, i49];
                     for row in rows46.iter() {
                         let mut at = 0;
@@ -5023,7 +5018,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i50 in 0..n {
         for i51 in 0..n {
             for i52 in 0..n {
-                let value = 2.0 * sum0 * p4[i50] * p4[i51] * p4[i52];
+                let value = 2.0 * sum_q * p4[i50] * p4[i51] * p4[i52];
                 let ix = [i50, i51, i52];
                 for row in rows50.iter() {
                     let mut at = 0;
@@ -5039,7 +5034,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i54 in 0..n {
             for i55 in 0..n {
                 for i56 in 0..n {
-                    let value = -6.0 * sum0 * p4[i53] * p4[i54] * p4[i55] * p4[i56];
+                    let value = -6.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56];
                     let ix = [i53, i54, i55, i56];
                     for row in rows53.iter() {
                         let mut at = 0;
@@ -5056,7 +5051,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i58 in 0..n {
             for i59 in 0..n {
                 for i60 in 0..n {
-                    let value = -6.0 * sum0 * p4[i57] * p4[i58] * p4[i59] * p4[i60];
+                    let value = -6.0 * sum_q * p4[i57] * p4[i58] * p4[i59] * p4[i60];
                     let ix = [i57, i58, i59, i60];
                     for row in rows57.iter() {
                         let mut at = 0;
@@ -5074,7 +5069,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i63 in 0..n {
                 for i64 in 0..n {
                     for i65 in 0..n {
-                        let value = 24.0 * sum0 * p4[i61] * p4[i62] * p4[i63] * p4[i64]
+                        let value = 24.0 * sum_q * p4[i61] * p4[i62] * p4[i63] * p4[i64]
                             * p4[i65];
                         let ix = [i61, i62, i63, i64, i65];
                         for row in rows61.iter() {
@@ -5092,7 +5087,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i66 in 0..n {
         for i67 in 0..n {
             for i68 in 0..n {
-                let value = 2.0 * sum0 * p4[i66] * p4[i67] * p4[i68];
+                let value = 2.0 * sum_q * p4[i66] * p4[i67] * p4[i68];
                 let ix = [i66, i67, i68];
                 for row in rows66.iter() {
                     let mut at = 0;
@@ -5108,7 +5103,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i70 in 0..n {
             for i71 in 0..n {
                 for i72 in 0..n {
-                    let value = -6.0 * sum0 * p4[i69] * p4[i70] * p4[i71] * p4[i72];
+                    let value = -6.0 * sum_q * p4[i69] * p4[i70] * p4[i71] * p4[i72];
                     let ix = [i69, i70, i71, i72];
                     for row in rows69.iter() {
                         let mut at = 0;
@@ -5125,7 +5120,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i74 in 0..n {
             for i75 in 0..n {
                 for i76 in 0..n {
-                    let value = -6.0 * sum0 * p4[i73] * p4[i74] * p4[i75] * p4[i76];
+                    let value = -6.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76];
                     let ix = [i73, i74, i75, i76];
                     for row in rows73.iter() {
                         let mut at = 0;
@@ -5142,7 +5137,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i78 in 0..n {
             for i79 in 0..n {
                 for i80 in 0..n {
-                    let value = -6.0 * sum0 * p4[i77] * p4[i78] * p4[i79] * p4[i80];
+                    let value = -6.0 * sum_q * p4[i77] * p4[i78] * p4[i79] * p4[i80];
                     let ix = [i77, i78, i79, i80];
                     for row in rows77.iter() {
                         let mut at = 0;
@@ -5160,7 +5155,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i83 in 0..n {
                 for i84 in 0..n {
                     for i85 in 0..n {
-                        let value = 24.0 * sum0 * p4[i81] * p4[i82] * p4[i83] * p4[i84]
+                        let value = 24.0 * sum_q * p4[i81] * p4[i82] * p4[i83] * p4[i84]
                             * p4[i85];
                         let ix = [i81, i82, i83, i84, i85];
                         for row in rows81.iter() {
@@ -5180,7 +5175,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i88 in 0..n {
                 for i89 in 0..n {
                     for i90 in 0..n {
-                        let value = 24.0 * sum0 * p4[i86] * p4[i87] * p4[i88] * p4[i89]
+                        let value = 24.0 * sum_q * p4[i86] * p4[i87] * p4[i88] * p4[i89]
                             * p4[i90];
                         let ix = [i86, i87, i88, i89, i90];
                         for row in rows86.iter() {
@@ -5201,7 +5196,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i94 in 0..n {
                     for i95 in 0..n {
                         for i96 in 0..n {
-                            let value = -120.0 * sum0 * p4[i91] * p4[i92] * p4[i93]
+                            let value = -120.0 * sum_q * p4[i91] * p4[i92] * p4[i93]
                                 * p4[i94] * p4[i95] * p4[i96];
                             let ix = [i91, i92, i93, i94, i95, i96];
                             for row in rows91.iter() {
@@ -5221,7 +5216,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         for i98 in 0..n {
             for i99 in 0..n {
                 for i100 in 0..n {
-                    let value = -6.0 * sum0 * p4[i97] * p4[i98] * p4[i99] * p4[i100];
+                    let value = -6.0 * sum_q * p4[i97] * p4[i98] * p4[i99] * p4[i100];
                     let ix = [i97, i98, i99, i100];
                     for row in rows97.iter() {
                         let mut at = 0;
@@ -5239,7 +5234,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i103 in 0..n {
                 for i104 in 0..n {
                     for i105 in 0..n {
-                        let value = 24.0 * sum0 * p4[i101] * p4[i102] * p4[i103]
+                        let value = 24.0 * sum_q * p4[i101] * p4[i102] * p4[i103]
                             * p4[i104] * p4[i105];
                         let ix = [i101, i102, i103, i104, i105];
                         for row in rows101.iter() {
@@ -5259,7 +5254,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i108 in 0..n {
                 for i109 in 0..n {
                     for i110 in 0..n {
-                        let value = 24.0 * sum0 * p4[i106] * p4[i107] * p4[i108]
+                        let value = 24.0 * sum_q * p4[i106] * p4[i107] * p4[i108]
                             * p4[i109] * p4[i110];
                         let ix = [i106, i107, i108, i109, i110];
                         for row in rows106.iter() {
@@ -5280,7 +5275,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i114 in 0..n {
                     for i115 in 0..n {
                         for i116 in 0..n {
-                            let value = -120.0 * sum0 * p4[i111] * p4[i112] * p4[i113]
+                            let value = -120.0 * sum_q * p4[i111] * p4[i112] * p4[i113]
                                 * p4[i114] * p4[i115] * p4[i116];
                             let ix = [i111, i112, i113, i114, i115, i116];
                             for row in rows111.iter() {
@@ -5301,7 +5296,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
             for i119 in 0..n {
                 for i120 in 0..n {
                     for i121 in 0..n {
-                        let value = 24.0 * sum0 * p4[i117] * p4[i118] * p4[i119]
+                        let value = 24.0 * sum_q * p4[i117] * p4[i118] * p4[i119]
                             * p4[i120] * p4[i121];
                         let ix = [i117, i118, i119, i120, i121];
                         for row in rows117.iter() {
@@ -5322,7 +5317,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i125 in 0..n {
                     for i126 in 0..n {
                         for i127 in 0..n {
-                            let value = -120.0 * sum0 * p4[i122] * p4[i123] * p4[i124]
+                            let value = -120.0 * sum_q * p4[i122] * p4[i123] * p4[i124]
                                 * p4[i125] * p4[i126] * p4[i127];
                             let ix = [i122, i123, i124, i125, i126, i127];
                             for row in rows122.iter() {
@@ -5344,7 +5339,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i131 in 0..n {
                     for i132 in 0..n {
                         for i133 in 0..n {
-                            let value = -120.0 * sum0 * p4[i128] * p4[i129] * p4[i130]
+                            let value = -120.0 * sum_q * p4[i128] * p4[i129] * p4[i130]
                                 * p4[i131] * p4[i132] * p4[i133];
                             let ix = [i128, i129, i130, i131, i132, i133];
                             for row in rows128.iter() {
@@ -5367,7 +5362,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i138 in 0..n {
                         for i139 in 0..n {
                             for i140 in 0..n {
-                                let value = 720.0 * sum0 * p4[i134] * p4[i135] * p4[i136]
+                                let value = 720.0 * sum_q * p4[i134] * p4[i135] * p4[i136]
                                     * p4[i137] * p4[i138] * p4[i139] * p4[i140];
                                 let ix = [i134, i135, i136, i137, i138, i139, i140];
                                 for row in rows134.iter() {
@@ -5390,7 +5385,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                 for i144 in 0..n {
                     for i145 in 0..n {
                         for i146 in 0..n {
-                            let value = -120.0 * sum0 * p4[i141] * p4[i142] * p4[i143]
+                            let value = -120.0 * sum_q * p4[i141] * p4[i142] * p4[i143]
                                 * p4[i144] * p4[i145] * p4[i146];
                             let ix = [i141, i142, i143, i144, i145, i146];
                             for row in rows141.iter() {
@@ -5413,7 +5408,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i151 in 0..n {
                         for i152 in 0..n {
                             for i153 in 0..n {
-                                let value = 720.0 * sum0 * p4[i147] * p4[i148] * p4[i149]
+                                let value = 720.0 * sum_q * p4[i147] * p4[i148] * p4[i149]
                                     * p4[i150] * p4[i151] * p4[i152] * p4[i153];
                                 let ix = [i147, i148, i149, i150, i151, i152, i153];
                                 for row in rows147.iter() {
@@ -5437,7 +5432,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                     for i158 in 0..n {
                         for i159 in 0..n {
                             for i160 in 0..n {
-                                let value = 720.0 * sum0 * p4[i154] * p4[i155] * p4[i156]
+                                let value = 720.0 * sum_q * p4[i154] * p4[i155] * p4[i156]
                                     * p4[i157] * p4[i158] * p4[i159] * p4[i160];
                                 let ix = [i154, i155, i156, i157, i158, i159, i160];
                                 for row in rows154.iter() {
@@ -5462,7 +5457,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                         for i166 in 0..n {
                             for i167 in 0..n {
                                 for i168 in 0..n {
-                                    let value = -5040.0 * sum0 * p4[i161] * p4[i162] * p4[i163]
+                                    let value = -5040.0 * sum_q * p4[i161] * p4[i162] * p4[i163]
                                         * p4[i164] * p4[i165] * p4[i166] * p4[i167] * p4[i168];
                                     let ix = [i161, i162, i163, i164, i165, i166, i167, i168];
                                     for row in rows161.iter() {
@@ -5488,7 +5483,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                         for i174 in 0..n {
                             for i175 in 0..n {
                                 for i176 in 0..n {
-                                    let value = -5040.0 * sum0 * p4[i169] * p4[i170] * p4[i171]
+                                    let value = -5040.0 * sum_q * p4[i169] * p4[i170] * p4[i171]
                                         * p4[i172] * p4[i173] * p4[i174] * p4[i175] * p4[i176];
                                     let ix = [i169, i170, i171, i172, i173, i174, i175, i176];
                                     for row in rows169.iter() {
@@ -5515,7 +5510,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                             for i183 in 0..n {
                                 for i184 in 0..n {
                                     for i185 in 0..n {
-                                        let value = 40320.0 * sum0 * p4[i177] * p4[i178] * p4[i179]
+                                        let value = 40320.0 * sum_q * p4[i177] * p4[i178] * p4[i179]
                                             * p4[i180] * p4[i181] * p4[i182] * p4[i183] * p4[i184]
                                             * p4[i185];
                                         let ix = [
@@ -5555,7 +5550,7 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
                                 for i193 in 0..n {
                                     for i194 in 0..n {
                                         for i195 in 0..n {
-                                            let value = -362880.0 * sum0 * p4[i186] * p4[i187]
+                                            let value = -362880.0 * sum_q * p4[i186] * p4[i187]
                                                 * p4[i188] * p4[i189] * p4[i190] * p4[i191] * p4[i192]
                                                 * p4[i193] * p4[i194] * p4[i195];
                                             let ix = [
@@ -5621,11 +5616,11 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(v.len(), n, "`v` must have length n");
-    let mut p3 = vec![0.0; n];
+    let mut exps = vec![0.0; n];
     let mut acc2_0: [f64; 64] = [0.0; 64];
     let mut acc2_1: [f64; 64] = [0.0; 64];
     let mut acc2_2: [f64; 64] = [0.0; 64];
-    let mut max0 = {
+    let mut shift = {
         let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
         for c2 in 0..n.min(64) / 4 {
             for l2 in 0..4 {
@@ -5638,8 +5633,8 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         top2[0].max(top2[1]).max(top2[2].max(top2[3]))
     };
-    if max0 == f64::NEG_INFINITY {
-        max0 = 0.0;
+    if shift == f64::NEG_INFINITY {
+        shift = 0.0;
     }
     let mut exact2 = n <= 64;
     loop {
@@ -5648,16 +5643,16 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             let len2 = (n - b2).min(64);
             let q_b2 = &q[b2..][..len2];
             let z_b2 = &z[b2..][..len2];
-            let p3_b2 = &mut p3[b2..][..len2];
+            let exps_b2 = &mut exps[b2..][..len2];
             let v_b2 = &v[b2..][..len2];
             let part2_0 = &mut acc2_0[..len2];
             let part2_1 = &mut acc2_1[..len2];
             let part2_2 = &mut acc2_2[..len2];
             for j2 in 0..len2 {
                 part2_0[j2] += q_b2[j2];
-                p3_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - max0);
-                part2_1[j2] += p3_b2[j2];
-                part2_2[j2] += v_b2[j2] * p3_b2[j2];
+                exps_b2[j2] = xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                part2_1[j2] += exps_b2[j2];
+                part2_2[j2] += v_b2[j2] * exps_b2[j2];
             }
             b2 += len2;
         }
@@ -5666,7 +5661,7 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         xent_fold64::<false>(&mut acc2_2);
         if !exact2 && (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]) > 1e180 {
             exact2 = true;
-            max0 = {
+            shift = {
                 let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
                 for c2 in 0..n / 4 {
                     for l2 in 0..4 {
@@ -5679,8 +5674,8 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
                 }
                 top2[0].max(top2[1]).max(top2[2].max(top2[3]))
             };
-            if max0 == f64::NEG_INFINITY {
-                max0 = 0.0;
+            if shift == f64::NEG_INFINITY {
+                shift = 0.0;
             }
             acc2_0 = [0.0; 64];
             acc2_1 = [0.0; 64];
@@ -5689,11 +5684,11 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         }
         break;
     }
-    let sum5 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-    let sumexp1 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-    let sum17 = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-    let inv16 = 1.0 / sumexp1;
-    let sum4 = inv16 * sum17;
+    let sum_q = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+    let sumexp = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+    let sum_v_exps = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+    let inv_sumexp = 1.0 / sumexp;
+    let pv = inv_sumexp * sum_v_exps;
     let mut acc5_0: [f64; 4] = [0.0; 4];
     let mut acc5_1: [f64; 4] = [0.0; 4];
     let mut acc5_2: [f64; 4] = [0.0; 4];
@@ -5707,71 +5702,66 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
     for c5 in 0..n / 4 {
         for l5 in 0..4 {
             let i5 = c5 * 4 + l5;
-            acc5_0[l5] += (v[i5] - sum4) * (p3[i5] * inv16);
-            acc5_1[l5] += (v[i5] - sum4).powi(2) * (p3[i5] * inv16);
-            acc5_2[l5] += (v[i5] - sum4).powi(3) * (p3[i5] * inv16);
-            acc5_3[l5] += (v[i5] - sum4).powi(4) * (p3[i5] * inv16);
-            acc5_4[l5] += (v[i5] - sum4).powi(7) * (p3[i5] * inv16);
-            acc5_5[l5] += (v[i5] - sum4).powi(5) * (p3[i5] * inv16);
-            acc5_6[l5] += (v[i5] - sum4).powi(6) * (p3[i5] * inv16);
-            acc5_7[l5] += (v[i5] - sum4).powi(9) * (p3[i5] * inv16);
-            acc5_8[l5] += (v[i5] - sum4).powi(8) * (p3[i5] * inv16);
-            acc5_9[l5] += (v[i5] - sum4).powi(10) * (p3[i5] * inv16);
+            acc5_0[l5] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+            acc5_1[l5] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+            acc5_2[l5] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+            acc5_3[l5] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+            acc5_4[l5] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+            acc5_5[l5] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+            acc5_6[l5] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+            acc5_7[l5] += (v[i5] - pv).powi(9) * (exps[i5] * inv_sumexp);
+            acc5_8[l5] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
+            acc5_9[l5] += (v[i5] - pv).powi(10) * (exps[i5] * inv_sumexp);
         }
     }
     for i5 in n / 4 * 4..n {
-        acc5_0[0] += (v[i5] - sum4) * (p3[i5] * inv16);
-        acc5_1[0] += (v[i5] - sum4).powi(2) * (p3[i5] * inv16);
-        acc5_2[0] += (v[i5] - sum4).powi(3) * (p3[i5] * inv16);
-        acc5_3[0] += (v[i5] - sum4).powi(4) * (p3[i5] * inv16);
-        acc5_4[0] += (v[i5] - sum4).powi(7) * (p3[i5] * inv16);
-        acc5_5[0] += (v[i5] - sum4).powi(5) * (p3[i5] * inv16);
-        acc5_6[0] += (v[i5] - sum4).powi(6) * (p3[i5] * inv16);
-        acc5_7[0] += (v[i5] - sum4).powi(9) * (p3[i5] * inv16);
-        acc5_8[0] += (v[i5] - sum4).powi(8) * (p3[i5] * inv16);
-        acc5_9[0] += (v[i5] - sum4).powi(10) * (p3[i5] * inv16);
+        acc5_0[0] += (v[i5] - pv) * (exps[i5] * inv_sumexp);
+        acc5_1[0] += (v[i5] - pv).powi(2) * (exps[i5] * inv_sumexp);
+        acc5_2[0] += (v[i5] - pv).powi(3) * (exps[i5] * inv_sumexp);
+        acc5_3[0] += (v[i5] - pv).powi(4) * (exps[i5] * inv_sumexp);
+        acc5_4[0] += (v[i5] - pv).powi(7) * (exps[i5] * inv_sumexp);
+        acc5_5[0] += (v[i5] - pv).powi(5) * (exps[i5] * inv_sumexp);
+        acc5_6[0] += (v[i5] - pv).powi(6) * (exps[i5] * inv_sumexp);
+        acc5_7[0] += (v[i5] - pv).powi(9) * (exps[i5] * inv_sumexp);
+        acc5_8[0] += (v[i5] - pv).powi(8) * (exps[i5] * inv_sumexp);
+        acc5_9[0] += (v[i5] - pv).powi(10) * (exps[i5] * inv_sumexp);
     }
-    let sum6 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    let sum7 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
-    let sum8 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
-    let sum9 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
-    let sum10 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
-    let sum11 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
-    let sum12 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
-    let sum13 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
-    let sum14 = (acc5_8[0] + acc5_8[1]) + (acc5_8[2] + acc5_8[3]);
-    let sum15 = (acc5_9[0] + acc5_9[1]) + (acc5_9[2] + acc5_9[3]);
-    720.0 * sum5 * sum6 * sum7 * sum10 - 75600.0 * sum5 * sum6 * sum7 * sum8 * sum9
-        - 22680.0 * sum5 * sum6 * sum7.powi(2) * sum11
-        + 302400.0 * sum5 * sum6 * sum7.powi(3) * sum8
-        + 1680.0 * sum5 * sum6 * sum8 * sum12 - 16800.0 * sum5 * sum6 * sum8.powi(3)
-        + 2520.0 * sum5 * sum6 * sum9 * sum11 - 10.0 * sum5 * sum6 * sum13
-        + 302400.0 * sum5 * sum6.powi(2) * sum7 * sum8.powi(2)
-        - 7560.0 * sum5 * sum6.powi(2) * sum7 * sum12
-        + 226800.0 * sum5 * sum6.powi(2) * sum7.powi(2) * sum9
-        - 567000.0 * sum5 * sum6.powi(2) * sum7.powi(4)
-        - 15120.0 * sum5 * sum6.powi(2) * sum8 * sum11
-        - 9450.0 * sum5 * sum6.powi(2) * sum9.powi(2)
-        + 90.0 * sum5 * sum6.powi(2) * sum14
-        + 60480.0 * sum5 * sum6.powi(3) * sum7 * sum11
-        - 1512000.0 * sum5 * sum6.powi(3) * sum7.powi(2) * sum8
-        + 100800.0 * sum5 * sum6.powi(3) * sum8 * sum9
-        - 720.0 * sum5 * sum6.powi(3) * sum10
-        - 378000.0 * sum5 * sum6.powi(4) * sum7 * sum9
-        + 2268000.0 * sum5 * sum6.powi(4) * sum7.powi(3)
-        - 252000.0 * sum5 * sum6.powi(4) * sum8.powi(2)
-        + 5040.0 * sum5 * sum6.powi(4) * sum12
-        + 1814400.0 * sum5 * sum6.powi(5) * sum7 * sum8
-        - 30240.0 * sum5 * sum6.powi(5) * sum11
-        - 3175200.0 * sum5 * sum6.powi(6) * sum7.powi(2)
-        + 151200.0 * sum5 * sum6.powi(6) * sum9 - 604800.0 * sum5 * sum6.powi(7) * sum8
-        + 1814400.0 * sum5 * sum6.powi(8) * sum7 - 362880.0 * sum5 * sum6.powi(10)
-        + 5040.0 * sum5 * sum7 * sum8 * sum11 + 3150.0 * sum5 * sum7 * sum9.powi(2)
-        - 45.0 * sum5 * sum7 * sum14 - 37800.0 * sum5 * sum7.powi(2) * sum8.powi(2)
-        + 1260.0 * sum5 * sum7.powi(2) * sum12 - 18900.0 * sum5 * sum7.powi(3) * sum9
-        + 22680.0 * sum5 * sum7.powi(5) - 120.0 * sum5 * sum8 * sum10
-        + 4200.0 * sum5 * sum8.powi(2) * sum9 - 210.0 * sum5 * sum9 * sum12
-        - 126.0 * sum5 * sum11.powi(2) + sum5 * sum15
+    let m1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+    let m2 = (acc5_1[0] + acc5_1[1]) + (acc5_1[2] + acc5_1[3]);
+    let m3 = (acc5_2[0] + acc5_2[1]) + (acc5_2[2] + acc5_2[3]);
+    let m4 = (acc5_3[0] + acc5_3[1]) + (acc5_3[2] + acc5_3[3]);
+    let m7 = (acc5_4[0] + acc5_4[1]) + (acc5_4[2] + acc5_4[3]);
+    let m5 = (acc5_5[0] + acc5_5[1]) + (acc5_5[2] + acc5_5[3]);
+    let m6 = (acc5_6[0] + acc5_6[1]) + (acc5_6[2] + acc5_6[3]);
+    let m9 = (acc5_7[0] + acc5_7[1]) + (acc5_7[2] + acc5_7[3]);
+    let m8 = (acc5_8[0] + acc5_8[1]) + (acc5_8[2] + acc5_8[3]);
+    let m10 = (acc5_9[0] + acc5_9[1]) + (acc5_9[2] + acc5_9[3]);
+    720.0 * sum_q * m1 * m2 * m7 - 75600.0 * sum_q * m1 * m2 * m3 * m4
+        - 22680.0 * sum_q * m1 * m2.powi(2) * m5
+        + 302400.0 * sum_q * m1 * m2.powi(3) * m3 + 1680.0 * sum_q * m1 * m3 * m6
+        - 16800.0 * sum_q * m1 * m3.powi(3) + 2520.0 * sum_q * m1 * m4 * m5
+        - 10.0 * sum_q * m1 * m9 + 302400.0 * sum_q * m1.powi(2) * m2 * m3.powi(2)
+        - 7560.0 * sum_q * m1.powi(2) * m2 * m6
+        + 226800.0 * sum_q * m1.powi(2) * m2.powi(2) * m4
+        - 567000.0 * sum_q * m1.powi(2) * m2.powi(4)
+        - 15120.0 * sum_q * m1.powi(2) * m3 * m5
+        - 9450.0 * sum_q * m1.powi(2) * m4.powi(2) + 90.0 * sum_q * m1.powi(2) * m8
+        + 60480.0 * sum_q * m1.powi(3) * m2 * m5
+        - 1512000.0 * sum_q * m1.powi(3) * m2.powi(2) * m3
+        + 100800.0 * sum_q * m1.powi(3) * m3 * m4 - 720.0 * sum_q * m1.powi(3) * m7
+        - 378000.0 * sum_q * m1.powi(4) * m2 * m4
+        + 2268000.0 * sum_q * m1.powi(4) * m2.powi(3)
+        - 252000.0 * sum_q * m1.powi(4) * m3.powi(2) + 5040.0 * sum_q * m1.powi(4) * m6
+        + 1814400.0 * sum_q * m1.powi(5) * m2 * m3 - 30240.0 * sum_q * m1.powi(5) * m5
+        - 3175200.0 * sum_q * m1.powi(6) * m2.powi(2)
+        + 151200.0 * sum_q * m1.powi(6) * m4 - 604800.0 * sum_q * m1.powi(7) * m3
+        + 1814400.0 * sum_q * m1.powi(8) * m2 - 362880.0 * sum_q * m1.powi(10)
+        + 5040.0 * sum_q * m2 * m3 * m5 + 3150.0 * sum_q * m2 * m4.powi(2)
+        - 45.0 * sum_q * m2 * m8 - 37800.0 * sum_q * m2.powi(2) * m3.powi(2)
+        + 1260.0 * sum_q * m2.powi(2) * m6 - 18900.0 * sum_q * m2.powi(3) * m4
+        + 22680.0 * sum_q * m2.powi(5) - 120.0 * sum_q * m3 * m7
+        + 4200.0 * sum_q * m3.powi(2) * m4 - 210.0 * sum_q * m4 * m6
+        - 126.0 * sum_q * m5.powi(2) + sum_q * m10
 }
 /// The distinct terms of a symmetry class: for each, the block of every
 /// derivative slot. Blocks take `sizes` slots each; blocks of one kind are

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+mod names;
 mod reduce;
 
 use super::loops::{Access, Array, Part, Place, Scalar, Stmt, Temp, Var};
@@ -190,11 +191,7 @@ struct Block<'b> {
 impl<'a> Emitter<'a> {
     /// An emitter for a body with these temporaries.
     pub fn new(names: &'a Names, temps: &'a [Temp]) -> Self {
-        let temp_names = temps
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format_ident!("{}{}", t.hint, i))
-            .collect();
+        let temp_names = names::temp_names(names, temps);
         Emitter {
             names,
             temps,
