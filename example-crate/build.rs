@@ -11,6 +11,10 @@ fn main() {
         // A batch of rows (per-row Newton steps, as boosting takes them).
         .kernel("batch", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m")
         .orders(0..=2)
+        // Inputs named like the temporaries kernels name themselves
+        // (`exps`, `p`, `sumexp`): those keep their numbered names.
+        .kernel("clash", "exps: vec[n]; p: vec[n]; sumexp: vec[n]; xent(exps, p) + sum(sumexp)")
+        .orders(0..=1)
         // Poisson regression's loss (log link): `exp` of arguments of any sign.
         .kernel("poisson", "sum(exp(z) - q * z)")
         .orders(0..=1)

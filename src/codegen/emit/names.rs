@@ -61,16 +61,25 @@ pub(super) fn temp_names(names: &Names, temps: &[Temp]) -> Vec<Ident> {
         }
     }
     let kernel = &names.kernel;
-    let mut out: Vec<Ident> = Vec::with_capacity(temps.len());
+    let mut out: Vec<String> = Vec::with_capacity(temps.len());
     for (i, t) in temps.iter().enumerate() {
         let name = math[i]
             .clone()
             .filter(|n| !taken.contains(n) && !n.starts_with(&format!("{kernel}_")) && n != kernel);
         let text = name.unwrap_or_else(|| format!("{}{}", t.hint, i));
         taken.insert(text.clone());
-        out.push(format_ident!("{}", text));
+        out.push(text);
     }
-    out
+    // A name made from another's (`inv_sumexp`) only where that one kept
+    // its name.
+    let kept: BTreeSet<String> = out.iter().cloned().collect();
+    for (i, t) in temps.iter().enumerate() {
+        let base = out[i].strip_prefix("inv_").map(str::to_string);
+        if base.is_some_and(|b| !kept.contains(&b)) {
+            out[i] = format!("{}{}", t.hint, i);
+        }
+    }
+    out.into_iter().map(|n| format_ident!("{}", n)).collect()
 }
 
 fn note_dim(d: &Dim, taken: &mut BTreeSet<String>) {
