@@ -144,27 +144,7 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
             idx.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
         }
         if k > 1 {
-            // Order k starts from order k − 1's result, as derive prints it.
-            let prev = d.at_order(k - 1);
-            let (rec, _) = prev.display_expr(req.limits);
-            let (text, latex, defs) = show_named(&rec, &mut names);
-            names.naming = true;
-            let lhs = derivative_lhs(&f_name, d, &t.groups[..k - 1], &names);
-            let mut idx_prev = idx0.clone();
-            for g in &t.groups[..k - 1] {
-                idx_prev.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
-            }
-            steps.push(Step {
-                rule: format!("order {} from above", k - 1),
-                identity: (!defs.is_empty()).then(|| format!("where {}", defs.join(", "))),
-                count: 1,
-                order: k - 1,
-                lhs: Some(lhs),
-                text,
-                latex,
-                value: d.orders[k - 1].expanded(),
-                idx: idx_prev,
-            });
+            steps.push(restated(d, k, &f_name, &idx0, &mut names, req));
             current = d.orders[k - 1].expanded();
         }
         let lhs = derivative_lhs(&f_name, d, &t.groups[..k], &names);
@@ -174,7 +154,7 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
             names: &mut names,
         };
         // Sum and product rules: unevaluated derivatives of the atoms.
-        let mut ex = tidy(d_poly(&current, ctx.wrt));
+        let ex = tidy(d_poly(&current, ctx.wrt));
         let mut step = ex_step(
             "sum and product rules",
             Some("∂(a + b) = ∂a + ∂b, ∂(a·b) = ∂a·b + a·∂b, ∂(a^c) = c·a^(c−1)·∂a".into()),
@@ -185,22 +165,7 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
         )?;
         step.lhs = Some(lhs);
         steps.push(step);
-        // One kind of atom at a time, outermost first.
-        while let Some(kind) = first_kind(&ex) {
-            crate::budget::check();
-            ex = tidy(resolve(&ex, kind, &mut ctx));
-            let (rule, identity) = rule_of(kind, &mut ctx);
-            let step = ex_step(&rule, identity, k, &ex, &idx, &mut ctx)?;
-            match steps.last_mut() {
-                Some(last) if last.rule == rule && last.order == k => {
-                    last.count += 1;
-                    last.text = step.text;
-                    last.latex = step.latex;
-                    last.value = step.value;
-                }
-                _ => steps.push(step),
-            }
-        }
+        let ex = rule_steps(&mut steps, ex, k, &idx, &mut ctx)?;
         let normal = to_poly(&ex, ctx.wrt, &ctx.j)?;
         push_poly(
             &mut steps,
@@ -218,6 +183,68 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
         current = d.orders[k].expanded();
     }
     Ok(steps)
+}
+
+/// Order k − 1's result as derive prints it, where order k starts; the
+/// parts it names for the first time are defined in the step.
+fn restated(
+    d: &Derivation,
+    k: usize,
+    f_name: &str,
+    idx0: &[(Ix, Dim)],
+    names: &mut Names,
+    req: &Request,
+) -> Step {
+    let t = &d.orders[k];
+    let prev = d.at_order(k - 1);
+    let (rec, _) = prev.display_expr(req.limits);
+    let (text, latex, defs) = show_named(&rec, names);
+    // From here on the named parts print by name.
+    names.naming = true;
+    let lhs = derivative_lhs(f_name, d, &t.groups[..k - 1], names);
+    let mut idx = idx0.to_vec();
+    for g in &t.groups[..k - 1] {
+        idx.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
+    }
+    Step {
+        rule: format!("order {} from above", k - 1),
+        identity: (!defs.is_empty()).then(|| format!("where {}", defs.join(", "))),
+        count: 1,
+        order: k - 1,
+        lhs: Some(lhs),
+        text,
+        latex,
+        value: d.orders[k - 1].expanded(),
+        idx,
+    }
+}
+
+/// Takes the unevaluated derivatives of `ex` one kind of atom at a time,
+/// outermost first, a step each (runs of one rule folded); returns the
+/// expression with none left.
+fn rule_steps(
+    steps: &mut Vec<Step>,
+    mut ex: Ex,
+    k: usize,
+    idx: &[(Ix, Dim)],
+    ctx: &mut Ctx,
+) -> Result<Ex> {
+    while let Some(kind) = first_kind(&ex) {
+        crate::budget::check();
+        ex = tidy(resolve(&ex, kind, ctx));
+        let (rule, identity) = rule_of(kind, ctx);
+        let step = ex_step(&rule, identity, k, &ex, idx, ctx)?;
+        match steps.last_mut() {
+            Some(last) if last.rule == rule && last.order == k => {
+                last.count += 1;
+                last.text = step.text;
+                last.latex = step.latex;
+                last.value = step.value;
+            }
+            _ => steps.push(step),
+        }
+    }
+    Ok(ex)
 }
 
 /// The e-graph's identities and the assumptions, as derive applies them.
