@@ -13,8 +13,14 @@ fn main() {
         .orders(0..=2)
         // Inputs named like the temporaries kernels name themselves
         // (`exps`, `p`, `sumexp`): those keep their numbered names.
-        .kernel("clash", "exps: vec[n]; p: vec[n]; sumexp: vec[n]; xent(exps, p) + sum(sumexp)")
+        .kernel(
+            "clash",
+            "exps: vec[n]; p: vec[n]; sumexp: vec[n]; xent(exps, p) + sum(sumexp)",
+        )
         .orders(0..=1)
+        // Diagonal plus rank two: its Newton step comes from Woodbury.
+        .kernel("expected", "dot(softmax(z), q)")
+        .orders(0..=2)
         // Poisson regression's loss (log link): `exp` of arguments of any sign.
         .kernel("poisson", "sum(exp(z) - q * z)")
         .orders(0..=1)

@@ -192,6 +192,67 @@ pub(crate) fn newton_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
     Some((x, out))
 }
 
+/// `x = (H + λI)⁻¹ v` for `H = diag(d) + L C Rᵀ` with at most two
+/// distinct vectors a side (softmax·q: `p` and `q∘p`), by the Woodbury
+/// identity in the form that needs no `C⁻¹`: with `a = 1/(d + λ)`,
+/// `x = a∘v − a∘(L C B⁻¹ y)`, `y = Rᵀ(a∘v)`, `B = I + Rᵀ diag(a) L C`
+/// (at most 2×2, inverted by its adjugate). O(n).
+pub(crate) fn woodbury_step(t: &Tensor) -> Option<(Poly, Vec<(Ix, Dim)>)> {
+    let lr = crate::analyze::low_rank(t, 2)?;
+    let (i, dim) = (lr.i, lr.dim.clone());
+    let v = Poly::var(DIRECTION, vec![i]);
+    let out = vec![(i, dim.clone())];
+    let a = lr.d.add(&Poly::var(LAMBDA, vec![])).powf(-1.0);
+    // Σ_k f_k g_k over a fresh index.
+    let dot = |f: &Poly, g: &Poly| {
+        let k = fresh();
+        Poly::sum_over(k, &dim, &f.rename(i, k).mul(&g.rename(i, k)))
+    };
+    let av = a.mul(&v);
+    let (nl, nr) = (lr.left.len(), lr.right.len());
+    let y: Vec<Poly> = lr.right.iter().map(|r| dot(r, &av)).collect();
+    // P = Rᵀ diag(a) L (nr × nl), then B = I + P C (nr × nr).
+    let p: Vec<Vec<Poly>> = lr
+        .right
+        .iter()
+        .map(|r| lr.left.iter().map(|l| dot(r, &a.mul(l))).collect())
+        .collect();
+    let b: Vec<Vec<Poly>> = (0..nr)
+        .map(|m| {
+            (0..nr)
+                .map(|n| {
+                    let pc =
+                        (0..nl).fold(Poly::zero(), |acc, l| acc.add(&p[m][l].mul(&lr.c[l][n])));
+                    if m == n {
+                        pc.add(&Poly::constant(1.0))
+                    } else {
+                        pc
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    // z = B⁻¹ y.
+    let z: Vec<Poly> = match nr {
+        1 => vec![y[0].mul(&b[0][0].powf(-1.0))],
+        2 => {
+            let det = b[0][0].mul(&b[1][1]).sub(&b[0][1].mul(&b[1][0])).powf(-1.0);
+            vec![
+                b[1][1].mul(&y[0]).sub(&b[0][1].mul(&y[1])).mul(&det),
+                b[0][0].mul(&y[1]).sub(&b[1][0].mul(&y[0])).mul(&det),
+            ]
+        }
+        _ => return None,
+    };
+    // x = a∘v − a∘Σ_l L_l (C z)_l.
+    let mut correction = Poly::zero();
+    for (l, left) in lr.left.iter().enumerate() {
+        let w = (0..nr).fold(Poly::zero(), |acc, n| acc.add(&lr.c[l][n].mul(&z[n])));
+        correction = correction.add(&left.mul(&w));
+    }
+    Some((av.sub(&a.mul(&correction)), out))
+}
+
 /// `Σ_b p_b v_b` for the softmax `p` of the variable, when `f` does not
 /// change along `1` (its Hessian times `1` simplifies to zero).
 pub(crate) fn centring(d: &Derivation) -> Option<Poly> {

@@ -233,6 +233,8 @@ fn vector_programs() {
         "x: scalar; x ^ 3 + sin(x) * exp(x) / (1 + x)",
         // A rank-one Hessian with no diagonal: f_newton at d = 0.
         "softplus(dot(z, q))",
+        // Diagonal plus rank two (p and q∘p): f_newton by Woodbury.
+        "dot(softmax(z), q)",
     ];
     for (i, p) in programs.iter().enumerate() {
         check(p, None, 3, 0x1234 + i as u64);

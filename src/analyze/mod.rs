@@ -467,7 +467,10 @@ fn rank_structure(
         r.json
             .insert("structure".into(), "diagonal plus low rank".into());
         r.json.insert("rank_of_update".into(), rank.into());
-        r.line("newton", "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²)");
+        r.line(
+            "newton",
+            "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²) (`codegen` emits it as f_newton where r ≤ 2)",
+        );
         return;
     }
     // H = D − κ u uᵀ.
@@ -773,6 +776,60 @@ fn third_order(d: &Derivation, r: &mut Report, show: &mut dyn FnMut(&Poly) -> St
         ),
     );
     r.json.insert("third_order".into(), "cumulant".into());
+}
+
+/// `H = diag(d) + L C Rᵀ` for a vector variable: the diagonal, the
+/// distinct left vectors `L`, the distinct right vectors `R` (both in the
+/// first index `i`) and the coefficients `C` (`|L| × |R|`), when there
+/// are at most `max` of each and nothing else.
+pub(crate) struct LowRank {
+    pub d: Poly,
+    pub left: Vec<Poly>,
+    pub right: Vec<Poly>,
+    pub c: Vec<Vec<Poly>>,
+    pub i: Ix,
+    pub dim: Dim,
+}
+
+/// The diagonal-plus-low-rank form of a vector Hessian (`max` distinct
+/// vectors a side at most).
+pub(crate) fn low_rank(h: &Tensor, max: usize) -> Option<LowRank> {
+    if !h.value_idx.is_empty() || h.order() != 2 || h.wrt_dims.len() != 1 {
+        return None;
+    }
+    let (i, j) = (h.group_indices(0)[0], h.group_indices(1)[0]);
+    let parts = split(&h.expanded().terms, i, j);
+    if parts.other || !parts.gram.is_empty() || parts.outer.is_empty() {
+        return None;
+    }
+    let (mut left, mut right): (Vec<Poly>, Vec<Poly>) = (Vec::new(), Vec::new());
+    let mut entries = Vec::new();
+    for (c, u, v) in &parts.outer {
+        let l = left.iter().position(|x| x == u).unwrap_or_else(|| {
+            left.push(u.clone());
+            left.len() - 1
+        });
+        let r = right.iter().position(|x| x == v).unwrap_or_else(|| {
+            right.push(v.clone());
+            right.len() - 1
+        });
+        entries.push((l, r, c.clone()));
+    }
+    if left.len() > max || right.len() > max {
+        return None;
+    }
+    let mut c = vec![vec![Poly::zero(); right.len()]; left.len()];
+    for (l, r, x) in entries {
+        c[l][r] = c[l][r].add(&x);
+    }
+    Some(LowRank {
+        d: parts.diag,
+        left,
+        right,
+        c,
+        i,
+        dim: h.wrt_dims[0].clone(),
+    })
 }
 
 /// `H = diag(d) − κ u uᵀ`, for a vector variable or, with `row` set, for

@@ -251,10 +251,12 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
                         }
                         // A Newton step in O(n) where the Hessian is
                         // diagonal plus rank one (Sherman–Morrison).
-                        if let Some(step) = newton_step(t) {
+                        let step = newton_step(t).map(|s| (s, "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there."))
+                            .or_else(|| woodbury_step(t).map(|s| (s, "`(H + λI)⁻¹ v` by the Woodbury identity, O(n) (H is diagonal plus rank at most two; see `symdiff analyze`). λ must keep H + λI invertible.")));
+                        if let Some((step, doc)) = step {
                             let f = Function {
                                 name: name("_newton"),
-                                doc: "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.".into(),
+                                doc: doc.into(),
                                 direction: true,
                                 tensor_out: true,
                                 value_too: false,
