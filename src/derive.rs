@@ -711,6 +711,7 @@ impl crate::matform::Namer for PartNamer<'_, '_> {
     }
 }
 
+#[doc(hidden)]
 /// Whether the program text has a number literal that is not a short
 /// fraction (`0.7978845608`, `1e-3`): then results print as decimals, as
 /// the user wrote them; otherwise as exact fractions (`0.5` reads `1/2`).

@@ -431,6 +431,7 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
     })
 }
 
+#[doc(hidden)]
 /// The numeric shape of a derivative tensor at a point.
 pub fn tensor_shape(t: &Tensor, point: &Point) -> Vec<usize> {
     let mut shape: Vec<usize> = t.value_dims.iter().map(|d| point.size(d)).collect();
@@ -440,6 +441,7 @@ pub fn tensor_shape(t: &Tensor, point: &Point) -> Vec<usize> {
     shape
 }
 
+#[doc(hidden)]
 /// Checks that the tensor at this point is small enough to print.
 pub fn check_size(
     value_shape: &Shape,
@@ -564,6 +566,7 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
+#[doc(hidden)]
 /// Evaluates atoms with caching.
 pub struct Evaluator<'a> {
     point: &'a Point,

@@ -2,9 +2,12 @@
 //! egg, evaluated or compiled.
 //!
 //! The pipeline, one module per stage:
-//! `grammar/symdiff.pest` → [`parse`] → [`shape`] → [`lower`] (index IR,
-//! [`ir`]) → [`diff`] (with [`sym`] for symmetry classes) → [`simplify`]
-//! ([`lang`], [`rules`]) → [`render`] | [`eval`].
+//! `grammar/symdiff.pest` → `parse` → `shape` → `lower` (index IR, `ir`)
+//! → `diff` (with `sym` for symmetry classes) → `simplify` (`lang`,
+//! `rules`) → `render` | [`eval`] | [`codegen`]. The stages are public
+//! for the crate's own tests but hidden from these docs; the API is
+//! [`derive()`], [`eval`], [`codegen`], [`analyze`], [`explain`] and
+//! [`Builder`].
 //!
 //! # Kernels from a build script
 //!
@@ -31,28 +34,51 @@
 // The crate docs show build scripts, whose `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]
 
+// The API: what a user of `derive`, `eval`, `codegen`, `analyze`,
+// `--explain` and the build-script `Builder` needs (with the re-exports
+// below).
 pub mod analyze;
-pub mod ast;
-pub mod budget;
 pub mod builder;
 pub mod codegen;
-pub mod compact;
 pub mod derive;
 pub mod diag;
-pub mod diff;
 pub mod eval;
 pub mod explain;
+
+// The pipeline's stages. Public for the crate's own tests, benchmarks and
+// fuzz targets (which check each stage against independent truth), not
+// part of the API: hidden from the documentation, free to change.
+#[doc(hidden)]
+pub mod ast;
+#[doc(hidden)]
+pub mod budget;
+#[doc(hidden)]
+pub mod compact;
+#[doc(hidden)]
+pub mod diff;
+#[doc(hidden)]
 pub mod ir;
+#[doc(hidden)]
 pub mod kernel_algebra;
+#[doc(hidden)]
 pub mod lang;
+#[doc(hidden)]
 pub mod lower;
+#[doc(hidden)]
 pub mod matform;
+#[doc(hidden)]
 pub mod parse;
+#[doc(hidden)]
 pub mod ratfun;
+#[doc(hidden)]
 pub mod render;
+#[doc(hidden)]
 pub mod rules;
+#[doc(hidden)]
 pub mod shape;
+#[doc(hidden)]
 pub mod simplify;
+#[doc(hidden)]
 pub mod sym;
 
 pub use builder::{BuildError, Builder};

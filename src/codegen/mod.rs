@@ -5,19 +5,26 @@
 //! Contractions with a direction `v` are formed in the index IR *before*
 //! any loop exists, so the normal form turns `Σ_j H_ij v_j` into
 //! `s·(p_i v_i − p_i Σ_b p_b v_b)` and `D^k f[v, …, v]` into products of
-//! moments `Σ_b p_b v_b^r`: O(n) and O(k·n) by construction. [`loops`]
-//! lowers each to loop nests, [`emit`] prints them with `quote`, and
+//! moments `Σ_b p_b v_b^r`: O(n) and O(k·n) by construction. `loops`
+//! lowers each to loop nests, `emit` prints them with `quote`, and
 //! `prettyplease` formats the module.
 
+#[doc(hidden)]
 pub mod catalogue;
+#[doc(hidden)]
 pub mod emit;
+#[doc(hidden)]
 pub mod interp;
+#[doc(hidden)]
 pub mod loops;
+#[doc(hidden)]
 pub mod runtime;
+#[doc(hidden)]
 pub mod signature;
 pub mod spec;
 
 pub(crate) use crate::kernel_algebra::*;
+#[doc(hidden)]
 pub use catalogue::*;
 pub(crate) use signature::*;
 pub use spec::*;
@@ -40,6 +47,7 @@ pub fn kernel_items(spec: &KernelSpec) -> Result<(TokenStream, String)> {
     Ok((items, runtime))
 }
 
+#[doc(hidden)]
 /// The loop nests of every function of a kernel, by function name (for
 /// [`interp`], which runs them without compiling them).
 pub fn kernel_plans(spec: &KernelSpec) -> Result<Vec<(String, interp::Plan)>> {

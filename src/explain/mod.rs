@@ -7,7 +7,7 @@
 //! 1. the expression, then its definitions expanded (the lowered index
 //!    form: `xent(z, q)` is `sum(q)·logsumexp(z) − Σ_a q_a z_a`);
 //! 2. for each order, the sum and product rules write the derivative as
-//!    unevaluated derivatives `∂g/∂z_i` of the atoms `g` (an [`Ex`] tree);
+//!    unevaluated derivatives `∂g/∂z_i` of the atoms `g` (an `Ex` tree);
 //! 3. each following step applies one rule to every unevaluated
 //!    derivative of one kind of atom (chain rule through logsumexp, the
 //!    derivative of softmax, `∂z_a/∂z_i = δ_ai`, …), outermost first; runs

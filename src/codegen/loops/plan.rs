@@ -140,7 +140,7 @@ pub enum Stmt {
     /// Adds `value` to every entry of `out` that one symmetry class puts it
     /// in: the class's derivative slots are split into blocks (slot `s` in
     /// block `b` gets index `vars[b]`), one way per distinct term of the
-    /// class — see [`orbit_rows`].
+    /// class — see [`super::build::orbit_rows`].
     Scatter {
         /// The loop variable of each block (all of one length).
         vars: Vec<(Var, Dim)>,

@@ -7,7 +7,7 @@
 //!    reciprocal;
 //! 3. scheduling ([`Body::finish`]): the live temporaries in dependency
 //!    order, each a loop nest or a reduction;
-//! 4. [`fuse`]: adjacent loops over one range become one pass, then
+//! 4. `fuse`: adjacent loops over one range become one pass, then
 //!    [`sink`] moves a loop up past what it commutes with to meet an
 //!    earlier loop over its range, and they fuse too;
 //!    A sum over rows right after the loop over them folds into it

@@ -1,5 +1,5 @@
 //! Sinking: a loop moves up past statements it commutes with, to sit right
-//! after an earlier loop over the same range, so that [`super::fuse`] can
+//! after an earlier loop over the same range, so that `fuse` can
 //! merge them. In `f_value_grad` of a batched loss the reduction of the
 //! value over rows sits between the row passes and the gradient's output
 //! loop; moving the output loop up puts the whole gradient in one pass per
