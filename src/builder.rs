@@ -10,23 +10,53 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 
 use crate::codegen::{format_module, kernel_items, Float, KernelSpec};
+use crate::diag::Error;
 
 /// A kernel that could not be generated, or a file that could not be
-/// written.
+/// written: the structured diagnostic, with the kernel and its expression
+/// so that it can be drawn under the expression (`Display` does).
 #[derive(Clone)]
 pub struct BuildError {
     /// The kernel concerned (empty for errors about the output file).
     pub kernel: String,
-    /// What went wrong, with the place in the expression when there is one.
-    pub message: String,
+    /// The kernel's expression, which the diagnostic's places point into
+    /// (empty when the error is not about one).
+    pub expr: String,
+    /// What went wrong: message, places in the expression, notes.
+    pub error: Error,
+}
+
+impl BuildError {
+    /// An error with no place in an expression.
+    fn plain(kernel: impl Into<String>, message: impl Into<String>) -> BuildError {
+        BuildError {
+            kernel: kernel.into(),
+            expr: String::new(),
+            error: Error::new(message),
+        }
+    }
+
+    /// The one-line summary (without the drawing).
+    pub fn message(&self) -> &str {
+        &self.error.message
+    }
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.kernel.is_empty() {
-            write!(f, "symdiff: {}", self.message)
+        let body = if self.expr.is_empty() && self.error.spots.is_empty() {
+            let mut m = self.error.message.clone();
+            for n in &self.error.notes {
+                m.push_str(&format!("\n  = note: {n}"));
+            }
+            m
         } else {
-            write!(f, "symdiff kernel `{}`: {}", self.kernel, self.message)
+            self.error.render(&self.expr, None)
+        };
+        if self.kernel.is_empty() {
+            write!(f, "symdiff: {body}")
+        } else {
+            write!(f, "symdiff kernel `{}`: {body}", self.kernel)
         }
     }
 }
@@ -113,10 +143,10 @@ impl Builder {
                 self.kernel(name, &expr)
             }
             Err(e) => {
-                self.error.get_or_insert(BuildError {
-                    kernel: name.into(),
-                    message: format!("cannot read {}: {e}", path.display()),
-                });
+                self.error.get_or_insert(BuildError::plain(
+                    name,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
                 self
             }
         }
@@ -150,10 +180,10 @@ impl Builder {
                     .last()
                     .map(|k| k.name.clone())
                     .unwrap_or_default();
-                self.error.get_or_insert(BuildError {
-                    kernel: name,
-                    message: "orders must be a bounded, non-empty range such as 0..=3".into(),
-                });
+                self.error.get_or_insert(BuildError::plain(
+                    name,
+                    "orders must be a bounded, non-empty range such as 0..=3",
+                ));
             }
         }
         self
@@ -210,10 +240,10 @@ impl Builder {
         let specs = self.specs();
         for (i, k) in self.kernels.iter().enumerate() {
             if self.kernels[..i].iter().any(|o| o.name == k.name) {
-                return Err(BuildError {
-                    kernel: k.name.clone(),
-                    message: "two kernels have this name".into(),
-                });
+                return Err(BuildError::plain(
+                    k.name.clone(),
+                    "two kernels have this name",
+                ));
             }
         }
         let mut all = Vec::new();
@@ -225,7 +255,8 @@ impl Builder {
             // One by one, so the error names its kernel and points into its expression.
             let (tokens, helpers) = kernel_items(&s).map_err(|e| BuildError {
                 kernel: s.name.clone(),
-                message: e.render(&s.expr, None),
+                expr: s.expr.clone(),
+                error: e,
             })?;
             items.extend(tokens);
             runtime.push_str(&helpers);
@@ -237,9 +268,10 @@ impl Builder {
             &runtime,
             "symdiff::Builder, from a build script",
         )
-        .map_err(|e| BuildError {
+        .map_err(|error| BuildError {
             kernel: String::new(),
-            message: e.message,
+            expr: String::new(),
+            error,
         })
     }
 
@@ -250,9 +282,11 @@ impl Builder {
         let path = path.as_ref();
         let text = self.generate()?;
         if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(path, text).map_err(|e| BuildError {
-                kernel: String::new(),
-                message: format!("cannot write {}: {e}", path.display()),
+            std::fs::write(path, text).map_err(|e| {
+                BuildError::plain(
+                    String::new(),
+                    format!("cannot write {}: {e}", path.display()),
+                )
             })?;
         }
         for f in &self.read {
@@ -276,10 +310,7 @@ impl Builder {
     pub fn write_to_out_dir(&self, file_name: &str) -> Result<(), BuildError> {
         let dir = match &self.out_dir {
             Some(d) => d.clone(),
-            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| BuildError {
-                kernel: String::new(),
-                message: "OUT_DIR is not set: call write_to_out_dir from a build script, or set out_dir(...)".into(),
-            })?,
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| BuildError::plain(String::new(), "OUT_DIR is not set: call write_to_out_dir from a build script, or set out_dir(...)"))?,
         };
         self.write(dir.join(file_name))
     }

@@ -61,6 +61,10 @@ fn a_build_script_unwrap_shows_the_drawn_diagnostic() {
         .kernel("bad", "xent(z q)")
         .generate()
         .unwrap_err();
+    // The structured diagnostic is kept, not only its drawing.
+    assert_eq!(e.kernel, "bad");
+    assert_eq!(e.expr, "xent(z q)");
+    assert!(!e.error.spots.is_empty(), "a place in the expression");
     let shown = format!("{e:?}");
     assert!(shown.contains("kernel `bad`"), "{shown}");
     assert!(
