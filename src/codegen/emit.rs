@@ -13,12 +13,18 @@ use std::collections::HashMap;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+mod expr;
+mod helpers;
 mod names;
 mod reduce;
+mod rows;
+
+pub use helpers::{helpers, Helpers};
+use rows::{Block, NextRow, RowSlice};
 
 use super::loops::{Access, Array, Part, Place, Scalar, Stmt, Temp, Var};
 use super::Float;
-use crate::ir::{Dim, Fun};
+use crate::ir::Dim;
 
 /// Reductions over fixed lengths below this run with one accumulator.
 const SPLIT_FROM: usize = 16;
@@ -43,73 +49,6 @@ pub struct Names {
     pub float: Float,
 }
 
-/// Which helper functions a body uses.
-#[derive(Default, Clone, Copy)]
-pub struct Helpers {
-    /// The polynomial `exp`, for any argument.
-    pub exp: bool,
-    /// The polynomial `exp` of a shifted argument (never far above zero).
-    pub exp_shifted: bool,
-    /// Stable sigmoid.
-    pub sigmoid: bool,
-    /// Stable softplus.
-    pub softplus: bool,
-    /// The orbit enumerator of scattered symmetry classes.
-    pub orbit: bool,
-    /// The pairwise fold of a blocked pass's 64 partial results.
-    pub fold: bool,
-}
-
-impl Helpers {
-    /// The runtime helpers (see [`super::runtime`]) these flags name.
-    pub fn runtime_names(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        for (on, name) in [
-            (self.exp, "exp"),
-            (self.exp_shifted, "exp_shifted"),
-            (self.sigmoid, "sigmoid"),
-            (self.softplus, "softplus"),
-            (self.fold, "fold64"),
-        ] {
-            if on {
-                out.push(name);
-            }
-        }
-        out
-    }
-
-    /// Adds the helpers `x` needs.
-    pub fn note(&mut self, x: &Scalar) {
-        super::loops::visit(x, &mut |s| match s {
-            Scalar::Call(Fun::Exp, _) => self.exp = true,
-            Scalar::ExpShifted(_) => self.exp_shifted = true,
-            Scalar::Call(Fun::Sigmoid, _) => {
-                self.exp_shifted = true;
-                self.sigmoid = true
-            }
-            Scalar::Call(Fun::Softplus, _) => {
-                self.exp_shifted = true;
-                self.softplus = true
-            }
-            _ => {}
-        });
-    }
-
-    /// Adds the helpers a statement needs.
-    pub fn note_stmt(&mut self, s: &Stmt) {
-        match s {
-            Stmt::Loop { body, .. } => body.iter().for_each(|b| self.note_stmt(b)),
-            Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| self.note(&p.body)),
-            Stmt::Store { value, .. } | Stmt::Return(value) => self.note(value),
-            Stmt::Scatter { value, .. } => {
-                self.orbit = true;
-                self.note(value)
-            }
-            Stmt::ZeroOut => {}
-        }
-    }
-}
-
 /// Precedence levels: sum < product < unary < postfix.
 const SUM: u8 = 0;
 const PRODUCT: u8 = 1;
@@ -127,18 +66,6 @@ pub struct Emitter<'a> {
     ahead: RefCell<Vec<NextRow>>,
     /// Whether a blocked pass was emitted (its fold is a runtime helper).
     pub(crate) folded: std::cell::Cell<bool>,
-}
-
-/// An input matrix `a[r, j]` that a loop over rows `r` reads a row of at a
-/// time. Blocked passes over row `r` with a costly body (`exp`) prefetch
-/// the same block of row `r + 1`, so that its loads from memory overlap
-/// with this row's arithmetic instead of waiting for the next row's first
-/// pass.
-struct NextRow {
-    array: Array,
-    row: Var,
-    /// The row length.
-    len: Dim,
 }
 
 /// Every array access of `x`, as a read.
@@ -161,31 +88,6 @@ fn body_accesses<'p>(parts: impl IntoIterator<Item = &'p Part>) -> Vec<(&'p Acce
         out.extend(p.keep.iter().map(|a| (a, true)));
     }
     out
-}
-
-/// One row of an array, sliced before an innermost loop that walks it:
-/// `let x_r5 = &x[base..][..n];` and `x_r5[i5]` in the loop, so the bounds
-/// are checked once per row, not per entry (which keeps the compiler from
-/// vectorizing the loop when the row is short). A block of a split
-/// reduction slices the same way: `let x_b5 = &x_r5[b5..][..len5];` and
-/// `x_b5[j5]`.
-struct RowSlice {
-    array: Array,
-    /// The access's indices before the last, which the loop leaves fixed.
-    prefix: Vec<(Var, Dim)>,
-    /// The loop variable, the access's last index.
-    var: Var,
-    name: Ident,
-    /// What the slice is indexed by: `var` itself, or a block's offset.
-    at: Ident,
-}
-
-/// A block of a split reduction over `var`: entries `start..start + len`,
-/// walked by `j`.
-struct Block<'b> {
-    start: &'b Ident,
-    len: &'b Ident,
-    j: &'b Ident,
 }
 
 impl<'a> Emitter<'a> {
@@ -244,52 +146,6 @@ impl<'a> Emitter<'a> {
         match d {
             Dim::Fixed(k) => Some(*k),
             Dim::Named(n) => self.names.fixed.get(&**n).copied(),
-        }
-    }
-
-    fn num(&self, c: f64) -> TokenStream {
-        if !c.is_finite() {
-            // Constant folding can overflow (`1e308 * 10`) or leave the
-            // domain (`sqrt(-1)`): name the value, there is no literal.
-            let ty = self.ty();
-            return match (c.is_nan(), c > 0.0) {
-                (true, _) => quote!(#ty::NAN),
-                (false, true) => quote!(#ty::INFINITY),
-                (false, false) => quote!(#ty::NEG_INFINITY),
-            };
-        }
-        let l = match self.names.float {
-            Float::F64 => Literal::f64_unsuffixed(c.abs()),
-            Float::F32 => Literal::f32_unsuffixed(c.abs() as f32),
-        };
-        if c < 0.0 {
-            quote!(-#l)
-        } else {
-            quote!(#l)
-        }
-    }
-
-    /// `a` as the receiver of a method call: a literal gets its type
-    /// suffix (`2.0_f64.ln()`; a bare `2.0.ln()` is ambiguous to rustc).
-    fn receiver(&self, a: &Scalar) -> TokenStream {
-        let fixed = match a {
-            Scalar::Num(c) => Some(*c),
-            Scalar::Dim(d) => self.fixed(d).map(|k| k as f64),
-            _ => None,
-        };
-        match fixed {
-            Some(c) if c.is_finite() => {
-                let l = match self.names.float {
-                    Float::F64 => Literal::f64_suffixed(c.abs()),
-                    Float::F32 => Literal::f32_suffixed(c.abs() as f32),
-                };
-                if c < 0.0 {
-                    quote!((-#l))
-                } else {
-                    quote!(#l)
-                }
-            }
-            _ => self.at(a, POSTFIX),
         }
     }
 
@@ -363,236 +219,8 @@ impl<'a> Emitter<'a> {
         quote!(#name[#at])
     }
 
-    /// The row slices an innermost loop over `var` can take: arrays that
-    /// every access in the loop reads or writes at one row, walked by
-    /// `var` in its last index. With their `let` statements. In a block of
-    /// a split reduction, vectors (an empty row prefix) are sliced too, and
-    /// a row already sliced is sliced again from its slice.
-    fn row_slices(
-        &self,
-        var: Var,
-        dim: &Dim,
-        accesses: &[(&Access, bool)],
-        block: Option<&Block>,
-    ) -> (Vec<RowSlice>, TokenStream) {
-        // Per array: the one row it is accessed at (None: several, or not
-        // by `var` last), and whether it is written.
-        type Prefix = Option<Vec<(Var, Dim)>>;
-        let mut seen: Vec<(Array, Prefix, bool)> = Vec::new();
-        for &(a, write) in accesses {
-            let row = match a.idx.split_last() {
-                Some(((last, _), prefix))
-                    if *last == var
-                        && (block.is_some() || !prefix.is_empty())
-                        && prefix.iter().all(|(v, _)| *v != var) =>
-                {
-                    Some(prefix.to_vec())
-                }
-                _ => None,
-            };
-            match seen.iter_mut().find(|(array, ..)| *array == a.array) {
-                Some((_, known, w)) => {
-                    if *known != row {
-                        *known = None;
-                    }
-                    *w |= write;
-                }
-                None => seen.push((a.array.clone(), row, write)),
-            }
-        }
-        let d = self.dim(dim);
-        let mut rows = Vec::new();
-        let mut lets = TokenStream::new();
-        for (array, prefix, write) in seen {
-            let Some(prefix) = prefix else { continue };
-            let src = self.array(&array);
-            let borrow = if write { quote!(&mut) } else { quote!(&) };
-            let base = self.flat(&prefix);
-            let base = if prefix.len() > 1 {
-                quote!((#base))
-            } else {
-                base
-            };
-            let (name, at) = match block {
-                None => {
-                    let name = format_ident!("{}_r{}", src, var);
-                    lets.extend(quote!(let #name = #borrow #src[#base * #d..][..#d];));
-                    (name, Self::var(var))
-                }
-                Some(Block { start, len, j }) => {
-                    let name = format_ident!("{}_b{}", src, var);
-                    let from = match self.slice_of(&array, var, &prefix) {
-                        Some((row, _)) => quote!(#row[#start..]),
-                        None if prefix.is_empty() => quote!(#src[#start..]),
-                        None => quote!(#src[#base * #d + #start..]),
-                    };
-                    lets.extend(quote!(let #name = #borrow #from[..#len];));
-                    (name, (*j).clone())
-                }
-            };
-            rows.push(RowSlice {
-                array,
-                prefix,
-                var,
-                name,
-                at,
-            });
-        }
-        (rows, lets)
-    }
-
     pub(crate) fn helper(&self, what: &str) -> Ident {
         format_ident!("{}_{}", self.names.kernel, what)
-    }
-
-    /// An expression at precedence at least `need`.
-    fn at(&self, x: &Scalar, need: u8) -> TokenStream {
-        let (t, level) = self.expr(x);
-        if level < need {
-            quote!((#t))
-        } else {
-            t
-        }
-    }
-
-    /// An expression and its precedence level.
-    pub fn expr(&self, x: &Scalar) -> (TokenStream, u8) {
-        let ty = self.ty();
-        match x {
-            Scalar::Num(c) => (
-                self.num(*c),
-                if *c < 0.0 || c.is_nan() {
-                    UNARY
-                } else {
-                    POSTFIX
-                },
-            ),
-            Scalar::Temp(t) => {
-                let n = &self.temp_names[*t];
-                (quote!(#n), POSTFIX)
-            }
-            Scalar::Load(a) => match a.array {
-                Array::Temp(t) if self.wide(t) => {
-                    let x = self.access(a);
-                    (quote!((#x as f32)), POSTFIX)
-                }
-                _ => (self.access(a), POSTFIX),
-            },
-            Scalar::Dim(d) => match self.fixed(d) {
-                Some(k) => (self.num(k as f64), POSTFIX),
-                None => {
-                    let d = self.dim(d);
-                    (quote!((#d as #ty)), POSTFIX)
-                }
-            },
-            Scalar::Sum(xs) => {
-                let mut out = TokenStream::new();
-                // A positive term first reads better: `s·p − q`, not `−q + s·p`.
-                let mut xs = xs.clone();
-                if let Some(k) = xs.iter().position(|y| !split_sign(y).0) {
-                    let first = xs.remove(k);
-                    xs.insert(0, first);
-                }
-                for (k, y) in xs.iter().enumerate() {
-                    let (neg, body) = split_sign(y);
-                    let t = self.at(&body, if k == 0 && !neg { SUM } else { PRODUCT });
-                    out.extend(match (k, neg) {
-                        (0, false) => t,
-                        (0, true) => {
-                            let t = self.at(&body, UNARY);
-                            quote!(-#t)
-                        }
-                        (_, false) => quote!(+ #t),
-                        (_, true) => quote!(- #t),
-                    });
-                }
-                (out, SUM)
-            }
-            Scalar::Sub(a, b) => {
-                let (a, b) = (self.at(a, SUM), self.at(b, PRODUCT));
-                (quote!(#a - #b), SUM)
-            }
-            Scalar::Product(xs) => {
-                let mut out = TokenStream::new();
-                for (k, y) in xs.iter().enumerate() {
-                    match (k, y) {
-                        (0, Scalar::Recip(r)) => {
-                            let one = self.num(1.0);
-                            let r = self.at(r, UNARY);
-                            out.extend(quote!(#one / #r));
-                        }
-                        (_, Scalar::Recip(r)) => {
-                            let r = self.at(r, UNARY);
-                            out.extend(quote!(/ #r));
-                        }
-                        (0, _) => out.extend(self.at(y, UNARY)),
-                        _ => {
-                            let t = self.at(y, UNARY);
-                            out.extend(quote!(* #t));
-                        }
-                    }
-                }
-                (out, PRODUCT)
-            }
-            Scalar::Neg(a) => {
-                let a = self.at(a, UNARY);
-                (quote!(-#a), UNARY)
-            }
-            Scalar::Recip(a) => {
-                let one = self.num(1.0);
-                let a = self.at(a, UNARY);
-                (quote!(#one / #a), PRODUCT)
-            }
-            Scalar::Powi(a, k) => {
-                let a = self.receiver(a);
-                let k = Literal::i32_unsuffixed(*k);
-                (quote!(#a.powi(#k)), POSTFIX)
-            }
-            Scalar::Powf(a, b) => {
-                let a = self.receiver(a);
-                let b = self.at(b, SUM);
-                (quote!(#a.powf(#b)), POSTFIX)
-            }
-            Scalar::Sqrt(a) => {
-                let a = self.receiver(a);
-                (quote!(#a.sqrt()), POSTFIX)
-            }
-            Scalar::Ln(a) => {
-                let a = self.receiver(a);
-                (quote!(#a.ln()), POSTFIX)
-            }
-            Scalar::ExpShifted(a) => {
-                let f = self.helper("exp_shifted");
-                let a = self.at(a, SUM);
-                (quote!(#f::<FMA>(#a)), POSTFIX)
-            }
-            Scalar::Call(f, a) => {
-                let method = |m: &str| {
-                    let m = format_ident!("{}", m);
-                    let a = self.receiver(a);
-                    (quote!(#a.#m()), POSTFIX)
-                };
-                let helper = |h: &str| {
-                    let h = self.helper(h);
-                    let a = self.at(a, SUM);
-                    (quote!(#h::<FMA>(#a)), POSTFIX)
-                };
-                match f {
-                    Fun::Exp => helper("exp"),
-                    Fun::Sigmoid => helper("sigmoid"),
-                    Fun::Softplus => helper("softplus"),
-                    Fun::Log => method("ln"),
-                    Fun::Sin => method("sin"),
-                    Fun::Cos => method("cos"),
-                    Fun::Tanh => method("tanh"),
-                }
-            }
-            Scalar::Delta(a, b) => {
-                let (a, b) = (Self::var(*a), Self::var(*b));
-                let (one, zero) = (self.num(1.0), self.num(0.0));
-                (quote!((if #a == #b { #one } else { #zero })), POSTFIX)
-            }
-        }
     }
 
     /// Declarations of the array temporaries.
@@ -774,93 +402,6 @@ impl<'a> Emitter<'a> {
             Stmt::Return(v) => self.at(v, SUM),
         }
     }
-
-    /// `emit` for the body of a loop over rows `row`, knowing the input
-    /// matrices the body reads one row of (all reads at `[row, j]`).
-    fn with_next_rows(
-        &self,
-        row: Var,
-        body: &[Stmt],
-        emit: impl FnOnce() -> TokenStream,
-    ) -> TokenStream {
-        let mut reads = Vec::new();
-        for s in body {
-            super::loops::visit_stmt(s, &mut |e| {
-                if let Scalar::Load(a) = e {
-                    reads.push(a)
-                }
-            });
-        }
-        let mut found: Vec<NextRow> = Vec::new();
-        let mut other: Vec<Array> = Vec::new();
-        for a in reads {
-            if !matches!(a.array, Array::Input(_)) {
-                continue;
-            }
-            match &a.idx[..] {
-                [(r, _), (j, len)] if *r == row && *j != row => {
-                    if !found.iter().any(|f| f.array == a.array) {
-                        found.push(NextRow {
-                            array: a.array.clone(),
-                            row,
-                            len: len.clone(),
-                        })
-                    }
-                }
-                _ => other.push(a.array.clone()),
-            }
-        }
-        found.retain(|f| !other.contains(&f.array));
-        scoped(&self.ahead, found, emit)
-    }
-
-    /// Prefetches of the next row's block `start..start + len` of the
-    /// matrices whose rows have length `dim`.
-    fn prefetch_next_rows(&self, var: Var, dim: &Dim, start: &Ident, len: &Ident) -> TokenStream {
-        let ahead = self.ahead.borrow();
-        let rows: Vec<&NextRow> = ahead.iter().filter(|r| r.len == *dim).collect();
-        if rows.is_empty() {
-            return TokenStream::new();
-        }
-        let d = self.dim(dim);
-        let at = format_ident!("ahead{}", var);
-        let line = Literal::usize_unsuffixed(match self.names.float {
-            Float::F64 => 8,
-            Float::F32 => 16,
-        });
-        let fetches = rows.iter().map(|r| {
-            let (src, row) = (self.array(&r.array), Self::var(r.row));
-            // Past the last row the address is outside the array: a
-            // prefetch never faults, and `wrapping_add` makes no claim.
-            quote! {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    #src.as_ptr().wrapping_add((#row + 1) * #d + #at).cast::<i8>(),
-                );
-            }
-        });
-        quote! {
-            #[cfg(target_arch = "x86_64")]
-            for #at in (#start..#start + #len).step_by(#line) {
-                unsafe { #(#fetches)* }
-            }
-        }
-    }
-
-    /// `emit`, with accesses to these rows going through their slices.
-    fn with_rows<R>(&self, rows: Vec<RowSlice>, emit: impl FnOnce() -> R) -> R {
-        scoped(&self.rows, rows, emit)
-    }
-}
-
-/// `emit` with `items` pushed on `stack`, popped again after.
-fn scoped<T, R>(stack: &RefCell<Vec<T>>, items: Vec<T>, emit: impl FnOnce() -> R) -> R {
-    let taken = items.len();
-    stack.borrow_mut().extend(items);
-    let code = emit();
-    let mut stack = stack.borrow_mut();
-    let keep = stack.len() - taken;
-    stack.truncate(keep);
-    code
 }
 
 /// Whether `ts` uses the identifier `id`.
@@ -870,46 +411,4 @@ fn mentions(ts: &TokenStream, id: &Ident) -> bool {
         proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), id),
         _ => false,
     })
-}
-
-/// A term's sign, for printing `a - b` rather than `a + -b`.
-fn split_sign(x: &Scalar) -> (bool, Scalar) {
-    match x {
-        Scalar::Neg(a) => (true, (**a).clone()),
-        Scalar::Num(c) if *c < 0.0 => (true, Scalar::Num(-c)),
-        Scalar::Product(fs) => match fs.first() {
-            Some(Scalar::Num(c)) if *c < 0.0 => {
-                let mut fs = fs.clone();
-                if *c == -1.0 {
-                    fs.remove(0);
-                } else {
-                    fs[0] = Scalar::Num(-c);
-                }
-                (
-                    true,
-                    if fs.len() == 1 {
-                        fs.pop().unwrap()
-                    } else {
-                        Scalar::Product(fs)
-                    },
-                )
-            }
-            _ => (false, x.clone()),
-        },
-        _ => (false, x.clone()),
-    }
-}
-
-/// The helper functions a kernel's bodies use that are generated as
-/// items (the orbit enumerator); the others are [`super::runtime`] source.
-pub fn helpers(kernel: &str, _float: Float, used: Helpers) -> TokenStream {
-    let mut out = TokenStream::new();
-    if used.orbit {
-        // The helper's text is the one the interpreter compiles.
-        let mut item: syn::ItemFn =
-            syn::parse_str(include_str!("orbit_fn.rs")).expect("orbit_fn.rs is one function");
-        item.sig.ident = format_ident!("{}_orbit", kernel);
-        out.extend(quote!(#item));
-    }
-    out
 }
