@@ -26,7 +26,7 @@ pub struct Helpers {
 }
 
 impl Helpers {
-    /// The runtime helpers (see [`super::runtime`]) these flags name.
+    /// The runtime helpers (see [`crate::codegen::runtime`]) these flags name.
     pub fn runtime_names(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         for (on, name) in [
@@ -76,7 +76,7 @@ impl Helpers {
 }
 
 /// The helper functions a kernel's bodies use that are generated as
-/// items (the orbit enumerator); the others are [`super::runtime`] source.
+/// items (the orbit enumerator); the others are [`crate::codegen::runtime`] source.
 pub fn helpers(kernel: &str, _float: Float, used: Helpers) -> TokenStream {
     let mut out = TokenStream::new();
     if used.orbit {
