@@ -150,3 +150,14 @@ proptest! {
         }
     }
 }
+
+/// A scalar variable has no index: `∂²f/∂x²`, `∂x/∂x = 1`.
+#[test]
+fn scalar_variables_are_written_without_indices() {
+    let e = explain("x^3 + sin(x)", 2, None, &[]);
+    let text = e.text();
+    assert!(text.contains("∂²f/∂x² = "), "{text}");
+    assert!(text.contains("∂x/∂x = 1"), "{text}");
+    assert!(!text.contains("∂x_"), "{text}");
+    assert_checked(&e, "x^3 + sin(x)");
+}

@@ -67,15 +67,24 @@ pub(super) fn show_ex(ex: &Ex, ctx: &mut Ctx, syntax: Syntax) -> String {
                 &**a,
                 Atom::Var { .. } | Atom::Softmax { .. } | Atom::Func(..) | Atom::Lse { .. }
             );
+            // A scalar variable has no index to write.
+            let jn = j.join("");
             if latex {
                 let l = if simple { l } else { paren(l) };
-                format!(
-                    "\\frac{{\\partial {l}}}{{\\partial {w}_{{{}}}}}",
-                    j.join("")
-                )
+                let den = if jn.is_empty() {
+                    w.to_string()
+                } else {
+                    format!("{w}_{{{jn}}}")
+                };
+                format!("\\frac{{\\partial {l}}}{{\\partial {den}}}")
             } else {
                 let t = if simple { t } else { paren(t) };
-                format!("∂{t}/∂{w}_{}", j.join(""))
+                let den = if jn.is_empty() {
+                    w.to_string()
+                } else {
+                    format!("{w}_{jn}")
+                };
+                format!("∂{t}/∂{den}")
             }
         }
         Ex::Add(xs) => {
@@ -169,6 +178,21 @@ pub(super) fn derivative_lhs(
         .map(|g| g.iter().map(|i| names.name_of(*i)).collect::<String>())
         .collect();
     let sup = if k > 1 { superscript(k) } else { String::new() };
+    // A scalar variable: ∂²f/∂x².
+    if dens.iter().all(|j| j.is_empty()) {
+        let lsup = if k > 1 {
+            format!("^{{{k}}}")
+        } else {
+            String::new()
+        };
+        return (
+            format!("∂{sup}{f}/∂{w}{sup}"),
+            format!(
+                "\\frac{{\\partial{lsup} {}}}{{\\partial {w}{lsup}}}",
+                latex_lhs(f)
+            ),
+        );
+    }
     let text = format!(
         "∂{sup}{f}/{}",
         dens.iter().map(|j| format!("∂{w}_{j}")).collect::<String>()

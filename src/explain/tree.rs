@@ -65,6 +65,10 @@ pub(super) fn rule_of(kind: Kind, ctx: &mut Ctx) -> (String, Option<String>) {
     let j: Vec<String> = ctx.j.iter().map(|i| ctx.names.name_of(*i)).collect();
     let jn = j.join("");
     match kind {
+        Kind::Var if j.is_empty() => (
+            "derivative of a variable".into(),
+            Some(format!("∂{w}/∂{w} = 1")),
+        ),
         Kind::Var => {
             let (a, deltas) = match j.as_slice() {
                 [x] => ("a".to_string(), format!("δ_a{x}")),
