@@ -118,29 +118,7 @@ pub(super) fn rank_structure(
         return;
     }
     if parts.outer.is_empty() {
-        r.line(
-            "structure",
-            &format!("diagonal: H = diag(d) with d_i = {}", show(&diag)),
-        );
-        r.json.insert("structure".into(), "diagonal".into());
-        r.json.insert("d".into(), show(&diag).into());
-        match sign(&diag, show) {
-            Sign::Positive { conds, nonzero } if nonzero.is_empty() => {
-                r.line("definite", &positive_when("positive definite", &conds));
-            }
-            Sign::Positive { conds, nonzero } => {
-                r.line(
-                    "definite",
-                    &format!(
-                        "{}; definite where {}",
-                        positive_when("positive semidefinite", &conds),
-                        nonzero.join(" and ")
-                    ),
-                );
-            }
-            Sign::Unknown => r.line("definite", "depends on the point (the signs of d_i)"),
-        }
-        r.line("newton", "(H + λI)⁻¹ g = g / (d + λ), entry by entry, O(n)");
+        diagonal(&diag, r, show);
         return;
     }
     // Σ c·u vᵀ has its columns in the span of the u's (and rows in the
@@ -185,6 +163,53 @@ pub(super) fn rank_structure(
         pure_rank_one(&simplify(&c), &u, &dim, row.as_ref(), r, show);
         return;
     }
+    diagonal_plus_rank_one(d, h, &diag, &c, &u, (i, j), &dim, row, r, show);
+}
+
+/// `H = diag(d)`: definite where `d` is, and the Newton step entry by
+/// entry.
+fn diagonal(diag: &Poly, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
+    r.line(
+        "structure",
+        &format!("diagonal: H = diag(d) with d_i = {}", show(diag)),
+    );
+    r.json.insert("structure".into(), "diagonal".into());
+    r.json.insert("d".into(), show(diag).into());
+    match sign(diag, show) {
+        Sign::Positive { conds, nonzero } if nonzero.is_empty() => {
+            r.line("definite", &positive_when("positive definite", &conds));
+        }
+        Sign::Positive { conds, nonzero } => {
+            r.line(
+                "definite",
+                &format!(
+                    "{}; definite where {}",
+                    positive_when("positive semidefinite", &conds),
+                    nonzero.join(" and ")
+                ),
+            );
+        }
+        Sign::Unknown => r.line("definite", "depends on the point (the signs of d_i)"),
+    }
+    r.line("newton", "(H + λI)⁻¹ g = g / (d + λ), entry by entry, O(n)");
+}
+
+/// `H = diag(d) − κ u uᵀ` (`c = −κ`): γ, rank, null space, definiteness,
+/// the factor `S` (checked numerically) and the Sherman–Morrison step.
+#[allow(clippy::too_many_arguments)]
+fn diagonal_plus_rank_one(
+    d: &Derivation,
+    h: &Tensor,
+    diag: &Poly,
+    c: &Poly,
+    u: &Poly,
+    (i, j): (Ix, Ix),
+    dim: &Dim,
+    row: Option<(Ix, Dim)>,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let (diag, u, dim) = (diag.clone(), u.clone(), dim.clone());
     let kappa = simplify(&c.neg());
     r.line("structure", "diagonal plus rank one: H = diag(d) − κ u uᵀ");
     if row.is_some() {
