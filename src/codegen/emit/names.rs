@@ -22,7 +22,9 @@ use proc_macro2::Ident;
 use quote::format_ident;
 
 use super::Names;
-use crate::codegen::loops::{visit, Access, Array, Def, RedOp, Scalar, Temp};
+use crate::codegen::loops::{
+    flatten_product, temp_read, visit, Access, Array, Def, RedOp, Scalar, Temp,
+};
 use crate::ir::Dim;
 
 /// One name per temporary.
@@ -85,18 +87,6 @@ pub(super) fn temp_names(names: &Names, temps: &[Temp]) -> Vec<Ident> {
 fn note_dim(d: &Dim, taken: &mut BTreeSet<String>) {
     if let Dim::Named(n) = d {
         taken.insert(n.to_string());
-    }
-}
-
-/// The temporary a scalar reads, if it is a read of one.
-fn temp_read(x: &Scalar) -> Option<usize> {
-    match x {
-        Scalar::Temp(t)
-        | Scalar::Load(Access {
-            array: Array::Temp(t),
-            ..
-        }) => Some(*t),
-        _ => None,
     }
 }
 
@@ -172,10 +162,10 @@ fn math_name(
             // Σ x·p: the mean of x under the softmax (`pv`); Σ x·exps
             // before it is scaled by the reciprocal of their sum.
             let mut factors = Vec::new();
-            flatten(body, &mut factors);
+            flatten_product(body, &mut factors);
             let mut x = None;
             let (mut p, mut exps, mut inv) = (false, false, false);
-            for f in factors {
+            for f in &factors {
                 if let Some(k) = input_read(f) {
                     if x.replace(k).is_some() {
                         return None;
@@ -204,10 +194,10 @@ fn math_name(
 /// exponentials times the reciprocal of their sum): a centred moment.
 fn moment(temps: &[Temp], body: &Scalar) -> Option<i32> {
     let mut factors = Vec::new();
-    flatten(body, &mut factors);
+    flatten_product(body, &mut factors);
     let mut power = None;
     let mut softmax = false;
-    for f in factors {
+    for f in &factors {
         match f {
             Scalar::Powi(b, k) if matches!(&**b, Scalar::Sub(v, _) if input_read(v).is_some()) => {
                 power = Some(*k)
@@ -223,11 +213,4 @@ fn moment(temps: &[Temp], body: &Scalar) -> Option<i32> {
         }
     }
     softmax.then_some(power?)
-}
-
-fn flatten<'a>(x: &'a Scalar, out: &mut Vec<&'a Scalar>) {
-    match x {
-        Scalar::Product(xs) => xs.iter().for_each(|y| flatten(y, out)),
-        y => out.push(y),
-    }
 }

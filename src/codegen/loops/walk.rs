@@ -68,14 +68,13 @@ pub(crate) fn each_child_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
     }
 }
 
-/// Calls `f` on every sub-expression, outermost first.
-pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
-    f(x);
+/// Calls `f` on each direct sub-expression.
+pub(crate) fn each_child<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
     match x {
-        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(|y| visit(y, f)),
+        Scalar::Sum(xs) | Scalar::Product(xs) => xs.iter().for_each(f),
         Scalar::Sub(a, b) | Scalar::Powf(a, b) => {
-            visit(a, f);
-            visit(b, f);
+            f(a);
+            f(b);
         }
         Scalar::Neg(a)
         | Scalar::Recip(a)
@@ -83,10 +82,16 @@ pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
         | Scalar::Sqrt(a)
         | Scalar::Call(_, a)
         | Scalar::ExpShifted(a)
-        | Scalar::Ln(a) => visit(a, f),
+        | Scalar::Ln(a) => f(a),
         Scalar::Num(_) | Scalar::Temp(_) | Scalar::Load(_) | Scalar::Dim(_) | Scalar::Delta(..) => {
         }
     }
+}
+
+/// Calls `f` on every sub-expression, outermost first.
+pub fn visit<'s>(x: &'s Scalar, f: &mut impl FnMut(&'s Scalar)) {
+    f(x);
+    each_child(x, &mut |y| visit(y, f));
 }
 
 pub(crate) fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
@@ -107,6 +112,18 @@ pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
     }
 }
 
+/// Calls `f` on each top-level expression of `s` and the statements in it
+/// (not their sub-expressions: see [`visit_stmt`]).
+pub(crate) fn visit_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
+    match s {
+        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_top(b, f)),
+        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
+        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
+        Stmt::ZeroOut => {}
+    }
+}
+
+/// [`visit_top`], mutably.
 pub(crate) fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),
@@ -255,17 +272,25 @@ pub(crate) fn scalar_temp(s: &mut Stmt, t: usize) {
     });
 }
 
-/// Temporaries an expression reads.
-pub fn temps_read(x: &Scalar, out: &mut BTreeSet<usize>) {
-    visit(x, &mut |s| match s {
+/// The temporary `x` reads, if it is a read of one (a scalar temporary or
+/// an element of a temporary array).
+pub(crate) fn temp_read(x: &Scalar) -> Option<usize> {
+    match x {
         Scalar::Temp(t)
         | Scalar::Load(Access {
             array: Array::Temp(t),
             ..
-        }) => {
-            out.insert(*t);
+        }) => Some(*t),
+        _ => None,
+    }
+}
+
+/// Temporaries an expression reads.
+pub fn temps_read(x: &Scalar, out: &mut BTreeSet<usize>) {
+    visit(x, &mut |s| {
+        if let Some(t) = temp_read(s) {
+            out.insert(t);
         }
-        _ => {}
     });
 }
 

@@ -6,50 +6,23 @@
 
 use crate::codegen::loops::*;
 
-/// The temporary a scalar reads, if it is a read of one.
-fn read_of(x: &Scalar) -> Option<usize> {
-    match x {
-        Scalar::Temp(t)
-        | Scalar::Load(Access {
-            array: Array::Temp(t),
-            ..
-        }) => Some(*t),
-        _ => None,
-    }
-}
-
 /// Marks each temporary read in `x` as read, and as read other than as a
 /// divisor where it is.
 fn survey(x: &Scalar, read: &mut [bool], other: &mut [bool]) {
     match x {
-        Scalar::Recip(a) | Scalar::Powi(a, _) if read_of(a).is_some() => {
-            let t = read_of(a).expect("a read");
+        Scalar::Recip(a) | Scalar::Powi(a, _) if temp_read(a).is_some() => {
+            let t = temp_read(a).expect("a read");
             read[t] = true;
             if matches!(x, Scalar::Powi(_, k) if *k > 0) {
                 other[t] = true;
             }
         }
         _ => {
-            if let Some(t) = read_of(x) {
+            if let Some(t) = temp_read(x) {
                 read[t] = true;
                 other[t] = true;
             }
-            let mut kids = Vec::new();
-            match x {
-                Scalar::Sum(xs) | Scalar::Product(xs) => kids.extend(xs),
-                Scalar::Sub(a, b) | Scalar::Powf(a, b) => kids.extend([&**a, &**b]),
-                Scalar::Neg(a)
-                | Scalar::Recip(a)
-                | Scalar::Powi(a, _)
-                | Scalar::Sqrt(a)
-                | Scalar::Call(_, a)
-                | Scalar::ExpShifted(a)
-                | Scalar::Ln(a) => kids.push(a),
-                _ => {}
-            }
-            for k in kids {
-                survey(k, read, other);
-            }
+            each_child(x, &mut |k| survey(k, read, other));
         }
     }
 }
@@ -58,8 +31,8 @@ fn survey(x: &Scalar, read: &mut [bool], other: &mut [bool]) {
 fn flip_reads(x: &mut Scalar, flipped: &[bool]) {
     visit_mut(x, &mut |y| {
         let new = match y {
-            Scalar::Recip(a) if read_of(a).is_some_and(|t| flipped[t]) => Some((**a).clone()),
-            Scalar::Powi(a, k) if read_of(a).is_some_and(|t| flipped[t]) => Some(if *k == -1 {
+            Scalar::Recip(a) if temp_read(a).is_some_and(|t| flipped[t]) => Some((**a).clone()),
+            Scalar::Powi(a, k) if temp_read(a).is_some_and(|t| flipped[t]) => Some(if *k == -1 {
                 (**a).clone()
             } else {
                 Scalar::Powi(a.clone(), -*k)
@@ -85,7 +58,7 @@ impl Body {
             }
         }
         for s in tail.iter() {
-            visit_stmt_top(s, &mut |x| survey(x, &mut read, &mut other));
+            visit_top(s, &mut |x| survey(x, &mut read, &mut other));
         }
         let flipped: Vec<bool> = (0..n)
             .map(|t| {
@@ -114,15 +87,5 @@ impl Body {
         for s in tail.iter_mut() {
             visit_scalars(s, &mut |x| flip_reads(x, &flipped));
         }
-    }
-}
-
-/// Calls `f` on each top-level expression of `s` and the statements in it.
-fn visit_stmt_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
-    match s {
-        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_stmt_top(b, f)),
-        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
-        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
-        Stmt::ZeroOut => {}
     }
 }
