@@ -640,6 +640,15 @@ impl Derivation {
         crate::parse::one_line(&self.source)
     }
 
+    /// The matrix form `derive` prints (`diag(p) − p pᵀ`, `Xᵀ(A − Y)/m`),
+    /// as text, where one exists.
+    pub fn matrix_form(&self, limits: Limits) -> Option<String> {
+        self.report(Syntax::Text, limits)
+            .0
+            .lines()
+            .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string))
+    }
+
     /// The shape with symbolic dimensions.
     pub fn symbolic_shape(&self) -> Vec<String> {
         let mut s: Vec<String> = self
@@ -670,11 +679,7 @@ impl Derivation {
             .map(|(n, d, _)| (n.clone(), serde_json::Value::String(d.clone())))
             .collect();
         let free = self.free_names(&names);
-        let matrix = self
-            .report(Syntax::Text, limits)
-            .0
-            .lines()
-            .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
+        let matrix = self.matrix_form(limits);
         serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),

@@ -9,7 +9,6 @@ use super::sign::{positive_when, sign, when, Sign};
 use super::{simplify, split, split_rows, Parts, Report};
 use crate::derive::Derivation;
 use crate::ir::{Atom, Dim, Ix, Poly};
-use crate::render::Syntax;
 use crate::sym::Tensor;
 
 pub(super) fn vector(
@@ -358,10 +357,7 @@ fn diagonal_plus_rank_one(
 pub(super) fn constant(d: &Derivation, r: &mut Report) {
     let matrix = d
         .at_order(2)
-        .report(Syntax::Text, crate::simplify::Limits::default())
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
+        .matrix_form(crate::simplify::Limits::default());
     let h = matrix.map_or_else(
         || "(see `derive --order 2`)".to_string(),
         |m| format!("= {m}"),

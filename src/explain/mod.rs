@@ -134,7 +134,7 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
     simplify_step(&mut steps, &lowered, 0, &idx0, &rules, req, &mut names, d);
     let mut current = t0.expanded();
     if d.orders.len() == 1 {
-        named_step(&mut steps, d, 0, &idx0, &mut names);
+        named_step(&mut steps, d, 0, &idx0, &mut names, req.limits);
     }
     for k in 1..d.orders.len() {
         let t = &d.orders[k];
@@ -178,7 +178,7 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
         );
         simplify_step(&mut steps, &normal, k, &idx, &rules, req, &mut names, d);
         if k + 1 == d.orders.len() {
-            named_step(&mut steps, d, k, &idx, &mut names);
+            named_step(&mut steps, d, k, &idx, &mut names, req.limits);
         }
         current = d.orders[k].expanded();
     }
@@ -310,9 +310,10 @@ fn named_step(
     k: usize,
     idx: &[(Ix, Dim)],
     names: &mut Names,
+    limits: crate::simplify::Limits,
 ) {
     let at = d.at_order(k);
-    let (rec, _) = at.display_expr(crate::simplify::Limits::default());
+    let (rec, _) = at.display_expr(limits);
     let (text, latex, defs) = show_named(&rec, names);
     let value = crate::lang::from_rec(&rec).unwrap_or_else(|| d.orders[k].expanded());
     let rule = if defs.is_empty() {
@@ -336,13 +337,7 @@ fn named_step(
     });
     // The same in matrix form, where one exists (the printer's reading of
     // the index form: the value is the step's before it).
-    let report = at
-        .report(Syntax::Text, crate::simplify::Limits::default())
-        .0;
-    let matrix = report
-        .lines()
-        .find_map(|l| l.strip_prefix("matrix form: ").map(str::to_string));
-    if let Some(m) = matrix {
+    if let Some(m) = at.matrix_form(limits) {
         let ml = crate::derive::chain_latex(&m);
         steps.push(Step {
             rule: "the same in matrix form".into(),
