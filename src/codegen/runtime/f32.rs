@@ -104,24 +104,3 @@ fn sigmoid<const FMA: bool>(x: f32) -> f32 {
 fn softplus<const FMA: bool>(x: f32) -> f32 {
     x.max(0.0) + exp_shifted::<FMA>(-x.abs()).ln_1p()
 }
-
-/// The 64 partial results of a blocked pass (one per position in the
-/// block) folded pairwise into the first 4: 32 + 32, then 16 + 16, 8 + 8,
-/// 4 + 4, so every add joins two partial results built from equally many
-/// entries (the error grows with the log of the length, not the length).
-/// `MAX` folds a maximum instead of a sum. Partial results are `f64` in
-/// f32 kernels too.
-#[inline(always)]
-fn fold64<const MAX: bool>(acc: &mut [f64; 64]) {
-    let mut half = 32;
-    while half >= 4 {
-        for l in 0..half {
-            acc[l] = if MAX {
-                acc[l].max(acc[l + half])
-            } else {
-                acc[l] + acc[l + half]
-            };
-        }
-        half /= 2;
-    }
-}

@@ -19,6 +19,10 @@ pub const NAMES: &[&str] = &[
 const F64: &str = include_str!("f64.rs");
 const F32: &str = include_str!("f32.rs");
 
+/// Helpers on `f64` partial results, which f32 kernels keep too: one copy,
+/// in `f64.rs`, for both.
+const ON_F64_PARTIALS: &[&str] = &["fold64"];
+
 /// The source of the helper functions in `used` (and those they call),
 /// each renamed `{kernel}_{name}`, with the file's header comment first.
 pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
@@ -44,8 +48,13 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
         .collect();
     let mut out = header;
     for name in NAMES.iter().filter(|n| wanted.contains(n)) {
+        let from = if ON_F64_PARTIALS.contains(name) {
+            F64
+        } else {
+            file
+        };
         out.push('\n');
-        out.push_str(&rename(function(file, name), kernel));
+        out.push_str(&rename(function(from, name), kernel));
     }
     out
 }
@@ -205,18 +214,14 @@ mod tests {
         f64_helpers::fold64_for_test::<true>(&mut max);
         let top = base.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         assert_eq!(max[0].max(max[1]).max(max[2].max(max[3])), top);
+        // f32 kernels fold their f64 partial results with the same helper.
+        let mut halves = [0.5f64; 64];
+        f64_helpers::fold64_for_test::<false>(&mut halves);
+        assert_eq!((halves[0] + halves[1]) + (halves[2] + halves[3]), 32.0);
     }
 
     mod f32_helpers {
         include!("f32.rs");
-
-        /// f32 kernels fold f64 partial results with the same helper.
-        #[test]
-        fn fold64_folds_f64_partial_results() {
-            let mut acc = [0.5f64; 64];
-            fold64::<false>(&mut acc);
-            assert_eq!((acc[0] + acc[1]) + (acc[2] + acc[3]), 32.0);
-        }
 
         #[test]
         fn exp_is_close_everywhere() {
