@@ -7,21 +7,45 @@
 use symdiff::codegen::loops::passes::traced;
 use symdiff::codegen::{kernel_plans, KernelSpec};
 
-/// (kernel name, expression, order): one function name per plan, in the
-/// order `kernel_plans` lists them.
-const KERNELS: &[(&str, &str, usize)] = &[
-    ("xent", "xent(z, q)", 2),
-    ("batched", "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m", 1),
+/// (kernel name, expression, order, with respect to): one function name
+/// per plan, in the order `kernel_plans` lists them.
+const KERNELS: &[(&str, &str, usize, Option<&str>)] = &[
+    ("xent", "xent(z, q)", 2, None),
+    (
+        "batched",
+        "Z: mat[m, n]; Y: mat[m, n]; xent(Z, Y) / m",
+        1,
+        None,
+    ),
     (
         "classifier",
         "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
         1,
+        None,
+    ),
+    (
+        "classifier_w",
+        "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m",
+        1,
+        Some("W"),
+    ),
+    (
+        "logistic",
+        "X: mat[m, d]; w: vec[d]; y: vec[m]; sum(softplus(-(2*y-1) * (X @ w)))/m + 0.0005*dot(w,w)",
+        2,
+        Some("w"),
     ),
 ];
 
-fn traces(name: &str, expr: &str, order: usize) -> Vec<(String, Vec<(&'static str, String)>)> {
+fn traces(
+    name: &str,
+    expr: &str,
+    order: usize,
+    wrt: Option<&str>,
+) -> Vec<(String, Vec<(&'static str, String)>)> {
     let mut spec = KernelSpec::new(name, expr);
     spec.order = order;
+    spec.wrt = wrt.map(str::to_string);
     let (plans, traces) = traced(|| kernel_plans(&spec).unwrap());
     assert_eq!(plans.len(), traces.len(), "one trace per function");
     plans.into_iter().map(|(n, _)| n).zip(traces).collect()
@@ -29,9 +53,9 @@ fn traces(name: &str, expr: &str, order: usize) -> Vec<(String, Vec<(&'static st
 
 #[test]
 fn plans_after_each_pass() {
-    for &(name, expr, order) in KERNELS {
+    for &(name, expr, order, wrt) in KERNELS {
         let mut text = String::new();
-        for (function, trace) in traces(name, expr, order) {
+        for (function, trace) in traces(name, expr, order, wrt) {
             text.push_str(&format!("=== {function}\n"));
             let mut before = String::new();
             for (pass, plan) in trace {
@@ -53,8 +77,8 @@ fn plans_after_each_pass() {
 #[test]
 fn every_pass_changes_some_plan() {
     let mut changed: Vec<&'static str> = Vec::new();
-    for &(name, expr, order) in KERNELS {
-        for (_, trace) in traces(name, expr, order) {
+    for &(name, expr, order, wrt) in KERNELS {
+        for (_, trace) in traces(name, expr, order, wrt) {
             for w in trace.windows(2) {
                 if w[0].1 != w[1].1 && !changed.contains(&w[1].0) {
                     changed.push(w[1].0);
@@ -69,6 +93,7 @@ fn every_pass_changes_some_plan() {
         "contract",
         "shift",
         "join_sums",
+        "products",
     ] {
         assert!(
             changed.contains(&pass),

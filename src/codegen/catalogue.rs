@@ -19,6 +19,10 @@ pub const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --release --test gen
 pub(crate) const CLASSIFIER: &str =
     "X: mat[m, d]; W: mat[d, k]; b: vec[k]; Y: mat[m, k]; xent(X @ W + b, Y) / m";
 
+/// L2-regularized logistic regression over a batch (labels 0 or 1).
+pub(crate) const LOGISTIC: &str = "X: mat[m, d]; w: vec[d]; y: vec[m]; \
+     sum(softplus(-(2*y - 1) * (X @ w)))/m + 0.0005*dot(w, w)";
+
 /// The kernels committed in `generated/`.
 pub fn own_kernels() -> Vec<OwnFile> {
     let spec = |name: &str, expr: &str, order: usize, wrt: Option<&str>| KernelSpec {
@@ -58,6 +62,10 @@ pub fn own_kernels() -> Vec<OwnFile> {
                 spec("linear_w", CLASSIFIER, 1, Some("W")),
                 spec("linear_b", CLASSIFIER, 1, Some("b")),
             ],
+        },
+        OwnFile {
+            file: "logistic_regression.rs",
+            kernels: vec![spec("logistic", LOGISTIC, 2, Some("w"))],
         },
     ]
 }

@@ -15,6 +15,7 @@ use quote::{format_ident, quote};
 
 mod expr;
 mod helpers;
+mod matmul;
 mod names;
 mod reduce;
 mod rows;
@@ -400,6 +401,14 @@ impl<'a> Emitter<'a> {
                 }
             }
             Stmt::Return(v) => self.at(v, SUM),
+            Stmt::MatMul {
+                sum,
+                left,
+                right,
+                out,
+                summand,
+                symmetric,
+            } => self.matmul(sum, left, right, out, summand, *symmetric),
         }
     }
 }

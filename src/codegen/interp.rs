@@ -204,6 +204,29 @@ impl Machine<'_> {
                 self.out.push(x)
             }
             Stmt::Return(v) => self.out = vec![self.eval(v)],
+            // The product as the sum it is, in the plain order: the kernels'
+            // blocked helper is tested against it.
+            Stmt::MatMul {
+                sum: (s, n),
+                left: (l, ln),
+                right: (r, rn),
+                out,
+                summand,
+                ..
+            } => {
+                for a in 0..self.size(ln) {
+                    self.vars.insert(*l, a);
+                    for b in 0..self.size(rn) {
+                        self.vars.insert(*r, b);
+                        let mut acc = 0.0;
+                        for k in 0..self.size(n) {
+                            self.vars.insert(*s, k);
+                            acc += self.eval(summand);
+                        }
+                        self.store(&Place::Elem(out.clone()), true, acc);
+                    }
+                }
+            }
         }
     }
 }

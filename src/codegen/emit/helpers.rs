@@ -23,6 +23,8 @@ pub struct Helpers {
     pub orbit: bool,
     /// The pairwise fold of a blocked pass's 64 partial results.
     pub fold: bool,
+    /// The register-blocked matrix product.
+    pub gemm: bool,
 }
 
 impl Helpers {
@@ -35,6 +37,7 @@ impl Helpers {
             (self.sigmoid, "sigmoid"),
             (self.softplus, "softplus"),
             (self.fold, "fold64"),
+            (self.gemm, "gemm"),
         ] {
             if on {
                 out.push(name);
@@ -69,6 +72,10 @@ impl Helpers {
             Stmt::Scatter { value, .. } => {
                 self.orbit = true;
                 self.note(value)
+            }
+            Stmt::MatMul { summand, .. } => {
+                self.gemm = true;
+                self.note(summand)
             }
             Stmt::ZeroOut => {}
         }

@@ -115,6 +115,18 @@ impl Stmt {
                 )
             }
             Stmt::Return(v) => writeln!(f, "{pad}return {v}"),
+            Stmt::MatMul {
+                sum: (s, n),
+                left: (l, ln),
+                right: (r, rn),
+                out,
+                summand,
+                symmetric,
+            } => writeln!(
+                f,
+                "{pad}matmul i{l} < {ln}, i{r} < {rn} {{ {out} += Σ_(i{s} < {n}) {summand} }}{}",
+                if *symmetric { " (symmetric)" } else { "" }
+            ),
         }
     }
 }

@@ -153,6 +153,26 @@ pub enum Stmt {
     },
     /// Returns the value.
     Return(Scalar),
+    /// A matrix product, `out[…] += Σ_sum summand` for every `left` and
+    /// `right`, where `summand` is a product of two or three loads: one
+    /// over `sum` and `left` (or `left` alone), one over `sum` and `right`
+    /// (or `right` alone), and optionally a scale over `sum` alone (see
+    /// [`super::passes::products`]). `out` is an accumulated temporary.
+    MatMul {
+        /// The summed variable.
+        sum: (Var, Dim),
+        /// The variable of the first factor.
+        left: (Var, Dim),
+        /// The variable of the second factor.
+        right: (Var, Dim),
+        /// Where the sums go, over `left` and `right`.
+        out: Access,
+        /// The product summed.
+        summand: Scalar,
+        /// The two factors are one operand (`Xᵀ diag(s) X`) and `out`
+        /// starts symmetric (zero), so it stays symmetric.
+        symmetric: bool,
+    },
 }
 
 /// How a temporary is computed, for each point of its loop nest.

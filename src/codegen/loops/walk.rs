@@ -105,9 +105,10 @@ pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_stmt(b, f)),
         Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| visit(&p.body, f)),
-        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
-            visit(value, f)
-        }
+        Stmt::Store { value, .. }
+        | Stmt::Return(value)
+        | Stmt::Scatter { value, .. }
+        | Stmt::MatMul { summand: value, .. } => visit(value, f),
         Stmt::ZeroOut => {}
     }
 }
@@ -118,7 +119,10 @@ pub(crate) fn visit_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_top(b, f)),
         Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
-        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
+        Stmt::Store { value, .. }
+        | Stmt::Return(value)
+        | Stmt::Scatter { value, .. }
+        | Stmt::MatMul { summand: value, .. } => f(value),
         Stmt::ZeroOut => {}
     }
 }
@@ -128,7 +132,10 @@ pub(crate) fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
     match s {
         Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),
         Stmt::Reduce { parts, .. } => parts.iter_mut().for_each(|p| f(&mut p.body)),
-        Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => f(value),
+        Stmt::Store { value, .. }
+        | Stmt::Return(value)
+        | Stmt::Scatter { value, .. }
+        | Stmt::MatMul { summand: value, .. } => f(value),
         Stmt::ZeroOut => {}
     }
 }
@@ -208,6 +215,20 @@ pub(crate) fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
             vars.iter_mut().for_each(|(v, _)| m(v));
             rename_vars(value, map);
         }
+        Stmt::MatMul {
+            sum,
+            left,
+            right,
+            out,
+            summand,
+            ..
+        } => {
+            for (v, _) in [sum, left, right] {
+                m(v);
+            }
+            out.idx.iter_mut().for_each(|(v, _)| m(v));
+            rename_vars(summand, map);
+        }
         Stmt::ZeroOut => {}
     }
 }
@@ -241,6 +262,10 @@ pub(crate) fn visit_accesses(s: &mut Stmt, f: &mut impl FnMut(&mut Access)) {
             }
         }
         Stmt::Return(v) | Stmt::Scatter { value: v, .. } => in_scalar(v, f),
+        Stmt::MatMul { out, summand, .. } => {
+            in_scalar(summand, f);
+            f(out);
+        }
         Stmt::ZeroOut => {}
     }
 }

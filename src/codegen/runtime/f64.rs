@@ -133,3 +133,194 @@ fn fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         half /= 2;
     }
 }
+
+/// The matrix products of a kernel (`X @ W`, `Xᵀ G`, `Xᵀ diag(s) X`), all
+/// one sum over `r < rows`:
+///
+/// `c[a·cs[0] + b·cs[1]] += Σ_r s_r · u[r·us[0] + a·us[1]] · v[r·vs[0] + b·vs[1]]`
+///
+/// for `a < left`, `b < right`, with `s_r = 1` when `scale` is empty.
+/// Operands are addressed by strides, so a transposed operand costs
+/// nothing. Rows are taken `GEMM_ROWS` at a time; in each such slab the
+/// operands are packed (scaled, converted to `f64`) into panels `GEMM_MR`
+/// and `GEMM_NR` wide, contiguous in `r`, and every `GEMM_MR × GEMM_NR`
+/// block of `c` is summed in registers by [`gemm_block`]: per row, one
+/// panel row of each operand and 32 multiply-adds, instead of a load and
+/// a store of `c` per multiply-add as in a loop over rank-one updates.
+/// With `symmetric` (`u` and `v` the same operand, `c` symmetric on
+/// entry) only blocks that reach the diagonal or above are computed, and
+/// the lower triangle is copied from the upper one at the end: half the
+/// work, and an exactly symmetric result. The smaller of `left` and
+/// `right` goes on the `GEMM_MR` side, which pads less.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemm<const FMA: bool>(
+    rows: usize,
+    left: usize,
+    right: usize,
+    u: &[impl Copy + Into<f64>],
+    us: [usize; 2],
+    v: &[impl Copy + Into<f64>],
+    vs: [usize; 2],
+    scale: &[impl Copy + Into<f64>],
+    c: &mut [f64],
+    cs: [usize; 2],
+    symmetric: bool,
+) {
+    if rows == 0 || left == 0 || right == 0 {
+        return;
+    }
+    if !symmetric && right < left {
+        // Cᵀ = Σ s·v ⊗ u: the same sum with the operands swapped.
+        gemm_panels::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false);
+    } else {
+        gemm_panels::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric);
+    }
+}
+
+/// [`gemm`] with `left` on the `GEMM_MR` side: packing, blocks, mirror.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemm_panels<const FMA: bool>(
+    rows: usize,
+    left: usize,
+    right: usize,
+    u: &[impl Copy + Into<f64>],
+    us: [usize; 2],
+    v: &[impl Copy + Into<f64>],
+    vs: [usize; 2],
+    scale: &[impl Copy + Into<f64>],
+    c: &mut [f64],
+    cs: [usize; 2],
+    symmetric: bool,
+) {
+    // 4 × 8 accumulators are eight AVX2 registers; 256 rows of a panel
+    // pair (24 KiB) stay in the first-level cache across a slab.
+    const GEMM_MR: usize = 4;
+    const GEMM_NR: usize = 8;
+    const GEMM_ROWS: usize = 256;
+    let slab = rows.min(GEMM_ROWS);
+    let left_panels = left.div_ceil(GEMM_MR);
+    let mut up = vec![0.0f64; left_panels * GEMM_MR * slab];
+    let mut vp = [0.0f64; GEMM_NR * GEMM_ROWS];
+    let mut r0 = 0;
+    while r0 < rows {
+        let kc = (rows - r0).min(GEMM_ROWS);
+        // The `left` side, all of this slab: the smaller operand.
+        for (pa, panel) in up.chunks_exact_mut(GEMM_MR * slab).enumerate() {
+            for r in 0..kc {
+                let s: f64 = if scale.is_empty() { 1.0 } else { scale[r0 + r].into() };
+                for i in 0..GEMM_MR {
+                    let a = pa * GEMM_MR + i;
+                    panel[r * GEMM_MR + i] = if a < left {
+                        s * u[(r0 + r) * us[0] + a * us[1]].into()
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        // The `right` side one panel at a time, used by every block of its
+        // column while it is in the first-level cache.
+        for pb in 0..right.div_ceil(GEMM_NR) {
+            for r in 0..kc {
+                for j in 0..GEMM_NR {
+                    let b = pb * GEMM_NR + j;
+                    vp[r * GEMM_NR + j] = if b < right {
+                        v[(r0 + r) * vs[0] + b * vs[1]].into()
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            for pa in 0..left_panels {
+                // A block wholly below the diagonal is the mirror of one above it.
+                if symmetric && (pb + 1) * GEMM_NR <= pa * GEMM_MR {
+                    break;
+                }
+                let u_panel = &up[pa * GEMM_MR * slab..][..GEMM_MR * kc];
+                let acc = gemm_block::<FMA>(u_panel, &vp[..GEMM_NR * kc]);
+                for (i, acc_row) in acc.iter().enumerate() {
+                    let a = pa * GEMM_MR + i;
+                    if a >= left {
+                        break;
+                    }
+                    for (j, x) in acc_row.iter().enumerate() {
+                        let b = pb * GEMM_NR + j;
+                        if b >= right {
+                            break;
+                        }
+                        c[a * cs[0] + b * cs[1]] += x;
+                    }
+                }
+            }
+        }
+        r0 += kc;
+    }
+    if symmetric {
+        for a in 0..left {
+            for b in 0..a {
+                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
+            }
+        }
+    }
+}
+
+/// One `4 × 8` block of [`gemm`]: `Σ_r u_panel[r][i] · v_panel[r][j]`,
+/// summed in 32 accumulators that stay in registers. With `FMA` (code
+/// compiled for AVX2 and FMA) eight 4-wide multiply-adds per panel row,
+/// written with intrinsics: the compiler does not vectorize `mul_add`
+/// loops by itself. Otherwise plain multiplies and adds, which it does.
+#[inline(always)]
+fn gemm_block<const FMA: bool>(u_panel: &[f64], v_panel: &[f64]) -> [[f64; 8]; 4] {
+    let rows = u_panel.len() / 4;
+    assert!(v_panel.len() >= rows * 8);
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both; the panels hold `rows` rows
+        // of 4 and 8 (checked above), and every load reads within them.
+        return unsafe { gemm_block_fma(rows, u_panel.as_ptr(), v_panel.as_ptr()) };
+    }
+    let mut acc = [[0.0f64; 8]; 4];
+    for r in 0..rows {
+        let ur: &[f64; 4] = u_panel[r * 4..][..4].try_into().unwrap();
+        let vr: &[f64; 8] = v_panel[r * 8..][..8].try_into().unwrap();
+        for (acc_row, ui) in acc.iter_mut().zip(ur) {
+            for (a, vj) in acc_row.iter_mut().zip(vr) {
+                *a += ui * vj;
+            }
+        }
+    }
+    acc
+}
+
+/// [`gemm_block`] with AVX2 multiply-adds. `u` points at `rows × 4`
+/// values, `v` at `rows × 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_block_fma(rows: usize, u: *const f64, v: *const f64) -> [[f64; 8]; 4] {
+    use core::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_pd(); 8];
+    for r in 0..rows {
+        // SAFETY: row `r < rows` of each panel is in bounds (the caller's contract).
+        unsafe {
+            let lo = _mm256_loadu_pd(v.add(r * 8));
+            let hi = _mm256_loadu_pd(v.add(r * 8 + 4));
+            for i in 0..4 {
+                let ui = _mm256_broadcast_sd(&*u.add(r * 4 + i));
+                acc[2 * i] = _mm256_fmadd_pd(ui, lo, acc[2 * i]);
+                acc[2 * i + 1] = _mm256_fmadd_pd(ui, hi, acc[2 * i + 1]);
+            }
+        }
+    }
+    let mut out = [[0.0f64; 8]; 4];
+    for (i, row) in out.iter_mut().enumerate() {
+        // SAFETY: each half of a row is four `f64`s, the width of a store.
+        unsafe {
+            _mm256_storeu_pd(row.as_mut_ptr(), acc[2 * i]);
+            _mm256_storeu_pd(row.as_mut_ptr().add(4), acc[2 * i + 1]);
+        }
+    }
+    out
+}

@@ -14,6 +14,10 @@ pub const NAMES: &[&str] = &[
     "sigmoid",
     "softplus",
     "fold64",
+    "gemm",
+    "gemm_panels",
+    "gemm_block",
+    "gemm_block_fma",
 ];
 
 const F64: &str = include_str!("f64.rs");
@@ -21,7 +25,13 @@ const F32: &str = include_str!("f32.rs");
 
 /// Helpers on `f64` partial results, which f32 kernels keep too: one copy,
 /// in `f64.rs`, for both.
-const ON_F64_PARTIALS: &[&str] = &["fold64"];
+const ON_F64_PARTIALS: &[&str] = &[
+    "fold64",
+    "gemm",
+    "gemm_panels",
+    "gemm_block",
+    "gemm_block_fma",
+];
 
 /// The source of the helper functions in `used` (and those they call),
 /// each renamed `{kernel}_{name}`, with the file's header comment first.
@@ -34,6 +44,9 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
     // What they call.
     if wanted.iter().any(|u| matches!(*u, "sigmoid" | "softplus")) {
         wanted.push("exp_shifted");
+    }
+    if wanted.contains(&"gemm") {
+        wanted.extend(["gemm_panels", "gemm_block", "gemm_block_fma"]);
     }
     if wanted.iter().any(|u| matches!(*u, "exp" | "exp_shifted")) {
         wanted.push("exp_poly");
@@ -61,8 +74,12 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
 
 /// The text of `fn name` with the doc comments and attributes above it.
 fn function<'a>(file: &'a str, name: &str) -> &'a str {
-    let head = format!("\nfn {name}<");
-    let at = file.find(&head).expect("every helper is in the file") + 1;
+    let at = ["fn", "unsafe fn"]
+        .iter()
+        .flat_map(|kw| ["<", "("].map(|open| format!("\n{kw} {name}{open}")))
+        .find_map(|head| file.find(&head))
+        .expect("every helper is in the file")
+        + 1;
     // Back over the `///` and `#[…]` lines above it.
     let mut start = at;
     for line in file[..at].lines().rev() {
@@ -127,6 +144,46 @@ mod tests {
             fold64::<MAX>(acc)
         }
 
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn gemm_for_test<T: Copy + Into<f64>>(
+            fma: bool,
+            rows: usize,
+            left: usize,
+            right: usize,
+            u: &[T],
+            us: [usize; 2],
+            v: &[T],
+            vs: [usize; 2],
+            scale: &[f64],
+            c: &mut [f64],
+            cs: [usize; 2],
+            symmetric: bool,
+        ) {
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            fn with_fma<T: Copy + Into<f64>>(
+                rows: usize,
+                left: usize,
+                right: usize,
+                u: &[T],
+                us: [usize; 2],
+                v: &[T],
+                vs: [usize; 2],
+                scale: &[f64],
+                c: &mut [f64],
+                cs: [usize; 2],
+                symmetric: bool,
+            ) {
+                gemm::<true>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric)
+            }
+            if fma {
+                // SAFETY: the caller checked the CPU for AVX2 and FMA.
+                unsafe { with_fma(rows, left, right, u, us, v, vs, scale, c, cs, symmetric) }
+            } else {
+                gemm::<false>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric)
+            }
+        }
+
         #[test]
         fn exp_is_within_two_ulp_everywhere() {
             let mut x = -750.0f64;
@@ -189,6 +246,102 @@ mod tests {
             }
             assert_eq!(softplus::<false>(800.0), 800.0);
             assert!(sigmoid::<false>(f64::NAN).is_nan());
+        }
+    }
+
+    /// `gemm` against the plain triple loop: odd sizes (partial panels),
+    /// transposed operands by strides, a scale, the symmetric mirror, a
+    /// slab boundary (more than 256 rows), with and without FMA.
+    #[test]
+    fn gemm_is_the_plain_sum() {
+        let mut seed = 7u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for &(rows, left, right) in &[
+            (1, 1, 1),
+            (3, 5, 9),
+            (300, 10, 7),
+            (257, 13, 13),
+            (40, 33, 2),
+        ] {
+            let u: Vec<f64> = (0..rows * left).map(|_| rand()).collect();
+            let v: Vec<f64> = (0..rows * right).map(|_| rand()).collect();
+            let s: Vec<f64> = (0..rows).map(|_| rand()).collect();
+            // u is stored transposed (left × rows), v row-major (rows × right).
+            let (us, vs) = ([1, rows], [right, 1]);
+            let mut want = vec![0.0; left * right];
+            for a in 0..left {
+                for b in 0..right {
+                    want[a * right + b] = (0..rows)
+                        .map(|r| s[r] * u[r + a * rows] * v[r * right + b])
+                        .sum();
+                }
+            }
+            for fma in [false, true] {
+                if fma
+                    && !(std::is_x86_feature_detected!("avx2")
+                        && std::is_x86_feature_detected!("fma"))
+                {
+                    continue;
+                }
+                let mut got = vec![0.0; left * right];
+                f64_helpers::gemm_for_test(
+                    fma,
+                    rows,
+                    left,
+                    right,
+                    &u,
+                    us,
+                    &v,
+                    vs,
+                    &s,
+                    &mut got,
+                    [right, 1],
+                    false,
+                );
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    err < 1e-12,
+                    "{rows}×{left}×{right}, fma {fma}: off by {err}"
+                );
+                // Symmetric: u and v one operand, f32 data converted on the way.
+                let x: Vec<f32> = (0..rows * left).map(|_| rand() as f32).collect();
+                let mut sym = vec![0.0; left * left];
+                f64_helpers::gemm_for_test(
+                    fma,
+                    rows,
+                    left,
+                    left,
+                    &x,
+                    [left, 1],
+                    &x,
+                    [left, 1],
+                    &s,
+                    &mut sym,
+                    [left, 1],
+                    true,
+                );
+                for a in 0..left {
+                    for b in 0..left {
+                        let want: f64 = (0..rows)
+                            .map(|r| s[r] * f64::from(x[r * left + a]) * f64::from(x[r * left + b]))
+                            .sum();
+                        assert!(
+                            (sym[a * left + b] - want).abs() < 1e-12,
+                            "symmetric ({a}, {b})"
+                        );
+                        assert_eq!(sym[a * left + b], sym[b * left + a]);
+                    }
+                }
+            }
         }
     }
 

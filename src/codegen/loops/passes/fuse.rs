@@ -41,6 +41,12 @@ pub(crate) fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
             write(place, out);
         }
         Stmt::Return(v) => scalar_reads(v, out),
+        Stmt::MatMul {
+            out: o, summand, ..
+        } => {
+            scalar_reads(summand, out);
+            write(&Place::Elem(o.clone()), out);
+        }
         // Scattered entries are anywhere in `out`.
         Stmt::ZeroOut | Stmt::Scatter { .. } => {
             if let Stmt::Scatter { value, .. } = s {

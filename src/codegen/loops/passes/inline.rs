@@ -41,6 +41,17 @@ pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<us
         Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
             count_reads(value, around, reads)
         }
+        Stmt::MatMul {
+            sum,
+            left,
+            right,
+            summand,
+            ..
+        } => {
+            around.extend([sum.0, left.0, right.0]);
+            count_reads(summand, around, reads);
+            around.truncate(around.len() - 3);
+        }
         Stmt::ZeroOut => {}
     }
 }

@@ -16,7 +16,9 @@
 //!    become one-row buffers;
 //! 6. [`shift`]: a maximum that only shifts exponentials moves into the
 //!    pass that sums them;
-//! 7. [`join_sums`]: a sum that only rescales another joins its pass.
+//! 7. [`join_sums`]: a sum that only rescales another joins its pass;
+//! 8. [`products`]: matrix products in a row loop (`X @ W`, `Xᵀ G`,
+//!    `Xᵀ D X`) leave it as one blocked product each.
 
 pub mod contract;
 pub mod fold_rows;
@@ -24,6 +26,7 @@ pub mod fuse;
 pub mod inline;
 pub mod join_sums;
 pub mod keep_exp;
+pub mod products;
 pub mod reciprocal;
 pub mod shift;
 pub mod sink;
@@ -179,6 +182,8 @@ impl Body {
         record("shift", &stmts);
         self.join_scaled_sums(&mut stmts);
         record("join_sums", &stmts);
+        self.matrix_products(&mut stmts);
+        record("products", &stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),

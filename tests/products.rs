@@ -1,0 +1,173 @@
+//! The batched kernels whose matrix products run through the blocked
+//! `gemm` helper (`generated/linear_classifier.rs`,
+//! `generated/logistic_regression.rs`), compiled here under
+//! `#[deny(warnings)]` and checked against plain loops written out below
+//! and against central differences of their own values and gradients, at
+//! sizes that cross the helper's panel edges and its 256-row slabs, on
+//! both the FMA path and the baseline body.
+
+#[deny(warnings)]
+mod linear {
+    include!("../generated/linear_classifier.rs");
+
+    pub fn w_grad_baseline(
+        m: usize,
+        d: usize,
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        y: &[f64],
+        out: &mut [f64],
+    ) {
+        linear_w_grad_body::<false>(m, d, x, w, b, y, out)
+    }
+}
+#[deny(warnings)]
+mod logistic {
+    include!("../generated/logistic_regression.rs");
+
+    pub fn hessian_baseline(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
+        logistic_hessian_body::<false>(y, x, w, out)
+    }
+}
+
+mod common;
+use common::Rng;
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// `Xᵀ(diag(ΣY) softmax(XW + b) − Y)/m` by plain loops.
+fn linear_w_grad_reference(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+) -> Vec<f64> {
+    let k = b.len();
+    let mut g = vec![0.0; d * k];
+    for r in 0..m {
+        let z: Vec<f64> = (0..k)
+            .map(|c| b[c] + (0..d).map(|i| x[r * d + i] * w[i * k + c]).sum::<f64>())
+            .collect();
+        let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - top).exp()).collect();
+        let (se, sy): (f64, f64) = (e.iter().sum(), y[r * k..(r + 1) * k].iter().sum());
+        for c in 0..k {
+            let a = (sy * e[c] / se - y[r * k + c]) / m as f64;
+            for i in 0..d {
+                g[i * k + c] += x[r * d + i] * a;
+            }
+        }
+    }
+    g
+}
+
+#[test]
+fn linear_classifier_gradient_matches_plain_loops_and_differences() {
+    let mut rng = Rng(11);
+    for &(m, d, k) in &[(1, 1, 2), (7, 3, 10), (300, 13, 5), (513, 9, 17)] {
+        let x = rng.vec(m * d, -2.0, 2.0);
+        let w = rng.vec(d * k, -1.0, 1.0);
+        let b = rng.vec(k, -1.0, 1.0);
+        let y = rng.vec(m * k, 0.0, 1.0);
+        let want = linear_w_grad_reference(m, d, &x, &w, &b, &y);
+        let mut got = vec![0.0; d * k];
+        linear::linear_w_grad(m, d, &x, &w, &b, &y, &mut got);
+        assert!(
+            max_diff(&got, &want) < 1e-12,
+            "{m}×{d}×{k}: {}",
+            max_diff(&got, &want)
+        );
+        let mut base = vec![0.0; d * k];
+        linear::w_grad_baseline(m, d, &x, &w, &b, &y, &mut base);
+        assert!(max_diff(&base, &want) < 1e-12, "baseline {m}×{d}×{k}");
+        let mut both = vec![0.0; d * k];
+        let value = linear::linear_w_value_grad(m, d, &x, &w, &b, &y, &mut both);
+        assert!(max_diff(&both, &want) < 1e-12);
+        assert!(
+            (value - linear::linear_w(m, d, &x, &w, &b, &y)).abs() < 1e-12 * value.abs().max(1.0)
+        );
+        // The gradient is the value's derivative.
+        for j in [0, d * k / 2, d * k - 1] {
+            let h = 1e-6;
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[j] += h;
+            wm[j] -= h;
+            let fd = (linear::linear_w(m, d, &x, &wp, &b, &y)
+                - linear::linear_w(m, d, &x, &wm, &b, &y))
+                / (2.0 * h);
+            assert!(
+                (fd - got[j]).abs() < 1e-7,
+                "entry {j}: {fd} against {}",
+                got[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn logistic_hessian_matches_plain_loops_differences_and_its_hvp() {
+    let mut rng = Rng(12);
+    for &(m, d) in &[(1, 1), (5, 7), (300, 13), (600, 31)] {
+        let x = rng.vec(m * d, -2.0, 2.0);
+        let w = rng.vec(d, -1.0, 1.0);
+        let y: Vec<f64> = (0..m)
+            .map(|_| f64::from(u8::from(rng.next() > 0.5)))
+            .collect();
+        // Xᵀ diag(σ(t)(1 − σ(t))) X / m + 0.001 I, t = ±(Xw).
+        let mut want = vec![0.0; d * d];
+        for r in 0..m {
+            let t: f64 = (0..d).map(|i| x[r * d + i] * w[i]).sum();
+            let s = 1.0 / (1.0 + (-t).exp());
+            for i in 0..d {
+                for j in 0..d {
+                    want[i * d + j] += x[r * d + i] * x[r * d + j] * s * (1.0 - s) / m as f64;
+                }
+            }
+        }
+        (0..d).for_each(|i| want[i * d + i] += 0.001);
+        let mut got = vec![0.0; d * d];
+        logistic::logistic_hessian(&y, &x, &w, &mut got);
+        assert!(
+            max_diff(&got, &want) < 1e-12,
+            "{m}×{d}: {}",
+            max_diff(&got, &want)
+        );
+        let mut base = vec![0.0; d * d];
+        logistic::hessian_baseline(&y, &x, &w, &mut base);
+        assert!(max_diff(&base, &want) < 1e-12, "baseline {m}×{d}");
+        for i in 0..d {
+            for j in 0..d {
+                assert_eq!(got[i * d + j], got[j * d + i], "exactly symmetric");
+            }
+        }
+        // Columns are differences of the gradient; H v is the product.
+        let h = 1e-6;
+        for j in [0, d / 2, d - 1] {
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[j] += h;
+            wm[j] -= h;
+            let (mut gp, mut gm) = (vec![0.0; d], vec![0.0; d]);
+            logistic::logistic_grad(&y, &x, &wp, &mut gp);
+            logistic::logistic_grad(&y, &x, &wm, &mut gm);
+            for i in 0..d {
+                let fd = (gp[i] - gm[i]) / (2.0 * h);
+                assert!((fd - got[i * d + j]).abs() < 1e-7, "({i}, {j})");
+            }
+        }
+        let v = rng.vec(d, -1.0, 1.0);
+        let mut hv = vec![0.0; d];
+        logistic::logistic_hvp(&y, &x, &w, &v, &mut hv);
+        for i in 0..d {
+            let want: f64 = (0..d).map(|j| got[i * d + j] * v[j]).sum();
+            assert!((hv[i] - want).abs() < 1e-12, "hvp {i}");
+        }
+    }
+}
