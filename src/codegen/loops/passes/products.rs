@@ -26,7 +26,7 @@
 //!
 //! A nest qualifies only when its target is written by it alone (so it
 //! starts at zero) and is not read in the loop, and only when the product
-//! is not tiny (fixed lengths below [`SMALL`] multiply-adds stay loops).
+//! is not tiny (fixed lengths below 4,096 multiply-adds stay loops).
 
 use std::collections::{BTreeSet, HashSet};
 
