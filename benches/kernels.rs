@@ -6,6 +6,8 @@
 //! * `hvp/*`, `d3_dir/*`, `newton/*`: generated `xent_hvp`, `xent_d3_dir`
 //!   and `xent_newton` (`(H + λI)⁻¹ v`, O(n));
 //! * `hessian_vs_hvp/*`: the full Hessian against `xent_hvp` applied n times;
+//! * `quad_hessian/*`: the Hessian `A + Aᵀ` of `xᵀAx` at n = 2048, the
+//!   generated (tiled) kernel against the plain double loop;
 //! * `triad`: STREAM's `a = b + s·c` on arrays far larger than the caches.
 //!
 //! After criterion's own report, a table of ratios is printed from the
@@ -25,6 +27,31 @@ use common::{bandwidth, median};
 #[allow(dead_code)]
 mod xent {
     include!("../generated/xent.rs");
+}
+#[allow(dead_code)]
+mod quadratic {
+    include!("../generated/quadratic.rs");
+}
+
+/// `A + Aᵀ` as two plain loops: every read of `A[j, i]` a new cache line.
+fn plain_transpose_sum(n: usize, a: &[f64], out: &mut [f64]) {
+    for i in 0..n {
+        for j in 0..n {
+            out[i * n + j] = a[i * n + j] + a[j * n + i];
+        }
+    }
+}
+
+/// The size of the `A + Aᵀ` benchmark, and the bytes it must move (read
+/// `A` once, write `out` once).
+const QUAD_N: usize = 2048;
+const QUAD_BYTES: f64 = 16.0 * (QUAD_N * QUAD_N) as f64;
+
+fn quad_data() -> (Vec<f64>, Vec<f64>) {
+    let a = (0..QUAD_N * QUAD_N)
+        .map(|i| ((i as f64) * 0.37).sin())
+        .collect();
+    (vec![1.0; QUAD_N], a)
 }
 
 /// What a careful user writes by hand: stable, fused, libm `exp`.
@@ -118,6 +145,24 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("hessian_vs_hvp");
+    if let (Some(t), Some(p)) = (
+        median(&format!("quad_hessian/generated/{QUAD_N}")),
+        median(&format!("quad_hessian/plain_loops/{QUAD_N}")),
+    ) {
+        println!(
+            "A + Aᵀ at n = {QUAD_N}: generated {:.1} ms, plain loops {:.1} ms (plain/generated {:.2})",
+            t / 1e6,
+            p / 1e6,
+            p / t
+        );
+    }
+    let what = format!("A + Aᵀ at n = {QUAD_N} (16·n² bytes)");
+    let (x, a) = quad_data();
+    let mut h = vec![0.0; QUAD_N * QUAD_N];
+    common::paired_with_triad(9, QUAD_BYTES, || {
+        quadratic::quadratic_hessian(black_box(&x), black_box(&a), black_box(&mut h))
+    })
+    .report(&what);
     for n in [100usize, 1_000] {
         let (z, q, _) = data(n);
         let mut h = vec![0.0; n * n];
@@ -138,6 +183,18 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    let (x, a) = quad_data();
+    let mut h = vec![0.0; QUAD_N * QUAD_N];
+    let mut g = c.benchmark_group("quad_hessian");
+    g.throughput(Throughput::Bytes(QUAD_BYTES as u64));
+    g.bench_function(BenchmarkId::new("generated", QUAD_N), |b| {
+        b.iter(|| quadratic::quadratic_hessian(black_box(&x), black_box(&a), black_box(&mut h)))
+    });
+    g.bench_function(BenchmarkId::new("plain_loops", QUAD_N), |b| {
+        b.iter(|| plain_transpose_sum(QUAD_N, black_box(&a), black_box(&mut h)))
+    });
     g.finish();
 
     common::triad(c);

@@ -314,10 +314,13 @@ fn linear_w_grad_body<const FMA: bool>(
     linear_w_gemm::<
         FMA,
     >(m, k, d, &u9[..], [k, 1], x, [d, 1], &[] as &[f64], &mut sum8[..], [d, 1], false);
-    for i0 in 0..d {
-        let out_r1 = &mut out[i0 * k..][..k];
-        for i1 in 0..k {
-            out_r1[i1] = c0 * sum8[i1 * d + i0];
+    for tile0 in (0..d).step_by(32) {
+        for tile1 in (0..k).step_by(32) {
+            for i0 in tile0..(tile0 + 32).min(d) {
+                for i1 in tile1..(tile1 + 32).min(k) {
+                    out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
+                }
+            }
         }
     }
 }
@@ -498,10 +501,13 @@ fn linear_w_value_grad_body<const FMA: bool>(
     linear_w_gemm::<
         FMA,
     >(m, k, d, &u12[..], [k, 1], x, [d, 1], &[] as &[f64], &mut sum8[..], [d, 1], false);
-    for i0 in 0..d {
-        let out_r1 = &mut out[i0 * k..][..k];
-        for i1 in 0..k {
-            out_r1[i1] = c0 * sum8[i1 * d + i0];
+    for tile0 in (0..d).step_by(32) {
+        for tile1 in (0..k).step_by(32) {
+            for i0 in tile0..(tile0 + 32).min(d) {
+                for i1 in tile1..(tile1 + 32).min(k) {
+                    out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
+                }
+            }
         }
     }
     c0 * sum11

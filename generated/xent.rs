@@ -2203,17 +2203,6 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         out.len(), n * n * n * n * n * n, "`out` must have length n·n·n·n·n·n"
     );
     let mut p4 = vec![0.0; n];
-    let rows0 = xent_orbit(&[6], &[0]);
-    let rows5 = xent_orbit(&[3, 3], &[0, 0]);
-    let rows7 = xent_orbit(&[2, 4], &[0, 1]);
-    let rows9 = xent_orbit(&[2, 2, 2], &[0, 0, 0]);
-    let rows12 = xent_orbit(&[1, 5], &[0, 1]);
-    let rows14 = xent_orbit(&[1, 2, 3], &[0, 1, 2]);
-    let rows17 = xent_orbit(&[1, 1, 4], &[0, 0, 2]);
-    let rows20 = xent_orbit(&[1, 1, 2, 2], &[0, 0, 2, 2]);
-    let rows24 = xent_orbit(&[1, 1, 1, 3], &[0, 0, 0, 3]);
-    let rows28 = xent_orbit(&[1, 1, 1, 1, 2], &[0, 0, 0, 0, 4]);
-    let rows33 = xent_orbit(&[1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut shift = {
@@ -2281,176 +2270,383 @@ fn xent_d6_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p4[i2] *= inv_sumexp;
     }
-    out.fill(0.0);
-    for i0 in 0..n {
-        let value = sum_q * p4[i0];
-        let ix = [i0];
-        for row in rows0.iter() {
-            let mut at = 0;
-            for &b in row.iter() {
-                at = at * n + ix[b as usize];
+    let mut sorted = [0usize; 6];
+    loop {
+        let (mut at, mut mult, mut distinct) = ([0usize; 6], [0usize; 6], 0);
+        for s in 0..6 {
+            if s > 0 && sorted[s - 1] == sorted[s] {
+                mult[distinct - 1] += 1;
+            } else {
+                at[distinct] = sorted[s];
+                mult[distinct] = 1;
+                distinct += 1;
             }
-            out[at] += value;
         }
-    }
-    for i5 in 0..n {
-        for i6 in 0..n {
-            let value = -(sum_q * p4[i5] * p4[i6]);
-            let ix = [i5, i6];
-            for row in rows5.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        let mut entry: f64 = 0.0;
+        {
+            let mut cap = mult;
+            for j0 in 0..distinct {
+                if cap[j0] < 6 {
+                    continue;
                 }
-                out[at] += value;
+                cap[j0] -= 6;
+                let i0 = at[j0];
+                entry += sum_q * p4[i0] / 720.0;
+                cap[j0] += 6;
             }
         }
-    }
-    for i7 in 0..n {
-        for i8 in 0..n {
-            let value = -(sum_q * p4[i7] * p4[i8]);
-            let ix = [i7, i8];
-            for row in rows7.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j5 in 0..distinct {
+                if cap[j5] < 3 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i9 in 0..n {
-        for i10 in 0..n {
-            for i11 in 0..n {
-                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
-                let ix = [i9, i10, i11];
-                for row in rows9.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j5] -= 3;
+                for j6 in j5..distinct {
+                    if cap[j6] < 3 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j6] -= 3;
+                    let rep6 = if j6 == j5 { 1usize + 1 } else { 1usize };
+                    let i5 = at[j5];
+                    let i6 = at[j6];
+                    entry += -(sum_q * p4[i5] * p4[i6]) / (36.0 * rep6 as f64);
+                    cap[j6] += 3;
                 }
+                cap[j5] += 3;
             }
         }
-    }
-    for i12 in 0..n {
-        for i13 in 0..n {
-            let value = -(sum_q * p4[i12] * p4[i13]);
-            let ix = [i12, i13];
-            for row in rows12.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j7 in 0..distinct {
+                if cap[j7] < 2 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i14 in 0..n {
-        for i15 in 0..n {
-            for i16 in 0..n {
-                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
-                let ix = [i14, i15, i16];
-                for row in rows14.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j7] -= 2;
+                for j8 in 0..distinct {
+                    if cap[j8] < 4 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j8] -= 4;
+                    let i7 = at[j7];
+                    let i8 = at[j8];
+                    entry += -(sum_q * p4[i7] * p4[i8]) / 48.0;
+                    cap[j8] += 4;
                 }
+                cap[j7] += 2;
             }
         }
-    }
-    for i17 in 0..n {
-        for i18 in 0..n {
-            for i19 in 0..n {
-                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
-                let ix = [i17, i18, i19];
-                for row in rows17.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j9 in 0..distinct {
+                if cap[j9] < 2 {
+                    continue;
+                }
+                cap[j9] -= 2;
+                for j10 in j9..distinct {
+                    if cap[j10] < 2 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i20 in 0..n {
-        for i21 in 0..n {
-            for i22 in 0..n {
-                for i23 in 0..n {
-                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
-                    let ix = [i20, i21, i22, i23];
-                    for row in rows20.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j10] -= 2;
+                    let rep10 = if j10 == j9 { 1usize + 1 } else { 1usize };
+                    for j11 in j10..distinct {
+                        if cap[j11] < 2 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j11] -= 2;
+                        let rep11 = if j11 == j10 { rep10 + 1 } else { 1usize };
+                        let i9 = at[j9];
+                        let i10 = at[j10];
+                        let i11 = at[j11];
+                        entry
+                            += 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11]
+                                / (8.0 * rep10 as f64 * rep11 as f64);
+                        cap[j11] += 2;
                     }
+                    cap[j10] += 2;
                 }
+                cap[j9] += 2;
             }
         }
-    }
-    for i24 in 0..n {
-        for i25 in 0..n {
-            for i26 in 0..n {
-                for i27 in 0..n {
-                    let value = -6.0 * sum_q * p4[i24] * p4[i25] * p4[i26] * p4[i27];
-                    let ix = [i24, i25, i26, i27];
-                    for row in rows24.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j12 in 0..distinct {
+                if cap[j12] < 1 {
+                    continue;
+                }
+                cap[j12] -= 1;
+                for j13 in 0..distinct {
+                    if cap[j13] < 5 {
+                        continue;
+                    }
+                    cap[j13] -= 5;
+                    let i12 = at[j12];
+                    let i13 = at[j13];
+                    entry += -(sum_q * p4[i12] * p4[i13]) / 120.0;
+                    cap[j13] += 5;
+                }
+                cap[j12] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j14 in 0..distinct {
+                if cap[j14] < 1 {
+                    continue;
+                }
+                cap[j14] -= 1;
+                for j15 in 0..distinct {
+                    if cap[j15] < 2 {
+                        continue;
+                    }
+                    cap[j15] -= 2;
+                    for j16 in 0..distinct {
+                        if cap[j16] < 3 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j16] -= 3;
+                        let i14 = at[j14];
+                        let i15 = at[j15];
+                        let i16 = at[j16];
+                        entry += 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16] / 12.0;
+                        cap[j16] += 3;
                     }
+                    cap[j15] += 2;
                 }
+                cap[j14] += 1;
             }
         }
-    }
-    for i28 in 0..n {
-        for i29 in 0..n {
-            for i30 in 0..n {
-                for i31 in 0..n {
-                    for i32 in 0..n {
-                        let value = 24.0 * sum_q * p4[i28] * p4[i29] * p4[i30] * p4[i31]
-                            * p4[i32];
-                        let ix = [i28, i29, i30, i31, i32];
-                        for row in rows28.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j17 in 0..distinct {
+                if cap[j17] < 1 {
+                    continue;
+                }
+                cap[j17] -= 1;
+                for j18 in j17..distinct {
+                    if cap[j18] < 1 {
+                        continue;
+                    }
+                    cap[j18] -= 1;
+                    let rep18 = if j18 == j17 { 1usize + 1 } else { 1usize };
+                    for j19 in 0..distinct {
+                        if cap[j19] < 4 {
+                            continue;
+                        }
+                        cap[j19] -= 4;
+                        let i17 = at[j17];
+                        let i18 = at[j18];
+                        let i19 = at[j19];
+                        entry
+                            += 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19]
+                                / (24.0 * rep18 as f64);
+                        cap[j19] += 4;
+                    }
+                    cap[j18] += 1;
+                }
+                cap[j17] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j20 in 0..distinct {
+                if cap[j20] < 1 {
+                    continue;
+                }
+                cap[j20] -= 1;
+                for j21 in j20..distinct {
+                    if cap[j21] < 1 {
+                        continue;
+                    }
+                    cap[j21] -= 1;
+                    let rep21 = if j21 == j20 { 1usize + 1 } else { 1usize };
+                    for j22 in 0..distinct {
+                        if cap[j22] < 2 {
+                            continue;
+                        }
+                        cap[j22] -= 2;
+                        for j23 in j22..distinct {
+                            if cap[j23] < 2 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j23] -= 2;
+                            let rep23 = if j23 == j22 { 1usize + 1 } else { 1usize };
+                            let i20 = at[j20];
+                            let i21 = at[j21];
+                            let i22 = at[j22];
+                            let i23 = at[j23];
+                            entry
+                                += -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23]
+                                    / (4.0 * rep21 as f64 * rep23 as f64);
+                            cap[j23] += 2;
                         }
+                        cap[j22] += 2;
                     }
+                    cap[j21] += 1;
                 }
+                cap[j20] += 1;
             }
         }
-    }
-    for i33 in 0..n {
-        for i34 in 0..n {
-            for i35 in 0..n {
-                for i36 in 0..n {
-                    for i37 in 0..n {
-                        for i38 in 0..n {
-                            let value = -120.0 * sum_q * p4[i33] * p4[i34] * p4[i35]
-                                * p4[i36] * p4[i37] * p4[i38];
-                            let ix = [i33, i34, i35, i36, i37, i38];
-                            for row in rows33.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j24 in 0..distinct {
+                if cap[j24] < 1 {
+                    continue;
+                }
+                cap[j24] -= 1;
+                for j25 in j24..distinct {
+                    if cap[j25] < 1 {
+                        continue;
+                    }
+                    cap[j25] -= 1;
+                    let rep25 = if j25 == j24 { 1usize + 1 } else { 1usize };
+                    for j26 in j25..distinct {
+                        if cap[j26] < 1 {
+                            continue;
+                        }
+                        cap[j26] -= 1;
+                        let rep26 = if j26 == j25 { rep25 + 1 } else { 1usize };
+                        for j27 in 0..distinct {
+                            if cap[j27] < 3 {
+                                continue;
+                            }
+                            cap[j27] -= 3;
+                            let i24 = at[j24];
+                            let i25 = at[j25];
+                            let i26 = at[j26];
+                            let i27 = at[j27];
+                            entry
+                                += -6.0 * sum_q * p4[i24] * p4[i25] * p4[i26] * p4[i27]
+                                    / (6.0 * rep25 as f64 * rep26 as f64);
+                            cap[j27] += 3;
+                        }
+                        cap[j26] += 1;
+                    }
+                    cap[j25] += 1;
+                }
+                cap[j24] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j28 in 0..distinct {
+                if cap[j28] < 1 {
+                    continue;
+                }
+                cap[j28] -= 1;
+                for j29 in j28..distinct {
+                    if cap[j29] < 1 {
+                        continue;
+                    }
+                    cap[j29] -= 1;
+                    let rep29 = if j29 == j28 { 1usize + 1 } else { 1usize };
+                    for j30 in j29..distinct {
+                        if cap[j30] < 1 {
+                            continue;
+                        }
+                        cap[j30] -= 1;
+                        let rep30 = if j30 == j29 { rep29 + 1 } else { 1usize };
+                        for j31 in j30..distinct {
+                            if cap[j31] < 1 {
+                                continue;
+                            }
+                            cap[j31] -= 1;
+                            let rep31 = if j31 == j30 { rep30 + 1 } else { 1usize };
+                            for j32 in 0..distinct {
+                                if cap[j32] < 2 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j32] -= 2;
+                                let i28 = at[j28];
+                                let i29 = at[j29];
+                                let i30 = at[j30];
+                                let i31 = at[j31];
+                                let i32 = at[j32];
+                                entry
+                                    += 24.0 * sum_q * p4[i28] * p4[i29] * p4[i30] * p4[i31]
+                                        * p4[i32]
+                                        / (2.0 * rep29 as f64 * rep30 as f64 * rep31 as f64);
+                                cap[j32] += 2;
                             }
+                            cap[j31] += 1;
                         }
+                        cap[j30] += 1;
                     }
+                    cap[j29] += 1;
                 }
+                cap[j28] += 1;
             }
+        }
+        {
+            let mut cap = mult;
+            for j33 in 0..distinct {
+                if cap[j33] < 1 {
+                    continue;
+                }
+                cap[j33] -= 1;
+                for j34 in j33..distinct {
+                    if cap[j34] < 1 {
+                        continue;
+                    }
+                    cap[j34] -= 1;
+                    let rep34 = if j34 == j33 { 1usize + 1 } else { 1usize };
+                    for j35 in j34..distinct {
+                        if cap[j35] < 1 {
+                            continue;
+                        }
+                        cap[j35] -= 1;
+                        let rep35 = if j35 == j34 { rep34 + 1 } else { 1usize };
+                        for j36 in j35..distinct {
+                            if cap[j36] < 1 {
+                                continue;
+                            }
+                            cap[j36] -= 1;
+                            let rep36 = if j36 == j35 { rep35 + 1 } else { 1usize };
+                            for j37 in j36..distinct {
+                                if cap[j37] < 1 {
+                                    continue;
+                                }
+                                cap[j37] -= 1;
+                                let rep37 = if j37 == j36 { rep36 + 1 } else { 1usize };
+                                for j38 in j37..distinct {
+                                    if cap[j38] < 1 {
+                                        continue;
+                                    }
+                                    cap[j38] -= 1;
+                                    let rep38 = if j38 == j37 { rep37 + 1 } else { 1usize };
+                                    let i33 = at[j33];
+                                    let i34 = at[j34];
+                                    let i35 = at[j35];
+                                    let i36 = at[j36];
+                                    let i37 = at[j37];
+                                    let i38 = at[j38];
+                                    entry
+                                        += -120.0 * sum_q * p4[i33] * p4[i34] * p4[i35] * p4[i36]
+                                            * p4[i37] * p4[i38]
+                                            / (1.0 * rep34 as f64 * rep35 as f64 * rep36 as f64
+                                                * rep37 as f64 * rep38 as f64);
+                                    cap[j38] += 1;
+                                }
+                                cap[j37] += 1;
+                            }
+                            cap[j36] += 1;
+                        }
+                        cap[j35] += 1;
+                    }
+                    cap[j34] += 1;
+                }
+                cap[j33] += 1;
+            }
+        }
+        let mut weight: f64 = 1.0;
+        for &m in &mult[..distinct] {
+            for f in 2..=m {
+                weight *= f as f64;
+            }
+        }
+        xent_fill_permutations(&sorted, n, entry * weight, out);
+        if !xent_next_sorted(&mut sorted, n) {
+            break;
         }
     }
 }
@@ -2634,21 +2830,6 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         "`out` must have length n·n·n·n·n·n·n"
     );
     let mut p4 = vec![0.0; n];
-    let rows0 = xent_orbit(&[7], &[0]);
-    let rows5 = xent_orbit(&[3, 4], &[0, 1]);
-    let rows7 = xent_orbit(&[2, 5], &[0, 1]);
-    let rows9 = xent_orbit(&[2, 2, 3], &[0, 0, 2]);
-    let rows12 = xent_orbit(&[1, 6], &[0, 1]);
-    let rows14 = xent_orbit(&[1, 3, 3], &[0, 1, 1]);
-    let rows17 = xent_orbit(&[1, 2, 4], &[0, 1, 2]);
-    let rows20 = xent_orbit(&[1, 2, 2, 2], &[0, 1, 1, 1]);
-    let rows24 = xent_orbit(&[1, 1, 5], &[0, 0, 2]);
-    let rows27 = xent_orbit(&[1, 1, 2, 3], &[0, 0, 2, 3]);
-    let rows31 = xent_orbit(&[1, 1, 1, 4], &[0, 0, 0, 3]);
-    let rows35 = xent_orbit(&[1, 1, 1, 2, 2], &[0, 0, 0, 3, 3]);
-    let rows40 = xent_orbit(&[1, 1, 1, 1, 3], &[0, 0, 0, 0, 4]);
-    let rows45 = xent_orbit(&[1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 5]);
-    let rows51 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut shift = {
@@ -2716,252 +2897,570 @@ fn xent_d7_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p4[i2] *= inv_sumexp;
     }
-    out.fill(0.0);
-    for i0 in 0..n {
-        let value = sum_q * p4[i0];
-        let ix = [i0];
-        for row in rows0.iter() {
-            let mut at = 0;
-            for &b in row.iter() {
-                at = at * n + ix[b as usize];
+    let mut sorted = [0usize; 7];
+    loop {
+        let (mut at, mut mult, mut distinct) = ([0usize; 7], [0usize; 7], 0);
+        for s in 0..7 {
+            if s > 0 && sorted[s - 1] == sorted[s] {
+                mult[distinct - 1] += 1;
+            } else {
+                at[distinct] = sorted[s];
+                mult[distinct] = 1;
+                distinct += 1;
             }
-            out[at] += value;
         }
-    }
-    for i5 in 0..n {
-        for i6 in 0..n {
-            let value = -(sum_q * p4[i5] * p4[i6]);
-            let ix = [i5, i6];
-            for row in rows5.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        let mut entry: f64 = 0.0;
+        {
+            let mut cap = mult;
+            for j0 in 0..distinct {
+                if cap[j0] < 7 {
+                    continue;
                 }
-                out[at] += value;
+                cap[j0] -= 7;
+                let i0 = at[j0];
+                entry += sum_q * p4[i0] / 5040.0;
+                cap[j0] += 7;
             }
         }
-    }
-    for i7 in 0..n {
-        for i8 in 0..n {
-            let value = -(sum_q * p4[i7] * p4[i8]);
-            let ix = [i7, i8];
-            for row in rows7.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j5 in 0..distinct {
+                if cap[j5] < 3 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i9 in 0..n {
-        for i10 in 0..n {
-            for i11 in 0..n {
-                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
-                let ix = [i9, i10, i11];
-                for row in rows9.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j5] -= 3;
+                for j6 in 0..distinct {
+                    if cap[j6] < 4 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j6] -= 4;
+                    let i5 = at[j5];
+                    let i6 = at[j6];
+                    entry += -(sum_q * p4[i5] * p4[i6]) / 144.0;
+                    cap[j6] += 4;
                 }
+                cap[j5] += 3;
             }
         }
-    }
-    for i12 in 0..n {
-        for i13 in 0..n {
-            let value = -(sum_q * p4[i12] * p4[i13]);
-            let ix = [i12, i13];
-            for row in rows12.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j7 in 0..distinct {
+                if cap[j7] < 2 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i14 in 0..n {
-        for i15 in 0..n {
-            for i16 in 0..n {
-                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
-                let ix = [i14, i15, i16];
-                for row in rows14.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j7] -= 2;
+                for j8 in 0..distinct {
+                    if cap[j8] < 5 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j8] -= 5;
+                    let i7 = at[j7];
+                    let i8 = at[j8];
+                    entry += -(sum_q * p4[i7] * p4[i8]) / 240.0;
+                    cap[j8] += 5;
                 }
+                cap[j7] += 2;
             }
         }
-    }
-    for i17 in 0..n {
-        for i18 in 0..n {
-            for i19 in 0..n {
-                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
-                let ix = [i17, i18, i19];
-                for row in rows17.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j9 in 0..distinct {
+                if cap[j9] < 2 {
+                    continue;
+                }
+                cap[j9] -= 2;
+                for j10 in j9..distinct {
+                    if cap[j10] < 2 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i20 in 0..n {
-        for i21 in 0..n {
-            for i22 in 0..n {
-                for i23 in 0..n {
-                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
-                    let ix = [i20, i21, i22, i23];
-                    for row in rows20.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j10] -= 2;
+                    let rep10 = if j10 == j9 { 1usize + 1 } else { 1usize };
+                    for j11 in 0..distinct {
+                        if cap[j11] < 3 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j11] -= 3;
+                        let i9 = at[j9];
+                        let i10 = at[j10];
+                        let i11 = at[j11];
+                        entry
+                            += 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11]
+                                / (24.0 * rep10 as f64);
+                        cap[j11] += 3;
                     }
+                    cap[j10] += 2;
                 }
+                cap[j9] += 2;
             }
         }
-    }
-    for i24 in 0..n {
-        for i25 in 0..n {
-            for i26 in 0..n {
-                let value = 2.0 * sum_q * p4[i24] * p4[i25] * p4[i26];
-                let ix = [i24, i25, i26];
-                for row in rows24.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
+        {
+            let mut cap = mult;
+            for j12 in 0..distinct {
+                if cap[j12] < 1 {
+                    continue;
                 }
+                cap[j12] -= 1;
+                for j13 in 0..distinct {
+                    if cap[j13] < 6 {
+                        continue;
+                    }
+                    cap[j13] -= 6;
+                    let i12 = at[j12];
+                    let i13 = at[j13];
+                    entry += -(sum_q * p4[i12] * p4[i13]) / 720.0;
+                    cap[j13] += 6;
+                }
+                cap[j12] += 1;
             }
         }
-    }
-    for i27 in 0..n {
-        for i28 in 0..n {
-            for i29 in 0..n {
-                for i30 in 0..n {
-                    let value = -6.0 * sum_q * p4[i27] * p4[i28] * p4[i29] * p4[i30];
-                    let ix = [i27, i28, i29, i30];
-                    for row in rows27.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j14 in 0..distinct {
+                if cap[j14] < 1 {
+                    continue;
+                }
+                cap[j14] -= 1;
+                for j15 in 0..distinct {
+                    if cap[j15] < 3 {
+                        continue;
+                    }
+                    cap[j15] -= 3;
+                    for j16 in j15..distinct {
+                        if cap[j16] < 3 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j16] -= 3;
+                        let rep16 = if j16 == j15 { 1usize + 1 } else { 1usize };
+                        let i14 = at[j14];
+                        let i15 = at[j15];
+                        let i16 = at[j16];
+                        entry
+                            += 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16]
+                                / (36.0 * rep16 as f64);
+                        cap[j16] += 3;
                     }
+                    cap[j15] += 3;
                 }
+                cap[j14] += 1;
             }
         }
-    }
-    for i31 in 0..n {
-        for i32 in 0..n {
-            for i33 in 0..n {
-                for i34 in 0..n {
-                    let value = -6.0 * sum_q * p4[i31] * p4[i32] * p4[i33] * p4[i34];
-                    let ix = [i31, i32, i33, i34];
-                    for row in rows31.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j17 in 0..distinct {
+                if cap[j17] < 1 {
+                    continue;
+                }
+                cap[j17] -= 1;
+                for j18 in 0..distinct {
+                    if cap[j18] < 2 {
+                        continue;
+                    }
+                    cap[j18] -= 2;
+                    for j19 in 0..distinct {
+                        if cap[j19] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j19] -= 4;
+                        let i17 = at[j17];
+                        let i18 = at[j18];
+                        let i19 = at[j19];
+                        entry += 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19] / 48.0;
+                        cap[j19] += 4;
                     }
+                    cap[j18] += 2;
                 }
+                cap[j17] += 1;
             }
         }
-    }
-    for i35 in 0..n {
-        for i36 in 0..n {
-            for i37 in 0..n {
-                for i38 in 0..n {
-                    for i39 in 0..n {
-                        let value = 24.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38]
-                            * p4[i39];
-                        let ix = [i35, i36, i37, i38, i39];
-                        for row in rows35.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j20 in 0..distinct {
+                if cap[j20] < 1 {
+                    continue;
+                }
+                cap[j20] -= 1;
+                for j21 in 0..distinct {
+                    if cap[j21] < 2 {
+                        continue;
+                    }
+                    cap[j21] -= 2;
+                    for j22 in j21..distinct {
+                        if cap[j22] < 2 {
+                            continue;
+                        }
+                        cap[j22] -= 2;
+                        let rep22 = if j22 == j21 { 1usize + 1 } else { 1usize };
+                        for j23 in j22..distinct {
+                            if cap[j23] < 2 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j23] -= 2;
+                            let rep23 = if j23 == j22 { rep22 + 1 } else { 1usize };
+                            let i20 = at[j20];
+                            let i21 = at[j21];
+                            let i22 = at[j22];
+                            let i23 = at[j23];
+                            entry
+                                += -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23]
+                                    / (8.0 * rep22 as f64 * rep23 as f64);
+                            cap[j23] += 2;
                         }
+                        cap[j22] += 2;
                     }
+                    cap[j21] += 2;
                 }
+                cap[j20] += 1;
             }
         }
-    }
-    for i40 in 0..n {
-        for i41 in 0..n {
-            for i42 in 0..n {
-                for i43 in 0..n {
-                    for i44 in 0..n {
-                        let value = 24.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43]
-                            * p4[i44];
-                        let ix = [i40, i41, i42, i43, i44];
-                        for row in rows40.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j24 in 0..distinct {
+                if cap[j24] < 1 {
+                    continue;
+                }
+                cap[j24] -= 1;
+                for j25 in j24..distinct {
+                    if cap[j25] < 1 {
+                        continue;
+                    }
+                    cap[j25] -= 1;
+                    let rep25 = if j25 == j24 { 1usize + 1 } else { 1usize };
+                    for j26 in 0..distinct {
+                        if cap[j26] < 5 {
+                            continue;
+                        }
+                        cap[j26] -= 5;
+                        let i24 = at[j24];
+                        let i25 = at[j25];
+                        let i26 = at[j26];
+                        entry
+                            += 2.0 * sum_q * p4[i24] * p4[i25] * p4[i26]
+                                / (120.0 * rep25 as f64);
+                        cap[j26] += 5;
+                    }
+                    cap[j25] += 1;
+                }
+                cap[j24] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j27 in 0..distinct {
+                if cap[j27] < 1 {
+                    continue;
+                }
+                cap[j27] -= 1;
+                for j28 in j27..distinct {
+                    if cap[j28] < 1 {
+                        continue;
+                    }
+                    cap[j28] -= 1;
+                    let rep28 = if j28 == j27 { 1usize + 1 } else { 1usize };
+                    for j29 in 0..distinct {
+                        if cap[j29] < 2 {
+                            continue;
+                        }
+                        cap[j29] -= 2;
+                        for j30 in 0..distinct {
+                            if cap[j30] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j30] -= 3;
+                            let i27 = at[j27];
+                            let i28 = at[j28];
+                            let i29 = at[j29];
+                            let i30 = at[j30];
+                            entry
+                                += -6.0 * sum_q * p4[i27] * p4[i28] * p4[i29] * p4[i30]
+                                    / (12.0 * rep28 as f64);
+                            cap[j30] += 3;
                         }
+                        cap[j29] += 2;
                     }
+                    cap[j28] += 1;
                 }
+                cap[j27] += 1;
             }
         }
-    }
-    for i45 in 0..n {
-        for i46 in 0..n {
-            for i47 in 0..n {
-                for i48 in 0..n {
-                    for i49 in 0..n {
-                        for i50 in 0..n {
-                            let value = -120.0 * sum_q * p4[i45] * p4[i46] * p4[i47]
-                                * p4[i48] * p4[i49] * p4[i50];
-                            let ix = [i45, i46, i47, i48, i49, i50];
-                            for row in rows45.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j31 in 0..distinct {
+                if cap[j31] < 1 {
+                    continue;
+                }
+                cap[j31] -= 1;
+                for j32 in j31..distinct {
+                    if cap[j32] < 1 {
+                        continue;
+                    }
+                    cap[j32] -= 1;
+                    let rep32 = if j32 == j31 { 1usize + 1 } else { 1usize };
+                    for j33 in j32..distinct {
+                        if cap[j33] < 1 {
+                            continue;
+                        }
+                        cap[j33] -= 1;
+                        let rep33 = if j33 == j32 { rep32 + 1 } else { 1usize };
+                        for j34 in 0..distinct {
+                            if cap[j34] < 4 {
+                                continue;
+                            }
+                            cap[j34] -= 4;
+                            let i31 = at[j31];
+                            let i32 = at[j32];
+                            let i33 = at[j33];
+                            let i34 = at[j34];
+                            entry
+                                += -6.0 * sum_q * p4[i31] * p4[i32] * p4[i33] * p4[i34]
+                                    / (24.0 * rep32 as f64 * rep33 as f64);
+                            cap[j34] += 4;
+                        }
+                        cap[j33] += 1;
+                    }
+                    cap[j32] += 1;
+                }
+                cap[j31] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j35 in 0..distinct {
+                if cap[j35] < 1 {
+                    continue;
+                }
+                cap[j35] -= 1;
+                for j36 in j35..distinct {
+                    if cap[j36] < 1 {
+                        continue;
+                    }
+                    cap[j36] -= 1;
+                    let rep36 = if j36 == j35 { 1usize + 1 } else { 1usize };
+                    for j37 in j36..distinct {
+                        if cap[j37] < 1 {
+                            continue;
+                        }
+                        cap[j37] -= 1;
+                        let rep37 = if j37 == j36 { rep36 + 1 } else { 1usize };
+                        for j38 in 0..distinct {
+                            if cap[j38] < 2 {
+                                continue;
+                            }
+                            cap[j38] -= 2;
+                            for j39 in j38..distinct {
+                                if cap[j39] < 2 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j39] -= 2;
+                                let rep39 = if j39 == j38 { 1usize + 1 } else { 1usize };
+                                let i35 = at[j35];
+                                let i36 = at[j36];
+                                let i37 = at[j37];
+                                let i38 = at[j38];
+                                let i39 = at[j39];
+                                entry
+                                    += 24.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38]
+                                        * p4[i39]
+                                        / (4.0 * rep36 as f64 * rep37 as f64 * rep39 as f64);
+                                cap[j39] += 2;
                             }
+                            cap[j38] += 2;
                         }
+                        cap[j37] += 1;
                     }
+                    cap[j36] += 1;
                 }
+                cap[j35] += 1;
             }
         }
-    }
-    for i51 in 0..n {
-        for i52 in 0..n {
-            for i53 in 0..n {
-                for i54 in 0..n {
-                    for i55 in 0..n {
-                        for i56 in 0..n {
-                            for i57 in 0..n {
-                                let value = 720.0 * sum_q * p4[i51] * p4[i52] * p4[i53]
-                                    * p4[i54] * p4[i55] * p4[i56] * p4[i57];
-                                let ix = [i51, i52, i53, i54, i55, i56, i57];
-                                for row in rows51.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j40 in 0..distinct {
+                if cap[j40] < 1 {
+                    continue;
+                }
+                cap[j40] -= 1;
+                for j41 in j40..distinct {
+                    if cap[j41] < 1 {
+                        continue;
+                    }
+                    cap[j41] -= 1;
+                    let rep41 = if j41 == j40 { 1usize + 1 } else { 1usize };
+                    for j42 in j41..distinct {
+                        if cap[j42] < 1 {
+                            continue;
+                        }
+                        cap[j42] -= 1;
+                        let rep42 = if j42 == j41 { rep41 + 1 } else { 1usize };
+                        for j43 in j42..distinct {
+                            if cap[j43] < 1 {
+                                continue;
+                            }
+                            cap[j43] -= 1;
+                            let rep43 = if j43 == j42 { rep42 + 1 } else { 1usize };
+                            for j44 in 0..distinct {
+                                if cap[j44] < 3 {
+                                    continue;
+                                }
+                                cap[j44] -= 3;
+                                let i40 = at[j40];
+                                let i41 = at[j41];
+                                let i42 = at[j42];
+                                let i43 = at[j43];
+                                let i44 = at[j44];
+                                entry
+                                    += 24.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43]
+                                        * p4[i44]
+                                        / (6.0 * rep41 as f64 * rep42 as f64 * rep43 as f64);
+                                cap[j44] += 3;
+                            }
+                            cap[j43] += 1;
+                        }
+                        cap[j42] += 1;
+                    }
+                    cap[j41] += 1;
+                }
+                cap[j40] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j45 in 0..distinct {
+                if cap[j45] < 1 {
+                    continue;
+                }
+                cap[j45] -= 1;
+                for j46 in j45..distinct {
+                    if cap[j46] < 1 {
+                        continue;
+                    }
+                    cap[j46] -= 1;
+                    let rep46 = if j46 == j45 { 1usize + 1 } else { 1usize };
+                    for j47 in j46..distinct {
+                        if cap[j47] < 1 {
+                            continue;
+                        }
+                        cap[j47] -= 1;
+                        let rep47 = if j47 == j46 { rep46 + 1 } else { 1usize };
+                        for j48 in j47..distinct {
+                            if cap[j48] < 1 {
+                                continue;
+                            }
+                            cap[j48] -= 1;
+                            let rep48 = if j48 == j47 { rep47 + 1 } else { 1usize };
+                            for j49 in j48..distinct {
+                                if cap[j49] < 1 {
+                                    continue;
+                                }
+                                cap[j49] -= 1;
+                                let rep49 = if j49 == j48 { rep48 + 1 } else { 1usize };
+                                for j50 in 0..distinct {
+                                    if cap[j50] < 2 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j50] -= 2;
+                                    let i45 = at[j45];
+                                    let i46 = at[j46];
+                                    let i47 = at[j47];
+                                    let i48 = at[j48];
+                                    let i49 = at[j49];
+                                    let i50 = at[j50];
+                                    entry
+                                        += -120.0 * sum_q * p4[i45] * p4[i46] * p4[i47] * p4[i48]
+                                            * p4[i49] * p4[i50]
+                                            / (2.0 * rep46 as f64 * rep47 as f64 * rep48 as f64
+                                                * rep49 as f64);
+                                    cap[j50] += 2;
                                 }
+                                cap[j49] += 1;
                             }
+                            cap[j48] += 1;
                         }
+                        cap[j47] += 1;
                     }
+                    cap[j46] += 1;
                 }
+                cap[j45] += 1;
             }
+        }
+        {
+            let mut cap = mult;
+            for j51 in 0..distinct {
+                if cap[j51] < 1 {
+                    continue;
+                }
+                cap[j51] -= 1;
+                for j52 in j51..distinct {
+                    if cap[j52] < 1 {
+                        continue;
+                    }
+                    cap[j52] -= 1;
+                    let rep52 = if j52 == j51 { 1usize + 1 } else { 1usize };
+                    for j53 in j52..distinct {
+                        if cap[j53] < 1 {
+                            continue;
+                        }
+                        cap[j53] -= 1;
+                        let rep53 = if j53 == j52 { rep52 + 1 } else { 1usize };
+                        for j54 in j53..distinct {
+                            if cap[j54] < 1 {
+                                continue;
+                            }
+                            cap[j54] -= 1;
+                            let rep54 = if j54 == j53 { rep53 + 1 } else { 1usize };
+                            for j55 in j54..distinct {
+                                if cap[j55] < 1 {
+                                    continue;
+                                }
+                                cap[j55] -= 1;
+                                let rep55 = if j55 == j54 { rep54 + 1 } else { 1usize };
+                                for j56 in j55..distinct {
+                                    if cap[j56] < 1 {
+                                        continue;
+                                    }
+                                    cap[j56] -= 1;
+                                    let rep56 = if j56 == j55 { rep55 + 1 } else { 1usize };
+                                    for j57 in j56..distinct {
+                                        if cap[j57] < 1 {
+                                            continue;
+                                        }
+                                        cap[j57] -= 1;
+                                        let rep57 = if j57 == j56 { rep56 + 1 } else { 1usize };
+                                        let i51 = at[j51];
+                                        let i52 = at[j52];
+                                        let i53 = at[j53];
+                                        let i54 = at[j54];
+                                        let i55 = at[j55];
+                                        let i56 = at[j56];
+                                        let i57 = at[j57];
+                                        entry
+                                            += 720.0 * sum_q * p4[i51] * p4[i52] * p4[i53] * p4[i54]
+                                                * p4[i55] * p4[i56] * p4[i57]
+                                                / (1.0 * rep52 as f64 * rep53 as f64 * rep54 as f64
+                                                    * rep55 as f64 * rep56 as f64 * rep57 as f64);
+                                        cap[j57] += 1;
+                                    }
+                                    cap[j56] += 1;
+                                }
+                                cap[j55] += 1;
+                            }
+                            cap[j54] += 1;
+                        }
+                        cap[j53] += 1;
+                    }
+                    cap[j52] += 1;
+                }
+                cap[j51] += 1;
+            }
+        }
+        let mut weight: f64 = 1.0;
+        for &m in &mult[..distinct] {
+            for f in 2..=m {
+                weight *= f as f64;
+            }
+        }
+        xent_fill_permutations(&sorted, n, entry * weight, out);
+        if !xent_next_sorted(&mut sorted, n) {
+            break;
         }
     }
 }
@@ -3151,28 +3650,6 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         "`out` must have length n·n·n·n·n·n·n·n"
     );
     let mut p4 = vec![0.0; n];
-    let rows0 = xent_orbit(&[8], &[0]);
-    let rows5 = xent_orbit(&[4, 4], &[0, 0]);
-    let rows7 = xent_orbit(&[3, 5], &[0, 1]);
-    let rows9 = xent_orbit(&[2, 6], &[0, 1]);
-    let rows11 = xent_orbit(&[2, 3, 3], &[0, 1, 1]);
-    let rows14 = xent_orbit(&[2, 2, 4], &[0, 0, 2]);
-    let rows17 = xent_orbit(&[2, 2, 2, 2], &[0, 0, 0, 0]);
-    let rows21 = xent_orbit(&[1, 7], &[0, 1]);
-    let rows23 = xent_orbit(&[1, 3, 4], &[0, 1, 2]);
-    let rows26 = xent_orbit(&[1, 2, 5], &[0, 1, 2]);
-    let rows29 = xent_orbit(&[1, 2, 2, 3], &[0, 1, 1, 3]);
-    let rows33 = xent_orbit(&[1, 1, 6], &[0, 0, 2]);
-    let rows36 = xent_orbit(&[1, 1, 3, 3], &[0, 0, 2, 2]);
-    let rows40 = xent_orbit(&[1, 1, 2, 4], &[0, 0, 2, 3]);
-    let rows44 = xent_orbit(&[1, 1, 2, 2, 2], &[0, 0, 2, 2, 2]);
-    let rows49 = xent_orbit(&[1, 1, 1, 5], &[0, 0, 0, 3]);
-    let rows53 = xent_orbit(&[1, 1, 1, 2, 3], &[0, 0, 0, 3, 4]);
-    let rows58 = xent_orbit(&[1, 1, 1, 1, 4], &[0, 0, 0, 0, 4]);
-    let rows63 = xent_orbit(&[1, 1, 1, 1, 2, 2], &[0, 0, 0, 0, 4, 4]);
-    let rows69 = xent_orbit(&[1, 1, 1, 1, 1, 3], &[0, 0, 0, 0, 0, 5]);
-    let rows75 = xent_orbit(&[1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 6]);
-    let rows82 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut shift = {
@@ -3240,382 +3717,886 @@ fn xent_d8_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p4[i2] *= inv_sumexp;
     }
-    out.fill(0.0);
-    for i0 in 0..n {
-        let value = sum_q * p4[i0];
-        let ix = [i0];
-        for row in rows0.iter() {
-            let mut at = 0;
-            for &b in row.iter() {
-                at = at * n + ix[b as usize];
+    let mut sorted = [0usize; 8];
+    loop {
+        let (mut at, mut mult, mut distinct) = ([0usize; 8], [0usize; 8], 0);
+        for s in 0..8 {
+            if s > 0 && sorted[s - 1] == sorted[s] {
+                mult[distinct - 1] += 1;
+            } else {
+                at[distinct] = sorted[s];
+                mult[distinct] = 1;
+                distinct += 1;
             }
-            out[at] += value;
         }
-    }
-    for i5 in 0..n {
-        for i6 in 0..n {
-            let value = -(sum_q * p4[i5] * p4[i6]);
-            let ix = [i5, i6];
-            for row in rows5.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        let mut entry: f64 = 0.0;
+        {
+            let mut cap = mult;
+            for j0 in 0..distinct {
+                if cap[j0] < 8 {
+                    continue;
                 }
-                out[at] += value;
+                cap[j0] -= 8;
+                let i0 = at[j0];
+                entry += sum_q * p4[i0] / 40320.0;
+                cap[j0] += 8;
             }
         }
-    }
-    for i7 in 0..n {
-        for i8 in 0..n {
-            let value = -(sum_q * p4[i7] * p4[i8]);
-            let ix = [i7, i8];
-            for row in rows7.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j5 in 0..distinct {
+                if cap[j5] < 4 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i9 in 0..n {
-        for i10 in 0..n {
-            let value = -(sum_q * p4[i9] * p4[i10]);
-            let ix = [i9, i10];
-            for row in rows9.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
-                }
-                out[at] += value;
-            }
-        }
-    }
-    for i11 in 0..n {
-        for i12 in 0..n {
-            for i13 in 0..n {
-                let value = 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13];
-                let ix = [i11, i12, i13];
-                for row in rows11.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j5] -= 4;
+                for j6 in j5..distinct {
+                    if cap[j6] < 4 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j6] -= 4;
+                    let rep6 = if j6 == j5 { 1usize + 1 } else { 1usize };
+                    let i5 = at[j5];
+                    let i6 = at[j6];
+                    entry += -(sum_q * p4[i5] * p4[i6]) / (576.0 * rep6 as f64);
+                    cap[j6] += 4;
                 }
+                cap[j5] += 4;
             }
         }
-    }
-    for i14 in 0..n {
-        for i15 in 0..n {
-            for i16 in 0..n {
-                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
-                let ix = [i14, i15, i16];
-                for row in rows14.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j7 in 0..distinct {
+                if cap[j7] < 3 {
+                    continue;
+                }
+                cap[j7] -= 3;
+                for j8 in 0..distinct {
+                    if cap[j8] < 5 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j8] -= 5;
+                    let i7 = at[j7];
+                    let i8 = at[j8];
+                    entry += -(sum_q * p4[i7] * p4[i8]) / 720.0;
+                    cap[j8] += 5;
                 }
+                cap[j7] += 3;
             }
         }
-    }
-    for i17 in 0..n {
-        for i18 in 0..n {
-            for i19 in 0..n {
-                for i20 in 0..n {
-                    let value = -6.0 * sum_q * p4[i17] * p4[i18] * p4[i19] * p4[i20];
-                    let ix = [i17, i18, i19, i20];
-                    for row in rows17.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j9 in 0..distinct {
+                if cap[j9] < 2 {
+                    continue;
+                }
+                cap[j9] -= 2;
+                for j10 in 0..distinct {
+                    if cap[j10] < 6 {
+                        continue;
+                    }
+                    cap[j10] -= 6;
+                    let i9 = at[j9];
+                    let i10 = at[j10];
+                    entry += -(sum_q * p4[i9] * p4[i10]) / 1440.0;
+                    cap[j10] += 6;
+                }
+                cap[j9] += 2;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j11 in 0..distinct {
+                if cap[j11] < 2 {
+                    continue;
+                }
+                cap[j11] -= 2;
+                for j12 in 0..distinct {
+                    if cap[j12] < 3 {
+                        continue;
+                    }
+                    cap[j12] -= 3;
+                    for j13 in j12..distinct {
+                        if cap[j13] < 3 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j13] -= 3;
+                        let rep13 = if j13 == j12 { 1usize + 1 } else { 1usize };
+                        let i11 = at[j11];
+                        let i12 = at[j12];
+                        let i13 = at[j13];
+                        entry
+                            += 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13]
+                                / (72.0 * rep13 as f64);
+                        cap[j13] += 3;
                     }
+                    cap[j12] += 3;
                 }
+                cap[j11] += 2;
             }
         }
-    }
-    for i21 in 0..n {
-        for i22 in 0..n {
-            let value = -(sum_q * p4[i21] * p4[i22]);
-            let ix = [i21, i22];
-            for row in rows21.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j14 in 0..distinct {
+                if cap[j14] < 2 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i23 in 0..n {
-        for i24 in 0..n {
-            for i25 in 0..n {
-                let value = 2.0 * sum_q * p4[i23] * p4[i24] * p4[i25];
-                let ix = [i23, i24, i25];
-                for row in rows23.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j14] -= 2;
+                for j15 in j14..distinct {
+                    if cap[j15] < 2 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i26 in 0..n {
-        for i27 in 0..n {
-            for i28 in 0..n {
-                let value = 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28];
-                let ix = [i26, i27, i28];
-                for row in rows26.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i29 in 0..n {
-        for i30 in 0..n {
-            for i31 in 0..n {
-                for i32 in 0..n {
-                    let value = -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32];
-                    let ix = [i29, i30, i31, i32];
-                    for row in rows29.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j15] -= 2;
+                    let rep15 = if j15 == j14 { 1usize + 1 } else { 1usize };
+                    for j16 in 0..distinct {
+                        if cap[j16] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j16] -= 4;
+                        let i14 = at[j14];
+                        let i15 = at[j15];
+                        let i16 = at[j16];
+                        entry
+                            += 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16]
+                                / (96.0 * rep15 as f64);
+                        cap[j16] += 4;
                     }
+                    cap[j15] += 2;
                 }
+                cap[j14] += 2;
             }
         }
-    }
-    for i33 in 0..n {
-        for i34 in 0..n {
-            for i35 in 0..n {
-                let value = 2.0 * sum_q * p4[i33] * p4[i34] * p4[i35];
-                let ix = [i33, i34, i35];
-                for row in rows33.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
+        {
+            let mut cap = mult;
+            for j17 in 0..distinct {
+                if cap[j17] < 2 {
+                    continue;
                 }
-            }
-        }
-    }
-    for i36 in 0..n {
-        for i37 in 0..n {
-            for i38 in 0..n {
-                for i39 in 0..n {
-                    let value = -6.0 * sum_q * p4[i36] * p4[i37] * p4[i38] * p4[i39];
-                    let ix = [i36, i37, i38, i39];
-                    for row in rows36.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                cap[j17] -= 2;
+                for j18 in j17..distinct {
+                    if cap[j18] < 2 {
+                        continue;
+                    }
+                    cap[j18] -= 2;
+                    let rep18 = if j18 == j17 { 1usize + 1 } else { 1usize };
+                    for j19 in j18..distinct {
+                        if cap[j19] < 2 {
+                            continue;
                         }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i40 in 0..n {
-        for i41 in 0..n {
-            for i42 in 0..n {
-                for i43 in 0..n {
-                    let value = -6.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43];
-                    let ix = [i40, i41, i42, i43];
-                    for row in rows40.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i44 in 0..n {
-        for i45 in 0..n {
-            for i46 in 0..n {
-                for i47 in 0..n {
-                    for i48 in 0..n {
-                        let value = 24.0 * sum_q * p4[i44] * p4[i45] * p4[i46] * p4[i47]
-                            * p4[i48];
-                        let ix = [i44, i45, i46, i47, i48];
-                        for row in rows44.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+                        cap[j19] -= 2;
+                        let rep19 = if j19 == j18 { rep18 + 1 } else { 1usize };
+                        for j20 in j19..distinct {
+                            if cap[j20] < 2 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j20] -= 2;
+                            let rep20 = if j20 == j19 { rep19 + 1 } else { 1usize };
+                            let i17 = at[j17];
+                            let i18 = at[j18];
+                            let i19 = at[j19];
+                            let i20 = at[j20];
+                            entry
+                                += -6.0 * sum_q * p4[i17] * p4[i18] * p4[i19] * p4[i20]
+                                    / (16.0 * rep18 as f64 * rep19 as f64 * rep20 as f64);
+                            cap[j20] += 2;
                         }
+                        cap[j19] += 2;
                     }
+                    cap[j18] += 2;
                 }
+                cap[j17] += 2;
             }
         }
-    }
-    for i49 in 0..n {
-        for i50 in 0..n {
-            for i51 in 0..n {
-                for i52 in 0..n {
-                    let value = -6.0 * sum_q * p4[i49] * p4[i50] * p4[i51] * p4[i52];
-                    let ix = [i49, i50, i51, i52];
-                    for row in rows49.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
+        {
+            let mut cap = mult;
+            for j21 in 0..distinct {
+                if cap[j21] < 1 {
+                    continue;
                 }
+                cap[j21] -= 1;
+                for j22 in 0..distinct {
+                    if cap[j22] < 7 {
+                        continue;
+                    }
+                    cap[j22] -= 7;
+                    let i21 = at[j21];
+                    let i22 = at[j22];
+                    entry += -(sum_q * p4[i21] * p4[i22]) / 5040.0;
+                    cap[j22] += 7;
+                }
+                cap[j21] += 1;
             }
         }
-    }
-    for i53 in 0..n {
-        for i54 in 0..n {
-            for i55 in 0..n {
-                for i56 in 0..n {
-                    for i57 in 0..n {
-                        let value = 24.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56]
-                            * p4[i57];
-                        let ix = [i53, i54, i55, i56, i57];
-                        for row in rows53.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j23 in 0..distinct {
+                if cap[j23] < 1 {
+                    continue;
+                }
+                cap[j23] -= 1;
+                for j24 in 0..distinct {
+                    if cap[j24] < 3 {
+                        continue;
+                    }
+                    cap[j24] -= 3;
+                    for j25 in 0..distinct {
+                        if cap[j25] < 4 {
+                            continue;
+                        }
+                        cap[j25] -= 4;
+                        let i23 = at[j23];
+                        let i24 = at[j24];
+                        let i25 = at[j25];
+                        entry += 2.0 * sum_q * p4[i23] * p4[i24] * p4[i25] / 144.0;
+                        cap[j25] += 4;
+                    }
+                    cap[j24] += 3;
+                }
+                cap[j23] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j26 in 0..distinct {
+                if cap[j26] < 1 {
+                    continue;
+                }
+                cap[j26] -= 1;
+                for j27 in 0..distinct {
+                    if cap[j27] < 2 {
+                        continue;
+                    }
+                    cap[j27] -= 2;
+                    for j28 in 0..distinct {
+                        if cap[j28] < 5 {
+                            continue;
+                        }
+                        cap[j28] -= 5;
+                        let i26 = at[j26];
+                        let i27 = at[j27];
+                        let i28 = at[j28];
+                        entry += 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28] / 240.0;
+                        cap[j28] += 5;
+                    }
+                    cap[j27] += 2;
+                }
+                cap[j26] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j29 in 0..distinct {
+                if cap[j29] < 1 {
+                    continue;
+                }
+                cap[j29] -= 1;
+                for j30 in 0..distinct {
+                    if cap[j30] < 2 {
+                        continue;
+                    }
+                    cap[j30] -= 2;
+                    for j31 in j30..distinct {
+                        if cap[j31] < 2 {
+                            continue;
+                        }
+                        cap[j31] -= 2;
+                        let rep31 = if j31 == j30 { 1usize + 1 } else { 1usize };
+                        for j32 in 0..distinct {
+                            if cap[j32] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j32] -= 3;
+                            let i29 = at[j29];
+                            let i30 = at[j30];
+                            let i31 = at[j31];
+                            let i32 = at[j32];
+                            entry
+                                += -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32]
+                                    / (24.0 * rep31 as f64);
+                            cap[j32] += 3;
                         }
+                        cap[j31] += 2;
                     }
+                    cap[j30] += 2;
                 }
+                cap[j29] += 1;
             }
         }
-    }
-    for i58 in 0..n {
-        for i59 in 0..n {
-            for i60 in 0..n {
-                for i61 in 0..n {
-                    for i62 in 0..n {
-                        let value = 24.0 * sum_q * p4[i58] * p4[i59] * p4[i60] * p4[i61]
-                            * p4[i62];
-                        let ix = [i58, i59, i60, i61, i62];
-                        for row in rows58.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j33 in 0..distinct {
+                if cap[j33] < 1 {
+                    continue;
+                }
+                cap[j33] -= 1;
+                for j34 in j33..distinct {
+                    if cap[j34] < 1 {
+                        continue;
+                    }
+                    cap[j34] -= 1;
+                    let rep34 = if j34 == j33 { 1usize + 1 } else { 1usize };
+                    for j35 in 0..distinct {
+                        if cap[j35] < 6 {
+                            continue;
+                        }
+                        cap[j35] -= 6;
+                        let i33 = at[j33];
+                        let i34 = at[j34];
+                        let i35 = at[j35];
+                        entry
+                            += 2.0 * sum_q * p4[i33] * p4[i34] * p4[i35]
+                                / (720.0 * rep34 as f64);
+                        cap[j35] += 6;
+                    }
+                    cap[j34] += 1;
+                }
+                cap[j33] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j36 in 0..distinct {
+                if cap[j36] < 1 {
+                    continue;
+                }
+                cap[j36] -= 1;
+                for j37 in j36..distinct {
+                    if cap[j37] < 1 {
+                        continue;
+                    }
+                    cap[j37] -= 1;
+                    let rep37 = if j37 == j36 { 1usize + 1 } else { 1usize };
+                    for j38 in 0..distinct {
+                        if cap[j38] < 3 {
+                            continue;
+                        }
+                        cap[j38] -= 3;
+                        for j39 in j38..distinct {
+                            if cap[j39] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j39] -= 3;
+                            let rep39 = if j39 == j38 { 1usize + 1 } else { 1usize };
+                            let i36 = at[j36];
+                            let i37 = at[j37];
+                            let i38 = at[j38];
+                            let i39 = at[j39];
+                            entry
+                                += -6.0 * sum_q * p4[i36] * p4[i37] * p4[i38] * p4[i39]
+                                    / (36.0 * rep37 as f64 * rep39 as f64);
+                            cap[j39] += 3;
                         }
+                        cap[j38] += 3;
                     }
+                    cap[j37] += 1;
                 }
+                cap[j36] += 1;
             }
         }
-    }
-    for i63 in 0..n {
-        for i64 in 0..n {
-            for i65 in 0..n {
-                for i66 in 0..n {
-                    for i67 in 0..n {
-                        for i68 in 0..n {
-                            let value = -120.0 * sum_q * p4[i63] * p4[i64] * p4[i65]
-                                * p4[i66] * p4[i67] * p4[i68];
-                            let ix = [i63, i64, i65, i66, i67, i68];
-                            for row in rows63.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j40 in 0..distinct {
+                if cap[j40] < 1 {
+                    continue;
+                }
+                cap[j40] -= 1;
+                for j41 in j40..distinct {
+                    if cap[j41] < 1 {
+                        continue;
+                    }
+                    cap[j41] -= 1;
+                    let rep41 = if j41 == j40 { 1usize + 1 } else { 1usize };
+                    for j42 in 0..distinct {
+                        if cap[j42] < 2 {
+                            continue;
+                        }
+                        cap[j42] -= 2;
+                        for j43 in 0..distinct {
+                            if cap[j43] < 4 {
+                                continue;
+                            }
+                            cap[j43] -= 4;
+                            let i40 = at[j40];
+                            let i41 = at[j41];
+                            let i42 = at[j42];
+                            let i43 = at[j43];
+                            entry
+                                += -6.0 * sum_q * p4[i40] * p4[i41] * p4[i42] * p4[i43]
+                                    / (48.0 * rep41 as f64);
+                            cap[j43] += 4;
+                        }
+                        cap[j42] += 2;
+                    }
+                    cap[j41] += 1;
+                }
+                cap[j40] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j44 in 0..distinct {
+                if cap[j44] < 1 {
+                    continue;
+                }
+                cap[j44] -= 1;
+                for j45 in j44..distinct {
+                    if cap[j45] < 1 {
+                        continue;
+                    }
+                    cap[j45] -= 1;
+                    let rep45 = if j45 == j44 { 1usize + 1 } else { 1usize };
+                    for j46 in 0..distinct {
+                        if cap[j46] < 2 {
+                            continue;
+                        }
+                        cap[j46] -= 2;
+                        for j47 in j46..distinct {
+                            if cap[j47] < 2 {
+                                continue;
+                            }
+                            cap[j47] -= 2;
+                            let rep47 = if j47 == j46 { 1usize + 1 } else { 1usize };
+                            for j48 in j47..distinct {
+                                if cap[j48] < 2 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j48] -= 2;
+                                let rep48 = if j48 == j47 { rep47 + 1 } else { 1usize };
+                                let i44 = at[j44];
+                                let i45 = at[j45];
+                                let i46 = at[j46];
+                                let i47 = at[j47];
+                                let i48 = at[j48];
+                                entry
+                                    += 24.0 * sum_q * p4[i44] * p4[i45] * p4[i46] * p4[i47]
+                                        * p4[i48]
+                                        / (8.0 * rep45 as f64 * rep47 as f64 * rep48 as f64);
+                                cap[j48] += 2;
                             }
+                            cap[j47] += 2;
                         }
+                        cap[j46] += 2;
                     }
+                    cap[j45] += 1;
                 }
+                cap[j44] += 1;
             }
         }
-    }
-    for i69 in 0..n {
-        for i70 in 0..n {
-            for i71 in 0..n {
-                for i72 in 0..n {
-                    for i73 in 0..n {
-                        for i74 in 0..n {
-                            let value = -120.0 * sum_q * p4[i69] * p4[i70] * p4[i71]
-                                * p4[i72] * p4[i73] * p4[i74];
-                            let ix = [i69, i70, i71, i72, i73, i74];
-                            for row in rows69.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j49 in 0..distinct {
+                if cap[j49] < 1 {
+                    continue;
+                }
+                cap[j49] -= 1;
+                for j50 in j49..distinct {
+                    if cap[j50] < 1 {
+                        continue;
+                    }
+                    cap[j50] -= 1;
+                    let rep50 = if j50 == j49 { 1usize + 1 } else { 1usize };
+                    for j51 in j50..distinct {
+                        if cap[j51] < 1 {
+                            continue;
+                        }
+                        cap[j51] -= 1;
+                        let rep51 = if j51 == j50 { rep50 + 1 } else { 1usize };
+                        for j52 in 0..distinct {
+                            if cap[j52] < 5 {
+                                continue;
+                            }
+                            cap[j52] -= 5;
+                            let i49 = at[j49];
+                            let i50 = at[j50];
+                            let i51 = at[j51];
+                            let i52 = at[j52];
+                            entry
+                                += -6.0 * sum_q * p4[i49] * p4[i50] * p4[i51] * p4[i52]
+                                    / (120.0 * rep50 as f64 * rep51 as f64);
+                            cap[j52] += 5;
+                        }
+                        cap[j51] += 1;
+                    }
+                    cap[j50] += 1;
+                }
+                cap[j49] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j53 in 0..distinct {
+                if cap[j53] < 1 {
+                    continue;
+                }
+                cap[j53] -= 1;
+                for j54 in j53..distinct {
+                    if cap[j54] < 1 {
+                        continue;
+                    }
+                    cap[j54] -= 1;
+                    let rep54 = if j54 == j53 { 1usize + 1 } else { 1usize };
+                    for j55 in j54..distinct {
+                        if cap[j55] < 1 {
+                            continue;
+                        }
+                        cap[j55] -= 1;
+                        let rep55 = if j55 == j54 { rep54 + 1 } else { 1usize };
+                        for j56 in 0..distinct {
+                            if cap[j56] < 2 {
+                                continue;
+                            }
+                            cap[j56] -= 2;
+                            for j57 in 0..distinct {
+                                if cap[j57] < 3 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j57] -= 3;
+                                let i53 = at[j53];
+                                let i54 = at[j54];
+                                let i55 = at[j55];
+                                let i56 = at[j56];
+                                let i57 = at[j57];
+                                entry
+                                    += 24.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56]
+                                        * p4[i57] / (12.0 * rep54 as f64 * rep55 as f64);
+                                cap[j57] += 3;
                             }
+                            cap[j56] += 2;
                         }
+                        cap[j55] += 1;
                     }
+                    cap[j54] += 1;
                 }
+                cap[j53] += 1;
             }
         }
-    }
-    for i75 in 0..n {
-        for i76 in 0..n {
-            for i77 in 0..n {
-                for i78 in 0..n {
-                    for i79 in 0..n {
-                        for i80 in 0..n {
-                            for i81 in 0..n {
-                                let value = 720.0 * sum_q * p4[i75] * p4[i76] * p4[i77]
-                                    * p4[i78] * p4[i79] * p4[i80] * p4[i81];
-                                let ix = [i75, i76, i77, i78, i79, i80, i81];
-                                for row in rows75.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j58 in 0..distinct {
+                if cap[j58] < 1 {
+                    continue;
+                }
+                cap[j58] -= 1;
+                for j59 in j58..distinct {
+                    if cap[j59] < 1 {
+                        continue;
+                    }
+                    cap[j59] -= 1;
+                    let rep59 = if j59 == j58 { 1usize + 1 } else { 1usize };
+                    for j60 in j59..distinct {
+                        if cap[j60] < 1 {
+                            continue;
+                        }
+                        cap[j60] -= 1;
+                        let rep60 = if j60 == j59 { rep59 + 1 } else { 1usize };
+                        for j61 in j60..distinct {
+                            if cap[j61] < 1 {
+                                continue;
+                            }
+                            cap[j61] -= 1;
+                            let rep61 = if j61 == j60 { rep60 + 1 } else { 1usize };
+                            for j62 in 0..distinct {
+                                if cap[j62] < 4 {
+                                    continue;
+                                }
+                                cap[j62] -= 4;
+                                let i58 = at[j58];
+                                let i59 = at[j59];
+                                let i60 = at[j60];
+                                let i61 = at[j61];
+                                let i62 = at[j62];
+                                entry
+                                    += 24.0 * sum_q * p4[i58] * p4[i59] * p4[i60] * p4[i61]
+                                        * p4[i62]
+                                        / (24.0 * rep59 as f64 * rep60 as f64 * rep61 as f64);
+                                cap[j62] += 4;
+                            }
+                            cap[j61] += 1;
+                        }
+                        cap[j60] += 1;
+                    }
+                    cap[j59] += 1;
+                }
+                cap[j58] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j63 in 0..distinct {
+                if cap[j63] < 1 {
+                    continue;
+                }
+                cap[j63] -= 1;
+                for j64 in j63..distinct {
+                    if cap[j64] < 1 {
+                        continue;
+                    }
+                    cap[j64] -= 1;
+                    let rep64 = if j64 == j63 { 1usize + 1 } else { 1usize };
+                    for j65 in j64..distinct {
+                        if cap[j65] < 1 {
+                            continue;
+                        }
+                        cap[j65] -= 1;
+                        let rep65 = if j65 == j64 { rep64 + 1 } else { 1usize };
+                        for j66 in j65..distinct {
+                            if cap[j66] < 1 {
+                                continue;
+                            }
+                            cap[j66] -= 1;
+                            let rep66 = if j66 == j65 { rep65 + 1 } else { 1usize };
+                            for j67 in 0..distinct {
+                                if cap[j67] < 2 {
+                                    continue;
+                                }
+                                cap[j67] -= 2;
+                                for j68 in j67..distinct {
+                                    if cap[j68] < 2 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j68] -= 2;
+                                    let rep68 = if j68 == j67 { 1usize + 1 } else { 1usize };
+                                    let i63 = at[j63];
+                                    let i64 = at[j64];
+                                    let i65 = at[j65];
+                                    let i66 = at[j66];
+                                    let i67 = at[j67];
+                                    let i68 = at[j68];
+                                    entry
+                                        += -120.0 * sum_q * p4[i63] * p4[i64] * p4[i65] * p4[i66]
+                                            * p4[i67] * p4[i68]
+                                            / (4.0 * rep64 as f64 * rep65 as f64 * rep66 as f64
+                                                * rep68 as f64);
+                                    cap[j68] += 2;
                                 }
+                                cap[j67] += 2;
                             }
+                            cap[j66] += 1;
                         }
+                        cap[j65] += 1;
                     }
+                    cap[j64] += 1;
                 }
+                cap[j63] += 1;
             }
         }
-    }
-    for i82 in 0..n {
-        for i83 in 0..n {
-            for i84 in 0..n {
-                for i85 in 0..n {
-                    for i86 in 0..n {
-                        for i87 in 0..n {
-                            for i88 in 0..n {
-                                for i89 in 0..n {
-                                    let value = -5040.0 * sum_q * p4[i82] * p4[i83] * p4[i84]
-                                        * p4[i85] * p4[i86] * p4[i87] * p4[i88] * p4[i89];
-                                    let ix = [i82, i83, i84, i85, i86, i87, i88, i89];
-                                    for row in rows82.iter() {
-                                        let mut at = 0;
-                                        for &b in row.iter() {
-                                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j69 in 0..distinct {
+                if cap[j69] < 1 {
+                    continue;
+                }
+                cap[j69] -= 1;
+                for j70 in j69..distinct {
+                    if cap[j70] < 1 {
+                        continue;
+                    }
+                    cap[j70] -= 1;
+                    let rep70 = if j70 == j69 { 1usize + 1 } else { 1usize };
+                    for j71 in j70..distinct {
+                        if cap[j71] < 1 {
+                            continue;
+                        }
+                        cap[j71] -= 1;
+                        let rep71 = if j71 == j70 { rep70 + 1 } else { 1usize };
+                        for j72 in j71..distinct {
+                            if cap[j72] < 1 {
+                                continue;
+                            }
+                            cap[j72] -= 1;
+                            let rep72 = if j72 == j71 { rep71 + 1 } else { 1usize };
+                            for j73 in j72..distinct {
+                                if cap[j73] < 1 {
+                                    continue;
+                                }
+                                cap[j73] -= 1;
+                                let rep73 = if j73 == j72 { rep72 + 1 } else { 1usize };
+                                for j74 in 0..distinct {
+                                    if cap[j74] < 3 {
+                                        continue;
+                                    }
+                                    cap[j74] -= 3;
+                                    let i69 = at[j69];
+                                    let i70 = at[j70];
+                                    let i71 = at[j71];
+                                    let i72 = at[j72];
+                                    let i73 = at[j73];
+                                    let i74 = at[j74];
+                                    entry
+                                        += -120.0 * sum_q * p4[i69] * p4[i70] * p4[i71] * p4[i72]
+                                            * p4[i73] * p4[i74]
+                                            / (6.0 * rep70 as f64 * rep71 as f64 * rep72 as f64
+                                                * rep73 as f64);
+                                    cap[j74] += 3;
+                                }
+                                cap[j73] += 1;
+                            }
+                            cap[j72] += 1;
+                        }
+                        cap[j71] += 1;
+                    }
+                    cap[j70] += 1;
+                }
+                cap[j69] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j75 in 0..distinct {
+                if cap[j75] < 1 {
+                    continue;
+                }
+                cap[j75] -= 1;
+                for j76 in j75..distinct {
+                    if cap[j76] < 1 {
+                        continue;
+                    }
+                    cap[j76] -= 1;
+                    let rep76 = if j76 == j75 { 1usize + 1 } else { 1usize };
+                    for j77 in j76..distinct {
+                        if cap[j77] < 1 {
+                            continue;
+                        }
+                        cap[j77] -= 1;
+                        let rep77 = if j77 == j76 { rep76 + 1 } else { 1usize };
+                        for j78 in j77..distinct {
+                            if cap[j78] < 1 {
+                                continue;
+                            }
+                            cap[j78] -= 1;
+                            let rep78 = if j78 == j77 { rep77 + 1 } else { 1usize };
+                            for j79 in j78..distinct {
+                                if cap[j79] < 1 {
+                                    continue;
+                                }
+                                cap[j79] -= 1;
+                                let rep79 = if j79 == j78 { rep78 + 1 } else { 1usize };
+                                for j80 in j79..distinct {
+                                    if cap[j80] < 1 {
+                                        continue;
+                                    }
+                                    cap[j80] -= 1;
+                                    let rep80 = if j80 == j79 { rep79 + 1 } else { 1usize };
+                                    for j81 in 0..distinct {
+                                        if cap[j81] < 2 {
+                                            continue;
                                         }
-                                        out[at] += value;
+                                        cap[j81] -= 2;
+                                        let i75 = at[j75];
+                                        let i76 = at[j76];
+                                        let i77 = at[j77];
+                                        let i78 = at[j78];
+                                        let i79 = at[j79];
+                                        let i80 = at[j80];
+                                        let i81 = at[j81];
+                                        entry
+                                            += 720.0 * sum_q * p4[i75] * p4[i76] * p4[i77] * p4[i78]
+                                                * p4[i79] * p4[i80] * p4[i81]
+                                                / (2.0 * rep76 as f64 * rep77 as f64 * rep78 as f64
+                                                    * rep79 as f64 * rep80 as f64);
+                                        cap[j81] += 2;
                                     }
+                                    cap[j80] += 1;
                                 }
+                                cap[j79] += 1;
                             }
+                            cap[j78] += 1;
                         }
+                        cap[j77] += 1;
                     }
+                    cap[j76] += 1;
                 }
+                cap[j75] += 1;
             }
+        }
+        {
+            let mut cap = mult;
+            for j82 in 0..distinct {
+                if cap[j82] < 1 {
+                    continue;
+                }
+                cap[j82] -= 1;
+                for j83 in j82..distinct {
+                    if cap[j83] < 1 {
+                        continue;
+                    }
+                    cap[j83] -= 1;
+                    let rep83 = if j83 == j82 { 1usize + 1 } else { 1usize };
+                    for j84 in j83..distinct {
+                        if cap[j84] < 1 {
+                            continue;
+                        }
+                        cap[j84] -= 1;
+                        let rep84 = if j84 == j83 { rep83 + 1 } else { 1usize };
+                        for j85 in j84..distinct {
+                            if cap[j85] < 1 {
+                                continue;
+                            }
+                            cap[j85] -= 1;
+                            let rep85 = if j85 == j84 { rep84 + 1 } else { 1usize };
+                            for j86 in j85..distinct {
+                                if cap[j86] < 1 {
+                                    continue;
+                                }
+                                cap[j86] -= 1;
+                                let rep86 = if j86 == j85 { rep85 + 1 } else { 1usize };
+                                for j87 in j86..distinct {
+                                    if cap[j87] < 1 {
+                                        continue;
+                                    }
+                                    cap[j87] -= 1;
+                                    let rep87 = if j87 == j86 { rep86 + 1 } else { 1usize };
+                                    for j88 in j87..distinct {
+                                        if cap[j88] < 1 {
+                                            continue;
+                                        }
+                                        cap[j88] -= 1;
+                                        let rep88 = if j88 == j87 { rep87 + 1 } else { 1usize };
+                                        for j89 in j88..distinct {
+                                            if cap[j89] < 1 {
+                                                continue;
+                                            }
+                                            cap[j89] -= 1;
+                                            let rep89 = if j89 == j88 { rep88 + 1 } else { 1usize };
+                                            let i82 = at[j82];
+                                            let i83 = at[j83];
+                                            let i84 = at[j84];
+                                            let i85 = at[j85];
+                                            let i86 = at[j86];
+                                            let i87 = at[j87];
+                                            let i88 = at[j88];
+                                            let i89 = at[j89];
+                                            entry
+                                                += -5040.0 * sum_q * p4[i82] * p4[i83] * p4[i84] * p4[i85]
+                                                    * p4[i86] * p4[i87] * p4[i88] * p4[i89]
+                                                    / (1.0 * rep83 as f64 * rep84 as f64 * rep85 as f64
+                                                        * rep86 as f64 * rep87 as f64 * rep88 as f64
+                                                        * rep89 as f64);
+                                            cap[j89] += 1;
+                                        }
+                                        cap[j88] += 1;
+                                    }
+                                    cap[j87] += 1;
+                                }
+                                cap[j86] += 1;
+                            }
+                            cap[j85] += 1;
+                        }
+                        cap[j84] += 1;
+                    }
+                    cap[j83] += 1;
+                }
+                cap[j82] += 1;
+            }
+        }
+        let mut weight: f64 = 1.0;
+        for &m in &mult[..distinct] {
+            for f in 2..=m {
+                weight *= f as f64;
+            }
+        }
+        xent_fill_permutations(&sorted, n, entry * weight, out);
+        if !xent_next_sorted(&mut sorted, n) {
+            break;
         }
     }
 }
@@ -3814,36 +4795,6 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         "`out` must have length n·n·n·n·n·n·n·n·n"
     );
     let mut p4 = vec![0.0; n];
-    let rows0 = xent_orbit(&[9], &[0]);
-    let rows5 = xent_orbit(&[4, 5], &[0, 1]);
-    let rows7 = xent_orbit(&[3, 6], &[0, 1]);
-    let rows9 = xent_orbit(&[3, 3, 3], &[0, 0, 0]);
-    let rows12 = xent_orbit(&[2, 7], &[0, 1]);
-    let rows14 = xent_orbit(&[2, 3, 4], &[0, 1, 2]);
-    let rows17 = xent_orbit(&[2, 2, 5], &[0, 0, 2]);
-    let rows20 = xent_orbit(&[2, 2, 2, 3], &[0, 0, 0, 3]);
-    let rows24 = xent_orbit(&[1, 8], &[0, 1]);
-    let rows26 = xent_orbit(&[1, 4, 4], &[0, 1, 1]);
-    let rows29 = xent_orbit(&[1, 3, 5], &[0, 1, 2]);
-    let rows32 = xent_orbit(&[1, 2, 6], &[0, 1, 2]);
-    let rows35 = xent_orbit(&[1, 2, 3, 3], &[0, 1, 2, 2]);
-    let rows39 = xent_orbit(&[1, 2, 2, 4], &[0, 1, 1, 3]);
-    let rows43 = xent_orbit(&[1, 2, 2, 2, 2], &[0, 1, 1, 1, 1]);
-    let rows48 = xent_orbit(&[1, 1, 7], &[0, 0, 2]);
-    let rows51 = xent_orbit(&[1, 1, 3, 4], &[0, 0, 2, 3]);
-    let rows55 = xent_orbit(&[1, 1, 2, 5], &[0, 0, 2, 3]);
-    let rows59 = xent_orbit(&[1, 1, 2, 2, 3], &[0, 0, 2, 2, 4]);
-    let rows64 = xent_orbit(&[1, 1, 1, 6], &[0, 0, 0, 3]);
-    let rows68 = xent_orbit(&[1, 1, 1, 3, 3], &[0, 0, 0, 3, 3]);
-    let rows73 = xent_orbit(&[1, 1, 1, 2, 4], &[0, 0, 0, 3, 4]);
-    let rows78 = xent_orbit(&[1, 1, 1, 2, 2, 2], &[0, 0, 0, 3, 3, 3]);
-    let rows84 = xent_orbit(&[1, 1, 1, 1, 5], &[0, 0, 0, 0, 4]);
-    let rows89 = xent_orbit(&[1, 1, 1, 1, 2, 3], &[0, 0, 0, 0, 4, 5]);
-    let rows95 = xent_orbit(&[1, 1, 1, 1, 1, 4], &[0, 0, 0, 0, 0, 5]);
-    let rows101 = xent_orbit(&[1, 1, 1, 1, 1, 2, 2], &[0, 0, 0, 0, 0, 5, 5]);
-    let rows108 = xent_orbit(&[1, 1, 1, 1, 1, 1, 3], &[0, 0, 0, 0, 0, 0, 6]);
-    let rows115 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 0, 7]);
-    let rows123 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1, 1], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut shift = {
@@ -3911,554 +4862,1295 @@ fn xent_d9_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p4[i2] *= inv_sumexp;
     }
-    out.fill(0.0);
-    for i0 in 0..n {
-        let value = sum_q * p4[i0];
-        let ix = [i0];
-        for row in rows0.iter() {
-            let mut at = 0;
-            for &b in row.iter() {
-                at = at * n + ix[b as usize];
+    let mut sorted = [0usize; 9];
+    loop {
+        let (mut at, mut mult, mut distinct) = ([0usize; 9], [0usize; 9], 0);
+        for s in 0..9 {
+            if s > 0 && sorted[s - 1] == sorted[s] {
+                mult[distinct - 1] += 1;
+            } else {
+                at[distinct] = sorted[s];
+                mult[distinct] = 1;
+                distinct += 1;
             }
-            out[at] += value;
         }
-    }
-    for i5 in 0..n {
-        for i6 in 0..n {
-            let value = -(sum_q * p4[i5] * p4[i6]);
-            let ix = [i5, i6];
-            for row in rows5.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        let mut entry: f64 = 0.0;
+        {
+            let mut cap = mult;
+            for j0 in 0..distinct {
+                if cap[j0] < 9 {
+                    continue;
                 }
-                out[at] += value;
+                cap[j0] -= 9;
+                let i0 = at[j0];
+                entry += sum_q * p4[i0] / 362880.0;
+                cap[j0] += 9;
             }
         }
-    }
-    for i7 in 0..n {
-        for i8 in 0..n {
-            let value = -(sum_q * p4[i7] * p4[i8]);
-            let ix = [i7, i8];
-            for row in rows7.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j5 in 0..distinct {
+                if cap[j5] < 4 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i9 in 0..n {
-        for i10 in 0..n {
-            for i11 in 0..n {
-                let value = 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11];
-                let ix = [i9, i10, i11];
-                for row in rows9.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j5] -= 4;
+                for j6 in 0..distinct {
+                    if cap[j6] < 5 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j6] -= 5;
+                    let i5 = at[j5];
+                    let i6 = at[j6];
+                    entry += -(sum_q * p4[i5] * p4[i6]) / 2880.0;
+                    cap[j6] += 5;
                 }
+                cap[j5] += 4;
             }
         }
-    }
-    for i12 in 0..n {
-        for i13 in 0..n {
-            let value = -(sum_q * p4[i12] * p4[i13]);
-            let ix = [i12, i13];
-            for row in rows12.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j7 in 0..distinct {
+                if cap[j7] < 3 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i14 in 0..n {
-        for i15 in 0..n {
-            for i16 in 0..n {
-                let value = 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16];
-                let ix = [i14, i15, i16];
-                for row in rows14.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j7] -= 3;
+                for j8 in 0..distinct {
+                    if cap[j8] < 6 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j8] -= 6;
+                    let i7 = at[j7];
+                    let i8 = at[j8];
+                    entry += -(sum_q * p4[i7] * p4[i8]) / 4320.0;
+                    cap[j8] += 6;
                 }
+                cap[j7] += 3;
             }
         }
-    }
-    for i17 in 0..n {
-        for i18 in 0..n {
-            for i19 in 0..n {
-                let value = 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19];
-                let ix = [i17, i18, i19];
-                for row in rows17.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j9 in 0..distinct {
+                if cap[j9] < 3 {
+                    continue;
+                }
+                cap[j9] -= 3;
+                for j10 in j9..distinct {
+                    if cap[j10] < 3 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i20 in 0..n {
-        for i21 in 0..n {
-            for i22 in 0..n {
-                for i23 in 0..n {
-                    let value = -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23];
-                    let ix = [i20, i21, i22, i23];
-                    for row in rows20.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j10] -= 3;
+                    let rep10 = if j10 == j9 { 1usize + 1 } else { 1usize };
+                    for j11 in j10..distinct {
+                        if cap[j11] < 3 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j11] -= 3;
+                        let rep11 = if j11 == j10 { rep10 + 1 } else { 1usize };
+                        let i9 = at[j9];
+                        let i10 = at[j10];
+                        let i11 = at[j11];
+                        entry
+                            += 2.0 * sum_q * p4[i9] * p4[i10] * p4[i11]
+                                / (216.0 * rep10 as f64 * rep11 as f64);
+                        cap[j11] += 3;
                     }
+                    cap[j10] += 3;
                 }
+                cap[j9] += 3;
             }
         }
-    }
-    for i24 in 0..n {
-        for i25 in 0..n {
-            let value = -(sum_q * p4[i24] * p4[i25]);
-            let ix = [i24, i25];
-            for row in rows24.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j12 in 0..distinct {
+                if cap[j12] < 2 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i26 in 0..n {
-        for i27 in 0..n {
-            for i28 in 0..n {
-                let value = 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28];
-                let ix = [i26, i27, i28];
-                for row in rows26.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j12] -= 2;
+                for j13 in 0..distinct {
+                    if cap[j13] < 7 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j13] -= 7;
+                    let i12 = at[j12];
+                    let i13 = at[j13];
+                    entry += -(sum_q * p4[i12] * p4[i13]) / 10080.0;
+                    cap[j13] += 7;
                 }
+                cap[j12] += 2;
             }
         }
-    }
-    for i29 in 0..n {
-        for i30 in 0..n {
-            for i31 in 0..n {
-                let value = 2.0 * sum_q * p4[i29] * p4[i30] * p4[i31];
-                let ix = [i29, i30, i31];
-                for row in rows29.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j14 in 0..distinct {
+                if cap[j14] < 2 {
+                    continue;
+                }
+                cap[j14] -= 2;
+                for j15 in 0..distinct {
+                    if cap[j15] < 3 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i32 in 0..n {
-        for i33 in 0..n {
-            for i34 in 0..n {
-                let value = 2.0 * sum_q * p4[i32] * p4[i33] * p4[i34];
-                let ix = [i32, i33, i34];
-                for row in rows32.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i35 in 0..n {
-        for i36 in 0..n {
-            for i37 in 0..n {
-                for i38 in 0..n {
-                    let value = -6.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38];
-                    let ix = [i35, i36, i37, i38];
-                    for row in rows35.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j15] -= 3;
+                    for j16 in 0..distinct {
+                        if cap[j16] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j16] -= 4;
+                        let i14 = at[j14];
+                        let i15 = at[j15];
+                        let i16 = at[j16];
+                        entry += 2.0 * sum_q * p4[i14] * p4[i15] * p4[i16] / 288.0;
+                        cap[j16] += 4;
                     }
+                    cap[j15] += 3;
                 }
+                cap[j14] += 2;
             }
         }
-    }
-    for i39 in 0..n {
-        for i40 in 0..n {
-            for i41 in 0..n {
-                for i42 in 0..n {
-                    let value = -6.0 * sum_q * p4[i39] * p4[i40] * p4[i41] * p4[i42];
-                    let ix = [i39, i40, i41, i42];
-                    for row in rows39.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j17 in 0..distinct {
+                if cap[j17] < 2 {
+                    continue;
+                }
+                cap[j17] -= 2;
+                for j18 in j17..distinct {
+                    if cap[j18] < 2 {
+                        continue;
+                    }
+                    cap[j18] -= 2;
+                    let rep18 = if j18 == j17 { 1usize + 1 } else { 1usize };
+                    for j19 in 0..distinct {
+                        if cap[j19] < 5 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j19] -= 5;
+                        let i17 = at[j17];
+                        let i18 = at[j18];
+                        let i19 = at[j19];
+                        entry
+                            += 2.0 * sum_q * p4[i17] * p4[i18] * p4[i19]
+                                / (480.0 * rep18 as f64);
+                        cap[j19] += 5;
                     }
+                    cap[j18] += 2;
                 }
+                cap[j17] += 2;
             }
         }
-    }
-    for i43 in 0..n {
-        for i44 in 0..n {
-            for i45 in 0..n {
-                for i46 in 0..n {
-                    for i47 in 0..n {
-                        let value = 24.0 * sum_q * p4[i43] * p4[i44] * p4[i45] * p4[i46]
-                            * p4[i47];
-                        let ix = [i43, i44, i45, i46, i47];
-                        for row in rows43.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j20 in 0..distinct {
+                if cap[j20] < 2 {
+                    continue;
+                }
+                cap[j20] -= 2;
+                for j21 in j20..distinct {
+                    if cap[j21] < 2 {
+                        continue;
+                    }
+                    cap[j21] -= 2;
+                    let rep21 = if j21 == j20 { 1usize + 1 } else { 1usize };
+                    for j22 in j21..distinct {
+                        if cap[j22] < 2 {
+                            continue;
+                        }
+                        cap[j22] -= 2;
+                        let rep22 = if j22 == j21 { rep21 + 1 } else { 1usize };
+                        for j23 in 0..distinct {
+                            if cap[j23] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j23] -= 3;
+                            let i20 = at[j20];
+                            let i21 = at[j21];
+                            let i22 = at[j22];
+                            let i23 = at[j23];
+                            entry
+                                += -6.0 * sum_q * p4[i20] * p4[i21] * p4[i22] * p4[i23]
+                                    / (48.0 * rep21 as f64 * rep22 as f64);
+                            cap[j23] += 3;
                         }
+                        cap[j22] += 2;
                     }
+                    cap[j21] += 2;
                 }
+                cap[j20] += 2;
             }
         }
-    }
-    for i48 in 0..n {
-        for i49 in 0..n {
-            for i50 in 0..n {
-                let value = 2.0 * sum_q * p4[i48] * p4[i49] * p4[i50];
-                let ix = [i48, i49, i50];
-                for row in rows48.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
+        {
+            let mut cap = mult;
+            for j24 in 0..distinct {
+                if cap[j24] < 1 {
+                    continue;
                 }
+                cap[j24] -= 1;
+                for j25 in 0..distinct {
+                    if cap[j25] < 8 {
+                        continue;
+                    }
+                    cap[j25] -= 8;
+                    let i24 = at[j24];
+                    let i25 = at[j25];
+                    entry += -(sum_q * p4[i24] * p4[i25]) / 40320.0;
+                    cap[j25] += 8;
+                }
+                cap[j24] += 1;
             }
         }
-    }
-    for i51 in 0..n {
-        for i52 in 0..n {
-            for i53 in 0..n {
-                for i54 in 0..n {
-                    let value = -6.0 * sum_q * p4[i51] * p4[i52] * p4[i53] * p4[i54];
-                    let ix = [i51, i52, i53, i54];
-                    for row in rows51.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j26 in 0..distinct {
+                if cap[j26] < 1 {
+                    continue;
+                }
+                cap[j26] -= 1;
+                for j27 in 0..distinct {
+                    if cap[j27] < 4 {
+                        continue;
+                    }
+                    cap[j27] -= 4;
+                    for j28 in j27..distinct {
+                        if cap[j28] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j28] -= 4;
+                        let rep28 = if j28 == j27 { 1usize + 1 } else { 1usize };
+                        let i26 = at[j26];
+                        let i27 = at[j27];
+                        let i28 = at[j28];
+                        entry
+                            += 2.0 * sum_q * p4[i26] * p4[i27] * p4[i28]
+                                / (576.0 * rep28 as f64);
+                        cap[j28] += 4;
                     }
+                    cap[j27] += 4;
                 }
+                cap[j26] += 1;
             }
         }
-    }
-    for i55 in 0..n {
-        for i56 in 0..n {
-            for i57 in 0..n {
-                for i58 in 0..n {
-                    let value = -6.0 * sum_q * p4[i55] * p4[i56] * p4[i57] * p4[i58];
-                    let ix = [i55, i56, i57, i58];
-                    for row in rows55.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j29 in 0..distinct {
+                if cap[j29] < 1 {
+                    continue;
+                }
+                cap[j29] -= 1;
+                for j30 in 0..distinct {
+                    if cap[j30] < 3 {
+                        continue;
+                    }
+                    cap[j30] -= 3;
+                    for j31 in 0..distinct {
+                        if cap[j31] < 5 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j31] -= 5;
+                        let i29 = at[j29];
+                        let i30 = at[j30];
+                        let i31 = at[j31];
+                        entry += 2.0 * sum_q * p4[i29] * p4[i30] * p4[i31] / 720.0;
+                        cap[j31] += 5;
                     }
+                    cap[j30] += 3;
                 }
+                cap[j29] += 1;
             }
         }
-    }
-    for i59 in 0..n {
-        for i60 in 0..n {
-            for i61 in 0..n {
-                for i62 in 0..n {
-                    for i63 in 0..n {
-                        let value = 24.0 * sum_q * p4[i59] * p4[i60] * p4[i61] * p4[i62]
-                            * p4[i63];
-                        let ix = [i59, i60, i61, i62, i63];
-                        for row in rows59.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j32 in 0..distinct {
+                if cap[j32] < 1 {
+                    continue;
+                }
+                cap[j32] -= 1;
+                for j33 in 0..distinct {
+                    if cap[j33] < 2 {
+                        continue;
+                    }
+                    cap[j33] -= 2;
+                    for j34 in 0..distinct {
+                        if cap[j34] < 6 {
+                            continue;
+                        }
+                        cap[j34] -= 6;
+                        let i32 = at[j32];
+                        let i33 = at[j33];
+                        let i34 = at[j34];
+                        entry += 2.0 * sum_q * p4[i32] * p4[i33] * p4[i34] / 1440.0;
+                        cap[j34] += 6;
+                    }
+                    cap[j33] += 2;
+                }
+                cap[j32] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j35 in 0..distinct {
+                if cap[j35] < 1 {
+                    continue;
+                }
+                cap[j35] -= 1;
+                for j36 in 0..distinct {
+                    if cap[j36] < 2 {
+                        continue;
+                    }
+                    cap[j36] -= 2;
+                    for j37 in 0..distinct {
+                        if cap[j37] < 3 {
+                            continue;
+                        }
+                        cap[j37] -= 3;
+                        for j38 in j37..distinct {
+                            if cap[j38] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j38] -= 3;
+                            let rep38 = if j38 == j37 { 1usize + 1 } else { 1usize };
+                            let i35 = at[j35];
+                            let i36 = at[j36];
+                            let i37 = at[j37];
+                            let i38 = at[j38];
+                            entry
+                                += -6.0 * sum_q * p4[i35] * p4[i36] * p4[i37] * p4[i38]
+                                    / (72.0 * rep38 as f64);
+                            cap[j38] += 3;
                         }
+                        cap[j37] += 3;
                     }
+                    cap[j36] += 2;
                 }
+                cap[j35] += 1;
             }
         }
-    }
-    for i64 in 0..n {
-        for i65 in 0..n {
-            for i66 in 0..n {
-                for i67 in 0..n {
-                    let value = -6.0 * sum_q * p4[i64] * p4[i65] * p4[i66] * p4[i67];
-                    let ix = [i64, i65, i66, i67];
-                    for row in rows64.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
+        {
+            let mut cap = mult;
+            for j39 in 0..distinct {
+                if cap[j39] < 1 {
+                    continue;
                 }
-            }
-        }
-    }
-    for i68 in 0..n {
-        for i69 in 0..n {
-            for i70 in 0..n {
-                for i71 in 0..n {
-                    for i72 in 0..n {
-                        let value = 24.0 * sum_q * p4[i68] * p4[i69] * p4[i70] * p4[i71]
-                            * p4[i72];
-                        let ix = [i68, i69, i70, i71, i72];
-                        for row in rows68.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+                cap[j39] -= 1;
+                for j40 in 0..distinct {
+                    if cap[j40] < 2 {
+                        continue;
+                    }
+                    cap[j40] -= 2;
+                    for j41 in j40..distinct {
+                        if cap[j41] < 2 {
+                            continue;
+                        }
+                        cap[j41] -= 2;
+                        let rep41 = if j41 == j40 { 1usize + 1 } else { 1usize };
+                        for j42 in 0..distinct {
+                            if cap[j42] < 4 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j42] -= 4;
+                            let i39 = at[j39];
+                            let i40 = at[j40];
+                            let i41 = at[j41];
+                            let i42 = at[j42];
+                            entry
+                                += -6.0 * sum_q * p4[i39] * p4[i40] * p4[i41] * p4[i42]
+                                    / (96.0 * rep41 as f64);
+                            cap[j42] += 4;
                         }
+                        cap[j41] += 2;
                     }
+                    cap[j40] += 2;
                 }
+                cap[j39] += 1;
             }
         }
-    }
-    for i73 in 0..n {
-        for i74 in 0..n {
-            for i75 in 0..n {
-                for i76 in 0..n {
-                    for i77 in 0..n {
-                        let value = 24.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76]
-                            * p4[i77];
-                        let ix = [i73, i74, i75, i76, i77];
-                        for row in rows73.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j43 in 0..distinct {
+                if cap[j43] < 1 {
+                    continue;
+                }
+                cap[j43] -= 1;
+                for j44 in 0..distinct {
+                    if cap[j44] < 2 {
+                        continue;
+                    }
+                    cap[j44] -= 2;
+                    for j45 in j44..distinct {
+                        if cap[j45] < 2 {
+                            continue;
+                        }
+                        cap[j45] -= 2;
+                        let rep45 = if j45 == j44 { 1usize + 1 } else { 1usize };
+                        for j46 in j45..distinct {
+                            if cap[j46] < 2 {
+                                continue;
                             }
-                            out[at] += value;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for i78 in 0..n {
-        for i79 in 0..n {
-            for i80 in 0..n {
-                for i81 in 0..n {
-                    for i82 in 0..n {
-                        for i83 in 0..n {
-                            let value = -120.0 * sum_q * p4[i78] * p4[i79] * p4[i80]
-                                * p4[i81] * p4[i82] * p4[i83];
-                            let ix = [i78, i79, i80, i81, i82, i83];
-                            for row in rows78.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+                            cap[j46] -= 2;
+                            let rep46 = if j46 == j45 { rep45 + 1 } else { 1usize };
+                            for j47 in j46..distinct {
+                                if cap[j47] < 2 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j47] -= 2;
+                                let rep47 = if j47 == j46 { rep46 + 1 } else { 1usize };
+                                let i43 = at[j43];
+                                let i44 = at[j44];
+                                let i45 = at[j45];
+                                let i46 = at[j46];
+                                let i47 = at[j47];
+                                entry
+                                    += 24.0 * sum_q * p4[i43] * p4[i44] * p4[i45] * p4[i46]
+                                        * p4[i47]
+                                        / (16.0 * rep45 as f64 * rep46 as f64 * rep47 as f64);
+                                cap[j47] += 2;
                             }
+                            cap[j46] += 2;
                         }
+                        cap[j45] += 2;
                     }
+                    cap[j44] += 2;
                 }
+                cap[j43] += 1;
             }
         }
-    }
-    for i84 in 0..n {
-        for i85 in 0..n {
-            for i86 in 0..n {
-                for i87 in 0..n {
-                    for i88 in 0..n {
-                        let value = 24.0 * sum_q * p4[i84] * p4[i85] * p4[i86] * p4[i87]
-                            * p4[i88];
-                        let ix = [i84, i85, i86, i87, i88];
-                        for row in rows84.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
-                            }
-                            out[at] += value;
-                        }
-                    }
+        {
+            let mut cap = mult;
+            for j48 in 0..distinct {
+                if cap[j48] < 1 {
+                    continue;
                 }
+                cap[j48] -= 1;
+                for j49 in j48..distinct {
+                    if cap[j49] < 1 {
+                        continue;
+                    }
+                    cap[j49] -= 1;
+                    let rep49 = if j49 == j48 { 1usize + 1 } else { 1usize };
+                    for j50 in 0..distinct {
+                        if cap[j50] < 7 {
+                            continue;
+                        }
+                        cap[j50] -= 7;
+                        let i48 = at[j48];
+                        let i49 = at[j49];
+                        let i50 = at[j50];
+                        entry
+                            += 2.0 * sum_q * p4[i48] * p4[i49] * p4[i50]
+                                / (5040.0 * rep49 as f64);
+                        cap[j50] += 7;
+                    }
+                    cap[j49] += 1;
+                }
+                cap[j48] += 1;
             }
         }
-    }
-    for i89 in 0..n {
-        for i90 in 0..n {
-            for i91 in 0..n {
-                for i92 in 0..n {
-                    for i93 in 0..n {
-                        for i94 in 0..n {
-                            let value = -120.0 * sum_q * p4[i89] * p4[i90] * p4[i91]
-                                * p4[i92] * p4[i93] * p4[i94];
-                            let ix = [i89, i90, i91, i92, i93, i94];
-                            for row in rows89.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j51 in 0..distinct {
+                if cap[j51] < 1 {
+                    continue;
+                }
+                cap[j51] -= 1;
+                for j52 in j51..distinct {
+                    if cap[j52] < 1 {
+                        continue;
+                    }
+                    cap[j52] -= 1;
+                    let rep52 = if j52 == j51 { 1usize + 1 } else { 1usize };
+                    for j53 in 0..distinct {
+                        if cap[j53] < 3 {
+                            continue;
+                        }
+                        cap[j53] -= 3;
+                        for j54 in 0..distinct {
+                            if cap[j54] < 4 {
+                                continue;
+                            }
+                            cap[j54] -= 4;
+                            let i51 = at[j51];
+                            let i52 = at[j52];
+                            let i53 = at[j53];
+                            let i54 = at[j54];
+                            entry
+                                += -6.0 * sum_q * p4[i51] * p4[i52] * p4[i53] * p4[i54]
+                                    / (144.0 * rep52 as f64);
+                            cap[j54] += 4;
+                        }
+                        cap[j53] += 3;
+                    }
+                    cap[j52] += 1;
+                }
+                cap[j51] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j55 in 0..distinct {
+                if cap[j55] < 1 {
+                    continue;
+                }
+                cap[j55] -= 1;
+                for j56 in j55..distinct {
+                    if cap[j56] < 1 {
+                        continue;
+                    }
+                    cap[j56] -= 1;
+                    let rep56 = if j56 == j55 { 1usize + 1 } else { 1usize };
+                    for j57 in 0..distinct {
+                        if cap[j57] < 2 {
+                            continue;
+                        }
+                        cap[j57] -= 2;
+                        for j58 in 0..distinct {
+                            if cap[j58] < 5 {
+                                continue;
+                            }
+                            cap[j58] -= 5;
+                            let i55 = at[j55];
+                            let i56 = at[j56];
+                            let i57 = at[j57];
+                            let i58 = at[j58];
+                            entry
+                                += -6.0 * sum_q * p4[i55] * p4[i56] * p4[i57] * p4[i58]
+                                    / (240.0 * rep56 as f64);
+                            cap[j58] += 5;
+                        }
+                        cap[j57] += 2;
+                    }
+                    cap[j56] += 1;
+                }
+                cap[j55] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j59 in 0..distinct {
+                if cap[j59] < 1 {
+                    continue;
+                }
+                cap[j59] -= 1;
+                for j60 in j59..distinct {
+                    if cap[j60] < 1 {
+                        continue;
+                    }
+                    cap[j60] -= 1;
+                    let rep60 = if j60 == j59 { 1usize + 1 } else { 1usize };
+                    for j61 in 0..distinct {
+                        if cap[j61] < 2 {
+                            continue;
+                        }
+                        cap[j61] -= 2;
+                        for j62 in j61..distinct {
+                            if cap[j62] < 2 {
+                                continue;
+                            }
+                            cap[j62] -= 2;
+                            let rep62 = if j62 == j61 { 1usize + 1 } else { 1usize };
+                            for j63 in 0..distinct {
+                                if cap[j63] < 3 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j63] -= 3;
+                                let i59 = at[j59];
+                                let i60 = at[j60];
+                                let i61 = at[j61];
+                                let i62 = at[j62];
+                                let i63 = at[j63];
+                                entry
+                                    += 24.0 * sum_q * p4[i59] * p4[i60] * p4[i61] * p4[i62]
+                                        * p4[i63] / (24.0 * rep60 as f64 * rep62 as f64);
+                                cap[j63] += 3;
                             }
+                            cap[j62] += 2;
                         }
+                        cap[j61] += 2;
                     }
+                    cap[j60] += 1;
                 }
+                cap[j59] += 1;
             }
         }
-    }
-    for i95 in 0..n {
-        for i96 in 0..n {
-            for i97 in 0..n {
-                for i98 in 0..n {
-                    for i99 in 0..n {
-                        for i100 in 0..n {
-                            let value = -120.0 * sum_q * p4[i95] * p4[i96] * p4[i97]
-                                * p4[i98] * p4[i99] * p4[i100];
-                            let ix = [i95, i96, i97, i98, i99, i100];
-                            for row in rows95.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j64 in 0..distinct {
+                if cap[j64] < 1 {
+                    continue;
+                }
+                cap[j64] -= 1;
+                for j65 in j64..distinct {
+                    if cap[j65] < 1 {
+                        continue;
+                    }
+                    cap[j65] -= 1;
+                    let rep65 = if j65 == j64 { 1usize + 1 } else { 1usize };
+                    for j66 in j65..distinct {
+                        if cap[j66] < 1 {
+                            continue;
+                        }
+                        cap[j66] -= 1;
+                        let rep66 = if j66 == j65 { rep65 + 1 } else { 1usize };
+                        for j67 in 0..distinct {
+                            if cap[j67] < 6 {
+                                continue;
+                            }
+                            cap[j67] -= 6;
+                            let i64 = at[j64];
+                            let i65 = at[j65];
+                            let i66 = at[j66];
+                            let i67 = at[j67];
+                            entry
+                                += -6.0 * sum_q * p4[i64] * p4[i65] * p4[i66] * p4[i67]
+                                    / (720.0 * rep65 as f64 * rep66 as f64);
+                            cap[j67] += 6;
+                        }
+                        cap[j66] += 1;
+                    }
+                    cap[j65] += 1;
+                }
+                cap[j64] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j68 in 0..distinct {
+                if cap[j68] < 1 {
+                    continue;
+                }
+                cap[j68] -= 1;
+                for j69 in j68..distinct {
+                    if cap[j69] < 1 {
+                        continue;
+                    }
+                    cap[j69] -= 1;
+                    let rep69 = if j69 == j68 { 1usize + 1 } else { 1usize };
+                    for j70 in j69..distinct {
+                        if cap[j70] < 1 {
+                            continue;
+                        }
+                        cap[j70] -= 1;
+                        let rep70 = if j70 == j69 { rep69 + 1 } else { 1usize };
+                        for j71 in 0..distinct {
+                            if cap[j71] < 3 {
+                                continue;
+                            }
+                            cap[j71] -= 3;
+                            for j72 in j71..distinct {
+                                if cap[j72] < 3 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j72] -= 3;
+                                let rep72 = if j72 == j71 { 1usize + 1 } else { 1usize };
+                                let i68 = at[j68];
+                                let i69 = at[j69];
+                                let i70 = at[j70];
+                                let i71 = at[j71];
+                                let i72 = at[j72];
+                                entry
+                                    += 24.0 * sum_q * p4[i68] * p4[i69] * p4[i70] * p4[i71]
+                                        * p4[i72]
+                                        / (36.0 * rep69 as f64 * rep70 as f64 * rep72 as f64);
+                                cap[j72] += 3;
                             }
+                            cap[j71] += 3;
                         }
+                        cap[j70] += 1;
                     }
+                    cap[j69] += 1;
                 }
+                cap[j68] += 1;
             }
         }
-    }
-    for i101 in 0..n {
-        for i102 in 0..n {
-            for i103 in 0..n {
-                for i104 in 0..n {
-                    for i105 in 0..n {
-                        for i106 in 0..n {
-                            for i107 in 0..n {
-                                let value = 720.0 * sum_q * p4[i101] * p4[i102] * p4[i103]
-                                    * p4[i104] * p4[i105] * p4[i106] * p4[i107];
-                                let ix = [i101, i102, i103, i104, i105, i106, i107];
-                                for row in rows101.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j73 in 0..distinct {
+                if cap[j73] < 1 {
+                    continue;
+                }
+                cap[j73] -= 1;
+                for j74 in j73..distinct {
+                    if cap[j74] < 1 {
+                        continue;
+                    }
+                    cap[j74] -= 1;
+                    let rep74 = if j74 == j73 { 1usize + 1 } else { 1usize };
+                    for j75 in j74..distinct {
+                        if cap[j75] < 1 {
+                            continue;
+                        }
+                        cap[j75] -= 1;
+                        let rep75 = if j75 == j74 { rep74 + 1 } else { 1usize };
+                        for j76 in 0..distinct {
+                            if cap[j76] < 2 {
+                                continue;
+                            }
+                            cap[j76] -= 2;
+                            for j77 in 0..distinct {
+                                if cap[j77] < 4 {
+                                    continue;
+                                }
+                                cap[j77] -= 4;
+                                let i73 = at[j73];
+                                let i74 = at[j74];
+                                let i75 = at[j75];
+                                let i76 = at[j76];
+                                let i77 = at[j77];
+                                entry
+                                    += 24.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76]
+                                        * p4[i77] / (48.0 * rep74 as f64 * rep75 as f64);
+                                cap[j77] += 4;
+                            }
+                            cap[j76] += 2;
+                        }
+                        cap[j75] += 1;
+                    }
+                    cap[j74] += 1;
+                }
+                cap[j73] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j78 in 0..distinct {
+                if cap[j78] < 1 {
+                    continue;
+                }
+                cap[j78] -= 1;
+                for j79 in j78..distinct {
+                    if cap[j79] < 1 {
+                        continue;
+                    }
+                    cap[j79] -= 1;
+                    let rep79 = if j79 == j78 { 1usize + 1 } else { 1usize };
+                    for j80 in j79..distinct {
+                        if cap[j80] < 1 {
+                            continue;
+                        }
+                        cap[j80] -= 1;
+                        let rep80 = if j80 == j79 { rep79 + 1 } else { 1usize };
+                        for j81 in 0..distinct {
+                            if cap[j81] < 2 {
+                                continue;
+                            }
+                            cap[j81] -= 2;
+                            for j82 in j81..distinct {
+                                if cap[j82] < 2 {
+                                    continue;
+                                }
+                                cap[j82] -= 2;
+                                let rep82 = if j82 == j81 { 1usize + 1 } else { 1usize };
+                                for j83 in j82..distinct {
+                                    if cap[j83] < 2 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j83] -= 2;
+                                    let rep83 = if j83 == j82 { rep82 + 1 } else { 1usize };
+                                    let i78 = at[j78];
+                                    let i79 = at[j79];
+                                    let i80 = at[j80];
+                                    let i81 = at[j81];
+                                    let i82 = at[j82];
+                                    let i83 = at[j83];
+                                    entry
+                                        += -120.0 * sum_q * p4[i78] * p4[i79] * p4[i80] * p4[i81]
+                                            * p4[i82] * p4[i83]
+                                            / (8.0 * rep79 as f64 * rep80 as f64 * rep82 as f64
+                                                * rep83 as f64);
+                                    cap[j83] += 2;
                                 }
+                                cap[j82] += 2;
                             }
+                            cap[j81] += 2;
                         }
+                        cap[j80] += 1;
                     }
+                    cap[j79] += 1;
                 }
+                cap[j78] += 1;
             }
         }
-    }
-    for i108 in 0..n {
-        for i109 in 0..n {
-            for i110 in 0..n {
-                for i111 in 0..n {
-                    for i112 in 0..n {
-                        for i113 in 0..n {
-                            for i114 in 0..n {
-                                let value = 720.0 * sum_q * p4[i108] * p4[i109] * p4[i110]
-                                    * p4[i111] * p4[i112] * p4[i113] * p4[i114];
-                                let ix = [i108, i109, i110, i111, i112, i113, i114];
-                                for row in rows108.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j84 in 0..distinct {
+                if cap[j84] < 1 {
+                    continue;
+                }
+                cap[j84] -= 1;
+                for j85 in j84..distinct {
+                    if cap[j85] < 1 {
+                        continue;
+                    }
+                    cap[j85] -= 1;
+                    let rep85 = if j85 == j84 { 1usize + 1 } else { 1usize };
+                    for j86 in j85..distinct {
+                        if cap[j86] < 1 {
+                            continue;
+                        }
+                        cap[j86] -= 1;
+                        let rep86 = if j86 == j85 { rep85 + 1 } else { 1usize };
+                        for j87 in j86..distinct {
+                            if cap[j87] < 1 {
+                                continue;
+                            }
+                            cap[j87] -= 1;
+                            let rep87 = if j87 == j86 { rep86 + 1 } else { 1usize };
+                            for j88 in 0..distinct {
+                                if cap[j88] < 5 {
+                                    continue;
+                                }
+                                cap[j88] -= 5;
+                                let i84 = at[j84];
+                                let i85 = at[j85];
+                                let i86 = at[j86];
+                                let i87 = at[j87];
+                                let i88 = at[j88];
+                                entry
+                                    += 24.0 * sum_q * p4[i84] * p4[i85] * p4[i86] * p4[i87]
+                                        * p4[i88]
+                                        / (120.0 * rep85 as f64 * rep86 as f64 * rep87 as f64);
+                                cap[j88] += 5;
+                            }
+                            cap[j87] += 1;
+                        }
+                        cap[j86] += 1;
+                    }
+                    cap[j85] += 1;
+                }
+                cap[j84] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j89 in 0..distinct {
+                if cap[j89] < 1 {
+                    continue;
+                }
+                cap[j89] -= 1;
+                for j90 in j89..distinct {
+                    if cap[j90] < 1 {
+                        continue;
+                    }
+                    cap[j90] -= 1;
+                    let rep90 = if j90 == j89 { 1usize + 1 } else { 1usize };
+                    for j91 in j90..distinct {
+                        if cap[j91] < 1 {
+                            continue;
+                        }
+                        cap[j91] -= 1;
+                        let rep91 = if j91 == j90 { rep90 + 1 } else { 1usize };
+                        for j92 in j91..distinct {
+                            if cap[j92] < 1 {
+                                continue;
+                            }
+                            cap[j92] -= 1;
+                            let rep92 = if j92 == j91 { rep91 + 1 } else { 1usize };
+                            for j93 in 0..distinct {
+                                if cap[j93] < 2 {
+                                    continue;
+                                }
+                                cap[j93] -= 2;
+                                for j94 in 0..distinct {
+                                    if cap[j94] < 3 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j94] -= 3;
+                                    let i89 = at[j89];
+                                    let i90 = at[j90];
+                                    let i91 = at[j91];
+                                    let i92 = at[j92];
+                                    let i93 = at[j93];
+                                    let i94 = at[j94];
+                                    entry
+                                        += -120.0 * sum_q * p4[i89] * p4[i90] * p4[i91] * p4[i92]
+                                            * p4[i93] * p4[i94]
+                                            / (12.0 * rep90 as f64 * rep91 as f64 * rep92 as f64);
+                                    cap[j94] += 3;
                                 }
+                                cap[j93] += 2;
                             }
+                            cap[j92] += 1;
                         }
+                        cap[j91] += 1;
                     }
+                    cap[j90] += 1;
                 }
+                cap[j89] += 1;
             }
         }
-    }
-    for i115 in 0..n {
-        for i116 in 0..n {
-            for i117 in 0..n {
-                for i118 in 0..n {
-                    for i119 in 0..n {
-                        for i120 in 0..n {
-                            for i121 in 0..n {
-                                for i122 in 0..n {
-                                    let value = -5040.0 * sum_q * p4[i115] * p4[i116] * p4[i117]
-                                        * p4[i118] * p4[i119] * p4[i120] * p4[i121] * p4[i122];
-                                    let ix = [i115, i116, i117, i118, i119, i120, i121, i122];
-                                    for row in rows115.iter() {
-                                        let mut at = 0;
-                                        for &b in row.iter() {
-                                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j95 in 0..distinct {
+                if cap[j95] < 1 {
+                    continue;
+                }
+                cap[j95] -= 1;
+                for j96 in j95..distinct {
+                    if cap[j96] < 1 {
+                        continue;
+                    }
+                    cap[j96] -= 1;
+                    let rep96 = if j96 == j95 { 1usize + 1 } else { 1usize };
+                    for j97 in j96..distinct {
+                        if cap[j97] < 1 {
+                            continue;
+                        }
+                        cap[j97] -= 1;
+                        let rep97 = if j97 == j96 { rep96 + 1 } else { 1usize };
+                        for j98 in j97..distinct {
+                            if cap[j98] < 1 {
+                                continue;
+                            }
+                            cap[j98] -= 1;
+                            let rep98 = if j98 == j97 { rep97 + 1 } else { 1usize };
+                            for j99 in j98..distinct {
+                                if cap[j99] < 1 {
+                                    continue;
+                                }
+                                cap[j99] -= 1;
+                                let rep99 = if j99 == j98 { rep98 + 1 } else { 1usize };
+                                for j100 in 0..distinct {
+                                    if cap[j100] < 4 {
+                                        continue;
+                                    }
+                                    cap[j100] -= 4;
+                                    let i95 = at[j95];
+                                    let i96 = at[j96];
+                                    let i97 = at[j97];
+                                    let i98 = at[j98];
+                                    let i99 = at[j99];
+                                    let i100 = at[j100];
+                                    entry
+                                        += -120.0 * sum_q * p4[i95] * p4[i96] * p4[i97] * p4[i98]
+                                            * p4[i99] * p4[i100]
+                                            / (24.0 * rep96 as f64 * rep97 as f64 * rep98 as f64
+                                                * rep99 as f64);
+                                    cap[j100] += 4;
+                                }
+                                cap[j99] += 1;
+                            }
+                            cap[j98] += 1;
+                        }
+                        cap[j97] += 1;
+                    }
+                    cap[j96] += 1;
+                }
+                cap[j95] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j101 in 0..distinct {
+                if cap[j101] < 1 {
+                    continue;
+                }
+                cap[j101] -= 1;
+                for j102 in j101..distinct {
+                    if cap[j102] < 1 {
+                        continue;
+                    }
+                    cap[j102] -= 1;
+                    let rep102 = if j102 == j101 { 1usize + 1 } else { 1usize };
+                    for j103 in j102..distinct {
+                        if cap[j103] < 1 {
+                            continue;
+                        }
+                        cap[j103] -= 1;
+                        let rep103 = if j103 == j102 { rep102 + 1 } else { 1usize };
+                        for j104 in j103..distinct {
+                            if cap[j104] < 1 {
+                                continue;
+                            }
+                            cap[j104] -= 1;
+                            let rep104 = if j104 == j103 { rep103 + 1 } else { 1usize };
+                            for j105 in j104..distinct {
+                                if cap[j105] < 1 {
+                                    continue;
+                                }
+                                cap[j105] -= 1;
+                                let rep105 = if j105 == j104 { rep104 + 1 } else { 1usize };
+                                for j106 in 0..distinct {
+                                    if cap[j106] < 2 {
+                                        continue;
+                                    }
+                                    cap[j106] -= 2;
+                                    for j107 in j106..distinct {
+                                        if cap[j107] < 2 {
+                                            continue;
                                         }
-                                        out[at] += value;
+                                        cap[j107] -= 2;
+                                        let rep107 = if j107 == j106 { 1usize + 1 } else { 1usize };
+                                        let i101 = at[j101];
+                                        let i102 = at[j102];
+                                        let i103 = at[j103];
+                                        let i104 = at[j104];
+                                        let i105 = at[j105];
+                                        let i106 = at[j106];
+                                        let i107 = at[j107];
+                                        entry
+                                            += 720.0 * sum_q * p4[i101] * p4[i102] * p4[i103] * p4[i104]
+                                                * p4[i105] * p4[i106] * p4[i107]
+                                                / (4.0 * rep102 as f64 * rep103 as f64 * rep104 as f64
+                                                    * rep105 as f64 * rep107 as f64);
+                                        cap[j107] += 2;
                                     }
+                                    cap[j106] += 2;
                                 }
+                                cap[j105] += 1;
                             }
+                            cap[j104] += 1;
                         }
+                        cap[j103] += 1;
                     }
+                    cap[j102] += 1;
                 }
+                cap[j101] += 1;
             }
         }
-    }
-    for i123 in 0..n {
-        for i124 in 0..n {
-            for i125 in 0..n {
-                for i126 in 0..n {
-                    for i127 in 0..n {
-                        for i128 in 0..n {
-                            for i129 in 0..n {
-                                for i130 in 0..n {
-                                    for i131 in 0..n {
-                                        let value = 40320.0 * sum_q * p4[i123] * p4[i124] * p4[i125]
-                                            * p4[i126] * p4[i127] * p4[i128] * p4[i129] * p4[i130]
-                                            * p4[i131];
-                                        let ix = [
-                                            i123,
-                                            i124,
-                                            i125,
-                                            i126,
-                                            i127,
-                                            i128,
-                                            i129,
-                                            i130,
-                                            i131,
-                                        ];
-                                        for row in rows123.iter() {
-                                            let mut at = 0;
-                                            for &b in row.iter() {
-                                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j108 in 0..distinct {
+                if cap[j108] < 1 {
+                    continue;
+                }
+                cap[j108] -= 1;
+                for j109 in j108..distinct {
+                    if cap[j109] < 1 {
+                        continue;
+                    }
+                    cap[j109] -= 1;
+                    let rep109 = if j109 == j108 { 1usize + 1 } else { 1usize };
+                    for j110 in j109..distinct {
+                        if cap[j110] < 1 {
+                            continue;
+                        }
+                        cap[j110] -= 1;
+                        let rep110 = if j110 == j109 { rep109 + 1 } else { 1usize };
+                        for j111 in j110..distinct {
+                            if cap[j111] < 1 {
+                                continue;
+                            }
+                            cap[j111] -= 1;
+                            let rep111 = if j111 == j110 { rep110 + 1 } else { 1usize };
+                            for j112 in j111..distinct {
+                                if cap[j112] < 1 {
+                                    continue;
+                                }
+                                cap[j112] -= 1;
+                                let rep112 = if j112 == j111 { rep111 + 1 } else { 1usize };
+                                for j113 in j112..distinct {
+                                    if cap[j113] < 1 {
+                                        continue;
+                                    }
+                                    cap[j113] -= 1;
+                                    let rep113 = if j113 == j112 { rep112 + 1 } else { 1usize };
+                                    for j114 in 0..distinct {
+                                        if cap[j114] < 3 {
+                                            continue;
+                                        }
+                                        cap[j114] -= 3;
+                                        let i108 = at[j108];
+                                        let i109 = at[j109];
+                                        let i110 = at[j110];
+                                        let i111 = at[j111];
+                                        let i112 = at[j112];
+                                        let i113 = at[j113];
+                                        let i114 = at[j114];
+                                        entry
+                                            += 720.0 * sum_q * p4[i108] * p4[i109] * p4[i110] * p4[i111]
+                                                * p4[i112] * p4[i113] * p4[i114]
+                                                / (6.0 * rep109 as f64 * rep110 as f64 * rep111 as f64
+                                                    * rep112 as f64 * rep113 as f64);
+                                        cap[j114] += 3;
+                                    }
+                                    cap[j113] += 1;
+                                }
+                                cap[j112] += 1;
+                            }
+                            cap[j111] += 1;
+                        }
+                        cap[j110] += 1;
+                    }
+                    cap[j109] += 1;
+                }
+                cap[j108] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j115 in 0..distinct {
+                if cap[j115] < 1 {
+                    continue;
+                }
+                cap[j115] -= 1;
+                for j116 in j115..distinct {
+                    if cap[j116] < 1 {
+                        continue;
+                    }
+                    cap[j116] -= 1;
+                    let rep116 = if j116 == j115 { 1usize + 1 } else { 1usize };
+                    for j117 in j116..distinct {
+                        if cap[j117] < 1 {
+                            continue;
+                        }
+                        cap[j117] -= 1;
+                        let rep117 = if j117 == j116 { rep116 + 1 } else { 1usize };
+                        for j118 in j117..distinct {
+                            if cap[j118] < 1 {
+                                continue;
+                            }
+                            cap[j118] -= 1;
+                            let rep118 = if j118 == j117 { rep117 + 1 } else { 1usize };
+                            for j119 in j118..distinct {
+                                if cap[j119] < 1 {
+                                    continue;
+                                }
+                                cap[j119] -= 1;
+                                let rep119 = if j119 == j118 { rep118 + 1 } else { 1usize };
+                                for j120 in j119..distinct {
+                                    if cap[j120] < 1 {
+                                        continue;
+                                    }
+                                    cap[j120] -= 1;
+                                    let rep120 = if j120 == j119 { rep119 + 1 } else { 1usize };
+                                    for j121 in j120..distinct {
+                                        if cap[j121] < 1 {
+                                            continue;
+                                        }
+                                        cap[j121] -= 1;
+                                        let rep121 = if j121 == j120 { rep120 + 1 } else { 1usize };
+                                        for j122 in 0..distinct {
+                                            if cap[j122] < 2 {
+                                                continue;
                                             }
-                                            out[at] += value;
+                                            cap[j122] -= 2;
+                                            let i115 = at[j115];
+                                            let i116 = at[j116];
+                                            let i117 = at[j117];
+                                            let i118 = at[j118];
+                                            let i119 = at[j119];
+                                            let i120 = at[j120];
+                                            let i121 = at[j121];
+                                            let i122 = at[j122];
+                                            entry
+                                                += -5040.0 * sum_q * p4[i115] * p4[i116] * p4[i117]
+                                                    * p4[i118] * p4[i119] * p4[i120] * p4[i121] * p4[i122]
+                                                    / (2.0 * rep116 as f64 * rep117 as f64 * rep118 as f64
+                                                        * rep119 as f64 * rep120 as f64 * rep121 as f64);
+                                            cap[j122] += 2;
                                         }
+                                        cap[j121] += 1;
                                     }
+                                    cap[j120] += 1;
                                 }
+                                cap[j119] += 1;
                             }
+                            cap[j118] += 1;
                         }
+                        cap[j117] += 1;
                     }
+                    cap[j116] += 1;
                 }
+                cap[j115] += 1;
             }
+        }
+        {
+            let mut cap = mult;
+            for j123 in 0..distinct {
+                if cap[j123] < 1 {
+                    continue;
+                }
+                cap[j123] -= 1;
+                for j124 in j123..distinct {
+                    if cap[j124] < 1 {
+                        continue;
+                    }
+                    cap[j124] -= 1;
+                    let rep124 = if j124 == j123 { 1usize + 1 } else { 1usize };
+                    for j125 in j124..distinct {
+                        if cap[j125] < 1 {
+                            continue;
+                        }
+                        cap[j125] -= 1;
+                        let rep125 = if j125 == j124 { rep124 + 1 } else { 1usize };
+                        for j126 in j125..distinct {
+                            if cap[j126] < 1 {
+                                continue;
+                            }
+                            cap[j126] -= 1;
+                            let rep126 = if j126 == j125 { rep125 + 1 } else { 1usize };
+                            for j127 in j126..distinct {
+                                if cap[j127] < 1 {
+                                    continue;
+                                }
+                                cap[j127] -= 1;
+                                let rep127 = if j127 == j126 { rep126 + 1 } else { 1usize };
+                                for j128 in j127..distinct {
+                                    if cap[j128] < 1 {
+                                        continue;
+                                    }
+                                    cap[j128] -= 1;
+                                    let rep128 = if j128 == j127 { rep127 + 1 } else { 1usize };
+                                    for j129 in j128..distinct {
+                                        if cap[j129] < 1 {
+                                            continue;
+                                        }
+                                        cap[j129] -= 1;
+                                        let rep129 = if j129 == j128 { rep128 + 1 } else { 1usize };
+                                        for j130 in j129..distinct {
+                                            if cap[j130] < 1 {
+                                                continue;
+                                            }
+                                            cap[j130] -= 1;
+                                            let rep130 = if j130 == j129 { rep129 + 1 } else { 1usize };
+                                            for j131 in j130..distinct {
+                                                if cap[j131] < 1 {
+                                                    continue;
+                                                }
+                                                cap[j131] -= 1;
+                                                let rep131 = if j131 == j130 { rep130 + 1 } else { 1usize };
+                                                let i123 = at[j123];
+                                                let i124 = at[j124];
+                                                let i125 = at[j125];
+                                                let i126 = at[j126];
+                                                let i127 = at[j127];
+                                                let i128 = at[j128];
+                                                let i129 = at[j129];
+                                                let i130 = at[j130];
+                                                let i131 = at[j131];
+                                                entry
+                                                    += 40320.0 * sum_q * p4[i123] * p4[i124] * p4[i125]
+                                                        * p4[i126] * p4[i127] * p4[i128] * p4[i129] * p4[i130]
+                                                        * p4[i131]
+                                                        / (1.0 * rep124 as f64 * rep125 as f64 * rep126 as f64
+                                                            * rep127 as f64 * rep128 as f64 * rep129 as f64
+                                                            * rep130 as f64 * rep131 as f64);
+                                                cap[j131] += 1;
+                                            }
+                                            cap[j130] += 1;
+                                        }
+                                        cap[j129] += 1;
+                                    }
+                                    cap[j128] += 1;
+                                }
+                                cap[j127] += 1;
+                            }
+                            cap[j126] += 1;
+                        }
+                        cap[j125] += 1;
+                    }
+                    cap[j124] += 1;
+                }
+                cap[j123] += 1;
+            }
+        }
+        let mut weight: f64 = 1.0;
+        for &m in &mult[..distinct] {
+            for f in 2..=m {
+                weight *= f as f64;
+            }
+        }
+        xent_fill_permutations(&sorted, n, entry * weight, out);
+        if !xent_next_sorted(&mut sorted, n) {
+            break;
         }
     }
 }
@@ -4665,51 +6357,6 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
         "`out` must have length n·n·n·n·n·n·n·n·n·n"
     );
     let mut p4 = vec![0.0; n];
-    let rows0 = xent_orbit(&[10], &[0]);
-    let rows5 = xent_orbit(&[5, 5], &[0, 0]);
-    let rows7 = xent_orbit(&[4, 6], &[0, 1]);
-    let rows9 = xent_orbit(&[3, 7], &[0, 1]);
-    let rows11 = xent_orbit(&[3, 3, 4], &[0, 0, 2]);
-    let rows14 = xent_orbit(&[2, 8], &[0, 1]);
-    let rows16 = xent_orbit(&[2, 4, 4], &[0, 1, 1]);
-    let rows19 = xent_orbit(&[2, 3, 5], &[0, 1, 2]);
-    let rows22 = xent_orbit(&[2, 2, 6], &[0, 0, 2]);
-    let rows25 = xent_orbit(&[2, 2, 3, 3], &[0, 0, 2, 2]);
-    let rows29 = xent_orbit(&[2, 2, 2, 4], &[0, 0, 0, 3]);
-    let rows33 = xent_orbit(&[2, 2, 2, 2, 2], &[0, 0, 0, 0, 0]);
-    let rows38 = xent_orbit(&[1, 9], &[0, 1]);
-    let rows40 = xent_orbit(&[1, 4, 5], &[0, 1, 2]);
-    let rows43 = xent_orbit(&[1, 3, 6], &[0, 1, 2]);
-    let rows46 = xent_orbit(&[1, 3, 3, 3], &[0, 1, 1, 1]);
-    let rows50 = xent_orbit(&[1, 2, 7], &[0, 1, 2]);
-    let rows53 = xent_orbit(&[1, 2, 3, 4], &[0, 1, 2, 3]);
-    let rows57 = xent_orbit(&[1, 2, 2, 5], &[0, 1, 1, 3]);
-    let rows61 = xent_orbit(&[1, 2, 2, 2, 3], &[0, 1, 1, 1, 4]);
-    let rows66 = xent_orbit(&[1, 1, 8], &[0, 0, 2]);
-    let rows69 = xent_orbit(&[1, 1, 4, 4], &[0, 0, 2, 2]);
-    let rows73 = xent_orbit(&[1, 1, 3, 5], &[0, 0, 2, 3]);
-    let rows77 = xent_orbit(&[1, 1, 2, 6], &[0, 0, 2, 3]);
-    let rows81 = xent_orbit(&[1, 1, 2, 3, 3], &[0, 0, 2, 3, 3]);
-    let rows86 = xent_orbit(&[1, 1, 2, 2, 4], &[0, 0, 2, 2, 4]);
-    let rows91 = xent_orbit(&[1, 1, 2, 2, 2, 2], &[0, 0, 2, 2, 2, 2]);
-    let rows97 = xent_orbit(&[1, 1, 1, 7], &[0, 0, 0, 3]);
-    let rows101 = xent_orbit(&[1, 1, 1, 3, 4], &[0, 0, 0, 3, 4]);
-    let rows106 = xent_orbit(&[1, 1, 1, 2, 5], &[0, 0, 0, 3, 4]);
-    let rows111 = xent_orbit(&[1, 1, 1, 2, 2, 3], &[0, 0, 0, 3, 3, 5]);
-    let rows117 = xent_orbit(&[1, 1, 1, 1, 6], &[0, 0, 0, 0, 4]);
-    let rows122 = xent_orbit(&[1, 1, 1, 1, 3, 3], &[0, 0, 0, 0, 4, 4]);
-    let rows128 = xent_orbit(&[1, 1, 1, 1, 2, 4], &[0, 0, 0, 0, 4, 5]);
-    let rows134 = xent_orbit(&[1, 1, 1, 1, 2, 2, 2], &[0, 0, 0, 0, 4, 4, 4]);
-    let rows141 = xent_orbit(&[1, 1, 1, 1, 1, 5], &[0, 0, 0, 0, 0, 5]);
-    let rows147 = xent_orbit(&[1, 1, 1, 1, 1, 2, 3], &[0, 0, 0, 0, 0, 5, 6]);
-    let rows154 = xent_orbit(&[1, 1, 1, 1, 1, 1, 4], &[0, 0, 0, 0, 0, 0, 6]);
-    let rows161 = xent_orbit(&[1, 1, 1, 1, 1, 1, 2, 2], &[0, 0, 0, 0, 0, 0, 6, 6]);
-    let rows169 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 3], &[0, 0, 0, 0, 0, 0, 0, 7]);
-    let rows177 = xent_orbit(&[1, 1, 1, 1, 1, 1, 1, 1, 2], &[0, 0, 0, 0, 0, 0, 0, 0, 8]);
-    let rows186 = xent_orbit(
-        &[1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    );
     let mut acc1_0: [f64; 64] = [0.0; 64];
     let mut acc1_1: [f64; 64] = [0.0; 64];
     let mut shift = {
@@ -4777,809 +6424,1920 @@ fn xent_d10_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p4[i2] *= inv_sumexp;
     }
-    out.fill(0.0);
-    for i0 in 0..n {
-        let value = sum_q * p4[i0];
-        let ix = [i0];
-        for row in rows0.iter() {
-            let mut at = 0;
-            for &b in row.iter() {
-                at = at * n + ix[b as usize];
+    let mut sorted = [0usize; 10];
+    loop {
+        let (mut at, mut mult, mut distinct) = ([0usize; 10], [0usize; 10], 0);
+        for s in 0..10 {
+            if s > 0 && sorted[s - 1] == sorted[s] {
+                mult[distinct - 1] += 1;
+            } else {
+                at[distinct] = sorted[s];
+                mult[distinct] = 1;
+                distinct += 1;
             }
-            out[at] += value;
         }
-    }
-    for i5 in 0..n {
-        for i6 in 0..n {
-            let value = -(sum_q * p4[i5] * p4[i6]);
-            let ix = [i5, i6];
-            for row in rows5.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        let mut entry: f64 = 0.0;
+        {
+            let mut cap = mult;
+            for j0 in 0..distinct {
+                if cap[j0] < 10 {
+                    continue;
                 }
-                out[at] += value;
+                cap[j0] -= 10;
+                let i0 = at[j0];
+                entry += sum_q * p4[i0] / 3628800.0;
+                cap[j0] += 10;
             }
         }
-    }
-    for i7 in 0..n {
-        for i8 in 0..n {
-            let value = -(sum_q * p4[i7] * p4[i8]);
-            let ix = [i7, i8];
-            for row in rows7.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j5 in 0..distinct {
+                if cap[j5] < 5 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i9 in 0..n {
-        for i10 in 0..n {
-            let value = -(sum_q * p4[i9] * p4[i10]);
-            let ix = [i9, i10];
-            for row in rows9.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
-                }
-                out[at] += value;
-            }
-        }
-    }
-    for i11 in 0..n {
-        for i12 in 0..n {
-            for i13 in 0..n {
-                let value = 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13];
-                let ix = [i11, i12, i13];
-                for row in rows11.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j5] -= 5;
+                for j6 in j5..distinct {
+                    if cap[j6] < 5 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j6] -= 5;
+                    let rep6 = if j6 == j5 { 1usize + 1 } else { 1usize };
+                    let i5 = at[j5];
+                    let i6 = at[j6];
+                    entry += -(sum_q * p4[i5] * p4[i6]) / (14400.0 * rep6 as f64);
+                    cap[j6] += 5;
                 }
+                cap[j5] += 5;
             }
         }
-    }
-    for i14 in 0..n {
-        for i15 in 0..n {
-            let value = -(sum_q * p4[i14] * p4[i15]);
-            let ix = [i14, i15];
-            for row in rows14.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j7 in 0..distinct {
+                if cap[j7] < 4 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i16 in 0..n {
-        for i17 in 0..n {
-            for i18 in 0..n {
-                let value = 2.0 * sum_q * p4[i16] * p4[i17] * p4[i18];
-                let ix = [i16, i17, i18];
-                for row in rows16.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j7] -= 4;
+                for j8 in 0..distinct {
+                    if cap[j8] < 6 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j8] -= 6;
+                    let i7 = at[j7];
+                    let i8 = at[j8];
+                    entry += -(sum_q * p4[i7] * p4[i8]) / 17280.0;
+                    cap[j8] += 6;
                 }
+                cap[j7] += 4;
             }
         }
-    }
-    for i19 in 0..n {
-        for i20 in 0..n {
-            for i21 in 0..n {
-                let value = 2.0 * sum_q * p4[i19] * p4[i20] * p4[i21];
-                let ix = [i19, i20, i21];
-                for row in rows19.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j9 in 0..distinct {
+                if cap[j9] < 3 {
+                    continue;
+                }
+                cap[j9] -= 3;
+                for j10 in 0..distinct {
+                    if cap[j10] < 7 {
+                        continue;
                     }
-                    out[at] += value;
+                    cap[j10] -= 7;
+                    let i9 = at[j9];
+                    let i10 = at[j10];
+                    entry += -(sum_q * p4[i9] * p4[i10]) / 30240.0;
+                    cap[j10] += 7;
                 }
+                cap[j9] += 3;
             }
         }
-    }
-    for i22 in 0..n {
-        for i23 in 0..n {
-            for i24 in 0..n {
-                let value = 2.0 * sum_q * p4[i22] * p4[i23] * p4[i24];
-                let ix = [i22, i23, i24];
-                for row in rows22.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j11 in 0..distinct {
+                if cap[j11] < 3 {
+                    continue;
+                }
+                cap[j11] -= 3;
+                for j12 in j11..distinct {
+                    if cap[j12] < 3 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i25 in 0..n {
-        for i26 in 0..n {
-            for i27 in 0..n {
-                for i28 in 0..n {
-                    let value = -6.0 * sum_q * p4[i25] * p4[i26] * p4[i27] * p4[i28];
-                    let ix = [i25, i26, i27, i28];
-                    for row in rows25.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j12] -= 3;
+                    let rep12 = if j12 == j11 { 1usize + 1 } else { 1usize };
+                    for j13 in 0..distinct {
+                        if cap[j13] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j13] -= 4;
+                        let i11 = at[j11];
+                        let i12 = at[j12];
+                        let i13 = at[j13];
+                        entry
+                            += 2.0 * sum_q * p4[i11] * p4[i12] * p4[i13]
+                                / (864.0 * rep12 as f64);
+                        cap[j13] += 4;
                     }
+                    cap[j12] += 3;
                 }
+                cap[j11] += 3;
             }
         }
-    }
-    for i29 in 0..n {
-        for i30 in 0..n {
-            for i31 in 0..n {
-                for i32 in 0..n {
-                    let value = -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32];
-                    let ix = [i29, i30, i31, i32];
-                    for row in rows29.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j14 in 0..distinct {
+                if cap[j14] < 2 {
+                    continue;
+                }
+                cap[j14] -= 2;
+                for j15 in 0..distinct {
+                    if cap[j15] < 8 {
+                        continue;
+                    }
+                    cap[j15] -= 8;
+                    let i14 = at[j14];
+                    let i15 = at[j15];
+                    entry += -(sum_q * p4[i14] * p4[i15]) / 80640.0;
+                    cap[j15] += 8;
+                }
+                cap[j14] += 2;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j16 in 0..distinct {
+                if cap[j16] < 2 {
+                    continue;
+                }
+                cap[j16] -= 2;
+                for j17 in 0..distinct {
+                    if cap[j17] < 4 {
+                        continue;
+                    }
+                    cap[j17] -= 4;
+                    for j18 in j17..distinct {
+                        if cap[j18] < 4 {
+                            continue;
                         }
-                        out[at] += value;
+                        cap[j18] -= 4;
+                        let rep18 = if j18 == j17 { 1usize + 1 } else { 1usize };
+                        let i16 = at[j16];
+                        let i17 = at[j17];
+                        let i18 = at[j18];
+                        entry
+                            += 2.0 * sum_q * p4[i16] * p4[i17] * p4[i18]
+                                / (1152.0 * rep18 as f64);
+                        cap[j18] += 4;
                     }
+                    cap[j17] += 4;
                 }
+                cap[j16] += 2;
             }
         }
-    }
-    for i33 in 0..n {
-        for i34 in 0..n {
-            for i35 in 0..n {
-                for i36 in 0..n {
-                    for i37 in 0..n {
-                        let value = 24.0 * sum_q * p4[i33] * p4[i34] * p4[i35] * p4[i36]
-                            * p4[i37];
-                        let ix = [i33, i34, i35, i36, i37];
-                        for row in rows33.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j19 in 0..distinct {
+                if cap[j19] < 2 {
+                    continue;
+                }
+                cap[j19] -= 2;
+                for j20 in 0..distinct {
+                    if cap[j20] < 3 {
+                        continue;
+                    }
+                    cap[j20] -= 3;
+                    for j21 in 0..distinct {
+                        if cap[j21] < 5 {
+                            continue;
+                        }
+                        cap[j21] -= 5;
+                        let i19 = at[j19];
+                        let i20 = at[j20];
+                        let i21 = at[j21];
+                        entry += 2.0 * sum_q * p4[i19] * p4[i20] * p4[i21] / 1440.0;
+                        cap[j21] += 5;
+                    }
+                    cap[j20] += 3;
+                }
+                cap[j19] += 2;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j22 in 0..distinct {
+                if cap[j22] < 2 {
+                    continue;
+                }
+                cap[j22] -= 2;
+                for j23 in j22..distinct {
+                    if cap[j23] < 2 {
+                        continue;
+                    }
+                    cap[j23] -= 2;
+                    let rep23 = if j23 == j22 { 1usize + 1 } else { 1usize };
+                    for j24 in 0..distinct {
+                        if cap[j24] < 6 {
+                            continue;
+                        }
+                        cap[j24] -= 6;
+                        let i22 = at[j22];
+                        let i23 = at[j23];
+                        let i24 = at[j24];
+                        entry
+                            += 2.0 * sum_q * p4[i22] * p4[i23] * p4[i24]
+                                / (2880.0 * rep23 as f64);
+                        cap[j24] += 6;
+                    }
+                    cap[j23] += 2;
+                }
+                cap[j22] += 2;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j25 in 0..distinct {
+                if cap[j25] < 2 {
+                    continue;
+                }
+                cap[j25] -= 2;
+                for j26 in j25..distinct {
+                    if cap[j26] < 2 {
+                        continue;
+                    }
+                    cap[j26] -= 2;
+                    let rep26 = if j26 == j25 { 1usize + 1 } else { 1usize };
+                    for j27 in 0..distinct {
+                        if cap[j27] < 3 {
+                            continue;
+                        }
+                        cap[j27] -= 3;
+                        for j28 in j27..distinct {
+                            if cap[j28] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j28] -= 3;
+                            let rep28 = if j28 == j27 { 1usize + 1 } else { 1usize };
+                            let i25 = at[j25];
+                            let i26 = at[j26];
+                            let i27 = at[j27];
+                            let i28 = at[j28];
+                            entry
+                                += -6.0 * sum_q * p4[i25] * p4[i26] * p4[i27] * p4[i28]
+                                    / (144.0 * rep26 as f64 * rep28 as f64);
+                            cap[j28] += 3;
                         }
+                        cap[j27] += 3;
                     }
+                    cap[j26] += 2;
                 }
+                cap[j25] += 2;
             }
         }
-    }
-    for i38 in 0..n {
-        for i39 in 0..n {
-            let value = -(sum_q * p4[i38] * p4[i39]);
-            let ix = [i38, i39];
-            for row in rows38.iter() {
-                let mut at = 0;
-                for &b in row.iter() {
-                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j29 in 0..distinct {
+                if cap[j29] < 2 {
+                    continue;
                 }
-                out[at] += value;
-            }
-        }
-    }
-    for i40 in 0..n {
-        for i41 in 0..n {
-            for i42 in 0..n {
-                let value = 2.0 * sum_q * p4[i40] * p4[i41] * p4[i42];
-                let ix = [i40, i41, i42];
-                for row in rows40.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
+                cap[j29] -= 2;
+                for j30 in j29..distinct {
+                    if cap[j30] < 2 {
+                        continue;
                     }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i43 in 0..n {
-        for i44 in 0..n {
-            for i45 in 0..n {
-                let value = 2.0 * sum_q * p4[i43] * p4[i44] * p4[i45];
-                let ix = [i43, i44, i45];
-                for row in rows43.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i46 in 0..n {
-        for i47 in 0..n {
-            for i48 in 0..n {
-                for i49 in 0..n {
-                    let value = -6.0 * sum_q * p4[i46] * p4[i47] * p4[i48] * p4[i49];
-                    let ix = [i46, i47, i48, i49];
-                    for row in rows46.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                    cap[j30] -= 2;
+                    let rep30 = if j30 == j29 { 1usize + 1 } else { 1usize };
+                    for j31 in j30..distinct {
+                        if cap[j31] < 2 {
+                            continue;
                         }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i50 in 0..n {
-        for i51 in 0..n {
-            for i52 in 0..n {
-                let value = 2.0 * sum_q * p4[i50] * p4[i51] * p4[i52];
-                let ix = [i50, i51, i52];
-                for row in rows50.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
-                }
-            }
-        }
-    }
-    for i53 in 0..n {
-        for i54 in 0..n {
-            for i55 in 0..n {
-                for i56 in 0..n {
-                    let value = -6.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56];
-                    let ix = [i53, i54, i55, i56];
-                    for row in rows53.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i57 in 0..n {
-        for i58 in 0..n {
-            for i59 in 0..n {
-                for i60 in 0..n {
-                    let value = -6.0 * sum_q * p4[i57] * p4[i58] * p4[i59] * p4[i60];
-                    let ix = [i57, i58, i59, i60];
-                    for row in rows57.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i61 in 0..n {
-        for i62 in 0..n {
-            for i63 in 0..n {
-                for i64 in 0..n {
-                    for i65 in 0..n {
-                        let value = 24.0 * sum_q * p4[i61] * p4[i62] * p4[i63] * p4[i64]
-                            * p4[i65];
-                        let ix = [i61, i62, i63, i64, i65];
-                        for row in rows61.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+                        cap[j31] -= 2;
+                        let rep31 = if j31 == j30 { rep30 + 1 } else { 1usize };
+                        for j32 in 0..distinct {
+                            if cap[j32] < 4 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j32] -= 4;
+                            let i29 = at[j29];
+                            let i30 = at[j30];
+                            let i31 = at[j31];
+                            let i32 = at[j32];
+                            entry
+                                += -6.0 * sum_q * p4[i29] * p4[i30] * p4[i31] * p4[i32]
+                                    / (192.0 * rep30 as f64 * rep31 as f64);
+                            cap[j32] += 4;
                         }
+                        cap[j31] += 2;
                     }
+                    cap[j30] += 2;
                 }
+                cap[j29] += 2;
             }
         }
-    }
-    for i66 in 0..n {
-        for i67 in 0..n {
-            for i68 in 0..n {
-                let value = 2.0 * sum_q * p4[i66] * p4[i67] * p4[i68];
-                let ix = [i66, i67, i68];
-                for row in rows66.iter() {
-                    let mut at = 0;
-                    for &b in row.iter() {
-                        at = at * n + ix[b as usize];
-                    }
-                    out[at] += value;
+        {
+            let mut cap = mult;
+            for j33 in 0..distinct {
+                if cap[j33] < 2 {
+                    continue;
                 }
-            }
-        }
-    }
-    for i69 in 0..n {
-        for i70 in 0..n {
-            for i71 in 0..n {
-                for i72 in 0..n {
-                    let value = -6.0 * sum_q * p4[i69] * p4[i70] * p4[i71] * p4[i72];
-                    let ix = [i69, i70, i71, i72];
-                    for row in rows69.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
+                cap[j33] -= 2;
+                for j34 in j33..distinct {
+                    if cap[j34] < 2 {
+                        continue;
+                    }
+                    cap[j34] -= 2;
+                    let rep34 = if j34 == j33 { 1usize + 1 } else { 1usize };
+                    for j35 in j34..distinct {
+                        if cap[j35] < 2 {
+                            continue;
                         }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i73 in 0..n {
-        for i74 in 0..n {
-            for i75 in 0..n {
-                for i76 in 0..n {
-                    let value = -6.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76];
-                    let ix = [i73, i74, i75, i76];
-                    for row in rows73.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i77 in 0..n {
-        for i78 in 0..n {
-            for i79 in 0..n {
-                for i80 in 0..n {
-                    let value = -6.0 * sum_q * p4[i77] * p4[i78] * p4[i79] * p4[i80];
-                    let ix = [i77, i78, i79, i80];
-                    for row in rows77.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
-                }
-            }
-        }
-    }
-    for i81 in 0..n {
-        for i82 in 0..n {
-            for i83 in 0..n {
-                for i84 in 0..n {
-                    for i85 in 0..n {
-                        let value = 24.0 * sum_q * p4[i81] * p4[i82] * p4[i83] * p4[i84]
-                            * p4[i85];
-                        let ix = [i81, i82, i83, i84, i85];
-                        for row in rows81.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+                        cap[j35] -= 2;
+                        let rep35 = if j35 == j34 { rep34 + 1 } else { 1usize };
+                        for j36 in j35..distinct {
+                            if cap[j36] < 2 {
+                                continue;
                             }
-                            out[at] += value;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for i86 in 0..n {
-        for i87 in 0..n {
-            for i88 in 0..n {
-                for i89 in 0..n {
-                    for i90 in 0..n {
-                        let value = 24.0 * sum_q * p4[i86] * p4[i87] * p4[i88] * p4[i89]
-                            * p4[i90];
-                        let ix = [i86, i87, i88, i89, i90];
-                        for row in rows86.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
-                            }
-                            out[at] += value;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for i91 in 0..n {
-        for i92 in 0..n {
-            for i93 in 0..n {
-                for i94 in 0..n {
-                    for i95 in 0..n {
-                        for i96 in 0..n {
-                            let value = -120.0 * sum_q * p4[i91] * p4[i92] * p4[i93]
-                                * p4[i94] * p4[i95] * p4[i96];
-                            let ix = [i91, i92, i93, i94, i95, i96];
-                            for row in rows91.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+                            cap[j36] -= 2;
+                            let rep36 = if j36 == j35 { rep35 + 1 } else { 1usize };
+                            for j37 in j36..distinct {
+                                if cap[j37] < 2 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j37] -= 2;
+                                let rep37 = if j37 == j36 { rep36 + 1 } else { 1usize };
+                                let i33 = at[j33];
+                                let i34 = at[j34];
+                                let i35 = at[j35];
+                                let i36 = at[j36];
+                                let i37 = at[j37];
+                                entry
+                                    += 24.0 * sum_q * p4[i33] * p4[i34] * p4[i35] * p4[i36]
+                                        * p4[i37]
+                                        / (32.0 * rep34 as f64 * rep35 as f64 * rep36 as f64
+                                            * rep37 as f64);
+                                cap[j37] += 2;
                             }
+                            cap[j36] += 2;
                         }
+                        cap[j35] += 2;
                     }
+                    cap[j34] += 2;
                 }
+                cap[j33] += 2;
             }
         }
-    }
-    for i97 in 0..n {
-        for i98 in 0..n {
-            for i99 in 0..n {
-                for i100 in 0..n {
-                    let value = -6.0 * sum_q * p4[i97] * p4[i98] * p4[i99] * p4[i100];
-                    let ix = [i97, i98, i99, i100];
-                    for row in rows97.iter() {
-                        let mut at = 0;
-                        for &b in row.iter() {
-                            at = at * n + ix[b as usize];
-                        }
-                        out[at] += value;
-                    }
+        {
+            let mut cap = mult;
+            for j38 in 0..distinct {
+                if cap[j38] < 1 {
+                    continue;
                 }
+                cap[j38] -= 1;
+                for j39 in 0..distinct {
+                    if cap[j39] < 9 {
+                        continue;
+                    }
+                    cap[j39] -= 9;
+                    let i38 = at[j38];
+                    let i39 = at[j39];
+                    entry += -(sum_q * p4[i38] * p4[i39]) / 362880.0;
+                    cap[j39] += 9;
+                }
+                cap[j38] += 1;
             }
         }
-    }
-    for i101 in 0..n {
-        for i102 in 0..n {
-            for i103 in 0..n {
-                for i104 in 0..n {
-                    for i105 in 0..n {
-                        let value = 24.0 * sum_q * p4[i101] * p4[i102] * p4[i103]
-                            * p4[i104] * p4[i105];
-                        let ix = [i101, i102, i103, i104, i105];
-                        for row in rows101.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j40 in 0..distinct {
+                if cap[j40] < 1 {
+                    continue;
+                }
+                cap[j40] -= 1;
+                for j41 in 0..distinct {
+                    if cap[j41] < 4 {
+                        continue;
+                    }
+                    cap[j41] -= 4;
+                    for j42 in 0..distinct {
+                        if cap[j42] < 5 {
+                            continue;
+                        }
+                        cap[j42] -= 5;
+                        let i40 = at[j40];
+                        let i41 = at[j41];
+                        let i42 = at[j42];
+                        entry += 2.0 * sum_q * p4[i40] * p4[i41] * p4[i42] / 2880.0;
+                        cap[j42] += 5;
+                    }
+                    cap[j41] += 4;
+                }
+                cap[j40] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j43 in 0..distinct {
+                if cap[j43] < 1 {
+                    continue;
+                }
+                cap[j43] -= 1;
+                for j44 in 0..distinct {
+                    if cap[j44] < 3 {
+                        continue;
+                    }
+                    cap[j44] -= 3;
+                    for j45 in 0..distinct {
+                        if cap[j45] < 6 {
+                            continue;
+                        }
+                        cap[j45] -= 6;
+                        let i43 = at[j43];
+                        let i44 = at[j44];
+                        let i45 = at[j45];
+                        entry += 2.0 * sum_q * p4[i43] * p4[i44] * p4[i45] / 4320.0;
+                        cap[j45] += 6;
+                    }
+                    cap[j44] += 3;
+                }
+                cap[j43] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j46 in 0..distinct {
+                if cap[j46] < 1 {
+                    continue;
+                }
+                cap[j46] -= 1;
+                for j47 in 0..distinct {
+                    if cap[j47] < 3 {
+                        continue;
+                    }
+                    cap[j47] -= 3;
+                    for j48 in j47..distinct {
+                        if cap[j48] < 3 {
+                            continue;
+                        }
+                        cap[j48] -= 3;
+                        let rep48 = if j48 == j47 { 1usize + 1 } else { 1usize };
+                        for j49 in j48..distinct {
+                            if cap[j49] < 3 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j49] -= 3;
+                            let rep49 = if j49 == j48 { rep48 + 1 } else { 1usize };
+                            let i46 = at[j46];
+                            let i47 = at[j47];
+                            let i48 = at[j48];
+                            let i49 = at[j49];
+                            entry
+                                += -6.0 * sum_q * p4[i46] * p4[i47] * p4[i48] * p4[i49]
+                                    / (216.0 * rep48 as f64 * rep49 as f64);
+                            cap[j49] += 3;
                         }
+                        cap[j48] += 3;
                     }
+                    cap[j47] += 3;
                 }
+                cap[j46] += 1;
             }
         }
-    }
-    for i106 in 0..n {
-        for i107 in 0..n {
-            for i108 in 0..n {
-                for i109 in 0..n {
-                    for i110 in 0..n {
-                        let value = 24.0 * sum_q * p4[i106] * p4[i107] * p4[i108]
-                            * p4[i109] * p4[i110];
-                        let ix = [i106, i107, i108, i109, i110];
-                        for row in rows106.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j50 in 0..distinct {
+                if cap[j50] < 1 {
+                    continue;
+                }
+                cap[j50] -= 1;
+                for j51 in 0..distinct {
+                    if cap[j51] < 2 {
+                        continue;
+                    }
+                    cap[j51] -= 2;
+                    for j52 in 0..distinct {
+                        if cap[j52] < 7 {
+                            continue;
+                        }
+                        cap[j52] -= 7;
+                        let i50 = at[j50];
+                        let i51 = at[j51];
+                        let i52 = at[j52];
+                        entry += 2.0 * sum_q * p4[i50] * p4[i51] * p4[i52] / 10080.0;
+                        cap[j52] += 7;
+                    }
+                    cap[j51] += 2;
+                }
+                cap[j50] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j53 in 0..distinct {
+                if cap[j53] < 1 {
+                    continue;
+                }
+                cap[j53] -= 1;
+                for j54 in 0..distinct {
+                    if cap[j54] < 2 {
+                        continue;
+                    }
+                    cap[j54] -= 2;
+                    for j55 in 0..distinct {
+                        if cap[j55] < 3 {
+                            continue;
+                        }
+                        cap[j55] -= 3;
+                        for j56 in 0..distinct {
+                            if cap[j56] < 4 {
+                                continue;
                             }
-                            out[at] += value;
+                            cap[j56] -= 4;
+                            let i53 = at[j53];
+                            let i54 = at[j54];
+                            let i55 = at[j55];
+                            let i56 = at[j56];
+                            entry
+                                += -6.0 * sum_q * p4[i53] * p4[i54] * p4[i55] * p4[i56]
+                                    / 288.0;
+                            cap[j56] += 4;
                         }
+                        cap[j55] += 3;
                     }
+                    cap[j54] += 2;
                 }
+                cap[j53] += 1;
             }
         }
-    }
-    for i111 in 0..n {
-        for i112 in 0..n {
-            for i113 in 0..n {
-                for i114 in 0..n {
-                    for i115 in 0..n {
-                        for i116 in 0..n {
-                            let value = -120.0 * sum_q * p4[i111] * p4[i112] * p4[i113]
-                                * p4[i114] * p4[i115] * p4[i116];
-                            let ix = [i111, i112, i113, i114, i115, i116];
-                            for row in rows111.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j57 in 0..distinct {
+                if cap[j57] < 1 {
+                    continue;
+                }
+                cap[j57] -= 1;
+                for j58 in 0..distinct {
+                    if cap[j58] < 2 {
+                        continue;
+                    }
+                    cap[j58] -= 2;
+                    for j59 in j58..distinct {
+                        if cap[j59] < 2 {
+                            continue;
+                        }
+                        cap[j59] -= 2;
+                        let rep59 = if j59 == j58 { 1usize + 1 } else { 1usize };
+                        for j60 in 0..distinct {
+                            if cap[j60] < 5 {
+                                continue;
+                            }
+                            cap[j60] -= 5;
+                            let i57 = at[j57];
+                            let i58 = at[j58];
+                            let i59 = at[j59];
+                            let i60 = at[j60];
+                            entry
+                                += -6.0 * sum_q * p4[i57] * p4[i58] * p4[i59] * p4[i60]
+                                    / (480.0 * rep59 as f64);
+                            cap[j60] += 5;
+                        }
+                        cap[j59] += 2;
+                    }
+                    cap[j58] += 2;
+                }
+                cap[j57] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j61 in 0..distinct {
+                if cap[j61] < 1 {
+                    continue;
+                }
+                cap[j61] -= 1;
+                for j62 in 0..distinct {
+                    if cap[j62] < 2 {
+                        continue;
+                    }
+                    cap[j62] -= 2;
+                    for j63 in j62..distinct {
+                        if cap[j63] < 2 {
+                            continue;
+                        }
+                        cap[j63] -= 2;
+                        let rep63 = if j63 == j62 { 1usize + 1 } else { 1usize };
+                        for j64 in j63..distinct {
+                            if cap[j64] < 2 {
+                                continue;
+                            }
+                            cap[j64] -= 2;
+                            let rep64 = if j64 == j63 { rep63 + 1 } else { 1usize };
+                            for j65 in 0..distinct {
+                                if cap[j65] < 3 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j65] -= 3;
+                                let i61 = at[j61];
+                                let i62 = at[j62];
+                                let i63 = at[j63];
+                                let i64 = at[j64];
+                                let i65 = at[j65];
+                                entry
+                                    += 24.0 * sum_q * p4[i61] * p4[i62] * p4[i63] * p4[i64]
+                                        * p4[i65] / (48.0 * rep63 as f64 * rep64 as f64);
+                                cap[j65] += 3;
                             }
+                            cap[j64] += 2;
                         }
+                        cap[j63] += 2;
                     }
+                    cap[j62] += 2;
                 }
+                cap[j61] += 1;
             }
         }
-    }
-    for i117 in 0..n {
-        for i118 in 0..n {
-            for i119 in 0..n {
-                for i120 in 0..n {
-                    for i121 in 0..n {
-                        let value = 24.0 * sum_q * p4[i117] * p4[i118] * p4[i119]
-                            * p4[i120] * p4[i121];
-                        let ix = [i117, i118, i119, i120, i121];
-                        for row in rows117.iter() {
-                            let mut at = 0;
-                            for &b in row.iter() {
-                                at = at * n + ix[b as usize];
-                            }
-                            out[at] += value;
-                        }
-                    }
+        {
+            let mut cap = mult;
+            for j66 in 0..distinct {
+                if cap[j66] < 1 {
+                    continue;
                 }
+                cap[j66] -= 1;
+                for j67 in j66..distinct {
+                    if cap[j67] < 1 {
+                        continue;
+                    }
+                    cap[j67] -= 1;
+                    let rep67 = if j67 == j66 { 1usize + 1 } else { 1usize };
+                    for j68 in 0..distinct {
+                        if cap[j68] < 8 {
+                            continue;
+                        }
+                        cap[j68] -= 8;
+                        let i66 = at[j66];
+                        let i67 = at[j67];
+                        let i68 = at[j68];
+                        entry
+                            += 2.0 * sum_q * p4[i66] * p4[i67] * p4[i68]
+                                / (40320.0 * rep67 as f64);
+                        cap[j68] += 8;
+                    }
+                    cap[j67] += 1;
+                }
+                cap[j66] += 1;
             }
         }
-    }
-    for i122 in 0..n {
-        for i123 in 0..n {
-            for i124 in 0..n {
-                for i125 in 0..n {
-                    for i126 in 0..n {
-                        for i127 in 0..n {
-                            let value = -120.0 * sum_q * p4[i122] * p4[i123] * p4[i124]
-                                * p4[i125] * p4[i126] * p4[i127];
-                            let ix = [i122, i123, i124, i125, i126, i127];
-                            for row in rows122.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j69 in 0..distinct {
+                if cap[j69] < 1 {
+                    continue;
+                }
+                cap[j69] -= 1;
+                for j70 in j69..distinct {
+                    if cap[j70] < 1 {
+                        continue;
+                    }
+                    cap[j70] -= 1;
+                    let rep70 = if j70 == j69 { 1usize + 1 } else { 1usize };
+                    for j71 in 0..distinct {
+                        if cap[j71] < 4 {
+                            continue;
+                        }
+                        cap[j71] -= 4;
+                        for j72 in j71..distinct {
+                            if cap[j72] < 4 {
+                                continue;
+                            }
+                            cap[j72] -= 4;
+                            let rep72 = if j72 == j71 { 1usize + 1 } else { 1usize };
+                            let i69 = at[j69];
+                            let i70 = at[j70];
+                            let i71 = at[j71];
+                            let i72 = at[j72];
+                            entry
+                                += -6.0 * sum_q * p4[i69] * p4[i70] * p4[i71] * p4[i72]
+                                    / (576.0 * rep70 as f64 * rep72 as f64);
+                            cap[j72] += 4;
+                        }
+                        cap[j71] += 4;
+                    }
+                    cap[j70] += 1;
+                }
+                cap[j69] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j73 in 0..distinct {
+                if cap[j73] < 1 {
+                    continue;
+                }
+                cap[j73] -= 1;
+                for j74 in j73..distinct {
+                    if cap[j74] < 1 {
+                        continue;
+                    }
+                    cap[j74] -= 1;
+                    let rep74 = if j74 == j73 { 1usize + 1 } else { 1usize };
+                    for j75 in 0..distinct {
+                        if cap[j75] < 3 {
+                            continue;
+                        }
+                        cap[j75] -= 3;
+                        for j76 in 0..distinct {
+                            if cap[j76] < 5 {
+                                continue;
+                            }
+                            cap[j76] -= 5;
+                            let i73 = at[j73];
+                            let i74 = at[j74];
+                            let i75 = at[j75];
+                            let i76 = at[j76];
+                            entry
+                                += -6.0 * sum_q * p4[i73] * p4[i74] * p4[i75] * p4[i76]
+                                    / (720.0 * rep74 as f64);
+                            cap[j76] += 5;
+                        }
+                        cap[j75] += 3;
+                    }
+                    cap[j74] += 1;
+                }
+                cap[j73] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j77 in 0..distinct {
+                if cap[j77] < 1 {
+                    continue;
+                }
+                cap[j77] -= 1;
+                for j78 in j77..distinct {
+                    if cap[j78] < 1 {
+                        continue;
+                    }
+                    cap[j78] -= 1;
+                    let rep78 = if j78 == j77 { 1usize + 1 } else { 1usize };
+                    for j79 in 0..distinct {
+                        if cap[j79] < 2 {
+                            continue;
+                        }
+                        cap[j79] -= 2;
+                        for j80 in 0..distinct {
+                            if cap[j80] < 6 {
+                                continue;
+                            }
+                            cap[j80] -= 6;
+                            let i77 = at[j77];
+                            let i78 = at[j78];
+                            let i79 = at[j79];
+                            let i80 = at[j80];
+                            entry
+                                += -6.0 * sum_q * p4[i77] * p4[i78] * p4[i79] * p4[i80]
+                                    / (1440.0 * rep78 as f64);
+                            cap[j80] += 6;
+                        }
+                        cap[j79] += 2;
+                    }
+                    cap[j78] += 1;
+                }
+                cap[j77] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j81 in 0..distinct {
+                if cap[j81] < 1 {
+                    continue;
+                }
+                cap[j81] -= 1;
+                for j82 in j81..distinct {
+                    if cap[j82] < 1 {
+                        continue;
+                    }
+                    cap[j82] -= 1;
+                    let rep82 = if j82 == j81 { 1usize + 1 } else { 1usize };
+                    for j83 in 0..distinct {
+                        if cap[j83] < 2 {
+                            continue;
+                        }
+                        cap[j83] -= 2;
+                        for j84 in 0..distinct {
+                            if cap[j84] < 3 {
+                                continue;
+                            }
+                            cap[j84] -= 3;
+                            for j85 in j84..distinct {
+                                if cap[j85] < 3 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j85] -= 3;
+                                let rep85 = if j85 == j84 { 1usize + 1 } else { 1usize };
+                                let i81 = at[j81];
+                                let i82 = at[j82];
+                                let i83 = at[j83];
+                                let i84 = at[j84];
+                                let i85 = at[j85];
+                                entry
+                                    += 24.0 * sum_q * p4[i81] * p4[i82] * p4[i83] * p4[i84]
+                                        * p4[i85] / (72.0 * rep82 as f64 * rep85 as f64);
+                                cap[j85] += 3;
                             }
+                            cap[j84] += 3;
                         }
+                        cap[j83] += 2;
                     }
+                    cap[j82] += 1;
                 }
+                cap[j81] += 1;
             }
         }
-    }
-    for i128 in 0..n {
-        for i129 in 0..n {
-            for i130 in 0..n {
-                for i131 in 0..n {
-                    for i132 in 0..n {
-                        for i133 in 0..n {
-                            let value = -120.0 * sum_q * p4[i128] * p4[i129] * p4[i130]
-                                * p4[i131] * p4[i132] * p4[i133];
-                            let ix = [i128, i129, i130, i131, i132, i133];
-                            for row in rows128.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j86 in 0..distinct {
+                if cap[j86] < 1 {
+                    continue;
+                }
+                cap[j86] -= 1;
+                for j87 in j86..distinct {
+                    if cap[j87] < 1 {
+                        continue;
+                    }
+                    cap[j87] -= 1;
+                    let rep87 = if j87 == j86 { 1usize + 1 } else { 1usize };
+                    for j88 in 0..distinct {
+                        if cap[j88] < 2 {
+                            continue;
+                        }
+                        cap[j88] -= 2;
+                        for j89 in j88..distinct {
+                            if cap[j89] < 2 {
+                                continue;
+                            }
+                            cap[j89] -= 2;
+                            let rep89 = if j89 == j88 { 1usize + 1 } else { 1usize };
+                            for j90 in 0..distinct {
+                                if cap[j90] < 4 {
+                                    continue;
                                 }
-                                out[at] += value;
+                                cap[j90] -= 4;
+                                let i86 = at[j86];
+                                let i87 = at[j87];
+                                let i88 = at[j88];
+                                let i89 = at[j89];
+                                let i90 = at[j90];
+                                entry
+                                    += 24.0 * sum_q * p4[i86] * p4[i87] * p4[i88] * p4[i89]
+                                        * p4[i90] / (96.0 * rep87 as f64 * rep89 as f64);
+                                cap[j90] += 4;
                             }
+                            cap[j89] += 2;
                         }
+                        cap[j88] += 2;
                     }
+                    cap[j87] += 1;
                 }
+                cap[j86] += 1;
             }
         }
-    }
-    for i134 in 0..n {
-        for i135 in 0..n {
-            for i136 in 0..n {
-                for i137 in 0..n {
-                    for i138 in 0..n {
-                        for i139 in 0..n {
-                            for i140 in 0..n {
-                                let value = 720.0 * sum_q * p4[i134] * p4[i135] * p4[i136]
-                                    * p4[i137] * p4[i138] * p4[i139] * p4[i140];
-                                let ix = [i134, i135, i136, i137, i138, i139, i140];
-                                for row in rows134.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j91 in 0..distinct {
+                if cap[j91] < 1 {
+                    continue;
+                }
+                cap[j91] -= 1;
+                for j92 in j91..distinct {
+                    if cap[j92] < 1 {
+                        continue;
+                    }
+                    cap[j92] -= 1;
+                    let rep92 = if j92 == j91 { 1usize + 1 } else { 1usize };
+                    for j93 in 0..distinct {
+                        if cap[j93] < 2 {
+                            continue;
+                        }
+                        cap[j93] -= 2;
+                        for j94 in j93..distinct {
+                            if cap[j94] < 2 {
+                                continue;
+                            }
+                            cap[j94] -= 2;
+                            let rep94 = if j94 == j93 { 1usize + 1 } else { 1usize };
+                            for j95 in j94..distinct {
+                                if cap[j95] < 2 {
+                                    continue;
+                                }
+                                cap[j95] -= 2;
+                                let rep95 = if j95 == j94 { rep94 + 1 } else { 1usize };
+                                for j96 in j95..distinct {
+                                    if cap[j96] < 2 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j96] -= 2;
+                                    let rep96 = if j96 == j95 { rep95 + 1 } else { 1usize };
+                                    let i91 = at[j91];
+                                    let i92 = at[j92];
+                                    let i93 = at[j93];
+                                    let i94 = at[j94];
+                                    let i95 = at[j95];
+                                    let i96 = at[j96];
+                                    entry
+                                        += -120.0 * sum_q * p4[i91] * p4[i92] * p4[i93] * p4[i94]
+                                            * p4[i95] * p4[i96]
+                                            / (16.0 * rep92 as f64 * rep94 as f64 * rep95 as f64
+                                                * rep96 as f64);
+                                    cap[j96] += 2;
                                 }
+                                cap[j95] += 2;
                             }
+                            cap[j94] += 2;
                         }
+                        cap[j93] += 2;
                     }
+                    cap[j92] += 1;
                 }
+                cap[j91] += 1;
             }
         }
-    }
-    for i141 in 0..n {
-        for i142 in 0..n {
-            for i143 in 0..n {
-                for i144 in 0..n {
-                    for i145 in 0..n {
-                        for i146 in 0..n {
-                            let value = -120.0 * sum_q * p4[i141] * p4[i142] * p4[i143]
-                                * p4[i144] * p4[i145] * p4[i146];
-                            let ix = [i141, i142, i143, i144, i145, i146];
-                            for row in rows141.iter() {
-                                let mut at = 0;
-                                for &b in row.iter() {
-                                    at = at * n + ix[b as usize];
-                                }
-                                out[at] += value;
-                            }
-                        }
-                    }
+        {
+            let mut cap = mult;
+            for j97 in 0..distinct {
+                if cap[j97] < 1 {
+                    continue;
                 }
+                cap[j97] -= 1;
+                for j98 in j97..distinct {
+                    if cap[j98] < 1 {
+                        continue;
+                    }
+                    cap[j98] -= 1;
+                    let rep98 = if j98 == j97 { 1usize + 1 } else { 1usize };
+                    for j99 in j98..distinct {
+                        if cap[j99] < 1 {
+                            continue;
+                        }
+                        cap[j99] -= 1;
+                        let rep99 = if j99 == j98 { rep98 + 1 } else { 1usize };
+                        for j100 in 0..distinct {
+                            if cap[j100] < 7 {
+                                continue;
+                            }
+                            cap[j100] -= 7;
+                            let i97 = at[j97];
+                            let i98 = at[j98];
+                            let i99 = at[j99];
+                            let i100 = at[j100];
+                            entry
+                                += -6.0 * sum_q * p4[i97] * p4[i98] * p4[i99] * p4[i100]
+                                    / (5040.0 * rep98 as f64 * rep99 as f64);
+                            cap[j100] += 7;
+                        }
+                        cap[j99] += 1;
+                    }
+                    cap[j98] += 1;
+                }
+                cap[j97] += 1;
             }
         }
-    }
-    for i147 in 0..n {
-        for i148 in 0..n {
-            for i149 in 0..n {
-                for i150 in 0..n {
-                    for i151 in 0..n {
-                        for i152 in 0..n {
-                            for i153 in 0..n {
-                                let value = 720.0 * sum_q * p4[i147] * p4[i148] * p4[i149]
-                                    * p4[i150] * p4[i151] * p4[i152] * p4[i153];
-                                let ix = [i147, i148, i149, i150, i151, i152, i153];
-                                for row in rows147.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j101 in 0..distinct {
+                if cap[j101] < 1 {
+                    continue;
+                }
+                cap[j101] -= 1;
+                for j102 in j101..distinct {
+                    if cap[j102] < 1 {
+                        continue;
+                    }
+                    cap[j102] -= 1;
+                    let rep102 = if j102 == j101 { 1usize + 1 } else { 1usize };
+                    for j103 in j102..distinct {
+                        if cap[j103] < 1 {
+                            continue;
+                        }
+                        cap[j103] -= 1;
+                        let rep103 = if j103 == j102 { rep102 + 1 } else { 1usize };
+                        for j104 in 0..distinct {
+                            if cap[j104] < 3 {
+                                continue;
+                            }
+                            cap[j104] -= 3;
+                            for j105 in 0..distinct {
+                                if cap[j105] < 4 {
+                                    continue;
+                                }
+                                cap[j105] -= 4;
+                                let i101 = at[j101];
+                                let i102 = at[j102];
+                                let i103 = at[j103];
+                                let i104 = at[j104];
+                                let i105 = at[j105];
+                                entry
+                                    += 24.0 * sum_q * p4[i101] * p4[i102] * p4[i103] * p4[i104]
+                                        * p4[i105] / (144.0 * rep102 as f64 * rep103 as f64);
+                                cap[j105] += 4;
+                            }
+                            cap[j104] += 3;
+                        }
+                        cap[j103] += 1;
+                    }
+                    cap[j102] += 1;
+                }
+                cap[j101] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j106 in 0..distinct {
+                if cap[j106] < 1 {
+                    continue;
+                }
+                cap[j106] -= 1;
+                for j107 in j106..distinct {
+                    if cap[j107] < 1 {
+                        continue;
+                    }
+                    cap[j107] -= 1;
+                    let rep107 = if j107 == j106 { 1usize + 1 } else { 1usize };
+                    for j108 in j107..distinct {
+                        if cap[j108] < 1 {
+                            continue;
+                        }
+                        cap[j108] -= 1;
+                        let rep108 = if j108 == j107 { rep107 + 1 } else { 1usize };
+                        for j109 in 0..distinct {
+                            if cap[j109] < 2 {
+                                continue;
+                            }
+                            cap[j109] -= 2;
+                            for j110 in 0..distinct {
+                                if cap[j110] < 5 {
+                                    continue;
+                                }
+                                cap[j110] -= 5;
+                                let i106 = at[j106];
+                                let i107 = at[j107];
+                                let i108 = at[j108];
+                                let i109 = at[j109];
+                                let i110 = at[j110];
+                                entry
+                                    += 24.0 * sum_q * p4[i106] * p4[i107] * p4[i108] * p4[i109]
+                                        * p4[i110] / (240.0 * rep107 as f64 * rep108 as f64);
+                                cap[j110] += 5;
+                            }
+                            cap[j109] += 2;
+                        }
+                        cap[j108] += 1;
+                    }
+                    cap[j107] += 1;
+                }
+                cap[j106] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j111 in 0..distinct {
+                if cap[j111] < 1 {
+                    continue;
+                }
+                cap[j111] -= 1;
+                for j112 in j111..distinct {
+                    if cap[j112] < 1 {
+                        continue;
+                    }
+                    cap[j112] -= 1;
+                    let rep112 = if j112 == j111 { 1usize + 1 } else { 1usize };
+                    for j113 in j112..distinct {
+                        if cap[j113] < 1 {
+                            continue;
+                        }
+                        cap[j113] -= 1;
+                        let rep113 = if j113 == j112 { rep112 + 1 } else { 1usize };
+                        for j114 in 0..distinct {
+                            if cap[j114] < 2 {
+                                continue;
+                            }
+                            cap[j114] -= 2;
+                            for j115 in j114..distinct {
+                                if cap[j115] < 2 {
+                                    continue;
+                                }
+                                cap[j115] -= 2;
+                                let rep115 = if j115 == j114 { 1usize + 1 } else { 1usize };
+                                for j116 in 0..distinct {
+                                    if cap[j116] < 3 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j116] -= 3;
+                                    let i111 = at[j111];
+                                    let i112 = at[j112];
+                                    let i113 = at[j113];
+                                    let i114 = at[j114];
+                                    let i115 = at[j115];
+                                    let i116 = at[j116];
+                                    entry
+                                        += -120.0 * sum_q * p4[i111] * p4[i112] * p4[i113]
+                                            * p4[i114] * p4[i115] * p4[i116]
+                                            / (24.0 * rep112 as f64 * rep113 as f64 * rep115 as f64);
+                                    cap[j116] += 3;
                                 }
+                                cap[j115] += 2;
                             }
+                            cap[j114] += 2;
                         }
+                        cap[j113] += 1;
                     }
+                    cap[j112] += 1;
                 }
+                cap[j111] += 1;
             }
         }
-    }
-    for i154 in 0..n {
-        for i155 in 0..n {
-            for i156 in 0..n {
-                for i157 in 0..n {
-                    for i158 in 0..n {
-                        for i159 in 0..n {
-                            for i160 in 0..n {
-                                let value = 720.0 * sum_q * p4[i154] * p4[i155] * p4[i156]
-                                    * p4[i157] * p4[i158] * p4[i159] * p4[i160];
-                                let ix = [i154, i155, i156, i157, i158, i159, i160];
-                                for row in rows154.iter() {
-                                    let mut at = 0;
-                                    for &b in row.iter() {
-                                        at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j117 in 0..distinct {
+                if cap[j117] < 1 {
+                    continue;
+                }
+                cap[j117] -= 1;
+                for j118 in j117..distinct {
+                    if cap[j118] < 1 {
+                        continue;
+                    }
+                    cap[j118] -= 1;
+                    let rep118 = if j118 == j117 { 1usize + 1 } else { 1usize };
+                    for j119 in j118..distinct {
+                        if cap[j119] < 1 {
+                            continue;
+                        }
+                        cap[j119] -= 1;
+                        let rep119 = if j119 == j118 { rep118 + 1 } else { 1usize };
+                        for j120 in j119..distinct {
+                            if cap[j120] < 1 {
+                                continue;
+                            }
+                            cap[j120] -= 1;
+                            let rep120 = if j120 == j119 { rep119 + 1 } else { 1usize };
+                            for j121 in 0..distinct {
+                                if cap[j121] < 6 {
+                                    continue;
+                                }
+                                cap[j121] -= 6;
+                                let i117 = at[j117];
+                                let i118 = at[j118];
+                                let i119 = at[j119];
+                                let i120 = at[j120];
+                                let i121 = at[j121];
+                                entry
+                                    += 24.0 * sum_q * p4[i117] * p4[i118] * p4[i119] * p4[i120]
+                                        * p4[i121]
+                                        / (720.0 * rep118 as f64 * rep119 as f64 * rep120 as f64);
+                                cap[j121] += 6;
+                            }
+                            cap[j120] += 1;
+                        }
+                        cap[j119] += 1;
+                    }
+                    cap[j118] += 1;
+                }
+                cap[j117] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j122 in 0..distinct {
+                if cap[j122] < 1 {
+                    continue;
+                }
+                cap[j122] -= 1;
+                for j123 in j122..distinct {
+                    if cap[j123] < 1 {
+                        continue;
+                    }
+                    cap[j123] -= 1;
+                    let rep123 = if j123 == j122 { 1usize + 1 } else { 1usize };
+                    for j124 in j123..distinct {
+                        if cap[j124] < 1 {
+                            continue;
+                        }
+                        cap[j124] -= 1;
+                        let rep124 = if j124 == j123 { rep123 + 1 } else { 1usize };
+                        for j125 in j124..distinct {
+                            if cap[j125] < 1 {
+                                continue;
+                            }
+                            cap[j125] -= 1;
+                            let rep125 = if j125 == j124 { rep124 + 1 } else { 1usize };
+                            for j126 in 0..distinct {
+                                if cap[j126] < 3 {
+                                    continue;
+                                }
+                                cap[j126] -= 3;
+                                for j127 in j126..distinct {
+                                    if cap[j127] < 3 {
+                                        continue;
                                     }
-                                    out[at] += value;
+                                    cap[j127] -= 3;
+                                    let rep127 = if j127 == j126 { 1usize + 1 } else { 1usize };
+                                    let i122 = at[j122];
+                                    let i123 = at[j123];
+                                    let i124 = at[j124];
+                                    let i125 = at[j125];
+                                    let i126 = at[j126];
+                                    let i127 = at[j127];
+                                    entry
+                                        += -120.0 * sum_q * p4[i122] * p4[i123] * p4[i124]
+                                            * p4[i125] * p4[i126] * p4[i127]
+                                            / (36.0 * rep123 as f64 * rep124 as f64 * rep125 as f64
+                                                * rep127 as f64);
+                                    cap[j127] += 3;
                                 }
+                                cap[j126] += 3;
                             }
+                            cap[j125] += 1;
                         }
+                        cap[j124] += 1;
                     }
+                    cap[j123] += 1;
                 }
+                cap[j122] += 1;
             }
         }
-    }
-    for i161 in 0..n {
-        for i162 in 0..n {
-            for i163 in 0..n {
-                for i164 in 0..n {
-                    for i165 in 0..n {
-                        for i166 in 0..n {
-                            for i167 in 0..n {
-                                for i168 in 0..n {
-                                    let value = -5040.0 * sum_q * p4[i161] * p4[i162] * p4[i163]
-                                        * p4[i164] * p4[i165] * p4[i166] * p4[i167] * p4[i168];
-                                    let ix = [i161, i162, i163, i164, i165, i166, i167, i168];
-                                    for row in rows161.iter() {
-                                        let mut at = 0;
-                                        for &b in row.iter() {
-                                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j128 in 0..distinct {
+                if cap[j128] < 1 {
+                    continue;
+                }
+                cap[j128] -= 1;
+                for j129 in j128..distinct {
+                    if cap[j129] < 1 {
+                        continue;
+                    }
+                    cap[j129] -= 1;
+                    let rep129 = if j129 == j128 { 1usize + 1 } else { 1usize };
+                    for j130 in j129..distinct {
+                        if cap[j130] < 1 {
+                            continue;
+                        }
+                        cap[j130] -= 1;
+                        let rep130 = if j130 == j129 { rep129 + 1 } else { 1usize };
+                        for j131 in j130..distinct {
+                            if cap[j131] < 1 {
+                                continue;
+                            }
+                            cap[j131] -= 1;
+                            let rep131 = if j131 == j130 { rep130 + 1 } else { 1usize };
+                            for j132 in 0..distinct {
+                                if cap[j132] < 2 {
+                                    continue;
+                                }
+                                cap[j132] -= 2;
+                                for j133 in 0..distinct {
+                                    if cap[j133] < 4 {
+                                        continue;
+                                    }
+                                    cap[j133] -= 4;
+                                    let i128 = at[j128];
+                                    let i129 = at[j129];
+                                    let i130 = at[j130];
+                                    let i131 = at[j131];
+                                    let i132 = at[j132];
+                                    let i133 = at[j133];
+                                    entry
+                                        += -120.0 * sum_q * p4[i128] * p4[i129] * p4[i130]
+                                            * p4[i131] * p4[i132] * p4[i133]
+                                            / (48.0 * rep129 as f64 * rep130 as f64 * rep131 as f64);
+                                    cap[j133] += 4;
+                                }
+                                cap[j132] += 2;
+                            }
+                            cap[j131] += 1;
+                        }
+                        cap[j130] += 1;
+                    }
+                    cap[j129] += 1;
+                }
+                cap[j128] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j134 in 0..distinct {
+                if cap[j134] < 1 {
+                    continue;
+                }
+                cap[j134] -= 1;
+                for j135 in j134..distinct {
+                    if cap[j135] < 1 {
+                        continue;
+                    }
+                    cap[j135] -= 1;
+                    let rep135 = if j135 == j134 { 1usize + 1 } else { 1usize };
+                    for j136 in j135..distinct {
+                        if cap[j136] < 1 {
+                            continue;
+                        }
+                        cap[j136] -= 1;
+                        let rep136 = if j136 == j135 { rep135 + 1 } else { 1usize };
+                        for j137 in j136..distinct {
+                            if cap[j137] < 1 {
+                                continue;
+                            }
+                            cap[j137] -= 1;
+                            let rep137 = if j137 == j136 { rep136 + 1 } else { 1usize };
+                            for j138 in 0..distinct {
+                                if cap[j138] < 2 {
+                                    continue;
+                                }
+                                cap[j138] -= 2;
+                                for j139 in j138..distinct {
+                                    if cap[j139] < 2 {
+                                        continue;
+                                    }
+                                    cap[j139] -= 2;
+                                    let rep139 = if j139 == j138 { 1usize + 1 } else { 1usize };
+                                    for j140 in j139..distinct {
+                                        if cap[j140] < 2 {
+                                            continue;
                                         }
-                                        out[at] += value;
+                                        cap[j140] -= 2;
+                                        let rep140 = if j140 == j139 { rep139 + 1 } else { 1usize };
+                                        let i134 = at[j134];
+                                        let i135 = at[j135];
+                                        let i136 = at[j136];
+                                        let i137 = at[j137];
+                                        let i138 = at[j138];
+                                        let i139 = at[j139];
+                                        let i140 = at[j140];
+                                        entry
+                                            += 720.0 * sum_q * p4[i134] * p4[i135] * p4[i136] * p4[i137]
+                                                * p4[i138] * p4[i139] * p4[i140]
+                                                / (8.0 * rep135 as f64 * rep136 as f64 * rep137 as f64
+                                                    * rep139 as f64 * rep140 as f64);
+                                        cap[j140] += 2;
                                     }
+                                    cap[j139] += 2;
                                 }
+                                cap[j138] += 2;
                             }
+                            cap[j137] += 1;
                         }
+                        cap[j136] += 1;
                     }
+                    cap[j135] += 1;
                 }
+                cap[j134] += 1;
             }
         }
-    }
-    for i169 in 0..n {
-        for i170 in 0..n {
-            for i171 in 0..n {
-                for i172 in 0..n {
-                    for i173 in 0..n {
-                        for i174 in 0..n {
-                            for i175 in 0..n {
-                                for i176 in 0..n {
-                                    let value = -5040.0 * sum_q * p4[i169] * p4[i170] * p4[i171]
-                                        * p4[i172] * p4[i173] * p4[i174] * p4[i175] * p4[i176];
-                                    let ix = [i169, i170, i171, i172, i173, i174, i175, i176];
-                                    for row in rows169.iter() {
-                                        let mut at = 0;
-                                        for &b in row.iter() {
-                                            at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j141 in 0..distinct {
+                if cap[j141] < 1 {
+                    continue;
+                }
+                cap[j141] -= 1;
+                for j142 in j141..distinct {
+                    if cap[j142] < 1 {
+                        continue;
+                    }
+                    cap[j142] -= 1;
+                    let rep142 = if j142 == j141 { 1usize + 1 } else { 1usize };
+                    for j143 in j142..distinct {
+                        if cap[j143] < 1 {
+                            continue;
+                        }
+                        cap[j143] -= 1;
+                        let rep143 = if j143 == j142 { rep142 + 1 } else { 1usize };
+                        for j144 in j143..distinct {
+                            if cap[j144] < 1 {
+                                continue;
+                            }
+                            cap[j144] -= 1;
+                            let rep144 = if j144 == j143 { rep143 + 1 } else { 1usize };
+                            for j145 in j144..distinct {
+                                if cap[j145] < 1 {
+                                    continue;
+                                }
+                                cap[j145] -= 1;
+                                let rep145 = if j145 == j144 { rep144 + 1 } else { 1usize };
+                                for j146 in 0..distinct {
+                                    if cap[j146] < 5 {
+                                        continue;
+                                    }
+                                    cap[j146] -= 5;
+                                    let i141 = at[j141];
+                                    let i142 = at[j142];
+                                    let i143 = at[j143];
+                                    let i144 = at[j144];
+                                    let i145 = at[j145];
+                                    let i146 = at[j146];
+                                    entry
+                                        += -120.0 * sum_q * p4[i141] * p4[i142] * p4[i143]
+                                            * p4[i144] * p4[i145] * p4[i146]
+                                            / (120.0 * rep142 as f64 * rep143 as f64 * rep144 as f64
+                                                * rep145 as f64);
+                                    cap[j146] += 5;
+                                }
+                                cap[j145] += 1;
+                            }
+                            cap[j144] += 1;
+                        }
+                        cap[j143] += 1;
+                    }
+                    cap[j142] += 1;
+                }
+                cap[j141] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j147 in 0..distinct {
+                if cap[j147] < 1 {
+                    continue;
+                }
+                cap[j147] -= 1;
+                for j148 in j147..distinct {
+                    if cap[j148] < 1 {
+                        continue;
+                    }
+                    cap[j148] -= 1;
+                    let rep148 = if j148 == j147 { 1usize + 1 } else { 1usize };
+                    for j149 in j148..distinct {
+                        if cap[j149] < 1 {
+                            continue;
+                        }
+                        cap[j149] -= 1;
+                        let rep149 = if j149 == j148 { rep148 + 1 } else { 1usize };
+                        for j150 in j149..distinct {
+                            if cap[j150] < 1 {
+                                continue;
+                            }
+                            cap[j150] -= 1;
+                            let rep150 = if j150 == j149 { rep149 + 1 } else { 1usize };
+                            for j151 in j150..distinct {
+                                if cap[j151] < 1 {
+                                    continue;
+                                }
+                                cap[j151] -= 1;
+                                let rep151 = if j151 == j150 { rep150 + 1 } else { 1usize };
+                                for j152 in 0..distinct {
+                                    if cap[j152] < 2 {
+                                        continue;
+                                    }
+                                    cap[j152] -= 2;
+                                    for j153 in 0..distinct {
+                                        if cap[j153] < 3 {
+                                            continue;
                                         }
-                                        out[at] += value;
+                                        cap[j153] -= 3;
+                                        let i147 = at[j147];
+                                        let i148 = at[j148];
+                                        let i149 = at[j149];
+                                        let i150 = at[j150];
+                                        let i151 = at[j151];
+                                        let i152 = at[j152];
+                                        let i153 = at[j153];
+                                        entry
+                                            += 720.0 * sum_q * p4[i147] * p4[i148] * p4[i149] * p4[i150]
+                                                * p4[i151] * p4[i152] * p4[i153]
+                                                / (12.0 * rep148 as f64 * rep149 as f64 * rep150 as f64
+                                                    * rep151 as f64);
+                                        cap[j153] += 3;
                                     }
+                                    cap[j152] += 2;
                                 }
+                                cap[j151] += 1;
                             }
+                            cap[j150] += 1;
                         }
+                        cap[j149] += 1;
                     }
+                    cap[j148] += 1;
                 }
+                cap[j147] += 1;
             }
         }
-    }
-    for i177 in 0..n {
-        for i178 in 0..n {
-            for i179 in 0..n {
-                for i180 in 0..n {
-                    for i181 in 0..n {
-                        for i182 in 0..n {
-                            for i183 in 0..n {
-                                for i184 in 0..n {
-                                    for i185 in 0..n {
-                                        let value = 40320.0 * sum_q * p4[i177] * p4[i178] * p4[i179]
-                                            * p4[i180] * p4[i181] * p4[i182] * p4[i183] * p4[i184]
-                                            * p4[i185];
-                                        let ix = [
-                                            i177,
-                                            i178,
-                                            i179,
-                                            i180,
-                                            i181,
-                                            i182,
-                                            i183,
-                                            i184,
-                                            i185,
-                                        ];
-                                        for row in rows177.iter() {
-                                            let mut at = 0;
-                                            for &b in row.iter() {
-                                                at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j154 in 0..distinct {
+                if cap[j154] < 1 {
+                    continue;
+                }
+                cap[j154] -= 1;
+                for j155 in j154..distinct {
+                    if cap[j155] < 1 {
+                        continue;
+                    }
+                    cap[j155] -= 1;
+                    let rep155 = if j155 == j154 { 1usize + 1 } else { 1usize };
+                    for j156 in j155..distinct {
+                        if cap[j156] < 1 {
+                            continue;
+                        }
+                        cap[j156] -= 1;
+                        let rep156 = if j156 == j155 { rep155 + 1 } else { 1usize };
+                        for j157 in j156..distinct {
+                            if cap[j157] < 1 {
+                                continue;
+                            }
+                            cap[j157] -= 1;
+                            let rep157 = if j157 == j156 { rep156 + 1 } else { 1usize };
+                            for j158 in j157..distinct {
+                                if cap[j158] < 1 {
+                                    continue;
+                                }
+                                cap[j158] -= 1;
+                                let rep158 = if j158 == j157 { rep157 + 1 } else { 1usize };
+                                for j159 in j158..distinct {
+                                    if cap[j159] < 1 {
+                                        continue;
+                                    }
+                                    cap[j159] -= 1;
+                                    let rep159 = if j159 == j158 { rep158 + 1 } else { 1usize };
+                                    for j160 in 0..distinct {
+                                        if cap[j160] < 4 {
+                                            continue;
+                                        }
+                                        cap[j160] -= 4;
+                                        let i154 = at[j154];
+                                        let i155 = at[j155];
+                                        let i156 = at[j156];
+                                        let i157 = at[j157];
+                                        let i158 = at[j158];
+                                        let i159 = at[j159];
+                                        let i160 = at[j160];
+                                        entry
+                                            += 720.0 * sum_q * p4[i154] * p4[i155] * p4[i156] * p4[i157]
+                                                * p4[i158] * p4[i159] * p4[i160]
+                                                / (24.0 * rep155 as f64 * rep156 as f64 * rep157 as f64
+                                                    * rep158 as f64 * rep159 as f64);
+                                        cap[j160] += 4;
+                                    }
+                                    cap[j159] += 1;
+                                }
+                                cap[j158] += 1;
+                            }
+                            cap[j157] += 1;
+                        }
+                        cap[j156] += 1;
+                    }
+                    cap[j155] += 1;
+                }
+                cap[j154] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j161 in 0..distinct {
+                if cap[j161] < 1 {
+                    continue;
+                }
+                cap[j161] -= 1;
+                for j162 in j161..distinct {
+                    if cap[j162] < 1 {
+                        continue;
+                    }
+                    cap[j162] -= 1;
+                    let rep162 = if j162 == j161 { 1usize + 1 } else { 1usize };
+                    for j163 in j162..distinct {
+                        if cap[j163] < 1 {
+                            continue;
+                        }
+                        cap[j163] -= 1;
+                        let rep163 = if j163 == j162 { rep162 + 1 } else { 1usize };
+                        for j164 in j163..distinct {
+                            if cap[j164] < 1 {
+                                continue;
+                            }
+                            cap[j164] -= 1;
+                            let rep164 = if j164 == j163 { rep163 + 1 } else { 1usize };
+                            for j165 in j164..distinct {
+                                if cap[j165] < 1 {
+                                    continue;
+                                }
+                                cap[j165] -= 1;
+                                let rep165 = if j165 == j164 { rep164 + 1 } else { 1usize };
+                                for j166 in j165..distinct {
+                                    if cap[j166] < 1 {
+                                        continue;
+                                    }
+                                    cap[j166] -= 1;
+                                    let rep166 = if j166 == j165 { rep165 + 1 } else { 1usize };
+                                    for j167 in 0..distinct {
+                                        if cap[j167] < 2 {
+                                            continue;
+                                        }
+                                        cap[j167] -= 2;
+                                        for j168 in j167..distinct {
+                                            if cap[j168] < 2 {
+                                                continue;
                                             }
-                                            out[at] += value;
+                                            cap[j168] -= 2;
+                                            let rep168 = if j168 == j167 { 1usize + 1 } else { 1usize };
+                                            let i161 = at[j161];
+                                            let i162 = at[j162];
+                                            let i163 = at[j163];
+                                            let i164 = at[j164];
+                                            let i165 = at[j165];
+                                            let i166 = at[j166];
+                                            let i167 = at[j167];
+                                            let i168 = at[j168];
+                                            entry
+                                                += -5040.0 * sum_q * p4[i161] * p4[i162] * p4[i163]
+                                                    * p4[i164] * p4[i165] * p4[i166] * p4[i167] * p4[i168]
+                                                    / (4.0 * rep162 as f64 * rep163 as f64 * rep164 as f64
+                                                        * rep165 as f64 * rep166 as f64 * rep168 as f64);
+                                            cap[j168] += 2;
                                         }
+                                        cap[j167] += 2;
                                     }
+                                    cap[j166] += 1;
                                 }
+                                cap[j165] += 1;
                             }
+                            cap[j164] += 1;
                         }
+                        cap[j163] += 1;
                     }
+                    cap[j162] += 1;
                 }
+                cap[j161] += 1;
             }
         }
-    }
-    for i186 in 0..n {
-        for i187 in 0..n {
-            for i188 in 0..n {
-                for i189 in 0..n {
-                    for i190 in 0..n {
-                        for i191 in 0..n {
-                            for i192 in 0..n {
-                                for i193 in 0..n {
-                                    for i194 in 0..n {
-                                        for i195 in 0..n {
-                                            let value = -362880.0 * sum_q * p4[i186] * p4[i187]
-                                                * p4[i188] * p4[i189] * p4[i190] * p4[i191] * p4[i192]
-                                                * p4[i193] * p4[i194] * p4[i195];
-                                            let ix = [
-                                                i186,
-                                                i187,
-                                                i188,
-                                                i189,
-                                                i190,
-                                                i191,
-                                                i192,
-                                                i193,
-                                                i194,
-                                                i195,
-                                            ];
-                                            for row in rows186.iter() {
-                                                let mut at = 0;
-                                                for &b in row.iter() {
-                                                    at = at * n + ix[b as usize];
+        {
+            let mut cap = mult;
+            for j169 in 0..distinct {
+                if cap[j169] < 1 {
+                    continue;
+                }
+                cap[j169] -= 1;
+                for j170 in j169..distinct {
+                    if cap[j170] < 1 {
+                        continue;
+                    }
+                    cap[j170] -= 1;
+                    let rep170 = if j170 == j169 { 1usize + 1 } else { 1usize };
+                    for j171 in j170..distinct {
+                        if cap[j171] < 1 {
+                            continue;
+                        }
+                        cap[j171] -= 1;
+                        let rep171 = if j171 == j170 { rep170 + 1 } else { 1usize };
+                        for j172 in j171..distinct {
+                            if cap[j172] < 1 {
+                                continue;
+                            }
+                            cap[j172] -= 1;
+                            let rep172 = if j172 == j171 { rep171 + 1 } else { 1usize };
+                            for j173 in j172..distinct {
+                                if cap[j173] < 1 {
+                                    continue;
+                                }
+                                cap[j173] -= 1;
+                                let rep173 = if j173 == j172 { rep172 + 1 } else { 1usize };
+                                for j174 in j173..distinct {
+                                    if cap[j174] < 1 {
+                                        continue;
+                                    }
+                                    cap[j174] -= 1;
+                                    let rep174 = if j174 == j173 { rep173 + 1 } else { 1usize };
+                                    for j175 in j174..distinct {
+                                        if cap[j175] < 1 {
+                                            continue;
+                                        }
+                                        cap[j175] -= 1;
+                                        let rep175 = if j175 == j174 { rep174 + 1 } else { 1usize };
+                                        for j176 in 0..distinct {
+                                            if cap[j176] < 3 {
+                                                continue;
+                                            }
+                                            cap[j176] -= 3;
+                                            let i169 = at[j169];
+                                            let i170 = at[j170];
+                                            let i171 = at[j171];
+                                            let i172 = at[j172];
+                                            let i173 = at[j173];
+                                            let i174 = at[j174];
+                                            let i175 = at[j175];
+                                            let i176 = at[j176];
+                                            entry
+                                                += -5040.0 * sum_q * p4[i169] * p4[i170] * p4[i171]
+                                                    * p4[i172] * p4[i173] * p4[i174] * p4[i175] * p4[i176]
+                                                    / (6.0 * rep170 as f64 * rep171 as f64 * rep172 as f64
+                                                        * rep173 as f64 * rep174 as f64 * rep175 as f64);
+                                            cap[j176] += 3;
+                                        }
+                                        cap[j175] += 1;
+                                    }
+                                    cap[j174] += 1;
+                                }
+                                cap[j173] += 1;
+                            }
+                            cap[j172] += 1;
+                        }
+                        cap[j171] += 1;
+                    }
+                    cap[j170] += 1;
+                }
+                cap[j169] += 1;
+            }
+        }
+        {
+            let mut cap = mult;
+            for j177 in 0..distinct {
+                if cap[j177] < 1 {
+                    continue;
+                }
+                cap[j177] -= 1;
+                for j178 in j177..distinct {
+                    if cap[j178] < 1 {
+                        continue;
+                    }
+                    cap[j178] -= 1;
+                    let rep178 = if j178 == j177 { 1usize + 1 } else { 1usize };
+                    for j179 in j178..distinct {
+                        if cap[j179] < 1 {
+                            continue;
+                        }
+                        cap[j179] -= 1;
+                        let rep179 = if j179 == j178 { rep178 + 1 } else { 1usize };
+                        for j180 in j179..distinct {
+                            if cap[j180] < 1 {
+                                continue;
+                            }
+                            cap[j180] -= 1;
+                            let rep180 = if j180 == j179 { rep179 + 1 } else { 1usize };
+                            for j181 in j180..distinct {
+                                if cap[j181] < 1 {
+                                    continue;
+                                }
+                                cap[j181] -= 1;
+                                let rep181 = if j181 == j180 { rep180 + 1 } else { 1usize };
+                                for j182 in j181..distinct {
+                                    if cap[j182] < 1 {
+                                        continue;
+                                    }
+                                    cap[j182] -= 1;
+                                    let rep182 = if j182 == j181 { rep181 + 1 } else { 1usize };
+                                    for j183 in j182..distinct {
+                                        if cap[j183] < 1 {
+                                            continue;
+                                        }
+                                        cap[j183] -= 1;
+                                        let rep183 = if j183 == j182 { rep182 + 1 } else { 1usize };
+                                        for j184 in j183..distinct {
+                                            if cap[j184] < 1 {
+                                                continue;
+                                            }
+                                            cap[j184] -= 1;
+                                            let rep184 = if j184 == j183 { rep183 + 1 } else { 1usize };
+                                            for j185 in 0..distinct {
+                                                if cap[j185] < 2 {
+                                                    continue;
                                                 }
-                                                out[at] += value;
+                                                cap[j185] -= 2;
+                                                let i177 = at[j177];
+                                                let i178 = at[j178];
+                                                let i179 = at[j179];
+                                                let i180 = at[j180];
+                                                let i181 = at[j181];
+                                                let i182 = at[j182];
+                                                let i183 = at[j183];
+                                                let i184 = at[j184];
+                                                let i185 = at[j185];
+                                                entry
+                                                    += 40320.0 * sum_q * p4[i177] * p4[i178] * p4[i179]
+                                                        * p4[i180] * p4[i181] * p4[i182] * p4[i183] * p4[i184]
+                                                        * p4[i185]
+                                                        / (2.0 * rep178 as f64 * rep179 as f64 * rep180 as f64
+                                                            * rep181 as f64 * rep182 as f64 * rep183 as f64
+                                                            * rep184 as f64);
+                                                cap[j185] += 2;
                                             }
+                                            cap[j184] += 1;
                                         }
+                                        cap[j183] += 1;
                                     }
+                                    cap[j182] += 1;
                                 }
+                                cap[j181] += 1;
                             }
+                            cap[j180] += 1;
                         }
+                        cap[j179] += 1;
                     }
+                    cap[j178] += 1;
                 }
+                cap[j177] += 1;
             }
+        }
+        {
+            let mut cap = mult;
+            for j186 in 0..distinct {
+                if cap[j186] < 1 {
+                    continue;
+                }
+                cap[j186] -= 1;
+                for j187 in j186..distinct {
+                    if cap[j187] < 1 {
+                        continue;
+                    }
+                    cap[j187] -= 1;
+                    let rep187 = if j187 == j186 { 1usize + 1 } else { 1usize };
+                    for j188 in j187..distinct {
+                        if cap[j188] < 1 {
+                            continue;
+                        }
+                        cap[j188] -= 1;
+                        let rep188 = if j188 == j187 { rep187 + 1 } else { 1usize };
+                        for j189 in j188..distinct {
+                            if cap[j189] < 1 {
+                                continue;
+                            }
+                            cap[j189] -= 1;
+                            let rep189 = if j189 == j188 { rep188 + 1 } else { 1usize };
+                            for j190 in j189..distinct {
+                                if cap[j190] < 1 {
+                                    continue;
+                                }
+                                cap[j190] -= 1;
+                                let rep190 = if j190 == j189 { rep189 + 1 } else { 1usize };
+                                for j191 in j190..distinct {
+                                    if cap[j191] < 1 {
+                                        continue;
+                                    }
+                                    cap[j191] -= 1;
+                                    let rep191 = if j191 == j190 { rep190 + 1 } else { 1usize };
+                                    for j192 in j191..distinct {
+                                        if cap[j192] < 1 {
+                                            continue;
+                                        }
+                                        cap[j192] -= 1;
+                                        let rep192 = if j192 == j191 { rep191 + 1 } else { 1usize };
+                                        for j193 in j192..distinct {
+                                            if cap[j193] < 1 {
+                                                continue;
+                                            }
+                                            cap[j193] -= 1;
+                                            let rep193 = if j193 == j192 { rep192 + 1 } else { 1usize };
+                                            for j194 in j193..distinct {
+                                                if cap[j194] < 1 {
+                                                    continue;
+                                                }
+                                                cap[j194] -= 1;
+                                                let rep194 = if j194 == j193 { rep193 + 1 } else { 1usize };
+                                                for j195 in j194..distinct {
+                                                    if cap[j195] < 1 {
+                                                        continue;
+                                                    }
+                                                    cap[j195] -= 1;
+                                                    let rep195 = if j195 == j194 { rep194 + 1 } else { 1usize };
+                                                    let i186 = at[j186];
+                                                    let i187 = at[j187];
+                                                    let i188 = at[j188];
+                                                    let i189 = at[j189];
+                                                    let i190 = at[j190];
+                                                    let i191 = at[j191];
+                                                    let i192 = at[j192];
+                                                    let i193 = at[j193];
+                                                    let i194 = at[j194];
+                                                    let i195 = at[j195];
+                                                    entry
+                                                        += -362880.0 * sum_q * p4[i186] * p4[i187] * p4[i188]
+                                                            * p4[i189] * p4[i190] * p4[i191] * p4[i192] * p4[i193]
+                                                            * p4[i194] * p4[i195]
+                                                            / (1.0 * rep187 as f64 * rep188 as f64 * rep189 as f64
+                                                                * rep190 as f64 * rep191 as f64 * rep192 as f64
+                                                                * rep193 as f64 * rep194 as f64 * rep195 as f64);
+                                                    cap[j195] += 1;
+                                                }
+                                                cap[j194] += 1;
+                                            }
+                                            cap[j193] += 1;
+                                        }
+                                        cap[j192] += 1;
+                                    }
+                                    cap[j191] += 1;
+                                }
+                                cap[j190] += 1;
+                            }
+                            cap[j189] += 1;
+                        }
+                        cap[j188] += 1;
+                    }
+                    cap[j187] += 1;
+                }
+                cap[j186] += 1;
+            }
+        }
+        let mut weight: f64 = 1.0;
+        for &m in &mult[..distinct] {
+            for f in 2..=m {
+                weight *= f as f64;
+            }
+        }
+        xent_fill_permutations(&sorted, n, entry * weight, out);
+        if !xent_next_sorted(&mut sorted, n) {
+            break;
         }
     }
 }
@@ -5763,43 +8521,6 @@ fn xent_d10_dir_body<const FMA: bool>(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
         + 4200.0 * sum_q * m3.powi(2) * m4 - 210.0 * sum_q * m4 * m6
         - 126.0 * sum_q * m5.powi(2) + sum_q * m10
 }
-/// The distinct terms of a symmetry class: for each, the block of every
-/// derivative slot. Blocks take `sizes` slots each; blocks of one kind are
-/// interchangeable, so among them the first slots increase. Their number is
-/// `k! / (Π sizes! · Π multiplicities!)`, the orbit of the class.
-fn xent_orbit(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
-    fn go(
-        slot: usize,
-        row: &mut Vec<u8>,
-        left: &mut [usize],
-        sizes: &[usize],
-        kinds: &[usize],
-        out: &mut Vec<Vec<u8>>,
-    ) {
-        if slot == row.len() {
-            out.push(row.clone());
-            return;
-        }
-        for b in 0..left.len() {
-            if left[b] == 0 {
-                continue;
-            }
-            let opens = left[b] == sizes[b];
-            if opens && (0..b).any(|c| kinds[c] == kinds[b] && left[c] == sizes[c]) {
-                continue;
-            }
-            left[b] -= 1;
-            row[slot] = b as u8;
-            go(slot + 1, row, left, sizes, kinds, out);
-            left[b] += 1;
-        }
-    }
-    let mut out = Vec::new();
-    let mut row = vec![0u8; sizes.iter().sum()];
-    let mut left = sizes.to_vec();
-    go(0, &mut row, &mut left, sizes, kinds, &mut out);
-    out
-}
 
 // The runtime helpers of f64 kernels, emitted verbatim (each under its
 // kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
@@ -5884,5 +8605,47 @@ fn xent_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
             };
         }
         half /= 2;
+    }
+}
+
+/// Advances `sorted` (non-decreasing, every entry below `n`) to the next
+/// such tuple in lexicographic order; false after the last. The entries
+/// of a symmetric tensor are walked this way, one per multiset of
+/// indices: `C(n + k − 1, k)` of them instead of `n^k`.
+#[inline(always)]
+fn xent_next_sorted(sorted: &mut [usize], n: usize) -> bool {
+    // The last position that can still grow; the ones after it restart
+    // at its new value.
+    for s in (0..sorted.len()).rev() {
+        if sorted[s] + 1 < n {
+            let v = sorted[s] + 1;
+            sorted[s..].fill(v);
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes `value` to every entry of `out` (order `sorted.len()`, every
+/// index below `n`, row-major) whose indices are a permutation of
+/// `sorted`: each distinct permutation once, by the lexicographic
+/// next-permutation step, which skips repeats. At most 24 indices (the
+/// highest order symdiff computes).
+#[inline(always)]
+fn xent_fill_permutations<T: Copy>(sorted: &[usize], n: usize, value: T, out: &mut [T]) {
+    let k = sorted.len();
+    let mut buf = [0usize; 24];
+    let p = &mut buf[..k];
+    p.copy_from_slice(sorted);
+    loop {
+        out[p.iter().fold(0, |at, &i| at * n + i)] = value;
+        // The last ascent, swapped with the last entry above it, and the
+        // tail after it reversed: the next permutation, or none.
+        let Some(i) = (1..k).rev().find(|&i| p[i - 1] < p[i]).map(|i| i - 1) else {
+            return;
+        };
+        let j = (i + 1..k).rev().find(|&j| p[j] > p[i]).unwrap_or(i);
+        p.swap(i, j);
+        p[i + 1..].reverse();
     }
 }

@@ -35,6 +35,14 @@ const KERNELS: &[(&str, &str, usize, Option<&str>)] = &[
         2,
         Some("w"),
     ),
+    (
+        "quadratic",
+        "x: vec[n]; A: mat[n, n]; dot(x, A @ x)",
+        2,
+        Some("x"),
+    ),
+    // Order 6: the first full tensor emitted by symmetry classes.
+    ("logsumexp", "logsumexp(z)", 6, None),
 ];
 
 fn traces(
@@ -94,6 +102,8 @@ fn every_pass_changes_some_plan() {
         "shift",
         "join_sums",
         "products",
+        "tile",
+        "symmetric",
     ] {
         assert!(
             changed.contains(&pass),

@@ -4,7 +4,8 @@
 //! `#[deny(warnings)]` and checked against plain loops written out below
 //! and against central differences of their own values and gradients, at
 //! sizes that cross the helper's panel edges and its 256-row slabs, on
-//! both the FMA path and the baseline body.
+//! both the FMA path and the baseline body; and the tiled transpose of
+//! `generated/quadratic.rs` (`A + Aᵀ`) across tile edges.
 
 #[deny(warnings)]
 mod linear {
@@ -29,6 +30,11 @@ mod logistic {
     pub fn hessian_baseline(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
         logistic_hessian_body::<false>(y, x, w, out)
     }
+}
+
+#[deny(warnings)]
+mod quadratic {
+    include!("../generated/quadratic.rs");
 }
 
 mod common;
@@ -168,6 +174,32 @@ fn logistic_hessian_matches_plain_loops_differences_and_its_hvp() {
         for i in 0..d {
             let want: f64 = (0..d).map(|j| got[i * d + j] * v[j]).sum();
             assert!((hv[i] - want).abs() < 1e-12, "hvp {i}");
+        }
+    }
+}
+
+#[test]
+fn quadratic_hessian_is_a_plus_a_transpose_across_tile_edges() {
+    let mut rng = Rng(13);
+    for n in [1, 5, 32, 33, 70] {
+        let a = rng.vec(n * n, -1.0, 1.0);
+        let x = rng.vec(n, -1.0, 1.0);
+        let mut h = vec![0.0; n * n];
+        quadratic::quadratic_hessian(&x, &a, &mut h);
+        for i in 0..n {
+            for j in 0..n {
+                assert_eq!(
+                    h[i * n + j],
+                    a[i * n + j] + a[j * n + i],
+                    "n = {n}, ({i}, {j})"
+                );
+            }
+        }
+        let mut g = vec![0.0; n];
+        quadratic::quadratic_grad(&x, &a, &mut g);
+        for i in 0..n {
+            let want: f64 = (0..n).map(|j| h[i * n + j] * x[j]).sum();
+            assert!((g[i] - want).abs() < 1e-12, "gradient {i}");
         }
     }
 }

@@ -64,6 +64,15 @@ pub fn own_kernels() -> Vec<OwnFile> {
             ],
         },
         OwnFile {
+            file: "quadratic.rs",
+            kernels: vec![spec(
+                "quadratic",
+                "x: vec[n]; A: mat[n, n]; dot(x, A @ x)",
+                2,
+                Some("x"),
+            )],
+        },
+        OwnFile {
             file: "logistic_regression.rs",
             kernels: vec![spec("logistic", LOGISTIC, 2, Some("w"))],
         },

@@ -19,6 +19,7 @@ mod matmul;
 mod names;
 mod reduce;
 mod rows;
+mod symmetric;
 
 pub use helpers::{helpers, Helpers};
 use rows::{Block, NextRow, RowSlice};
@@ -258,7 +259,7 @@ impl<'a> Emitter<'a> {
         let mut out = TokenStream::new();
         for s in ss {
             match s {
-                Stmt::Loop { body, .. } => out.extend(self.orbits(body)),
+                Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => out.extend(self.orbits(body)),
                 Stmt::Scatter {
                     vars, sizes, kinds, ..
                 } => {
@@ -327,6 +328,34 @@ impl<'a> Emitter<'a> {
                     self.with_next_rows(*var, body, || self.stmts(body))
                 };
                 quote!(#lets for #i in 0..#d { #body })
+            }
+            Stmt::Symmetric {
+                order,
+                dim,
+                classes,
+            } => self.symmetric(*order, dim, classes),
+            Stmt::Tile {
+                a: (va, da),
+                b: (vb, db),
+                size,
+                body,
+            } => {
+                let (ia, ib) = (Self::var(*va), Self::var(*vb));
+                let (ta, tb) = (format_ident!("tile{}", va), format_ident!("tile{}", vb));
+                let (na, nb) = (self.dim(da), self.dim(db));
+                let size = Literal::usize_unsuffixed(*size);
+                let body = self.stmts(body);
+                quote! {
+                    for #ta in (0..#na).step_by(#size) {
+                        for #tb in (0..#nb).step_by(#size) {
+                            for #ia in #ta..(#ta + #size).min(#na) {
+                                for #ib in #tb..(#tb + #size).min(#nb) {
+                                    #body
+                                }
+                            }
+                        }
+                    }
+                }
             }
             Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts, false),
             Stmt::Store {

@@ -137,6 +137,44 @@ impl Machine<'_> {
                     }
                 }
             }
+            // The classes' terms scattered one by one over their orbits
+            // (the kernels' sorted-tuple walk is checked against this).
+            Stmt::Symmetric { classes, .. } => {
+                self.out.iter_mut().for_each(|x| *x = 0.0);
+                for c in classes {
+                    let mut s = Stmt::Scatter {
+                        vars: c.vars.clone(),
+                        sizes: c.sizes.clone(),
+                        kinds: c.kinds.clone(),
+                        value: c.value.clone(),
+                    };
+                    for (v, d) in c.vars.iter().rev() {
+                        s = Stmt::Loop {
+                            var: *v,
+                            dim: d.clone(),
+                            body: vec![s],
+                        };
+                    }
+                    self.exec(&s);
+                }
+            }
+            // Tiles visit the same iterations; plainly ordered here.
+            Stmt::Tile {
+                a: (va, da),
+                b: (vb, db),
+                body,
+                ..
+            } => {
+                for i in 0..self.size(da) {
+                    self.vars.insert(*va, i);
+                    for j in 0..self.size(db) {
+                        self.vars.insert(*vb, j);
+                        for s in body {
+                            self.exec(s);
+                        }
+                    }
+                }
+            }
             Stmt::Reduce { var, dim, parts } => {
                 // A shift is read by the other parts: the exact maximum,
                 // before them.

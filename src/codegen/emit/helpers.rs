@@ -25,6 +25,8 @@ pub struct Helpers {
     pub fold: bool,
     /// The register-blocked matrix product.
     pub gemm: bool,
+    /// The sorted-tuple walk and permutation fill of symmetric tensors.
+    pub symmetric: bool,
 }
 
 impl Helpers {
@@ -38,6 +40,8 @@ impl Helpers {
             (self.softplus, "softplus"),
             (self.fold, "fold64"),
             (self.gemm, "gemm"),
+            (self.symmetric, "next_sorted"),
+            (self.symmetric, "fill_permutations"),
         ] {
             if on {
                 out.push(name);
@@ -66,12 +70,18 @@ impl Helpers {
     /// Adds the helpers a statement needs.
     pub fn note_stmt(&mut self, s: &Stmt) {
         match s {
-            Stmt::Loop { body, .. } => body.iter().for_each(|b| self.note_stmt(b)),
+            Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+                body.iter().for_each(|b| self.note_stmt(b))
+            }
             Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| self.note(&p.body)),
             Stmt::Store { value, .. } | Stmt::Return(value) => self.note(value),
             Stmt::Scatter { value, .. } => {
                 self.orbit = true;
                 self.note(value)
+            }
+            Stmt::Symmetric { classes, .. } => {
+                self.symmetric = true;
+                classes.iter().for_each(|c| self.note(&c.value))
             }
             Stmt::MatMul { summand, .. } => {
                 self.gemm = true;

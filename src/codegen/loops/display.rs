@@ -98,6 +98,36 @@ impl Stmt {
                 }
                 writeln!(f, "{pad}}}")
             }
+            Stmt::Symmetric {
+                order,
+                dim,
+                classes,
+            } => {
+                writeln!(f, "{pad}symmetric out, order {order}, indices < {dim}: per sorted tuple, the sum of {{")?;
+                for c in classes {
+                    let v: Vec<String> = c.vars.iter().map(|(v, _)| format!("i{v}")).collect();
+                    writeln!(
+                        f,
+                        "{pad}  blocks ({}) of sizes {:?}: {}",
+                        v.join(", "),
+                        c.sizes,
+                        c.value
+                    )?;
+                }
+                writeln!(f, "{pad}}}")
+            }
+            Stmt::Tile {
+                a: (va, da),
+                b: (vb, db),
+                size,
+                body,
+            } => {
+                writeln!(f, "{pad}tile i{va} < {da}, i{vb} < {db} by {size} {{")?;
+                for s in body {
+                    s.write(f, depth + 1)?;
+                }
+                writeln!(f, "{pad}}}")
+            }
             Stmt::Reduce { var, dim, parts } => {
                 let ps: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
                 writeln!(f, "{pad}reduce i{var} < {dim} {{ {} }}", ps.join("; "))

@@ -153,6 +153,32 @@ pub enum Stmt {
     },
     /// Returns the value.
     Return(Scalar),
+    /// Writes every entry of `out`, a symmetric derivative tensor of order
+    /// `order` with every index below `dim`, as the sum of the terms of
+    /// its symmetry classes: one value per sorted index tuple, copied to
+    /// the tuple's permutations (see [`super::passes::symmetric`]).
+    Symmetric {
+        /// The order (the number of indices of an entry).
+        order: usize,
+        /// The length of every index.
+        dim: Dim,
+        /// The classes.
+        classes: Vec<SymClass>,
+    },
+    /// `for a { for b { body } }` in square tiles of `size × size`: the
+    /// same iterations, each independent of the others, in an order that
+    /// keeps an operand read transposed in the cache across a tile (see
+    /// [`super::passes::tile`]).
+    Tile {
+        /// The outer variable.
+        a: (Var, Dim),
+        /// The inner variable.
+        b: (Var, Dim),
+        /// The side of a tile.
+        size: usize,
+        /// The body, stores only.
+        body: Vec<Stmt>,
+    },
     /// A matrix product, `out[…] += Σ_sum summand` for every `left` and
     /// `right`, where `summand` is a product of two or three loads: one
     /// over `sum` and `left` (or `left` alone), one over `sum` and `right`
@@ -173,6 +199,23 @@ pub enum Stmt {
         /// starts symmetric (zero), so it stays symmetric.
         symmetric: bool,
     },
+}
+
+/// One symmetry class of a [`Stmt::Symmetric`] tensor: its distinct terms
+/// are the ways to give each of the tensor's index slots to one of the
+/// class's blocks, `sizes[b]` slots to block `b`, and the term's value at
+/// an entry is `value` with each block's variable at the index its slots
+/// hold (0 unless they all hold the same one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SymClass {
+    /// The loop variable of each block.
+    pub vars: Vec<(Var, Dim)>,
+    /// How many slots each block takes.
+    pub sizes: Vec<usize>,
+    /// Blocks of one kind are interchangeable (same atoms and size).
+    pub kinds: Vec<usize>,
+    /// The class's value at the blocks' indices.
+    pub value: Scalar,
 }
 
 /// How a temporary is computed, for each point of its loop nest.

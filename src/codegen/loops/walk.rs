@@ -103,7 +103,10 @@ pub(crate) fn visit_mut(x: &mut Scalar, f: &mut impl FnMut(&mut Scalar)) {
 /// statements in it, outermost first.
 pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
     match s {
-        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_stmt(b, f)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter().for_each(|b| visit_stmt(b, f))
+        }
+        Stmt::Symmetric { classes, .. } => classes.iter().for_each(|c| visit(&c.value, f)),
         Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| visit(&p.body, f)),
         Stmt::Store { value, .. }
         | Stmt::Return(value)
@@ -117,7 +120,10 @@ pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
 /// (not their sub-expressions: see [`visit_stmt`]).
 pub(crate) fn visit_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
     match s {
-        Stmt::Loop { body, .. } => body.iter().for_each(|b| visit_top(b, f)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter().for_each(|b| visit_top(b, f))
+        }
+        Stmt::Symmetric { classes, .. } => classes.iter().for_each(|c| f(&c.value)),
         Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
         Stmt::Store { value, .. }
         | Stmt::Return(value)
@@ -130,7 +136,10 @@ pub(crate) fn visit_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
 /// [`visit_top`], mutably.
 pub(crate) fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
     match s {
-        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_scalars(b, f)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter_mut().for_each(|b| visit_scalars(b, f))
+        }
+        Stmt::Symmetric { classes, .. } => classes.iter_mut().for_each(|c| f(&mut c.value)),
         Stmt::Reduce { parts, .. } => parts.iter_mut().for_each(|p| f(&mut p.body)),
         Stmt::Store { value, .. }
         | Stmt::Return(value)
@@ -194,6 +203,17 @@ pub(crate) fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
             m(var);
             body.iter_mut().for_each(|b| rename_stmt(b, map));
         }
+        Stmt::Tile { a, b, body, .. } => {
+            m(&mut a.0);
+            m(&mut b.0);
+            body.iter_mut().for_each(|s| rename_stmt(s, map));
+        }
+        Stmt::Symmetric { classes, .. } => {
+            for c in classes {
+                c.vars.iter_mut().for_each(|(v, _)| m(v));
+                rename_vars(&mut c.value, map);
+            }
+        }
         Stmt::Reduce { var, parts, .. } => {
             m(var);
             for p in parts {
@@ -243,7 +263,12 @@ pub(crate) fn visit_accesses(s: &mut Stmt, f: &mut impl FnMut(&mut Access)) {
         })
     };
     match s {
-        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| visit_accesses(b, f)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter_mut().for_each(|b| visit_accesses(b, f))
+        }
+        Stmt::Symmetric { classes, .. } => {
+            classes.iter_mut().for_each(|c| in_scalar(&mut c.value, f))
+        }
         Stmt::Reduce { parts, .. } => {
             for p in parts {
                 in_scalar(&mut p.body, f);
@@ -279,7 +304,9 @@ pub(crate) fn scalar_temp(s: &mut Stmt, t: usize) {
         }
     };
     match s {
-        Stmt::Loop { body, .. } => body.iter_mut().for_each(|b| scalar_temp(b, t)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter_mut().for_each(|b| scalar_temp(b, t))
+        }
         Stmt::Reduce { parts, .. } => {
             for p in parts {
                 fix_place(&mut p.place);

@@ -324,3 +324,45 @@ unsafe fn gemm_block_fma(rows: usize, u: *const f64, v: *const f64) -> [[f64; 8]
     }
     out
 }
+
+/// Advances `sorted` (non-decreasing, every entry below `n`) to the next
+/// such tuple in lexicographic order; false after the last. The entries
+/// of a symmetric tensor are walked this way, one per multiset of
+/// indices: `C(n + k − 1, k)` of them instead of `n^k`.
+#[inline(always)]
+fn next_sorted(sorted: &mut [usize], n: usize) -> bool {
+    // The last position that can still grow; the ones after it restart
+    // at its new value.
+    for s in (0..sorted.len()).rev() {
+        if sorted[s] + 1 < n {
+            let v = sorted[s] + 1;
+            sorted[s..].fill(v);
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes `value` to every entry of `out` (order `sorted.len()`, every
+/// index below `n`, row-major) whose indices are a permutation of
+/// `sorted`: each distinct permutation once, by the lexicographic
+/// next-permutation step, which skips repeats. At most 24 indices (the
+/// highest order symdiff computes).
+#[inline(always)]
+fn fill_permutations<T: Copy>(sorted: &[usize], n: usize, value: T, out: &mut [T]) {
+    let k = sorted.len();
+    let mut buf = [0usize; 24];
+    let p = &mut buf[..k];
+    p.copy_from_slice(sorted);
+    loop {
+        out[p.iter().fold(0, |at, &i| at * n + i)] = value;
+        // The last ascent, swapped with the last entry above it, and the
+        // tail after it reversed: the next permutation, or none.
+        let Some(i) = (1..k).rev().find(|&i| p[i - 1] < p[i]).map(|i| i - 1) else {
+            return;
+        };
+        let j = (i + 1..k).rev().find(|&j| p[j] > p[i]).unwrap_or(i);
+        p.swap(i, j);
+        p[i + 1..].reverse();
+    }
+}

@@ -18,19 +18,23 @@ pub const NAMES: &[&str] = &[
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
+    "next_sorted",
+    "fill_permutations",
 ];
 
 const F64: &str = include_str!("f64.rs");
 const F32: &str = include_str!("f32.rs");
 
-/// Helpers on `f64` partial results, which f32 kernels keep too: one copy,
-/// in `f64.rs`, for both.
+/// Helpers on `f64` partial results, which f32 kernels keep too, and
+/// helpers generic over the float: one copy, in `f64.rs`, for both.
 const ON_F64_PARTIALS: &[&str] = &[
     "fold64",
     "gemm",
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
+    "next_sorted",
+    "fill_permutations",
 ];
 
 /// The source of the helper functions in `used` (and those they call),
@@ -142,6 +146,19 @@ mod tests {
 
         pub(super) fn fold64_for_test<const MAX: bool>(acc: &mut [f64; 64]) {
             fold64::<MAX>(acc)
+        }
+
+        pub(super) fn next_sorted_for_test(sorted: &mut [usize], n: usize) -> bool {
+            next_sorted(sorted, n)
+        }
+
+        pub(super) fn fill_permutations_for_test(
+            sorted: &[usize],
+            n: usize,
+            v: usize,
+            out: &mut [usize],
+        ) {
+            fill_permutations(sorted, n, v, out)
         }
 
         #[allow(clippy::too_many_arguments)]
@@ -341,6 +358,42 @@ mod tests {
                         assert_eq!(sym[a * left + b], sym[b * left + a]);
                     }
                 }
+            }
+        }
+    }
+
+    /// The sorted-tuple walk visits each multiset of indices once, and
+    /// the fill writes exactly the entries whose indices permute it.
+    #[test]
+    fn sorted_tuples_and_their_permutations_cover_the_tensor_once() {
+        for (n, k) in [(1usize, 3usize), (3, 4), (4, 5), (2, 10)] {
+            let mut sorted = vec![0usize; k];
+            let mut out = vec![usize::MAX; n.pow(k as u32)];
+            let mut tuples = 0;
+            loop {
+                assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+                f64_helpers::fill_permutations_for_test(&sorted, n, tuples, &mut out);
+                tuples += 1;
+                if !f64_helpers::next_sorted_for_test(&mut sorted, n) {
+                    break;
+                }
+            }
+            // C(n + k − 1, k) multisets.
+            let want = (1..=k).fold(1usize, |c, i| c * (n - 1 + i) / i);
+            assert_eq!(tuples, want, "n = {n}, k = {k}");
+            // Every entry written, by the tuple that sorts its indices.
+            let mut order: Vec<Vec<usize>> = Vec::new();
+            let mut s = vec![0usize; k];
+            loop {
+                order.push(s.clone());
+                if !f64_helpers::next_sorted_for_test(&mut s, n) {
+                    break;
+                }
+            }
+            for (at, &t) in out.iter().enumerate() {
+                let mut idx: Vec<usize> = (0..k).rev().map(|p| at / n.pow(p as u32) % n).collect();
+                idx.sort_unstable();
+                assert_eq!(order[t], idx, "entry {at}");
             }
         }
     }

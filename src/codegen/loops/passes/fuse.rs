@@ -23,7 +23,9 @@ pub(crate) fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
         )),
     };
     match s {
-        Stmt::Loop { body, .. } => body.iter().for_each(|b| accesses(b, out)),
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            body.iter().for_each(|b| accesses(b, out))
+        }
         Stmt::Reduce { parts, .. } => {
             for p in parts {
                 scalar_reads(&p.body, out);
@@ -46,6 +48,10 @@ pub(crate) fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
         } => {
             scalar_reads(summand, out);
             write(&Place::Elem(o.clone()), out);
+        }
+        Stmt::Symmetric { classes, .. } => {
+            classes.iter().for_each(|c| scalar_reads(&c.value, out));
+            out.push((Target::Array(Array::Out), None, true))
         }
         // Scattered entries are anywhere in `out`.
         Stmt::ZeroOut | Stmt::Scatter { .. } => {

@@ -41,6 +41,20 @@ pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<us
         Stmt::Store { value, .. } | Stmt::Return(value) | Stmt::Scatter { value, .. } => {
             count_reads(value, around, reads)
         }
+        Stmt::Symmetric { classes, .. } => {
+            for c in classes {
+                around.extend(c.vars.iter().map(|(v, _)| *v));
+                count_reads(&c.value, around, reads);
+                around.truncate(around.len() - c.vars.len());
+            }
+        }
+        Stmt::Tile { a, b, body, .. } => {
+            around.extend([a.0, b.0]);
+            for s in body {
+                count_stmt(s, around, reads);
+            }
+            around.truncate(around.len() - 2);
+        }
         Stmt::MatMul {
             sum,
             left,

@@ -18,7 +18,11 @@
 //!    pass that sums them;
 //! 7. [`join_sums`]: a sum that only rescales another joins its pass;
 //! 8. [`products`]: matrix products in a row loop (`X @ W`, `Xᵀ G`,
-//!    `Xᵀ D X`) leave it as one blocked product each.
+//!    `Xᵀ D X`) leave it as one blocked product each;
+//! 9. [`tile`]: a nest that reads an operand transposed (`A + Aᵀ`) runs in
+//!    square tiles;
+//! 10. [`symmetric`]: the class nests of a full symmetric tensor become one
+//!     walk over sorted index tuples.
 
 pub mod contract;
 pub mod fold_rows;
@@ -30,6 +34,8 @@ pub mod products;
 pub mod reciprocal;
 pub mod shift;
 pub mod sink;
+pub mod symmetric;
+pub mod tile;
 
 use std::collections::BTreeSet;
 
@@ -184,6 +190,10 @@ impl Body {
         record("join_sums", &stmts);
         self.matrix_products(&mut stmts);
         record("products", &stmts);
+        tile::tile_transposed(&mut stmts);
+        record("tile", &stmts);
+        symmetric::gather_classes(&mut stmts);
+        record("symmetric", &stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),
