@@ -502,18 +502,42 @@ impl Explanation {
             .ok_or_else(|| crate::diag::Error::new("the check point could not be built"))?;
         let wrt_dims = self.derivation.orders[0].wrt_dims.clone();
         let mut worst = 0.0f64;
-        let mut prev: Option<(usize, Vec<f64>)> = None;
+        let mut prev: Option<(usize, Vec<f64>, f64)> = None;
         for s in &self.steps {
             let (idx, dims): (Vec<Ix>, Vec<Dim>) = s.idx.iter().cloned().unzip();
-            let t = Tensor::new(s.value.clone(), idx, dims, wrt_dims.clone());
-            let got = crate::eval::evaluate(&t, &point)?;
+            let eval = |value: crate::ir::Poly| {
+                let t = Tensor::new(value, idx.clone(), dims.clone(), wrt_dims.clone());
+                crate::eval::evaluate(&t, &point)
+            };
+            let got = eval(s.value.clone())?;
+            // The largest term, entry by entry: a step that multiplies out
+            // `(tanh(u)² − 1)·a` into `tanh(u)²·a − a` is as exact as the
+            // one before only relative to its terms, not to their
+            // difference.
+            let mut terms = 0.0f64;
+            for t in &s.value.terms {
+                let one = crate::ir::Poly {
+                    terms: vec![t.clone()],
+                };
+                if let Ok(v) = eval(one) {
+                    terms = v
+                        .iter()
+                        .filter(|x| x.is_finite())
+                        .fold(terms, |m, x| m.max(x.abs()));
+                }
+            }
             if s.lhs.is_none() {
-                if let Some((order, want)) = &prev {
+                if let Some((order, want, want_terms)) = &prev {
                     if *order == s.order && want.len() == got.len() {
-                        // Relative to the largest entry (at least 1e-6, so
-                        // that rounding in entries that cancel to zero
-                        // does not count as a difference).
-                        let scale = want.iter().fold(1e-6f64, |m, x| m.max(x.abs()));
+                        // Relative to the largest entry or term of either
+                        // step (at least 1e-6, so that rounding in entries
+                        // that cancel to zero does not count as a
+                        // difference).
+                        let scale = want
+                            .iter()
+                            .fold(1e-6f64, |m, x| m.max(x.abs()))
+                            .max(terms)
+                            .max(*want_terms);
                         for (a, b) in got.iter().zip(want) {
                             let diff = if a.is_finite() && b.is_finite() {
                                 (a - b).abs() / scale
@@ -527,7 +551,7 @@ impl Explanation {
                     }
                 }
             }
-            prev = Some((s.order, got));
+            prev = Some((s.order, got, terms));
         }
         Ok(worst)
     }
