@@ -345,7 +345,7 @@ fn softmax_kernels_read_their_logits_once_before_the_output() {
             1 + before,
             "{function}: passes over z: {passes:#?}"
         );
-        let Stmt::Reduce { parts, .. } = passes[before] else {
+        let Stmt::Pass { parts, .. } = passes[before] else {
             panic!("{function}: the pass over z is not a reduction: {passes:#?}");
         };
         assert!(
@@ -377,17 +377,65 @@ fn directional_kernels_sum_p_dot_v_with_the_exponentials() {
                 .stmts
                 .iter()
                 .filter_map(|s| match s {
-                    Stmt::Reduce { var, .. } | Stmt::Loop { var, .. } => Some(*var),
+                    Stmt::Pass { var, .. } | Stmt::Loop { var, .. } => Some(*var),
                     _ => None,
                 })
                 .collect();
             assert_eq!(passes.len(), 2, "{expr}, {function}: {:#?}", plan.stmts);
-            let Stmt::Reduce { parts, .. } = &plan.stmts[0] else {
+            let Stmt::Pass { parts, .. } = &plan.stmts[0] else {
                 panic!("{expr}, {function}: {:#?}", plan.stmts);
             };
             assert!(
                 parts.len() >= 3,
                 "{expr}, {function}: Σ v·exp not in the first pass: {parts:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_interpreter_runs_the_shift_restart_of_the_scheduled_plan() {
+    // The gradient's pass over z shifts by the first block's maximum and
+    // runs again from the exact one when the shifted sum passes 1e180. A
+    // logit 500 above the first block (e^500 ≈ 1.4e217) makes it restart;
+    // one 800 above would overflow without the restart (e^800 = ∞, and the
+    // gradient NaN). The interpreter runs the plan as scheduled, so both
+    // are checked here without compiling anything.
+    use symdiff::codegen::loops::schedule::Schedule;
+    use symdiff::codegen::loops::Stmt;
+    let mut spec = KernelSpec::new("f", "xent(z, q)");
+    spec.order = 1;
+    let plans = symdiff::codegen::kernel_plans(&spec).unwrap_or_else(|e| panic!("{}", e.message));
+    let (_, plan) = plans.iter().find(|(n, _)| n == "f_grad").expect("f_grad");
+    assert!(
+        plan.stmts.iter().any(|s| matches!(
+            s,
+            Stmt::Pass {
+                schedule: Schedule::Blocks { restart: true },
+                ..
+            }
+        )),
+        "the pass over z restarts: {:#?}",
+        plan.stmts
+    );
+    let n = 200;
+    let sizes: HashMap<String, usize> = [("n".to_string(), n)].into();
+    let mut rng = Rng(0x5eed_0500);
+    for late in [500.0, 800.0] {
+        let mut z = rng.vec(n, -1.0, 1.0);
+        z[150] = late;
+        let q = rng.vec(n, 0.0, 1.0);
+        let got = interp::run(plan, &[z.clone(), q.clone()], &sizes);
+        // s·softmax(z) − q, shifted by the exact maximum.
+        let s: f64 = q.iter().sum();
+        let e: Vec<f64> = z.iter().map(|x| (x - late).exp()).collect();
+        let total: f64 = e.iter().sum();
+        for i in 0..n {
+            let want = s * e[i] / total - q[i];
+            assert!(
+                (got[i] - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "late logit {late}: entry {i} is {}, want {want}",
+                got[i]
             );
         }
     }

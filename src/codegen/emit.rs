@@ -24,16 +24,11 @@ mod symmetric;
 pub use helpers::{helpers, Helpers};
 use rows::{Block, NextRow, RowSlice};
 
+pub(crate) use super::loops::schedule::{BLOCK, LANES};
 use super::loops::{Access, Array, Part, Place, Scalar, Stmt, Temp, Var};
 use super::Float;
 use crate::ir::Dim;
 
-/// Reductions over fixed lengths below this run with one accumulator.
-const SPLIT_FROM: usize = 16;
-/// Partial accumulators of a split reduction.
-const LANES: usize = 4;
-/// Entries per block of a split reduction.
-const BLOCK: usize = 64;
 /// Fixed-size temporaries up to this many entries live on the stack.
 const STACK_MAX: usize = 4096;
 
@@ -279,10 +274,16 @@ impl<'a> Emitter<'a> {
     pub fn stmts(&self, ss: &[Stmt]) -> TokenStream {
         // A reduction whose last total is returned at once ends the body
         // with that total, not with `let x = total; x`.
-        if let [init @ .., Stmt::Reduce { var, dim, parts }, Stmt::Return(Scalar::Temp(u))] = ss {
+        if let [init @ .., Stmt::Pass {
+            var,
+            dim,
+            parts,
+            schedule,
+        }, Stmt::Return(Scalar::Temp(u))] = ss
+        {
             if matches!(parts.last().map(|p| &p.place), Some(Place::Temp(t)) if t == u) {
                 let mut out: TokenStream = init.iter().map(|s| self.stmt(s)).collect();
-                out.extend(self.reduce(*var, dim, parts, true));
+                out.extend(self.reduce(*var, dim, parts, *schedule, true));
                 return out;
             }
         }
@@ -357,7 +358,13 @@ impl<'a> Emitter<'a> {
                     }
                 }
             }
-            Stmt::Reduce { var, dim, parts } => self.reduce(*var, dim, parts, false),
+            Stmt::Pass {
+                var,
+                dim,
+                parts,
+                schedule,
+            } => self.reduce(*var, dim, parts, *schedule, false),
+            Stmt::Reduce { .. } => unreachable!("reductions are scheduled before they are printed"),
             Stmt::Store {
                 place: Place::Elem(a),
                 add: false,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::loops::schedule::{shifted_sum, Schedule, BLOCK, RESTART_ABOVE};
 use super::loops::{Access, Array, Part, Place, RedOp, Scalar, Stmt, Temp, Var};
 use crate::ir::Dim;
 
@@ -127,6 +128,53 @@ impl Machine<'_> {
         }
     }
 
+    /// Stores each shift part of a pass: the maximum of its body over the
+    /// first `len` entries (with `finite`, 0 when that is −∞, as restarting
+    /// kernels do).
+    fn shifts(&mut self, var: Var, parts: &[Part], len: usize, finite: bool) {
+        for p in parts.iter().filter(|p| p.op == RedOp::Shift) {
+            let mut top = f64::NEG_INFINITY;
+            for i in 0..len {
+                self.vars.insert(var, i);
+                top = top.max(self.eval(&p.body));
+            }
+            if finite && top == f64::NEG_INFINITY {
+                top = 0.0;
+            }
+            self.store(&p.place, false, top);
+        }
+    }
+
+    /// Runs the other parts of a pass over `len` entries, stores their
+    /// totals and returns them (in the order of the parts, shifts left out).
+    fn sums(&mut self, var: Var, parts: &[Part], len: usize) -> Vec<f64> {
+        let parts: Vec<&Part> = parts.iter().filter(|p| p.op != RedOp::Shift).collect();
+        let mut acc: Vec<f64> = parts
+            .iter()
+            .map(|p| {
+                if p.op == RedOp::Sum {
+                    0.0
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect();
+        for i in 0..len {
+            self.vars.insert(var, i);
+            for (a, p) in acc.iter_mut().zip(&parts) {
+                let x = self.eval(&p.body);
+                if let Some(k) = &p.keep {
+                    self.store(&Place::Elem(k.clone()), false, x);
+                }
+                *a = if p.op == RedOp::Sum { *a + x } else { a.max(x) };
+            }
+        }
+        for (a, p) in acc.iter().zip(&parts) {
+            self.store(&p.place, false, *a);
+        }
+        acc
+    }
+
     fn exec(&mut self, s: &Stmt) {
         match s {
             Stmt::Loop { var, dim, body } => {
@@ -175,41 +223,42 @@ impl Machine<'_> {
                     }
                 }
             }
+            // A shift is read by the other parts: the exact maximum,
+            // before them.
             Stmt::Reduce { var, dim, parts } => {
-                // A shift is read by the other parts: the exact maximum,
-                // before them.
-                let (shifts, parts): (Vec<&Part>, Vec<&Part>) =
-                    parts.iter().partition(|p| p.op == RedOp::Shift);
-                for p in shifts {
-                    let mut top = f64::NEG_INFINITY;
-                    for i in 0..self.size(dim) {
-                        self.vars.insert(*var, i);
-                        top = top.max(self.eval(&p.body));
+                let n = self.size(dim);
+                self.shifts(*var, parts, n, false);
+                self.sums(*var, parts, n);
+            }
+            // As the kernels run it: a restarting shift starts as the first
+            // block's maximum, and the pass runs again from the exact one
+            // when its shifted sum passes `RESTART_ABOVE`.
+            Stmt::Pass {
+                var,
+                dim,
+                parts,
+                schedule,
+            } => {
+                let n = self.size(dim);
+                let restart = match schedule {
+                    Schedule::Blocks { restart: true } => shifted_sum(parts),
+                    _ => None,
+                };
+                let Some(k) = restart else {
+                    self.shifts(*var, parts, n, false);
+                    self.sums(*var, parts, n);
+                    return;
+                };
+                let mut exact = n <= BLOCK;
+                self.shifts(*var, parts, n.min(BLOCK), true);
+                loop {
+                    let totals = self.sums(*var, parts, n);
+                    if !exact && totals[k] > RESTART_ABOVE {
+                        exact = true;
+                        self.shifts(*var, parts, n, true);
+                        continue;
                     }
-                    self.store(&p.place, false, top);
-                }
-                let mut acc: Vec<f64> = parts
-                    .iter()
-                    .map(|p| {
-                        if p.op == RedOp::Sum {
-                            0.0
-                        } else {
-                            f64::NEG_INFINITY
-                        }
-                    })
-                    .collect();
-                for i in 0..self.size(dim) {
-                    self.vars.insert(*var, i);
-                    for (a, p) in acc.iter_mut().zip(&parts) {
-                        let x = self.eval(&p.body);
-                        if let Some(k) = &p.keep {
-                            self.store(&Place::Elem(k.clone()), false, x);
-                        }
-                        *a = if p.op == RedOp::Sum { *a + x } else { a.max(x) };
-                    }
-                }
-                for (a, p) in acc.into_iter().zip(&parts) {
-                    self.store(&p.place, false, a);
+                    break;
                 }
             }
             Stmt::Store { place, add, value } => {

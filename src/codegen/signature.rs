@@ -183,7 +183,7 @@ impl Function {
             }
             Lowered::Stmts(tail, out_idx) => (tail, out_idx),
         };
-        let (stmts, temps) = body.finish(tail);
+        let (stmts, temps) = body.finish(tail, &names.fixed);
         plans.push((
             self.name.to_string(),
             interp::Plan {

@@ -73,7 +73,9 @@ impl Helpers {
             Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
                 body.iter().for_each(|b| self.note_stmt(b))
             }
-            Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| self.note(&p.body)),
+            Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
+                parts.iter().for_each(|p| self.note(&p.body))
+            }
             Stmt::Store { value, .. } | Stmt::Return(value) => self.note(value),
             Stmt::Scatter { value, .. } => {
                 self.orbit = true;

@@ -15,8 +15,9 @@
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{body_accesses, mentions, Block, Emitter, BLOCK, LANES, SPLIT_FROM, SUM};
-use crate::codegen::loops::{costly, shifted_exp, Part, Place, RedOp, Scalar, Var};
+use super::{body_accesses, mentions, Block, Emitter, BLOCK, LANES, SUM};
+use crate::codegen::loops::schedule::{shifted_sum, Schedule, RESTART_ABOVE, RESTART_ABOVE_F32};
+use crate::codegen::loops::{Part, Place, RedOp, Scalar, Var};
 use crate::codegen::Float;
 use crate::ir::Dim;
 
@@ -32,21 +33,6 @@ struct Pass<'p> {
     accs: Vec<Ident>,
     /// Whether the last part's total is the value of the whole block.
     returns: bool,
-}
-
-impl Pass<'_> {
-    /// The part that sums the exponentials shifted by the pass's shift,
-    /// whose total tells whether the shift is too far below the maximum.
-    fn shifted_sum(&self) -> Option<usize> {
-        let shift = self.shift?;
-        let Place::Temp(t) = shift.place else {
-            return None;
-        };
-        let summed = shifted_exp(shift.body.clone(), t);
-        self.parts
-            .iter()
-            .position(|p| p.op == RedOp::Sum && p.body == summed)
-    }
 }
 
 /// `into ⊕= from` for the part's operator.
@@ -93,9 +79,16 @@ fn lanes_loop(
 impl Emitter<'_> {
     /// Reductions sharing one pass, reading rows sliced once. With
     /// `returns`, the last part's total is the value of the block.
-    pub(super) fn reduce(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
+    pub(super) fn reduce(
+        &self,
+        var: Var,
+        dim: &Dim,
+        parts: &[Part],
+        schedule: Schedule,
+        returns: bool,
+    ) -> TokenStream {
         if self.fixed(dim).is_some() {
-            return self.reduce_pass(var, dim, parts, returns);
+            return self.reduce_pass(var, dim, parts, schedule, returns);
         }
         let mut accesses = body_accesses(parts);
         for p in parts {
@@ -104,11 +97,20 @@ impl Emitter<'_> {
             }
         }
         let (rows, lets) = self.row_slices(var, dim, &accesses, None);
-        let code = self.with_rows(rows, || self.reduce_pass(var, dim, parts, returns));
+        let code = self.with_rows(rows, || {
+            self.reduce_pass(var, dim, parts, schedule, returns)
+        });
         quote!(#lets #code)
     }
 
-    fn reduce_pass(&self, var: Var, dim: &Dim, parts: &[Part], returns: bool) -> TokenStream {
+    fn reduce_pass(
+        &self,
+        var: Var,
+        dim: &Dim,
+        parts: &[Part],
+        schedule: Schedule,
+        returns: bool,
+    ) -> TokenStream {
         let accumulated: Vec<&Part> = parts.iter().filter(|p| p.op != RedOp::Shift).collect();
         let pass = Pass {
             var,
@@ -120,9 +122,12 @@ impl Emitter<'_> {
             shift: parts.iter().find(|p| p.op == RedOp::Shift),
             returns,
         };
-        let split = self.fixed(dim).is_none_or(|k| k >= SPLIT_FROM);
-        let blocked = split && pass.parts.iter().any(|p| costly(&p.body));
-        let checked = pass.shifted_sum().filter(|_| blocked);
+        let split = schedule != Schedule::Single;
+        let blocked = matches!(schedule, Schedule::Blocks { .. });
+        let checked = match schedule {
+            Schedule::Blocks { restart: true } => shifted_sum(parts),
+            _ => None,
+        };
         let mut out = TokenStream::new();
         // A shift that is not checked in blocks is the exact maximum, first.
         if let (Some(shift), None) = (pass.shift, checked) {
@@ -345,14 +350,11 @@ impl Emitter<'_> {
             quote!(let mut #m),
         );
         let again = self.max_lanes(var, &shift.body, quote!(#d), true, quote!(#m));
-        // e^414 and e^44: an f64 sum of up to 2^60 exponentials of at most
-        // that stays finite, and so does an f32 one.
-        let limit: TokenStream = match self.names.float {
-            Float::F64 => "1e180",
-            Float::F32 => "1e19",
-        }
-        .parse()
-        .expect("a float literal");
+        let limit = match self.names.float {
+            Float::F64 => RESTART_ABOVE,
+            Float::F32 => RESTART_ABOVE_F32,
+        };
+        let limit: TokenStream = format!("{limit:e}").parse().expect("a float literal");
         let a = &pass.accs[k];
         let sum = lane_total(RedOp::Sum, &quote!(#a));
         let resets = pass.parts.iter().zip(&pass.accs).map(|(p, a)| {

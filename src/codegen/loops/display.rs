@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use crate::codegen::loops::schedule::Schedule;
 use crate::codegen::loops::*;
 
 impl fmt::Display for Array {
@@ -127,6 +128,25 @@ impl Stmt {
                     s.write(f, depth + 1)?;
                 }
                 writeln!(f, "{pad}}}")
+            }
+            Stmt::Pass {
+                var,
+                dim,
+                parts,
+                schedule,
+            } => {
+                let how = match schedule {
+                    Schedule::Single => "single",
+                    Schedule::Lanes => "lanes",
+                    Schedule::Blocks { restart: false } => "blocks",
+                    Schedule::Blocks { restart: true } => "blocks, shift restart",
+                };
+                let ps: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+                writeln!(
+                    f,
+                    "{pad}pass i{var} < {dim} ({how}) {{ {} }}",
+                    ps.join("; ")
+                )
             }
             Stmt::Reduce { var, dim, parts } => {
                 let ps: Vec<String> = parts.iter().map(|p| p.to_string()).collect();

@@ -24,6 +24,7 @@ pub mod build;
 pub mod display;
 pub mod passes;
 pub mod plan;
+pub mod schedule;
 pub mod walk;
 
 pub use crate::kernel_algebra::merge_sums;

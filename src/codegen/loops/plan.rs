@@ -126,6 +126,18 @@ pub enum Stmt {
         /// The reductions.
         parts: Vec<Part>,
     },
+    /// A [`Stmt::Reduce`] after the scheduling step: the same reductions,
+    /// run as `schedule` says (see [`super::schedule`]).
+    Pass {
+        /// The loop variable.
+        var: Var,
+        /// Its range.
+        dim: Dim,
+        /// The reductions.
+        parts: Vec<Part>,
+        /// How the pass runs.
+        schedule: super::schedule::Schedule,
+    },
     /// `place = value` or `place += value`.
     Store {
         /// The target.

@@ -107,7 +107,9 @@ pub fn visit_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
             body.iter().for_each(|b| visit_stmt(b, f))
         }
         Stmt::Symmetric { classes, .. } => classes.iter().for_each(|c| visit(&c.value, f)),
-        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| visit(&p.body, f)),
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
+            parts.iter().for_each(|p| visit(&p.body, f))
+        }
         Stmt::Store { value, .. }
         | Stmt::Return(value)
         | Stmt::Scatter { value, .. }
@@ -124,7 +126,9 @@ pub(crate) fn visit_top<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Scalar)) {
             body.iter().for_each(|b| visit_top(b, f))
         }
         Stmt::Symmetric { classes, .. } => classes.iter().for_each(|c| f(&c.value)),
-        Stmt::Reduce { parts, .. } => parts.iter().for_each(|p| f(&p.body)),
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
+            parts.iter().for_each(|p| f(&p.body))
+        }
         Stmt::Store { value, .. }
         | Stmt::Return(value)
         | Stmt::Scatter { value, .. }
@@ -140,7 +144,9 @@ pub(crate) fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
             body.iter_mut().for_each(|b| visit_scalars(b, f))
         }
         Stmt::Symmetric { classes, .. } => classes.iter_mut().for_each(|c| f(&mut c.value)),
-        Stmt::Reduce { parts, .. } => parts.iter_mut().for_each(|p| f(&mut p.body)),
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
+            parts.iter_mut().for_each(|p| f(&mut p.body))
+        }
         Stmt::Store { value, .. }
         | Stmt::Return(value)
         | Stmt::Scatter { value, .. }
@@ -214,7 +220,7 @@ pub(crate) fn rename_stmt(s: &mut Stmt, map: &[(Var, Var)]) {
                 rename_vars(&mut c.value, map);
             }
         }
-        Stmt::Reduce { var, parts, .. } => {
+        Stmt::Reduce { var, parts, .. } | Stmt::Pass { var, parts, .. } => {
             m(var);
             for p in parts {
                 place(&mut p.place);
@@ -269,7 +275,7 @@ pub(crate) fn visit_accesses(s: &mut Stmt, f: &mut impl FnMut(&mut Access)) {
         Stmt::Symmetric { classes, .. } => {
             classes.iter_mut().for_each(|c| in_scalar(&mut c.value, f))
         }
-        Stmt::Reduce { parts, .. } => {
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
             for p in parts {
                 in_scalar(&mut p.body, f);
                 if let Place::Elem(a) = &mut p.place {
@@ -307,7 +313,7 @@ pub(crate) fn scalar_temp(s: &mut Stmt, t: usize) {
         Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
             body.iter_mut().for_each(|b| scalar_temp(b, t))
         }
-        Stmt::Reduce { parts, .. } => {
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
             for p in parts {
                 fix_place(&mut p.place);
             }

@@ -26,7 +26,7 @@ pub(crate) fn accesses(s: &Stmt, out: &mut Vec<(Target, Option<Var>, bool)>) {
         Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
             body.iter().for_each(|b| accesses(b, out))
         }
-        Stmt::Reduce { parts, .. } => {
+        Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
             for p in parts {
                 scalar_reads(&p.body, out);
                 write(&p.place, out);

@@ -31,7 +31,7 @@ pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<us
             }
             around.pop();
         }
-        Stmt::Reduce { var, parts, .. } => {
+        Stmt::Reduce { var, parts, .. } | Stmt::Pass { var, parts, .. } => {
             around.push(*var);
             for p in parts {
                 count_reads(&p.body, around, reads);

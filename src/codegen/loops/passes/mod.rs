@@ -5,7 +5,7 @@
 //! 2. [`inline`]: temporaries read once are computed where they are read,
 //!    and [`reciprocal`]: a temporary read only as a divisor stores its
 //!    reciprocal;
-//! 3. scheduling ([`Body::finish`]): the live temporaries in dependency
+//! 3. ordering ([`Body::finish`]): the live temporaries in dependency
 //!    order, each a loop nest or a reduction;
 //! 4. `fuse`: adjacent loops over one range become one pass, then
 //!    [`sink`] moves a loop up past what it commutes with to meet an
@@ -22,7 +22,11 @@
 //! 9. [`tile`]: a nest that reads an operand transposed (`A + Aᵀ`) runs in
 //!    square tiles;
 //! 10. [`symmetric`]: the class nests of a full symmetric tensor become one
-//!     walk over sorted index tuples.
+//!     walk over sorted index tuples;
+//!
+//! and then the scheduling step ([`crate::codegen::loops::schedule`]),
+//! which decides how each pass of reductions runs (one accumulator, lanes,
+//! or blocks with a restarting shift) for the emitter and the interpreter.
 
 pub mod contract;
 pub mod fold_rows;
@@ -61,7 +65,7 @@ pub fn traced<T>(f: impl FnOnce() -> T) -> (T, Vec<Trace>) {
 fn record(pass: &'static str, stmts: &[Stmt]) {
     TRACE.with(|t| {
         if let Some(all) = t.borrow_mut().as_mut() {
-            if pass == "scheduled" {
+            if pass == "ordered" {
                 all.push(Vec::new());
             }
             if let Some(last) = all.last_mut() {
@@ -74,7 +78,11 @@ fn record(pass: &'static str, stmts: &[Stmt]) {
 impl Body {
     /// The whole body: temporaries in dependency order, then `tail`,
     /// after inlining and fusion.
-    pub fn finish(mut self, tail: Vec<Stmt>) -> (Vec<Stmt>, Vec<Temp>) {
+    pub fn finish(
+        mut self,
+        tail: Vec<Stmt>,
+        fixed: &std::collections::HashMap<String, usize>,
+    ) -> (Vec<Stmt>, Vec<Temp>) {
         let mut tail = tail;
         self.keep_exponentials(&mut tail);
         self.inline(&mut tail);
@@ -174,7 +182,7 @@ impl Body {
             self.temps[t].accumulated = true;
         }
         stmts.extend(tail);
-        record("scheduled", &stmts);
+        record("ordered", &stmts);
         fuse(&mut stmts);
         record("fuse", &stmts);
         sink::sink(&mut stmts);
@@ -194,6 +202,8 @@ impl Body {
         record("tile", &stmts);
         symmetric::gather_classes(&mut stmts);
         record("symmetric", &stmts);
+        crate::codegen::loops::schedule::schedule(&mut stmts, fixed);
+        record("schedule", &stmts);
         // `let x = …; x` returns the value itself.
         if let [.., Stmt::Store {
             place: Place::Temp(t),
