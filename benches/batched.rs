@@ -187,6 +187,23 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    g.bench_function(
+        BenchmarkId::new("generated_2_threads", "4096x256x10"),
+        |bch| {
+            bch.iter(|| {
+                linear::linear_w_grad_threads(
+                    m,
+                    d,
+                    black_box(&x),
+                    black_box(&w),
+                    black_box(&bias),
+                    black_box(&y),
+                    black_box(&mut gw),
+                    2,
+                )
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("hand", "4096x256x10"), |bch| {
         bch.iter(|| {
             hand_linear_w(
@@ -217,6 +234,17 @@ fn bench(c: &mut Criterion) {
                 black_box(&x),
                 black_box(&w),
                 black_box(&mut h),
+            )
+        })
+    });
+    g.bench_function(BenchmarkId::new("generated_2_threads", "2048x256"), |bch| {
+        bch.iter(|| {
+            logistic::logistic_hessian_threads(
+                black_box(&y),
+                black_box(&x),
+                black_box(&w),
+                black_box(&mut h),
+                2,
             )
         })
     });
@@ -278,6 +306,13 @@ fn main() {
         // Forward X @ W and backward Xᵀ G: 2 · 2·m·d·k flops.
         let gflops = 4.0 * 4096.0 * 256.0 * 10.0 / g;
         println!("linear classifier grad wrt W 4096x256x10: generated {:.2} ms ({gflops:.1} GFLOP/s), hand {:.2} ms, hand/generated {:.2}", g / 1e6, h / 1e6, h / g);
+        if let Some(t) = median("linear_w/generated_2_threads/4096x256x10") {
+            println!(
+                "  with 2 threads: {:.2} ms ({:.2}x one thread)",
+                t / 1e6,
+                g / t
+            );
+        }
     }
     if let (Some(g), Some(h)) = (
         median("logistic_hessian/generated/2048x256"),
@@ -286,5 +321,12 @@ fn main() {
         // Xᵀ diag(s) X: 2·m·d² flops as a full product (the symmetric one does half).
         let gflops = 2.0 * 2048.0 * 256.0 * 256.0 / g;
         println!("logistic Hessian 2048x256: generated {:.2} ms ({gflops:.1} GFLOP/s full-product equivalent), rank-one loops {:.2} ms, loops/generated {:.2}", g / 1e6, h / 1e6, h / g);
+        if let Some(t) = median("logistic_hessian/generated_2_threads/2048x256") {
+            println!(
+                "  with 2 threads: {:.2} ms ({:.2}x one thread)",
+                t / 1e6,
+                g / t
+            );
+        }
     }
 }

@@ -13,17 +13,46 @@ pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_w_avx2(m, d, x, w, b, y) };
+            return unsafe { linear_w_avx2(m, d, x, w, b, y, 1) };
         }
     }
-    linear_w_body::<false>(m, d, x, w, b, y)
+    linear_w_body::<false>(m, d, x, w, b, y, 1)
+}
+/// [`linear_w`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_w_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_w_avx2(m, d, x, w, b, y, threads) };
+        }
+    }
+    linear_w_body::<false>(m, d, x, w, b, y, threads)
 }
 /// [`linear_w`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn linear_w_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
-    linear_w_body::<true>(m, d, x, w, b, y)
+fn linear_w_avx2(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
+    linear_w_body::<true>(m, d, x, w, b, y, threads)
 }
 /// The body of [`linear_w`], with or without fused multiply-adds.
 #[inline(always)]
@@ -41,6 +70,7 @@ fn linear_w_body<const FMA: bool>(
     w: &[f64],
     b: &[f64],
     y: &[f64],
+    threads: usize,
 ) -> f64 {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -51,7 +81,20 @@ fn linear_w_body<const FMA: bool>(
     let mut sum8 = 0.0;
     linear_w_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i1 in 0..m {
         let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
@@ -169,10 +212,32 @@ pub fn linear_w_grad(
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_w_grad_avx2(m, d, x, w, b, y, out) };
+            return unsafe { linear_w_grad_avx2(m, d, x, w, b, y, out, 1) };
         }
     }
-    linear_w_grad_body::<false>(m, d, x, w, b, y, out)
+    linear_w_grad_body::<false>(m, d, x, w, b, y, out, 1)
+}
+/// [`linear_w_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_w_grad_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_w_grad_avx2(m, d, x, w, b, y, out, threads) };
+        }
+    }
+    linear_w_grad_body::<false>(m, d, x, w, b, y, out, threads)
 }
 /// [`linear_w_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w_grad`] checks.
 #[cfg(target_arch = "x86_64")]
@@ -186,8 +251,9 @@ fn linear_w_grad_avx2(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
-    linear_w_grad_body::<true>(m, d, x, w, b, y, out)
+    linear_w_grad_body::<true>(m, d, x, w, b, y, out, threads)
 }
 /// The body of [`linear_w_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -206,6 +272,7 @@ fn linear_w_grad_body<const FMA: bool>(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -219,7 +286,20 @@ fn linear_w_grad_body<const FMA: bool>(
     let c0 = 1.0 / (m as f64);
     linear_w_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i7 in 0..m {
         let y_r8 = &y[i7 * k..][..k];
         let mut acc8_0: [f64; 4] = [0.0; 4];
@@ -313,7 +393,20 @@ fn linear_w_grad_body<const FMA: bool>(
     }
     linear_w_gemm::<
         FMA,
-    >(m, k, d, &u9[..], [k, 1], x, [d, 1], &[] as &[f64], &mut sum8[..], [d, 1], false);
+    >(
+        m,
+        k,
+        d,
+        &u9[..],
+        [k, 1],
+        x,
+        [d, 1],
+        &[] as &[f64],
+        &mut sum8[..],
+        [d, 1],
+        false,
+        threads,
+    );
     for tile0 in (0..d).step_by(32) {
         for tile1 in (0..k).step_by(32) {
             for i0 in tile0..(tile0 + 32).min(d) {
@@ -340,10 +433,32 @@ pub fn linear_w_value_grad(
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_w_value_grad_avx2(m, d, x, w, b, y, out) };
+            return unsafe { linear_w_value_grad_avx2(m, d, x, w, b, y, out, 1) };
         }
     }
-    linear_w_value_grad_body::<false>(m, d, x, w, b, y, out)
+    linear_w_value_grad_body::<false>(m, d, x, w, b, y, out, 1)
+}
+/// [`linear_w_value_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_w_value_grad_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_w_value_grad_avx2(m, d, x, w, b, y, out, threads) };
+        }
+    }
+    linear_w_value_grad_body::<false>(m, d, x, w, b, y, out, threads)
 }
 /// [`linear_w_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_w_value_grad`] checks.
 #[cfg(target_arch = "x86_64")]
@@ -357,8 +472,9 @@ fn linear_w_value_grad_avx2(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
-    linear_w_value_grad_body::<true>(m, d, x, w, b, y, out)
+    linear_w_value_grad_body::<true>(m, d, x, w, b, y, out, threads)
 }
 /// The body of [`linear_w_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -377,6 +493,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -391,7 +508,20 @@ fn linear_w_value_grad_body<const FMA: bool>(
     let mut sum11 = 0.0;
     linear_w_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i7 in 0..m {
         let y_r8 = &y[i7 * k..][..k];
         let mut acc8_0: [f64; 4] = [0.0; 4];
@@ -500,7 +630,20 @@ fn linear_w_value_grad_body<const FMA: bool>(
     }
     linear_w_gemm::<
         FMA,
-    >(m, k, d, &u12[..], [k, 1], x, [d, 1], &[] as &[f64], &mut sum8[..], [d, 1], false);
+    >(
+        m,
+        k,
+        d,
+        &u12[..],
+        [k, 1],
+        x,
+        [d, 1],
+        &[] as &[f64],
+        &mut sum8[..],
+        [d, 1],
+        false,
+        threads,
+    );
     for tile0 in (0..d).step_by(32) {
         for tile1 in (0..k).step_by(32) {
             for i0 in tile0..(tile0 + 32).min(d) {
@@ -522,17 +665,46 @@ pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_b_avx2(m, d, x, w, b, y) };
+            return unsafe { linear_b_avx2(m, d, x, w, b, y, 1) };
         }
     }
-    linear_b_body::<false>(m, d, x, w, b, y)
+    linear_b_body::<false>(m, d, x, w, b, y, 1)
+}
+/// [`linear_b`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_b_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_b_avx2(m, d, x, w, b, y, threads) };
+        }
+    }
+    linear_b_body::<false>(m, d, x, w, b, y, threads)
 }
 /// [`linear_b`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn linear_b_avx2(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) -> f64 {
-    linear_b_body::<true>(m, d, x, w, b, y)
+fn linear_b_avx2(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
+    linear_b_body::<true>(m, d, x, w, b, y, threads)
 }
 /// The body of [`linear_b`], with or without fused multiply-adds.
 #[inline(always)]
@@ -550,6 +722,7 @@ fn linear_b_body<const FMA: bool>(
     w: &[f64],
     b: &[f64],
     y: &[f64],
+    threads: usize,
 ) -> f64 {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -560,7 +733,20 @@ fn linear_b_body<const FMA: bool>(
     let mut sum8 = 0.0;
     linear_b_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i1 in 0..m {
         let y_r2 = &y[i1 * k..][..k];
         let mut acc2_0: [f64; 4] = [0.0; 4];
@@ -678,10 +864,32 @@ pub fn linear_b_grad(
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_b_grad_avx2(m, d, x, w, b, y, out) };
+            return unsafe { linear_b_grad_avx2(m, d, x, w, b, y, out, 1) };
         }
     }
-    linear_b_grad_body::<false>(m, d, x, w, b, y, out)
+    linear_b_grad_body::<false>(m, d, x, w, b, y, out, 1)
+}
+/// [`linear_b_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_b_grad_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_b_grad_avx2(m, d, x, w, b, y, out, threads) };
+        }
+    }
+    linear_b_grad_body::<false>(m, d, x, w, b, y, out, threads)
 }
 /// [`linear_b_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b_grad`] checks.
 #[cfg(target_arch = "x86_64")]
@@ -695,8 +903,9 @@ fn linear_b_grad_avx2(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
-    linear_b_grad_body::<true>(m, d, x, w, b, y, out)
+    linear_b_grad_body::<true>(m, d, x, w, b, y, out, threads)
 }
 /// The body of [`linear_b_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -715,6 +924,7 @@ fn linear_b_grad_body<const FMA: bool>(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -726,7 +936,20 @@ fn linear_b_grad_body<const FMA: bool>(
     let c0 = 1.0 / (m as f64);
     linear_b_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i3 in 0..m {
         let y_r4 = &y[i3 * k..][..k];
         let mut acc4_0: [f64; 4] = [0.0; 4];
@@ -837,10 +1060,32 @@ pub fn linear_b_value_grad(
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { linear_b_value_grad_avx2(m, d, x, w, b, y, out) };
+            return unsafe { linear_b_value_grad_avx2(m, d, x, w, b, y, out, 1) };
         }
     }
-    linear_b_value_grad_body::<false>(m, d, x, w, b, y, out)
+    linear_b_value_grad_body::<false>(m, d, x, w, b, y, out, 1)
+}
+/// [`linear_b_value_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn linear_b_value_grad_threads(
+    m: usize,
+    d: usize,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { linear_b_value_grad_avx2(m, d, x, w, b, y, out, threads) };
+        }
+    }
+    linear_b_value_grad_body::<false>(m, d, x, w, b, y, out, threads)
 }
 /// [`linear_b_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`linear_b_value_grad`] checks.
 #[cfg(target_arch = "x86_64")]
@@ -854,8 +1099,9 @@ fn linear_b_value_grad_avx2(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
-    linear_b_value_grad_body::<true>(m, d, x, w, b, y, out)
+    linear_b_value_grad_body::<true>(m, d, x, w, b, y, out, threads)
 }
 /// The body of [`linear_b_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -874,6 +1120,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
     b: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
     let k = b.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -886,7 +1133,20 @@ fn linear_b_value_grad_body<const FMA: bool>(
     let mut sum10 = 0.0;
     linear_b_gemm::<
         FMA,
-    >(d, m, k, x, [1, d], w, [k, 1], &[] as &[f64], &mut sum2[..], [k, 1], false);
+    >(
+        d,
+        m,
+        k,
+        x,
+        [1, d],
+        w,
+        [k, 1],
+        &[] as &[f64],
+        &mut sum2[..],
+        [k, 1],
+        false,
+        threads,
+    );
     for i3 in 0..m {
         let y_r4 = &y[i3 * k..][..k];
         let mut acc4_0: [f64; 4] = [0.0; 4];
@@ -1102,39 +1362,119 @@ fn linear_w_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
 /// the lower triangle is copied from the upper one at the end: half the
 /// work, and an exactly symmetric result. The smaller of `left` and
 /// `right` goes on the `GEMM_MR` side, which pads less.
+///
+/// With `threads > 1` the longer side is split into that many ranges
+/// (for a symmetric product, ranges of rows of equal area above the
+/// diagonal), each summed by its own thread (`std::thread::scope`) into
+/// its own buffer, which is added to `c` after they all finish: every
+/// entry gets the same sum in the same order as with one thread.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn linear_w_gemm<const FMA: bool>(
     rows: usize,
     left: usize,
     right: usize,
-    u: &[impl Copy + Into<f64>],
+    u: &[impl Copy + Into<f64> + Sync],
     us: [usize; 2],
-    v: &[impl Copy + Into<f64>],
+    v: &[impl Copy + Into<f64> + Sync],
     vs: [usize; 2],
-    scale: &[impl Copy + Into<f64>],
+    scale: &[impl Copy + Into<f64> + Sync],
     c: &mut [f64],
     cs: [usize; 2],
     symmetric: bool,
+    threads: usize,
 ) {
     if rows == 0 || left == 0 || right == 0 {
         return;
     }
     if !symmetric && right < left {
         // Cᵀ = Σ s·v ⊗ u: the same sum with the operands swapped.
-        linear_w_gemm_panels::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false);
+        linear_w_gemm_threads::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false, threads);
     } else {
-        linear_w_gemm_panels::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric);
+        linear_w_gemm_threads::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric, threads);
+    }
+    if symmetric {
+        for a in 0..left {
+            for b in 0..a {
+                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
+            }
+        }
     }
 }
 
-/// [`gemm`] with `left` on the `GEMM_MR` side: packing, blocks, mirror.
+/// [`gemm`] with `left` on the `GEMM_MR` side, on one thread or split
+/// over several (each into a buffer of its own, added after).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn linear_w_gemm_threads<const FMA: bool>(
+    rows: usize,
+    left: usize,
+    right: usize,
+    u: &[impl Copy + Into<f64> + Sync],
+    us: [usize; 2],
+    v: &[impl Copy + Into<f64> + Sync],
+    vs: [usize; 2],
+    scale: &[impl Copy + Into<f64> + Sync],
+    c: &mut [f64],
+    cs: [usize; 2],
+    symmetric: bool,
+    threads: usize,
+) {
+    // Below about a million multiply-adds a thread costs more than it saves.
+    let threads = threads.min(rows.saturating_mul(left).saturating_mul(right) >> 20).max(1);
+    if threads == 1 {
+        return linear_w_gemm_panels::<FMA>(rows, 0..left, 0..right, u, us, v, vs, scale, c, cs, symmetric);
+    }
+    // Ranges of `left` (split along the rows of `c`) or of `right`, on
+    // panel boundaries (4 and 8 wide).
+    let split_left = symmetric || left >= right;
+    let (len, step) = if split_left { (left, 4) } else { (right, 8) };
+    let bounds: Vec<usize> = (0..=threads)
+        .map(|t| {
+            let x = if symmetric {
+                // Row ranges of equal area in the upper triangle.
+                1.0 - (1.0 - t as f64 / threads as f64).sqrt()
+            } else {
+                t as f64 / threads as f64
+            };
+            ((x * len as f64) as usize).div_ceil(step).saturating_mul(step).min(len)
+        })
+        .collect();
+    let parts: Vec<(std::ops::Range<usize>, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| {
+                let (a, b) = if split_left { (w[0]..w[1], 0..right) } else { (0..left, w[0]..w[1]) };
+                scope.spawn(move || {
+                    let width = b.len();
+                    let mut own = vec![0.0f64; a.len() * width];
+                    linear_w_gemm_panels::<FMA>(rows, a.clone(), b.clone(), u, us, v, vs, scale, &mut own, [width, 1], symmetric);
+                    ((if split_left { a } else { b }), own)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a linear_w_gemm thread does not panic")).collect()
+    });
+    for (range, own) in parts {
+        let (a_range, b_range) = if split_left { (range, 0..right) } else { (0..left, range) };
+        let width = b_range.len();
+        for (i, a) in a_range.enumerate() {
+            for (j, b) in b_range.clone().enumerate() {
+                c[a * cs[0] + b * cs[1]] += own[i * width + j];
+            }
+        }
+    }
+}
+
+/// The blocks of [`gemm`] with `a` in `a_range` and `b` in `b_range`,
+/// added to `c[(a − a0)·cs[0] + (b − b0)·cs[1]]`: packing and blocks.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn linear_w_gemm_panels<const FMA: bool>(
     rows: usize,
-    left: usize,
-    right: usize,
+    a_range: std::ops::Range<usize>,
+    b_range: std::ops::Range<usize>,
     u: &[impl Copy + Into<f64>],
     us: [usize; 2],
     v: &[impl Copy + Into<f64>],
@@ -1149,8 +1489,9 @@ fn linear_w_gemm_panels<const FMA: bool>(
     const GEMM_MR: usize = 4;
     const GEMM_NR: usize = 8;
     const GEMM_ROWS: usize = 256;
+    let (a0, b0) = (a_range.start, b_range.start);
     let slab = rows.min(GEMM_ROWS);
-    let left_panels = left.div_ceil(GEMM_MR);
+    let left_panels = a_range.len().div_ceil(GEMM_MR);
     let mut up = vec![0.0f64; left_panels * GEMM_MR * slab];
     let mut vp = [0.0f64; GEMM_NR * GEMM_ROWS];
     let mut r0 = 0;
@@ -1161,8 +1502,8 @@ fn linear_w_gemm_panels<const FMA: bool>(
             for r in 0..kc {
                 let s: f64 = if scale.is_empty() { 1.0 } else { scale[r0 + r].into() };
                 for i in 0..GEMM_MR {
-                    let a = pa * GEMM_MR + i;
-                    panel[r * GEMM_MR + i] = if a < left {
+                    let a = a0 + pa * GEMM_MR + i;
+                    panel[r * GEMM_MR + i] = if a < a_range.end {
                         s * u[(r0 + r) * us[0] + a * us[1]].into()
                     } else {
                         0.0
@@ -1172,11 +1513,11 @@ fn linear_w_gemm_panels<const FMA: bool>(
         }
         // The `right` side one panel at a time, used by every block of its
         // column while it is in the first-level cache.
-        for pb in 0..right.div_ceil(GEMM_NR) {
+        for pb in 0..b_range.len().div_ceil(GEMM_NR) {
             for r in 0..kc {
                 for j in 0..GEMM_NR {
-                    let b = pb * GEMM_NR + j;
-                    vp[r * GEMM_NR + j] = if b < right {
+                    let b = b0 + pb * GEMM_NR + j;
+                    vp[r * GEMM_NR + j] = if b < b_range.end {
                         v[(r0 + r) * vs[0] + b * vs[1]].into()
                     } else {
                         0.0
@@ -1185,19 +1526,19 @@ fn linear_w_gemm_panels<const FMA: bool>(
             }
             for pa in 0..left_panels {
                 // A block wholly below the diagonal is the mirror of one above it.
-                if symmetric && (pb + 1) * GEMM_NR <= pa * GEMM_MR {
+                if symmetric && b0 + (pb + 1) * GEMM_NR <= a0 + pa * GEMM_MR {
                     break;
                 }
                 let u_panel = &up[pa * GEMM_MR * slab..][..GEMM_MR * kc];
                 let acc = linear_w_gemm_block::<FMA>(u_panel, &vp[..GEMM_NR * kc]);
                 for (i, acc_row) in acc.iter().enumerate() {
                     let a = pa * GEMM_MR + i;
-                    if a >= left {
+                    if a0 + a >= a_range.end {
                         break;
                     }
                     for (j, x) in acc_row.iter().enumerate() {
                         let b = pb * GEMM_NR + j;
-                        if b >= right {
+                        if b0 + b >= b_range.end {
                             break;
                         }
                         c[a * cs[0] + b * cs[1]] += x;
@@ -1206,13 +1547,6 @@ fn linear_w_gemm_panels<const FMA: bool>(
             }
         }
         r0 += kc;
-    }
-    if symmetric {
-        for a in 0..left {
-            for b in 0..a {
-                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
-            }
-        }
     }
 }
 
@@ -1378,39 +1712,119 @@ fn linear_b_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
 /// the lower triangle is copied from the upper one at the end: half the
 /// work, and an exactly symmetric result. The smaller of `left` and
 /// `right` goes on the `GEMM_MR` side, which pads less.
+///
+/// With `threads > 1` the longer side is split into that many ranges
+/// (for a symmetric product, ranges of rows of equal area above the
+/// diagonal), each summed by its own thread (`std::thread::scope`) into
+/// its own buffer, which is added to `c` after they all finish: every
+/// entry gets the same sum in the same order as with one thread.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn linear_b_gemm<const FMA: bool>(
     rows: usize,
     left: usize,
     right: usize,
-    u: &[impl Copy + Into<f64>],
+    u: &[impl Copy + Into<f64> + Sync],
     us: [usize; 2],
-    v: &[impl Copy + Into<f64>],
+    v: &[impl Copy + Into<f64> + Sync],
     vs: [usize; 2],
-    scale: &[impl Copy + Into<f64>],
+    scale: &[impl Copy + Into<f64> + Sync],
     c: &mut [f64],
     cs: [usize; 2],
     symmetric: bool,
+    threads: usize,
 ) {
     if rows == 0 || left == 0 || right == 0 {
         return;
     }
     if !symmetric && right < left {
         // Cᵀ = Σ s·v ⊗ u: the same sum with the operands swapped.
-        linear_b_gemm_panels::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false);
+        linear_b_gemm_threads::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false, threads);
     } else {
-        linear_b_gemm_panels::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric);
+        linear_b_gemm_threads::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric, threads);
+    }
+    if symmetric {
+        for a in 0..left {
+            for b in 0..a {
+                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
+            }
+        }
     }
 }
 
-/// [`gemm`] with `left` on the `GEMM_MR` side: packing, blocks, mirror.
+/// [`gemm`] with `left` on the `GEMM_MR` side, on one thread or split
+/// over several (each into a buffer of its own, added after).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn linear_b_gemm_threads<const FMA: bool>(
+    rows: usize,
+    left: usize,
+    right: usize,
+    u: &[impl Copy + Into<f64> + Sync],
+    us: [usize; 2],
+    v: &[impl Copy + Into<f64> + Sync],
+    vs: [usize; 2],
+    scale: &[impl Copy + Into<f64> + Sync],
+    c: &mut [f64],
+    cs: [usize; 2],
+    symmetric: bool,
+    threads: usize,
+) {
+    // Below about a million multiply-adds a thread costs more than it saves.
+    let threads = threads.min(rows.saturating_mul(left).saturating_mul(right) >> 20).max(1);
+    if threads == 1 {
+        return linear_b_gemm_panels::<FMA>(rows, 0..left, 0..right, u, us, v, vs, scale, c, cs, symmetric);
+    }
+    // Ranges of `left` (split along the rows of `c`) or of `right`, on
+    // panel boundaries (4 and 8 wide).
+    let split_left = symmetric || left >= right;
+    let (len, step) = if split_left { (left, 4) } else { (right, 8) };
+    let bounds: Vec<usize> = (0..=threads)
+        .map(|t| {
+            let x = if symmetric {
+                // Row ranges of equal area in the upper triangle.
+                1.0 - (1.0 - t as f64 / threads as f64).sqrt()
+            } else {
+                t as f64 / threads as f64
+            };
+            ((x * len as f64) as usize).div_ceil(step).saturating_mul(step).min(len)
+        })
+        .collect();
+    let parts: Vec<(std::ops::Range<usize>, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| {
+                let (a, b) = if split_left { (w[0]..w[1], 0..right) } else { (0..left, w[0]..w[1]) };
+                scope.spawn(move || {
+                    let width = b.len();
+                    let mut own = vec![0.0f64; a.len() * width];
+                    linear_b_gemm_panels::<FMA>(rows, a.clone(), b.clone(), u, us, v, vs, scale, &mut own, [width, 1], symmetric);
+                    ((if split_left { a } else { b }), own)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a linear_b_gemm thread does not panic")).collect()
+    });
+    for (range, own) in parts {
+        let (a_range, b_range) = if split_left { (range, 0..right) } else { (0..left, range) };
+        let width = b_range.len();
+        for (i, a) in a_range.enumerate() {
+            for (j, b) in b_range.clone().enumerate() {
+                c[a * cs[0] + b * cs[1]] += own[i * width + j];
+            }
+        }
+    }
+}
+
+/// The blocks of [`gemm`] with `a` in `a_range` and `b` in `b_range`,
+/// added to `c[(a − a0)·cs[0] + (b − b0)·cs[1]]`: packing and blocks.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn linear_b_gemm_panels<const FMA: bool>(
     rows: usize,
-    left: usize,
-    right: usize,
+    a_range: std::ops::Range<usize>,
+    b_range: std::ops::Range<usize>,
     u: &[impl Copy + Into<f64>],
     us: [usize; 2],
     v: &[impl Copy + Into<f64>],
@@ -1425,8 +1839,9 @@ fn linear_b_gemm_panels<const FMA: bool>(
     const GEMM_MR: usize = 4;
     const GEMM_NR: usize = 8;
     const GEMM_ROWS: usize = 256;
+    let (a0, b0) = (a_range.start, b_range.start);
     let slab = rows.min(GEMM_ROWS);
-    let left_panels = left.div_ceil(GEMM_MR);
+    let left_panels = a_range.len().div_ceil(GEMM_MR);
     let mut up = vec![0.0f64; left_panels * GEMM_MR * slab];
     let mut vp = [0.0f64; GEMM_NR * GEMM_ROWS];
     let mut r0 = 0;
@@ -1437,8 +1852,8 @@ fn linear_b_gemm_panels<const FMA: bool>(
             for r in 0..kc {
                 let s: f64 = if scale.is_empty() { 1.0 } else { scale[r0 + r].into() };
                 for i in 0..GEMM_MR {
-                    let a = pa * GEMM_MR + i;
-                    panel[r * GEMM_MR + i] = if a < left {
+                    let a = a0 + pa * GEMM_MR + i;
+                    panel[r * GEMM_MR + i] = if a < a_range.end {
                         s * u[(r0 + r) * us[0] + a * us[1]].into()
                     } else {
                         0.0
@@ -1448,11 +1863,11 @@ fn linear_b_gemm_panels<const FMA: bool>(
         }
         // The `right` side one panel at a time, used by every block of its
         // column while it is in the first-level cache.
-        for pb in 0..right.div_ceil(GEMM_NR) {
+        for pb in 0..b_range.len().div_ceil(GEMM_NR) {
             for r in 0..kc {
                 for j in 0..GEMM_NR {
-                    let b = pb * GEMM_NR + j;
-                    vp[r * GEMM_NR + j] = if b < right {
+                    let b = b0 + pb * GEMM_NR + j;
+                    vp[r * GEMM_NR + j] = if b < b_range.end {
                         v[(r0 + r) * vs[0] + b * vs[1]].into()
                     } else {
                         0.0
@@ -1461,19 +1876,19 @@ fn linear_b_gemm_panels<const FMA: bool>(
             }
             for pa in 0..left_panels {
                 // A block wholly below the diagonal is the mirror of one above it.
-                if symmetric && (pb + 1) * GEMM_NR <= pa * GEMM_MR {
+                if symmetric && b0 + (pb + 1) * GEMM_NR <= a0 + pa * GEMM_MR {
                     break;
                 }
                 let u_panel = &up[pa * GEMM_MR * slab..][..GEMM_MR * kc];
                 let acc = linear_b_gemm_block::<FMA>(u_panel, &vp[..GEMM_NR * kc]);
                 for (i, acc_row) in acc.iter().enumerate() {
                     let a = pa * GEMM_MR + i;
-                    if a >= left {
+                    if a0 + a >= a_range.end {
                         break;
                     }
                     for (j, x) in acc_row.iter().enumerate() {
                         let b = pb * GEMM_NR + j;
-                        if b >= right {
+                        if b0 + b >= b_range.end {
                             break;
                         }
                         c[a * cs[0] + b * cs[1]] += x;
@@ -1482,13 +1897,6 @@ fn linear_b_gemm_panels<const FMA: bool>(
             }
         }
         r0 += kc;
-    }
-    if symmetric {
-        for a in 0..left {
-            for b in 0..a {
-                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
-            }
-        }
     }
 }
 

@@ -20,7 +20,7 @@ mod linear {
         y: &[f64],
         out: &mut [f64],
     ) {
-        linear_w_grad_body::<false>(m, d, x, w, b, y, out)
+        linear_w_grad_body::<false>(m, d, x, w, b, y, out, 1)
     }
 }
 #[deny(warnings)]
@@ -28,7 +28,7 @@ mod logistic {
     include!("../generated/logistic_regression.rs");
 
     pub fn hessian_baseline(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
-        logistic_hessian_body::<false>(y, x, w, out)
+        logistic_hessian_body::<false>(y, x, w, out, 1)
     }
 }
 
@@ -202,4 +202,31 @@ fn quadratic_hessian_is_a_plus_a_transpose_across_tile_edges() {
             assert!((g[i] - want).abs() < 1e-12, "gradient {i}");
         }
     }
+}
+
+#[test]
+fn threaded_entry_points_give_the_same_numbers() {
+    let mut rng = Rng(14);
+    // Past a million multiply-adds per product, so two threads are used.
+    let (m, d, k) = (4096, 64, 10);
+    let x = rng.vec(m * d, -2.0, 2.0);
+    let w = rng.vec(d * k, -1.0, 1.0);
+    let b = rng.vec(k, -1.0, 1.0);
+    let y = rng.vec(m * k, 0.0, 1.0);
+    let (mut one, mut two) = (vec![0.0; d * k], vec![0.0; d * k]);
+    linear::linear_w_grad(m, d, &x, &w, &b, &y, &mut one);
+    linear::linear_w_grad_threads(m, d, &x, &w, &b, &y, &mut two, 2);
+    assert_eq!(one, two);
+    assert_eq!(
+        linear::linear_w(m, d, &x, &w, &b, &y),
+        linear::linear_w_threads(m, d, &x, &w, &b, &y, 2)
+    );
+    let (m, d) = (2048, 64);
+    let x = rng.vec(m * d, -2.0, 2.0);
+    let w = rng.vec(d, -1.0, 1.0);
+    let y: Vec<f64> = (0..m).map(|r| (r % 2) as f64).collect();
+    let (mut one, mut two) = (vec![0.0; d * d], vec![0.0; d * d]);
+    logistic::logistic_hessian(&y, &x, &w, &mut one);
+    logistic::logistic_hessian_threads(&y, &x, &w, &mut two, 2);
+    assert_eq!(one, two);
 }

@@ -329,19 +329,64 @@ impl Function {
             " [`{name}`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`{name}`] checks."
         );
         let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
-        Ok(quote! {
-            #(#[doc = #doc])*
-            #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-            pub fn #name(#(#params),*) #ret {
+        // Matrix products can be split over threads: the body takes a
+        // thread count, `{name}` passes 1 and `{name}_threads` the caller's.
+        let threaded = stmts.iter().any(has_matmul);
+        let (mut inner_params, mut inner_args) = (params.clone(), args.clone());
+        let mut entry_points = TokenStream::new();
+        let dispatch = |threads: TokenStream| {
+            quote! {
                 #[cfg(target_arch = "x86_64")]
                 {
                     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                         // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                        return unsafe { #wide_name(#(#args),*) };
+                        return unsafe { #wide_name(#(#args,)* #threads) };
                     }
                 }
-                #body_name::<false>(#(#args),*)
+                #body_name::<false>(#(#args,)* #threads)
             }
+        };
+        if threaded {
+            inner_params.push(quote!(threads: usize));
+            inner_args.push(format_ident!("threads"));
+            let one = dispatch(quote!(1));
+            let many = dispatch(quote!(threads));
+            let threads_name = format_ident!("{}_threads", name);
+            let threads_doc = format!(
+                " [`{name}`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used."
+            );
+            entry_points.extend(quote! {
+                #(#[doc = #doc])*
+                #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+                pub fn #name(#(#params),*) #ret {
+                    #one
+                }
+
+                #[doc = #threads_doc]
+                #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+                pub fn #threads_name(#(#params,)* threads: usize) #ret {
+                    #many
+                }
+            });
+        } else {
+            entry_points.extend(quote! {
+                #(#[doc = #doc])*
+                #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+                pub fn #name(#(#params),*) #ret {
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                            return unsafe { #wide_name(#(#args),*) };
+                        }
+                    }
+                    #body_name::<false>(#(#args),*)
+                }
+            });
+        }
+        let (params, args) = (inner_params, inner_args);
+        Ok(quote! {
+            #entry_points
 
             #[doc = #wide_doc]
             #[cfg(target_arch = "x86_64")]
@@ -477,4 +522,13 @@ pub(crate) fn scattered(b: &mut Body, t: &Tensor) -> Result<Lowered> {
         tail.push(b.scatter(&value, &reps, sizes, kinds, &dim));
     }
     Ok(Lowered::Stmts(tail, out_indices(t)))
+}
+
+/// Whether a statement is, or holds, a matrix product.
+fn has_matmul(s: &Stmt) -> bool {
+    match s {
+        Stmt::MatMul { .. } => true,
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_matmul),
+        _ => false,
+    }
 }

@@ -72,7 +72,7 @@ impl Emitter<'_> {
         let c_s = strides(out, *left, *right);
         let (n, l, r) = (self.dim(rows), self.dim(left_len), self.dim(right_len));
         quote! {
-            #gemm::<FMA>(#n, #l, #r, #u, #u_s, #v, #v_s, #scale, &mut #c[..], #c_s, #symmetric);
+            #gemm::<FMA>(#n, #l, #r, #u, #u_s, #v, #v_s, #scale, &mut #c[..], #c_s, #symmetric, threads);
         }
     }
 

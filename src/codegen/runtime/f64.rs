@@ -152,39 +152,119 @@ fn fold64<const MAX: bool>(acc: &mut [f64; 64]) {
 /// the lower triangle is copied from the upper one at the end: half the
 /// work, and an exactly symmetric result. The smaller of `left` and
 /// `right` goes on the `GEMM_MR` side, which pads less.
+///
+/// With `threads > 1` the longer side is split into that many ranges
+/// (for a symmetric product, ranges of rows of equal area above the
+/// diagonal), each summed by its own thread (`std::thread::scope`) into
+/// its own buffer, which is added to `c` after they all finish: every
+/// entry gets the same sum in the same order as with one thread.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gemm<const FMA: bool>(
     rows: usize,
     left: usize,
     right: usize,
-    u: &[impl Copy + Into<f64>],
+    u: &[impl Copy + Into<f64> + Sync],
     us: [usize; 2],
-    v: &[impl Copy + Into<f64>],
+    v: &[impl Copy + Into<f64> + Sync],
     vs: [usize; 2],
-    scale: &[impl Copy + Into<f64>],
+    scale: &[impl Copy + Into<f64> + Sync],
     c: &mut [f64],
     cs: [usize; 2],
     symmetric: bool,
+    threads: usize,
 ) {
     if rows == 0 || left == 0 || right == 0 {
         return;
     }
     if !symmetric && right < left {
         // Cᵀ = Σ s·v ⊗ u: the same sum with the operands swapped.
-        gemm_panels::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false);
+        gemm_threads::<FMA>(rows, right, left, v, vs, u, us, scale, c, [cs[1], cs[0]], false, threads);
     } else {
-        gemm_panels::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric);
+        gemm_threads::<FMA>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric, threads);
+    }
+    if symmetric {
+        for a in 0..left {
+            for b in 0..a {
+                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
+            }
+        }
     }
 }
 
-/// [`gemm`] with `left` on the `GEMM_MR` side: packing, blocks, mirror.
+/// [`gemm`] with `left` on the `GEMM_MR` side, on one thread or split
+/// over several (each into a buffer of its own, added after).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemm_threads<const FMA: bool>(
+    rows: usize,
+    left: usize,
+    right: usize,
+    u: &[impl Copy + Into<f64> + Sync],
+    us: [usize; 2],
+    v: &[impl Copy + Into<f64> + Sync],
+    vs: [usize; 2],
+    scale: &[impl Copy + Into<f64> + Sync],
+    c: &mut [f64],
+    cs: [usize; 2],
+    symmetric: bool,
+    threads: usize,
+) {
+    // Below about a million multiply-adds a thread costs more than it saves.
+    let threads = threads.min(rows.saturating_mul(left).saturating_mul(right) >> 20).max(1);
+    if threads == 1 {
+        return gemm_panels::<FMA>(rows, 0..left, 0..right, u, us, v, vs, scale, c, cs, symmetric);
+    }
+    // Ranges of `left` (split along the rows of `c`) or of `right`, on
+    // panel boundaries (4 and 8 wide).
+    let split_left = symmetric || left >= right;
+    let (len, step) = if split_left { (left, 4) } else { (right, 8) };
+    let bounds: Vec<usize> = (0..=threads)
+        .map(|t| {
+            let x = if symmetric {
+                // Row ranges of equal area in the upper triangle.
+                1.0 - (1.0 - t as f64 / threads as f64).sqrt()
+            } else {
+                t as f64 / threads as f64
+            };
+            ((x * len as f64) as usize).div_ceil(step).saturating_mul(step).min(len)
+        })
+        .collect();
+    let parts: Vec<(std::ops::Range<usize>, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| {
+                let (a, b) = if split_left { (w[0]..w[1], 0..right) } else { (0..left, w[0]..w[1]) };
+                scope.spawn(move || {
+                    let width = b.len();
+                    let mut own = vec![0.0f64; a.len() * width];
+                    gemm_panels::<FMA>(rows, a.clone(), b.clone(), u, us, v, vs, scale, &mut own, [width, 1], symmetric);
+                    ((if split_left { a } else { b }), own)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a gemm thread does not panic")).collect()
+    });
+    for (range, own) in parts {
+        let (a_range, b_range) = if split_left { (range, 0..right) } else { (0..left, range) };
+        let width = b_range.len();
+        for (i, a) in a_range.enumerate() {
+            for (j, b) in b_range.clone().enumerate() {
+                c[a * cs[0] + b * cs[1]] += own[i * width + j];
+            }
+        }
+    }
+}
+
+/// The blocks of [`gemm`] with `a` in `a_range` and `b` in `b_range`,
+/// added to `c[(a − a0)·cs[0] + (b − b0)·cs[1]]`: packing and blocks.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gemm_panels<const FMA: bool>(
     rows: usize,
-    left: usize,
-    right: usize,
+    a_range: std::ops::Range<usize>,
+    b_range: std::ops::Range<usize>,
     u: &[impl Copy + Into<f64>],
     us: [usize; 2],
     v: &[impl Copy + Into<f64>],
@@ -199,8 +279,9 @@ fn gemm_panels<const FMA: bool>(
     const GEMM_MR: usize = 4;
     const GEMM_NR: usize = 8;
     const GEMM_ROWS: usize = 256;
+    let (a0, b0) = (a_range.start, b_range.start);
     let slab = rows.min(GEMM_ROWS);
-    let left_panels = left.div_ceil(GEMM_MR);
+    let left_panels = a_range.len().div_ceil(GEMM_MR);
     let mut up = vec![0.0f64; left_panels * GEMM_MR * slab];
     let mut vp = [0.0f64; GEMM_NR * GEMM_ROWS];
     let mut r0 = 0;
@@ -211,8 +292,8 @@ fn gemm_panels<const FMA: bool>(
             for r in 0..kc {
                 let s: f64 = if scale.is_empty() { 1.0 } else { scale[r0 + r].into() };
                 for i in 0..GEMM_MR {
-                    let a = pa * GEMM_MR + i;
-                    panel[r * GEMM_MR + i] = if a < left {
+                    let a = a0 + pa * GEMM_MR + i;
+                    panel[r * GEMM_MR + i] = if a < a_range.end {
                         s * u[(r0 + r) * us[0] + a * us[1]].into()
                     } else {
                         0.0
@@ -222,11 +303,11 @@ fn gemm_panels<const FMA: bool>(
         }
         // The `right` side one panel at a time, used by every block of its
         // column while it is in the first-level cache.
-        for pb in 0..right.div_ceil(GEMM_NR) {
+        for pb in 0..b_range.len().div_ceil(GEMM_NR) {
             for r in 0..kc {
                 for j in 0..GEMM_NR {
-                    let b = pb * GEMM_NR + j;
-                    vp[r * GEMM_NR + j] = if b < right {
+                    let b = b0 + pb * GEMM_NR + j;
+                    vp[r * GEMM_NR + j] = if b < b_range.end {
                         v[(r0 + r) * vs[0] + b * vs[1]].into()
                     } else {
                         0.0
@@ -235,19 +316,19 @@ fn gemm_panels<const FMA: bool>(
             }
             for pa in 0..left_panels {
                 // A block wholly below the diagonal is the mirror of one above it.
-                if symmetric && (pb + 1) * GEMM_NR <= pa * GEMM_MR {
+                if symmetric && b0 + (pb + 1) * GEMM_NR <= a0 + pa * GEMM_MR {
                     break;
                 }
                 let u_panel = &up[pa * GEMM_MR * slab..][..GEMM_MR * kc];
                 let acc = gemm_block::<FMA>(u_panel, &vp[..GEMM_NR * kc]);
                 for (i, acc_row) in acc.iter().enumerate() {
                     let a = pa * GEMM_MR + i;
-                    if a >= left {
+                    if a0 + a >= a_range.end {
                         break;
                     }
                     for (j, x) in acc_row.iter().enumerate() {
                         let b = pb * GEMM_NR + j;
-                        if b >= right {
+                        if b0 + b >= b_range.end {
                             break;
                         }
                         c[a * cs[0] + b * cs[1]] += x;
@@ -256,13 +337,6 @@ fn gemm_panels<const FMA: bool>(
             }
         }
         r0 += kc;
-    }
-    if symmetric {
-        for a in 0..left {
-            for b in 0..a {
-                c[a * cs[0] + b * cs[1]] = c[b * cs[0] + a * cs[1]];
-            }
-        }
     }
 }
 

@@ -15,6 +15,7 @@ pub const NAMES: &[&str] = &[
     "softplus",
     "fold64",
     "gemm",
+    "gemm_threads",
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
@@ -30,6 +31,7 @@ const F32: &str = include_str!("f32.rs");
 const ON_F64_PARTIALS: &[&str] = &[
     "fold64",
     "gemm",
+    "gemm_threads",
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
@@ -50,7 +52,12 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
         wanted.push("exp_shifted");
     }
     if wanted.contains(&"gemm") {
-        wanted.extend(["gemm_panels", "gemm_block", "gemm_block_fma"]);
+        wanted.extend([
+            "gemm_threads",
+            "gemm_panels",
+            "gemm_block",
+            "gemm_block_fma",
+        ]);
     }
     if wanted.iter().any(|u| matches!(*u, "exp" | "exp_shifted")) {
         wanted.push("exp_poly");
@@ -162,8 +169,9 @@ mod tests {
         }
 
         #[allow(clippy::too_many_arguments)]
-        pub(super) fn gemm_for_test<T: Copy + Into<f64>>(
+        pub(super) fn gemm_for_test<T: Copy + Into<f64> + Sync>(
             fma: bool,
+            threads: usize,
             rows: usize,
             left: usize,
             right: usize,
@@ -178,7 +186,8 @@ mod tests {
         ) {
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            fn with_fma<T: Copy + Into<f64>>(
+            fn with_fma<T: Copy + Into<f64> + Sync>(
+                threads: usize,
                 rows: usize,
                 left: usize,
                 right: usize,
@@ -191,13 +200,21 @@ mod tests {
                 cs: [usize; 2],
                 symmetric: bool,
             ) {
-                gemm::<true>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric)
+                gemm::<true>(
+                    rows, left, right, u, us, v, vs, scale, c, cs, symmetric, threads,
+                )
             }
             if fma {
                 // SAFETY: the caller checked the CPU for AVX2 and FMA.
-                unsafe { with_fma(rows, left, right, u, us, v, vs, scale, c, cs, symmetric) }
+                unsafe {
+                    with_fma(
+                        threads, rows, left, right, u, us, v, vs, scale, c, cs, symmetric,
+                    )
+                }
             } else {
-                gemm::<false>(rows, left, right, u, us, v, vs, scale, c, cs, symmetric)
+                gemm::<false>(
+                    rows, left, right, u, us, v, vs, scale, c, cs, symmetric, threads,
+                )
             }
         }
 
@@ -284,6 +301,9 @@ mod tests {
             (300, 10, 7),
             (257, 13, 13),
             (40, 33, 2),
+            // Past 2^20 multiply-adds per thread: split over threads.
+            (2100, 33, 41),
+            (2100, 41, 33),
         ] {
             let u: Vec<f64> = (0..rows * left).map(|_| rand()).collect();
             let v: Vec<f64> = (0..rows * right).map(|_| rand()).collect();
@@ -298,7 +318,7 @@ mod tests {
                         .sum();
                 }
             }
-            for fma in [false, true] {
+            for (fma, threads) in [(false, 1), (true, 1), (false, 3), (true, 3)] {
                 if fma
                     && !(std::is_x86_feature_detected!("avx2")
                         && std::is_x86_feature_detected!("fma"))
@@ -308,6 +328,7 @@ mod tests {
                 let mut got = vec![0.0; left * right];
                 f64_helpers::gemm_for_test(
                     fma,
+                    threads,
                     rows,
                     left,
                     right,
@@ -327,13 +348,32 @@ mod tests {
                     .fold(0.0, f64::max);
                 assert!(
                     err < 1e-12,
-                    "{rows}×{left}×{right}, fma {fma}: off by {err}"
+                    "{rows}×{left}×{right}, fma {fma}, {threads} threads: off by {err}"
                 );
+                // Threads give each entry the same sum in the same order.
+                let mut one = vec![0.0; left * right];
+                f64_helpers::gemm_for_test(
+                    fma,
+                    1,
+                    rows,
+                    left,
+                    right,
+                    &u,
+                    us,
+                    &v,
+                    vs,
+                    &s,
+                    &mut one,
+                    [right, 1],
+                    false,
+                );
+                assert_eq!(got, one, "{rows}×{left}×{right}, {threads} threads");
                 // Symmetric: u and v one operand, f32 data converted on the way.
                 let x: Vec<f32> = (0..rows * left).map(|_| rand() as f32).collect();
                 let mut sym = vec![0.0; left * left];
                 f64_helpers::gemm_for_test(
                     fma,
+                    threads,
                     rows,
                     left,
                     left,
