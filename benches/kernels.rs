@@ -6,6 +6,7 @@
 //! * `hvp/*`, `d3_dir/*`, `newton/*`: generated `xent_hvp`, `xent_d3_dir`
 //!   and `xent_newton` (`(H + λI)⁻¹ v`, O(n));
 //! * `hessian_vs_hvp/*`: the full Hessian against `xent_hvp` applied n times;
+//! * `d3_dir_f32/*`: `xent_f32_d3_dir` (f32 data) at n = 1e5;
 //! * `quad_hessian/*`: the Hessian `A + Aᵀ` of `xᵀAx` at n = 2048, the
 //!   generated (tiled) kernel against the plain double loop;
 //! * `triad`: STREAM's `a = b + s·c` on arrays far larger than the caches.
@@ -27,6 +28,10 @@ use common::{bandwidth, median};
 #[allow(dead_code)]
 mod xent {
     include!("../generated/xent.rs");
+}
+#[allow(dead_code)]
+mod xent_f32 {
+    include!("../generated/xent_f32.rs");
 }
 #[allow(dead_code)]
 mod quadratic {
@@ -183,6 +188,17 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // `D³f[v, v, v]` in f32 at n = 1e5 (an item of the JAX side by side).
+    let n = 100_000;
+    let (z, q, v) = data(n);
+    let f = |x: &[f64]| x.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+    let (z32, q32, v32) = (f(&z), f(&q), f(&v));
+    let mut g = c.benchmark_group("d3_dir_f32");
+    g.bench_function(BenchmarkId::new("generated", n), |b| {
+        b.iter(|| xent_f32::xent_f32_d3_dir(black_box(&z32), black_box(&q32), black_box(&v32)))
+    });
     g.finish();
 
     let (x, a) = quad_data();

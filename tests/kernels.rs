@@ -39,6 +39,10 @@ mod xent {
     }
 }
 #[deny(warnings)]
+mod xent_f32 {
+    include!("../generated/xent_f32.rs");
+}
+#[deny(warnings)]
 mod softmax {
     include!("../generated/softmax.rs");
 }
@@ -727,6 +731,40 @@ fn xent_newton_agrees_with_a_dense_solve() {
                 "n = {n}, entry {i}: {} vs {}",
                 x[i],
                 v[i] - mean
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_kernels_agree_with_f64_to_f32_precision() {
+    let mut rng = Rng(0x5eed_0032);
+    for n in [1, 7, 100, 1000, 100_000] {
+        let z = rng.vec(n, -4.0, 4.0);
+        let q = rng.vec(n, 0.0, 1.0);
+        let v = rng.vec(n, -1.0, 1.0);
+        let f = |x: &[f64]| x.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let (z32, q32, v32) = (f(&z), f(&q), f(&v));
+        // From the f32 data, so that only the arithmetic differs.
+        let back = |x: &[f32]| x.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+        let (z, q, v) = (back(&z32), back(&q32), back(&v32));
+        let want = xent::xent_d3_dir(&z, &q, &v);
+        let got = f64::from(xent_f32::xent_f32_d3_dir(&z32, &q32, &v32));
+        // Sums accumulate in f64; the terms are f32: a few ulp of the
+        // moments, which are of the size of Σq·E|v − p·v|³.
+        let s: f64 = q.iter().sum();
+        assert!(
+            (got - want).abs() <= 1e-5 * (want.abs() + s),
+            "n = {n}: {got} against {want}"
+        );
+        let mut g32 = vec![0.0f32; n];
+        xent_f32::xent_f32_grad(&z32, &q32, &mut g32);
+        let mut g = vec![0.0; n];
+        xent::xent_grad(&z, &q, &mut g);
+        for i in 0..n {
+            assert!(
+                (f64::from(g32[i]) - g[i]).abs() <= 1e-5 * (g[i].abs() + s / n as f64),
+                "grad {i}"
             );
         }
     }

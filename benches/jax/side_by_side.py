@@ -8,7 +8,8 @@ on the same machine, so the two can be read side by side.
 
 Items: the linear classifier's gradient wrt W (m=4096, d=256, k=10), the
 logistic-regression Hessian and gradient (m=2048, d=256, L2 weight
-0.0005), and the batched xent gradient (4096×1000). Data are passed as
+0.0005), the batched xent gradient (4096×1000), and `D³f[v, v, v]` of
+xent in f32 at n = 1e5 (`cargo bench --bench kernels -- d3_dir_f32`). Data are passed as
 arguments (not closed over), so XLA cannot fold them into constants.
 """
 import argparse
@@ -67,6 +68,22 @@ def items():
         return -jnp.sum(y * jax.nn.log_softmax(z, axis=1)) / z.shape[0]
 
     yield "batched xent grad 4096x1000", jax.jit(jax.grad(batched)), (z, yz)
+
+    n = 100_000
+    z1 = rng.standard_normal(n).astype(np.float32)
+    q1 = rng.random(n).astype(np.float32)
+    v1 = rng.standard_normal(n).astype(np.float32)
+
+    def xent(z, q):
+        return -jnp.sum(q * jax.nn.log_softmax(z))
+
+    def d3_dir(z, q, v):
+        # D³f[v, v, v] by three forward-mode derivatives along v.
+        d1 = lambda z: jax.jvp(lambda z: xent(z, q), (z,), (v,))[1]
+        d2 = lambda z: jax.jvp(d1, (z,), (v,))[1]
+        return jax.jvp(d2, (z,), (v,))[1]
+
+    yield "xent D3[v,v,v] f32 n=1e5", jax.jit(d3_dir), (z1, q1, v1)
 
 
 def main():

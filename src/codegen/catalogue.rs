@@ -64,6 +64,13 @@ pub fn own_kernels() -> Vec<OwnFile> {
             ],
         },
         OwnFile {
+            file: "xent_f32.rs",
+            kernels: vec![KernelSpec {
+                float: Float::F32,
+                ..spec("xent_f32", "xent(z, q)", 3, None)
+            }],
+        },
+        OwnFile {
             file: "quadratic.rs",
             kernels: vec![spec(
                 "quadratic",
