@@ -87,6 +87,37 @@ impl Body {
         self.keep_exponentials(&mut tail);
         self.inline(&mut tail);
         self.store_reciprocals(&mut tail);
+        let mut stmts = self.ordered(tail);
+        record("ordered", &stmts);
+        fuse(&mut stmts);
+        record("fuse", &stmts);
+        sink::sink(&mut stmts);
+        fuse(&mut stmts);
+        record("sink, fuse", &stmts);
+        self.fold_row_reductions(&mut stmts);
+        record("fold_rows", &stmts);
+        self.contract_rows(&mut stmts);
+        record("contract", &stmts);
+        shift_in_pass(&mut stmts);
+        record("shift", &stmts);
+        self.join_scaled_sums(&mut stmts);
+        record("join_sums", &stmts);
+        self.matrix_products(&mut stmts);
+        record("products", &stmts);
+        tile::tile_transposed(&mut stmts);
+        record("tile", &stmts);
+        symmetric::gather_classes(&mut stmts);
+        record("symmetric", &stmts);
+        crate::codegen::loops::schedule::schedule(&mut stmts, fixed);
+        record("schedule", &stmts);
+        return_directly(&mut stmts);
+        (stmts, self.temps)
+    }
+
+    /// The live temporaries in dependency order, each a loop nest or a
+    /// reduction (a sum over rows as `T[..] += …` with the summed variable
+    /// outside), then `tail`.
+    fn ordered(&mut self, tail: Vec<Stmt>) -> Vec<Stmt> {
         let depth = self.depths();
         let mut order: Vec<usize> = (0..self.temps.len())
             .filter(|&t| self.temps[t].live)
@@ -182,42 +213,7 @@ impl Body {
             self.temps[t].accumulated = true;
         }
         stmts.extend(tail);
-        record("ordered", &stmts);
-        fuse(&mut stmts);
-        record("fuse", &stmts);
-        sink::sink(&mut stmts);
-        fuse(&mut stmts);
-        record("sink, fuse", &stmts);
-        self.fold_row_reductions(&mut stmts);
-        record("fold_rows", &stmts);
-        self.contract_rows(&mut stmts);
-        record("contract", &stmts);
-        shift_in_pass(&mut stmts);
-        record("shift", &stmts);
-        self.join_scaled_sums(&mut stmts);
-        record("join_sums", &stmts);
-        self.matrix_products(&mut stmts);
-        record("products", &stmts);
-        tile::tile_transposed(&mut stmts);
-        record("tile", &stmts);
-        symmetric::gather_classes(&mut stmts);
-        record("symmetric", &stmts);
-        crate::codegen::loops::schedule::schedule(&mut stmts, fixed);
-        record("schedule", &stmts);
-        // `let x = …; x` returns the value itself.
-        if let [.., Stmt::Store {
-            place: Place::Temp(t),
-            add: false,
-            value,
-        }, Stmt::Return(Scalar::Temp(u))] = &stmts[..]
-        {
-            if t == u {
-                let value = value.clone();
-                stmts.truncate(stmts.len() - 2);
-                stmts.push(Stmt::Return(value));
-            }
-        }
-        (stmts, self.temps)
+        stmts
     }
 
     /// Dependency depth of each temporary.
@@ -242,5 +238,21 @@ impl Body {
         (0..self.temps.len())
             .map(|t| go(t, &self.temps, &mut memo))
             .collect()
+    }
+}
+
+/// `let x = …; x` returns the value itself.
+fn return_directly(stmts: &mut Vec<Stmt>) {
+    if let [.., Stmt::Store {
+        place: Place::Temp(t),
+        add: false,
+        value,
+    }, Stmt::Return(Scalar::Temp(u))] = &stmts[..]
+    {
+        if t == u {
+            let value = value.clone();
+            stmts.truncate(stmts.len() - 2);
+            stmts.push(Stmt::Return(value));
+        }
     }
 }
