@@ -157,6 +157,8 @@ pub(crate) struct Function {
 }
 
 impl Function {
+    /// The function's items: its public entry point(s), the AVX2 copy and
+    /// the body; its plan is pushed to `plans` for the interpreter.
     pub(crate) fn emit(
         &self,
         sig: &Signature,
@@ -165,25 +167,7 @@ impl Function {
         plans: &mut Vec<(String, interp::Plan)>,
         build: impl FnOnce(&mut Body) -> Result<Lowered>,
     ) -> Result<TokenStream> {
-        let mut shapes = sig.shapes.clone();
-        shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
-        if self.lambda {
-            shapes.push((LAMBDA.to_string(), Vec::new()));
-        }
-        let mut body = Body::new(shapes);
-        let (tail, out_idx) = match build(&mut body)? {
-            Lowered::Poly(poly, out_idx) => {
-                let poly = loops::merge_sums(&poly);
-                let tail = if self.tensor_out {
-                    body.output(&poly, &out_idx)
-                } else {
-                    vec![Stmt::Return(body.scalar(&poly))]
-                };
-                (tail, out_idx)
-            }
-            Lowered::Stmts(tail, out_idx) => (tail, out_idx),
-        };
-        let (stmts, temps) = body.finish(tail, &names.fixed);
+        let (stmts, temps, out_idx) = self.lower(sig, names, build)?;
         plans.push((
             self.name.to_string(),
             interp::Plan {
@@ -193,108 +177,14 @@ impl Function {
                 returns: !self.tensor_out,
             },
         ));
-        let mut inputs = names.inputs.clone();
-        inputs.push(sig.direction.clone());
-        let mut scalar = names.scalar.clone();
-        scalar.push(false);
-        if self.lambda {
-            inputs.push(format_ident!("lambda"));
-            scalar.push(true);
-        }
-        let names = Names {
-            kernel: names.kernel.clone(),
-            inputs,
-            scalar,
-            fixed: names.fixed.clone(),
-            float: names.float,
-        };
+        let names = self.body_names(sig, names);
         let em = Emitter::new(&names, &temps);
         for s in &stmts {
             helpers.note_stmt(s);
         }
         let ty = names.float.rust_type();
-
-        // Which parameters the body reads.
-        let mut used = BTreeSet::new();
-        for s in &stmts {
-            loops::visit_stmt(s, &mut |e| {
-                if let loops::Scalar::Load(loops::Access {
-                    array: loops::Array::Input(k),
-                    ..
-                }) = e
-                {
-                    used.insert(*k);
-                }
-            });
-        }
-
-        // Parameters, and the same names as arguments (for the dispatch).
-        let (mut params, mut args) = sig.inputs_and_lengths(&names);
-        if self.direction {
-            let n = &sig.direction;
-            params.push(quote!(#n: &[#ty]));
-            args.push(n.clone());
-        }
-        if self.lambda {
-            params.push(quote!(lambda: #ty));
-            args.push(format_ident!("lambda"));
-        }
-        if self.tensor_out {
-            params.push(quote!(out: &mut [#ty]));
-            args.push(format_ident!("out"));
-        }
-
-        // Lengths: read off vector arguments, then every argument checked once.
-        let mut entry = TokenStream::new();
-        for (dname, k) in &sig.from_input {
-            let d = Ident::new(dname, Span::call_site());
-            let a = &names.inputs[*k];
-            entry.extend(quote!(let #d = #a.len();));
-        }
-        let mut check = |arg: &Ident, dims: &[Dim], skip: bool| {
-            if skip {
-                return;
-            }
-            let arg_name = arg.to_string();
-            let len = em.product(dims);
-            let shown: Vec<String> = dims
-                .iter()
-                .map(|d| {
-                    names
-                        .fixed
-                        .get(&d.to_string())
-                        .map(|v| v.to_string())
-                        .unwrap_or(d.to_string())
-                })
-                .collect();
-            let msg = format!(
-                "`{arg_name}` must have length {}",
-                if shown.is_empty() {
-                    "1".into()
-                } else {
-                    shown.join("·")
-                }
-            );
-            entry.extend(quote!(assert_eq!(#arg.len(), #len, #msg);));
-        };
-        for (k, (_, dims)) in sig.shapes.iter().enumerate() {
-            let derived = sig.from_input.iter().any(|(_, j)| *j == k) && dims.len() == 1;
-            let unused = !used.contains(&k) && !derived;
-            if unused || names.scalar[k] {
-                continue;
-            }
-            check(&names.inputs[k], dims, derived);
-        }
-        if self.direction {
-            check(&sig.direction, &sig.wrt_dims, false);
-        }
-        if self.tensor_out {
-            check(
-                &format_ident!("out"),
-                &out_idx.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
-                false,
-            );
-        }
+        let (params, args) = self.params(sig, &names);
+        let entry = self.entry_checks(sig, &names, &em, &stmts, &out_idx);
         let mut alloc = em.allocations();
         alloc.extend(em.orbits(&stmts));
         let code = em.stmts(&stmts);
@@ -405,6 +295,154 @@ impl Function {
                 #code
             }
         })
+    }
+
+    /// The body as a finished loop plan: built, lowered, through the passes.
+    #[allow(clippy::type_complexity)]
+    fn lower(
+        &self,
+        sig: &Signature,
+        names: &Names,
+        build: impl FnOnce(&mut Body) -> Result<Lowered>,
+    ) -> Result<(Vec<Stmt>, Vec<loops::Temp>, Vec<(Ix, Dim)>)> {
+        let mut shapes = sig.shapes.clone();
+        shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
+        if self.lambda {
+            shapes.push((LAMBDA.to_string(), Vec::new()));
+        }
+        let mut body = Body::new(shapes);
+        let (tail, out_idx) = match build(&mut body)? {
+            Lowered::Poly(poly, out_idx) => {
+                let poly = loops::merge_sums(&poly);
+                let tail = if self.tensor_out {
+                    body.output(&poly, &out_idx)
+                } else {
+                    vec![Stmt::Return(body.scalar(&poly))]
+                };
+                (tail, out_idx)
+            }
+            Lowered::Stmts(tail, out_idx) => (tail, out_idx),
+        };
+        let (stmts, temps) = body.finish(tail, &names.fixed);
+        Ok((stmts, temps, out_idx))
+    }
+
+    /// The names the body is printed with: the inputs, then the direction
+    /// and `lambda` where the function takes them.
+    fn body_names(&self, sig: &Signature, names: &Names) -> Names {
+        let mut inputs = names.inputs.clone();
+        inputs.push(sig.direction.clone());
+        let mut scalar = names.scalar.clone();
+        scalar.push(false);
+        if self.lambda {
+            inputs.push(format_ident!("lambda"));
+            scalar.push(true);
+        }
+        Names {
+            kernel: names.kernel.clone(),
+            inputs,
+            scalar,
+            fixed: names.fixed.clone(),
+            float: names.float,
+        }
+    }
+
+    /// Parameters, and the same names as arguments (for the dispatch).
+    fn params(&self, sig: &Signature, names: &Names) -> (Vec<TokenStream>, Vec<Ident>) {
+        let ty = names.float.rust_type();
+        let (mut params, mut args) = sig.inputs_and_lengths(names);
+        if self.direction {
+            let n = &sig.direction;
+            params.push(quote!(#n: &[#ty]));
+            args.push(n.clone());
+        }
+        if self.lambda {
+            params.push(quote!(lambda: #ty));
+            args.push(format_ident!("lambda"));
+        }
+        if self.tensor_out {
+            params.push(quote!(out: &mut [#ty]));
+            args.push(format_ident!("out"));
+        }
+
+        (params, args)
+    }
+
+    /// Lengths read off vector arguments, then every argument the body
+    /// reads checked once.
+    fn entry_checks(
+        &self,
+        sig: &Signature,
+        names: &Names,
+        em: &Emitter,
+        stmts: &[Stmt],
+        out_idx: &[(Ix, Dim)],
+    ) -> TokenStream {
+        // Which parameters the body reads.
+        let mut used = BTreeSet::new();
+        for s in stmts {
+            loops::visit_stmt(s, &mut |e| {
+                if let loops::Scalar::Load(loops::Access {
+                    array: loops::Array::Input(k),
+                    ..
+                }) = e
+                {
+                    used.insert(*k);
+                }
+            });
+        }
+
+        let mut entry = TokenStream::new();
+        for (dname, k) in &sig.from_input {
+            let d = Ident::new(dname, Span::call_site());
+            let a = &names.inputs[*k];
+            entry.extend(quote!(let #d = #a.len();));
+        }
+        let mut check = |arg: &Ident, dims: &[Dim], skip: bool| {
+            if skip {
+                return;
+            }
+            let arg_name = arg.to_string();
+            let len = em.product(dims);
+            let shown: Vec<String> = dims
+                .iter()
+                .map(|d| {
+                    names
+                        .fixed
+                        .get(&d.to_string())
+                        .map(|v| v.to_string())
+                        .unwrap_or(d.to_string())
+                })
+                .collect();
+            let msg = format!(
+                "`{arg_name}` must have length {}",
+                if shown.is_empty() {
+                    "1".into()
+                } else {
+                    shown.join("·")
+                }
+            );
+            entry.extend(quote!(assert_eq!(#arg.len(), #len, #msg);));
+        };
+        for (k, (_, dims)) in sig.shapes.iter().enumerate() {
+            let derived = sig.from_input.iter().any(|(_, j)| *j == k) && dims.len() == 1;
+            let unused = !used.contains(&k) && !derived;
+            if unused || names.scalar[k] {
+                continue;
+            }
+            check(&names.inputs[k], dims, derived);
+        }
+        if self.direction {
+            check(&sig.direction, &sig.wrt_dims, false);
+        }
+        if self.tensor_out {
+            check(
+                &format_ident!("out"),
+                &out_idx.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+                false,
+            );
+        }
+        entry
     }
 }
 
