@@ -56,11 +56,13 @@ pub fn kernel_plans(spec: &KernelSpec) -> Result<Vec<(String, interp::Plan)>> {
 
 type Built = (TokenStream, Vec<(String, interp::Plan)>, String);
 
-fn kernel_build(spec: &KernelSpec) -> Result<Built> {
-    check_ident(&spec.name)?;
-    let mut req = Request::new(&spec.expr, spec.order);
-    req.wrt = spec.wrt.clone();
-    let d = derive(&req)?;
+/// The lengths fixed by `--dim` (`Builder::dim`), checked against the
+/// expression's symbolic dimensions, which must also not clash with the
+/// kernel's own names.
+fn fixed_lengths(
+    spec: &KernelSpec,
+    d: &crate::derive::Derivation,
+) -> Result<HashMap<String, usize>> {
     let symbolic = d.typed.symbolic_dims();
     for n in &symbolic {
         // Dimensions become `usize` parameters and locals under their own
@@ -97,6 +99,15 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
         }
         fixed.insert(n.clone(), *v);
     }
+    Ok(fixed)
+}
+
+fn kernel_build(spec: &KernelSpec) -> Result<Built> {
+    check_ident(&spec.name)?;
+    let mut req = Request::new(&spec.expr, spec.order);
+    req.wrt = spec.wrt.clone();
+    let d = derive(&req)?;
+    let fixed = fixed_lengths(spec, &d)?;
     check_output_sizes(spec, &d, &fixed)?;
     let sig = Signature::new(&d, &fixed, &spec.name);
     let names = Names {
