@@ -105,48 +105,7 @@ impl Derivation {
         let k = self.tensor.order();
         // Matrix variables get chain forms (`Xᵀ(A − Y)/m`); vector ones the
         // diag/outer form (`diag(p) − p pᵀ`).
-        let has_matrix = self.typed.vars.iter().any(|(_, s)| s.rank() == 2);
-        let free_idx = self.free_indices();
-        let matrix = if k > 2 || free_idx.is_empty() {
-            None
-        } else if has_matrix {
-            let terms = self.tensor.expanded().terms;
-            let mut namer = PartNamer {
-                printer: &mut printer,
-            };
-            // Scalars print as text here; the whole chain is converted to
-            // LaTeX below.
-            let mut show = |fs: &[crate::ir::Factor]| -> String {
-                if fs.is_empty() {
-                    return String::new();
-                }
-                let mut r = egg::RecExpr::default();
-                crate::lang::add_term(fs, 1.0, &mut r);
-                let mut names = Names::new(&[], &BTreeSet::new());
-                Printer {
-                    names: &mut names,
-                    syntax: Syntax::Text,
-                    overrides: Default::default(),
-                }
-                .show(&r)
-            };
-            // Sums merged first (one chain with a row weight), else term
-            // by term.
-            let merged = crate::matform::merge_row_sums(&terms);
-            let chain =
-                crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
-                    .or_else(|| {
-                        crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
-                    });
-            match syntax {
-                Syntax::Text => chain,
-                Syntax::Latex => chain.map(|c| chain_latex(&c)),
-            }
-        } else if self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
-            matrix_form(&self.tensor.expanded().terms, &free_idx, &mut printer)
-        } else {
-            None
-        };
+        let matrix = self.report_matrix(&mut printer, syntax);
         // A row-wise part's definition names itself (`A_ec = softmax_c(…)`).
         let part_lines: Vec<String> = names
             .parts
@@ -214,42 +173,8 @@ impl Derivation {
                 for line in &part_lines {
                     out.push_str(&format!("{line}\n"));
                 }
-                // A left-hand side to paste: ∂³f/∂z_i∂z_j∂z_k with the
-                // derivative's own indices.
-                let value_names = &free[..self.tensor.value_idx.len()];
-                let f = if value_names.is_empty() {
-                    "f".to_string()
-                } else {
-                    format!("f_{{{}}}", value_names.join(""))
-                };
+                let lhs = self.latex_lhs(&free);
                 let wrt = latex_name(&self.wrt);
-                let lhs = if k == 0 {
-                    f.clone()
-                } else {
-                    let per = self.tensor.wrt_dims.len();
-                    let dens: Vec<String> = (0..k)
-                        .map(|g| {
-                            let idx = &free
-                                [value_names.len() + g * per..value_names.len() + (g + 1) * per];
-                            if idx.is_empty() {
-                                format!("\\partial {wrt}")
-                            } else {
-                                format!("\\partial {wrt}_{{{}}}", idx.join(""))
-                            }
-                        })
-                        .collect();
-                    let dens = if per == 0 && k > 1 {
-                        format!("\\partial {wrt}^{{{k}}}")
-                    } else {
-                        dens.join(" ")
-                    };
-                    let pow = if k > 1 {
-                        format!("^{{{k}}}")
-                    } else {
-                        String::new()
-                    };
-                    format!("\\frac{{\\partial{pow} {f}}}{{{dens}}}")
-                };
                 out.push_str(&format!("{lhs} = {index_form}\n"));
                 if let Some(m) = matrix {
                     let whole = if k == 0 {
@@ -277,6 +202,94 @@ impl Derivation {
             }
         }
         (out, display_stats)
+    }
+
+    /// The matrix form of the report: chain forms for matrix variables
+    /// (`Xᵀ(A − Y)/m`), the diag/outer form for vector ones
+    /// (`diag(p) − p pᵀ`); none past order 2.
+    fn report_matrix(&self, printer: &mut Printer, syntax: Syntax) -> Option<String> {
+        let k = self.tensor.order();
+        let has_matrix = self.typed.vars.iter().any(|(_, s)| s.rank() == 2);
+        let free_idx = self.free_indices();
+        if k > 2 || free_idx.is_empty() {
+            None
+        } else if has_matrix {
+            let terms = self.tensor.expanded().terms;
+            let mut namer = PartNamer { printer };
+            // Scalars print as text here; the whole chain is converted to
+            // LaTeX below.
+            let mut show = |fs: &[crate::ir::Factor]| -> String {
+                if fs.is_empty() {
+                    return String::new();
+                }
+                let mut r = egg::RecExpr::default();
+                crate::lang::add_term(fs, 1.0, &mut r);
+                let mut names = Names::new(&[], &BTreeSet::new());
+                Printer {
+                    names: &mut names,
+                    syntax: Syntax::Text,
+                    overrides: Default::default(),
+                }
+                .show(&r)
+            };
+            // Sums merged first (one chain with a row weight), else term
+            // by term.
+            let merged = crate::matform::merge_row_sums(&terms);
+            let chain =
+                crate::matform::matrix_chain_form(&merged, &free_idx, &mut namer, &mut show)
+                    .or_else(|| {
+                        crate::matform::matrix_chain_form(&terms, &free_idx, &mut namer, &mut show)
+                    });
+            match syntax {
+                Syntax::Text => chain,
+                Syntax::Latex => chain.map(|c| chain_latex(&c)),
+            }
+        } else if self.typed.var_shape(&self.wrt).map(Shape::rank) == Some(1) {
+            matrix_form(&self.tensor.expanded().terms, &free_idx, printer)
+        } else {
+            None
+        }
+    }
+
+    /// The LaTeX left-hand side to paste: `∂³f/∂z_i∂z_j∂z_k` with the
+    /// derivative's own indices.
+    fn latex_lhs(&self, free: &[String]) -> String {
+        let k = self.tensor.order();
+        // A left-hand side to paste: ∂³f/∂z_i∂z_j∂z_k with the
+        // derivative's own indices.
+        let value_names = &free[..self.tensor.value_idx.len()];
+        let f = if value_names.is_empty() {
+            "f".to_string()
+        } else {
+            format!("f_{{{}}}", value_names.join(""))
+        };
+        let wrt = latex_name(&self.wrt);
+        if k == 0 {
+            f.clone()
+        } else {
+            let per = self.tensor.wrt_dims.len();
+            let dens: Vec<String> = (0..k)
+                .map(|g| {
+                    let idx = &free[value_names.len() + g * per..value_names.len() + (g + 1) * per];
+                    if idx.is_empty() {
+                        format!("\\partial {wrt}")
+                    } else {
+                        format!("\\partial {wrt}_{{{}}}", idx.join(""))
+                    }
+                })
+                .collect();
+            let dens = if per == 0 && k > 1 {
+                format!("\\partial {wrt}^{{{k}}}")
+            } else {
+                dens.join(" ")
+            };
+            let pow = if k > 1 {
+                format!("^{{{k}}}")
+            } else {
+                String::new()
+            };
+            format!("\\frac{{\\partial{pow} {f}}}{{{dens}}}")
+        }
     }
 
     fn display_is_symmetrized(&self) -> bool {
