@@ -223,57 +223,48 @@ impl Function {
         // thread count, `{name}` passes 1 and `{name}_threads` the caller's.
         let threaded = stmts.iter().any(has_matmul);
         let (mut inner_params, mut inner_args) = (params.clone(), args.clone());
-        let mut entry_points = TokenStream::new();
-        let dispatch = |threads: TokenStream| {
+        // The body, on a CPU with AVX2 and FMA through its AVX2 copy.
+        let dispatch = |call: &[TokenStream]| {
             quote! {
                 #[cfg(target_arch = "x86_64")]
                 {
                     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                         // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                        return unsafe { #wide_name(#(#args,)* #threads) };
+                        return unsafe { #wide_name(#(#call),*) };
                     }
                 }
-                #body_name::<false>(#(#args,)* #threads)
+                #body_name::<false>(#(#call),*)
             }
         };
+        let mut call: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
+        let mut threads_entry = TokenStream::new();
         if threaded {
             inner_params.push(quote!(threads: usize));
             inner_args.push(format_ident!("threads"));
-            let one = dispatch(quote!(1));
-            let many = dispatch(quote!(threads));
+            let many = dispatch(&[call.clone(), vec![quote!(threads)]].concat());
+            call.push(quote!(1));
             let threads_name = format_ident!("{}_threads", name);
             let threads_doc = format!(
                 " [`{name}`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used."
             );
-            entry_points.extend(quote! {
-                #(#[doc = #doc])*
-                #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-                pub fn #name(#(#params),*) #ret {
-                    #one
-                }
-
+            threads_entry = quote! {
                 #[doc = #threads_doc]
                 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
                 pub fn #threads_name(#(#params,)* threads: usize) #ret {
                     #many
                 }
-            });
-        } else {
-            entry_points.extend(quote! {
-                #(#[doc = #doc])*
-                #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-                pub fn #name(#(#params),*) #ret {
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                            return unsafe { #wide_name(#(#args),*) };
-                        }
-                    }
-                    #body_name::<false>(#(#args),*)
-                }
-            });
+            };
         }
+        let one = dispatch(&call);
+        let entry_points = quote! {
+            #(#[doc = #doc])*
+            #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+            pub fn #name(#(#params),*) #ret {
+                #one
+            }
+
+            #threads_entry
+        };
         let (params, args) = (inner_params, inner_args);
         Ok(quote! {
             #entry_points

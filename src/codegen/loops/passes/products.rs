@@ -43,10 +43,13 @@ impl Body {
     pub(crate) fn matrix_products(&mut self, stmts: &mut Vec<Stmt>) {
         let mut k = 0;
         while k < stmts.len() {
-            let writes = write_counts(stmts);
-            let Stmt::Loop { var, dim, body } = &mut stmts[k] else {
+            if !matches!(stmts[k], Stmt::Loop { .. }) {
                 k += 1;
                 continue;
+            }
+            let writes = write_counts(stmts);
+            let Stmt::Loop { var, dim, body } = &mut stmts[k] else {
+                unreachable!("checked just above")
             };
             let (r, m) = (*var, dim.clone());
             let (mut around, after) = self.take_products(r, &m, body, &writes);
@@ -72,10 +75,10 @@ impl Body {
         let (mut before, mut after) = (Vec::new(), Vec::new());
         let mut j = 0;
         while j < body.len() {
-            let in_loop = written(body);
-            let read_so_far = reads(&body[..j]);
-            let read_in_loop = reads(body);
             if let Some(nest) = Nest::of(&body[j], writes) {
+                let in_loop = touched(body, true);
+                let read_so_far = touched(&body[..j], false);
+                let read_in_loop = touched(body, false);
                 if nest.out_vars() == BTreeSet::from([nest.a.0, nest.b.0])
                     && !read_in_loop.contains(&Target::Array(nest.out.array.clone()))
                 {
@@ -111,7 +114,7 @@ impl Body {
         if small(&[m, &nest.a.1, &nest.b.1]) {
             return None;
         }
-        let in_prefix = written(&nest.prefix);
+        let in_prefix = touched(&nest.prefix, true);
         let (mut us, mut vs, mut ss) = (Vec::new(), Vec::new(), Vec::new());
         for f in &nest.factors {
             let vars = vars_of(f);
@@ -308,9 +311,7 @@ impl Nest {
         };
         let target = Target::Array(out.array.clone());
         if writes.iter().find(|(t, _)| *t == target).map(|(_, n)| *n) != Some(1)
-            || prefix
-                .iter()
-                .any(|s| written(std::slice::from_ref(s)).contains(&target))
+            || touched(prefix, true).contains(&target)
         {
             return None;
         }
@@ -382,22 +383,12 @@ fn targets_read(x: &Scalar) -> HashSet<Target> {
     out.into_iter().map(|(t, _, _)| t).collect()
 }
 
-/// What statements write.
-fn written(stmts: &[Stmt]) -> HashSet<Target> {
+/// What statements write (`write`) or read.
+fn touched(stmts: &[Stmt], write: bool) -> HashSet<Target> {
     let mut out = Vec::new();
     stmts.iter().for_each(|s| accesses(s, &mut out));
     out.into_iter()
-        .filter(|(_, _, w)| *w)
-        .map(|(t, _, _)| t)
-        .collect()
-}
-
-/// What statements read.
-fn reads(stmts: &[Stmt]) -> HashSet<Target> {
-    let mut out = Vec::new();
-    stmts.iter().for_each(|s| accesses(s, &mut out));
-    out.into_iter()
-        .filter(|(_, _, w)| !*w)
+        .filter(|(_, _, w)| *w == write)
         .map(|(t, _, _)| t)
         .collect()
 }
@@ -409,14 +400,7 @@ fn write_counts(stmts: &[Stmt]) -> Vec<(Target, usize)> {
             body.iter().for_each(|b| go(b, out));
             return;
         }
-        let mut acc = Vec::new();
-        accesses(s, &mut acc);
-        let mine: HashSet<Target> = acc
-            .into_iter()
-            .filter(|(_, _, w)| *w)
-            .map(|(t, _, _)| t)
-            .collect();
-        for t in mine {
+        for t in touched(std::slice::from_ref(s), true) {
             match out.iter_mut().find(|(u, _)| *u == t) {
                 Some((_, n)) => *n += 1,
                 None => out.push((t, 1)),
