@@ -190,20 +190,7 @@ impl Machine<'_> {
             Stmt::Symmetric { classes, .. } => {
                 self.out.iter_mut().for_each(|x| *x = 0.0);
                 for c in classes {
-                    let mut s = Stmt::Scatter {
-                        vars: c.vars.clone(),
-                        sizes: c.sizes.clone(),
-                        kinds: c.kinds.clone(),
-                        value: c.value.clone(),
-                    };
-                    for (v, d) in c.vars.iter().rev() {
-                        s = Stmt::Loop {
-                            var: *v,
-                            dim: d.clone(),
-                            body: vec![s],
-                        };
-                    }
-                    self.exec(&s);
+                    self.exec(&c.scatter_nest());
                 }
             }
             // Tiles visit the same iterations; plainly ordered here.

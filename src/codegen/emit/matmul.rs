@@ -12,11 +12,7 @@ use crate::ir::Dim;
 
 /// The factors of a product's summand: over `left`, over `right`, and the
 /// optional scale over the summed variable alone.
-pub(crate) fn operands(
-    summand: &Scalar,
-    left: Var,
-    right: Var,
-) -> Option<(Access, Access, Option<Access>)> {
+fn operands(summand: &Scalar, left: Var, right: Var) -> Option<(Access, Access, Option<Access>)> {
     let mut factors = Vec::new();
     flatten_product(summand, &mut factors);
     let (mut u, mut v, mut s) = (None, None, None);

@@ -557,20 +557,13 @@ impl Body {
             vars.push((v, dim.clone()));
         }
         let value = self.poly(value, &env);
-        let mut s = Stmt::Scatter {
-            vars: vars.clone(),
+        SymClass {
+            vars,
             sizes,
             kinds,
             value,
-        };
-        for (v, d) in vars.into_iter().rev() {
-            s = Stmt::Loop {
-                var: v,
-                dim: d,
-                body: vec![s],
-            };
         }
-        s
+        .scatter_nest()
     }
 }
 

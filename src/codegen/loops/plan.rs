@@ -230,6 +230,28 @@ pub struct SymClass {
     pub value: Scalar,
 }
 
+impl SymClass {
+    /// The class as a loop nest over its blocks that scatters its value to
+    /// the entries of each of its terms (how it is lowered, and how the
+    /// interpreter runs it).
+    pub fn scatter_nest(&self) -> Stmt {
+        let mut s = Stmt::Scatter {
+            vars: self.vars.clone(),
+            sizes: self.sizes.clone(),
+            kinds: self.kinds.clone(),
+            value: self.value.clone(),
+        };
+        for (v, d) in self.vars.iter().rev() {
+            s = Stmt::Loop {
+                var: *v,
+                dim: d.clone(),
+                body: vec![s],
+            };
+        }
+        s
+    }
+}
+
 /// How a temporary is computed, for each point of its loop nest.
 #[derive(Clone, Debug)]
 pub enum Def {
