@@ -14,14 +14,14 @@ fn derive_xent(c: &mut Criterion) {
         let nodes: usize = d.stats.iter().map(|s| s.nodes).max().unwrap_or(0);
         eprintln!(
             "order {order}: {} classes, largest e-graph {nodes} e-nodes",
-            d.tensor.classes.len()
+            d.tensor().classes.len()
         );
         group.bench_with_input(BenchmarkId::from_parameter(order), &req, |b, req| {
             b.iter(|| {
                 black_box(
                     symdiff::derive(black_box(req))
                         .unwrap()
-                        .tensor
+                        .tensor()
                         .classes
                         .len(),
                 )

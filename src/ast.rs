@@ -30,10 +30,8 @@ pub enum Statement {
     Let {
         /// The bound name.
         name: String,
-        /// Its value.
+        /// Its value (which carries its own span).
         value: Expr,
-        /// Where the binding is.
-        span: Span,
     },
     /// `def f(a, b) = e`
     Def {

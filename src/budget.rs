@@ -3,11 +3,11 @@
 //! which
 //!
 //! - gives it a thread with a large stack, so the tree walkers (all
-//!   recursive, over expressions at most [`crate::parse::MAX_DEPTH`] deep)
+//!   recursive, over expressions at most a fixed depth deep)
 //!   never overflow, whether the caller is the CLI, a test thread or a build
 //!   script's 8 MiB main thread;
 //! - sets a wall-clock deadline that the expensive loops check *inside* the
-//!   work ([`check`], called wherever polynomials are built and loops
+//!   work (`check`, called wherever polynomials are built and loops
 //!   emitted), so one slow order or one huge kernel is stopped on time, not
 //!   after it finishes.
 //!
@@ -27,7 +27,7 @@ use crate::diag::{Error, Result};
 
 /// Stack of the thread the pipeline runs on. Only the pages used are
 /// committed, so a large reservation costs nothing for small inputs.
-pub const STACK_BYTES: usize = 512 << 20;
+pub(crate) const STACK_BYTES: usize = 512 << 20;
 
 /// Default wall-clock limit for one request.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
@@ -37,12 +37,12 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// The payload that unwinds from [`check`] to [`run`].
+/// The payload that unwinds from `check` to [`run`].
 struct Exceeded;
 
 /// Stops the current request if its deadline has passed. Cheap (one clock
 /// read); outside [`run`] it does nothing.
-pub fn check() {
+pub(crate) fn check() {
     if let Some(deadline) = DEADLINE.with(Cell::get) {
         if Instant::now() > deadline {
             resume_unwind(Box::new(Exceeded));
@@ -51,14 +51,14 @@ pub fn check() {
 }
 
 thread_local! {
-    /// Calls of [`tick`] since the clock was last read.
+    /// Calls of `tick` since the clock was last read.
     static TICKS: Cell<u32> = const { Cell::new(0) };
 }
 
-/// [`check`] once every 1024 calls: for the inner loop of a long piece of
+/// `check` once every 1024 calls: for the inner loop of a long piece of
 /// work (a comparison in a large sort), where reading the clock each time
 /// would cost more than the step.
-pub fn tick() {
+pub(crate) fn tick() {
     let n = TICKS.with(|t| {
         let n = t.get().wrapping_add(1);
         t.set(n);
@@ -70,7 +70,7 @@ pub fn tick() {
 }
 
 /// Time left before the current request's deadline (`None` outside [`run`]).
-pub fn remaining() -> Option<Duration> {
+pub(crate) fn remaining() -> Option<Duration> {
     DEADLINE
         .with(Cell::get)
         .map(|d| d.saturating_duration_since(Instant::now()))

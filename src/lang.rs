@@ -341,11 +341,6 @@ fn node_poly(r: &RecExpr<Math>, id: Id, scope: &mut Vec<(Symbol, Ix)>) -> Option
     })
 }
 
-/// Whether an atom, rebuilt, is unchanged (used by tests of the round trip).
-pub fn round_trips(p: &Poly) -> bool {
-    from_rec(&to_rec(p)).as_ref() == Some(p)
-}
-
 /// Free index symbols of the subexpression at `id`.
 pub fn free_symbols(r: &RecExpr<Math>, id: Id) -> BTreeSet<Symbol> {
     match &r[id] {

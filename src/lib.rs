@@ -4,10 +4,10 @@
 //! The pipeline, one module per stage:
 //! `grammar/symdiff.pest` → `parse` → `shape` → `lower` (index IR, `ir`)
 //! → `diff` (with `sym` for symmetry classes) → `simplify` (`lang`,
-//! `rules`) → `render` | [`eval`] | [`codegen`]. The stages are public
-//! for the crate's own tests but hidden from these docs; the API is
-//! [`derive()`], [`eval`], [`codegen`], [`analyze`], [`explain`] and
-//! [`Builder`].
+//! `rules`) → `render` | [`eval`] | [`codegen`]. The stages are private
+//! (the crate's own tests reach them through the `internals` feature);
+//! the API is [`derive()`], [`eval`], [`codegen`], [`analyze`],
+//! [`explain`], [`budget`] and [`Builder`].
 //!
 //! # Kernels from a build script
 //!
@@ -34,10 +34,36 @@
 // The crate docs show build scripts, whose `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]
 
+// The pipeline's stages: private, not part of the API. The `internals`
+// feature makes them public for the crate's own tests, benchmarks and fuzz
+// targets, which check each stage against independent truth (the
+// dev-dependency on this crate turns it on for `cargo test`). `internal!`
+// does the same for one item of an API module.
+macro_rules! internal {
+    ($(#[$meta:meta])* pub $($item:tt)*) => {
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        $(#[$meta])*
+        pub $($item)*
+        #[cfg(not(feature = "internals"))]
+        $(#[$meta])*
+        pub(crate) $($item)*
+    };
+}
+macro_rules! stages {
+    ($($stage:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $stage;
+        #[cfg(not(feature = "internals"))]
+        pub(crate) mod $stage;
+    )*};
+}
 // The API: what a user of `derive`, `eval`, `codegen`, `analyze`,
 // `--explain` and the build-script `Builder` needs (with the re-exports
 // below).
 pub mod analyze;
+pub mod budget;
 pub mod builder;
 pub mod codegen;
 pub mod derive;
@@ -45,41 +71,23 @@ pub mod diag;
 pub mod eval;
 pub mod explain;
 
-// The pipeline's stages. Public for the crate's own tests, benchmarks and
-// fuzz targets (which check each stage against independent truth), not
-// part of the API: hidden from the documentation, free to change.
-#[doc(hidden)]
-pub mod ast;
-#[doc(hidden)]
-pub mod budget;
-#[doc(hidden)]
-pub mod compact;
-#[doc(hidden)]
-pub mod diff;
-#[doc(hidden)]
-pub mod ir;
-#[doc(hidden)]
-pub mod kernel_algebra;
-#[doc(hidden)]
-pub mod lang;
-#[doc(hidden)]
-pub mod lower;
-#[doc(hidden)]
-pub mod matform;
-#[doc(hidden)]
-pub mod parse;
-#[doc(hidden)]
-pub mod ratfun;
-#[doc(hidden)]
-pub mod render;
-#[doc(hidden)]
-pub mod rules;
-#[doc(hidden)]
-pub mod shape;
-#[doc(hidden)]
-pub mod simplify;
-#[doc(hidden)]
-pub mod sym;
+stages!(
+    ast,
+    compact,
+    diff,
+    ir,
+    kernel_algebra,
+    lang,
+    lower,
+    matform,
+    parse,
+    ratfun,
+    render,
+    rules,
+    shape,
+    simplify,
+    sym
+);
 
 pub use builder::{BuildError, Builder};
 pub use codegen::Float;
@@ -87,4 +95,7 @@ pub use derive::{derive, Derivation, Request};
 pub use diag::{Error, Result};
 pub use render::Syntax;
 pub use rules::assume::Fact;
-pub use simplify::Limits;
+pub use shape::FUNCTIONS;
+pub use simplify::{Limits, RunStats};
+pub use shape::Shape;
+pub use ir::Dim;

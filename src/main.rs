@@ -197,7 +197,7 @@ fn run(mut cli: Cli) -> ExitCode {
         | Command::Analyze { expr, .. }
         | Command::Codegen { expr, .. } => expr,
         Command::Functions => {
-            print!("{}", symdiff::shape::FUNCTIONS);
+            print!("{}", symdiff::FUNCTIONS);
             return ExitCode::SUCCESS;
         }
     };
@@ -240,7 +240,7 @@ fn run(mut cli: Cli) -> ExitCode {
 
 fn execute(command: Command) -> symdiff::Result<String> {
     match command {
-        Command::Functions => Ok(symdiff::shape::FUNCTIONS.to_string()),
+        Command::Functions => Ok(symdiff::FUNCTIONS.to_string()),
         Command::Analyze { expr, wrt, format } => {
             let a = symdiff::analyze::analyze(&expr, wrt.as_deref())?;
             Ok(match format {
@@ -297,12 +297,9 @@ fn execute(command: Command) -> symdiff::Result<String> {
                 Format::Text => d.report(Syntax::Text, req.limits),
                 Format::Latex => d.report(Syntax::Latex, req.limits),
                 Format::Json => {
-                    let (_, s) = d.display_expr(req.limits);
+                    let (json, s) = d.json(req.limits);
                     (
-                        format!(
-                            "{}\n",
-                            serde_json::to_string_pretty(&d.json(req.limits)).unwrap()
-                        ),
+                        format!("{}\n", serde_json::to_string_pretty(&json).unwrap()),
                         s,
                     )
                 }

@@ -178,7 +178,7 @@ fn statement(pair: Pair<Rule>) -> Result<Statement> {
         Rule::let_stmt => {
             let name = inner.next().unwrap().as_str().to_string();
             let value = expr(inner.next().unwrap().into_inner())?;
-            Ok(Statement::Let { name, value, span })
+            Ok(Statement::Let { name, value })
         }
         Rule::def_stmt => {
             let name = inner.next().unwrap().as_str().to_string();

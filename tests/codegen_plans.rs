@@ -66,7 +66,7 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
     let d = symdiff::derive(&req).unwrap_or_else(|e| panic!("{expr}: {}", e.message));
     // Inputs in parameter order, positive so that log, sqrt and powers are defined.
     let inputs: Vec<Vec<f64>> = d
-        .typed
+        .typed()
         .vars
         .iter()
         .map(|(_, s)| {
@@ -76,14 +76,14 @@ fn check(expr: &str, wrt: Option<&str>, order: usize, seed: u64) {
         })
         .collect();
     let at: Vec<String> = d
-        .typed
+        .typed()
         .vars
         .iter()
         .zip(&inputs)
         .map(|((n, s), x)| format!("{n}={}", literal(s, x)))
         .collect();
     let at = at.join("; ");
-    let wrt_shape = d.typed.var_shape(&d.wrt).unwrap().clone();
+    let wrt_shape = d.typed().var_shape(&d.wrt).unwrap().clone();
     let v: Vec<f64> = (0..wrt_shape.dims().iter().map(size).product())
         .map(|_| rng.next() - 0.5)
         .collect();

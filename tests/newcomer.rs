@@ -155,7 +155,7 @@ fn latex_is_paste_ready() {
 #[test]
 fn json_has_the_matrix_form() {
     let d = symdiff::derive(&symdiff::Request::new("xent(z,q)", 2)).unwrap();
-    let j = d.json(symdiff::Limits::default());
+    let (j, _) = d.json(symdiff::Limits::default());
     assert_eq!(j["matrix_form"], "s·(diag(p) − p pᵀ)");
 }
 

@@ -9,23 +9,17 @@
 //! lowers each to loop nests, `emit` prints them with `quote`, and
 //! `prettyplease` formats the module.
 
-#[doc(hidden)]
-pub mod catalogue;
-#[doc(hidden)]
-pub mod emit;
+stages!(emit, loops, runtime, signature);
+// The interpreter is a test oracle: only the crate's tests run plans with it.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod interp;
-#[doc(hidden)]
-pub mod loops;
-#[doc(hidden)]
-pub mod runtime;
-#[doc(hidden)]
-pub mod signature;
-pub mod spec;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod interp;
+mod spec;
 
 pub(crate) use crate::kernel_algebra::*;
-#[doc(hidden)]
-pub use catalogue::*;
 pub(crate) use signature::*;
 pub use spec::*;
 
@@ -40,13 +34,14 @@ use emit::{Helpers, Names};
 use loops::Stmt;
 
 /// The items of one kernel, unformatted, and the source of the runtime
-/// helpers it uses (emitted verbatim after the formatted items, see
-/// [`runtime`]).
+/// helpers it uses (real Rust, compiled and tested in this crate, emitted
+/// verbatim after the formatted items).
 pub fn kernel_items(spec: &KernelSpec) -> Result<(TokenStream, String)> {
     let (items, _, runtime) = kernel_build(spec)?;
     Ok((items, runtime))
 }
 
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 /// The loop nests of every function of a kernel, by function name (for
 /// [`interp`], which runs them without compiling them).

@@ -12,7 +12,7 @@ use crate::codegen::*;
 use crate::derive::Derivation;
 use crate::diag::{Error, Result};
 use crate::ir::{Atom, Dim, Ix, Poly};
-use crate::kernel_algebra::*;
+
 use crate::shape::Shape;
 use crate::sym::Tensor;
 

@@ -29,7 +29,7 @@ pub struct Request {
     /// Wall-time budget for the whole derivation.
     pub deadline: Duration,
     /// Shapes for undeclared variables that the expression leaves open
-    /// (see [`crate::shape::check_with_hints`]); `eval` takes them from
+    /// (an undeclared variable used only elementwise); `eval` takes them from
     /// the data.
     pub shapes: Vec<(String, Shape)>,
 }
@@ -52,14 +52,14 @@ impl Request {
 /// A simplified derivative and what it took to get it.
 pub struct Derivation {
     /// The checked program.
-    pub typed: Typed,
+    pub(crate) typed: Typed,
     /// The variable.
     pub wrt: String,
     /// The derivative tensor.
-    pub tensor: Tensor,
+    pub(crate) tensor: Tensor,
     /// The tensors of every order from 0 up to the requested one (the last
     /// is `tensor`); code generation emits a function for each.
-    pub orders: Vec<Tensor>,
+    pub(crate) orders: Vec<Tensor>,
     /// One entry per e-graph run.
     pub stats: Vec<RunStats>,
     /// Facts whose rules fired.
@@ -80,7 +80,7 @@ pub struct Derivation {
 pub const MAX_ORDER: usize = 24;
 
 /// Most terms differentiating one order may make, by
-/// [`crate::diff::predicted_terms`] (xent's order 9 makes 256; `softmax` nested
+/// the differentiator's own count, made before any term is built (xent's order 9 makes 256; `softmax` nested
 /// 6 deep at order 2 from 12,096, 3 s; 8 deep, 195,840, would run for
 /// minutes).
 pub const MAX_PREDICTED_TERMS: f64 = 50_000.0;
@@ -253,6 +253,25 @@ const CONDITIONAL_RULES: &[(&str, &str)] = &[(
 const EXPAND_DISPLAY: f64 = 10.0;
 
 impl Derivation {
+    /// The checked program (for the crate's tests).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn typed(&self) -> &Typed {
+        &self.typed
+    }
+
+    /// The derivative tensor (for the crate's tests).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
+    }
+
+    /// The order of the derivative.
+    pub fn order(&self) -> usize {
+        self.tensor.order()
+    }
+
     /// Whether `f` does not change along `1` in its vector variable `z`
     /// (`f(z + c·1) = f(z)`, as xent, softmax and log_softmax): the derivative
     /// contracted with `1` simplifies to zero.
@@ -346,7 +365,7 @@ impl Derivation {
     }
 
     /// The free indices of the result, value first.
-    pub fn free_indices(&self) -> Vec<Ix> {
+    pub(crate) fn free_indices(&self) -> Vec<Ix> {
         let mut ids = self.tensor.value_idx.clone();
         for g in &self.tensor.groups {
             ids.extend(g.iter().copied());

@@ -6,7 +6,7 @@ use super::*;
 impl Derivation {
     /// The display expression: classes (symmetrized where large), factored
     /// by the e-graph. Returns it with the stats of the display run.
-    pub fn display_expr(&self, limits: Limits) -> (egg::RecExpr<Math>, RunStats) {
+    pub(crate) fn display_expr(&self, limits: Limits) -> (egg::RecExpr<Math>, RunStats) {
         let order = self.tensor.order();
         let total: f64 = self.tensor.classes.iter().map(|c| c.orbit(order)).sum();
         let mut r = egg::RecExpr::default();
@@ -82,7 +82,7 @@ impl Derivation {
     }
 
     /// Names for the indices and parts of this derivation's output.
-    pub fn names(&self) -> Names {
+    pub(crate) fn names(&self) -> Names {
         let mut taken: BTreeSet<String> = self.typed.vars.iter().map(|(n, _)| n.clone()).collect();
         taken.extend(self.typed.symbolic_dims());
         taken.insert("p".into());
@@ -326,9 +326,10 @@ impl Derivation {
         s
     }
 
-    /// The JSON `derive --format json` prints.
-    pub fn json(&self, limits: Limits) -> serde_json::Value {
-        let (expr, _) = self.display_expr(limits);
+    /// The JSON `derive --format json` prints, with the stats of the
+    /// display run (as [`Derivation::report`]).
+    pub fn json(&self, limits: Limits) -> (serde_json::Value, RunStats) {
+        let (expr, display_stats) = self.display_expr(limits);
         let mut names = self.names();
         let mut printer = Printer {
             names: &mut names,
@@ -343,7 +344,7 @@ impl Derivation {
             .collect();
         let free = self.free_names(&names);
         let matrix = self.matrix_form(limits);
-        serde_json::json!({
+        let json = serde_json::json!({
             "wrt": self.wrt,
             "order": self.tensor.order(),
             "shape": self.symbolic_shape(),
@@ -356,7 +357,8 @@ impl Derivation {
             "assumptions_used": self.used_facts,
             "assumptions_unused": self.unused_facts,
             "conditions": self.conditions,
-        })
+        });
+        (json, display_stats)
     }
 }
 
@@ -379,11 +381,10 @@ impl crate::matform::Namer for PartNamer<'_, '_> {
     }
 }
 
-#[doc(hidden)]
 /// Whether the program text has a number literal that is not a short
 /// fraction (`0.7978845608`, `1e-3`): then results print as decimals, as
 /// the user wrote them; otherwise as exact fractions (`0.5` reads `1/2`).
-pub fn typed_floats(source: &str) -> bool {
+pub(crate) fn typed_floats(source: &str) -> bool {
     let bytes = source.as_bytes();
     let mut n = 0;
     while n < bytes.len() {

@@ -93,11 +93,11 @@ pub fn run(expr: &str, at: &str, order: usize, wrt: Option<&str>) -> Result<Eval
 mod evaluator;
 mod point;
 
-pub use evaluator::Evaluator;
+internal! { pub use evaluator::Evaluator; }
 use evaluator::FastMap;
-pub use point::*;
+internal! { pub use point::*; }
 
-#[doc(hidden)]
+internal! {
 /// The numeric shape of a derivative tensor at a point.
 pub fn tensor_shape(t: &Tensor, point: &Point) -> Vec<usize> {
     let mut shape: Vec<usize> = t.value_dims.iter().map(|d| point.size(d)).collect();
@@ -106,8 +106,9 @@ pub fn tensor_shape(t: &Tensor, point: &Point) -> Vec<usize> {
     }
     shape
 }
+}
 
-#[doc(hidden)]
+internal! {
 /// Checks that the tensor at this point is small enough to print.
 pub fn check_size(
     value_shape: &Shape,
@@ -136,7 +137,9 @@ pub fn check_size(
     }
     Ok(shape)
 }
+}
 
+internal! {
 /// Evaluates a tensor: its entries, flattened row-major.
 pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
     let shape = tensor_shape(t, point);
@@ -193,4 +196,5 @@ pub fn evaluate(t: &Tensor, point: &Point) -> Result<Vec<f64>> {
         }
     }
     Ok(out)
+}
 }

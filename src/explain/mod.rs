@@ -20,7 +20,7 @@
 //!    `derive` prints. Order k starts from order k − 1's result.
 //!
 //! Every step keeps its value as a polynomial (unevaluated derivatives
-//! resolved by [`crate::diff`]), so [`Explanation::check`] can evaluate
+//! resolved by the differentiator), so [`Explanation::check`] can evaluate
 //! each step at a point and compare it with the one before.
 
 use crate::derive::{derive, Derivation, Request};

@@ -262,12 +262,7 @@ impl Typed {
     }
 }
 
-/// Resolves names and infers shapes.
-pub fn check(program: &Program) -> Result<Typed> {
-    check_with_hints(program, &[])
-}
-
-/// [`check`], where an undeclared variable whose use allows any shape
+/// Resolves names and infers shapes, where an undeclared variable whose use allows any shape
 /// (only elementwise functions and arithmetic) takes the shape `hints`
 /// gives it — `eval` passes the shapes of the values in `--at`, as NumPy
 /// and JAX take them from the data.
@@ -460,7 +455,7 @@ mod tests {
     use super::*;
 
     fn vars(src: &str) -> Vec<(String, Shape)> {
-        check(&crate::parse::parse_program(src).unwrap())
+        check_with_hints(&crate::parse::parse_program(src).unwrap(), &[])
             .unwrap()
             .vars
     }

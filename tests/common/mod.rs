@@ -35,7 +35,7 @@ pub fn eval(expr: &str, order: usize, wrt: Option<&str>, at: &str) -> Vec<f64> {
     let mut req = symdiff::Request::new(expr, order);
     req.wrt = wrt.map(str::to_string);
     let d = symdiff::derive(&req).unwrap();
-    let point = symdiff::eval::bind(&d.typed, &bindings).unwrap();
-    symdiff::eval::evaluate(&d.tensor, &point).unwrap()
+    let point = symdiff::eval::bind(d.typed(), &bindings).unwrap();
+    symdiff::eval::evaluate(d.tensor(), &point).unwrap()
 }
 pub mod programs;

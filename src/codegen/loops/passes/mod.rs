@@ -55,6 +55,7 @@ pub type Trace = Vec<(&'static str, String)>;
 
 /// Runs `f` with tracing on; returns what it returned and one trace per
 /// body it finished, in order.
+#[cfg(feature = "internals")]
 pub fn traced<T>(f: impl FnOnce() -> T) -> (T, Vec<Trace>) {
     TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
     let out = f();
