@@ -254,70 +254,35 @@ fn logistic_hvp_body<const FMA: bool>(
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
     assert_eq!(v.len(), d, "`v` must have length d");
     assert_eq!(out.len(), d, "`out` must have length d");
-    let mut sum3 = vec![0.0; d * d];
-    let mut sum4 = vec![0.0; d * d];
-    let mut sum5 = vec![0.0; d * d];
-    let mut sum6 = vec![0.0; d * d];
-    let mut sum7 = vec![0.0; d * d];
-    let mut sum8 = vec![0.0; d * d];
+    let mut sum5 = vec![0.0; d];
     let c0 = 1.0 / (m as f64);
-    for i9 in 0..m {
-        let x_r10 = &x[i9 * d..][..d];
-        let mut acc10_0: [f64; 4] = [0.0; 4];
-        for c10 in 0..d / 4 {
-            for l10 in 0..4 {
-                let i10 = c10 * 4 + l10;
-                acc10_0[l10] += x_r10[i10] * w[i10];
+    for i3 in 0..m {
+        let x_r4 = &x[i3 * d..][..d];
+        let mut acc4_0: [f64; 4] = [0.0; 4];
+        let mut acc4_1: [f64; 4] = [0.0; 4];
+        for c4 in 0..d / 4 {
+            for l4 in 0..4 {
+                let i4 = c4 * 4 + l4;
+                acc4_0[l4] += x_r4[i4] * v[i4];
+                acc4_1[l4] += x_r4[i4] * w[i4];
             }
         }
-        for i10 in d / 4 * 4..d {
-            acc10_0[0] += x_r10[i10] * w[i10];
+        for i4 in d / 4 * 4..d {
+            acc4_0[0] += x_r4[i4] * v[i4];
+            acc4_1[0] += x_r4[i4] * w[i4];
         }
-        let sum1 = (acc10_0[0] + acc10_0[1]) + (acc10_0[2] + acc10_0[3]);
-        let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i9] * sum1);
-        for i5 in 0..d {
-            let sum3_r6 = &mut sum3[i5 * d..][..d];
-            let sum4_r6 = &mut sum4[i5 * d..][..d];
-            let sum5_r6 = &mut sum5[i5 * d..][..d];
-            let sum6_r6 = &mut sum6[i5 * d..][..d];
-            let sum7_r6 = &mut sum7[i5 * d..][..d];
-            let sum8_r6 = &mut sum8[i5 * d..][..d];
-            for i6 in 0..d {
-                sum3_r6[i6] += x[i9 * d + i5] * x[i9 * d + i6] * y[i9] * f2;
-                sum4_r6[i6] += x[i9 * d + i5] * x[i9 * d + i6] * y[i9] * f2.powi(2);
-                sum5_r6[i6] += x[i9 * d + i5] * x[i9 * d + i6] * y[i9].powi(2) * f2;
-                sum6_r6[i6]
-                    += x[i9 * d + i5] * x[i9 * d + i6] * y[i9].powi(2) * f2.powi(2);
-                sum7_r6[i6] += x[i9 * d + i5] * x[i9 * d + i6] * f2;
-                sum8_r6[i6] += x[i9 * d + i5] * x[i9 * d + i6] * f2.powi(2);
-            }
+        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+        let sum2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
+        let f3 = logistic_sigmoid::<FMA>(sum2 - 2.0 * y[i3] * sum2);
+        let g4 = 4.0 * y[i3] * f3.powi(2) - 4.0 * y[i3] * f3 + 4.0 * y[i3].powi(2) * f3
+            - 4.0 * y[i3].powi(2) * f3.powi(2) + f3 - f3.powi(2);
+        let x_r1 = &x[i3 * d..][..d];
+        for i1 in 0..d {
+            sum5[i1] += x_r1[i1] * sum1 * g4;
         }
     }
-    for i1 in 0..d {
-        let sum3_r2 = &sum3[i1 * d..][..d];
-        let sum4_r2 = &sum4[i1 * d..][..d];
-        let sum5_r2 = &sum5[i1 * d..][..d];
-        let sum6_r2 = &sum6[i1 * d..][..d];
-        let sum7_r2 = &sum7[i1 * d..][..d];
-        let sum8_r2 = &sum8[i1 * d..][..d];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..d / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2]
-                    += v[i2]
-                        * (4.0 * sum4_r2[i2] - 4.0 * sum3_r2[i2] + 4.0 * sum5_r2[i2]
-                            - 4.0 * sum6_r2[i2] + sum7_r2[i2] - sum8_r2[i2]);
-            }
-        }
-        for i2 in d / 4 * 4..d {
-            acc2_0[0]
-                += v[i2]
-                    * (4.0 * sum4_r2[i2] - 4.0 * sum3_r2[i2] + 4.0 * sum5_r2[i2]
-                        - 4.0 * sum6_r2[i2] + sum7_r2[i2] - sum8_r2[i2]);
-        }
-        let sum10 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        out[i1] = 0.001 * v[i1] + c0 * sum10;
+    for i0 in 0..d {
+        out[i0] = 0.001 * v[i0] + c0 * sum5[i0];
     }
 }
 /// The full Hessian, row-major.

@@ -44,10 +44,71 @@ pub(crate) fn contract_with(
         }
         p = p.mul(&with(fresh_ids.clone()));
         for (&k, d) in fresh_ids.iter().zip(&t.wrt_dims).rev() {
-            p = Poly::sum_over(k, d, &p);
+            p = sum_inside_out(&Poly::sum_over(k, d, &p));
         }
     }
     p
+}
+
+/// Every term of `p` of the shape `Σ_j v_j Σ_b P(b, j)` turned inside
+/// out: `Σ_b P'(b) · Σ_j v_j P_j(b, j)`, where `P_j` are the factors of
+/// `P` that read `j` and `P'` the rest. A contraction of a Hessian that is
+/// itself a sum over rows (`Σ_b X_bi X_bj s_b`, logistic regression, any
+/// `Xᵀ D X`) is then a sum over rows of `X_bi s_b (Σ_j X_bj v_j)`: O(m·d)
+/// in one pass over `X`, where the order the contraction builds,
+/// `Σ_j v_j (Σ_b X_bi X_bj s_b)`, reads every entry of the Hessian: a d×d
+/// temporary and O(m·d²). Terms of other shapes are kept as they are.
+fn sum_inside_out(p: &Poly) -> Poly {
+    let mut out = Poly::zero();
+    for t in &p.terms {
+        out = out.add(&sum_term_inside_out(t).unwrap_or_else(|| Poly {
+            terms: vec![t.clone()],
+        }));
+    }
+    out
+}
+
+/// [`sum_inside_out`] of one term, `None` when it has no such sum.
+fn sum_term_inside_out(t: &crate::ir::Term) -> Option<Poly> {
+    use crate::ir::{Factor, Term};
+    let product = |factors: &[Factor], coef: f64| {
+        factors.iter().fold(Poly::constant(coef), |acc, f| {
+            acc.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0))
+        })
+    };
+    let single_sum = |f: &Factor| -> Option<(Ix, Dim, Term)> {
+        match &*f.atom {
+            Atom::Sum { ix, dim, body } if f.exp.0 == 1.0 && body.terms.len() == 1 => {
+                let k = fresh();
+                let [opened] = &body.rename(*ix, k).terms[..] else {
+                    return None;
+                };
+                Some((k, dim.clone(), opened.clone()))
+            }
+            _ => None,
+        }
+    };
+    for (at, outer_factor) in t.factors.iter().enumerate() {
+        let Some((j, dim_j, outer)) = single_sum(outer_factor) else {
+            continue;
+        };
+        let inner_at = outer.factors.iter().position(|f| single_sum(f).is_some())?;
+        let (b, dim_b, inner) = single_sum(&outer.factors[inner_at])?;
+        let (with_j, without_j): (Vec<Factor>, Vec<Factor>) =
+            inner.factors.iter().cloned().partition(|f| f.atom.mentions(j));
+        if with_j.is_empty() || without_j.is_empty() {
+            continue;
+        }
+        let mut along_j: Vec<Factor> = outer.factors.clone();
+        along_j.remove(inner_at);
+        along_j.extend(with_j);
+        let sum_j = Poly::sum_over(j, &dim_j, &product(&along_j, outer.coef.0 * inner.coef.0));
+        let sum_b = Poly::sum_over(b, &dim_b, &product(&without_j, 1.0).mul(&sum_j));
+        let mut others = t.factors.clone();
+        others.remove(at);
+        return Some(product(&others, t.coef.0).mul(&sum_b));
+    }
+    None
 }
 
 /// `Σ_j H_ij v_j`.
