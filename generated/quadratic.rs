@@ -89,19 +89,28 @@ fn quadratic_grad_body<const FMA: bool>(x: &[f64], a: &[f64], out: &mut [f64]) {
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(out.len(), n, "`out` must have length n");
+    let mut sum0 = vec![0.0; n];
+    let mut sum1 = vec![0.0; n];
     for i1 in 0..n {
+        let a_r2 = &a[i1 * n..][..n];
         let mut acc2_0: [f64; 4] = [0.0; 4];
         for c2 in 0..n / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += x[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
+                acc2_0[l2] += a_r2[i2] * x[i2];
             }
         }
         for i2 in n / 4 * 4..n {
-            acc2_0[0] += x[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
+            acc2_0[0] += a_r2[i2] * x[i2];
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        out[i1] = sum1;
+        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let a_r3 = &a[i1 * n..][..n];
+        for i3 in 0..n {
+            sum1[i3] += a_r3[i3] * x[i1];
+        }
+    }
+    for i0 in 0..n {
+        out[i0] = sum0[i0] + sum1[i0];
     }
 }
 /// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`quadratic`] and [`quadratic_grad`] together.
@@ -141,27 +150,40 @@ fn quadratic_value_grad_body<const FMA: bool>(
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(out.len(), n, "`out` must have length n");
-    let mut sum3 = 0.0;
+    let mut sum0 = vec![0.0; n];
+    let mut sum1 = vec![0.0; n];
     for i1 in 0..n {
+        let a_r2 = &a[i1 * n..][..n];
         let mut acc2_0: [f64; 4] = [0.0; 4];
-        let mut acc2_1: [f64; 4] = [0.0; 4];
         for c2 in 0..n / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += x[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
-                acc2_1[l2] += a[i1 * n + i2] * x[i2];
+                acc2_0[l2] += a_r2[i2] * x[i2];
             }
         }
         for i2 in n / 4 * 4..n {
-            acc2_0[0] += x[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
-            acc2_1[0] += a[i1 * n + i2] * x[i2];
+            acc2_0[0] += a_r2[i2] * x[i2];
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let sum2 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-        out[i1] = sum1;
-        sum3 += x[i1] * sum2;
+        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let a_r3 = &a[i1 * n..][..n];
+        for i3 in 0..n {
+            sum1[i3] += a_r3[i3] * x[i1];
+        }
     }
-    sum3
+    for i0 in 0..n {
+        out[i0] = sum0[i0] + sum1[i0];
+    }
+    let mut acc5_0: [f64; 4] = [0.0; 4];
+    for c5 in 0..n / 4 {
+        for l5 in 0..4 {
+            let i5 = c5 * 4 + l5;
+            acc5_0[l5] += x[i5] * sum0[i5];
+        }
+    }
+    for i5 in n / 4 * 4..n {
+        acc5_0[0] += x[i5] * sum0[i5];
+    }
+    (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3])
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -202,19 +224,28 @@ fn quadratic_hvp_body<const FMA: bool>(
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n, "`out` must have length n");
+    let mut sum0 = vec![0.0; n];
+    let mut sum1 = vec![0.0; n];
     for i1 in 0..n {
+        let a_r2 = &a[i1 * n..][..n];
         let mut acc2_0: [f64; 4] = [0.0; 4];
         for c2 in 0..n / 4 {
             for l2 in 0..4 {
                 let i2 = c2 * 4 + l2;
-                acc2_0[l2] += v[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
+                acc2_0[l2] += a_r2[i2] * v[i2];
             }
         }
         for i2 in n / 4 * 4..n {
-            acc2_0[0] += v[i2] * (a[i1 * n + i2] + a[i2 * n + i1]);
+            acc2_0[0] += a_r2[i2] * v[i2];
         }
-        let sum1 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        out[i1] = sum1;
+        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+        let a_r3 = &a[i1 * n..][..n];
+        for i3 in 0..n {
+            sum1[i3] += a_r3[i3] * v[i1];
+        }
+    }
+    for i0 in 0..n {
+        out[i0] = sum0[i0] + sum1[i0];
     }
 }
 /// The full Hessian, row-major.

@@ -392,7 +392,19 @@ pub fn merge_sums(p: &Poly) -> Poly {
         let mut others = t.factors.clone();
         others.remove(k);
         let entry = (t.coef.0, *ix, body.clone());
-        match groups.iter().position(|(o, d, _)| *o == others && d == dim) {
+        let axes = summed_axes(body, *ix);
+        let fits = |members: &[Member]| {
+            members.iter().all(|(_, mix, mbody)| {
+                let theirs = summed_axes(mbody, *mix);
+                axes.iter().all(|(name, at)| {
+                    theirs.iter().all(|(other, their_at)| other != name || their_at == at)
+                })
+            })
+        };
+        match groups
+            .iter()
+            .position(|(o, d, members)| *o == others && d == dim && fits(members))
+        {
             Some(g) => {
                 groups[g].2.push(entry);
                 group_of.push(Some(g));
@@ -433,6 +445,40 @@ pub fn merge_sums(p: &Poly) -> Poly {
         }
         out.terms.extend(term.terms);
     }
+    out
+}
+
+/// The variables `body` reads at the summed index `ix`, with the axis it
+/// indexes (`A_ij` summed over `j`: `(A, 1)`). Sums that read one
+/// variable along different axes (`Σ_j x_j A_ij` and `Σ_j x_j A_ji`, the
+/// gradient of `xᵀAx`) are not joined by [`merge_sums`]: the first walks
+/// rows of `A` as dot products, the second wants the summed index outside
+/// (`A`'s rows added into the result), and one pass serves only one.
+fn summed_axes(body: &Poly, ix: Ix) -> Vec<(Arc<str>, usize)> {
+    fn walk(p: &Poly, ix: Ix, out: &mut Vec<(Arc<str>, usize)>) {
+        for f in p.terms.iter().flat_map(|t| &t.factors) {
+            match &*f.atom {
+                Atom::Var { name, idx } => {
+                    for (at, _) in idx.iter().enumerate().filter(|(_, &i)| i == ix) {
+                        if idx.len() > 1 && !out.contains(&(name.clone(), at)) {
+                            out.push((name.clone(), at));
+                        }
+                    }
+                }
+                Atom::Func(_, q) | Atom::Group(q) => walk(q, ix, out),
+                Atom::Sum { body, .. } | Atom::Softmax { body, .. } | Atom::Lse { body, .. } => {
+                    walk(body, ix, out)
+                }
+                Atom::Pow(a, b) => {
+                    walk(a, ix, out);
+                    walk(b, ix, out);
+                }
+                Atom::Delta(..) | Atom::Dim(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(body, ix, &mut out);
     out
 }
 

@@ -22,10 +22,10 @@ mod rows;
 mod symmetric;
 
 pub use helpers::{helpers, Helpers};
-use rows::{Block, NextRow, RowSlice};
+use rows::{Block, RowSlice};
 
 pub(crate) use super::loops::schedule::{BLOCK, LANES};
-use super::loops::{Access, Array, Part, Place, Scalar, Stmt, Temp, Var};
+use super::loops::{Access, Array, Place, Scalar, Stmt, Temp, Var};
 use super::Float;
 use crate::ir::Dim;
 
@@ -59,32 +59,8 @@ pub struct Emitter<'a> {
     temp_names: Vec<Ident>,
     /// Row slices of the innermost loops being emitted.
     rows: RefCell<Vec<RowSlice>>,
-    /// Input matrices the enclosing row loops read a row of at a time.
-    ahead: RefCell<Vec<NextRow>>,
     /// Whether a blocked pass was emitted (its fold is a runtime helper).
     pub(crate) folded: std::cell::Cell<bool>,
-}
-
-/// Every array access of `x`, as a read.
-fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
-    let mut out = Vec::new();
-    super::loops::visit(x, &mut |e| {
-        if let Scalar::Load(a) = e {
-            out.push((a, false));
-        }
-    });
-    out
-}
-
-/// The array accesses of reduction bodies: their reads, and the entries
-/// where reduced values are kept.
-fn body_accesses<'p>(parts: impl IntoIterator<Item = &'p Part>) -> Vec<(&'p Access, bool)> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend(loads(&p.body));
-        out.extend(p.keep.iter().map(|a| (a, true)));
-    }
-    out
 }
 
 impl<'a> Emitter<'a> {
@@ -96,7 +72,6 @@ impl<'a> Emitter<'a> {
             temps,
             temp_names,
             rows: RefCell::new(Vec::new()),
-            ahead: RefCell::new(Vec::new()),
             folded: std::cell::Cell::new(false),
         }
     }
@@ -279,11 +254,12 @@ impl<'a> Emitter<'a> {
             dim,
             parts,
             schedule,
+            walk,
         }, Stmt::Return(Scalar::Temp(u))] = ss
         {
             if matches!(parts.last().map(|p| &p.place), Some(Place::Temp(t)) if t == u) {
                 let mut out: TokenStream = init.iter().map(|s| self.stmt(s)).collect();
-                out.extend(self.reduce(*var, dim, parts, *schedule, true));
+                out.extend(self.reduce(*var, dim, parts, *schedule, walk, true));
                 return out;
             }
         }
@@ -302,32 +278,16 @@ impl<'a> Emitter<'a> {
 
     fn stmt(&self, s: &Stmt) -> TokenStream {
         match s {
-            Stmt::Loop { var, dim, body } => {
+            Stmt::Loop {
+                var,
+                dim,
+                body,
+                slices,
+            } => {
                 let i = Self::var(*var);
                 let d = self.dim(dim);
-                // Innermost loops only: stores and nothing else.
-                let mut accesses = Vec::new();
-                let innermost = body.iter().all(|s| match s {
-                    Stmt::Store { place, value, .. } => {
-                        if let Place::Elem(a) = place {
-                            accesses.push((a, true));
-                        }
-                        accesses.extend(loads(value));
-                        true
-                    }
-                    _ => false,
-                });
-                // Fixed lengths: the compiler sees the bounds already.
-                let (rows, lets) = if innermost && self.fixed(dim).is_none() {
-                    self.row_slices(*var, dim, &accesses, None)
-                } else {
-                    (Vec::new(), TokenStream::new())
-                };
-                let body = if innermost {
-                    self.with_rows(rows, || self.stmts(body))
-                } else {
-                    self.with_next_rows(*var, body, || self.stmts(body))
-                };
+                let (rows, lets) = self.row_slices(*var, dim, slices, None);
+                let body = self.with_rows(rows, || self.stmts(body));
                 quote!(#lets for #i in 0..#d { #body })
             }
             Stmt::Symmetric {
@@ -363,7 +323,8 @@ impl<'a> Emitter<'a> {
                 dim,
                 parts,
                 schedule,
-            } => self.reduce(*var, dim, parts, *schedule, false),
+                walk,
+            } => self.reduce(*var, dim, parts, *schedule, walk, false),
             Stmt::Reduce { .. } => unreachable!("reductions are scheduled before they are printed"),
             Stmt::Store {
                 place: Place::Elem(a),

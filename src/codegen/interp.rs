@@ -177,7 +177,7 @@ impl Machine<'_> {
 
     fn exec(&mut self, s: &Stmt) {
         match s {
-            Stmt::Loop { var, dim, body } => {
+            Stmt::Loop { var, dim, body, .. } => {
                 for i in 0..self.size(dim) {
                     self.vars.insert(*var, i);
                     for b in body {
@@ -220,11 +220,14 @@ impl Machine<'_> {
             // As the kernels run it: a restarting shift starts as the first
             // block's maximum, and the pass runs again from the exact one
             // when its shifted sum passes `RESTART_ABOVE`.
+            // Slices and prefetches change how memory is touched, not what
+            // is computed: the interpreter reads entries directly.
             Stmt::Pass {
                 var,
                 dim,
                 parts,
                 schedule,
+                ..
             } => {
                 let n = self.size(dim);
                 let restart = match schedule {

@@ -15,9 +15,9 @@
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{body_accesses, mentions, Block, Emitter, BLOCK, LANES, SUM};
+use super::{mentions, Block, Emitter, BLOCK, LANES, SUM};
 use crate::codegen::loops::schedule::{shifted_sum, Schedule, RESTART_ABOVE, RESTART_ABOVE_F32};
-use crate::codegen::loops::{Part, Place, RedOp, Scalar, Var};
+use crate::codegen::loops::{Part, Place, RedOp, Scalar, Var, Walk};
 use crate::codegen::Float;
 use crate::ir::Dim;
 
@@ -33,6 +33,8 @@ struct Pass<'p> {
     accs: Vec<Ident>,
     /// Whether the last part's total is the value of the whole block.
     returns: bool,
+    /// Its slices and prefetches.
+    walk: &'p Walk,
 }
 
 /// `into ⊕= from` for the part's operator.
@@ -85,20 +87,12 @@ impl Emitter<'_> {
         dim: &Dim,
         parts: &[Part],
         schedule: Schedule,
+        walk: &Walk,
         returns: bool,
     ) -> TokenStream {
-        if self.fixed(dim).is_some() {
-            return self.reduce_pass(var, dim, parts, schedule, returns);
-        }
-        let mut accesses = body_accesses(parts);
-        for p in parts {
-            if let Place::Elem(a) = &p.place {
-                accesses.push((a, true));
-            }
-        }
-        let (rows, lets) = self.row_slices(var, dim, &accesses, None);
+        let (rows, lets) = self.row_slices(var, dim, &walk.rows, None);
         let code = self.with_rows(rows, || {
-            self.reduce_pass(var, dim, parts, schedule, returns)
+            self.reduce_pass(var, dim, parts, schedule, walk, returns)
         });
         quote!(#lets #code)
     }
@@ -109,6 +103,7 @@ impl Emitter<'_> {
         dim: &Dim,
         parts: &[Part],
         schedule: Schedule,
+        walk: &Walk,
         returns: bool,
     ) -> TokenStream {
         let accumulated: Vec<&Part> = parts.iter().filter(|p| p.op != RedOp::Shift).collect();
@@ -121,6 +116,7 @@ impl Emitter<'_> {
             parts: accumulated,
             shift: parts.iter().find(|p| p.op == RedOp::Shift),
             returns,
+            walk,
         };
         let split = schedule != Schedule::Single;
         let blocked = matches!(schedule, Schedule::Blocks { .. });
@@ -262,13 +258,12 @@ impl Emitter<'_> {
         let len = format_ident!("len{}", var);
         let j = format_ident!("j{}", var);
         let lane = format_ident!("l{}", var);
-        let accesses = body_accesses(pass.parts.iter().copied());
         let blk = Block {
             start: &start,
             len: &len,
             j: &j,
         };
-        let (slices, slice_lets) = self.row_slices(var, pass.dim, &accesses, Some(&blk));
+        let (slices, slice_lets) = self.row_slices(var, pass.dim, &pass.walk.blocks, Some(&blk));
         let (mut out, mut acc_slices, mut fold) =
             (TokenStream::new(), TokenStream::new(), TokenStream::new());
         let mut slots = Vec::new();
@@ -308,7 +303,7 @@ impl Emitter<'_> {
         } else {
             TokenStream::new()
         };
-        let prefetch = self.prefetch_next_rows(var, pass.dim, &start, &len);
+        let prefetch = self.prefetch_next_rows(var, pass.dim, &pass.walk.prefetch, &start, &len);
         let walk = quote! {
             let mut #start = 0;
             while #start < #d {

@@ -1,6 +1,8 @@
-//! Row slices and prefetching: innermost loops walk the rows of matrices
-//! through slices taken once per row (no per-entry bounds checks), and
-//! blocked passes over a row prefetch the same block of the next row.
+//! Row slices and prefetches, printed as the scheduling step decided them
+//! (see [`crate::codegen::loops::schedule`]): innermost loops walk the rows
+//! of matrices through slices taken once per row (no per-entry bounds
+//! checks), and blocked passes over a row prefetch the same block of the
+//! next row.
 
 use std::cell::RefCell;
 
@@ -8,21 +10,9 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::Emitter;
-use crate::codegen::loops::{Access, Array, Scalar, Stmt, Var};
+use crate::codegen::loops::{Array, NextRow, Slice, Var};
 use crate::codegen::Float;
 use crate::ir::Dim;
-
-/// An input matrix `a[r, j]` that a loop over rows `r` reads a row of at a
-/// time. Blocked passes over row `r` with a costly body (`exp`) prefetch
-/// the same block of row `r + 1`, so that its loads from memory overlap
-/// with this row's arithmetic instead of waiting for the next row's first
-/// pass.
-pub(super) struct NextRow {
-    pub(super) array: Array,
-    pub(super) row: Var,
-    /// The row length.
-    pub(super) len: Dim,
-}
 
 /// One row of an array, sliced before an innermost loop that walks it:
 /// `let x_r5 = &x[base..][..n];` and `x_r5[i5]` in the loop, so the bounds
@@ -61,48 +51,26 @@ pub(super) fn scoped<T, R>(stack: &RefCell<Vec<T>>, items: Vec<T>, emit: impl Fn
 }
 
 impl Emitter<'_> {
-    /// The row slices an innermost loop over `var` can take: arrays that
-    /// every access in the loop reads or writes at one row, walked by
-    /// `var` in its last index. With their `let` statements. In a block of
-    /// a split reduction, vectors (an empty row prefix) are sliced too, and
-    /// a row already sliced is sliced again from its slice.
+    /// The `let`s that take these slices of a loop over `var` (per
+    /// block of a split reduction with `block`), and the slices for
+    /// [`Self::with_rows`]. A row already sliced is sliced again from its
+    /// slice.
     pub(super) fn row_slices(
         &self,
         var: Var,
         dim: &Dim,
-        accesses: &[(&Access, bool)],
+        slices: &[Slice],
         block: Option<&Block>,
     ) -> (Vec<RowSlice>, TokenStream) {
-        // Per array: the one row it is accessed at (None: several, or not
-        // by `var` last), and whether it is written.
-        type Prefix = Option<Vec<(Var, Dim)>>;
-        let mut seen: Vec<(Array, Prefix, bool)> = Vec::new();
-        for &(a, write) in accesses {
-            let row = match a.idx.split_last() {
-                Some(((last, _), prefix))
-                    if *last == var
-                        && (block.is_some() || !prefix.is_empty())
-                        && prefix.iter().all(|(v, _)| *v != var) =>
-                {
-                    Some(prefix.to_vec())
-                }
-                _ => None,
-            };
-            match seen.iter_mut().find(|(array, ..)| *array == a.array) {
-                Some((_, known, w)) => {
-                    if *known != row {
-                        *known = None;
-                    }
-                    *w |= write;
-                }
-                None => seen.push((a.array.clone(), row, write)),
-            }
-        }
         let d = self.dim(dim);
         let mut rows = Vec::new();
         let mut lets = TokenStream::new();
-        for (array, prefix, write) in seen {
-            let Some(prefix) = prefix else { continue };
+        for Slice {
+            array,
+            prefix,
+            write,
+        } in slices.iter().cloned()
+        {
             let src = self.array(&array);
             let borrow = if write { quote!(&mut) } else { quote!(&) };
             let base = self.flat(&prefix);
@@ -139,56 +107,16 @@ impl Emitter<'_> {
         (rows, lets)
     }
 
-    /// `emit` for the body of a loop over rows `row`, knowing the input
-    /// matrices the body reads one row of (all reads at `[row, j]`).
-    pub(super) fn with_next_rows(
-        &self,
-        row: Var,
-        body: &[Stmt],
-        emit: impl FnOnce() -> TokenStream,
-    ) -> TokenStream {
-        let mut reads = Vec::new();
-        for s in body {
-            crate::codegen::loops::visit_stmt(s, &mut |e| {
-                if let Scalar::Load(a) = e {
-                    reads.push(a)
-                }
-            });
-        }
-        let mut found: Vec<NextRow> = Vec::new();
-        let mut other: Vec<Array> = Vec::new();
-        for a in reads {
-            if !matches!(a.array, Array::Input(_)) {
-                continue;
-            }
-            match &a.idx[..] {
-                [(r, _), (j, len)] if *r == row && *j != row => {
-                    if !found.iter().any(|f| f.array == a.array) {
-                        found.push(NextRow {
-                            array: a.array.clone(),
-                            row,
-                            len: len.clone(),
-                        })
-                    }
-                }
-                _ => other.push(a.array.clone()),
-            }
-        }
-        found.retain(|f| !other.contains(&f.array));
-        scoped(&self.ahead, found, emit)
-    }
-
-    /// Prefetches of the next row's block `start..start + len` of the
-    /// matrices whose rows have length `dim`.
+    /// Prefetches of the next row's block `start..start + len` of these
+    /// matrices, whose rows have length `dim`.
     pub(super) fn prefetch_next_rows(
         &self,
         var: Var,
         dim: &Dim,
+        rows: &[NextRow],
         start: &Ident,
         len: &Ident,
     ) -> TokenStream {
-        let ahead = self.ahead.borrow();
-        let rows: Vec<&NextRow> = ahead.iter().filter(|r| r.len == *dim).collect();
         if rows.is_empty() {
             return TokenStream::new();
         }

@@ -531,7 +531,7 @@ impl Body {
                 s = Stmt::Loop {
                     var: v,
                     dim: d,
-                    body: vec![s],
+                    body: vec![s], slices: Vec::new(),
                 };
             }
             stmts.push(s);

@@ -30,6 +30,24 @@ impl fmt::Display for Access {
     }
 }
 
+/// `in1[i3, ·]`: the row a loop walks, `·` for the loop's own index.
+impl fmt::Display for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut idx: Vec<String> = self.prefix.iter().map(|(v, _)| format!("i{v}")).collect();
+        idx.push("·".into());
+        write!(f, "{}[{}]", self.array, idx.join(", "))
+    }
+}
+
+/// Slices as ` [rows …]`, nothing when there are none.
+fn slices(label: &str, xs: &[Slice]) -> String {
+    if xs.is_empty() {
+        return String::new();
+    }
+    let xs: Vec<String> = xs.iter().map(|s| s.to_string()).collect();
+    format!("; {label} {}", xs.join(" "))
+}
+
 fn list(f: &mut fmt::Formatter<'_>, xs: &[Scalar], sep: &str) -> fmt::Result {
     f.write_str("(")?;
     for (n, x) in xs.iter().enumerate() {
@@ -92,8 +110,17 @@ impl Stmt {
     fn write(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
         let pad = "  ".repeat(depth);
         match self {
-            Stmt::Loop { var, dim, body } => {
-                writeln!(f, "{pad}for i{var} < {dim} {{")?;
+            Stmt::Loop {
+                var,
+                dim,
+                body,
+                slices: rows,
+            } => {
+                let rows = match slices("", rows) {
+                    s if s.is_empty() => s,
+                    s => format!(" (rows{})", &s[2..]),
+                };
+                writeln!(f, "{pad}for i{var} < {dim}{rows} {{")?;
                 for s in body {
                     s.write(f, depth + 1)?;
                 }
@@ -134,6 +161,7 @@ impl Stmt {
                 dim,
                 parts,
                 schedule,
+                walk,
             } => {
                 let how = match schedule {
                     Schedule::Single => "single",
@@ -141,6 +169,17 @@ impl Stmt {
                     Schedule::Blocks { restart: false } => "blocks",
                     Schedule::Blocks { restart: true } => "blocks, shift restart",
                 };
+                let mut how = how.to_string();
+                how.push_str(&slices("rows", &walk.rows));
+                how.push_str(&slices("per block", &walk.blocks));
+                if !walk.prefetch.is_empty() {
+                    let next: Vec<String> = walk
+                        .prefetch
+                        .iter()
+                        .map(|r| format!("{}[i{} + 1, ·]", r.array, r.row))
+                        .collect();
+                    how.push_str(&format!("; prefetch {}", next.join(" ")));
+                }
                 let ps: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
                 writeln!(
                     f,

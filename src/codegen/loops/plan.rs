@@ -105,6 +105,45 @@ pub struct Part {
     pub keep: Option<Access>,
 }
 
+/// One row of an array that a loop walks by its variable in the array's
+/// last index, with the other indices (`prefix`) fixed: the kernel slices
+/// it once per row (`let x_r5 = &x[base..][..n];`), so no entry's bounds
+/// are checked in the loop (which keeps the compiler from vectorizing
+/// short rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slice {
+    /// The array.
+    pub array: Array,
+    /// The access's indices before the last, which the loop leaves fixed.
+    pub prefix: Vec<(Var, Dim)>,
+    /// Whether the loop writes it.
+    pub write: bool,
+}
+
+/// An input matrix whose next row (`row + 1`) a blocked pass over row
+/// `row` prefetches, block by block, so that its loads overlap with this
+/// row's arithmetic (`exp`) instead of waiting for the next row's pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NextRow {
+    /// The matrix.
+    pub array: Array,
+    /// The enclosing loop over its rows.
+    pub row: Var,
+    /// The row length (the pass's range).
+    pub len: Dim,
+}
+
+/// How a pass of reductions walks memory (decided by the scheduling step).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Walk {
+    /// Rows sliced once for the whole pass (lengths not fixed).
+    pub rows: Vec<Slice>,
+    /// Rows (and vectors) sliced per block of a blocked pass.
+    pub blocks: Vec<Slice>,
+    /// Next rows prefetched per block of a blocked pass.
+    pub prefetch: Vec<NextRow>,
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
@@ -116,6 +155,9 @@ pub enum Stmt {
         dim: Dim,
         /// The body.
         body: Vec<Stmt>,
+        /// The rows an innermost loop walks through slices (set by the
+        /// scheduling step; empty before it).
+        slices: Vec<Slice>,
     },
     /// Reductions over `var in 0..dim`, sharing one pass.
     Reduce {
@@ -137,6 +179,8 @@ pub enum Stmt {
         parts: Vec<Part>,
         /// How the pass runs.
         schedule: super::schedule::Schedule,
+        /// How it walks memory.
+        walk: Walk,
     },
     /// `place = value` or `place += value`.
     Store {
@@ -245,7 +289,7 @@ impl SymClass {
             s = Stmt::Loop {
                 var: *v,
                 dim: d.clone(),
-                body: vec![s],
+                body: vec![s], slices: Vec::new(),
             };
         }
         s

@@ -15,7 +15,12 @@
 //!   and the pass runs again from the exact maximum only when the shifted
 //!   sum passes [`RESTART_ABOVE`] (so a softmax reads its logits once).
 //!
-//! Every `Stmt::Reduce` becomes a `Stmt::Pass` carrying its schedule.
+//! Every `Stmt::Reduce` becomes a `Stmt::Pass` carrying its schedule and
+//! its [`Walk`]: the rows it slices once, the rows and vectors a blocked
+//! pass slices per block, and the next rows it prefetches. Innermost loops
+//! of stores get their row [`Slice`]s. None of this changes what is
+//! computed (the interpreter ignores slices and prefetches); it is how
+//! the kernel touches memory, decided here so the emitter only prints.
 
 use std::collections::HashMap;
 
@@ -50,19 +55,61 @@ pub enum Schedule {
     },
 }
 
-/// Turns every reduction of `stmts` into a scheduled pass; `fixed` holds
-/// the lengths fixed at generation time (`--dim`).
+/// Turns every reduction of `stmts` into a scheduled pass and gives
+/// every innermost loop its row slices; `fixed` holds the lengths fixed
+/// at generation time (`--dim`).
 pub fn schedule(stmts: &mut [Stmt], fixed: &HashMap<String, usize>) {
+    schedule_under(stmts, fixed, &[]);
+}
+
+/// [`schedule`] inside loops over rows whose next rows are in `ahead`.
+fn schedule_under(stmts: &mut [Stmt], fixed: &HashMap<String, usize>, ahead: &[NextRow]) {
+    let length = |dim: &Dim| match dim {
+        Dim::Fixed(k) => Some(*k),
+        Dim::Named(n) => fixed.get(&**n).copied(),
+    };
     for s in stmts {
         match s {
-            Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => schedule(body, fixed),
+            Stmt::Loop {
+                var,
+                dim,
+                body,
+                slices,
+            } => match store_accesses(body) {
+                // Fixed lengths: the compiler sees the bounds already.
+                Some(accesses) if length(dim).is_none() => {
+                    *slices = row_slices(*var, &accesses, false);
+                }
+                Some(_) => {}
+                None => {
+                    let mut inner = ahead.to_vec();
+                    inner.extend(next_rows(*var, body));
+                    schedule_under(body, fixed, &inner);
+                }
+            },
+            Stmt::Tile { body, .. } => schedule_under(body, fixed, ahead),
             Stmt::Reduce { var, dim, parts } => {
-                let schedule = decide(dim, parts, fixed);
+                let schedule = decide(length(dim), parts);
+                let mut walk = Walk::default();
+                if length(dim).is_none() {
+                    let mut accesses = body_accesses(parts);
+                    for p in parts.iter() {
+                        if let Place::Elem(a) = &p.place {
+                            accesses.push((a, true));
+                        }
+                    }
+                    walk.rows = row_slices(*var, &accesses, false);
+                }
+                if matches!(schedule, Schedule::Blocks { .. }) {
+                    walk.blocks = row_slices(*var, &body_accesses(parts), true);
+                    walk.prefetch = ahead.iter().filter(|r| r.len == *dim).cloned().collect();
+                }
                 *s = Stmt::Pass {
                     var: *var,
                     dim: dim.clone(),
                     parts: std::mem::take(parts),
                     schedule,
+                    walk,
                 };
             }
             _ => {}
@@ -70,11 +117,119 @@ pub fn schedule(stmts: &mut [Stmt], fixed: &HashMap<String, usize>) {
     }
 }
 
-fn decide(dim: &Dim, parts: &[Part], fixed: &HashMap<String, usize>) -> Schedule {
-    let len = match dim {
-        Dim::Fixed(k) => Some(*k),
-        Dim::Named(n) => fixed.get(&**n).copied(),
-    };
+/// The accesses of a loop body of stores only (each with whether it is
+/// written), or None when the body holds anything else.
+fn store_accesses(body: &[Stmt]) -> Option<Vec<(&Access, bool)>> {
+    let mut out = Vec::new();
+    for s in body {
+        let Stmt::Store { place, value, .. } = s else {
+            return None;
+        };
+        if let Place::Elem(a) = place {
+            out.push((a, true));
+        }
+        out.extend(loads(value));
+    }
+    Some(out)
+}
+
+/// The array reads of an expression.
+fn loads(x: &Scalar) -> Vec<(&Access, bool)> {
+    let mut out = Vec::new();
+    visit(x, &mut |e| {
+        if let Scalar::Load(a) = e {
+            out.push((a, false));
+        }
+    });
+    out
+}
+
+/// The array accesses of reduction bodies: their reads, and the entries
+/// where reduced values are kept.
+fn body_accesses(parts: &[Part]) -> Vec<(&Access, bool)> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(loads(&p.body));
+        out.extend(p.keep.iter().map(|a| (a, true)));
+    }
+    out
+}
+
+/// The rows a loop over `var` can walk through slices: arrays that every
+/// access in the loop reads or writes at one row, walked by `var` in the
+/// last index. Vectors (an empty row prefix) only per block (`blocked`).
+fn row_slices(var: Var, accesses: &[(&Access, bool)], blocked: bool) -> Vec<Slice> {
+    // Per array: the one row it is accessed at (None: several, or not by
+    // `var` last), and whether it is written.
+    type Prefix = Option<Vec<(Var, Dim)>>;
+    let mut seen: Vec<(Array, Prefix, bool)> = Vec::new();
+    for &(a, write) in accesses {
+        let row = match a.idx.split_last() {
+            Some(((last, _), prefix))
+                if *last == var
+                    && (blocked || !prefix.is_empty())
+                    && prefix.iter().all(|(v, _)| *v != var) =>
+            {
+                Some(prefix.to_vec())
+            }
+            _ => None,
+        };
+        match seen.iter_mut().find(|(array, ..)| *array == a.array) {
+            Some((_, known, w)) => {
+                if *known != row {
+                    *known = None;
+                }
+                *w |= write;
+            }
+            None => seen.push((a.array.clone(), row, write)),
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(array, prefix, write)| {
+            Some(Slice {
+                array,
+                prefix: prefix?,
+                write,
+            })
+        })
+        .collect()
+}
+
+/// The input matrices a loop over rows `row` reads one row of (every read
+/// at `[row, j]`): their next rows are worth prefetching.
+fn next_rows(row: Var, body: &[Stmt]) -> Vec<NextRow> {
+    let mut reads = Vec::new();
+    for s in body {
+        visit_stmt(s, &mut |e| {
+            if let Scalar::Load(a) = e {
+                reads.push(a.clone())
+            }
+        });
+    }
+    let mut found: Vec<NextRow> = Vec::new();
+    let mut other: Vec<Array> = Vec::new();
+    for a in reads {
+        if !matches!(a.array, Array::Input(_)) {
+            continue;
+        }
+        match &a.idx[..] {
+            [(r, _), (j, len)] if *r == row && *j != row => {
+                if !found.iter().any(|f| f.array == a.array) {
+                    found.push(NextRow {
+                        array: a.array.clone(),
+                        row,
+                        len: len.clone(),
+                    })
+                }
+            }
+            _ => other.push(a.array.clone()),
+        }
+    }
+    found.retain(|f| !other.contains(&f.array));
+    found
+}
+
+fn decide(len: Option<usize>, parts: &[Part]) -> Schedule {
     if len.is_some_and(|k| k < SPLIT_FROM) {
         return Schedule::Single;
     }

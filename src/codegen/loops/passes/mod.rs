@@ -183,7 +183,7 @@ impl Body {
                             s = Stmt::Loop {
                                 var: v,
                                 dim: d,
-                                body: vec![s],
+                                body: vec![s], slices: Vec::new(),
                             };
                         }
                         stmts.push(s);
@@ -205,7 +205,7 @@ impl Body {
                 s = Stmt::Loop {
                     var: *v,
                     dim: d.clone(),
-                    body: vec![s],
+                    body: vec![s], slices: Vec::new(),
                 };
             }
             stmts.push(s);

@@ -48,7 +48,7 @@ impl Body {
                 continue;
             }
             let writes = write_counts(stmts);
-            let Stmt::Loop { var, dim, body } = &mut stmts[k] else {
+            let Stmt::Loop { var, dim, body, .. } = &mut stmts[k] else {
                 unreachable!("checked just above")
             };
             let (r, m) = (*var, dim.clone());
@@ -172,7 +172,7 @@ impl Body {
             pre.push(Stmt::Loop {
                 var: b,
                 dim: nest.b.1.clone(),
-                body: vec![store(&acc, &vs)],
+                body: vec![store(&acc, &vs)], slices: Vec::new(),
             });
             v = Some(acc);
         }
@@ -187,7 +187,7 @@ impl Body {
             pre.push(Stmt::Loop {
                 var: a,
                 dim: nest.a.1.clone(),
-                body: in_a,
+                body: in_a, slices: Vec::new(),
             });
         }
         let mut summand = vec![Scalar::Load(u), Scalar::Load(v)];
@@ -282,7 +282,7 @@ impl Nest {
         let Stmt::Loop {
             var: a,
             dim: da,
-            body,
+            body, ..
         } = s
         else {
             return None;
@@ -291,7 +291,7 @@ impl Nest {
             Stmt::Loop {
                 var: b,
                 dim: db,
-                body: inner,
+                body: inner, ..
             },
             prefix,
         ) = body.split_last()?

@@ -36,7 +36,7 @@ pub(crate) fn tile_transposed(stmts: &mut [Stmt]) {
         let Stmt::Loop {
             var: a,
             dim: da,
-            body,
+            body, ..
         } = s
         else {
             continue;
@@ -44,7 +44,7 @@ pub(crate) fn tile_transposed(stmts: &mut [Stmt]) {
         let [Stmt::Loop {
             var: b,
             dim: db,
-            body: inner,
+            body: inner, ..
         }] = &body[..]
         else {
             continue;
