@@ -160,16 +160,27 @@ pub fn median(id: &str) -> Option<f64> {
     criterion_file(id, "estimates.json")?["median"]["point_estimate"].as_f64()
 }
 
-/// A JSON file criterion wrote for a benchmark of this run.
-fn criterion_file(id: &str, file: &str) -> Option<serde_json::Value> {
-    let dir = std::env::var_os("CRITERION_HOME")
+/// Removes the median a previous run left for this benchmark, so that a
+/// run that skips it (a filter) reports nothing for it.
+#[allow(dead_code)] // used by side_by_side only
+pub fn forget(id: &str) {
+    let _ = std::fs::remove_file(criterion_dir().join(id).join("new").join("estimates.json"));
+}
+
+/// Where criterion writes its results.
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
                 .parent()
                 .unwrap()
                 .join("criterion")
-        });
-    let text = std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?;
+        })
+}
+
+/// A JSON file criterion wrote for a benchmark of this run.
+fn criterion_file(id: &str, file: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(criterion_dir().join(id).join("new").join(file)).ok()?;
     serde_json::from_str(&text).ok()
 }
