@@ -10,6 +10,7 @@
 //! `prettyplease` formats the module.
 
 stages!(emit, loops, runtime, signature);
+mod functions;
 // The interpreter is a test oracle: only the crate's tests run plans with it.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -26,12 +27,10 @@ pub use spec::*;
 use std::collections::{BTreeSet, HashMap};
 
 use proc_macro2::TokenStream;
-use quote::format_ident;
 
 use crate::derive::{derive, Request};
 use crate::diag::{Error, Result};
-use emit::{Helpers, Names};
-use loops::Stmt;
+use emit::Names;
 
 /// The items of one kernel, unformatted, and the source of the runtime
 /// helpers it uses (real Rust, compiled and tested in this crate, emitted
@@ -104,6 +103,12 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
     let d = derive(&req)?;
     let fixed = fixed_lengths(spec, &d)?;
     check_output_sizes(spec, &d, &fixed)?;
+    // Every full tensor that will be emitted is sized before any is: a
+    // kernel set that cannot be built is refused at once, not after its
+    // lower orders took the time.
+    for k in spec.min_order.max(3)..=spec.order {
+        check_full_size(&d.orders[k])?;
+    }
     let sig = Signature::new(&d, &fixed, &spec.name);
     let names = Names {
         kernel: spec.name.clone(),
@@ -112,220 +117,9 @@ fn kernel_build(spec: &KernelSpec) -> Result<Built> {
         fixed,
         float: spec.float,
     };
-    let mut items = TokenStream::new();
-    let mut helpers = Helpers::default();
-    let mut plans = Vec::new();
-    let scalar_value = d.tensor.value_idx.is_empty();
-    // One shift-invariance check (an e-graph run) serves every `_d{k}_dir`.
-    let centre = if spec.order >= 3 { centring(&d) } else { None };
-    let name = |suffix: &str| format_ident!("{}{}", spec.name, suffix);
-    // A function's doc carries the formula it computes, as `derive` prints
-    // it, where that is short enough to read there (orders up to 3).
-    let with_formula = |doc: &str, k: usize| -> String {
-        match (k <= 3).then(|| d.formula(k)).flatten() {
-            Some(f) => format!("{doc}\n\n{f}"),
-            None => doc.to_string(),
-        }
-    };
-
-    // The value is computed at shifted logits where it can be (one
-    // shift-invariance check, an e-graph run, for `f` and `f_value_grad`).
-    let value_shifted = spec.min_order == 0
-        && reads_outside_normalizers(&d.orders[0].expanded(), &d.wrt)
-        && d.shift_invariant();
-
-    // Every full tensor that will be emitted is sized before any is: a
-    // kernel set that cannot be built is refused at once, not after its
-    // lower orders took the time.
-    for k in spec.min_order.max(3)..=spec.order {
-        check_full_size(&d.orders[k])?;
-    }
-    for k in spec.min_order..=spec.order {
-        let t = &d.orders[k];
-        match k {
-            0 => {
-                let f = Function {
-                    name: name(""),
-                    doc: with_formula("The value.", 0),
-                    direction: false,
-                    tensor_out: !scalar_value,
-                    value_too: false,
-                    lambda: false,
-                };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                    if value_shifted {
-                        value_at_shifted_logits(b, &d)
-                    } else {
-                        full(b, t)
-                    }
-                })?);
-            }
-            1 => {
-                let doc = if scalar_value {
-                    "The gradient."
-                } else {
-                    "The Jacobian, value indices first."
-                };
-                let f = Function {
-                    name: name("_grad"),
-                    doc: with_formula(doc, 1),
-                    direction: false,
-                    tensor_out: true,
-                    value_too: false,
-                    lambda: false,
-                };
-                items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
-                if scalar_value && spec.min_order == 0 {
-                    // JAX's `value_and_grad`: one body, so the value and
-                    // the gradient share their passes (max, Σ exp).
-                    let f = Function {
-                        name: name("_value_grad"),
-                        doc: format!(
-                            "The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`{}`] and [`{}_grad`] together.",
-                            spec.name, spec.name
-                        ),
-                        direction: false,
-                        tensor_out: true,
-                        value_too: true,
-                        lambda: false,
-                    };
-                    let t0 = &d.orders[0];
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                        let value = if value_shifted {
-                            value_at_shifted_logits(b, &d)?
-                        } else {
-                            full(b, t0)?
-                        };
-                        let (Lowered::Poly(value, _), Lowered::Poly(grad, idx)) =
-                            (value, full(b, t)?)
-                        else {
-                            return Err(Error::new(
-                                "internal error: a value or gradient that is not one polynomial",
-                            ));
-                        };
-                        let mut tail = b.output(&loops::merge_sums(&grad), &idx);
-                        tail.push(Stmt::Return(b.scalar(&loops::merge_sums(&value))));
-                        Ok(Lowered::Stmts(tail, idx))
-                    })?);
-                }
-            }
-            _ => {
-                if k == 2 {
-                    let f = Function {
-                        name: name("_hvp"),
-                        doc: "The Hessian times `v` (contracted in its last index), without forming the Hessian.".into(),
-                        direction: true,
-                        tensor_out: true,
-                        value_too: false,
-                        lambda: false,
-                    };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
-                        hvp(t).map(Lowered::from)
-                    })?);
-                    let f = Function {
-                        name: name("_hessian"),
-                        doc: with_formula("The full Hessian, row-major.", 2),
-                        direction: false,
-                        tensor_out: true,
-                        value_too: false,
-                        lambda: false,
-                    };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
-                    // What gradient boosting takes (XGBoost, LightGBM): the
-                    // exact diagonal, O(n), never the n×n matrix.
-                    if scalar_value && !t.wrt_dims.is_empty() {
-                        let f = Function {
-                            name: name("_hessian_diag"),
-                            doc: "The diagonal of the Hessian, `H_ii`.".into(),
-                            direction: false,
-                            tensor_out: true,
-                            value_too: false,
-                            lambda: false,
-                        };
-                        items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
-                            Ok(hessian_diagonal(t).into())
-                        })?);
-                        // S with H = SᵀS, where the structure gives it.
-                        if let Some(s) = crate::analyze::hessian_factor(t) {
-                            let f = Function {
-                                name: name("_hessian_factor"),
-                                doc: if t.wrt_dims.len() == 2 {
-                                    "`S_r` with `H_r = S_rᵀS_r` for each row's block `H_r` of the (block-diagonal) Hessian: m·n·n entries, row by row, each n×n row-major (see `symdiff analyze`, which checks it).".into()
-                                } else {
-                                    "`S` with `H = SᵀS`, row-major (see `symdiff analyze`, which checks it).".into()
-                                },
-                                direction: false,
-                                tensor_out: true,
-                                value_too: false,
-                                lambda: false,
-                            };
-                            items.extend(
-                                f.emit(&sig, &names, &mut helpers, &mut plans, |_| Ok(s.into()))?,
-                            );
-                        }
-                        // A Newton step in O(n) where the Hessian is
-                        // diagonal plus rank one (Sherman–Morrison).
-                        let step = newton_step(t).map(|s| (s, "`(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there."))
-                            .or_else(|| woodbury_step(t).map(|s| (s, "`(H + λI)⁻¹ v` by the Woodbury identity, O(n) (H is diagonal plus rank at most two; see `symdiff analyze`). λ must keep H + λI invertible.")));
-                        if let Some((step, doc)) = step {
-                            let f = Function {
-                                name: name("_newton"),
-                                doc: doc.into(),
-                                direction: true,
-                                tensor_out: true,
-                                value_too: false,
-                                lambda: true,
-                            };
-                            items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |_| {
-                                Ok(step.into())
-                            })?);
-                        }
-                        // λ = 0 on a singular H: the least-norm solution.
-                        if let Some(x) = newton_least_norm(t) {
-                            let f = Function {
-                                name: name("_newton_least_norm"),
-                                doc: "The least-norm solution of `H x = v` where H is singular (`γ = 1`, see `symdiff analyze`): `x = v/d − (Σ w v/d / Σ w²)·w` with the null vector `w = u/d`, O(n). For `v` orthogonal to the null space (a gradient of a shift-invariant loss) it solves `H x = v` with `x` orthogonal to the null space: `x = H⁺ v`.".into(),
-                                direction: true,
-                                tensor_out: true,
-                                value_too: false,
-                                lambda: false,
-                            };
-                            items.extend(
-                                f.emit(&sig, &names, &mut helpers, &mut plans, |_| Ok(x.into()))?,
-                            );
-                        }
-                    }
-                } else {
-                    let f = Function {
-                        name: name(&format!("_d{k}")),
-                        doc: with_formula(
-                            &format!("The full derivative tensor of order {k}, row-major."),
-                            k,
-                        ),
-                        direction: false,
-                        tensor_out: true,
-                        value_too: false,
-                        lambda: false,
-                    };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| full(b, t))?);
-                    let f = Function {
-                        name: name(&format!("_d{k}_dir")),
-                        doc: format!("`D^{k} f[v, …, v]`, without forming the tensor."),
-                        direction: true,
-                        tensor_out: !scalar_value,
-                        value_too: false,
-                        lambda: false,
-                    };
-                    items.extend(f.emit(&sig, &names, &mut helpers, &mut plans, |b| {
-                        directional(b, &d, k, centre.as_ref()).map(Lowered::from)
-                    })?);
-                }
-            }
-        }
-    }
-    items.extend(emit::helpers(&spec.name, spec.float, helpers));
-    let runtime = runtime::source(&spec.name, spec.float, &helpers.runtime_names());
-    Ok((items, plans, runtime))
+    let mut kernel = functions::Kernel::new(spec, &d, sig, names);
+    let runtime = kernel.emit_all()?;
+    Ok((kernel.items, kernel.plans, runtime))
 }
 
 /// A whole module: header, then the items of each kernel, formatted.

@@ -157,6 +157,19 @@ pub(crate) struct Function {
 }
 
 impl Function {
+    /// A function named `name` that returns a scalar and takes the
+    /// kernel's inputs only; the fields say what else it takes and gives.
+    pub(crate) fn new(name: Ident, doc: impl Into<String>) -> Function {
+        Function {
+            name,
+            doc: doc.into(),
+            direction: false,
+            tensor_out: false,
+            value_too: false,
+            lambda: false,
+        }
+    }
+
     /// The function's items: its public entry point(s), the AVX2 copy and
     /// the body; its plan is pushed to `plans` for the interpreter.
     pub(crate) fn emit(

@@ -25,7 +25,7 @@ pub struct Body {
     pub(crate) shifted: HashMap<String, Shifted>,
     /// The temporaries.
     pub temps: Vec<Temp>,
-    pub(crate) keys: HashMap<(u8, Atom), usize>,
+    pub(crate) keys: HashMap<(Holds, Atom), usize>,
     pub(crate) hoisted: HashMap<String, usize>,
     pub(crate) next_var: Var,
     pub(crate) softmaxes: Vec<SoftmaxTemp>,
@@ -164,6 +164,59 @@ pub fn orbit_rows(sizes: &[usize], kinds: &[usize]) -> Vec<Vec<u8>> {
     orbit(sizes, kinds)
 }
 
+/// What a temporary holds for its atom: the atom's value, or for a
+/// logsumexp the two reductions its value is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Holds {
+    /// The value.
+    Value,
+    /// `max_k body` of a logsumexp.
+    Max,
+    /// `Σ_k exp(body − max)` of a logsumexp.
+    SumExp,
+}
+
+/// The key under which the temporary of atom `a` (indexed by `order`) is
+/// shared: the atom, its indices as placeholders, and the atom the map is
+/// keyed by.
+fn temp_key(a: &Atom, order: &[Ix]) -> (Atom, Vec<Ix>, Atom) {
+    let mut key = Poly::atom(Arc::new(a.clone()));
+    // Through fresh names first: the atom may already use placeholders
+    // of the temporary it sits in.
+    let via: Vec<Ix> = order.iter().map(|_| crate::ir::fresh()).collect();
+    for (&ix, &f) in order.iter().zip(&via) {
+        key = key.rename(ix, f);
+    }
+    for (k, &f) in via.iter().enumerate() {
+        key = key.rename(f, PLACEHOLDER + k as Ix);
+    }
+    // Renaming re-normalizes, which can open an atom up (a group is its
+    // sum again); such an atom keeps its own index names in its definition
+    // (re-normalized, a sum could split term by term), and the renamed
+    // polynomial is its key, so the same group over other indices (`d_i +
+    // λ` and `d_k + λ`) is one temporary, not two.
+    match key.terms.as_slice() {
+        // (A group of one variable renames to the variable itself, which
+        // has no temporary: keep the group then.)
+        [t] if t.coef.0 == 1.0
+            && t.factors.len() == 1
+            && t.factors[0].exp.0 == 1.0
+            && !matches!(
+                *t.factors[0].atom,
+                Atom::Var { .. } | Atom::Delta(..) | Atom::Dim(_)
+            ) =>
+        {
+            let atom = (*t.factors[0].atom).clone();
+            (
+                atom.clone(),
+                (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
+                atom,
+            )
+        }
+        _ => (a.clone(), order.to_vec(), Atom::Group(key)),
+    }
+}
+
 impl Body {
     /// A body over the given inputs (name and dims of each).
     pub fn new(inputs: Vec<(String, Vec<Dim>)>) -> Body {
@@ -191,7 +244,7 @@ impl Body {
         let k = crate::ir::fresh();
         let lse = Poly::lse(k, dim, Poly::var(name, vec![k]));
         let atom = lse.terms[0].factors[0].atom.clone();
-        self.temp(1, &atom, &Vec::new())
+        self.temp(Holds::Max, &atom, &Vec::new())
     }
 
     /// Makes IR variable `name` read as `input − minus`.
@@ -290,49 +343,14 @@ impl Body {
             }
             Atom::Delta(x, y) => Scalar::Delta(lookup(env, *x).0, lookup(env, *y).0),
             Atom::Dim(d) => Scalar::Dim(Dim::Named(d.clone())),
-            _ => self.temp(0, a, env),
+            _ => self.temp(Holds::Value, a, env),
         }
     }
 
-    /// A read of the temporary that holds `a` (kind 0: its value; 1 and 2:
-    /// the max and the shifted sum of exponentials of a logsumexp).
-    pub(crate) fn temp(&mut self, kind: u8, a: &Atom, env: &Env) -> Scalar {
+    /// A read of the temporary that holds `what` of atom `a`.
+    pub(crate) fn temp(&mut self, what: Holds, a: &Atom, env: &Env) -> Scalar {
         let order = layout(a);
-        let mut key = Poly::atom(Arc::new(a.clone()));
-        // Through fresh names first: the atom may already use placeholders
-        // of the temporary it sits in.
-        let via: Vec<Ix> = order.iter().map(|_| crate::ir::fresh()).collect();
-        for (&ix, &f) in order.iter().zip(&via) {
-            key = key.rename(ix, f);
-        }
-        for (k, &f) in via.iter().enumerate() {
-            key = key.rename(f, PLACEHOLDER + k as Ix);
-        }
-        // Renaming re-normalizes, which can open an atom up (a group is
-        // its sum again); such an atom keeps its own index names in its
-        // definition (re-normalized, a sum could split term by term), and
-        // the renamed polynomial is its key, so the same group over other
-        // indices (`d_i + λ` and `d_k + λ`) is one temporary, not two.
-        let (key_atom, key_ix, map_key): (Atom, Vec<Ix>, Atom) = match key.terms.as_slice() {
-            // (A group of one variable renames to the variable itself,
-            // which has no temporary: keep the group then.)
-            [t] if t.coef.0 == 1.0
-                && t.factors.len() == 1
-                && t.factors[0].exp.0 == 1.0
-                && !matches!(
-                    *t.factors[0].atom,
-                    Atom::Var { .. } | Atom::Delta(..) | Atom::Dim(_)
-                ) =>
-            {
-                let atom = (*t.factors[0].atom).clone();
-                (
-                    atom.clone(),
-                    (0..order.len()).map(|k| PLACEHOLDER + k as Ix).collect(),
-                    atom,
-                )
-            }
-            _ => (a.clone(), order.clone(), Atom::Group(key)),
-        };
+        let (key_atom, key_ix, map_key) = temp_key(a, &order);
         let read = |id: usize| -> Scalar {
             if order.is_empty() {
                 Scalar::Temp(id)
@@ -343,7 +361,7 @@ impl Body {
                 })
             }
         };
-        if let Some(&id) = self.keys.get(&(kind, map_key.clone())) {
+        if let Some(&id) = self.keys.get(&(what, map_key.clone())) {
             return read(id);
         }
         // A fresh nest over the placeholders.
@@ -355,98 +373,7 @@ impl Body {
             inner.push((key_ix[k], v, d.clone()));
             vars.push((v, d));
         }
-        let mut softmax = None;
-        let (def, hint) = match (&key_atom, kind) {
-            (Atom::Func(f, u), 0) => (
-                Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, &inner)))),
-                "f",
-            ),
-            (Atom::Group(p), 0) => (Def::Elem(self.poly(p, &inner)), "g"),
-            (Atom::Pow(b, e), 0) => {
-                let (b, e) = (self.poly(b, &inner), self.poly(e, &inner));
-                (Def::Elem(Scalar::Powf(Box::new(b), Box::new(e))), "pow")
-            }
-            (Atom::Sum { ix, dim, body }, 0) => {
-                let v = self.var();
-                let mut env2 = inner.clone();
-                env2.push((*ix, v, dim.clone()));
-                (
-                    Def::Reduce {
-                        op: RedOp::Sum,
-                        var: v,
-                        dim: dim.clone(),
-                        body: self.poly(body, &env2),
-                    },
-                    "sum",
-                )
-            }
-            (Atom::Lse { ix, dim, body }, 1) => {
-                let v = self.var();
-                let mut env2 = inner.clone();
-                env2.push((*ix, v, dim.clone()));
-                (
-                    Def::Reduce {
-                        op: RedOp::Max,
-                        var: v,
-                        dim: dim.clone(),
-                        body: self.poly(body, &env2),
-                    },
-                    "max",
-                )
-            }
-            (Atom::Lse { ix, dim, body }, 2) => {
-                let max = self.temp(1, &key_atom, &inner);
-                let v = self.var();
-                let mut env2 = inner.clone();
-                env2.push((*ix, v, dim.clone()));
-                let x = self.poly(body, &env2);
-                let e = Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(max))));
-                (
-                    Def::Reduce {
-                        op: RedOp::Sum,
-                        var: v,
-                        dim: dim.clone(),
-                        body: e,
-                    },
-                    "sumexp",
-                )
-            }
-            (Atom::Lse { .. }, 0) => {
-                let max = self.temp(1, &key_atom, &inner);
-                let sum = self.temp(2, &key_atom, &inner);
-                (
-                    Def::Elem(Scalar::Sum(vec![max, Scalar::Ln(Box::new(sum))])),
-                    "lse",
-                )
-            }
-            (Atom::Softmax { ix, dim, body, at }, 0) => {
-                let lse = Atom::Lse {
-                    ix: *ix,
-                    dim: dim.clone(),
-                    body: body.clone(),
-                };
-                let sumexp_read = self.temp(2, &lse, &inner);
-                let (Scalar::Temp(sumexp)
-                | Scalar::Load(Access {
-                    array: Array::Temp(sumexp),
-                    ..
-                })) = sumexp_read
-                else {
-                    unreachable!("a sum of exponentials is a temporary")
-                };
-                softmax = Some((sumexp, sumexp_read));
-                let lse = self.temp(0, &lse, &inner);
-                let x = self.poly(&body.rename(*ix, *at), &inner);
-                (
-                    Def::Elem(Scalar::ExpShifted(Box::new(Scalar::Sub(
-                        Box::new(x),
-                        Box::new(lse),
-                    )))),
-                    "p",
-                )
-            }
-            _ => unreachable!("simple atoms have no temporary"),
-        };
+        let (def, hint, softmax) = self.definition(what, &key_atom, &inner);
         let id = self.temps.len();
         if let Some((sumexp, sumexp_read)) = softmax {
             self.softmaxes.push(SoftmaxTemp {
@@ -462,8 +389,95 @@ impl Body {
             live: true,
             accumulated: false,
         });
-        self.keys.insert((kind, map_key), id);
+        self.keys.insert((what, map_key), id);
         read(id)
+    }
+
+    /// The definition of the temporary holding `what` of `a` over the
+    /// nest `inner`, its name hint, and for a softmax the sum of
+    /// exponentials it divides by (the temporary and its read).
+    fn definition(
+        &mut self,
+        what: Holds,
+        a: &Atom,
+        inner: &Env,
+    ) -> (Def, &'static str, Option<(usize, Scalar)>) {
+        match (a, what) {
+            (Atom::Func(f, u), Holds::Value) => (
+                Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, inner)))),
+                "f",
+                None,
+            ),
+            (Atom::Group(p), Holds::Value) => (Def::Elem(self.poly(p, inner)), "g", None),
+            (Atom::Pow(b, e), Holds::Value) => {
+                let (b, e) = (self.poly(b, inner), self.poly(e, inner));
+                (Def::Elem(Scalar::Powf(Box::new(b), Box::new(e))), "pow", None)
+            }
+            (Atom::Sum { ix, dim, body }, Holds::Value) => {
+                let def = self.reduction(RedOp::Sum, (*ix, dim), inner, |x| x, body);
+                (def, "sum", None)
+            }
+            (Atom::Lse { ix, dim, body }, Holds::Max) => {
+                let def = self.reduction(RedOp::Max, (*ix, dim), inner, |x| x, body);
+                (def, "max", None)
+            }
+            (Atom::Lse { ix, dim, body }, Holds::SumExp) => {
+                let max = self.temp(Holds::Max, a, inner);
+                let shifted = |x| {
+                    Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(max))))
+                };
+                let def = self.reduction(RedOp::Sum, (*ix, dim), inner, shifted, body);
+                (def, "sumexp", None)
+            }
+            (Atom::Lse { .. }, Holds::Value) => {
+                let max = self.temp(Holds::Max, a, inner);
+                let sum = self.temp(Holds::SumExp, a, inner);
+                let lse = Scalar::Sum(vec![max, Scalar::Ln(Box::new(sum))]);
+                (Def::Elem(lse), "lse", None)
+            }
+            (Atom::Softmax { ix, dim, body, at }, Holds::Value) => {
+                let lse = Atom::Lse {
+                    ix: *ix,
+                    dim: dim.clone(),
+                    body: body.clone(),
+                };
+                let sumexp_read = self.temp(Holds::SumExp, &lse, inner);
+                let (Scalar::Temp(sumexp)
+                | Scalar::Load(Access {
+                    array: Array::Temp(sumexp),
+                    ..
+                })) = sumexp_read
+                else {
+                    unreachable!("a sum of exponentials is a temporary")
+                };
+                let lse = self.temp(Holds::Value, &lse, inner);
+                let x = self.poly(&body.rename(*ix, *at), inner);
+                let p = Scalar::ExpShifted(Box::new(Scalar::Sub(Box::new(x), Box::new(lse))));
+                (Def::Elem(p), "p", Some((sumexp, sumexp_read)))
+            }
+            _ => unreachable!("simple atoms have no temporary"),
+        }
+    }
+
+    /// `op` over `ix < dim` of `summand(body)`, in the nest `inner`.
+    fn reduction(
+        &mut self,
+        op: RedOp,
+        (ix, dim): (Ix, &Dim),
+        inner: &Env,
+        summand: impl FnOnce(Scalar) -> Scalar,
+        body: &Poly,
+    ) -> Def {
+        let v = self.var();
+        let mut env = inner.clone();
+        env.push((ix, v, dim.clone()));
+        let x = self.poly(body, &env);
+        Def::Reduce {
+            op,
+            var: v,
+            dim: dim.clone(),
+            body: summand(x),
+        }
     }
 
     /// Statements that write `p` (free indices `out`, row-major) to `out`.

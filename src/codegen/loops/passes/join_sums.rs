@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::codegen::loops::*;
+use crate::ir::Dim;
 
 impl Body {
     /// Lets a sum that waits on the pass before it only for a scalar
@@ -38,27 +39,9 @@ impl Body {
         else {
             return false;
         };
-        // The pass before, with only scalar lets in between; what it and
-        // they compute may be read by the scale only.
-        let mut computed = BTreeSet::new();
-        let mut p = r;
-        loop {
-            let Some(q) = p.checked_sub(1) else {
-                return false;
-            };
-            p = q;
-            match &stmts[p] {
-                Stmt::Store {
-                    place: Place::Temp(t),
-                    add: false,
-                    ..
-                } => {
-                    computed.insert(*t);
-                }
-                Stmt::Reduce { dim: dp, .. } if dp == dim => break,
-                _ => return false,
-            }
-        }
+        let Some((p, mut computed)) = pass_before(stmts, r, dim) else {
+            return false;
+        };
         let Stmt::Reduce {
             var: vp,
             parts: before,
@@ -78,41 +61,19 @@ impl Body {
             }
         }
         let kept: Vec<&Access> = before.iter().filter_map(|q| q.keep.as_ref()).collect();
-        let (vr, vp) = (*vr, *vp);
-        let mut split = Vec::new();
-        for part in parts {
-            let Place::Temp(t) = part.place else {
-                return false;
-            };
-            if part.op != RedOp::Sum || part.keep.is_some() {
-                return false;
-            }
-            let mut factors = Vec::new();
-            flatten_product(&part.body, &mut factors);
-            let (scale, rest): (Vec<Scalar>, Vec<Scalar>) =
-                factors.into_iter().partition(invariant);
-            let mut summand = match rest.len() {
-                0 => return false,
-                1 => rest.into_iter().next().expect("one factor"),
-                _ => Scalar::Product(rest),
-            };
-            rename_vars(&mut summand, &[(vr, vp)]);
-            let mut read = BTreeSet::new();
-            temps_read(&summand, &mut read);
-            // What the pass keeps is read at its own row only.
-            let mut row_local = true;
-            visit(&summand, &mut |e| {
-                if let Scalar::Load(a) = e {
-                    row_local &= !totals.contains(&&a.array)
-                        && kept.iter().all(|k| k.array != a.array || *k == a);
-                }
-            });
-            if scale.is_empty() || !read.is_disjoint(&computed) || !row_local {
-                return false;
-            }
-            split.push((t, scale, summand));
-        }
-        let dim = dim.clone();
+        let ready = Ready {
+            computed: &computed,
+            totals: &totals,
+            kept: &kept,
+        };
+        let Some(split) = parts
+            .iter()
+            .map(|part| ready.split(part, *vr, *vp))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        let (dim, vp) = (dim.clone(), *vp);
         let mut stores = Vec::new();
         let mut joined = Vec::new();
         for (t, mut scale, summand) in split {
@@ -148,5 +109,74 @@ impl Body {
         parts.extend(joined);
         stmts.splice(r..=r, stores);
         true
+    }
+}
+
+/// The pass over `dim` before statement `r`, with only scalar lets in
+/// between, and the temporaries those lets compute.
+fn pass_before(stmts: &[Stmt], r: usize, dim: &Dim) -> Option<(usize, BTreeSet<usize>)> {
+    let mut computed = BTreeSet::new();
+    let mut p = r;
+    loop {
+        p = p.checked_sub(1)?;
+        match &stmts[p] {
+            Stmt::Store {
+                place: Place::Temp(t),
+                add: false,
+                ..
+            } => {
+                computed.insert(*t);
+            }
+            Stmt::Reduce { dim: dp, .. } if dp == dim => return Some((p, computed)),
+            _ => return None,
+        }
+    }
+}
+
+/// What the pass before a reduction makes, and when.
+struct Ready<'a> {
+    /// Temporaries ready only after the pass (its totals and the lets
+    /// after it): the scale may read them, the summand may not.
+    computed: &'a BTreeSet<usize>,
+    /// Arrays the pass writes as totals.
+    totals: &'a [&'a Array],
+    /// Entries the pass keeps, row by row.
+    kept: &'a [&'a Access],
+}
+
+impl Ready<'_> {
+    /// A part `Σ_vr c·f` of the later reduction as its temporary, the
+    /// scale `c` and the summand `f` over the pass's variable `vp`; None
+    /// when it cannot join the pass.
+    fn split(&self, part: &Part, vr: Var, vp: Var) -> Option<(usize, Vec<Scalar>, Scalar)> {
+        let Place::Temp(t) = part.place else {
+            return None;
+        };
+        if part.op != RedOp::Sum || part.keep.is_some() {
+            return None;
+        }
+        let mut factors = Vec::new();
+        flatten_product(&part.body, &mut factors);
+        let (scale, rest): (Vec<Scalar>, Vec<Scalar>) = factors.into_iter().partition(invariant);
+        let mut summand = match rest.len() {
+            0 => return None,
+            1 => rest.into_iter().next().expect("one factor"),
+            _ => Scalar::Product(rest),
+        };
+        rename_vars(&mut summand, &[(vr, vp)]);
+        let mut read = BTreeSet::new();
+        temps_read(&summand, &mut read);
+        // What the pass keeps is read at its own row only.
+        let mut row_local = true;
+        visit(&summand, &mut |e| {
+            if let Scalar::Load(a) = e {
+                row_local &= !self.totals.contains(&&a.array)
+                    && self.kept.iter().all(|k| k.array != a.array || *k == a);
+            }
+        });
+        if scale.is_empty() || !read.is_disjoint(self.computed) || !row_local {
+            return None;
+        }
+        Some((t, scale, summand))
     }
 }

@@ -24,40 +24,9 @@ impl Body {
             if self.keeps.contains_key(&s) || !self.temps[p].live || !self.temps[s].live {
                 continue;
             }
-            let Def::Reduce {
-                op: RedOp::Sum,
-                var: v,
-                dim,
-                ..
-            } = &self.temps[s].def
-            else {
+            let Some(keep_idx) = self.kept_index(&sm) else {
                 continue;
             };
-            let (v, dim) = (*v, dim.clone());
-            let p_vars: Vec<Var> = self.temps[p].vars.iter().map(|(x, _)| *x).collect();
-            let s_vars: Vec<Var> = self.temps[s].vars.iter().map(|(x, _)| *x).collect();
-            // The sum's nest is the softmax's without its entry index.
-            let read_vars: Vec<Var> = match &sm.sumexp_read {
-                Scalar::Load(a) => a.idx.iter().map(|(x, _)| *x).collect(),
-                _ => Vec::new(),
-            };
-            if p_vars.len() != s_vars.len() + 1 || read_vars.len() != s_vars.len() {
-                continue;
-            }
-            // The softmax's nest, written in the sum's variables.
-            let keep_idx: Option<Vec<(Var, Dim)>> = self.temps[p]
-                .vars
-                .iter()
-                .map(|(x, d)| match read_vars.iter().position(|r| r == x) {
-                    Some(k) => Some((s_vars[k], d.clone())),
-                    None if *d == dim => Some((v, d.clone())),
-                    None => None,
-                })
-                .collect();
-            let Some(keep_idx) = keep_idx else { continue };
-            if keep_idx.iter().filter(|(x, _)| *x == v).count() != 1 {
-                continue;
-            }
             let p_reads = self.reads(tail).remove(&p).unwrap_or_default();
             // `out` holds the exponentials of one softmax at most.
             let out_free = !self.keeps.values().any(|k| k.array == Array::Out);
@@ -66,63 +35,101 @@ impl Body {
             for st in tail.iter().skip(1) {
                 count_stmt(st, &mut Vec::new(), &mut later);
             }
-            if let (true, Some(out_idx)) = (
-                out_free && p_reads.iter().all(|tight| *tight) && !later.contains_key(&p),
-                dense_output_reading(tail.first(), p),
-            ) {
+            let into = if out_free
+                && p_reads.iter().all(|tight| *tight)
+                && !later.contains_key(&p)
+                && dense_output_reading(tail.first(), p).is_some()
+            {
                 // Read at single entries only (once in the output, or also
                 // in a dot product with it before): the exponentials wait
                 // in `out` until the output overwrites them, and every read
                 // scales by 1/Σ — no array of its own, no scaling pass.
-                debug_assert_eq!(out_idx.len(), p_vars.len());
                 let scale = self.reciprocal(s, &sm.sumexp_read);
                 self.scale_reads(p, &scale, Array::Out, tail);
                 self.temps[p].live = false;
-                self.keeps.insert(
-                    s,
-                    Access {
-                        array: Array::Out,
-                        idx: keep_idx,
-                    },
-                );
+                Array::Out
             } else if p_reads.len() > 1 || p_reads.iter().any(|tight| !tight) {
-                let scale = self.reciprocal(s, &sm.sumexp_read);
-                let own = Scalar::Load(Access {
-                    array: Array::Temp(p),
-                    idx: self.temps[p].vars.clone(),
-                });
-                let mut in_tail = HashMap::new();
-                tail.iter()
-                    .for_each(|st| count_stmt(st, &mut Vec::new(), &mut in_tail));
-                let summed_only = !in_tail.contains_key(&p)
-                    && self.temps.iter().enumerate().all(|(t, temp)| {
-                        let mut read = BTreeSet::new();
-                        temps_read(temp.def.expr(), &mut read);
-                        t == p
-                            || !temp.live
-                            || !read.contains(&p)
-                            || (temp.vars.is_empty()
-                                && matches!(temp.def, Def::Reduce { op: RedOp::Sum, .. }))
-                    });
-                if summed_only {
-                    // Read by sums only: each reads `e·(1/Σ)`, which a sum
-                    // waiting on nothing else takes out of its summand and
-                    // then joins the exponentials' pass (see
-                    // `join_scaled_sums`); no pass scales the array.
-                    self.scale_reads(p, &scale, Array::Temp(p), tail);
-                    self.temps[p].def = Def::Elem(own);
-                    self.filled.insert(p);
-                } else {
-                    self.temps[p].def = Def::Elem(Scalar::Product(vec![own, scale]));
-                }
-                self.keeps.insert(
-                    s,
-                    Access {
-                        array: Array::Temp(p),
-                        idx: keep_idx,
-                    },
-                );
-            }
+                self.keep_in_own_array(&sm, tail);
+                Array::Temp(p)
+            } else {
+                continue;
+            };
+            self.keeps.insert(
+                s,
+                Access {
+                    array: into,
+                    idx: keep_idx,
+                },
+            );
+        }
+    }
+
+    /// The entry of the sum's pass where the softmax `sm`'s exponential is
+    /// kept: the softmax's nest written in the sum's variables (the sum's
+    /// nest is the softmax's without its entry index, which is the sum's
+    /// own variable). None when the nests do not line up so.
+    fn kept_index(&self, sm: &SoftmaxTemp) -> Option<Vec<(Var, Dim)>> {
+        let (p, s) = (sm.p, sm.sumexp);
+        let Def::Reduce {
+            op: RedOp::Sum,
+            var: v,
+            dim,
+            ..
+        } = &self.temps[s].def
+        else {
+            return None;
+        };
+        let s_vars: Vec<Var> = self.temps[s].vars.iter().map(|(x, _)| *x).collect();
+        let read_vars: Vec<Var> = match &sm.sumexp_read {
+            Scalar::Load(a) => a.idx.iter().map(|(x, _)| *x).collect(),
+            _ => Vec::new(),
+        };
+        if self.temps[p].vars.len() != s_vars.len() + 1 || read_vars.len() != s_vars.len() {
+            return None;
+        }
+        let keep_idx: Vec<(Var, Dim)> = self.temps[p]
+            .vars
+            .iter()
+            .map(|(x, d)| match read_vars.iter().position(|r| r == x) {
+                Some(k) => Some((s_vars[k], d.clone())),
+                None if d == dim => Some((*v, d.clone())),
+                None => None,
+            })
+            .collect::<Option<_>>()?;
+        (keep_idx.iter().filter(|(x, _)| x == v).count() == 1).then_some(keep_idx)
+    }
+
+    /// The softmax `sm` read in several places keeps its exponentials in
+    /// its own array: scaled by `1/Σ` in place, or, when only sums read
+    /// it, at each read (each sum then takes the scale out of its summand
+    /// and joins the exponentials' pass, see `join_scaled_sums`; no pass
+    /// scales the array).
+    fn keep_in_own_array(&mut self, sm: &SoftmaxTemp, tail: &mut [Stmt]) {
+        let (p, s) = (sm.p, sm.sumexp);
+        let scale = self.reciprocal(s, &sm.sumexp_read);
+        let own = Scalar::Load(Access {
+            array: Array::Temp(p),
+            idx: self.temps[p].vars.clone(),
+        });
+        let mut in_tail = HashMap::new();
+        tail.iter()
+            .for_each(|st| count_stmt(st, &mut Vec::new(), &mut in_tail));
+        let summed_only = !in_tail.contains_key(&p)
+            && self.temps.iter().enumerate().all(|(t, temp)| {
+                let mut read = BTreeSet::new();
+                temps_read(temp.def.expr(), &mut read);
+                t == p
+                    || !temp.live
+                    || !read.contains(&p)
+                    || (temp.vars.is_empty()
+                        && matches!(temp.def, Def::Reduce { op: RedOp::Sum, .. }))
+            });
+        if summed_only {
+            self.scale_reads(p, &scale, Array::Temp(p), tail);
+            self.temps[p].def = Def::Elem(own);
+            self.filled.insert(p);
+        } else {
+            self.temps[p].def = Def::Elem(Scalar::Product(vec![own, scale]));
         }
     }
 
