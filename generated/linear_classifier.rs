@@ -410,8 +410,9 @@ fn linear_w_grad_body<const FMA: bool>(
     for tile0 in (0..d).step_by(32) {
         for tile1 in (0..k).step_by(32) {
             for i0 in tile0..(tile0 + 32).min(d) {
+                let out_r1 = &mut out[i0 * k..][..k];
                 for i1 in tile1..(tile1 + 32).min(k) {
-                    out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
+                    out_r1[i1] = c0 * sum8[i1 * d + i0];
                 }
             }
         }
@@ -647,8 +648,9 @@ fn linear_w_value_grad_body<const FMA: bool>(
     for tile0 in (0..d).step_by(32) {
         for tile1 in (0..k).step_by(32) {
             for i0 in tile0..(tile0 + 32).min(d) {
+                let out_r1 = &mut out[i0 * k..][..k];
                 for i1 in tile1..(tile1 + 32).min(k) {
-                    out[i0 * k + i1] = c0 * sum8[i1 * d + i0];
+                    out_r1[i1] = c0 * sum8[i1 * d + i0];
                 }
             }
         }

@@ -284,10 +284,18 @@ fn quadratic_hessian_body<const FMA: bool>(x: &[f64], a: &[f64], out: &mut [f64]
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     for tile0 in (0..n).step_by(32) {
-        for tile1 in (0..n).step_by(32) {
+        for tile1 in (tile0..n).step_by(32) {
             for i0 in tile0..(tile0 + 32).min(n) {
+                let out_r1 = &mut out[i0 * n..][..n];
                 for i1 in tile1..(tile1 + 32).min(n) {
-                    out[i0 * n + i1] = a[i0 * n + i1] + a[i1 * n + i0];
+                    out_r1[i1] = a[i0 * n + i1] + a[i1 * n + i0];
+                }
+            }
+            if tile1 != tile0 {
+                for i1 in tile1..(tile1 + 32).min(n) {
+                    for i0 in tile0..(tile0 + 32).min(n) {
+                        out[i1 * n + i0] = out[i0 * n + i1];
+                    }
                 }
             }
         }

@@ -33,7 +33,10 @@ fn own_kernels() -> Vec<(&'static str, Vec<KernelSpec>)> {
             "log_softmax.rs",
             vec![spec("log_softmax", "log_softmax(z)", 2, None)],
         ),
-        ("logsumexp.rs", vec![spec("logsumexp", "logsumexp(z)", 3, None)]),
+        (
+            "logsumexp.rs",
+            vec![spec("logsumexp", "logsumexp(z)", 3, None)],
+        ),
         (
             "batched_xent.rs",
             vec![spec(

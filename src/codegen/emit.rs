@@ -300,20 +300,41 @@ impl<'a> Emitter<'a> {
                 b: (vb, db),
                 size,
                 body,
+                slices,
+                mirror,
             } => {
                 let (ia, ib) = (Self::var(*va), Self::var(*vb));
                 let (ta, tb) = (format_ident!("tile{}", va), format_ident!("tile{}", vb));
                 let (na, nb) = (self.dim(da), self.dim(db));
                 let size = Literal::usize_unsuffixed(*size);
-                let body = self.stmts(body);
-                quote! {
-                    for #ta in (0..#na).step_by(#size) {
-                        for #tb in (0..#nb).step_by(#size) {
-                            for #ia in #ta..(#ta + #size).min(#na) {
+                let (rows, lets) = self.row_slices(*vb, db, slices, None);
+                let stores = self.with_rows(rows, || self.stmts(body));
+                let (first, copy) = match (mirror, &body[..]) {
+                    (true, [Stmt::Store { place: Place::Elem(m), .. }]) => {
+                        let m = self.array(&m.array);
+                        let copy = quote! {
+                            if #tb != #ta {
                                 for #ib in #tb..(#tb + #size).min(#nb) {
-                                    #body
+                                    for #ia in #ta..(#ta + #size).min(#na) {
+                                        #m[#ib * #na + #ia] = #m[#ia * #nb + #ib];
+                                    }
                                 }
                             }
+                        };
+                        (quote!(#ta), copy)
+                    }
+                    _ => (quote!(0), TokenStream::new()),
+                };
+                quote! {
+                    for #ta in (0..#na).step_by(#size) {
+                        for #tb in (#first..#nb).step_by(#size) {
+                            for #ia in #ta..(#ta + #size).min(#na) {
+                                #lets
+                                for #ib in #tb..(#tb + #size).min(#nb) {
+                                    #stores
+                                }
+                            }
+                            #copy
                         }
                     }
                 }

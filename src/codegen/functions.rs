@@ -35,7 +35,12 @@ pub(super) struct Kernel<'a> {
 }
 
 impl<'a> Kernel<'a> {
-    pub(super) fn new(spec: &'a KernelSpec, d: &'a Derivation, sig: Signature, names: Names) -> Self {
+    pub(super) fn new(
+        spec: &'a KernelSpec,
+        d: &'a Derivation,
+        sig: Signature,
+        names: Names,
+    ) -> Self {
         // The value is computed at shifted logits where it can be (one
         // shift-invariance check, an e-graph run, for `f` and `f_value_grad`).
         let value_shifted = spec.min_order == 0
@@ -70,7 +75,8 @@ impl<'a> Kernel<'a> {
         }
         let helpers = std::mem::take(&mut self.helpers);
         let runtime = runtime::source(&spec.name, spec.float, &helpers.runtime_names());
-        self.items.extend(emit::helpers(&spec.name, spec.float, helpers));
+        self.items
+            .extend(emit::helpers(&spec.name, spec.float, helpers));
         Ok(runtime)
     }
 
@@ -93,7 +99,13 @@ impl<'a> Kernel<'a> {
 
     /// Emits `f`, its body lowered by `build`.
     fn add(&mut self, f: Function, build: impl FnOnce(&mut Body) -> Result<Lowered>) -> Result<()> {
-        let items = f.emit(&self.sig, &self.names, &mut self.helpers, &mut self.plans, build)?;
+        let items = f.emit(
+            &self.sig,
+            &self.names,
+            &mut self.helpers,
+            &mut self.plans,
+            build,
+        )?;
         self.items.extend(items);
         Ok(())
     }
@@ -144,7 +156,8 @@ impl<'a> Kernel<'a> {
         };
         let (d, shifted) = (self.d, self.value_shifted);
         self.add(f, |b| {
-            let (Lowered::Poly(value, _), Lowered::Poly(grad, idx)) = (value(b, d, shifted)?, full(b, &d.orders[1])?)
+            let (Lowered::Poly(value, _), Lowered::Poly(grad, idx)) =
+                (value(b, d, shifted)?, full(b, &d.orders[1])?)
             else {
                 return Err(Error::new(
                     "internal error: a value or gradient that is not one polynomial",
@@ -191,7 +204,10 @@ impl<'a> Kernel<'a> {
             tensor_out: true,
             ..Function::new(name, doc)
         };
-        let f = out(self.name("_hessian_diag"), "The diagonal of the Hessian, `H_ii`.");
+        let f = out(
+            self.name("_hessian_diag"),
+            "The diagonal of the Hessian, `H_ii`.",
+        );
         self.add(f, |_| Ok(hessian_diagonal(t).into()))?;
         // S with H = SᵀS, where the structure gives it.
         if let Some(s) = crate::analyze::hessian_factor(t) {
@@ -251,7 +267,9 @@ impl<'a> Kernel<'a> {
             )
         };
         let centre = self.centre.clone();
-        self.add(f, |b| directional(b, d, k, centre.as_ref()).map(Lowered::from))
+        self.add(f, |b| {
+            directional(b, d, k, centre.as_ref()).map(Lowered::from)
+        })
     }
 }
 

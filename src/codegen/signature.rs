@@ -195,16 +195,45 @@ impl Function {
         for s in &stmts {
             helpers.note_stmt(s);
         }
-        let ty = names.float.rust_type();
         let (params, args) = self.params(sig, &names);
         let entry = self.entry_checks(sig, &names, &em, &stmts, &out_idx);
-        let mut alloc = em.allocations();
-        alloc.extend(em.orbits(&stmts));
-        let code = em.stmts(&stmts);
+        let mut body = em.allocations();
+        body.extend(em.orbits(&stmts));
+        body.extend(em.stmts(&stmts));
         if em.folded.get() {
             helpers.fold = true;
         }
+        let ty = names.float.rust_type();
+        let ret = if self.tensor_out && !self.value_too {
+            quote!()
+        } else {
+            quote!(-> #ty)
+        };
+        // Matrix products can be split over threads: the body takes a
+        // thread count, `{name}` passes 1 and `{name}_threads` the caller's.
+        let threaded = stmts.iter().any(has_matmul);
+        let mut items = self.entry_points(&params, &args, &ret, threaded);
+        let (mut params, mut args) = (params, args);
+        if threaded {
+            params.push(quote!(threads: usize));
+            args.push(format_ident!("threads"));
+        }
+        items.extend(self.bodies(&params, &args, &ret, quote!(#entry #body)));
+        Ok(items)
+    }
+
+    /// The public entry points: `name`, and `name_threads` when the body
+    /// takes a thread count. Each runs the AVX2 copy of the body on a CPU
+    /// that has AVX2 and FMA, else the baseline body.
+    fn entry_points(
+        &self,
+        params: &[TokenStream],
+        args: &[Ident],
+        ret: &TokenStream,
+        threaded: bool,
+    ) -> TokenStream {
         let name = &self.name;
+        let (body_name, wide_name) = (self.body_name(), self.wide_name());
         // One `///` line per line of the doc.
         let doc: Vec<String> = self
             .doc
@@ -217,26 +246,6 @@ impl Function {
                 }
             })
             .collect();
-        let ret = if self.tensor_out && !self.value_too {
-            quote!()
-        } else {
-            quote!(-> #ty)
-        };
-        // The body is compiled twice: for the target's baseline and, chosen
-        // at run time, for AVX2 with fused multiply-adds, which runs the
-        // polynomial `exp` on four lanes at once (the baseline of x86_64 has
-        // two, and no FMA).
-        let body_name = format_ident!("{}_body", name);
-        let wide_name = format_ident!("{}_avx2", name);
-        let wide_doc = format!(
-            " [`{name}`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`{name}`] checks."
-        );
-        let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
-        // Matrix products can be split over threads: the body takes a
-        // thread count, `{name}` passes 1 and `{name}_threads` the caller's.
-        let threaded = stmts.iter().any(has_matmul);
-        let (mut inner_params, mut inner_args) = (params.clone(), args.clone());
-        // The body, on a CPU with AVX2 and FMA through its AVX2 copy.
         let dispatch = |call: &[TokenStream]| {
             quote! {
                 #[cfg(target_arch = "x86_64")]
@@ -252,8 +261,6 @@ impl Function {
         let mut call: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
         let mut threads_entry = TokenStream::new();
         if threaded {
-            inner_params.push(quote!(threads: usize));
-            inner_args.push(format_ident!("threads"));
             let many = dispatch(&[call.clone(), vec![quote!(threads)]].concat());
             call.push(quote!(1));
             let threads_name = format_ident!("{}_threads", name);
@@ -269,7 +276,7 @@ impl Function {
             };
         }
         let one = dispatch(&call);
-        let entry_points = quote! {
+        quote! {
             #(#[doc = #doc])*
             #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
             pub fn #name(#(#params),*) #ret {
@@ -277,11 +284,27 @@ impl Function {
             }
 
             #threads_entry
-        };
-        let (params, args) = (inner_params, inner_args);
-        Ok(quote! {
-            #entry_points
+        }
+    }
 
+    /// The body is compiled twice: for the target's baseline and, chosen
+    /// at run time, for AVX2 with fused multiply-adds, which runs the
+    /// polynomial `exp` on four lanes at once (the baseline of x86_64 has
+    /// two, and no FMA).
+    fn bodies(
+        &self,
+        params: &[TokenStream],
+        args: &[Ident],
+        ret: &TokenStream,
+        body: TokenStream,
+    ) -> TokenStream {
+        let name = &self.name;
+        let (body_name, wide_name) = (self.body_name(), self.wide_name());
+        let wide_doc = format!(
+            " [`{name}`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`{name}`] checks."
+        );
+        let body_doc = format!(" The body of [`{name}`], with or without fused multiply-adds.");
+        quote! {
             #[doc = #wide_doc]
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
@@ -294,11 +317,17 @@ impl Function {
             #[inline(always)]
             #[allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::excessive_precision, dead_code, unused_variables)]
             fn #body_name<const FMA: bool>(#(#params),*) #ret {
-                #entry
-                #alloc
-                #code
+                #body
             }
-        })
+        }
+    }
+
+    fn body_name(&self) -> Ident {
+        format_ident!("{}_body", self.name)
+    }
+
+    fn wide_name(&self) -> Ident {
+        format_ident!("{}_avx2", self.name)
     }
 
     /// The body as a finished loop plan: built, lowered, through the passes.

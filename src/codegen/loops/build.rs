@@ -545,7 +545,8 @@ impl Body {
                 s = Stmt::Loop {
                     var: v,
                     dim: d,
-                    body: vec![s], slices: Vec::new(),
+                    body: vec![s],
+                    slices: Vec::new(),
                 };
             }
             stmts.push(s);

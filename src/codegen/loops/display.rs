@@ -149,8 +149,19 @@ impl Stmt {
                 b: (vb, db),
                 size,
                 body,
+                slices: rows,
+                mirror,
             } => {
-                writeln!(f, "{pad}tile i{va} < {da}, i{vb} < {db} by {size} {{")?;
+                let mut how = slices("rows", rows);
+                if *mirror {
+                    how.push_str("; upper tiles, mirrored");
+                }
+                let how = if how.is_empty() {
+                    how
+                } else {
+                    format!(" ({})", &how[2..])
+                };
+                writeln!(f, "{pad}tile i{va} < {da}, i{vb} < {db} by {size}{how} {{")?;
                 for s in body {
                     s.write(f, depth + 1)?;
                 }

@@ -234,6 +234,12 @@ pub enum Stmt {
         size: usize,
         /// The body, stores only.
         body: Vec<Stmt>,
+        /// The rows the inner loop walks (set by the scheduling step).
+        slices: Vec<Slice>,
+        /// The body is one store `M[a, b] = f(a, b)` with `f` symmetric:
+        /// only the tiles on and above the diagonal are computed, and each
+        /// one above is copied to its mirror (set by the scheduling step).
+        mirror: bool,
     },
     /// A matrix product, `out[…] += Σ_sum summand` for every `left` and
     /// `right`, where `summand` is a product of two or three loads: one
@@ -289,7 +295,8 @@ impl SymClass {
             s = Stmt::Loop {
                 var: *v,
                 dim: d.clone(),
-                body: vec![s], slices: Vec::new(),
+                body: vec![s],
+                slices: Vec::new(),
             };
         }
         s

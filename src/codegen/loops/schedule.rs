@@ -87,7 +87,19 @@ fn schedule_under(stmts: &mut [Stmt], fixed: &HashMap<String, usize>, ahead: &[N
                     schedule_under(body, fixed, &inner);
                 }
             },
-            Stmt::Tile { body, .. } => schedule_under(body, fixed, ahead),
+            Stmt::Tile {
+                a: (va, da),
+                b: (vb, db),
+                body,
+                slices,
+                mirror,
+                ..
+            } => {
+                *mirror = da == db && symmetric_store(body, *va, *vb);
+                if let Some(accesses) = store_accesses(body) {
+                    *slices = row_slices(*vb, &accesses, false);
+                }
+            }
             Stmt::Reduce { var, dim, parts } => {
                 let schedule = decide(length(dim), parts);
                 let mut walk = Walk::default();
@@ -193,6 +205,49 @@ fn row_slices(var: Var, accesses: &[(&Access, bool)], blocked: bool) -> Vec<Slic
             })
         })
         .collect()
+}
+
+/// Whether `body` is one store `M[a, b] = f(a, b)` (not an update) with
+/// `f(a, b) = f(b, a)` as written, up to the order of sums and products:
+/// `A[a, b] + A[b, a]`, the Hessian of `xᵀAx`. Then `M` is symmetric and a
+/// tile's mirror is a copy of it: the kernel reads each tile of `A` once
+/// where it read it twice.
+fn symmetric_store(body: &[Stmt], a: Var, b: Var) -> bool {
+    let [Stmt::Store {
+        place: Place::Elem(m),
+        add: false,
+        value,
+    }] = body
+    else {
+        return false;
+    };
+    if !matches!(&m.idx[..], [(x, _), (y, _)] if *x == a && *y == b) {
+        return false;
+    }
+    let mut swapped = value.clone();
+    rename_vars(&mut swapped, &[(a, b), (b, a)]);
+    same_up_to_order(value, &swapped)
+}
+
+/// `x = y`, where the terms of sums and the factors of products may come
+/// in any order.
+fn same_up_to_order(x: &Scalar, y: &Scalar) -> bool {
+    match (x, y) {
+        (Scalar::Sum(xs), Scalar::Sum(ys)) | (Scalar::Product(xs), Scalar::Product(ys)) => {
+            let mut unused: Vec<&Scalar> = ys.iter().collect();
+            xs.len() == ys.len()
+                && xs.iter().all(|x| {
+                    match unused.iter().position(|y| same_up_to_order(x, y)) {
+                        Some(k) => {
+                            unused.swap_remove(k);
+                            true
+                        }
+                        None => false,
+                    }
+                })
+        }
+        _ => x == y,
+    }
 }
 
 /// The input matrices a loop over rows `row` reads one row of (every read

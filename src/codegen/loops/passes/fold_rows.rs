@@ -25,7 +25,8 @@ impl Body {
                     Stmt::Loop {
                         var: va,
                         dim: da,
-                        body: row, ..
+                        body: row,
+                        ..
                     },
                     Stmt::Reduce {
                         var: vb,

@@ -119,11 +119,26 @@ impl Body {
     /// reduction (a sum over rows as `T[..] += …` with the summed variable
     /// outside), then `tail`.
     fn ordered(&mut self, tail: Vec<Stmt>) -> Vec<Stmt> {
+        let (order, summed_at) = self.dependency_order();
+        let mut stmts = Vec::new();
+        for t in order.into_iter().filter(|t| !self.filled.contains(t)) {
+            let (s, accumulated) = self.nest_of(t, summed_at[t]);
+            self.temps[t].accumulated |= accumulated;
+            stmts.push(s);
+        }
+        stmts.extend(tail);
+        stmts
+    }
+
+    /// The live temporaries in dependency order (by depth, then by the
+    /// range of their outer loop, so that nests over the same rows meet),
+    /// and for each temporary where its sum's summed variable goes in its
+    /// nest (see [`summed_position`]; the nest's length for no sum).
+    fn dependency_order(&self) -> (Vec<usize>, Vec<usize>) {
         let depth = self.depths();
         let mut order: Vec<usize> = (0..self.temps.len())
             .filter(|&t| self.temps[t].live)
             .collect();
-        // Where each sum's summed variable goes decides its outer loop.
         let summed_at: Vec<usize> = self
             .temps
             .iter()
@@ -148,73 +163,63 @@ impl Body {
             }
         };
         order.sort_by_key(|&t| (depth[t], outer_dim(t), t));
-        let mut stmts = Vec::new();
-        let mut accumulated = Vec::new();
-        for t in order.into_iter().filter(|t| !self.filled.contains(t)) {
-            let temp = &self.temps[t];
-            let place = if temp.vars.is_empty() {
-                Place::Temp(t)
-            } else {
-                Place::Elem(Access {
-                    array: Array::Temp(t),
-                    idx: temp.vars.clone(),
-                })
-            };
-            let mut s = match &temp.def {
-                Def::Elem(x) => Stmt::Store {
+        (order, summed_at)
+    }
+
+    /// The loop nest that computes temporary `t`, and whether it builds
+    /// `t` up in place: a sum whose summed variable goes at `at` in the
+    /// nest, outside the inner ones, is `T[..] += body` (the innermost
+    /// loop walks rows); otherwise a reduction per entry.
+    fn nest_of(&self, t: usize, at: usize) -> (Stmt, bool) {
+        let temp = &self.temps[t];
+        let place = if temp.vars.is_empty() {
+            Place::Temp(t)
+        } else {
+            Place::Elem(Access {
+                array: Array::Temp(t),
+                idx: temp.vars.clone(),
+            })
+        };
+        let (s, nest, accumulated) = match &temp.def {
+            Def::Elem(x) => {
+                let s = Stmt::Store {
                     place,
                     add: false,
                     value: x.clone(),
-                },
-                Def::Reduce { op, var, dim, body } => {
-                    let at = summed_at[t];
-                    if at < temp.vars.len() {
-                        // `T[..] += body` with the summed variable outside
-                        // the inner ones, so the innermost loop walks rows.
-                        accumulated.push(t);
-                        let mut nest = temp.vars.clone();
-                        nest.insert(at, (*var, dim.clone()));
-                        let mut s = Stmt::Store {
-                            place,
-                            add: true,
-                            value: body.clone(),
-                        };
-                        for (v, d) in nest.into_iter().rev() {
-                            s = Stmt::Loop {
-                                var: v,
-                                dim: d,
-                                body: vec![s], slices: Vec::new(),
-                            };
-                        }
-                        stmts.push(s);
-                        continue;
-                    }
-                    Stmt::Reduce {
-                        var: *var,
-                        dim: dim.clone(),
-                        parts: vec![Part {
-                            place,
-                            op: *op,
-                            body: body.clone(),
-                            keep: self.keeps.get(&t).cloned(),
-                        }],
-                    }
-                }
-            };
-            for (v, d) in temp.vars.iter().rev() {
-                s = Stmt::Loop {
-                    var: *v,
-                    dim: d.clone(),
-                    body: vec![s], slices: Vec::new(),
                 };
+                (s, temp.vars.clone(), false)
             }
-            stmts.push(s);
-        }
-        for t in accumulated {
-            self.temps[t].accumulated = true;
-        }
-        stmts.extend(tail);
-        stmts
+            Def::Reduce { var, dim, body, .. } if at < temp.vars.len() => {
+                let mut nest = temp.vars.clone();
+                nest.insert(at, (*var, dim.clone()));
+                let s = Stmt::Store {
+                    place,
+                    add: true,
+                    value: body.clone(),
+                };
+                (s, nest, true)
+            }
+            Def::Reduce { op, var, dim, body } => {
+                let s = Stmt::Reduce {
+                    var: *var,
+                    dim: dim.clone(),
+                    parts: vec![Part {
+                        place,
+                        op: *op,
+                        body: body.clone(),
+                        keep: self.keeps.get(&t).cloned(),
+                    }],
+                };
+                (s, temp.vars.clone(), false)
+            }
+        };
+        let s = nest.into_iter().rev().fold(s, |s, (var, dim)| Stmt::Loop {
+            var,
+            dim,
+            body: vec![s],
+            slices: Vec::new(),
+        });
+        (s, accumulated)
     }
 
     /// Dependency depth of each temporary.

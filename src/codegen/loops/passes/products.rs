@@ -114,41 +114,8 @@ impl Body {
         if small(&[m, &nest.a.1, &nest.b.1]) {
             return None;
         }
-        let in_prefix = touched(&nest.prefix, true);
-        let (mut us, mut vs, mut ss) = (Vec::new(), Vec::new(), Vec::new());
-        for f in &nest.factors {
-            let vars = vars_of(f);
-            if !vars.iter().all(|v| [r, a, b].contains(v)) {
-                return None;
-            }
-            match (vars.contains(&a), vars.contains(&b)) {
-                (true, true) => return None,
-                (true, false) => us.push(f.clone()),
-                (false, true) => vs.push(f.clone()),
-                (false, false) => ss.push(f.clone()),
-            }
-            // Factors stored before the loop over `a` cannot read what it writes.
-            if !vars.contains(&a) && targets_read(f).iter().any(|t| in_prefix.contains(t)) {
-                return None;
-            }
-        }
-        if us.is_empty() || vs.is_empty() {
-            return None;
-        }
-        let direct = |fs: &[Scalar], x: Var| -> Option<Access> {
-            match fs {
-                [Scalar::Load(acc)]
-                    if acc.array != Array::Out
-                        && !in_loop.contains(&Target::Array(acc.array.clone()))
-                        && acc.idx.iter().all(|(v, _)| *v == r || *v == x)
-                        && acc.idx.iter().filter(|(v, _)| *v == x).count() == 1
-                        && acc.idx.iter().filter(|(v, _)| *v == r).count() <= 1 =>
-                {
-                    Some(acc.clone())
-                }
-                _ => None,
-            }
-        };
+        let (mut us, mut vs, mut ss) = split_factors(nest, r)?;
+        let direct = |fs: &[Scalar], x: Var| direct_operand(fs, r, x, in_loop);
         let (mut u, mut v) = (direct(&us, a), direct(&vs, b));
         let mut pre = Vec::new();
         let mut in_a = nest.prefix.clone();
@@ -172,7 +139,8 @@ impl Body {
             pre.push(Stmt::Loop {
                 var: b,
                 dim: nest.b.1.clone(),
-                body: vec![store(&acc, &vs)], slices: Vec::new(),
+                body: vec![store(&acc, &vs)],
+                slices: Vec::new(),
             });
             v = Some(acc);
         }
@@ -187,7 +155,8 @@ impl Body {
             pre.push(Stmt::Loop {
                 var: a,
                 dim: nest.a.1.clone(),
-                body: in_a, slices: Vec::new(),
+                body: in_a,
+                slices: Vec::new(),
             });
         }
         let mut summand = vec![Scalar::Load(u), Scalar::Load(v)];
@@ -282,7 +251,8 @@ impl Nest {
         let Stmt::Loop {
             var: a,
             dim: da,
-            body, ..
+            body,
+            ..
         } = s
         else {
             return None;
@@ -291,7 +261,8 @@ impl Nest {
             Stmt::Loop {
                 var: b,
                 dim: db,
-                body: inner, ..
+                body: inner,
+                ..
             },
             prefix,
         ) = body.split_last()?
@@ -410,4 +381,48 @@ fn write_counts(stmts: &[Stmt]) -> Vec<(Target, usize)> {
     let mut out = Vec::new();
     stmts.iter().for_each(|s| go(s, &mut out));
     out
+}
+
+/// The factors of a rank-one nest's summand by what they read besides the
+/// row `r`: `a` only (`U`), `b` only (`V`), neither (the scale `s`).
+/// None when a factor reads both, or another variable, or (not reading
+/// `a`, so stored before the loop over `a`) something that loop writes.
+fn split_factors(nest: &Nest, r: Var) -> Option<(Vec<Scalar>, Vec<Scalar>, Vec<Scalar>)> {
+    let (a, b) = (nest.a.0, nest.b.0);
+    let in_prefix = touched(&nest.prefix, true);
+    let (mut us, mut vs, mut ss) = (Vec::new(), Vec::new(), Vec::new());
+    for f in &nest.factors {
+        let vars = vars_of(f);
+        if !vars.iter().all(|v| [r, a, b].contains(v)) {
+            return None;
+        }
+        match (vars.contains(&a), vars.contains(&b)) {
+            (true, true) => return None,
+            (true, false) => us.push(f.clone()),
+            (false, true) => vs.push(f.clone()),
+            (false, false) => ss.push(f.clone()),
+        }
+        if !vars.contains(&a) && targets_read(f).iter().any(|t| in_prefix.contains(t)) {
+            return None;
+        }
+    }
+    (!us.is_empty() && !vs.is_empty()).then_some((us, vs, ss))
+}
+
+/// The operand the factors `fs` already are, when they are one read of an
+/// input over the row `r` (at most once) and `x` (once) that the row loop
+/// does not write: the product reads it in place.
+fn direct_operand(fs: &[Scalar], r: Var, x: Var, in_loop: &HashSet<Target>) -> Option<Access> {
+    match fs {
+        [Scalar::Load(acc)]
+            if acc.array != Array::Out
+                && !in_loop.contains(&Target::Array(acc.array.clone()))
+                && acc.idx.iter().all(|(v, _)| *v == r || *v == x)
+                && acc.idx.iter().filter(|(v, _)| *v == x).count() == 1
+                && acc.idx.iter().filter(|(v, _)| *v == r).count() <= 1 =>
+        {
+            Some(acc.clone())
+        }
+        _ => None,
+    }
 }
