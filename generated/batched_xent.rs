@@ -77,6 +77,7 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead2 in (b2..b2 + len2).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -204,6 +205,7 @@ fn batched_xent_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead3 in (b3..b3 + len3).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -346,6 +348,7 @@ fn batched_xent_value_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead3 in (b3..b3 + len3).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },

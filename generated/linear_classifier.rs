@@ -150,6 +150,7 @@ fn linear_w_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead12 in (b12..b12 + len12).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -347,6 +348,7 @@ fn linear_w_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead17 in (b17..b17 + len17).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -578,6 +580,7 @@ fn linear_w_value_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead21 in (b21..b21 + len21).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -804,6 +807,7 @@ fn linear_b_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead12 in (b12..b12 + len12).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -999,6 +1003,7 @@ fn linear_b_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead13 in (b13..b13 + len13).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },
@@ -1204,6 +1209,7 @@ fn linear_b_value_grad_body<const FMA: bool>(
                 }
                 #[cfg(target_arch = "x86_64")]
                 for ahead17 in (b17..b17 + len17).step_by(8) {
+                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
                     unsafe {
                         core::arch::x86_64::_mm_prefetch::<
                             { core::arch::x86_64::_MM_HINT_T0 },

@@ -283,60 +283,10 @@ fn execute(command: Command) -> symdiff::Result<String> {
                 .map(|a| Fact::parse(a))
                 .collect::<symdiff::Result<_>>()?;
             if explain {
-                let e = symdiff::explain::explain(&req)?;
-                return Ok(match format {
-                    Format::Text => e.text(),
-                    Format::Latex => e.latex(),
-                    Format::Json => {
-                        format!("{}\n", serde_json::to_string_pretty(&e.json()).unwrap())
-                    }
-                });
+                explain_command(&req, format)
+            } else {
+                derive_command(&req, format, stats)
             }
-            let d = symdiff::derive(&req)?;
-            let (out, display) = match format {
-                Format::Text => d.report(Syntax::Text, req.limits),
-                Format::Latex => d.report(Syntax::Latex, req.limits),
-                Format::Json => {
-                    let (json, s) = d.json(req.limits);
-                    (
-                        format!("{}\n", serde_json::to_string_pretty(&json).unwrap()),
-                        s,
-                    )
-                }
-            };
-            let mut all = d.stats.clone();
-            all.push(display);
-            for s in all.iter().filter(|s| s.hit_limit) {
-                eprintln!(
-                    "note: e-graph run `{}` stopped at its {}; the result is exact but may be less simplified",
-                    s.pass, s.stop
-                );
-            }
-            if stats {
-                eprintln!(
-                    "{:<18} {:>8} {:>8} {:>6} {:>10}  stop / rules fired",
-                    "pass", "e-nodes", "classes", "iters", "time"
-                );
-                for s in &all {
-                    let rules: Vec<String> =
-                        s.applied.iter().map(|(n, c)| format!("{n}×{c}")).collect();
-                    eprintln!(
-                        "{:<18} {:>8} {:>8} {:>6} {:>8.2}ms  {}; {}",
-                        s.pass,
-                        s.nodes,
-                        s.classes,
-                        s.iterations,
-                        s.time.as_secs_f64() * 1e3,
-                        s.stop,
-                        if rules.is_empty() {
-                            "-".to_string()
-                        } else {
-                            rules.join(" ")
-                        }
-                    );
-                }
-            }
-            Ok(out)
         }
         Command::Eval {
             expr,
@@ -344,5 +294,69 @@ fn execute(command: Command) -> symdiff::Result<String> {
             order,
             wrt,
         } => Ok(symdiff::eval::run(&expr, &at, order, wrt.as_deref())?.json()),
+    }
+}
+
+/// `derive --explain`: the steps from the expression to the result.
+fn explain_command(req: &Request, format: Format) -> symdiff::Result<String> {
+    let e = symdiff::explain::explain(req)?;
+    Ok(match format {
+        Format::Text => e.text(),
+        Format::Latex => e.latex(),
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&e.json()).unwrap()),
+    })
+}
+
+/// `derive`: the report in `format`; on stderr, a note for every e-graph
+/// run a limit stopped, and with `stats` a table of all runs.
+fn derive_command(req: &Request, format: Format, stats: bool) -> symdiff::Result<String> {
+    let d = symdiff::derive(req)?;
+    let (out, display) = match format {
+        Format::Text => d.report(Syntax::Text, req.limits),
+        Format::Latex => d.report(Syntax::Latex, req.limits),
+        Format::Json => {
+            let (json, s) = d.json(req.limits);
+            (
+                format!("{}\n", serde_json::to_string_pretty(&json).unwrap()),
+                s,
+            )
+        }
+    };
+    let mut all = d.stats.clone();
+    all.push(display);
+    for s in all.iter().filter(|s| s.hit_limit) {
+        eprintln!(
+            "note: e-graph run `{}` stopped at its {}; the result is exact but may be less simplified",
+            s.pass, s.stop
+        );
+    }
+    if stats {
+        print_stats(&all);
+    }
+    Ok(out)
+}
+
+/// `--stats`: one line per e-graph run, on stderr.
+fn print_stats(runs: &[symdiff::RunStats]) {
+    eprintln!(
+        "{:<18} {:>8} {:>8} {:>6} {:>10}  stop / rules fired",
+        "pass", "e-nodes", "classes", "iters", "time"
+    );
+    for s in runs {
+        let rules: Vec<String> = s.applied.iter().map(|(n, c)| format!("{n}×{c}")).collect();
+        eprintln!(
+            "{:<18} {:>8} {:>8} {:>6} {:>8.2}ms  {}; {}",
+            s.pass,
+            s.nodes,
+            s.classes,
+            s.iterations,
+            s.time.as_secs_f64() * 1e3,
+            s.stop,
+            if rules.is_empty() {
+                "-".to_string()
+            } else {
+                rules.join(" ")
+            }
+        );
     }
 }

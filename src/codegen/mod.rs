@@ -172,11 +172,20 @@ pub fn format_module(
     let mut out = header(kernels, command);
     // prettyplease drops comments; the one each `unsafe` block needs is put
     // back beside it.
-    for line in prettyplease::unparse(&file).lines() {
-        if line.trim_start().starts_with("return unsafe {") {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.push_str(indent);
-            out.push_str(SAFETY_AVX2);
+    let text = prettyplease::unparse(&file);
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let code = line.trim_start();
+        let safety = if code.starts_with("return unsafe {") {
+            Some(SAFETY_AVX2)
+        } else if code == "unsafe {" && lines.peek().is_some_and(|l| l.contains("_mm_prefetch")) {
+            Some(SAFETY_PREFETCH)
+        } else {
+            None
+        };
+        if let Some(note) = safety {
+            out.push_str(&line[..line.len() - code.len()]);
+            out.push_str(note);
             out.push('\n');
         }
         out.push_str(line);
@@ -188,6 +197,10 @@ pub fn format_module(
     }
     Ok(out)
 }
+
+/// Why a prefetch is sound whatever its address.
+const SAFETY_PREFETCH: &str =
+    "// SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.";
 
 /// Why the dispatch to the AVX2 entry point is sound.
 const SAFETY_AVX2: &str =

@@ -128,54 +128,18 @@ pub(crate) fn fuse(stmts: &mut Vec<Stmt>) {
                 fusable(xa, *va, &xb, *vb)
             } =>
             {
-                let (va, vb) = (*va, *vb);
-                let Stmt::Loop { body: mut tail, .. } = stmts.remove(i + 1) else {
-                    unreachable!()
-                };
-                tail.iter_mut().for_each(|s| rename_stmt(s, &[(vb, va)]));
-                if let Some(xa) = &mut acc_i {
-                    for s in &tail {
-                        accesses(s, xa);
-                    }
-                }
-                let Stmt::Loop { body, .. } = &mut stmts[i] else {
-                    unreachable!()
-                };
-                body.extend(tail);
+                merge_loops(stmts, i, &mut acc_i);
                 true
             }
             (
                 Stmt::Reduce {
-                    var: va,
-                    dim: da,
-                    parts: pa,
+                    dim: da, parts: pa, ..
                 },
                 Stmt::Reduce {
-                    var: vb,
-                    dim: db,
-                    parts: pb,
+                    dim: db, parts: pb, ..
                 },
             ) if da == db && independent(pa, pb) && at_most_one_shift(pa, pb) => {
-                let (va, vb) = (*va, *vb);
-                let Stmt::Reduce {
-                    parts: mut tail, ..
-                } = stmts.remove(i + 1)
-                else {
-                    unreachable!()
-                };
-                for p in &mut tail {
-                    rename_vars(&mut p.body, &[(vb, va)]);
-                    if let Some(k) = &mut p.keep {
-                        k.idx
-                            .iter_mut()
-                            .filter(|(v, _)| *v == vb)
-                            .for_each(|(v, _)| *v = va);
-                    }
-                }
-                let Stmt::Reduce { parts, .. } = &mut stmts[i] else {
-                    unreachable!()
-                };
-                parts.extend(tail);
+                merge_reductions(stmts, i);
                 acc_i = None;
                 true
             }
@@ -191,4 +155,48 @@ pub(crate) fn fuse(stmts: &mut Vec<Stmt>) {
             fuse(body);
         }
     }
+}
+
+/// Moves the body of the loop at `i + 1` into the loop at `i`, in its
+/// variable; `acc_i`, the accesses of the loop at `i`, grows with it.
+fn merge_loops(stmts: &mut Vec<Stmt>, i: usize, acc_i: &mut Option<AccessList>) {
+    let Stmt::Loop { body: mut tail, var: vb, .. } = stmts.remove(i + 1) else {
+        unreachable!("a loop follows")
+    };
+    let Stmt::Loop { body, var: va, .. } = &mut stmts[i] else {
+        unreachable!("a loop")
+    };
+    tail.iter_mut().for_each(|s| rename_stmt(s, &[(vb, *va)]));
+    if let Some(xa) = acc_i {
+        for s in &tail {
+            accesses(s, xa);
+        }
+    }
+    body.extend(tail);
+}
+
+/// Moves the parts of the reduction at `i + 1` into the reduction at `i`,
+/// in its variable.
+fn merge_reductions(stmts: &mut Vec<Stmt>, i: usize) {
+    let Stmt::Reduce {
+        parts: mut tail,
+        var: vb,
+        ..
+    } = stmts.remove(i + 1)
+    else {
+        unreachable!("a reduction follows")
+    };
+    let Stmt::Reduce { parts, var: va, .. } = &mut stmts[i] else {
+        unreachable!("a reduction")
+    };
+    for p in &mut tail {
+        rename_vars(&mut p.body, &[(vb, *va)]);
+        if let Some(k) = &mut p.keep {
+            k.idx
+                .iter_mut()
+                .filter(|(v, _)| *v == vb)
+                .for_each(|(v, _)| *v = *va);
+        }
+    }
+    parts.extend(tail);
 }
