@@ -245,69 +245,7 @@ fn diagonal_plus_rank_one(
     r.json.insert("gamma".into(), show(&gamma).into());
     let n = dim.to_string();
     match gamma.as_constant() {
-        Some(1.0) => {
-            let conds = match (&d_sign, &kappa_sign) {
-                (Sign::Positive { conds, nonzero }, _) => {
-                    conds.iter().chain(nonzero).cloned().collect()
-                }
-                _ => vec!["d_i ≠ 0".to_string()],
-            };
-            let (rank, json_rank) = match &row {
-                None => (format!("{n} − 1"), format!("{n} - 1")),
-                Some((_, m)) => (
-                    format!("{m}·({n} − 1), {n} − 1 per block"),
-                    format!("{m}*({n} - 1)"),
-                ),
-            };
-            r.line(
-                "rank",
-                &format!(
-                    "{rank}{}: γ = 1 for every point, so H is singular",
-                    when(&conds)
-                ),
-            );
-            r.json.insert("rank".into(), json_rank.into());
-            let null_text = if row.is_some()
-                && null
-                    .free()
-                    .iter()
-                    .all(|x| Some(*x) == row.as_ref().map(|r| r.0))
-            {
-                format!(
-                    "spanned by the rows' all-ones vectors (one per row: {} changes nothing when a row is shifted by a constant)",
-                    "f"
-                )
-            } else if null.free().is_empty() {
-                let why = if d.shift_invariant() {
-                    format!(
-                        ": f does not change along 1 ({} → {} + c·1; softmax is shift-invariant)",
-                        d.wrt, d.wrt
-                    )
-                } else {
-                    String::new()
-                };
-                format!("spanned by 1, the all-ones vector (H·1 = 0){why}")
-            } else {
-                format!("spanned by D⁻¹u, entries {}", show(&null))
-            };
-            r.line("null space", &null_text);
-            r.json.insert("null_space".into(), null_text.clone().into());
-            if let Sign::Positive { conds, .. } = &d_sign {
-                r.line(
-                    "definite",
-                    &format!(
-                        "positive semidefinite{}, never positive definite",
-                        when(conds)
-                    ),
-                );
-                r.json
-                    .insert("definite".into(), "positive semidefinite".into());
-            }
-            r.line(
-                "invertible",
-                "add λ > 0 (H + λI is positive definite), or fix one coordinate (optimize over n − 1 of them, e.g. the last logit at 0)",
-            );
-        }
+        Some(1.0) => singular(d, &null, &d_sign, &kappa_sign, &row, &n, r, show),
         Some(g) if g < 1.0 => {
             r.line("rank", &format!("{n} (γ = {g} < 1)"));
             if let Sign::Positive { conds, nonzero } = &d_sign {
@@ -321,34 +259,125 @@ fn diagonal_plus_rank_one(
     }
     // S with H = SᵀS: S_ij = sqrt(d_i) δ_ij − α u_i u_j / sqrt(d_i).
     if let Some(s) = factor_s(&diag, &u, &t, &gamma, i, j) {
-        let check = if row.is_some() {
-            None
-        } else {
-            check_factor(d, h, &s, i, j)
-        };
-        let label = if row.is_some() {
-            "each block is SᵀS with S ="
-        } else {
-            "H = SᵀS with S_ij ="
-        };
-        r.line("factor", &format!("{label} {}", show(&s)));
-        match check {
-            Some(err) => r.more(&format!(
-                "(checked at a random point with {n} = 5: largest difference {})",
-                size(err)
-            )),
-            None if row.is_some() => r.more("(per row block)"),
-            None => r.more("(not checked numerically: the point could not be built)"),
-        }
-        r.json.insert("factor_S".into(), show(&s).into());
-        r.json.insert(
-            "factor_checked_error".into(),
-            check.map_or(serde_json::Value::Null, Into::into),
-        );
+        factor_lines(d, h, &s, (i, j), row.is_some(), &n, r, show);
     }
     r.line(
         "newton",
         "(H + λI)⁻¹ g in O(n) by Sherman–Morrison: x = g/(d + λ) + κ (uᵀ(g/(d + λ))) / (1 − κ uᵀ(u/(d + λ))) · u/(d + λ)",
+    );
+}
+
+/// The lines for `γ = 1`: the rank, the null space (the all-ones
+/// vector of a shift-invariant `f`), semidefiniteness, how to make `H`
+/// invertible.
+#[allow(clippy::too_many_arguments)]
+fn singular(
+    d: &Derivation,
+    null: &Poly,
+    d_sign: &Sign,
+    kappa_sign: &Sign,
+    row: &Option<(Ix, Dim)>,
+    n: &str,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let conds = match (d_sign, kappa_sign) {
+        (Sign::Positive { conds, nonzero }, _) => conds.iter().chain(nonzero).cloned().collect(),
+        _ => vec!["d_i ≠ 0".to_string()],
+    };
+    let (rank, json_rank) = match row {
+        None => (format!("{n} − 1"), format!("{n} - 1")),
+        Some((_, m)) => (
+            format!("{m}·({n} − 1), {n} − 1 per block"),
+            format!("{m}*({n} - 1)"),
+        ),
+    };
+    r.line(
+        "rank",
+        &format!(
+            "{rank}{}: γ = 1 for every point, so H is singular",
+            when(&conds)
+        ),
+    );
+    r.json.insert("rank".into(), json_rank.into());
+    let null_text = if row.is_some()
+        && null
+            .free()
+            .iter()
+            .all(|x| Some(*x) == row.as_ref().map(|r| r.0))
+    {
+        format!(
+            "spanned by the rows' all-ones vectors (one per row: {} changes nothing when a row is shifted by a constant)",
+            "f"
+        )
+    } else if null.free().is_empty() {
+        let why = if d.shift_invariant() {
+            format!(
+                ": f does not change along 1 ({} → {} + c·1; softmax is shift-invariant)",
+                d.wrt, d.wrt
+            )
+        } else {
+            String::new()
+        };
+        format!("spanned by 1, the all-ones vector (H·1 = 0){why}")
+    } else {
+        format!("spanned by D⁻¹u, entries {}", show(null))
+    };
+    r.line("null space", &null_text);
+    r.json.insert("null_space".into(), null_text.clone().into());
+    if let Sign::Positive { conds, .. } = d_sign {
+        r.line(
+            "definite",
+            &format!(
+                "positive semidefinite{}, never positive definite",
+                when(conds)
+            ),
+        );
+        r.json
+            .insert("definite".into(), "positive semidefinite".into());
+    }
+    r.line(
+        "invertible",
+        "add λ > 0 (H + λI is positive definite), or fix one coordinate (optimize over n − 1 of them, e.g. the last logit at 0)",
+    );
+}
+
+/// The factor `S` with `H = SᵀS` (per row block for a batch), checked
+/// numerically where the point can be built.
+#[allow(clippy::too_many_arguments)]
+fn factor_lines(
+    d: &Derivation,
+    h: &Tensor,
+    s: &Poly,
+    (i, j): (Ix, Ix),
+    per_row: bool,
+    n: &str,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
+    let check = if per_row {
+        None
+    } else {
+        check_factor(d, h, s, i, j)
+    };
+    let label = if per_row {
+        "each block is SᵀS with S ="
+    } else {
+        "H = SᵀS with S_ij ="
+    };
+    r.line("factor", &format!("{label} {}", show(s)));
+    match check {
+        Some(err) => r.more(&format!(
+            "(checked at a random point with {n} = 5: largest difference {})",
+            size(err)
+        )),
+        None if per_row => r.more("(per row block)"),
+        None => r.more("(not checked numerically: the point could not be built)"),
+    }
+    r.json.insert("factor_S".into(), show(s).into());
+    r.json.insert(
+        "factor_checked_error".into(),
+        check.map_or(serde_json::Value::Null, Into::into),
     );
 }
 

@@ -109,42 +109,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
     let start = Instant::now();
     let program = crate::parse::parse_program(&req.expr)?;
     let typed = crate::shape::check_with_hints(&program, &req.shapes)?;
-    let wrt = match &req.wrt {
-        Some(w) => {
-            if typed.var_shape(w).is_none() {
-                let vars: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(
-                    Error::new(format!("`{w}` is not a variable of the expression, so there is nothing to differentiate with respect to"))
-                        .with_note(format!(
-                            "its variables are: {}",
-                            if vars.is_empty() {
-                                "(none)".into()
-                            } else {
-                                vars.join(", ")
-                            }
-                        )),
-                );
-            }
-            w.clone()
-        }
-        None => match typed.default_wrt() {
-            Some(n) => n,
-            None => {
-                return Err(Error::new(
-                    "the expression has no variable to differentiate with respect to",
-                ))
-            }
-        },
-    };
-    for f in &req.assume {
-        if typed.var_shape(f.var()).is_none() {
-            return Err(Error::new(format!(
-                "the assumption `{}` names `{}`, which is not a variable",
-                f.describe(),
-                f.var()
-            )));
-        }
-    }
+    let wrt = variable(&typed, req)?;
     let wrt_shape = typed.var_shape(&wrt).cloned().expect("checked above");
     let value_shape = typed.body.shape.clone();
     let value_idx: Vec<Ix> = (0..value_shape.rank() as Ix).collect();
@@ -169,19 +134,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
                 k - 1
             )));
         }
-        // The size of the next order, bounded before any of it is built:
-        // one that could not finish is refused at once, not at the deadline.
-        let predicted = crate::diff::predicted_terms(&tensor.representatives(), &wrt);
-        if predicted > MAX_PREDICTED_TERMS {
-            return Err(Error::new(format!(
-                "order {k} is too large: differentiating order {} would make about {predicted:.0} terms before like terms merge (the limit is {MAX_PREDICTED_TERMS:.0})", k - 1
-            ))
-            .with_note(format!(
-                "order {} has {} terms; each nested softmax or power doubles what its derivative makes",
-                k - 1,
-                tensor.classes.len()
-            )));
-        }
+        check_next_order(&tensor, &wrt, k)?;
         tensor = tensor.differentiate(&wrt)?;
         let (reps, s) = simplify_poly(
             &tensor.representatives(),
@@ -200,26 +153,7 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         tensor.set_representatives(reps);
         orders.push(tensor.clone());
     }
-    let mut used_facts = Vec::new();
-    let mut unused_facts = Vec::new();
-    for f in &req.assume {
-        let tag = format!("assume-{}", f.describe());
-        if stats
-            .iter()
-            .any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag)))
-        {
-            used_facts.push(f.describe());
-        } else {
-            let mut note = f.describe();
-            if let (Fact::SumIsOne(v), Some(Shape::Mat(..))) = (f, typed.var_shape(f.var())) {
-                // `sum` of a matrix is its total; the per-row fact has its own name.
-                note.push_str(&format!(
-                    " (sum of a matrix is its total; for every row write rowsum({v})=1)"
-                ));
-            }
-            unused_facts.push(note);
-        }
-    }
+    let (used_facts, unused_facts) = facts_used(req, &typed, &stats);
     let conditions = CONDITIONAL_RULES
         .iter()
         .filter(|(rule, _)| {
@@ -240,6 +174,90 @@ fn derive_within_budget(req: &Request) -> Result<Derivation> {
         unused_facts,
         source: req.expr.clone(),
     })
+}
+
+/// The variable to differentiate with respect to (the request's, checked,
+/// or the default), after checking that every assumption names a variable.
+fn variable(typed: &crate::shape::Typed, req: &Request) -> Result<String> {
+    let wrt = match &req.wrt {
+        Some(w) => {
+            if typed.var_shape(w).is_none() {
+                let vars: Vec<&str> = typed.vars.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(
+                    Error::new(format!("`{w}` is not a variable of the expression, so there is nothing to differentiate with respect to"))
+                        .with_note(format!(
+                            "its variables are: {}",
+                            if vars.is_empty() {
+                                "(none)".into()
+                            } else {
+                                vars.join(", ")
+                            }
+                        )),
+                );
+            }
+            w.clone()
+        }
+        None => typed.default_wrt().ok_or_else(|| {
+            Error::new("the expression has no variable to differentiate with respect to")
+        })?,
+    };
+    for f in &req.assume {
+        if typed.var_shape(f.var()).is_none() {
+            return Err(Error::new(format!(
+                "the assumption `{}` names `{}`, which is not a variable",
+                f.describe(),
+                f.var()
+            )));
+        }
+    }
+    Ok(wrt)
+}
+
+/// The size of order `k`, bounded before any of it is built: one that
+/// could not finish is refused at once, not at the deadline.
+fn check_next_order(tensor: &Tensor, wrt: &str, k: usize) -> Result<()> {
+    let predicted = crate::diff::predicted_terms(&tensor.representatives(), wrt);
+    if predicted > MAX_PREDICTED_TERMS {
+        return Err(Error::new(format!(
+            "order {k} is too large: differentiating order {} would make about {predicted:.0} terms before like terms merge (the limit is {MAX_PREDICTED_TERMS:.0})", k - 1
+        ))
+        .with_note(format!(
+            "order {} has {} terms; each nested softmax or power doubles what its derivative makes",
+            k - 1,
+            tensor.classes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The assumptions whose rules fired, and the others, each with a hint
+/// where a likely one was meant (`rowsum` for a matrix).
+fn facts_used(
+    req: &Request,
+    typed: &crate::shape::Typed,
+    stats: &[RunStats],
+) -> (Vec<String>, Vec<String>) {
+    let mut used_facts = Vec::new();
+    let mut unused_facts = Vec::new();
+    for f in &req.assume {
+        let tag = format!("assume-{}", f.describe());
+        if stats
+            .iter()
+            .any(|s| s.applied.iter().any(|(n, _)| n.starts_with(&tag)))
+        {
+            used_facts.push(f.describe());
+        } else {
+            let mut note = f.describe();
+            if let (Fact::SumIsOne(v), Some(Shape::Mat(..))) = (f, typed.var_shape(f.var())) {
+                // `sum` of a matrix is its total; the per-row fact has its own name.
+                note.push_str(&format!(
+                    " (sum of a matrix is its total; for every row write rowsum({v})=1)"
+                ));
+            }
+            unused_facts.push(note);
+        }
+    }
+    (used_facts, unused_facts)
 }
 
 /// Rules that hold only on part of the domain, with the condition the

@@ -275,6 +275,10 @@ fn split_weight(body: &Poly, ix: Ix) -> Option<(Vec<Factor>, Poly)> {
     only_row.then_some((common, weight))
 }
 
+/// One term of a matrix form: its coefficient, its own scalar factors
+/// and its chain of matrices and vectors.
+type Row = (f64, Vec<Factor>, Vec<Link>);
+
 /// The matrix form of `terms` with free indices `free` (rank 1 or 2), if
 /// every term is a chain; scalar factors common to all terms come out
 /// (a `1/m` is printed as a trailing `/m`).
@@ -299,122 +303,160 @@ pub fn matrix_chain_form(
         let s = scalar(t);
         common.retain(|f| s.contains(f));
     }
-    let mut rows: Vec<(f64, Vec<Factor>, Vec<Link>)> = Vec::new();
-    for t in terms {
-        let mut own_scalars = Vec::new();
-        let mut indexed = Vec::new();
-        let mut weights: Vec<(String, Ix)> = Vec::new();
-        let mut coef = t.coef.0;
-        let mut diag = false;
-        for f in &t.factors {
-            if common.contains(f) {
-                continue;
-            }
-            match &*f.atom {
-                Atom::Delta(a, b) if free.len() == 2 && *a == free[0] && *b == free[1] => {
-                    diag = true
-                }
-                Atom::Delta(..) => return None,
-                Atom::Sum { ix, dim: _, body }
-                    if f.exp.0 == 1.0 && piece(&f.atom, namer).is_none() =>
-                {
-                    // Σ_c (chain): the summed index is internal to the chain.
-                    match body.terms.as_slice() {
-                        [bt] if bt.coef.0 == 1.0 => indexed.extend(bt.factors.iter().cloned()),
-                        _ => {
-                            // Σ_c chain·w_c: the factors common to every term
-                            // are the chain, the rest a row weight w.
-                            let (chain_part, weight) = split_weight(body, *ix)?;
-                            indexed.extend(chain_part);
-                            // A number in front of the weight goes to the
-                            // row's coefficient: 2·Xᵀ(X w − y).
-                            let node = crate::compact::display(&weight);
-                            let node = match node {
-                                crate::compact::Node::Num(c) => {
-                                    coef *= c;
-                                    crate::compact::Node::Num(1.0)
-                                }
-                                crate::compact::Node::Mul(kids)
-                                    if matches!(
-                                        kids.first(),
-                                        Some(crate::compact::Node::Num(_))
-                                    ) =>
-                                {
-                                    if let crate::compact::Node::Num(c) = kids[0] {
-                                        coef *= c;
-                                    }
-                                    let rest: Vec<_> = kids[1..].to_vec();
-                                    if rest.len() == 1 {
-                                        rest.into_iter().next().unwrap()
-                                    } else {
-                                        crate::compact::Node::Mul(rest)
-                                    }
-                                }
-                                other => other,
-                            };
-                            if !matches!(node, crate::compact::Node::Num(_)) {
-                                let w = node_text(&node, *ix, namer)?;
-                                weights.push((w, *ix));
-                            }
+    let rows: Vec<Row> = terms
+        .iter()
+        .map(|t| chain_row(t, free, &common, namer))
+        .collect::<Option<_>>()?;
+    let (pre, suf) = common_ends(&rows)?;
+    let (sum, terms_shown) = sum_text(&rows, pre, suf, namer, show_scalar);
+    let body = if terms_shown > 1 && (pre > 0 || suf > 0) {
+        format!("({sum})")
+    } else {
+        sum
+    };
+    let join = |ls: &[Link]| ls.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" ");
+    let mut out = join(&rows[0].2[..pre]);
+    out.push_str(&body);
+    let suffix = join(&rows[0].2[rows[0].2.len() - suf..]);
+    if !suffix.is_empty() {
+        out.push(' ');
+        out.push_str(&suffix);
+    }
+    // Common scalars: `1/m` as `/m`, others in front.
+    let (inv_dims, others): (Vec<Factor>, Vec<Factor>) = common
+        .into_iter()
+        .partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
+    let mut out = if others.is_empty() {
+        out
+    } else {
+        format!("{}·({out})", show_scalar(&others))
+    };
+    for f in inv_dims {
+        if let Atom::Dim(d) = &*f.atom {
+            let needs = terms_shown > 1 && (out.contains(" + ") || out.contains(" − "));
+            out = if needs && pre == 0 && suf == 0 {
+                format!("({out})/{d}")
+            } else {
+                format!("{out}/{d}")
+            };
+        }
+    }
+    Some(out.replace("  ", " ").replace("ᵀ (", "ᵀ("))
+}
+
+/// One term as a chain (see [`Row`]), its scalars in `common` left out;
+/// None when it is not one.
+fn chain_row(t: &Term, free: &[Ix], common: &[Factor], namer: &mut dyn Namer) -> Option<Row> {
+    let mut own_scalars = Vec::new();
+    let mut indexed = Vec::new();
+    let mut weights: Vec<(String, Ix)> = Vec::new();
+    let mut coef = t.coef.0;
+    let mut diag = false;
+    for f in &t.factors {
+        if common.contains(f) {
+            continue;
+        }
+        match &*f.atom {
+            Atom::Delta(a, b) if free.len() == 2 && *a == free[0] && *b == free[1] => diag = true,
+            Atom::Delta(..) => return None,
+            Atom::Sum { ix, dim: _, body } if f.exp.0 == 1.0 && piece(&f.atom, namer).is_none() => {
+                // Σ_c (chain): the summed index is internal to the chain.
+                match body.terms.as_slice() {
+                    [bt] if bt.coef.0 == 1.0 => indexed.extend(bt.factors.iter().cloned()),
+                    _ => {
+                        // Σ_c chain·w_c: the factors common to every term
+                        // are the chain, the rest a row weight w.
+                        let (chain_part, weight) = split_weight(body, *ix)?;
+                        indexed.extend(chain_part);
+                        let node = leading_number_out(crate::compact::display(&weight), &mut coef);
+                        if !matches!(node, crate::compact::Node::Num(_)) {
+                            weights.push((node_text(&node, *ix, namer)?, *ix));
                         }
                     }
                 }
-                _ if f.atom.free().is_empty() => own_scalars.push(f.clone()),
-                _ => indexed.push(f.clone()),
             }
+            _ if f.atom.free().is_empty() => own_scalars.push(f.clone()),
+            _ => indexed.push(f.clone()),
         }
-        let (from, to) = match (free.len(), diag) {
-            (1, _) => {
-                // A vector result: a row `1ᵀ …` when a summed index starts the chain.
-                let has_sum = indexed
-                    .iter()
-                    .any(|f| f.atom.free().iter().any(|i| !free.contains(i)))
-                    || indexed
-                        .iter()
-                        .any(|f| matches!(&*f.atom, Atom::Var { idx, .. } if idx.len() == 2));
-                if has_sum {
-                    (None, Some(free[0]))
-                } else {
-                    (Some(free[0]), Some(free[0]))
-                }
-            }
-            (_, true) => {
-                // δ_ij v_i: diag of the vector chain.
-                let inner = chain_with(&indexed, weights.clone(), None, Some(free[0]), namer)
-                    .or_else(|| {
-                        chain_with(&indexed, weights, Some(free[0]), Some(free[0]), namer)
-                    })?;
-                let link = match inner.as_slice() {
-                    [] => Link("I".into()),
-                    [one] if one.0.starts_with("diag(") => one.clone(),
-                    _ => Link(format!(
-                        "diag({})",
-                        inner
-                            .iter()
-                            .map(|l| l.0.clone())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )),
-                };
-                rows.push((coef, own_scalars, vec![link]));
-                continue;
-            }
-            _ => (Some(free[0]), Some(free[1])),
-        };
-        // A vector result read from its free index (`Xᵀ y`), else as a row
-        // of column sums (`1ᵀ(A − Y)`).
-        let links = match (free.len(), from) {
-            (1, None) => chain_with(&indexed, weights.clone(), Some(free[0]), None, namer)
-                .or_else(|| chain_with(&indexed, weights, from, to, namer))?,
-            _ => chain_with(&indexed, weights, from, to, namer)?,
-        };
-        if links.is_empty() {
-            return None;
-        }
-        rows.push((coef, own_scalars, links));
     }
-    // Factor the longest common prefix and suffix of the chains.
+    let links = match (free.len(), diag) {
+        (1, _) => {
+            // A vector result: a row `1ᵀ …` when a summed index starts the
+            // chain, read from its free index (`Xᵀ y`) where it can be, else
+            // as a row of column sums (`1ᵀ(A − Y)`).
+            let has_sum = indexed
+                .iter()
+                .any(|f| f.atom.free().iter().any(|i| !free.contains(i)))
+                || indexed
+                    .iter()
+                    .any(|f| matches!(&*f.atom, Atom::Var { idx, .. } if idx.len() == 2));
+            if has_sum {
+                chain_with(&indexed, weights.clone(), Some(free[0]), None, namer)
+                    .or_else(|| chain_with(&indexed, weights, None, Some(free[0]), namer))?
+            } else {
+                chain_with(&indexed, weights, Some(free[0]), Some(free[0]), namer)?
+            }
+        }
+        (_, true) => return Some((coef, own_scalars, vec![diag_link(&indexed, weights, free[0], namer)?])),
+        _ => chain_with(&indexed, weights, Some(free[0]), Some(free[1]), namer)?,
+    };
+    (!links.is_empty()).then_some((coef, own_scalars, links))
+}
+
+/// A number in front of a row weight goes to the row's coefficient:
+/// `2·Xᵀ(X w − y)`.
+fn leading_number_out(node: crate::compact::Node, coef: &mut f64) -> crate::compact::Node {
+    use crate::compact::Node;
+    match node {
+        Node::Num(c) => {
+            *coef *= c;
+            Node::Num(1.0)
+        }
+        Node::Mul(kids) if matches!(kids.first(), Some(Node::Num(_))) => {
+            if let Node::Num(c) = kids[0] {
+                *coef *= c;
+            }
+            let rest: Vec<_> = kids[1..].to_vec();
+            if rest.len() == 1 {
+                rest.into_iter().next().unwrap()
+            } else {
+                Node::Mul(rest)
+            }
+        }
+        other => other,
+    }
+}
+
+/// `δ_ij v_i`: the diagonal matrix of the vector chain.
+fn diag_link(
+    indexed: &[Factor],
+    weights: Vec<(String, Ix)>,
+    i: Ix,
+    namer: &mut dyn Namer,
+) -> Option<Link> {
+    let inner = chain_with(indexed, weights.clone(), None, Some(i), namer)
+        .or_else(|| chain_with(indexed, weights, Some(i), Some(i), namer))?;
+    Some(match inner.as_slice() {
+        [] => Link("I".into()),
+        [one] if one.0.starts_with("diag(") => one.clone(),
+        _ => Link(format!(
+            "diag({})",
+            inner
+                .iter()
+                .map(|l| l.0.clone())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+    })
+}
+
+/// The lengths of the longest prefix and suffix all chains share (each
+/// chain keeps at least one link of its own); none for one chain.
+fn common_ends(rows: &[Row]) -> Option<(usize, usize)> {
     let min_len = rows.iter().map(|r| r.2.len()).min()?;
+    if rows.len() == 1 {
+        return Some((0, 0));
+    }
     let mut pre = 0;
     while pre < min_len
         && rows
@@ -432,10 +474,18 @@ pub fn matrix_chain_form(
     {
         suf += 1;
     }
-    if rows.len() == 1 {
-        pre = 0;
-        suf = 0;
-    }
+    Some((pre, suf))
+}
+
+/// The rows between the common prefix and suffix, as a signed sum
+/// (positive terms first), and how many terms it has.
+fn sum_text(
+    rows: &[Row],
+    pre: usize,
+    suf: usize,
+    namer: &mut dyn Namer,
+    show_scalar: &mut dyn FnMut(&[Factor]) -> String,
+) -> (String, usize) {
     let join = |ls: &[Link]| ls.iter().map(|l| l.0.clone()).collect::<Vec<_>>().join(" ");
     let mut inner: Vec<(f64, String)> = rows
         .iter()
@@ -476,40 +526,5 @@ pub fn matrix_chain_form(
             (_, true) => sum.push_str(&format!(" − {cs}{s}")),
         }
     }
-    let body = if inner.len() > 1 && (pre > 0 || suf > 0) {
-        format!("({sum})")
-    } else {
-        sum
-    };
-    let mut out = String::new();
-    let (prefix, suffix) = (
-        join(&rows[0].2[..pre]),
-        join(&rows[0].2[rows[0].2.len() - suf..]),
-    );
-    out.push_str(&prefix);
-    out.push_str(&body);
-    if !suffix.is_empty() {
-        out.push(' ');
-        out.push_str(&suffix);
-    }
-    // Common scalars: `1/m` as `/m`, others in front.
-    let (inv_dims, others): (Vec<Factor>, Vec<Factor>) = common
-        .into_iter()
-        .partition(|f| matches!(&*f.atom, Atom::Dim(_)) && f.exp.0 == -1.0);
-    let mut out = if others.is_empty() {
-        out
-    } else {
-        format!("{}·({out})", show_scalar(&others))
-    };
-    for f in inv_dims {
-        if let Atom::Dim(d) = &*f.atom {
-            let needs = inner.len() > 1 && (out.contains(" + ") || out.contains(" − "));
-            out = if needs && pre == 0 && suf == 0 {
-                format!("({out})/{d}")
-            } else {
-                format!("{out}/{d}")
-            };
-        }
-    }
-    Some(out.replace("  ", " ").replace("ᵀ (", "ᵀ("))
+    (sum, inner.len())
 }
