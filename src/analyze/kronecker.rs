@@ -74,36 +74,21 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
             return true;
         }
     };
+    let k = Kron {
+        d,
+        h,
+        b: &b,
+        c_name,
+        feat,
+        cls,
+    };
     let Some((kappa, u)) = rank_one else {
-        r.more(&format!(
-            "each block diagonal: B^{c_name} = diag(d), d = {}",
-            show(&diag)
-        ));
-        r.json.insert("block".into(), "diagonal".into());
-        // Column j of W meets only column j: k systems Xᵀ diag(d_·j) X.
-        r.line(
-            "rank",
-            &format!("{feat}·{cls} when {x} has full column rank and every d ≠ 0"),
-        );
-        match sign(&diag, show) {
-            Sign::Positive { conds, .. } => {
-                r.line(
-                    "definite",
-                    &format!("positive semidefinite{}", when(&conds)),
-                );
-                r.json
-                    .insert("definite".into(), "positive semidefinite".into());
-            }
-            Sign::Unknown => r.line("definite", "depends on the signs of d"),
-        }
-        r.line(
-            "newton",
-            &format!("the {cls} columns of {} decouple: one {feat}×{feat} system {x}ᵀ diag(d_·j) {x} + λI per column", d.wrt),
-        );
+        k.diagonal_blocks(&diag, r, show);
         return true;
     };
     r.more(&format!(
-        "each block diagonal plus rank one: B^{c_name} = diag(d) − κ u uᵀ, d = {}, u = {}, κ = {}",
+        "each block diagonal plus rank one: B^{} = diag(d) − κ u uᵀ, d = {}, u = {}, κ = {}",
+        k.c_name,
         show(&diag),
         show(&u),
         show(&kappa)
@@ -116,51 +101,16 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
         &format!("κ·Σ_j u_j²/d_j = {} in every block", show(&gamma)),
     );
     let d_sign = sign(&diag, show);
-    let conds: Vec<String> = match &d_sign {
-        Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
-        Sign::Unknown => vec!["d_j ≠ 0".into()],
-    };
     // Each block's null vector D⁻¹u; the same direction in every row when
     // it depends on the row alone (a multiple of 1).
     let null = simplify(&u.mul(&diag.powf(-1.0)));
     let shared_null = gamma.as_constant() == Some(1.0) && null.free().iter().all(|x| *x == b.row);
     if shared_null {
-        r.line(
-            "rank",
-            &format!(
-                "{feat}·({cls} − 1) when {x} has rank {feat} (full column rank){}; at most {feat}·({cls} − 1) always",
-                if conds.is_empty() { String::new() } else { format!(" and {}", conds.join(" and ")) }
-            ),
-        );
-        r.json
-            .insert("rank".into(), format!("{feat}*({cls} - 1)").into());
-        let null_err = check_null(d, h, i, j, l, n);
-        r.line(
-            "null space",
-            &format!(
-                "the matrices u·1ᵀ, u any {feat}-vector (each row of {} shifted by its own constant): {x}({} + u1ᵀ) = {x}{} + ({x}u)1ᵀ shifts every row's outputs by a constant, which {} cannot see",
-                d.wrt, d.wrt, d.wrt,
-                if d.shift_invariant() { "softmax" } else { "each block" }
-            ),
-        );
-        r.json.insert(
-            "null_space".into(),
-            format!("u 1^T for every u (dimension {feat})").into(),
-        );
-        r.json.insert(
-            "null_checked_error".into(),
-            null_err.map_or(serde_json::Value::Null, Into::into),
-        );
-        if let Some(err) = null_err {
-            r.more(&format!(
-                "(checked at a random point with every length 5: largest |H·(e_l 1ᵀ)| {})",
-                super::check::size(err)
-            ));
-        }
+        k.shared_null_lines(&d_sign, [i, j, l, n], r);
     } else {
         r.line(
             "rank",
-            &format!("at most {feat}·{cls}; {feat}·{cls} when {x} has full column rank and every block is invertible"),
+            &format!("at most {f}·{c}; {f}·{c} when {x} has full column rank and every block is invertible", f = k.feat, c = k.cls, x = b.x),
         );
     }
     if let Sign::Positive { conds, .. } = &d_sign {
@@ -189,15 +139,128 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
     }
     // S_(c a),(i j) = X_ci · S^c_aj.
     if let Some(sc) = factor_s(&diag, &u, &t, &gamma, j, n) {
+        let shown = [names_i, names_j, names_n];
+        k.factor_lines(&sc, [i, j, l, n], a, &shown, r, show);
+    }
+    r.line(
+        "newton",
+        &format!(
+            "(H + λI)⁻¹ g: no O({f}·{c}) formula (the rows couple the blocks); H·v costs O(m·{f}·{c}) (`codegen` f_hvp), so conjugate gradients on H + λI, or per-row Newton steps on the outputs {x}{w} (O({c}) each by Sherman–Morrison) as gradient boosting does",
+            f = k.feat,
+            c = k.cls,
+            x = b.x,
+            w = d.wrt
+        ),
+    );
+    true
+}
+
+/// What the lines about a Kronecker-rows Hessian share.
+struct Kron<'a> {
+    d: &'a Derivation,
+    h: &'a Tensor,
+    b: &'a Blocks,
+    /// The data row's name.
+    c_name: String,
+    /// The lengths of the two axes of the weight matrix, as text.
+    feat: String,
+    cls: String,
+}
+
+impl Kron<'_> {
+    /// Diagonal blocks: column `j` of `W` meets only column `j`, `k`
+    /// systems `Xᵀ diag(d_·j) X`.
+    fn diagonal_blocks(&self, diag: &Poly, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
+        let (feat, cls, x) = (&self.feat, &self.cls, &self.b.x);
+        r.more(&format!(
+            "each block diagonal: B^{} = diag(d), d = {}",
+            self.c_name,
+            show(diag)
+        ));
+        r.json.insert("block".into(), "diagonal".into());
+        r.line(
+            "rank",
+            &format!("{feat}·{cls} when {x} has full column rank and every d ≠ 0"),
+        );
+        match sign(diag, show) {
+            Sign::Positive { conds, .. } => {
+                r.line(
+                    "definite",
+                    &format!("positive semidefinite{}", when(&conds)),
+                );
+                r.json
+                    .insert("definite".into(), "positive semidefinite".into());
+            }
+            Sign::Unknown => r.line("definite", "depends on the signs of d"),
+        }
+        r.line(
+            "newton",
+            &format!("the {cls} columns of {} decouple: one {feat}×{feat} system {x}ᵀ diag(d_·j) {x} + λI per column", self.d.wrt),
+        );
+    }
+
+    /// Every block has the null vector `1`: the rank, and the null space
+    /// `u·1ᵀ`, checked numerically.
+    fn shared_null_lines(&self, d_sign: &Sign, [i, j, l, n]: [Ix; 4], r: &mut Report) {
+        let (d, feat, cls, x) = (self.d, &self.feat, &self.cls, &self.b.x);
+        let conds: Vec<String> = match d_sign {
+            Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
+            Sign::Unknown => vec!["d_j ≠ 0".into()],
+        };
+        r.line(
+            "rank",
+            &format!(
+                "{feat}·({cls} − 1) when {x} has rank {feat} (full column rank){}; at most {feat}·({cls} − 1) always",
+                if conds.is_empty() { String::new() } else { format!(" and {}", conds.join(" and ")) }
+            ),
+        );
+        r.json
+            .insert("rank".into(), format!("{feat}*({cls} - 1)").into());
+        let null_err = check_null(d, self.h, i, j, l, n);
+        r.line(
+            "null space",
+            &format!(
+                "the matrices u·1ᵀ, u any {feat}-vector (each row of {} shifted by its own constant): {x}({} + u1ᵀ) = {x}{} + ({x}u)1ᵀ shifts every row's outputs by a constant, which {} cannot see",
+                d.wrt, d.wrt, d.wrt,
+                if d.shift_invariant() { "softmax" } else { "each block" }
+            ),
+        );
+        r.json.insert(
+            "null_space".into(),
+            format!("u 1^T for every u (dimension {feat})").into(),
+        );
+        r.json.insert(
+            "null_checked_error".into(),
+            null_err.map_or(serde_json::Value::Null, Into::into),
+        );
+        if let Some(err) = null_err {
+            r.more(&format!(
+                "(checked at a random point with every length 5: largest |H·(e_l 1ᵀ)| {})",
+                super::check::size(err)
+            ));
+        }
+    }
+
+    /// `H = SᵀS` with `S_(c a),(i j) = X_ci S^c_aj`, checked numerically.
+    fn factor_lines(
+        &self,
+        sc: &Poly,
+        [i, j, l, n]: [Ix; 4],
+        a: Ix,
+        [names_i, names_j, names_n]: &[String; 3],
+        r: &mut Report,
+        show: &mut dyn FnMut(&Poly) -> String,
+    ) {
+        let (b, x) = (self.b, &self.b.x);
         let xci = Poly::var(x, vec![b.row, i]);
-        let s_full = xci.mul(&rename_both(&sc, j, n, a, j));
-        let err = check_factor(d, h, &s_full, &b, a, [i, j, l, n]);
+        let s_full = xci.mul(&rename_both(sc, j, n, a, j));
+        let err = check_factor(self.d, self.h, &s_full, b, a, [i, j, l, n]);
         r.line(
             "factor",
             &format!(
                 "H = SᵀS with S_({c} {j}),({i} {n}) = {x}_{c}{i}·S^{c}_{j}{n}, S^{c}_{j}{n} = {}",
-                show(&sc),
-                c = c_name,
+                show(sc),
+                c = self.c_name,
                 i = names_i,
                 j = names_j,
                 n = names_n
@@ -209,20 +272,12 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
                 super::check::size(err)
             ));
         }
-        r.json.insert("factor_S".into(), show(&sc).into());
+        r.json.insert("factor_S".into(), show(sc).into());
         r.json.insert(
             "factor_checked_error".into(),
             err.map_or(serde_json::Value::Null, Into::into),
         );
     }
-    r.line(
-        "newton",
-        &format!(
-            "(H + λI)⁻¹ g: no O({feat}·{cls}) formula (the rows couple the blocks); H·v costs O(m·{feat}·{cls}) (`codegen` f_hvp), so conjugate gradients on H + λI, or per-row Newton steps on the outputs {x}{} (O({cls}) each by Sherman–Morrison) as gradient boosting does",
-            d.wrt
-        ),
-    );
-    true
 }
 
 /// `Σ_c X_ci X_cl B^c_jn` read off the terms: every term is one sum over a

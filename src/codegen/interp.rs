@@ -212,11 +212,7 @@ impl Machine<'_> {
             }
             // A shift is read by the other parts: the exact maximum,
             // before them.
-            Stmt::Reduce { var, dim, parts } => {
-                let n = self.size(dim);
-                self.shifts(*var, parts, n, false);
-                self.sums(*var, parts, n);
-            }
+            Stmt::Reduce { .. } => unreachable!("reductions are scheduled before they run"),
             // As the kernels run it: a restarting shift starts as the first
             // block's maximum, and the pass runs again from the exact one
             // when its shifted sum passes `RESTART_ABOVE`.

@@ -115,119 +115,110 @@ impl Infer {
                 }
             }
             ExprKind::Neg(x) => self.learn(x),
-            ExprKind::Binary(op, a, b) => {
-                let (mut la, mut lb) = (self.learn(a), self.learn(b));
-                if *op != BinOp::MatMul {
-                    // Elementwise: an open side takes the other side's
-                    // (non-scalar) shape.
-                    match (&la, &lb) {
-                        (Inferred::Known(s), Inferred::Open(v)) if *s != Shape::Scalar => {
-                            let (s, v) = (s.clone(), v.clone());
-                            self.assign(&v, &s);
-                            lb = self.learn(b);
-                        }
-                        (Inferred::Open(v), Inferred::Known(s)) if *s != Shape::Scalar => {
-                            let (s, v) = (s.clone(), v.clone());
-                            self.assign(&v, &s);
-                            la = self.learn(a);
-                        }
-                        _ => {}
-                    }
-                }
-                match (la, lb) {
-                    (Inferred::Known(sa), Inferred::Known(sb)) => {
-                        let shape = if *op == BinOp::MatMul {
-                            matmul_dims(&sa, &sb)
-                        } else {
-                            broadcast_dims(&sa, &sb)
-                        };
-                        shape.map_or(Inferred::Open(Vec::new()), Inferred::Known)
-                    }
-                    (Inferred::Open(mut v), Inferred::Open(w)) => {
-                        for x in w {
-                            if !v.contains(&x) {
-                                v.push(x);
-                            }
-                        }
-                        Inferred::Open(v)
-                    }
-                    (Inferred::Open(v), _) | (_, Inferred::Open(v)) => Inferred::Open(v),
-                }
+            ExprKind::Binary(op, a, b) => self.learn_binary(*op, a, b),
+            ExprKind::Call { name, args, .. } => self.learn_call(name, args),
+        }
+    }
+
+    /// Two operands of one shape: an open side takes the other side's
+    /// (non-scalar) shape, and is learned again.
+    fn share(&mut self, (a, la): (&Expr, &mut Inferred), (b, lb): (&Expr, &mut Inferred)) {
+        match (&*la, &*lb) {
+            (Inferred::Known(s), Inferred::Open(v)) if *s != Shape::Scalar => {
+                let (s, v) = (s.clone(), v.clone());
+                self.assign(&v, &s);
+                *lb = self.learn(b);
             }
-            ExprKind::Call { name, args, .. } => {
-                let (builtin, _) =
-                    Builtin::lookup(name).expect("inlining leaves only built-in calls");
-                let mut learned: Vec<Inferred> = args.iter().map(|a| self.learn(a)).collect();
-                // Arguments that must be tensors: open ones become implicit
-                // vectors; two arguments of one shape share what is known.
-                let tensor_args: &[usize] = match builtin {
-                    Builtin::Sum
-                    | Builtin::Mean
-                    | Builtin::LogSumExp
-                    | Builtin::Softmax
-                    | Builtin::LogSoftmax
-                    | Builtin::Transpose
-                    | Builtin::Diag => &[0],
-                    Builtin::Dot | Builtin::Xent | Builtin::Outer => &[0, 1],
-                    Builtin::Elem(_) | Builtin::Sqrt => &[],
+            (Inferred::Open(v), Inferred::Known(s)) if *s != Shape::Scalar => {
+                let (s, v) = (s.clone(), v.clone());
+                self.assign(&v, &s);
+                *la = self.learn(a);
+            }
+            _ => {}
+        }
+    }
+
+    fn learn_binary(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Inferred {
+        let (mut la, mut lb) = (self.learn(a), self.learn(b));
+        if op != BinOp::MatMul {
+            self.share((a, &mut la), (b, &mut lb));
+        }
+        match (la, lb) {
+            (Inferred::Known(sa), Inferred::Known(sb)) => {
+                let shape = if op == BinOp::MatMul {
+                    matmul_dims(&sa, &sb)
+                } else {
+                    broadcast_dims(&sa, &sb)
                 };
-                if matches!(builtin, Builtin::Dot | Builtin::Xent) {
-                    match (&learned[0], &learned[1]) {
-                        (Inferred::Known(s), Inferred::Open(v)) if *s != Shape::Scalar => {
-                            let (s, v) = (s.clone(), v.clone());
-                            self.assign(&v, &s);
-                            learned[1] = self.learn(&args[1]);
-                        }
-                        (Inferred::Open(v), Inferred::Known(s)) if *s != Shape::Scalar => {
-                            let (s, v) = (s.clone(), v.clone());
-                            self.assign(&v, &s);
-                            learned[0] = self.learn(&args[0]);
-                        }
-                        _ => {}
+                shape.map_or(Inferred::Open(Vec::new()), Inferred::Known)
+            }
+            (Inferred::Open(mut v), Inferred::Open(w)) => {
+                for x in w {
+                    if !v.contains(&x) {
+                        v.push(x);
                     }
                 }
-                for &i in tensor_args {
-                    if let Inferred::Open(vars) = &learned[i] {
-                        if !vars.is_empty() {
-                            let vars = vars.clone();
-                            let v = self.implicit_vec();
-                            self.assign(&vars, &v);
-                            learned[i] = self.learn(&args[i]);
-                        }
-                    }
+                Inferred::Open(v)
+            }
+            (Inferred::Open(v), _) | (_, Inferred::Open(v)) => Inferred::Open(v),
+        }
+    }
+
+    fn learn_call(&mut self, name: &str, args: &[Expr]) -> Inferred {
+        let (builtin, _) = Builtin::lookup(name).expect("inlining leaves only built-in calls");
+        let mut learned: Vec<Inferred> = args.iter().map(|a| self.learn(a)).collect();
+        // Arguments that must be tensors: open ones become implicit
+        // vectors; two arguments of one shape share what is known.
+        let tensor_args: &[usize] = match builtin {
+            Builtin::Sum
+            | Builtin::Mean
+            | Builtin::LogSumExp
+            | Builtin::Softmax
+            | Builtin::LogSoftmax
+            | Builtin::Transpose
+            | Builtin::Diag => &[0],
+            Builtin::Dot | Builtin::Xent | Builtin::Outer => &[0, 1],
+            Builtin::Elem(_) | Builtin::Sqrt => &[],
+        };
+        if let (Builtin::Dot | Builtin::Xent, [l0, l1]) = (builtin, &mut learned[..]) {
+            self.share((&args[0], l0), (&args[1], l1));
+        }
+        for &i in tensor_args {
+            if let Inferred::Open(vars) = &learned[i] {
+                if !vars.is_empty() {
+                    let vars = vars.clone();
+                    let v = self.implicit_vec();
+                    self.assign(&vars, &v);
+                    learned[i] = self.learn(&args[i]);
                 }
-                let reduces = matches!(
-                    builtin,
-                    Builtin::Sum
-                        | Builtin::Mean
-                        | Builtin::Dot
-                        | Builtin::LogSumExp
-                        | Builtin::Xent
-                );
-                let mut shapes = Vec::new();
-                let mut open = Vec::new();
-                for l in learned {
-                    match l {
-                        Inferred::Known(s) => shapes.push(s),
-                        Inferred::Open(v) => {
-                            for x in v {
-                                if !open.contains(&x) {
-                                    open.push(x);
-                                }
-                            }
-                        }
-                    }
-                }
-                if reduces {
-                    // Reductions hide the shapes of their arguments.
-                    return Inferred::Known(Shape::Scalar);
-                }
-                if shapes.len() < args.len() {
-                    return Inferred::Open(open);
-                }
-                call_dims(builtin, &shapes).map_or(Inferred::Open(Vec::new()), Inferred::Known)
             }
         }
+        let reduces = matches!(
+            builtin,
+            Builtin::Sum | Builtin::Mean | Builtin::Dot | Builtin::LogSumExp | Builtin::Xent
+        );
+        let mut shapes = Vec::new();
+        let mut open = Vec::new();
+        for l in learned {
+            match l {
+                Inferred::Known(s) => shapes.push(s),
+                Inferred::Open(v) => {
+                    for x in v {
+                        if !open.contains(&x) {
+                            open.push(x);
+                        }
+                    }
+                }
+            }
+        }
+        if reduces {
+            // Reductions hide the shapes of their arguments.
+            return Inferred::Known(Shape::Scalar);
+        }
+        if shapes.len() < args.len() {
+            return Inferred::Open(open);
+        }
+        call_dims(builtin, &shapes).map_or(Inferred::Open(Vec::new()), Inferred::Known)
     }
 
     /// Shapes `e` once learning is done: variables still open are scalars.
