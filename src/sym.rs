@@ -278,87 +278,14 @@ pub fn canon(
         return canon_rows(t, value_idx, groups);
     }
     let wrt: Vec<Ix> = groups.iter().map(|g| g[0]).collect();
-    let is_wrt = |x: Ix| wrt.contains(&x);
-    // Blocks from deltas.
-    let mut rep_of: HashMap<Ix, Ix> = HashMap::new();
-    for f in &t.factors {
-        if let Atom::Delta(r, m) = &*f.atom {
-            rep_of.insert(*m, *r);
-        }
-    }
-    let rep = |x: Ix| *rep_of.get(&x).unwrap_or(&x);
-    let mut reps: Vec<Ix> = Vec::new();
-    for &x in value_idx.iter().chain(&wrt) {
-        let r = rep(x);
-        if !reps.contains(&r) {
-            reps.push(r);
-        }
-    }
-    let mut blocks: Vec<Block> = reps
-        .iter()
-        .map(|&r| {
-            let members: Vec<Ix> = value_idx
-                .iter()
-                .chain(&wrt)
-                .copied()
-                .filter(|&x| rep(x) == r)
-                .collect();
-            Block {
-                value_members: members.iter().copied().filter(|&x| !is_wrt(x)).collect(),
-                wrt_count: members.iter().filter(|&&x| is_wrt(x)).count(),
-                rep: r,
-                atoms: Vec::new(),
-            }
-        })
-        .collect();
-    let mut global = Vec::new();
-    for f in &t.factors {
-        if let Atom::Delta(..) = &*f.atom {
-            continue;
-        }
-        let free = f.atom.free();
-        let touching: Vec<usize> = blocks
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| free.contains(&b.rep))
-            .map(|(i, _)| i)
-            .collect();
-        let touches_wrt = touching.iter().any(|&i| blocks[i].wrt_count > 0);
-        match touching.as_slice() {
-            [i] if touches_wrt => {
-                let atom = only_atom(f.atom.rename(blocks[*i].rep, PLACEHOLDER))?;
-                blocks[*i].atoms.push(Factor { atom, exp: f.exp });
-            }
-            _ if touches_wrt => return None,
-            _ => global.push(f.clone()),
-        }
-    }
-    for b in &mut blocks {
-        b.atoms.sort();
-    }
-    // Value blocks keep their order; the others are sorted by signature.
-    let (mut vblocks, mut wblocks): (Vec<Block>, Vec<Block>) = blocks
-        .into_iter()
-        .partition(|b| !b.value_members.is_empty());
-    vblocks.sort_by(|a, b| a.value_members.cmp(&b.value_members));
-    let sig = |b: &Block| (b.wrt_count, b.atoms.clone());
-    wblocks.sort_by_key(|a| sig(a));
-    let mut stab = 1.0;
-    let mut run = 1usize;
-    for i in 0..wblocks.len() {
-        if i > 0 && sig(&wblocks[i]) == sig(&wblocks[i - 1]) {
-            run += 1;
-        } else {
-            stab *= factorial(run);
-            run = 1;
-        }
-    }
-    stab *= factorial(run);
+    let mut blocks = delta_blocks(t, value_idx, &wrt);
+    let global = attach_atoms(t, &mut blocks)?;
+    let (blocks, mut stab) = order_blocks(blocks);
     // Assign derivative indices in block order and rebuild the term.
     let mut next = wrt.iter().copied();
     let mut factors = global.clone();
     let mut out_blocks = Vec::new();
-    for mut b in vblocks.into_iter().chain(wblocks) {
+    for mut b in blocks {
         stab *= factorial(b.wrt_count);
         let mut members = b.value_members.clone();
         for _ in 0..b.wrt_count {
@@ -393,6 +320,101 @@ pub fn canon(
         out_blocks,
         global,
     ))
+}
+
+/// The blocks of the value and derivative indices that the deltas of `t`
+/// join (each index in one block, the delta's first index its
+/// representative), without their atoms yet.
+fn delta_blocks(t: &Term, value_idx: &[Ix], wrt: &[Ix]) -> Vec<Block> {
+    let is_wrt = |x: Ix| wrt.contains(&x);
+    let mut rep_of: HashMap<Ix, Ix> = HashMap::new();
+    for f in &t.factors {
+        if let Atom::Delta(r, m) = &*f.atom {
+            rep_of.insert(*m, *r);
+        }
+    }
+    let rep = |x: Ix| *rep_of.get(&x).unwrap_or(&x);
+    let mut reps: Vec<Ix> = Vec::new();
+    for &x in value_idx.iter().chain(wrt) {
+        let r = rep(x);
+        if !reps.contains(&r) {
+            reps.push(r);
+        }
+    }
+    reps.iter()
+        .map(|&r| {
+            let members: Vec<Ix> = value_idx
+                .iter()
+                .chain(wrt)
+                .copied()
+                .filter(|&x| rep(x) == r)
+                .collect();
+            Block {
+                value_members: members.iter().copied().filter(|&x| !is_wrt(x)).collect(),
+                wrt_count: members.iter().filter(|&&x| is_wrt(x)).count(),
+                rep: r,
+                atoms: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Gives each block the atoms of `t` that read its representative (with
+/// the representative as a placeholder, sorted); returns the factors that
+/// read no derivative block (global). None when an atom reads two blocks
+/// one of which holds a derivative index (outside the block form).
+fn attach_atoms(t: &Term, blocks: &mut [Block]) -> Option<Vec<Factor>> {
+    let mut global = Vec::new();
+    for f in &t.factors {
+        if let Atom::Delta(..) = &*f.atom {
+            continue;
+        }
+        let free = f.atom.free();
+        let touching: Vec<usize> = blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| free.contains(&b.rep))
+            .map(|(i, _)| i)
+            .collect();
+        let touches_wrt = touching.iter().any(|&i| blocks[i].wrt_count > 0);
+        match touching.as_slice() {
+            [i] if touches_wrt => {
+                let atom = only_atom(f.atom.rename(blocks[*i].rep, PLACEHOLDER))?;
+                blocks[*i].atoms.push(Factor { atom, exp: f.exp });
+            }
+            _ if touches_wrt => return None,
+            _ => global.push(f.clone()),
+        }
+    }
+    for b in blocks.iter_mut() {
+        b.atoms.sort();
+    }
+    Some(global)
+}
+
+/// The blocks in canonical order (value blocks by their indices, the
+/// others by signature: derivative count and atoms) and the number of
+/// permutations of equal derivative-only blocks (a stabilizer factor).
+fn order_blocks(blocks: Vec<Block>) -> (Vec<Block>, f64) {
+    let (mut vblocks, mut wblocks): (Vec<Block>, Vec<Block>) = blocks
+        .into_iter()
+        .partition(|b| !b.value_members.is_empty());
+    vblocks.sort_by(|a, b| a.value_members.cmp(&b.value_members));
+    let sig = |b: &Block| (b.wrt_count, b.atoms.clone());
+    wblocks.sort_by_key(|a| sig(a));
+    let mut stab = 1.0;
+    let mut run = 1usize;
+    for i in 0..wblocks.len() {
+        if i > 0 && sig(&wblocks[i]) == sig(&wblocks[i - 1]) {
+            run += 1;
+        } else {
+            stab *= factorial(run);
+            run = 1;
+        }
+    }
+    stab *= factorial(run);
+    vblocks.extend(wblocks);
+    (vblocks, stab)
 }
 
 /// [`canon`] for a matrix variable whose derivative indices all share one

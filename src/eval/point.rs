@@ -248,10 +248,14 @@ pub fn shape_hints(bindings: &[Binding]) -> Vec<(String, Shape)> {
         .collect()
 }
 
+/// The size learned for each symbolic dimension, with the value that
+/// fixed it (where, and for which variable).
+type Sizes = HashMap<String, (usize, Range<usize>, String)>;
+
 /// Checks the bindings against the program's variables and learns the
 /// sizes of symbolic dimensions from them.
 pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
-    let mut sizes: HashMap<String, (usize, Range<usize>, String)> = HashMap::new();
+    let mut sizes: Sizes = HashMap::new();
     let mut vars = HashMap::new();
     for b in bindings {
         let Some(shape) = typed.var_shape(&b.name) else {
@@ -270,61 +274,7 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
             Value::Vec(v) => (vec![v.len()], v.clone()),
             Value::Mat(c, v) => (vec![v.len() / c, *c], v.clone()),
         };
-        let want = shape.dims();
-        if want.len() != dims.len() {
-            let got = match dims.len() {
-                0 => "a scalar".to_string(),
-                1 => format!("a vector of length {}", dims[0]),
-                _ => format!("a {}×{} matrix", dims[0], dims[1]),
-            };
-            return Err(Error::new(format!(
-                "`{}` is {shape} in the expression, but --at gives {got}",
-                b.name
-            ))
-            .with_spot(
-                Source::At,
-                b.value_span.clone(),
-                format!("{got}, want {shape}"),
-            ));
-        }
-        for (d, &len) in want.iter().zip(&dims) {
-            match d {
-                Dim::Fixed(n) if *n != len => {
-                    return Err(Error::new(format!(
-                        "`{}` is {shape}, but --at gives length {len} where {n} is declared",
-                        b.name
-                    ))
-                    .with_spot(
-                        Source::At,
-                        b.value_span.clone(),
-                        format!("length {len}, want {n}"),
-                    ))
-                }
-                Dim::Named(s) => {
-                    if let Some((prev, span, who)) = sizes.get(&**s) {
-                        if *prev != len {
-                            return Err(Error::new(format!(
-                                "dimension `{s}` is {prev} for `{who}` but {len} for `{}`",
-                                b.name
-                            ))
-                            .with_spot(
-                                Source::At,
-                                b.value_span.clone(),
-                                format!("`{s}` = {len} here"),
-                            )
-                            .with_spot(
-                                Source::At,
-                                span.clone(),
-                                format!("`{s}` = {prev} here"),
-                            ));
-                        }
-                    } else {
-                        sizes.insert(s.to_string(), (len, b.value_span.clone(), b.name.clone()));
-                    }
-                }
-                _ => {}
-            }
-        }
+        check_lengths(b, shape, &dims, &mut sizes)?;
         vars.insert(b.name.clone(), (dims, data));
     }
     for (name, _) in &typed.vars {
@@ -342,4 +292,66 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
         vars,
         sizes: sizes.into_iter().map(|(k, v)| (k, v.0)).collect(),
     })
+}
+
+/// Checks the lengths `dims` of binding `b` against its variable's
+/// `shape`: the rank, the fixed lengths, and each symbolic length against
+/// what an earlier binding fixed (or fixes it).
+fn check_lengths(b: &Binding, shape: &Shape, dims: &[usize], sizes: &mut Sizes) -> Result<()> {
+    let want = shape.dims();
+    if want.len() != dims.len() {
+        let got = match dims.len() {
+            0 => "a scalar".to_string(),
+            1 => format!("a vector of length {}", dims[0]),
+            _ => format!("a {}×{} matrix", dims[0], dims[1]),
+        };
+        return Err(Error::new(format!(
+            "`{}` is {shape} in the expression, but --at gives {got}",
+            b.name
+        ))
+        .with_spot(
+            Source::At,
+            b.value_span.clone(),
+            format!("{got}, want {shape}"),
+        ));
+    }
+    for (d, &len) in want.iter().zip(dims) {
+        match d {
+            Dim::Fixed(n) if *n != len => {
+                return Err(Error::new(format!(
+                    "`{}` is {shape}, but --at gives length {len} where {n} is declared",
+                    b.name
+                ))
+                .with_spot(
+                    Source::At,
+                    b.value_span.clone(),
+                    format!("length {len}, want {n}"),
+                ))
+            }
+            Dim::Named(s) => match sizes.get(&**s) {
+                Some((prev, span, who)) if *prev != len => {
+                    return Err(Error::new(format!(
+                        "dimension `{s}` is {prev} for `{who}` but {len} for `{}`",
+                        b.name
+                    ))
+                    .with_spot(
+                        Source::At,
+                        b.value_span.clone(),
+                        format!("`{s}` = {len} here"),
+                    )
+                    .with_spot(
+                        Source::At,
+                        span.clone(),
+                        format!("`{s}` = {prev} here"),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    sizes.insert(s.to_string(), (len, b.value_span.clone(), b.name.clone()));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }

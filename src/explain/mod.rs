@@ -95,8 +95,44 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
             format!("f_{}", v.join(""))
         }
     };
-    // The expression as typed, then its definitions expanded.
-    let lowered = crate::lower::lower(&d.typed.body, &t0.value_idx);
+    let lowered = expression_steps(&mut steps, d, &f_name, &idx0, &mut names);
+    let rules = {
+        let mut r = crate::rules::identities();
+        for f in &req.assume {
+            r.extend(f.rules());
+        }
+        r
+    };
+    simplify_step(&mut steps, &lowered, 0, &idx0, &rules, req, &mut names, d);
+    if d.orders.len() == 1 {
+        named_step(&mut steps, d, 0, &idx0, &mut names, req.limits);
+    }
+    let order = Order {
+        d,
+        req,
+        rules: &rules,
+        f_name: &f_name,
+        idx0: &idx0,
+    };
+    for k in 1..d.orders.len() {
+        if k > 1 {
+            steps.push(restated(d, k, &f_name, &idx0, &mut names, req));
+        }
+        order.steps(k, &mut steps, &mut names)?;
+    }
+    Ok(steps)
+}
+
+/// The expression as typed, then with its definitions expanded; returns
+/// the expanded polynomial.
+fn expression_steps(
+    steps: &mut Vec<Step>,
+    d: &Derivation,
+    f_name: &str,
+    idx0: &[(Ix, Dim)],
+    names: &mut Names,
+) -> Poly {
+    let lowered = crate::lower::lower(&d.typed.body, &d.orders[0].value_idx);
     let source = d.expr_text();
     let body_text = source
         .rsplit(';')
@@ -109,49 +145,51 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
         identity: None,
         count: 1,
         order: 0,
-        lhs: Some((f_name.clone(), latex_lhs(&f_name))),
+        lhs: Some((f_name.to_string(), latex_lhs(f_name))),
         latex: format!("\\texttt{{{}}}", latex_escape(&body_text)),
         text: body_text,
         value: lowered.clone(),
-        idx: idx0.clone(),
+        idx: idx0.to_vec(),
     });
     push_poly(
-        &mut steps,
+        steps,
         "expand the definitions",
         None,
         0,
         &lowered,
-        &idx0,
-        &mut names,
+        idx0,
+        names,
     );
-    let rules = {
-        let mut r = crate::rules::identities();
-        for f in &req.assume {
-            r.extend(f.rules());
-        }
-        r
-    };
-    simplify_step(&mut steps, &lowered, 0, &idx0, &rules, req, &mut names, d);
-    let mut current = t0.expanded();
-    if d.orders.len() == 1 {
-        named_step(&mut steps, d, 0, &idx0, &mut names, req.limits);
-    }
-    for k in 1..d.orders.len() {
+    lowered
+}
+
+/// What the steps of every order share.
+struct Order<'a> {
+    d: &'a Derivation,
+    req: &'a Request,
+    rules: &'a [crate::rules::Rule],
+    f_name: &'a str,
+    idx0: &'a [(Ix, Dim)],
+}
+
+impl Order<'_> {
+    /// The steps of order `k`, from order k − 1's result: the sum and
+    /// product rules, each atom's rule, the normal form, simplification,
+    /// and for the last order the named parts.
+    fn steps(&self, k: usize, steps: &mut Vec<Step>, names: &mut Names) -> Result<()> {
+        let d = self.d;
+        let current = d.orders[k - 1].expanded();
         let t = &d.orders[k];
         let j = t.groups[k - 1].clone();
-        let mut idx = idx0.clone();
+        let mut idx = self.idx0.to_vec();
         for g in &t.groups {
             idx.extend(g.iter().copied().zip(t.wrt_dims.iter().cloned()));
         }
-        if k > 1 {
-            steps.push(restated(d, k, &f_name, &idx0, &mut names, req));
-            current = d.orders[k - 1].expanded();
-        }
-        let lhs = derivative_lhs(&f_name, d, &t.groups[..k], &names);
+        let lhs = derivative_lhs(self.f_name, d, &t.groups[..k], names);
         let mut ctx = Ctx {
             wrt: &d.wrt,
             j: j.clone(),
-            names: &mut names,
+            names,
         };
         // Sum and product rules: unevaluated derivatives of the atoms.
         let ex = tidy(d_poly(&current, ctx.wrt));
@@ -165,10 +203,10 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
         )?;
         step.lhs = Some(lhs);
         steps.push(step);
-        let ex = rule_steps(&mut steps, ex, k, &idx, &mut ctx)?;
+        let ex = rule_steps(steps, ex, k, &idx, &mut ctx)?;
         let normal = to_poly(&ex, ctx.wrt, &ctx.j)?;
         push_poly(
-            &mut steps,
+            steps,
             "multiply out, contract the deltas and collect like terms",
             Some("Σ_a x_a δ_ai = x_i".into()),
             k,
@@ -176,13 +214,12 @@ fn build(d: &Derivation, req: &Request) -> Result<Vec<Step>> {
             &idx,
             ctx.names,
         );
-        simplify_step(&mut steps, &normal, k, &idx, &rules, req, &mut names, d);
+        simplify_step(steps, &normal, k, &idx, self.rules, self.req, names, d);
         if k + 1 == d.orders.len() {
-            named_step(&mut steps, d, k, &idx, &mut names, req.limits);
+            named_step(steps, d, k, &idx, names, self.req.limits);
         }
-        current = d.orders[k].expanded();
+        Ok(())
     }
-    Ok(steps)
 }
 
 /// Order k − 1's result as derive prints it, where order k starts; the

@@ -280,15 +280,7 @@ pub fn check_with_hints(program: &Program, hints: &[(String, Shape)]) -> Result<
                         "second declaration",
                     ));
                 }
-                let to_dim = |d: &DimName| match d {
-                    DimName::Named(s) => Dim::Named(s.as_str().into()),
-                    DimName::Fixed(n) => Dim::Fixed(*n),
-                };
-                let shape = match ty {
-                    Type::Scalar => Shape::Scalar,
-                    Type::Vec(d) => Shape::Vec(to_dim(d)),
-                    Type::Mat(a, b) => Shape::Mat(to_dim(a), to_dim(b)),
-                };
+                let shape = declared_shape(ty);
                 for d in shape.dims() {
                     if let Dim::Named(s) = d {
                         if !dim_names.iter().any(|x| **x == *s) {
@@ -307,42 +299,7 @@ pub fn check_with_hints(program: &Program, hints: &[(String, Shape)]) -> Result<
                 params,
                 body,
                 span,
-            } => {
-                if Builtin::lookup(name).is_some() {
-                    return Err(Error::at(
-                        span.clone(),
-                        format!("`{name}` is a built-in function"),
-                        "cannot redefine it",
-                    ));
-                }
-                for (i, p) in params.iter().enumerate() {
-                    if params[..i].contains(p) {
-                        return Err(Error::at(
-                            span.clone(),
-                            format!("parameter `{p}` appears twice"),
-                            "in this definition",
-                        ));
-                    }
-                }
-                // The body is checked now, with its own name not yet defined,
-                // so a recursive call is caught here.
-                let bound: HashMap<String, Expr> = params
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.clone(),
-                            Expr {
-                                kind: ExprKind::Name(p.clone()),
-                                span: 0..0,
-                            },
-                        )
-                    })
-                    .collect();
-                let _ = scope.inline(body, &bound, Some(name))?;
-                scope
-                    .defs
-                    .insert(name.clone(), (params.clone(), body.clone()));
-            }
+            } => scope.define(name, params, body, span)?,
         }
     }
     let body = scope.inline(&program.body, &HashMap::new(), None)?;
@@ -380,6 +337,59 @@ pub fn check_with_hints(program: &Program, hints: &[(String, Shape)]) -> Result<
         vars,
         declared,
     })
+}
+
+/// The shape a declaration gives.
+fn declared_shape(ty: &Type) -> Shape {
+    let to_dim = |d: &DimName| match d {
+        DimName::Named(s) => Dim::Named(s.as_str().into()),
+        DimName::Fixed(n) => Dim::Fixed(*n),
+    };
+    match ty {
+        Type::Scalar => Shape::Scalar,
+        Type::Vec(d) => Shape::Vec(to_dim(d)),
+        Type::Mat(a, b) => Shape::Mat(to_dim(a), to_dim(b)),
+    }
+}
+
+impl Scope {
+    /// `def name(params) = body`: checked now (a built-in's name, a
+    /// repeated parameter, and, since its own name is not defined yet, a
+    /// recursive call are errors), then defined.
+    fn define(&mut self, name: &String, params: &[String], body: &Expr, span: &Span) -> Result<()> {
+        if Builtin::lookup(name).is_some() {
+            return Err(Error::at(
+                span.clone(),
+                format!("`{name}` is a built-in function"),
+                "cannot redefine it",
+            ));
+        }
+        for (i, p) in params.iter().enumerate() {
+            if params[..i].contains(p) {
+                return Err(Error::at(
+                    span.clone(),
+                    format!("parameter `{p}` appears twice"),
+                    "in this definition",
+                ));
+            }
+        }
+        let bound: HashMap<String, Expr> = params
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    Expr {
+                        kind: ExprKind::Name(p.clone()),
+                        span: 0..0,
+                    },
+                )
+            })
+            .collect();
+        let _ = self.inline(body, &bound, Some(name))?;
+        self.defs
+            .insert(name.clone(), (params.to_vec(), body.clone()));
+        Ok(())
+    }
 }
 
 /// Shapes the inlined body: undeclared variables take the shape their use
