@@ -81,77 +81,14 @@ pub(super) fn kronecker(d: &Derivation, h: &Tensor, r: &mut Report, names: &mut 
         c_name,
         feat,
         cls,
+        ix: [i, j, l, n],
+        shown: [names_i, names_j, names_n],
+        a,
     };
-    let Some((kappa, u)) = rank_one else {
-        k.diagonal_blocks(&diag, r, show);
-        return true;
-    };
-    r.more(&format!(
-        "each block diagonal plus rank one: B^{} = diag(d) − κ u uᵀ, d = {}, u = {}, κ = {}",
-        k.c_name,
-        show(&diag),
-        show(&u),
-        show(&kappa)
-    ));
-    r.json
-        .insert("block".into(), "diagonal plus rank one".into());
-    let (t, gamma) = t_and_gamma(&diag, &u, &kappa, j, &h.wrt_dims[1]);
-    r.line(
-        "γ",
-        &format!("κ·Σ_j u_j²/d_j = {} in every block", show(&gamma)),
-    );
-    let d_sign = sign(&diag, show);
-    // Each block's null vector D⁻¹u; the same direction in every row when
-    // it depends on the row alone (a multiple of 1).
-    let null = simplify(&u.mul(&diag.powf(-1.0)));
-    let shared_null = gamma.as_constant() == Some(1.0) && null.free().iter().all(|x| *x == b.row);
-    if shared_null {
-        k.shared_null_lines(&d_sign, [i, j, l, n], r);
-    } else {
-        r.line(
-            "rank",
-            &format!("at most {f}·{c}; {f}·{c} when {x} has full column rank and every block is invertible", f = k.feat, c = k.cls, x = b.x),
-        );
+    match rank_one {
+        None => k.diagonal_blocks(&diag, r, show),
+        Some((kappa, u)) => k.rank_one_blocks(&diag, &kappa, &u, r, show),
     }
-    if let Sign::Positive { conds, .. } = &d_sign {
-        if gamma.as_constant().is_some_and(|g| g <= 1.0) {
-            r.line(
-                "definite",
-                &format!(
-                    "positive semidefinite{} (every block is){}",
-                    when(conds),
-                    if shared_null {
-                        ", never positive definite"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-            r.json
-                .insert("definite".into(), "positive semidefinite".into());
-        }
-    }
-    if shared_null {
-        r.line(
-            "invertible",
-            &format!("add λ > 0 (H + λI is positive definite), or fix one column of {} (one class's weights at 0)", d.wrt),
-        );
-    }
-    // S_(c a),(i j) = X_ci · S^c_aj.
-    if let Some(sc) = factor_s(&diag, &u, &t, &gamma, j, n) {
-        let shown = [names_i, names_j, names_n];
-        k.factor_lines(&sc, [i, j, l, n], a, &shown, r, show);
-    }
-    r.line(
-        "newton",
-        &format!(
-            "(H + λI)⁻¹ g: no O({f}·{c}) formula (the rows couple the blocks); H·v costs O(m·{f}·{c}) (`codegen` f_hvp), so conjugate gradients on H + λI, or per-row Newton steps on the outputs {x}{w} (O({c}) each by Sherman–Morrison) as gradient boosting does",
-            f = k.feat,
-            c = k.cls,
-            x = b.x,
-            w = d.wrt
-        ),
-    );
     true
 }
 
@@ -165,9 +102,94 @@ struct Kron<'a> {
     /// The lengths of the two axes of the weight matrix, as text.
     feat: String,
     cls: String,
+    /// The Hessian's indices `(i j),(l n)`, the names shown for `i`, `j`,
+    /// `n`, and a fresh index for the factor's row.
+    ix: [Ix; 4],
+    shown: [String; 3],
+    a: Ix,
 }
 
 impl Kron<'_> {
+    /// Blocks diagonal plus rank one, `B^c = diag(d) − κ u uᵀ`: γ, the
+    /// rank and (when every block has the null vector 1) the null space,
+    /// definiteness, the factor `S`, and how to take Newton steps.
+    fn rank_one_blocks(
+        &self,
+        diag: &Poly,
+        kappa: &Poly,
+        u: &Poly,
+        r: &mut Report,
+        show: &mut dyn FnMut(&Poly) -> String,
+    ) {
+        let [_, j, _, n] = self.ix;
+        r.more(&format!(
+            "each block diagonal plus rank one: B^{} = diag(d) − κ u uᵀ, d = {}, u = {}, κ = {}",
+            self.c_name,
+            show(diag),
+            show(u),
+            show(kappa)
+        ));
+        r.json
+            .insert("block".into(), "diagonal plus rank one".into());
+        let (t, gamma) = t_and_gamma(diag, u, kappa, j, &self.h.wrt_dims[1]);
+        r.line(
+            "γ",
+            &format!("κ·Σ_j u_j²/d_j = {} in every block", show(&gamma)),
+        );
+        let d_sign = sign(diag, show);
+        // Each block's null vector D⁻¹u; the same direction in every row when
+        // it depends on the row alone (a multiple of 1).
+        let null = simplify(&u.mul(&diag.powf(-1.0)));
+        let shared_null =
+            gamma.as_constant() == Some(1.0) && null.free().iter().all(|x| *x == self.b.row);
+        if shared_null {
+            self.shared_null_lines(&d_sign, r);
+        } else {
+            r.line(
+                "rank",
+                &format!("at most {f}·{c}; {f}·{c} when {x} has full column rank and every block is invertible", f = self.feat, c = self.cls, x = self.b.x),
+            );
+        }
+        if let Sign::Positive { conds, .. } = &d_sign {
+            if gamma.as_constant().is_some_and(|g| g <= 1.0) {
+                r.line(
+                    "definite",
+                    &format!(
+                        "positive semidefinite{} (every block is){}",
+                        when(conds),
+                        if shared_null {
+                            ", never positive definite"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                r.json
+                    .insert("definite".into(), "positive semidefinite".into());
+            }
+        }
+        if shared_null {
+            r.line(
+                "invertible",
+                &format!("add λ > 0 (H + λI is positive definite), or fix one column of {} (one class's weights at 0)", self.d.wrt),
+            );
+        }
+        // S_(c a),(i j) = X_ci · S^c_aj.
+        if let Some(sc) = factor_s(diag, u, &t, &gamma, j, n) {
+            self.factor_lines(&sc, r, show);
+        }
+        r.line(
+            "newton",
+            &format!(
+                "(H + λI)⁻¹ g: no O({f}·{c}) formula (the rows couple the blocks); H·v costs O(m·{f}·{c}) (`codegen` f_hvp), so conjugate gradients on H + λI, or per-row Newton steps on the outputs {x}{w} (O({c}) each by Sherman–Morrison) as gradient boosting does",
+                f = self.feat,
+                c = self.cls,
+                x = self.b.x,
+                w = self.d.wrt
+            ),
+        );
+    }
+
     /// Diagonal blocks: column `j` of `W` meets only column `j`, `k`
     /// systems `Xᵀ diag(d_·j) X`.
     fn diagonal_blocks(&self, diag: &Poly, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
@@ -201,7 +223,8 @@ impl Kron<'_> {
 
     /// Every block has the null vector `1`: the rank, and the null space
     /// `u·1ᵀ`, checked numerically.
-    fn shared_null_lines(&self, d_sign: &Sign, [i, j, l, n]: [Ix; 4], r: &mut Report) {
+    fn shared_null_lines(&self, d_sign: &Sign, r: &mut Report) {
+        let [i, j, l, n] = self.ix;
         let (d, feat, cls, x) = (self.d, &self.feat, &self.cls, &self.b.x);
         let conds: Vec<String> = match d_sign {
             Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
@@ -242,16 +265,10 @@ impl Kron<'_> {
     }
 
     /// `H = SᵀS` with `S_(c a),(i j) = X_ci S^c_aj`, checked numerically.
-    fn factor_lines(
-        &self,
-        sc: &Poly,
-        [i, j, l, n]: [Ix; 4],
-        a: Ix,
-        [names_i, names_j, names_n]: &[String; 3],
-        r: &mut Report,
-        show: &mut dyn FnMut(&Poly) -> String,
-    ) {
-        let (b, x) = (self.b, &self.b.x);
+    fn factor_lines(&self, sc: &Poly, r: &mut Report, show: &mut dyn FnMut(&Poly) -> String) {
+        let (b, x, a) = (self.b, &self.b.x, self.a);
+        let [i, j, l, n] = self.ix;
+        let [names_i, names_j, names_n] = &self.shown;
         let xci = Poly::var(x, vec![b.row, i]);
         let s_full = xci.mul(&rename_both(sc, j, n, a, j));
         let err = check_factor(self.d, self.h, &s_full, b, a, [i, j, l, n]);

@@ -70,24 +70,7 @@ pub(super) fn chain_with(
     to: Option<Ix>,
     namer: &mut dyn Namer,
 ) -> Option<Vec<Link>> {
-    let mut mats = Vec::new();
-    let mut vecs = extra;
-    for f in factors {
-        if f.exp.0 != 1.0 {
-            return None;
-        }
-        match piece(&f.atom, namer) {
-            Some(Piece::Matrix(n, r, c)) => mats.push((n, r, c)),
-            Some(Piece::Vector(n, i)) => vecs.push((n, i)),
-            None => {
-                // Any other factor of one index is a vector, elementwise.
-                let free: Vec<Ix> = f.atom.free().into_iter().collect();
-                let [i] = free.as_slice() else { return None };
-                let text = vector_text(&Poly::atom(f.atom.clone()), *i, namer)?;
-                vecs.push((text, *i));
-            }
-        }
-    }
+    let (mats, vecs) = pieces(factors, extra, namer)?;
     // A vector result that is one vector: itself.
     if mats.is_empty() && from.is_some() && from == to {
         if let [(n, i)] = vecs.as_slice() {
@@ -108,16 +91,7 @@ pub(super) fn chain_with(
         Some(i) => i,
         None => {
             links.push(Link("1ᵀ".into()));
-            // The start is the matrix index that is not `to` and not shared.
-            let count = |x: Ix| mats.iter().filter(|(_, r, c)| *r == x || *c == x).count();
-            let (_, r, c) = mats.iter().find(|(_, r, c)| {
-                (count(*r) == 1 && Some(*r) != to) || (count(*c) == 1 && Some(*c) != to)
-            })?;
-            if count(*r) == 1 && Some(*r) != to {
-                *r
-            } else {
-                *c
-            }
+            open_start(&mats, to)?
         }
     };
     let mut used = vec![false; mats.len()];
@@ -132,21 +106,7 @@ pub(super) fn chain_with(
             }
         }
         if !here.is_empty() {
-            let joined = if here.len() == 1 {
-                here[0].clone()
-            } else {
-                here.iter()
-                    .map(|n| {
-                        if n.contains(' ') && !n.starts_with('(') {
-                            format!("({n})")
-                        } else {
-                            n.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("∘")
-            };
-            links.push(Link(format!("diag({joined})")));
+            links.push(Link(format!("diag({})", elementwise_product(&here))));
         }
         let Some(k) = (0..mats.len()).find(|&k| !used[k] && (mats[k].1 == at || mats[k].2 == at))
         else {
@@ -179,6 +139,70 @@ pub(super) fn chain_with(
             _ => None,
         },
     }
+}
+
+/// A matrix `(name, row index, column index)` of a chain.
+type Mat = (String, Ix, Ix);
+/// A vector `(text, index)` of a chain.
+type Vector = (String, Ix);
+
+/// The factors as matrices and vectors (with `extra` vectors already
+/// printed); None when one is neither, or has a power.
+fn pieces(
+    factors: &[Factor],
+    extra: Vec<Vector>,
+    namer: &mut dyn Namer,
+) -> Option<(Vec<Mat>, Vec<Vector>)> {
+    let mut mats = Vec::new();
+    let mut vecs = extra;
+    for f in factors {
+        if f.exp.0 != 1.0 {
+            return None;
+        }
+        match piece(&f.atom, namer) {
+            Some(Piece::Matrix(n, r, c)) => mats.push((n, r, c)),
+            Some(Piece::Vector(n, i)) => vecs.push((n, i)),
+            None => {
+                // Any other factor of one index is a vector, elementwise.
+                let free: Vec<Ix> = f.atom.free().into_iter().collect();
+                let [i] = free.as_slice() else { return None };
+                let text = vector_text(&Poly::atom(f.atom.clone()), *i, namer)?;
+                vecs.push((text, *i));
+            }
+        }
+    }
+    Some((mats, vecs))
+}
+
+/// Where a chain with no given start begins: the matrix index that is not
+/// `to` and that no other matrix shares.
+fn open_start(mats: &[Mat], to: Option<Ix>) -> Option<Ix> {
+    let count = |x: Ix| mats.iter().filter(|(_, r, c)| *r == x || *c == x).count();
+    let (_, r, c) = mats.iter().find(|(_, r, c)| {
+        (count(*r) == 1 && Some(*r) != to) || (count(*c) == 1 && Some(*c) != to)
+    })?;
+    Some(if count(*r) == 1 && Some(*r) != to {
+        *r
+    } else {
+        *c
+    })
+}
+
+/// Vectors on one index as one elementwise product, `y∘σ(X w)`.
+fn elementwise_product(here: &[String]) -> String {
+    if let [one] = here {
+        return one.clone();
+    }
+    here.iter()
+        .map(|n| {
+            if n.contains(' ') && !n.starts_with('(') {
+                format!("({n})")
+            } else {
+                n.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("∘")
 }
 
 /// Parenthesizes an elementwise expression that is not one name.
