@@ -164,60 +164,7 @@ pub(super) fn factor_sum(terms: &[Term], depth: usize) -> Node {
         .into_iter()
         .take(if depth < 2 { 2 } else { 1 })
     {
-        let (with, without): (Vec<Term>, Vec<Term>) = terms.iter().cloned().partition(|t| {
-            t.factors
-                .iter()
-                .any(|f| atom_eq(&f.atom, &atom) && (f.exp.0 > 0.0) == sign)
-        });
-        let low = with
-            .iter()
-            .map(|t| {
-                t.factors
-                    .iter()
-                    .find(|f| atom_eq(&f.atom, &atom))
-                    .map(|f| f.exp.0)
-                    .unwrap()
-            })
-            .fold(
-                if sign {
-                    f64::INFINITY
-                } else {
-                    f64::NEG_INFINITY
-                },
-                |a, b| {
-                    if sign {
-                        a.min(b)
-                    } else {
-                        a.max(b)
-                    }
-                },
-            );
-        let divided = divide_terms(
-            &with,
-            &Term {
-                factors: vec![Factor {
-                    atom: atom.clone(),
-                    exp: Real(low),
-                }],
-                coef: Real(1.0),
-            },
-        );
-        let collected = mul_node(vec![
-            factor_node(&Factor {
-                atom: atom.clone(),
-                exp: Real(low),
-            }),
-            factor_sum(&divided, depth + 1),
-        ]);
-        let rest = if without.is_empty() {
-            None
-        } else {
-            Some(factor_sum(&without, depth + 1))
-        };
-        let node = match rest {
-            Some(r) => sum_node(vec![collected, r]),
-            None => collected,
-        };
+        let node = collect_atom(terms, &atom, sign, depth);
         consider(node, &mut best);
     }
     // Last, so that on a tie a product of factors wins over a Horner form.
@@ -233,6 +180,46 @@ pub(super) fn factor_sum(terms: &[Term], depth: usize) -> Node {
         }
     }
     best
+}
+
+/// `terms` with `atom` collected: the terms that carry it (to a positive
+/// power when `sign`, else a negative one) as `atom^low·(…)`, `low` their
+/// lowest (or highest) power, plus the others, each part factored again.
+fn collect_atom(terms: &[Term], atom: &Arc<Atom>, sign: bool, depth: usize) -> Node {
+    let (with, without): (Vec<Term>, Vec<Term>) = terms.iter().cloned().partition(|t| {
+        t.factors
+            .iter()
+            .any(|f| atom_eq(&f.atom, atom) && (f.exp.0 > 0.0) == sign)
+    });
+    let powers = with.iter().map(|t| {
+        t.factors
+            .iter()
+            .find(|f| atom_eq(&f.atom, atom))
+            .map(|f| f.exp.0)
+            .unwrap()
+    });
+    let low = if sign {
+        powers.fold(f64::INFINITY, f64::min)
+    } else {
+        powers.fold(f64::NEG_INFINITY, f64::max)
+    };
+    let factor = Factor {
+        atom: atom.clone(),
+        exp: Real(low),
+    };
+    let divided = divide_terms(
+        &with,
+        &Term {
+            factors: vec![factor.clone()],
+            coef: Real(1.0),
+        },
+    );
+    let collected = mul_node(vec![factor_node(&factor), factor_sum(&divided, depth + 1)]);
+    if without.is_empty() {
+        collected
+    } else {
+        sum_node(vec![collected, factor_sum(&without, depth + 1)])
+    }
 }
 
 /// Factors that derivatives of the functions in `terms` carry, worth a

@@ -372,45 +372,7 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
     if deltas.is_empty() {
         return normalize_plain(factors, coef).into_iter().collect();
     }
-    // Union-find over the few indices that deltas join; the smallest index
-    // of each block represents it.
-    let members: Vec<Ix> = deltas
-        .iter()
-        .flat_map(|&(a, b)| [a, b])
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut rep: Vec<Ix> = members.clone();
-    let pos = |x: Ix| members.binary_search(&x).expect("delta member");
-    loop {
-        let mut changed = false;
-        for &(a, b) in &deltas {
-            let r = rep[pos(a)].min(rep[pos(b)]);
-            for x in [a, b] {
-                if rep[pos(x)] != r {
-                    rep[pos(x)] = r;
-                    changed = true;
-                }
-            }
-        }
-        // Propagate through chains until every member points at its block's minimum.
-        for i in 0..members.len() {
-            let r = rep[pos(rep[i])];
-            if r < rep[i] {
-                rep[i] = r;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    let map: Vec<(Ix, Ix)> = members
-        .iter()
-        .zip(&rep)
-        .filter(|(m, r)| m != r)
-        .map(|(m, r)| (*m, *r))
-        .collect();
+    let map = delta_representatives(&deltas);
     let new_deltas: Vec<Factor> = map
         .iter()
         .map(|&(m, r)| Factor {
@@ -447,6 +409,49 @@ fn normalize_term(factors: Vec<Factor>, coef: f64) -> Vec<Term> {
             fs.extend(new_deltas.iter().cloned());
             normalize_plain(fs, t.coef.0)
         })
+        .collect()
+}
+
+/// The blocks of indices that `deltas` join, as a map from each member
+/// to its block's smallest index (members that are their own
+/// representative left out). Union-find over the few indices involved.
+fn delta_representatives(deltas: &[(Ix, Ix)]) -> Vec<(Ix, Ix)> {
+    let members: Vec<Ix> = deltas
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rep: Vec<Ix> = members.clone();
+    let pos = |x: Ix| members.binary_search(&x).expect("delta member");
+    loop {
+        let mut changed = false;
+        for &(a, b) in deltas {
+            let r = rep[pos(a)].min(rep[pos(b)]);
+            for x in [a, b] {
+                if rep[pos(x)] != r {
+                    rep[pos(x)] = r;
+                    changed = true;
+                }
+            }
+        }
+        // Propagate through chains until every member points at its block's minimum.
+        for i in 0..members.len() {
+            let r = rep[pos(rep[i])];
+            if r < rep[i] {
+                rep[i] = r;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    members
+        .iter()
+        .zip(&rep)
+        .filter(|(m, r)| m != r)
+        .map(|(m, r)| (*m, *r))
         .collect()
 }
 
