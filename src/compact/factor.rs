@@ -9,6 +9,29 @@ use super::*;
 /// (the lowest power of each atom, negative powers included), and the
 /// terms divided by it. `None` when it is 1.
 pub(super) fn content(terms: &[Term]) -> Option<(Term, Vec<Term>)> {
+    let common = common_monomial(terms)?;
+    let c = numeric_content(terms);
+    if c == 1.0 && common.is_empty() {
+        return None;
+    }
+    let divisor = Term {
+        factors: common.clone(),
+        coef: Real(c),
+    };
+    let rest = divide_terms(terms, &divisor);
+    Some((
+        Term {
+            factors: common,
+            coef: Real(c),
+        },
+        rest,
+    ))
+}
+
+/// The monomial that divides every term: the lowest power of each atom
+/// over all terms (0 where it is absent, so negative powers count
+/// wherever they appear). None for no terms.
+fn common_monomial(terms: &[Term]) -> Option<Vec<Factor>> {
     let first = terms.first()?;
     // Lowest exponent of each atom over all terms (0 where it is absent).
     let mut common: Vec<Factor> = Vec::new();
@@ -59,9 +82,13 @@ pub(super) fn content(terms: &[Term]) -> Option<(Term, Vec<Term>)> {
         }
     }
     common.retain(|c| c.exp.0 != 0.0);
-    // Numeric content: the gcd of the numerators over the lcm of the
-    // denominators when every coefficient is a fraction; the sign of the
-    // majority.
+    Some(common)
+}
+
+/// The numeric content: the gcd of the numerators over the lcm of the
+/// denominators when every coefficient is a fraction (else the common
+/// magnitude, or 1), with the sign of the majority of the terms.
+fn numeric_content(terms: &[Term]) -> f64 {
     let fr: Option<Vec<(i64, i64)>> = terms.iter().map(|t| as_fraction(t.coef.0)).collect();
     let mut c = match fr {
         Some(fr) => {
@@ -87,21 +114,7 @@ pub(super) fn content(terms: &[Term]) -> Option<(Term, Vec<Term>)> {
     if 2 * negatives > terms.len() {
         c = -c;
     }
-    if c == 1.0 && common.is_empty() {
-        return None;
-    }
-    let divisor = Term {
-        factors: common.clone(),
-        coef: Real(c),
-    };
-    let rest = divide_terms(terms, &divisor);
-    Some((
-        Term {
-            factors: common,
-            coef: Real(c),
-        },
-        rest,
-    ))
+    c
 }
 
 /// Every term divided by the monomial `d`, renormalised (a group left
