@@ -43,31 +43,10 @@ impl Scope {
         *budget -= 1;
         let kind = match &e.kind {
             ExprKind::Num(v) => ExprKind::Num(*v),
-            ExprKind::Name(n) => {
-                // A substituted value counts at its full size: `let`s that
-                // each double the one before grow exponentially otherwise.
-                let substituted = params.get(n).or_else(|| self.lets.get(n));
-                if let Some(v) = substituted {
-                    let size = node_count(v);
-                    if size > *budget {
-                        return Err(Error::at(
-                            e.span.clone(),
-                            format!("the expression grows past {MAX_INLINED_NODES} nodes when its definitions are inlined"),
-                            "while inlining this",
-                        ));
-                    }
-                    *budget -= size;
-                    return Ok(v.clone());
-                }
-                if self.defs.contains_key(n) || Builtin::lookup(n).is_some() {
-                    return Err(Error::at(
-                        e.span.clone(),
-                        format!("`{n}` is a function"),
-                        "call it with arguments",
-                    ));
-                }
-                ExprKind::Name(n.clone())
-            }
+            ExprKind::Name(n) => match self.substitute(e, n, params, budget)? {
+                Some(v) => return Ok(v),
+                None => ExprKind::Name(n.clone()),
+            },
             ExprKind::Neg(x) => {
                 ExprKind::Neg(Box::new(self.inline_rec(x, params, defining, budget)?))
             }
@@ -99,26 +78,7 @@ impl Scope {
                     let bound: HashMap<String, Expr> = ps.iter().cloned().zip(args).collect();
                     return self.inline_rec(body, &bound, None, budget);
                 }
-                match Builtin::lookup(name) {
-                    Some((_, arity)) if arity != args.len() => {
-                        return Err(arity_error(name, name_span, arity, args.len(), &e.span))
-                    }
-                    Some(_) => {}
-                    None => {
-                        let mut err = Error::at(
-                            name_span.clone(),
-                            format!("unknown function `{name}`"),
-                            "not defined",
-                        );
-                        if let Some(best) = closest(name) {
-                            err = err.with_note(format!("did you mean `{best}`?"));
-                        }
-                        return Err(err.with_note(format!(
-                            "built-in functions: {}",
-                            Builtin::NAMES.join(", ")
-                        )));
-                    }
-                }
+                check_builtin_call(name, name_span, args.len(), &e.span)?;
                 ExprKind::Call {
                     name: name.clone(),
                     name_span: name_span.clone(),
@@ -130,6 +90,39 @@ impl Scope {
             kind,
             span: e.span.clone(),
         })
+    }
+
+    /// The value a parameter or `let` binds `n` to, counted at its full
+    /// size against the budget (`let`s that each double the one before
+    /// grow exponentially otherwise); None for a variable. A function's
+    /// name used as a value is an error.
+    fn substitute(
+        &self,
+        e: &Expr,
+        n: &String,
+        params: &HashMap<String, Expr>,
+        budget: &mut usize,
+    ) -> Result<Option<Expr>> {
+        if let Some(v) = params.get(n).or_else(|| self.lets.get(n)) {
+            let size = node_count(v);
+            if size > *budget {
+                return Err(Error::at(
+                    e.span.clone(),
+                    format!("the expression grows past {MAX_INLINED_NODES} nodes when its definitions are inlined"),
+                    "while inlining this",
+                ));
+            }
+            *budget -= size;
+            return Ok(Some(v.clone()));
+        }
+        if self.defs.contains_key(n) || Builtin::lookup(n).is_some() {
+            return Err(Error::at(
+                e.span.clone(),
+                format!("`{n}` is a function"),
+                "call it with arguments",
+            ));
+        }
+        Ok(None)
     }
 }
 
@@ -190,4 +183,28 @@ fn closest(name: &str) -> Option<&'static str> {
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, n)| n)
+}
+
+/// A call of `name` that is not a definition: a built-in with the right
+/// number of arguments, else an error that lists the built-ins (and the
+/// closest name).
+fn check_builtin_call(name: &str, name_span: &Span, args: usize, span: &Span) -> Result<()> {
+    match Builtin::lookup(name) {
+        Some((_, arity)) if arity != args => Err(arity_error(name, name_span, arity, args, span)),
+        Some(_) => Ok(()),
+        None => {
+            let mut err = Error::at(
+                name_span.clone(),
+                format!("unknown function `{name}`"),
+                "not defined",
+            );
+            if let Some(best) = closest(name) {
+                err = err.with_note(format!("did you mean `{best}`?"));
+            }
+            Err(err.with_note(format!(
+                "built-in functions: {}",
+                Builtin::NAMES.join(", ")
+            )))
+        }
+    }
 }
