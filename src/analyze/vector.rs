@@ -120,6 +120,30 @@ pub(super) fn rank_structure(
         diagonal(&diag, r, show);
         return;
     }
+    if asymmetric || rank_one.len() != 1 {
+        low_rank_lines(&parts, &diag, asymmetric, rank_one.len(), r, show);
+        return;
+    }
+    // H = D − κ u uᵀ.
+    let (c, u) = rank_one.pop().expect("one term");
+    if diag.is_empty() {
+        pure_rank_one(&simplify(&c), &u, &dim, row.as_ref(), r, show);
+        return;
+    }
+    diagonal_plus_rank_one(d, h, &diag, &c, &u, (i, j), &dim, row, r, show);
+}
+
+/// `H = diag(d) + Σ c·u vᵀ` with more than one outer product (or an
+/// asymmetric one; `symmetric` distinct vectors otherwise): its rank and
+/// the Woodbury step.
+fn low_rank_lines(
+    parts: &Parts,
+    diag: &Poly,
+    asymmetric: bool,
+    symmetric: usize,
+    r: &mut Report,
+    show: &mut dyn FnMut(&Poly) -> String,
+) {
     // Σ c·u vᵀ has its columns in the span of the u's (and rows in the
     // v's): its rank is at most the number of distinct ones.
     let distinct = |pick: fn(&(Poly, Poly, Poly)) -> &Poly| {
@@ -134,35 +158,25 @@ pub(super) fn rank_structure(
     let rank = if asymmetric {
         distinct(|o| &o.1).min(distinct(|o| &o.2))
     } else {
-        rank_one.len()
+        symmetric
     };
-    if asymmetric || rank_one.len() != 1 {
-        let d_text = show(&diag);
-        let d_text = if d_text.chars().count() > 200 {
-            "(long: see `derive --order 2`)".to_string()
-        } else {
-            d_text
-        };
-        r.line(
-            "structure",
-            &format!("diagonal plus rank at most {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {d_text}"),
-        );
-        r.json
-            .insert("structure".into(), "diagonal plus low rank".into());
-        r.json.insert("rank_of_update".into(), rank.into());
-        r.line(
-            "newton",
-            "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²) (`codegen` emits it as f_newton where r ≤ 2)",
-        );
-        return;
-    }
-    // H = D − κ u uᵀ.
-    let (c, u) = rank_one.pop().expect("one term");
-    if diag.is_empty() {
-        pure_rank_one(&simplify(&c), &u, &dim, row.as_ref(), r, show);
-        return;
-    }
-    diagonal_plus_rank_one(d, h, &diag, &c, &u, (i, j), &dim, row, r, show);
+    let d_text = show(diag);
+    let d_text = if d_text.chars().count() > 200 {
+        "(long: see `derive --order 2`)".to_string()
+    } else {
+        d_text
+    };
+    r.line(
+        "structure",
+        &format!("diagonal plus rank at most {rank}: H = diag(d) + Σ c·u vᵀ, d_i = {d_text}"),
+    );
+    r.json
+        .insert("structure".into(), "diagonal plus low rank".into());
+    r.json.insert("rank_of_update".into(), rank.into());
+    r.line(
+        "newton",
+        "(H + λI)⁻¹ g by the Woodbury identity, O(n·r²) (`codegen` emits it as f_newton where r ≤ 2)",
+    );
 }
 
 /// `H = diag(d)`: definite where `d` is, and the Newton step entry by
