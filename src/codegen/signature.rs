@@ -567,16 +567,17 @@ pub(crate) fn scattered(b: &mut Body, t: &Tensor) -> Result<Lowered> {
                 coef: c.term.coef,
             }],
         };
-        // Blocks with the same size and atoms are interchangeable.
+        // Blocks with the same size and atoms (at a common index) are
+        // interchangeable.
         let signature = |blk: &crate::sym::Block| {
-            let atoms: Vec<String> = blk
+            let atoms: Vec<(Poly, crate::ir::Real)> = blk
                 .atoms
                 .iter()
-                .map(|f| format!("{:?}^{}", f.atom.rename(blk.rep, SIGNATURE_IX), f.exp.0))
+                .map(|f| (f.atom.rename(blk.rep, SIGNATURE_IX), f.exp))
                 .collect();
-            format!("{} {atoms:?}", blk.wrt_count)
+            (blk.wrt_count, atoms)
         };
-        let sigs: Vec<String> = c.blocks.iter().map(signature).collect();
+        let sigs: Vec<_> = c.blocks.iter().map(signature).collect();
         let kinds: Vec<usize> = sigs
             .iter()
             .map(|s| sigs.iter().position(|x| x == s).expect("present"))
