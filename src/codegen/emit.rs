@@ -46,6 +46,13 @@ pub struct Names {
     pub float: Float,
 }
 
+/// Loop variables go into generated names (`i3`, `acc3_0`, `x_r3`).
+impl quote::IdentFragment for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// Precedence levels: sum < product < unary < postfix.
 const SUM: u8 = 0;
 const PRODUCT: u8 = 1;

@@ -27,7 +27,7 @@ pub struct Body {
     pub temps: Vec<Temp>,
     pub(crate) keys: HashMap<(Holds, Atom), usize>,
     pub(crate) hoisted: HashMap<String, usize>,
-    pub(crate) next_var: Var,
+    pub(crate) next_var: usize,
     pub(crate) softmaxes: Vec<SoftmaxTemp>,
     pub(crate) keeps: HashMap<usize, Access>,
     /// Arrays that a kept reduction fills, with no statement of their own.
@@ -235,7 +235,7 @@ impl Body {
 
     pub(crate) fn var(&mut self) -> Var {
         self.next_var += 1;
-        self.next_var - 1
+        Var(self.next_var - 1)
     }
 
     /// A scalar temporary holding the maximum of vector variable `name`

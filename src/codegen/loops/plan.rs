@@ -3,8 +3,15 @@
 
 use crate::ir::{Dim, Fun, Ix};
 
-/// A loop variable.
-pub type Var = usize;
+/// A loop variable (`i3` in plans, in generated code and its names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub usize);
+
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Placeholder indices for the free indices of a temporary's key.
 pub(crate) const PLACEHOLDER: Ix = 900_000;
