@@ -162,7 +162,7 @@ fn matrix_items(items: &mut Vec<Item>) {
     item!(items, "linear classifier grad W 4096x256x10", x, w, b, y, gw =>
         linear::linear_w_grad_threads(m, d, &x, &w, &b, &y, &mut gw, 2));
     item!(items, "linear classifier grad b 4096x256x10", x, w, b, y, gb =>
-        linear::linear_b_grad(m, d, &x, &w, &b, &y, &mut gb));
+        linear::linear_b_grad_threads(m, d, &x, &w, &b, &y, &mut gb, 2));
 
     let (m, d) = (2048, 256);
     let x = data::matrix(m * d, 1.0);
