@@ -71,11 +71,6 @@ fn sum_inside_out(p: &Poly) -> Poly {
 /// [`sum_inside_out`] of one term, `None` when it has no such sum.
 fn sum_term_inside_out(t: &crate::ir::Term) -> Option<Poly> {
     use crate::ir::{Factor, Term};
-    let product = |factors: &[Factor], coef: f64| {
-        factors.iter().fold(Poly::constant(coef), |acc, f| {
-            acc.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0))
-        })
-    };
     let single_sum = |f: &Factor| -> Option<(Ix, Dim, Term)> {
         match &*f.atom {
             Atom::Sum { ix, dim, body } if f.exp.0 == 1.0 && body.terms.len() == 1 => {
@@ -102,11 +97,11 @@ fn sum_term_inside_out(t: &crate::ir::Term) -> Option<Poly> {
         let mut along_j: Vec<Factor> = outer.factors.clone();
         along_j.remove(inner_at);
         along_j.extend(with_j);
-        let sum_j = Poly::sum_over(j, &dim_j, &product(&along_j, outer.coef.0 * inner.coef.0));
-        let sum_b = Poly::sum_over(b, &dim_b, &product(&without_j, 1.0).mul(&sum_j));
+        let sum_j = Poly::sum_over(j, &dim_j, &Poly::product(&along_j, outer.coef.0 * inner.coef.0));
+        let sum_b = Poly::sum_over(b, &dim_b, &Poly::product(&without_j, 1.0).mul(&sum_j));
         let mut others = t.factors.clone();
         others.remove(at);
-        return Some(product(&others, t.coef.0).mul(&sum_b));
+        return Some(Poly::product(&others, t.coef.0).mul(&sum_b));
     }
     None
 }
@@ -439,11 +434,9 @@ pub fn merge_sums(p: &Poly) -> Poly {
         for (c, ix, b) in members {
             body.terms.extend(b.rename(*ix, k).scale(c / common).terms);
         }
-        let mut term = factor_summand(Poly::sum_whole(k, dim, body)).scale(common);
-        for f in others {
-            term = term.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0));
-        }
-        out.terms.extend(term.terms);
+        let term = factor_summand(Poly::sum_whole(k, dim, body)).scale(common);
+        out.terms
+            .extend(term.mul(&Poly::product(others, 1.0)).terms);
     }
     out
 }

@@ -95,6 +95,14 @@ impl Poly {
         self.terms.is_empty()
     }
 
+    /// `coef · Π factors`, normalized (each factor multiplied in, so a
+    /// group to the first power opens and deltas contract).
+    pub fn product(factors: &[Factor], coef: f64) -> Poly {
+        factors.iter().fold(Poly::constant(coef), |acc, f| {
+            acc.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0))
+        })
+    }
+
     /// Builds a polynomial from arbitrary terms: sorts, merges, drops zeros.
     pub fn from_terms(mut terms: Vec<Term>) -> Poly {
         crate::budget::check();

@@ -65,9 +65,7 @@ pub fn merge_row_sums(terms: &[Term]) -> Vec<Term> {
         }
     }
     for (outside, dim, members) in groups {
-        let outside_poly = outside.iter().fold(Poly::constant(1.0), |p, f| {
-            p.mul(&Poly::atom(f.atom.clone()).powf(f.exp.0))
-        });
+        let outside_poly = Poly::product(&outside, 1.0);
         if let [(c, sum)] = members.as_slice() {
             // Alone: the term as it was.
             out.extend(outside_poly.mul(&Poly::atom(sum.clone())).scale(*c).terms);
