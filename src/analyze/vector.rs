@@ -248,7 +248,6 @@ fn diagonal_plus_rank_one(
     let (t, gamma) = t_and_gamma(&diag, &u, &kappa, i, &dim);
     let null = simplify(&u.mul(&diag.powf(-1.0)));
     let d_sign = sign(&diag, show);
-    let kappa_sign = sign(&kappa, show);
     r.line(
         "γ",
         &format!(
@@ -259,7 +258,7 @@ fn diagonal_plus_rank_one(
     r.json.insert("gamma".into(), show(&gamma).into());
     let n = dim.to_string();
     match gamma.as_constant() {
-        Some(1.0) => singular(d, &null, &d_sign, &kappa_sign, &row, &n, r, show),
+        Some(1.0) => singular(d, &null, &d_sign, &row, &n, r, show),
         Some(g) if g < 1.0 => {
             r.line("rank", &format!("{n} (γ = {g} < 1)"));
             if let Sign::Positive { conds, nonzero } = &d_sign {
@@ -289,14 +288,13 @@ fn singular(
     d: &Derivation,
     null: &Poly,
     d_sign: &Sign,
-    kappa_sign: &Sign,
     row: &Option<(Ix, Dim)>,
     n: &str,
     r: &mut Report,
     show: &mut dyn FnMut(&Poly) -> String,
 ) {
-    let conds = match (d_sign, kappa_sign) {
-        (Sign::Positive { conds, nonzero }, _) => conds.iter().chain(nonzero).cloned().collect(),
+    let conds = match d_sign {
+        Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
         _ => vec!["d_i ≠ 0".to_string()],
     };
     let (rank, json_rank) = match row {
