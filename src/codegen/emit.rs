@@ -25,7 +25,7 @@ pub use helpers::{helpers, Helpers};
 use rows::{Block, RowSlice};
 
 pub(crate) use super::loops::schedule::{BLOCK, LANES};
-use super::loops::{Access, Array, Place, Scalar, Stmt, Temp, Var};
+use super::loops::{Access, Array, Place, Scalar, Stmt, TempId, Temps, Var};
 use super::Float;
 use crate::ir::Dim;
 
@@ -62,7 +62,7 @@ const POSTFIX: u8 = 3;
 /// A body's statements to tokens.
 pub struct Emitter<'a> {
     names: &'a Names,
-    temps: &'a [Temp],
+    temps: &'a Temps,
     temp_names: Vec<Ident>,
     /// Row slices of the innermost loops being emitted.
     rows: RefCell<Vec<RowSlice>>,
@@ -72,7 +72,7 @@ pub struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     /// An emitter for a body with these temporaries.
-    pub fn new(names: &'a Names, temps: &'a [Temp]) -> Self {
+    pub fn new(names: &'a Names, temps: &'a Temps) -> Self {
         let temp_names = names::temp_names(names, temps);
         Emitter {
             names,
@@ -130,7 +130,7 @@ impl<'a> Emitter<'a> {
 
     /// Whether temporary `t` is kept in f64 in an f32 kernel: a sum built
     /// up in place accumulates in f64, as the 4-lane sums do.
-    fn wide(&self, t: usize) -> bool {
+    fn wide(&self, t: TempId) -> bool {
         self.names.float == Float::F32 && self.temps[t].accumulated
     }
 
@@ -141,7 +141,7 @@ impl<'a> Emitter<'a> {
     fn array(&self, a: &Array) -> Ident {
         match a {
             Array::Input(k) => self.names.inputs[*k].clone(),
-            Array::Temp(t) => self.temp_names[*t].clone(),
+            Array::Temp(t) => self.temp_names[t.0].clone(),
             Array::Out => format_ident!("out"),
         }
     }
@@ -205,11 +205,11 @@ impl<'a> Emitter<'a> {
     /// Declarations of the array temporaries.
     pub fn allocations(&self) -> TokenStream {
         let mut out = TokenStream::new();
-        for (t, temp) in self.temps.iter().enumerate() {
+        for (t, temp) in self.temps.enumerate() {
             if !temp.live || temp.vars.is_empty() {
                 continue;
             }
-            let name = &self.temp_names[t];
+            let name = &self.temp_names[t.0];
             let zero = if self.wide(t) {
                 quote!(0.0f64)
             } else {
@@ -276,7 +276,7 @@ impl<'a> Emitter<'a> {
     fn place(&self, p: &Place) -> TokenStream {
         match p {
             Place::Temp(t) => {
-                let n = &self.temp_names[*t];
+                let n = &self.temp_names[t.0];
                 quote!(#n)
             }
             Place::Elem(a) => self.access(a),

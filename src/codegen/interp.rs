@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::loops::schedule::{shifted_sum, Schedule, BLOCK, RESTART_ABOVE};
-use super::loops::{Access, Array, Part, Place, RedOp, Scalar, Stmt, Temp, Var};
+use super::loops::{Access, Array, Part, PerTemp, Place, RedOp, Scalar, Stmt, Temps, Var};
 use crate::ir::Dim;
 
 /// One function's loop nests.
@@ -14,7 +14,7 @@ pub struct Plan {
     /// The body.
     pub stmts: Vec<Stmt>,
     /// Its temporaries.
-    pub temps: Vec<Temp>,
+    pub temps: Temps,
     /// The dims of `out` (empty for a scalar).
     pub out_len: Vec<Dim>,
     /// Whether it returns a scalar instead of writing `out`.
@@ -28,7 +28,7 @@ struct Machine<'a> {
     inputs: &'a [Vec<f64>],
     sizes: &'a HashMap<String, usize>,
     vars: HashMap<Var, usize>,
-    temps: Vec<Vec<f64>>,
+    temps: PerTemp<Vec<f64>>,
     out: Vec<f64>,
     /// Whether the function writes `out` (a returned value then follows it).
     writes_out: bool,
@@ -46,9 +46,7 @@ pub fn run(plan: &Plan, inputs: &[Vec<f64>], sizes: &HashMap<String, usize>) -> 
     };
     let temps = plan
         .temps
-        .iter()
-        .map(|t| vec![0.0; t.vars.iter().map(|(_, d)| size(d)).product()])
-        .collect();
+        .map(|t| vec![0.0; t.vars.iter().map(|(_, d)| size(d)).product()]);
     let out = vec![f64::NAN; plan.out_len.iter().map(size).product()];
     let mut m = Machine {
         inputs,

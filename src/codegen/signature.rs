@@ -337,7 +337,7 @@ impl Function {
         sig: &Signature,
         names: &Names,
         build: impl FnOnce(&mut Body) -> Result<Lowered>,
-    ) -> Result<(Vec<Stmt>, Vec<loops::Temp>, Vec<(Ix, Dim)>)> {
+    ) -> Result<(Vec<Stmt>, loops::Temps, Vec<(Ix, Dim)>)> {
         let mut shapes = sig.shapes.clone();
         shapes.push((DIRECTION.to_string(), sig.wrt_dims.clone()));
         if self.lambda {

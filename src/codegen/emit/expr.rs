@@ -80,7 +80,7 @@ impl Emitter<'_> {
                 },
             ),
             Scalar::Temp(t) => {
-                let n = &self.temp_names[*t];
+                let n = &self.temp_names[t.0];
                 (quote!(#n), POSTFIX)
             }
             Scalar::Load(a) => match a.array {

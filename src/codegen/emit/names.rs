@@ -23,12 +23,12 @@ use quote::format_ident;
 
 use super::Names;
 use crate::codegen::loops::{
-    flatten_product, temp_read, visit, Access, Array, Def, RedOp, Scalar, Temp,
+    flatten_product, temp_read, visit, Access, Array, Def, RedOp, Scalar, Temp, TempId, Temps,
 };
 use crate::ir::Dim;
 
 /// One name per temporary.
-pub(super) fn temp_names(names: &Names, temps: &[Temp]) -> Vec<Ident> {
+pub(super) fn temp_names(names: &Names, temps: &Temps) -> Vec<Ident> {
     let mut taken: BTreeSet<String> = names.inputs.iter().map(|i| i.to_string()).collect();
     taken.extend(["out", "n", "FMA", "self", "fn", "let", "mut"].map(String::from));
     taken.extend(names.fixed.keys().cloned());
@@ -56,9 +56,9 @@ pub(super) fn temp_names(names: &Names, temps: &[Temp]) -> Vec<Ident> {
     // `pv` on `sum_v_exps`: twice over), then each kept where it is free.
     let mut math: Vec<Option<String>> = vec![None; temps.len()];
     for _ in 0..2 {
-        for (i, t) in temps.iter().enumerate() {
-            if math[i].is_none() {
-                math[i] = math_name(names, temps, &math, i, t);
+        for (i, t) in temps.enumerate() {
+            if math[i.0].is_none() {
+                math[i.0] = math_name(names, temps, &math, i, t);
             }
         }
     }
@@ -105,12 +105,12 @@ fn input_read(x: &Scalar) -> Option<usize> {
 /// the names found so far (`named[k]`).
 fn math_name(
     names: &Names,
-    temps: &[Temp],
+    temps: &Temps,
     named: &[Option<String>],
-    me: usize,
+    me: TempId,
     t: &Temp,
 ) -> Option<String> {
-    let hint_of = |k: usize| temps.get(k).map(|t| t.hint);
+    let hint_of = |k: TempId| temps[k].hint;
     match (&t.def, t.hint) {
         // Filled by its sum pass with the shifted exponentials, which
         // reads then scale by the reciprocal of their sum.
@@ -119,7 +119,7 @@ fn math_name(
         (_, "sumexp") => Some("sumexp".into()),
         (_, "lse") => Some("lse".into()),
         (Def::Elem(Scalar::ExpShifted(arg)), _) => match &**arg {
-            Scalar::Sub(x, c) => match (input_read(x), temp_read(c).and_then(hint_of)) {
+            Scalar::Sub(x, c) => match (input_read(x), temp_read(c).map(hint_of)) {
                 (Some(_), Some("lse")) => Some("p".into()),
                 (Some(k), Some("max")) => Some(format!("exp_{}", names.inputs[k])),
                 _ => None,
@@ -129,7 +129,7 @@ fn math_name(
         // (Σ x·exps)/(Σ exps) = Σ x·p.
         (Def::Elem(Scalar::Product(xs)), _) if xs.len() == 2 => {
             let (a, b) = (temp_read(&xs[0])?, temp_read(&xs[1])?);
-            let (na, nb) = (named.get(a)?.as_deref()?, named.get(b)?.as_deref()?);
+            let (na, nb) = (named.get(a.0)?.as_deref()?, named.get(b.0)?.as_deref()?);
             let sum = if na == "inv_sumexp" {
                 nb
             } else if nb == "inv_sumexp" {
@@ -142,7 +142,7 @@ fn math_name(
         }
         (Def::Elem(Scalar::Recip(x)), _) => {
             let k = temp_read(x)?;
-            let base = named.get(k)?.as_ref()?;
+            let base = named.get(k.0)?.as_ref()?;
             Some(format!("inv_{base}"))
         }
         (
@@ -172,7 +172,7 @@ fn math_name(
                     }
                     continue;
                 }
-                match named.get(temp_read(f)?)?.as_deref()? {
+                match named.get(temp_read(f)?.0)?.as_deref()? {
                     "p" => p = true,
                     "exps" => exps = true,
                     "inv_sumexp" => inv = true,
@@ -192,7 +192,7 @@ fn math_name(
 
 /// `k` when `body` is `(v − c)^k` times a softmax (as `p`, or as kept
 /// exponentials times the reciprocal of their sum): a centred moment.
-fn moment(temps: &[Temp], body: &Scalar) -> Option<i32> {
+fn moment(temps: &Temps, body: &Scalar) -> Option<i32> {
     let mut factors = Vec::new();
     flatten_product(body, &mut factors);
     let mut power = None;

@@ -12,9 +12,9 @@ use crate::ir::{Atom, Dim, Ix, Poly};
 #[derive(Clone, Debug)]
 pub(crate) struct SoftmaxTemp {
     /// The softmax temporary.
-    pub(crate) p: usize,
+    pub(crate) p: TempId,
     /// The shifted sum of exponentials.
-    pub(crate) sumexp: usize,
+    pub(crate) sumexp: TempId,
     /// A read of `sumexp` in the nest of `p`.
     pub(crate) sumexp_read: Scalar,
 }
@@ -24,14 +24,16 @@ pub struct Body {
     inputs: Vec<(String, Vec<Dim>)>,
     pub(crate) shifted: HashMap<String, Shifted>,
     /// The temporaries.
-    pub temps: Vec<Temp>,
-    pub(crate) keys: HashMap<(Holds, Atom), usize>,
-    pub(crate) hoisted: HashMap<String, usize>,
+    pub temps: Temps,
+    pub(crate) keys: HashMap<(Holds, Atom), TempId>,
+    /// Loop-invariant values already hoisted into scalar temporaries
+    /// (few per kernel: compared by value, not hashed).
+    pub(crate) hoisted: Vec<(Scalar, TempId)>,
     pub(crate) next_var: usize,
     pub(crate) softmaxes: Vec<SoftmaxTemp>,
-    pub(crate) keeps: HashMap<usize, Access>,
+    pub(crate) keeps: HashMap<TempId, Access>,
     /// Arrays that a kept reduction fills, with no statement of their own.
-    pub(crate) filled: BTreeSet<usize>,
+    pub(crate) filled: BTreeSet<TempId>,
 }
 
 /// Lowering environment: IR index → loop variable and its length.
@@ -223,9 +225,9 @@ impl Body {
         Body {
             inputs,
             shifted: HashMap::new(),
-            temps: Vec::new(),
+            temps: Temps::default(),
             keys: HashMap::new(),
-            hoisted: HashMap::new(),
+            hoisted: Vec::new(),
             next_var: 0,
             softmaxes: Vec::new(),
             keeps: HashMap::new(),
@@ -255,19 +257,17 @@ impl Body {
 
     /// A scalar temporary holding `x` (which reads no loop variable).
     pub(crate) fn hoist(&mut self, x: Scalar) -> Scalar {
-        let key = format!("{x:?}");
-        if let Some(&id) = self.hoisted.get(&key) {
+        if let Some(&(_, id)) = self.hoisted.iter().find(|(y, _)| *y == x) {
             return Scalar::Temp(id);
         }
-        let id = self.temps.len();
-        self.temps.push(Temp {
+        let id = self.temps.push(Temp {
             vars: Vec::new(),
-            def: Def::Elem(x),
+            def: Def::Elem(x.clone()),
             hint: "c",
             live: true,
             accumulated: false,
         });
-        self.hoisted.insert(key, id);
+        self.hoisted.push((x, id));
         Scalar::Temp(id)
     }
 
@@ -351,7 +351,7 @@ impl Body {
     pub(crate) fn temp(&mut self, what: Holds, a: &Atom, env: &Env) -> Scalar {
         let order = layout(a);
         let (key_atom, key_ix, map_key) = temp_key(a, &order);
-        let read = |id: usize| -> Scalar {
+        let read = |id: TempId| -> Scalar {
             if order.is_empty() {
                 Scalar::Temp(id)
             } else {
@@ -374,7 +374,13 @@ impl Body {
             vars.push((v, d));
         }
         let (def, hint, softmax) = self.definition(what, &key_atom, &inner);
-        let id = self.temps.len();
+        let id = self.temps.push(Temp {
+            vars,
+            def,
+            hint,
+            live: true,
+            accumulated: false,
+        });
         if let Some((sumexp, sumexp_read)) = softmax {
             self.softmaxes.push(SoftmaxTemp {
                 p: id,
@@ -382,13 +388,6 @@ impl Body {
                 sumexp_read,
             });
         }
-        self.temps.push(Temp {
-            vars,
-            def,
-            hint,
-            live: true,
-            accumulated: false,
-        });
         self.keys.insert((what, map_key), id);
         read(id)
     }
@@ -401,7 +400,7 @@ impl Body {
         what: Holds,
         a: &Atom,
         inner: &Env,
-    ) -> (Def, &'static str, Option<(usize, Scalar)>) {
+    ) -> (Def, &'static str, Option<(TempId, Scalar)>) {
         match (a, what) {
             (Atom::Func(f, u), Holds::Value) => (
                 Def::Elem(Scalar::Call(*f, Box::new(self.poly(u, inner)))),

@@ -13,6 +13,17 @@ impl std::fmt::Display for Var {
     }
 }
 
+/// A temporary, by its place among a body's [`Temps`] (`t5` in plans,
+/// `sum5` or `acc5_0` in generated code where no mathematical name fits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TempId(pub usize);
+
+impl std::fmt::Display for TempId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Placeholder indices for the free indices of a temporary's key.
 pub(crate) const PLACEHOLDER: Ix = 900_000;
 
@@ -22,7 +33,7 @@ pub enum Array {
     /// An input argument, by position among the inputs.
     Input(usize),
     /// A temporary.
-    Temp(usize),
+    Temp(TempId),
     /// The `out` argument.
     Out,
 }
@@ -42,7 +53,7 @@ pub enum Scalar {
     /// A constant.
     Num(f64),
     /// A scalar temporary.
-    Temp(usize),
+    Temp(TempId),
     /// An array element.
     Load(Access),
     /// A length, as a number.
@@ -93,7 +104,7 @@ pub enum RedOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Place {
     /// A scalar temporary.
-    Temp(usize),
+    Temp(TempId),
     /// An array element.
     Elem(Access),
 }
@@ -367,4 +378,109 @@ pub struct Shifted {
     pub input: usize,
     /// What is subtracted.
     pub minus: Scalar,
+}
+
+/// A body's temporaries, addressed by [`TempId`].
+#[derive(Clone, Debug, Default)]
+pub struct Temps(Vec<Temp>);
+
+impl Temps {
+    /// Adds a temporary and returns its id.
+    pub fn push(&mut self, t: Temp) -> TempId {
+        self.0.push(t);
+        TempId(self.0.len() - 1)
+    }
+
+    /// How many temporaries there are (live or not).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every id, in order of creation.
+    pub fn ids(&self) -> impl Iterator<Item = TempId> {
+        (0..self.0.len()).map(TempId)
+    }
+
+    /// Every temporary, in order of creation.
+    pub fn iter(&self) -> std::slice::Iter<'_, Temp> {
+        self.0.iter()
+    }
+
+    /// Every temporary, mutably.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Temp> {
+        self.0.iter_mut()
+    }
+
+    /// A value for each temporary, computed from it.
+    pub fn map<T>(&self, f: impl FnMut(&Temp) -> T) -> PerTemp<T> {
+        PerTemp(self.0.iter().map(f).collect())
+    }
+
+    /// Every temporary with its id, mutably.
+    pub fn enumerate_mut(&mut self) -> impl Iterator<Item = (TempId, &mut Temp)> {
+        self.0.iter_mut().enumerate().map(|(i, t)| (TempId(i), t))
+    }
+
+    /// Every temporary with its id.
+    pub fn enumerate(&self) -> impl Iterator<Item = (TempId, &Temp)> {
+        self.0.iter().enumerate().map(|(i, t)| (TempId(i), t))
+    }
+}
+
+impl<'a> IntoIterator for &'a Temps {
+    type Item = &'a Temp;
+    type IntoIter = std::slice::Iter<'a, Temp>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<TempId> for Temps {
+    type Output = Temp;
+    fn index(&self, id: TempId) -> &Temp {
+        &self.0[id.0]
+    }
+}
+
+impl std::ops::IndexMut<TempId> for Temps {
+    fn index_mut(&mut self, id: TempId) -> &mut Temp {
+        &mut self.0[id.0]
+    }
+}
+
+/// A value for each temporary of a body (a side table indexed by
+/// [`TempId`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerTemp<T>(Vec<T>);
+
+impl<T: Clone> PerTemp<T> {
+    /// `value` for each of `temps`.
+    pub fn new(temps: &Temps, value: T) -> Self {
+        PerTemp(vec![value; temps.len()])
+    }
+}
+
+impl<T> PerTemp<T> {
+    /// The value of each temporary, in order of creation.
+    pub fn into_vec(self) -> Vec<T> {
+        self.0
+    }
+}
+
+impl<T> std::ops::Index<TempId> for PerTemp<T> {
+    type Output = T;
+    fn index(&self, id: TempId) -> &T {
+        &self.0[id.0]
+    }
+}
+
+impl<T> std::ops::IndexMut<TempId> for PerTemp<T> {
+    fn index_mut(&mut self, id: TempId) -> &mut T {
+        &mut self.0[id.0]
+    }
 }

@@ -156,7 +156,7 @@ pub(crate) fn visit_scalars(s: &mut Stmt, f: &mut impl FnMut(&mut Scalar)) {
 }
 
 /// Replaces reads of temporary `t` (nest `vars`) by its definition.
-pub(crate) fn substitute(x: &mut Scalar, t: usize, vars: &[Var], def: &Scalar) {
+pub(crate) fn substitute(x: &mut Scalar, t: TempId, vars: &[Var], def: &Scalar) {
     visit_mut(x, &mut |s| {
         if let Scalar::Load(Access {
             array: Array::Temp(u),
@@ -302,7 +302,7 @@ pub(crate) fn visit_accesses(s: &mut Stmt, f: &mut impl FnMut(&mut Access)) {
 }
 
 /// Turns the zero-axis accesses of temporary `t` into a scalar.
-pub(crate) fn scalar_temp(s: &mut Stmt, t: usize) {
+pub(crate) fn scalar_temp(s: &mut Stmt, t: TempId) {
     let is_t = |a: &Access| a.array == Array::Temp(t) && a.idx.is_empty();
     let fix_place = |p: &mut Place| {
         if matches!(p, Place::Elem(a) if is_t(a)) {
@@ -332,7 +332,7 @@ pub(crate) fn scalar_temp(s: &mut Stmt, t: usize) {
 
 /// The temporary `x` reads, if it is a read of one (a scalar temporary or
 /// an element of a temporary array).
-pub(crate) fn temp_read(x: &Scalar) -> Option<usize> {
+pub(crate) fn temp_read(x: &Scalar) -> Option<TempId> {
     match x {
         Scalar::Temp(t)
         | Scalar::Load(Access {
@@ -344,7 +344,7 @@ pub(crate) fn temp_read(x: &Scalar) -> Option<usize> {
 }
 
 /// Temporaries an expression reads.
-pub fn temps_read(x: &Scalar, out: &mut BTreeSet<usize>) {
+pub fn temps_read(x: &Scalar, out: &mut BTreeSet<TempId>) {
     visit(x, &mut |s| {
         if let Some(t) = temp_read(s) {
             out.insert(t);

@@ -7,7 +7,7 @@ use crate::ir::Dim;
 /// The index of `out` that statement `s` writes, when `s` is the dense
 /// output nest (`out[..] = …`, no accumulation) and reads temporary `t`
 /// there and nowhere else.
-pub(crate) fn dense_output_reading(s: Option<&Stmt>, t: usize) -> Option<Vec<(Var, Dim)>> {
+pub(crate) fn dense_output_reading(s: Option<&Stmt>, t: TempId) -> Option<Vec<(Var, Dim)>> {
     let mut s = s?;
     while let Stmt::Loop { body, .. } = s {
         let [inner] = &body[..] else { return None };
@@ -45,7 +45,7 @@ impl Body {
     /// buffer of one row reused for every `r` (array contraction), so the
     /// per-row values of a batch never travel to memory.
     pub(crate) fn contract_rows(&mut self, stmts: &mut [Stmt]) {
-        for t in 0..self.temps.len() {
+        for t in self.temps.ids() {
             let temp = &self.temps[t];
             if !temp.live || temp.vars.is_empty() || temp.accumulated {
                 continue;

@@ -9,7 +9,7 @@ use crate::codegen::loops::*;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     Array(Array),
-    Scalar(usize),
+    Scalar(TempId),
 }
 
 /// Every access of a statement: target, first index variable, write?

@@ -7,7 +7,7 @@ use crate::codegen::loops::*;
 
 /// Records each read of a temporary: whether every loop around it is one
 /// of the read's own index variables.
-pub(crate) fn count_reads(x: &Scalar, around: &[Var], reads: &mut HashMap<usize, Vec<bool>>) {
+pub(crate) fn count_reads(x: &Scalar, around: &[Var], reads: &mut HashMap<TempId, Vec<bool>>) {
     visit(x, &mut |s| match s {
         Scalar::Temp(t) => reads.entry(*t).or_default().push(false),
         Scalar::Load(Access {
@@ -22,7 +22,7 @@ pub(crate) fn count_reads(x: &Scalar, around: &[Var], reads: &mut HashMap<usize,
     });
 }
 
-pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<usize, Vec<bool>>) {
+pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<TempId, Vec<bool>>) {
     match s {
         Stmt::Loop { var, body, .. } => {
             around.push(*var);
@@ -73,7 +73,7 @@ pub(crate) fn count_stmt(s: &Stmt, around: &mut Vec<Var>, reads: &mut HashMap<us
 impl Body {
     /// Every read of every temporary by the live temporaries and `tail`:
     /// whether the loops around it are exactly the read's own indices.
-    pub(crate) fn reads(&self, tail: &[Stmt]) -> HashMap<usize, Vec<bool>> {
+    pub(crate) fn reads(&self, tail: &[Stmt]) -> HashMap<TempId, Vec<bool>> {
         let mut reads = HashMap::new();
         for temp in self.temps.iter().filter(|t| t.live) {
             let mut around: Vec<Var> = temp.vars.iter().map(|(v, _)| *v).collect();
@@ -96,7 +96,7 @@ impl Body {
     pub(crate) fn inline(&mut self, tail: &mut [Stmt]) {
         loop {
             let reads = self.reads(tail);
-            let candidate = (0..self.temps.len()).find(|&t| {
+            let candidate = self.temps.ids().find(|&t| {
                 self.temps[t].live
                     && !self.temps[t].vars.is_empty()
                     && matches!(self.temps[t].def, Def::Elem(_))
@@ -106,7 +106,7 @@ impl Body {
                 // Temporaries nobody reads are dead, and then what only
                 // they read.
                 let mut swept = false;
-                for (t, temp) in self.temps.iter_mut().enumerate() {
+                for (t, temp) in self.temps.enumerate_mut() {
                     if temp.live && !reads.contains_key(&t) {
                         temp.live = false;
                         swept = true;

@@ -77,8 +77,7 @@ impl Body {
         let mut stores = Vec::new();
         let mut joined = Vec::new();
         for (t, mut scale, summand) in split {
-            let raw = self.temps.len();
-            self.temps.push(Temp {
+            let raw = self.temps.push(Temp {
                 vars: self.temps[t].vars.clone(),
                 def: Def::Reduce {
                     op: RedOp::Sum,
@@ -114,7 +113,7 @@ impl Body {
 
 /// The pass over `dim` before statement `r`, with only scalar lets in
 /// between, and the temporaries those lets compute.
-fn pass_before(stmts: &[Stmt], r: usize, dim: &Dim) -> Option<(usize, BTreeSet<usize>)> {
+fn pass_before(stmts: &[Stmt], r: usize, dim: &Dim) -> Option<(usize, BTreeSet<TempId>)> {
     let mut computed = BTreeSet::new();
     let mut p = r;
     loop {
@@ -137,7 +136,7 @@ fn pass_before(stmts: &[Stmt], r: usize, dim: &Dim) -> Option<(usize, BTreeSet<u
 struct Ready<'a> {
     /// Temporaries ready only after the pass (its totals and the lets
     /// after it): the scale may read them, the summand may not.
-    computed: &'a BTreeSet<usize>,
+    computed: &'a BTreeSet<TempId>,
     /// Arrays the pass writes as totals.
     totals: &'a [&'a Array],
     /// Entries the pass keeps, row by row.
@@ -148,7 +147,7 @@ impl Ready<'_> {
     /// A part `Σ_vr c·f` of the later reduction as its temporary, the
     /// scale `c` and the summand `f` over the pass's variable `vp`; None
     /// when it cannot join the pass.
-    fn split(&self, part: &Part, vr: Var, vp: Var) -> Option<(usize, Vec<Scalar>, Scalar)> {
+    fn split(&self, part: &Part, vr: Var, vp: Var) -> Option<(TempId, Vec<Scalar>, Scalar)> {
         let Place::Temp(t) = part.place else {
             return None;
         };

@@ -115,7 +115,7 @@ impl Body {
         tail.iter()
             .for_each(|st| count_stmt(st, &mut Vec::new(), &mut in_tail));
         let summed_only = !in_tail.contains_key(&p)
-            && self.temps.iter().enumerate().all(|(t, temp)| {
+            && self.temps.enumerate().all(|(t, temp)| {
                 let mut read = BTreeSet::new();
                 temps_read(temp.def.expr(), &mut read);
                 t == p
@@ -136,7 +136,7 @@ impl Body {
     /// Every read of the softmax temporary `p`, by the live temporaries and
     /// `tail`, becomes `into` at the same entry times `scale` (`1/Σ`) read
     /// at the matching indices.
-    pub(crate) fn scale_reads(&mut self, p: usize, scale: &Scalar, into: Array, tail: &mut [Stmt]) {
+    pub(crate) fn scale_reads(&mut self, p: TempId, scale: &Scalar, into: Array, tail: &mut [Stmt]) {
         let p_vars: Vec<Var> = self.temps[p].vars.iter().map(|(v, _)| *v).collect();
         let scaled = |a: &Access| {
             (a.array == Array::Temp(p)).then(|| {
@@ -166,7 +166,7 @@ impl Body {
 
     /// A temporary holding `1 / sumexp` (one division per row, not per
     /// entry), read the way `sumexp_read` reads the sum.
-    pub(crate) fn reciprocal(&mut self, s: usize, sumexp_read: &Scalar) -> Scalar {
+    pub(crate) fn reciprocal(&mut self, s: TempId, sumexp_read: &Scalar) -> Scalar {
         let vars: Vec<(Var, Dim)> = self.temps[s]
             .vars
             .clone()
@@ -181,8 +181,7 @@ impl Body {
                 idx: vars.clone(),
             })
         };
-        let id = self.temps.len();
-        self.temps.push(Temp {
+        let id = self.temps.push(Temp {
             vars,
             def: Def::Elem(Scalar::Recip(Box::new(own))),
             hint: "inv",

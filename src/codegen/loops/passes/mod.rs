@@ -83,7 +83,7 @@ impl Body {
         mut self,
         tail: Vec<Stmt>,
         fixed: &std::collections::HashMap<String, usize>,
-    ) -> (Vec<Stmt>, Vec<Temp>) {
+    ) -> (Vec<Stmt>, Temps) {
         let mut tail = tail;
         self.keep_exponentials(&mut tail);
         self.inline(&mut tail);
@@ -134,16 +134,12 @@ impl Body {
     /// range of their outer loop, so that nests over the same rows meet),
     /// and for each temporary where its sum's summed variable goes in its
     /// nest (see [`summed_position`]; the nest's length for no sum).
-    fn dependency_order(&self) -> (Vec<usize>, Vec<usize>) {
+    fn dependency_order(&self) -> (Vec<TempId>, PerTemp<usize>) {
         let depth = self.depths();
-        let mut order: Vec<usize> = (0..self.temps.len())
-            .filter(|&t| self.temps[t].live)
-            .collect();
-        let summed_at: Vec<usize> = self
-            .temps
-            .iter()
-            .enumerate()
-            .map(|(t, temp)| match &temp.def {
+        let mut order: Vec<TempId> = self.temps.ids().filter(|&t| self.temps[t].live).collect();
+        let mut summed_at = PerTemp::new(&self.temps, 0);
+        for (t, temp) in self.temps.enumerate() {
+            summed_at[t] = match &temp.def {
                 Def::Reduce {
                     op: RedOp::Sum,
                     var,
@@ -151,9 +147,9 @@ impl Body {
                     ..
                 } if !self.keeps.contains_key(&t) => summed_position(&temp.vars, *var, body),
                 _ => temp.vars.len(),
-            })
-            .collect();
-        let outer_dim = |t: usize| -> Option<String> {
+            };
+        }
+        let outer_dim = |t: TempId| -> Option<String> {
             let temp = &self.temps[t];
             match &temp.def {
                 Def::Reduce { dim, .. } if summed_at[t] == 0 && !temp.vars.is_empty() => {
@@ -170,7 +166,7 @@ impl Body {
     /// `t` up in place: a sum whose summed variable goes at `at` in the
     /// nest, outside the inner ones, is `T[..] += body` (the innermost
     /// loop walks rows); otherwise a reduction per entry.
-    fn nest_of(&self, t: usize, at: usize) -> (Stmt, bool) {
+    fn nest_of(&self, t: TempId, at: usize) -> (Stmt, bool) {
         let temp = &self.temps[t];
         let place = if temp.vars.is_empty() {
             Place::Temp(t)
@@ -223,8 +219,8 @@ impl Body {
     }
 
     /// Dependency depth of each temporary.
-    pub(crate) fn depths(&self) -> Vec<usize> {
-        fn go(t: usize, temps: &[Temp], memo: &mut Vec<Option<usize>>) -> usize {
+    pub(crate) fn depths(&self) -> PerTemp<usize> {
+        fn go(t: TempId, temps: &Temps, memo: &mut PerTemp<Option<usize>>) -> usize {
             if let Some(d) = memo[t] {
                 return d;
             }
@@ -240,10 +236,12 @@ impl Body {
             memo[t] = Some(d);
             d
         }
-        let mut memo = vec![None; self.temps.len()];
-        (0..self.temps.len())
-            .map(|t| go(t, &self.temps, &mut memo))
-            .collect()
+        let mut memo = PerTemp::new(&self.temps, None);
+        let mut depth = PerTemp::new(&self.temps, 0);
+        for t in self.temps.ids() {
+            depth[t] = go(t, &self.temps, &mut memo);
+        }
+        depth
     }
 }
 

@@ -176,7 +176,7 @@ impl Body {
     fn per_row(&mut self, r: Var, m: &Dim, x: Option<(Var, Dim)>, hint: &'static str) -> Access {
         let mut idx = vec![(r, m.clone())];
         idx.extend(x);
-        self.temps.push(Temp {
+        let id = self.temps.push(Temp {
             vars: idx.clone(),
             def: Def::Elem(Scalar::Num(0.0)),
             hint,
@@ -184,7 +184,7 @@ impl Body {
             accumulated: false,
         });
         Access {
-            array: Array::Temp(self.temps.len() - 1),
+            array: Array::Temp(id),
             idx,
         }
     }

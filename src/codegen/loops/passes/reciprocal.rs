@@ -8,7 +8,7 @@ use crate::codegen::loops::*;
 
 /// Marks each temporary read in `x` as read, and as read other than as a
 /// divisor where it is.
-fn survey(x: &Scalar, read: &mut [bool], other: &mut [bool]) {
+fn survey(x: &Scalar, read: &mut PerTemp<bool>, other: &mut PerTemp<bool>) {
     match x {
         Scalar::Recip(a) | Scalar::Powi(a, _) if temp_read(a).is_some() => {
             let t = temp_read(a).expect("a read");
@@ -28,7 +28,7 @@ fn survey(x: &Scalar, read: &mut [bool], other: &mut [bool]) {
 }
 
 /// Reads of a flipped temporary: `1/t` becomes `t`, `t^-k` becomes `t^k`.
-fn flip_reads(x: &mut Scalar, flipped: &[bool]) {
+fn flip_reads(x: &mut Scalar, flipped: &PerTemp<bool>) {
     visit_mut(x, &mut |y| {
         let new = match y {
             Scalar::Recip(a) if temp_read(a).is_some_and(|t| flipped[t]) => Some((**a).clone()),
@@ -49,8 +49,8 @@ impl Body {
     /// Stores `1/t` for every live elementwise temporary `t` read only as
     /// a divisor, and rewrites its reads.
     pub(crate) fn store_reciprocals(&mut self, tail: &mut [Stmt]) {
-        let n = self.temps.len();
-        let (mut read, mut other) = (vec![false; n], vec![false; n]);
+        let mut read = PerTemp::new(&self.temps, false);
+        let mut other = read.clone();
         for temp in self.temps.iter().filter(|t| t.live) {
             match &temp.def {
                 Def::Elem(x) => survey(x, &mut read, &mut other),
@@ -60,20 +60,18 @@ impl Body {
         for s in tail.iter() {
             visit_top(s, &mut |x| survey(x, &mut read, &mut other));
         }
-        let flipped: Vec<bool> = (0..n)
-            .map(|t| {
-                let temp = &self.temps[t];
-                temp.live
-                    && read[t]
-                    && !other[t]
-                    && !temp.vars.is_empty()
-                    && matches!(temp.def, Def::Elem(_))
-            })
-            .collect();
-        if !flipped.contains(&true) {
+        let mut flipped = read.clone();
+        for (t, temp) in self.temps.enumerate() {
+            flipped[t] = temp.live
+                && read[t]
+                && !other[t]
+                && !temp.vars.is_empty()
+                && matches!(temp.def, Def::Elem(_));
+        }
+        if !self.temps.ids().any(|t| flipped[t]) {
             return;
         }
-        for (t, temp) in self.temps.iter_mut().enumerate() {
+        for (t, temp) in self.temps.enumerate_mut() {
             match &mut temp.def {
                 Def::Elem(x) => {
                     if flipped[t] {

@@ -54,7 +54,7 @@ pub(crate) fn shift_in_pass(stmts: &mut Vec<Stmt>) {
 }
 
 /// `exp(x − c)` for the scalar temporary `c`, as a shifted sum reads it.
-pub fn shifted_exp(x: Scalar, c: usize) -> Scalar {
+pub fn shifted_exp(x: Scalar, c: TempId) -> Scalar {
     Scalar::ExpShifted(Box::new(Scalar::Sub(
         Box::new(x),
         Box::new(Scalar::Temp(c)),
