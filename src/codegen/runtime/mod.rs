@@ -19,6 +19,13 @@ pub const NAMES: &[&str] = &[
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
+    "gemm_narrow",
+    "gemm_wide_vectors",
+    "gemm_wide_vectors_block",
+    "gemm_wide_vectors_block_fma",
+    "gemm_narrow_vectors",
+    "gemm_narrow_vectors_block",
+    "gemm_narrow_vectors_block_fma",
     "next_sorted",
     "fill_permutations",
 ];
@@ -35,6 +42,13 @@ const ON_F64_PARTIALS: &[&str] = &[
     "gemm_panels",
     "gemm_block",
     "gemm_block_fma",
+    "gemm_narrow",
+    "gemm_wide_vectors",
+    "gemm_wide_vectors_block",
+    "gemm_wide_vectors_block_fma",
+    "gemm_narrow_vectors",
+    "gemm_narrow_vectors_block",
+    "gemm_narrow_vectors_block_fma",
     "next_sorted",
     "fill_permutations",
 ];
@@ -57,6 +71,13 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
             "gemm_panels",
             "gemm_block",
             "gemm_block_fma",
+            "gemm_narrow",
+            "gemm_wide_vectors",
+            "gemm_wide_vectors_block",
+            "gemm_wide_vectors_block_fma",
+            "gemm_narrow_vectors",
+            "gemm_narrow_vectors_block",
+            "gemm_narrow_vectors_block_fma",
         ]);
     }
     if wanted.iter().any(|u| matches!(*u, "exp" | "exp_shifted")) {
@@ -304,6 +325,11 @@ mod tests {
             // Past 2^20 multiply-adds per thread: split over threads.
             (2100, 33, 41),
             (2100, 41, 33),
+            // Narrow (at most 12) on either side, over threads.
+            (2100, 10, 601),
+            (700, 1203, 3),
+            (300, 700, 11),
+            (1100, 4, 999),
         ] {
             let u: Vec<f64> = (0..rows * left).map(|_| rand()).collect();
             let v: Vec<f64> = (0..rows * right).map(|_| rand()).collect();
