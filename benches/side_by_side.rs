@@ -1,7 +1,9 @@
 //! symdiff's side of the side-by-side run against JAX: every item of
 //! `benches/jax/side_by_side.py`, timed by criterion on the committed
 //! kernels of `generated/`, with the data that script builds (the same
-//! formulas, so both sides see the same numbers).
+//! formulas, so both sides see the same numbers). A kernel with a
+//! `_threads` entry point is timed through it on two threads, as JAX uses
+//! both cores; the others run on one.
 //!
 //! After criterion's report, one line per item, `item<TAB>median ms`, for
 //! the script to read; run it alone with `cargo bench --bench side_by_side`,
@@ -142,16 +144,16 @@ fn matrix_items(items: &mut Vec<Item>) {
     let n = 2048;
     let (x, a) = (data::direction(n), data::matrix(n * n, 1.0));
     let (out, square) = (vec![0.0; n], vec![0.0; n * n]);
-    item!(items, "dot(x, A@x) grad n=2048", x, a, out => quadratic::quadratic_grad(&x, &a, &mut out));
+    item!(items, "dot(x, A@x) grad n=2048", x, a, out => quadratic::quadratic_grad_threads(&x, &a, &mut out, 2));
     item!(items, "dot(x, A@x) Hessian n=2048", x, a, square =>
         quadratic::quadratic_hessian(&x, &a, &mut square));
 
     let (m, k) = (4096, 1000);
     let (z, y) = (data::matrix(m * k, 4.0), data::one_hot(m, k));
     let g = vec![0.0; m * k];
-    item!(items, "batched xent grad 4096x1000", z, y, g => batched::batched_xent_grad(m, k, &z, &y, &mut g));
+    item!(items, "batched xent grad 4096x1000", z, y, g => batched::batched_xent_grad_threads(m, k, &z, &y, &mut g, 2));
     item!(items, "batched xent value+grad 4096x1000", z, y, g =>
-        batched::batched_xent_value_grad(m, k, &z, &y, &mut g));
+        batched::batched_xent_value_grad_threads(m, k, &z, &y, &mut g, 2));
 
     let (m, d, k) = (4096, 256, 10);
     let x = data::matrix(m * d, 1.0);
@@ -170,9 +172,9 @@ fn matrix_items(items: &mut Vec<Item>) {
     let y: Vec<f64> = (0..m).map(|r| (r % 2) as f64).collect();
     let v = data::direction(d);
     let (g, h) = (vec![0.0; d], vec![0.0; d * d]);
-    item!(items, "logistic grad 2048x256", y, x, w, g => logistic::logistic_grad(&y, &x, &w, &mut g));
+    item!(items, "logistic grad 2048x256", y, x, w, g => logistic::logistic_grad_threads(&y, &x, &w, &mut g, 2));
     item!(items, "logistic hvp 2048x256", y, x, w, v, g =>
-        logistic::logistic_hvp(&y, &x, &w, &v, &mut g));
+        logistic::logistic_hvp_threads(&y, &x, &w, &v, &mut g, 2));
     item!(items, "logistic Hessian 2048x256", y, x, w, h =>
         logistic::logistic_hessian_threads(&y, &x, &w, &mut h, 2));
 }

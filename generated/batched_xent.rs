@@ -12,17 +12,36 @@ pub fn batched_xent(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { batched_xent_avx2(m, n, z, y) };
+            return unsafe { batched_xent_avx2(m, n, z, y, 1) };
         }
     }
-    batched_xent_body::<false>(m, n, z, y)
+    batched_xent_body::<false>(m, n, z, y, 1)
+}
+/// [`batched_xent`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn batched_xent_threads(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { batched_xent_avx2(m, n, z, y, threads) };
+        }
+    }
+    batched_xent_body::<false>(m, n, z, y, threads)
 }
 /// [`batched_xent`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`batched_xent`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn batched_xent_avx2(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
-    batched_xent_body::<true>(m, n, z, y)
+fn batched_xent_avx2(m: usize, n: usize, z: &[f64], y: &[f64], threads: usize) -> f64 {
+    batched_xent_body::<true>(m, n, z, y, threads)
 }
 /// The body of [`batched_xent`], with or without fused multiply-adds.
 #[inline(always)]
@@ -33,76 +52,35 @@ fn batched_xent_avx2(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
     dead_code,
     unused_variables
 )]
-fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) -> f64 {
+fn batched_xent_body<const FMA: bool>(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    threads: usize,
+) -> f64 {
     assert_eq!(z.len(), m * n, "`z` must have length m·n");
     assert_eq!(y.len(), m * n, "`y` must have length m·n");
     let c0 = 1.0 / (m as f64);
     let mut sum6 = 0.0;
-    for i1 in 0..m {
-        let y_r2 = &y[i1 * n..][..n];
-        let z_r2 = &z[i1 * n..][..n];
-        let mut acc2_0: [f64; 64] = [0.0; 64];
-        let mut acc2_1: [f64; 64] = [0.0; 64];
-        let mut acc2_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c2 in 0..n.min(64) / 4 {
-                for l2 in 0..4 {
-                    let i2 = c2 * 4 + l2;
-                    top2[l2] = top2[l2].max(z_r2[i2]);
-                }
-            }
-            for i2 in n.min(64) / 4 * 4..n.min(64) {
-                top2[0] = top2[0].max(z_r2[i2]);
-            }
-            top2[0].max(top2[1]).max(top2[2].max(top2[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact2 = n <= 64;
-        loop {
-            let mut b2 = 0;
-            while b2 < n {
-                let len2 = (n - b2).min(64);
-                let y_b2 = &y_r2[b2..][..len2];
-                let z_b2 = &z_r2[b2..][..len2];
-                let part2_0 = &mut acc2_0[..len2];
-                let part2_1 = &mut acc2_1[..len2];
-                let part2_2 = &mut acc2_2[..len2];
-                for j2 in 0..len2 {
-                    part2_0[j2] += y_b2[j2];
-                    part2_1[j2] += y_b2[j2] * z_b2[j2];
-                    part2_2[j2] += batched_xent_exp_shifted::<FMA>(z_b2[j2] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead2 in (b2..b2 + len2).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i1 + 1) * n + ahead2).cast::<i8>());
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(z.as_ptr().wrapping_add((i1 + 1) * n + ahead2).cast::<i8>());
-                    }
-                }
-                b2 += len2;
-            }
-            batched_xent_fold64::<false>(&mut acc2_0);
-            batched_xent_fold64::<false>(&mut acc2_1);
-            batched_xent_fold64::<false>(&mut acc2_2);
-            if !exact2 && (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]) > 1e180 {
-                exact2 = true;
-                shift = {
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum6 = 0.0;
+            for i1 in lo..hi {
+                let y_r2 = &y[i1 * n..][..n];
+                let z_r2 = &z[i1 * n..][..n];
+                let mut acc2_0: [f64; 64] = [0.0; 64];
+                let mut acc2_1: [f64; 64] = [0.0; 64];
+                let mut acc2_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c2 in 0..n / 4 {
+                    for c2 in 0..n.min(64) / 4 {
                         for l2 in 0..4 {
                             let i2 = c2 * 4 + l2;
                             top2[l2] = top2[l2].max(z_r2[i2]);
                         }
                     }
-                    for i2 in n / 4 * 4..n {
+                    for i2 in n.min(64) / 4 * 4..n.min(64) {
                         top2[0] = top2[0].max(z_r2[i2]);
                     }
                     top2[0].max(top2[1]).max(top2[2].max(top2[3]))
@@ -110,17 +88,103 @@ fn batched_xent_body<const FMA: bool>(m: usize, n: usize, z: &[f64], y: &[f64]) 
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc2_0 = [0.0; 64];
-                acc2_1 = [0.0; 64];
-                acc2_2 = [0.0; 64];
-                continue;
+                let mut exact2 = n <= 64;
+                loop {
+                    let mut b2 = 0;
+                    while b2 < n {
+                        let len2 = (n - b2).min(64);
+                        let y_b2 = &y_r2[b2..][..len2];
+                        let z_b2 = &z_r2[b2..][..len2];
+                        let part2_0 = &mut acc2_0[..len2];
+                        let part2_1 = &mut acc2_1[..len2];
+                        let part2_2 = &mut acc2_2[..len2];
+                        for j2 in 0..len2 {
+                            part2_0[j2] += y_b2[j2];
+                            part2_1[j2] += y_b2[j2] * z_b2[j2];
+                            part2_2[j2]
+                                += batched_xent_exp_shifted::<FMA>(z_b2[j2] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead2 in (b2..b2 + len2).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i1 + 1) * n + ahead2).cast::<i8>(),
+                                );
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    z.as_ptr().wrapping_add((i1 + 1) * n + ahead2).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b2 += len2;
+                    }
+                    batched_xent_fold64::<false>(&mut acc2_0);
+                    batched_xent_fold64::<false>(&mut acc2_1);
+                    batched_xent_fold64::<false>(&mut acc2_2);
+                    if !exact2
+                        && (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]) > 1e180
+                    {
+                        exact2 = true;
+                        shift = {
+                            let mut top2: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c2 in 0..n / 4 {
+                                for l2 in 0..4 {
+                                    let i2 = c2 * 4 + l2;
+                                    top2[l2] = top2[l2].max(z_r2[i2]);
+                                }
+                            }
+                            for i2 in n / 4 * 4..n {
+                                top2[0] = top2[0].max(z_r2[i2]);
+                            }
+                            top2[0].max(top2[1]).max(top2[2].max(top2[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc2_0 = [0.0; 64];
+                        acc2_1 = [0.0; 64];
+                        acc2_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
+                let sumexp = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
+                sum6 += sum_y * (shift + sumexp.ln()) - sum5;
             }
-            break;
+            (sum6,)
+        };
+        let run = |lo: usize, hi: usize| {
+            batched_xent_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum6_part,) in ranges {
+            sum6 += sum6_part;
         }
-        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let sum5 = (acc2_1[0] + acc2_1[1]) + (acc2_1[2] + acc2_1[3]);
-        let sumexp = (acc2_2[0] + acc2_2[1]) + (acc2_2[2] + acc2_2[3]);
-        sum6 += sum_y * (shift + sumexp.ln()) - sum5;
     }
     c0 * sum6
 }
@@ -134,17 +198,44 @@ pub fn batched_xent_grad(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f6
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { batched_xent_grad_avx2(m, n, z, y, out) };
+            return unsafe { batched_xent_grad_avx2(m, n, z, y, out, 1) };
         }
     }
-    batched_xent_grad_body::<false>(m, n, z, y, out)
+    batched_xent_grad_body::<false>(m, n, z, y, out, 1)
+}
+/// [`batched_xent_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn batched_xent_grad_threads(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { batched_xent_grad_avx2(m, n, z, y, out, threads) };
+        }
+    }
+    batched_xent_grad_body::<false>(m, n, z, y, out, threads)
 }
 /// [`batched_xent_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`batched_xent_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn batched_xent_grad_avx2(m: usize, n: usize, z: &[f64], y: &[f64], out: &mut [f64]) {
-    batched_xent_grad_body::<true>(m, n, z, y, out)
+fn batched_xent_grad_avx2(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    batched_xent_grad_body::<true>(m, n, z, y, out, threads)
 }
 /// The body of [`batched_xent_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -161,75 +252,30 @@ fn batched_xent_grad_body<const FMA: bool>(
     z: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     assert_eq!(z.len(), m * n, "`z` must have length m·n");
     assert_eq!(y.len(), m * n, "`y` must have length m·n");
     assert_eq!(out.len(), m * n, "`out` must have length m·n");
     let c0 = 1.0 / (m as f64);
-    for i2 in 0..m {
-        let y_r3 = &y[i2 * n..][..n];
-        let z_r3 = &z[i2 * n..][..n];
-        let out_r3 = &mut out[i2 * n..][..n];
-        let mut acc3_0: [f64; 64] = [0.0; 64];
-        let mut acc3_1: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c3 in 0..n.min(64) / 4 {
-                for l3 in 0..4 {
-                    let i3 = c3 * 4 + l3;
-                    top3[l3] = top3[l3].max(z_r3[i3]);
-                }
-            }
-            for i3 in n.min(64) / 4 * 4..n.min(64) {
-                top3[0] = top3[0].max(z_r3[i3]);
-            }
-            top3[0].max(top3[1]).max(top3[2].max(top3[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact3 = n <= 64;
-        loop {
-            let mut b3 = 0;
-            while b3 < n {
-                let len3 = (n - b3).min(64);
-                let y_b3 = &y_r3[b3..][..len3];
-                let z_b3 = &z_r3[b3..][..len3];
-                let out_b3 = &mut out_r3[b3..][..len3];
-                let part3_0 = &mut acc3_0[..len3];
-                let part3_1 = &mut acc3_1[..len3];
-                for j3 in 0..len3 {
-                    part3_0[j3] += y_b3[j3];
-                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - shift);
-                    part3_1[j3] += out_b3[j3];
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead3 in (b3..b3 + len3).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
-                    }
-                }
-                b3 += len3;
-            }
-            batched_xent_fold64::<false>(&mut acc3_0);
-            batched_xent_fold64::<false>(&mut acc3_1);
-            if !exact3 && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180 {
-                exact3 = true;
-                shift = {
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i2 in lo..hi {
+                let i12 = i2 - lo;
+                let y_r3 = &y[i2 * n..][..n];
+                let z_r3 = &z[i2 * n..][..n];
+                let out_r3 = &mut out[i12 * n..][..n];
+                let mut acc3_0: [f64; 64] = [0.0; 64];
+                let mut acc3_1: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c3 in 0..n / 4 {
+                    for c3 in 0..n.min(64) / 4 {
                         for l3 in 0..4 {
                             let i3 = c3 * 4 + l3;
                             top3[l3] = top3[l3].max(z_r3[i3]);
                         }
                     }
-                    for i3 in n / 4 * 4..n {
+                    for i3 in n.min(64) / 4 * 4..n.min(64) {
                         top3[0] = top3[0].max(z_r3[i3]);
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
@@ -237,20 +283,105 @@ fn batched_xent_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc3_0 = [0.0; 64];
-                acc3_1 = [0.0; 64];
-                continue;
+                let mut exact3 = n <= 64;
+                loop {
+                    let mut b3 = 0;
+                    while b3 < n {
+                        let len3 = (n - b3).min(64);
+                        let y_b3 = &y_r3[b3..][..len3];
+                        let z_b3 = &z_r3[b3..][..len3];
+                        let out_b3 = &mut out_r3[b3..][..len3];
+                        let part3_0 = &mut acc3_0[..len3];
+                        let part3_1 = &mut acc3_1[..len3];
+                        for j3 in 0..len3 {
+                            part3_0[j3] += y_b3[j3];
+                            out_b3[j3] = batched_xent_exp_shifted::<
+                                FMA,
+                            >(z_b3[j3] - shift);
+                            part3_1[j3] += out_b3[j3];
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead3 in (b3..b3 + len3).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>(),
+                                );
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b3 += len3;
+                    }
+                    batched_xent_fold64::<false>(&mut acc3_0);
+                    batched_xent_fold64::<false>(&mut acc3_1);
+                    if !exact3
+                        && (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]) > 1e180
+                    {
+                        exact3 = true;
+                        shift = {
+                            let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c3 in 0..n / 4 {
+                                for l3 in 0..4 {
+                                    let i3 = c3 * 4 + l3;
+                                    top3[l3] = top3[l3].max(z_r3[i3]);
+                                }
+                            }
+                            for i3 in n / 4 * 4..n {
+                                top3[0] = top3[0].max(z_r3[i3]);
+                            }
+                            top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc3_0 = [0.0; 64];
+                        acc3_1 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+                let sumexp = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
+                let inv_sumexp = 1.0 / sumexp;
+                let out_r1 = &mut out[i12 * n..][..n];
+                let y_r1 = &y[i2 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
+                }
             }
-            break;
-        }
-        let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        let sumexp = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-        let inv_sumexp = 1.0 / sumexp;
-        let out_r1 = &mut out[i2 * n..][..n];
-        let y_r1 = &y[i2 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
-        }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            batched_xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((m * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, m, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The value, returned, and the gradient, written into `out`, in one pass set (JAX's `value_and_grad`): [`batched_xent`] and [`batched_xent_grad`] together.
@@ -267,10 +398,30 @@ pub fn batched_xent_value_grad(
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { batched_xent_value_grad_avx2(m, n, z, y, out) };
+            return unsafe { batched_xent_value_grad_avx2(m, n, z, y, out, 1) };
         }
     }
-    batched_xent_value_grad_body::<false>(m, n, z, y, out)
+    batched_xent_value_grad_body::<false>(m, n, z, y, out, 1)
+}
+/// [`batched_xent_value_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn batched_xent_value_grad_threads(
+    m: usize,
+    n: usize,
+    z: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { batched_xent_value_grad_avx2(m, n, z, y, out, threads) };
+        }
+    }
+    batched_xent_value_grad_body::<false>(m, n, z, y, out, threads)
 }
 /// [`batched_xent_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`batched_xent_value_grad`] checks.
 #[cfg(target_arch = "x86_64")]
@@ -282,8 +433,9 @@ fn batched_xent_value_grad_avx2(
     z: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
-    batched_xent_value_grad_body::<true>(m, n, z, y, out)
+    batched_xent_value_grad_body::<true>(m, n, z, y, out, threads)
 }
 /// The body of [`batched_xent_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -300,80 +452,33 @@ fn batched_xent_value_grad_body<const FMA: bool>(
     z: &[f64],
     y: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
     assert_eq!(z.len(), m * n, "`z` must have length m·n");
     assert_eq!(y.len(), m * n, "`y` must have length m·n");
     assert_eq!(out.len(), m * n, "`out` must have length m·n");
     let c0 = 1.0 / (m as f64);
     let mut sum7 = 0.0;
-    for i2 in 0..m {
-        let y_r3 = &y[i2 * n..][..n];
-        let z_r3 = &z[i2 * n..][..n];
-        let out_r3 = &mut out[i2 * n..][..n];
-        let mut acc3_0: [f64; 64] = [0.0; 64];
-        let mut acc3_1: [f64; 64] = [0.0; 64];
-        let mut acc3_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c3 in 0..n.min(64) / 4 {
-                for l3 in 0..4 {
-                    let i3 = c3 * 4 + l3;
-                    top3[l3] = top3[l3].max(z_r3[i3]);
-                }
-            }
-            for i3 in n.min(64) / 4 * 4..n.min(64) {
-                top3[0] = top3[0].max(z_r3[i3]);
-            }
-            top3[0].max(top3[1]).max(top3[2].max(top3[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact3 = n <= 64;
-        loop {
-            let mut b3 = 0;
-            while b3 < n {
-                let len3 = (n - b3).min(64);
-                let y_b3 = &y_r3[b3..][..len3];
-                let z_b3 = &z_r3[b3..][..len3];
-                let out_b3 = &mut out_r3[b3..][..len3];
-                let part3_0 = &mut acc3_0[..len3];
-                let part3_1 = &mut acc3_1[..len3];
-                let part3_2 = &mut acc3_2[..len3];
-                for j3 in 0..len3 {
-                    part3_0[j3] += y_b3[j3];
-                    part3_1[j3] += y_b3[j3] * z_b3[j3];
-                    out_b3[j3] = batched_xent_exp_shifted::<FMA>(z_b3[j3] - shift);
-                    part3_2[j3] += out_b3[j3];
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead3 in (b3..b3 + len3).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>());
-                    }
-                }
-                b3 += len3;
-            }
-            batched_xent_fold64::<false>(&mut acc3_0);
-            batched_xent_fold64::<false>(&mut acc3_1);
-            batched_xent_fold64::<false>(&mut acc3_2);
-            if !exact3 && (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]) > 1e180 {
-                exact3 = true;
-                shift = {
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            let mut sum7 = 0.0;
+            for i2 in lo..hi {
+                let i15 = i2 - lo;
+                let y_r3 = &y[i2 * n..][..n];
+                let z_r3 = &z[i2 * n..][..n];
+                let out_r3 = &mut out[i15 * n..][..n];
+                let mut acc3_0: [f64; 64] = [0.0; 64];
+                let mut acc3_1: [f64; 64] = [0.0; 64];
+                let mut acc3_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c3 in 0..n / 4 {
+                    for c3 in 0..n.min(64) / 4 {
                         for l3 in 0..4 {
                             let i3 = c3 * 4 + l3;
                             top3[l3] = top3[l3].max(z_r3[i3]);
                         }
                     }
-                    for i3 in n / 4 * 4..n {
+                    for i3 in n.min(64) / 4 * 4..n.min(64) {
                         top3[0] = top3[0].max(z_r3[i3]);
                     }
                     top3[0].max(top3[1]).max(top3[2].max(top3[3]))
@@ -381,23 +486,116 @@ fn batched_xent_value_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc3_0 = [0.0; 64];
-                acc3_1 = [0.0; 64];
-                acc3_2 = [0.0; 64];
-                continue;
+                let mut exact3 = n <= 64;
+                loop {
+                    let mut b3 = 0;
+                    while b3 < n {
+                        let len3 = (n - b3).min(64);
+                        let y_b3 = &y_r3[b3..][..len3];
+                        let z_b3 = &z_r3[b3..][..len3];
+                        let out_b3 = &mut out_r3[b3..][..len3];
+                        let part3_0 = &mut acc3_0[..len3];
+                        let part3_1 = &mut acc3_1[..len3];
+                        let part3_2 = &mut acc3_2[..len3];
+                        for j3 in 0..len3 {
+                            part3_0[j3] += y_b3[j3];
+                            part3_1[j3] += y_b3[j3] * z_b3[j3];
+                            out_b3[j3] = batched_xent_exp_shifted::<
+                                FMA,
+                            >(z_b3[j3] - shift);
+                            part3_2[j3] += out_b3[j3];
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead3 in (b3..b3 + len3).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>(),
+                                );
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    z.as_ptr().wrapping_add((i2 + 1) * n + ahead3).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b3 += len3;
+                    }
+                    batched_xent_fold64::<false>(&mut acc3_0);
+                    batched_xent_fold64::<false>(&mut acc3_1);
+                    batched_xent_fold64::<false>(&mut acc3_2);
+                    if !exact3
+                        && (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]) > 1e180
+                    {
+                        exact3 = true;
+                        shift = {
+                            let mut top3: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c3 in 0..n / 4 {
+                                for l3 in 0..4 {
+                                    let i3 = c3 * 4 + l3;
+                                    top3[l3] = top3[l3].max(z_r3[i3]);
+                                }
+                            }
+                            for i3 in n / 4 * 4..n {
+                                top3[0] = top3[0].max(z_r3[i3]);
+                            }
+                            top3[0].max(top3[1]).max(top3[2].max(top3[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc3_0 = [0.0; 64];
+                        acc3_1 = [0.0; 64];
+                        acc3_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+                let sum6 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
+                let sumexp = (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]);
+                let inv_sumexp = 1.0 / sumexp;
+                let out_r1 = &mut out[i15 * n..][..n];
+                let y_r1 = &y[i2 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
+                }
+                sum7 += sum_y * (shift + sumexp.ln()) - sum6;
             }
-            break;
+            (sum7,)
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            batched_xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((m * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m, &mut out[..])])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum7_part,) in ranges {
+            sum7 += sum7_part;
         }
-        let sum_y = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        let sum6 = (acc3_1[0] + acc3_1[1]) + (acc3_1[2] + acc3_1[3]);
-        let sumexp = (acc3_2[0] + acc3_2[1]) + (acc3_2[2] + acc3_2[3]);
-        let inv_sumexp = 1.0 / sumexp;
-        let out_r1 = &mut out[i2 * n..][..n];
-        let y_r1 = &y[i2 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = c0 * sum_y * (out_r1[i1] * inv_sumexp) - y_r1[i1] * c0;
-        }
-        sum7 += sum_y * (shift + sumexp.ln()) - sum6;
     }
     c0 * sum7
 }
@@ -486,4 +684,27 @@ fn batched_xent_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         }
         half /= 2;
     }
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn batched_xent_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { batched_xent_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn batched_xent_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

@@ -18,7 +18,7 @@ pub fn linear_w(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     }
     linear_w_body::<false>(m, d, x, w, b, y, 1)
 }
-/// [`linear_w`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_w`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_threads(
     m: usize,
@@ -95,85 +95,36 @@ fn linear_w_body<const FMA: bool>(
         false,
         threads,
     );
-    for i1 in 0..m {
-        let y_r2 = &y[i1 * k..][..k];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..k / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y_r2[i2];
-            }
-        }
-        for i2 in k / 4 * 4..k {
-            acc2_0[0] += y_r2[i2];
-        }
-        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let y_r12 = &y[i1 * k..][..k];
-        let sum2_r12 = &sum2[i1 * k..][..k];
-        let mut acc12_0: [f64; 64] = [0.0; 64];
-        let mut acc12_1: [f64; 64] = [0.0; 64];
-        let mut acc12_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c12 in 0..k.min(64) / 4 {
-                for l12 in 0..4 {
-                    let i12 = c12 * 4 + l12;
-                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
-                }
-            }
-            for i12 in k.min(64) / 4 * 4..k.min(64) {
-                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
-            }
-            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact12 = k <= 64;
-        loop {
-            let mut b12 = 0;
-            while b12 < k {
-                let len12 = (k - b12).min(64);
-                let y_b12 = &y_r12[b12..][..len12];
-                let b_b12 = &b[b12..][..len12];
-                let sum2_b12 = &sum2_r12[b12..][..len12];
-                let part12_0 = &mut acc12_0[..len12];
-                let part12_1 = &mut acc12_1[..len12];
-                let part12_2 = &mut acc12_2[..len12];
-                for j12 in 0..len12 {
-                    part12_0[j12] += y_b12[j12] * b_b12[j12];
-                    part12_1[j12] += y_b12[j12] * sum2_b12[j12];
-                    part12_2[j12]
-                        += linear_w_exp_shifted::<
-                            FMA,
-                        >(b_b12[j12] + sum2_b12[j12] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead12 in (b12..b12 + len12).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum8 = 0.0;
+            for i1 in lo..hi {
+                let y_r2 = &y[i1 * k..][..k];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..k / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += y_r2[i2];
                     }
                 }
-                b12 += len12;
-            }
-            linear_w_fold64::<false>(&mut acc12_0);
-            linear_w_fold64::<false>(&mut acc12_1);
-            linear_w_fold64::<false>(&mut acc12_2);
-            if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
-            {
-                exact12 = true;
-                shift = {
+                for i2 in k / 4 * 4..k {
+                    acc2_0[0] += y_r2[i2];
+                }
+                let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let y_r12 = &y[i1 * k..][..k];
+                let sum2_r12 = &sum2[i1 * k..][..k];
+                let mut acc12_0: [f64; 64] = [0.0; 64];
+                let mut acc12_1: [f64; 64] = [0.0; 64];
+                let mut acc12_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c12 in 0..k / 4 {
+                    for c12 in 0..k.min(64) / 4 {
                         for l12 in 0..4 {
                             let i12 = c12 * 4 + l12;
                             top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
                         }
                     }
-                    for i12 in k / 4 * 4..k {
+                    for i12 in k.min(64) / 4 * 4..k.min(64) {
                         top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
                     }
                     top12[0].max(top12[1]).max(top12[2].max(top12[3]))
@@ -181,17 +132,101 @@ fn linear_w_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc12_0 = [0.0; 64];
-                acc12_1 = [0.0; 64];
-                acc12_2 = [0.0; 64];
-                continue;
+                let mut exact12 = k <= 64;
+                loop {
+                    let mut b12 = 0;
+                    while b12 < k {
+                        let len12 = (k - b12).min(64);
+                        let y_b12 = &y_r12[b12..][..len12];
+                        let b_b12 = &b[b12..][..len12];
+                        let sum2_b12 = &sum2_r12[b12..][..len12];
+                        let part12_0 = &mut acc12_0[..len12];
+                        let part12_1 = &mut acc12_1[..len12];
+                        let part12_2 = &mut acc12_2[..len12];
+                        for j12 in 0..len12 {
+                            part12_0[j12] += y_b12[j12] * b_b12[j12];
+                            part12_1[j12] += y_b12[j12] * sum2_b12[j12];
+                            part12_2[j12]
+                                += linear_w_exp_shifted::<
+                                    FMA,
+                                >(b_b12[j12] + sum2_b12[j12] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead12 in (b12..b12 + len12).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b12 += len12;
+                    }
+                    linear_w_fold64::<false>(&mut acc12_0);
+                    linear_w_fold64::<false>(&mut acc12_1);
+                    linear_w_fold64::<false>(&mut acc12_2);
+                    if !exact12
+                        && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
+                    {
+                        exact12 = true;
+                        shift = {
+                            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c12 in 0..k / 4 {
+                                for l12 in 0..4 {
+                                    let i12 = c12 * 4 + l12;
+                                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
+                                }
+                            }
+                            for i12 in k / 4 * 4..k {
+                                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+                            }
+                            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc12_0 = [0.0; 64];
+                        acc12_1 = [0.0; 64];
+                        acc12_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+                let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
+                let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+                sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
             }
-            break;
+            (sum8,)
+        };
+        let run = |lo: usize, hi: usize| {
+            linear_w_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum8_part,) in ranges {
+            sum8 += sum8_part;
         }
-        let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
-        let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
-        let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
     }
     c0 * sum8
 }
@@ -218,7 +253,7 @@ pub fn linear_w_grad(
     }
     linear_w_grad_body::<false>(m, d, x, w, b, y, out, 1)
 }
-/// [`linear_w_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_w_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_grad_threads(
     m: usize,
@@ -281,7 +316,6 @@ fn linear_w_grad_body<const FMA: bool>(
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), d * k, "`out` must have length d·k");
     let mut sum2 = vec![0.0; m * k];
-    let mut g7 = vec![0.0; k];
     let mut sum8 = vec![0.0; k * d];
     let mut u9 = vec![0.0; m * k];
     let c0 = 1.0 / (m as f64);
@@ -301,75 +335,34 @@ fn linear_w_grad_body<const FMA: bool>(
         false,
         threads,
     );
-    for i7 in 0..m {
-        let y_r8 = &y[i7 * k..][..k];
-        let mut acc8_0: [f64; 4] = [0.0; 4];
-        for c8 in 0..k / 4 {
-            for l8 in 0..4 {
-                let i8 = c8 * 4 + l8;
-                acc8_0[l8] += y_r8[i8];
-            }
-        }
-        for i8 in k / 4 * 4..k {
-            acc8_0[0] += y_r8[i8];
-        }
-        let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
-        let sum2_r17 = &sum2[i7 * k..][..k];
-        let mut acc17_0: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c17 in 0..k.min(64) / 4 {
-                for l17 in 0..4 {
-                    let i17 = c17 * 4 + l17;
-                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
-                }
-            }
-            for i17 in k.min(64) / 4 * 4..k.min(64) {
-                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
-            }
-            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact17 = k <= 64;
-        loop {
-            let mut b17 = 0;
-            while b17 < k {
-                let len17 = (k - b17).min(64);
-                let b_b17 = &b[b17..][..len17];
-                let sum2_b17 = &sum2_r17[b17..][..len17];
-                let part17_0 = &mut acc17_0[..len17];
-                for j17 in 0..len17 {
-                    part17_0[j17]
-                        += linear_w_exp_shifted::<
-                            FMA,
-                        >(b_b17[j17] + sum2_b17[j17] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead17 in (b17..b17 + len17).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead17).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize, u9: &mut [f64]| {
+            let mut g7 = vec![0.0; k];
+            for i7 in lo..hi {
+                let i19 = i7 - lo;
+                let y_r8 = &y[i7 * k..][..k];
+                let mut acc8_0: [f64; 4] = [0.0; 4];
+                for c8 in 0..k / 4 {
+                    for l8 in 0..4 {
+                        let i8 = c8 * 4 + l8;
+                        acc8_0[l8] += y_r8[i8];
                     }
                 }
-                b17 += len17;
-            }
-            linear_w_fold64::<false>(&mut acc17_0);
-            if !exact17 && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
-            {
-                exact17 = true;
-                shift = {
+                for i8 in k / 4 * 4..k {
+                    acc8_0[0] += y_r8[i8];
+                }
+                let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+                let sum2_r17 = &sum2[i7 * k..][..k];
+                let mut acc17_0: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c17 in 0..k / 4 {
+                    for c17 in 0..k.min(64) / 4 {
                         for l17 in 0..4 {
                             let i17 = c17 * 4 + l17;
                             top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
                         }
                     }
-                    for i17 in k / 4 * 4..k {
+                    for i17 in k.min(64) / 4 * 4..k.min(64) {
                         top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
@@ -377,21 +370,98 @@ fn linear_w_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc17_0 = [0.0; 64];
-                continue;
+                let mut exact17 = k <= 64;
+                loop {
+                    let mut b17 = 0;
+                    while b17 < k {
+                        let len17 = (k - b17).min(64);
+                        let b_b17 = &b[b17..][..len17];
+                        let sum2_b17 = &sum2_r17[b17..][..len17];
+                        let part17_0 = &mut acc17_0[..len17];
+                        for j17 in 0..len17 {
+                            part17_0[j17]
+                                += linear_w_exp_shifted::<
+                                    FMA,
+                                >(b_b17[j17] + sum2_b17[j17] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead17 in (b17..b17 + len17).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i7 + 1) * k + ahead17).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b17 += len17;
+                    }
+                    linear_w_fold64::<false>(&mut acc17_0);
+                    if !exact17
+                        && (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]) > 1e180
+                    {
+                        exact17 = true;
+                        shift = {
+                            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c17 in 0..k / 4 {
+                                for l17 in 0..4 {
+                                    let i17 = c17 * 4 + l17;
+                                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                                }
+                            }
+                            for i17 in k / 4 * 4..k {
+                                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+                            }
+                            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc17_0 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sumexp = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
+                let lse = shift + sumexp.ln();
+                let y_r6 = &y[i7 * k..][..k];
+                let sum2_r6 = &sum2[i7 * k..][..k];
+                let u9_r6 = &mut u9[i19 * k..][..k];
+                for i6 in 0..k {
+                    g7[i6] = sum_y
+                        * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
+                        - y_r6[i6];
+                    u9_r6[i6] = g7[i6];
+                }
             }
-            break;
-        }
-        let sumexp = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
-        let lse = shift + sumexp.ln();
-        let y_r6 = &y[i7 * k..][..k];
-        let sum2_r6 = &sum2[i7 * k..][..k];
-        let u9_r6 = &mut u9[i7 * k..][..k];
-        for i6 in 0..k {
-            g7[i6] = sum_y * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
-                - y_r6[i6];
-            u9_r6[i6] = g7[i6];
-        }
+        };
+        let run = |lo: usize, hi: usize, u9: &mut [f64]| {
+            linear_w_on_thread::<FMA, _>(|| region(lo, hi, u9))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        if threads == 1 {
+            run(0, m, &mut u9[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            let mut u9_rest = &mut u9[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (u9_rows, rest) = std::mem::take(&mut u9_rest)
+                            .split_at_mut((hi - lo) * k);
+                        u9_rest = rest;
+                        scope.spawn(move || run(lo, hi, u9_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
     linear_w_gemm::<
         FMA,
@@ -441,7 +511,7 @@ pub fn linear_w_value_grad(
     }
     linear_w_value_grad_body::<false>(m, d, x, w, b, y, out, 1)
 }
-/// [`linear_w_value_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_w_value_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_w_value_grad_threads(
     m: usize,
@@ -504,7 +574,6 @@ fn linear_w_value_grad_body<const FMA: bool>(
     assert_eq!(y.len(), m * k, "`y` must have length m·k");
     assert_eq!(out.len(), d * k, "`out` must have length d·k");
     let mut sum2 = vec![0.0; m * k];
-    let mut g7 = vec![0.0; k];
     let mut sum8 = vec![0.0; k * d];
     let mut u12 = vec![0.0; m * k];
     let c0 = 1.0 / (m as f64);
@@ -525,85 +594,38 @@ fn linear_w_value_grad_body<const FMA: bool>(
         false,
         threads,
     );
-    for i7 in 0..m {
-        let y_r8 = &y[i7 * k..][..k];
-        let mut acc8_0: [f64; 4] = [0.0; 4];
-        for c8 in 0..k / 4 {
-            for l8 in 0..4 {
-                let i8 = c8 * 4 + l8;
-                acc8_0[l8] += y_r8[i8];
-            }
-        }
-        for i8 in k / 4 * 4..k {
-            acc8_0[0] += y_r8[i8];
-        }
-        let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
-        let y_r21 = &y[i7 * k..][..k];
-        let sum2_r21 = &sum2[i7 * k..][..k];
-        let mut acc21_0: [f64; 64] = [0.0; 64];
-        let mut acc21_1: [f64; 64] = [0.0; 64];
-        let mut acc21_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c21 in 0..k.min(64) / 4 {
-                for l21 in 0..4 {
-                    let i21 = c21 * 4 + l21;
-                    top21[l21] = top21[l21].max(b[i21] + sum2_r21[i21]);
-                }
-            }
-            for i21 in k.min(64) / 4 * 4..k.min(64) {
-                top21[0] = top21[0].max(b[i21] + sum2_r21[i21]);
-            }
-            top21[0].max(top21[1]).max(top21[2].max(top21[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact21 = k <= 64;
-        loop {
-            let mut b21 = 0;
-            while b21 < k {
-                let len21 = (k - b21).min(64);
-                let y_b21 = &y_r21[b21..][..len21];
-                let b_b21 = &b[b21..][..len21];
-                let sum2_b21 = &sum2_r21[b21..][..len21];
-                let part21_0 = &mut acc21_0[..len21];
-                let part21_1 = &mut acc21_1[..len21];
-                let part21_2 = &mut acc21_2[..len21];
-                for j21 in 0..len21 {
-                    part21_0[j21] += y_b21[j21] * b_b21[j21];
-                    part21_1[j21] += y_b21[j21] * sum2_b21[j21];
-                    part21_2[j21]
-                        += linear_w_exp_shifted::<
-                            FMA,
-                        >(b_b21[j21] + sum2_b21[j21] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead21 in (b21..b21 + len21).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i7 + 1) * k + ahead21).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize, u12: &mut [f64]| {
+            let mut sum11 = 0.0;
+            let mut g7 = vec![0.0; k];
+            for i7 in lo..hi {
+                let i24 = i7 - lo;
+                let y_r8 = &y[i7 * k..][..k];
+                let mut acc8_0: [f64; 4] = [0.0; 4];
+                for c8 in 0..k / 4 {
+                    for l8 in 0..4 {
+                        let i8 = c8 * 4 + l8;
+                        acc8_0[l8] += y_r8[i8];
                     }
                 }
-                b21 += len21;
-            }
-            linear_w_fold64::<false>(&mut acc21_0);
-            linear_w_fold64::<false>(&mut acc21_1);
-            linear_w_fold64::<false>(&mut acc21_2);
-            if !exact21 && (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]) > 1e180
-            {
-                exact21 = true;
-                shift = {
+                for i8 in k / 4 * 4..k {
+                    acc8_0[0] += y_r8[i8];
+                }
+                let sum_y = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+                let y_r21 = &y[i7 * k..][..k];
+                let sum2_r21 = &sum2[i7 * k..][..k];
+                let mut acc21_0: [f64; 64] = [0.0; 64];
+                let mut acc21_1: [f64; 64] = [0.0; 64];
+                let mut acc21_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c21 in 0..k / 4 {
+                    for c21 in 0..k.min(64) / 4 {
                         for l21 in 0..4 {
                             let i21 = c21 * 4 + l21;
                             top21[l21] = top21[l21].max(b[i21] + sum2_r21[i21]);
                         }
                     }
-                    for i21 in k / 4 * 4..k {
+                    for i21 in k.min(64) / 4 * 4..k.min(64) {
                         top21[0] = top21[0].max(b[i21] + sum2_r21[i21]);
                     }
                     top21[0].max(top21[1]).max(top21[2].max(top21[3]))
@@ -611,26 +633,115 @@ fn linear_w_value_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc21_0 = [0.0; 64];
-                acc21_1 = [0.0; 64];
-                acc21_2 = [0.0; 64];
-                continue;
+                let mut exact21 = k <= 64;
+                loop {
+                    let mut b21 = 0;
+                    while b21 < k {
+                        let len21 = (k - b21).min(64);
+                        let y_b21 = &y_r21[b21..][..len21];
+                        let b_b21 = &b[b21..][..len21];
+                        let sum2_b21 = &sum2_r21[b21..][..len21];
+                        let part21_0 = &mut acc21_0[..len21];
+                        let part21_1 = &mut acc21_1[..len21];
+                        let part21_2 = &mut acc21_2[..len21];
+                        for j21 in 0..len21 {
+                            part21_0[j21] += y_b21[j21] * b_b21[j21];
+                            part21_1[j21] += y_b21[j21] * sum2_b21[j21];
+                            part21_2[j21]
+                                += linear_w_exp_shifted::<
+                                    FMA,
+                                >(b_b21[j21] + sum2_b21[j21] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead21 in (b21..b21 + len21).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i7 + 1) * k + ahead21).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b21 += len21;
+                    }
+                    linear_w_fold64::<false>(&mut acc21_0);
+                    linear_w_fold64::<false>(&mut acc21_1);
+                    linear_w_fold64::<false>(&mut acc21_2);
+                    if !exact21
+                        && (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]) > 1e180
+                    {
+                        exact21 = true;
+                        shift = {
+                            let mut top21: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c21 in 0..k / 4 {
+                                for l21 in 0..4 {
+                                    let i21 = c21 * 4 + l21;
+                                    top21[l21] = top21[l21].max(b[i21] + sum2_r21[i21]);
+                                }
+                            }
+                            for i21 in k / 4 * 4..k {
+                                top21[0] = top21[0].max(b[i21] + sum2_r21[i21]);
+                            }
+                            top21[0].max(top21[1]).max(top21[2].max(top21[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc21_0 = [0.0; 64];
+                        acc21_1 = [0.0; 64];
+                        acc21_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum9 = (acc21_0[0] + acc21_0[1]) + (acc21_0[2] + acc21_0[3]);
+                let sum10 = (acc21_1[0] + acc21_1[1]) + (acc21_1[2] + acc21_1[3]);
+                let sumexp = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
+                let lse = shift + sumexp.ln();
+                let y_r6 = &y[i7 * k..][..k];
+                let sum2_r6 = &sum2[i7 * k..][..k];
+                let u12_r6 = &mut u12[i24 * k..][..k];
+                for i6 in 0..k {
+                    g7[i6] = sum_y
+                        * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
+                        - y_r6[i6];
+                    u12_r6[i6] = g7[i6];
+                }
+                sum11 += sum_y * lse - sum9 - sum10;
             }
-            break;
+            (sum11,)
+        };
+        let run = |lo: usize, hi: usize, u12: &mut [f64]| {
+            linear_w_on_thread::<FMA, _>(|| region(lo, hi, u12))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m, &mut u12[..])])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            let mut u12_rest = &mut u12[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (u12_rows, rest) = std::mem::take(&mut u12_rest)
+                            .split_at_mut((hi - lo) * k);
+                        u12_rest = rest;
+                        scope.spawn(move || run(lo, hi, u12_rows))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum11_part,) in ranges {
+            sum11 += sum11_part;
         }
-        let sum9 = (acc21_0[0] + acc21_0[1]) + (acc21_0[2] + acc21_0[3]);
-        let sum10 = (acc21_1[0] + acc21_1[1]) + (acc21_1[2] + acc21_1[3]);
-        let sumexp = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
-        let lse = shift + sumexp.ln();
-        let y_r6 = &y[i7 * k..][..k];
-        let sum2_r6 = &sum2[i7 * k..][..k];
-        let u12_r6 = &mut u12[i7 * k..][..k];
-        for i6 in 0..k {
-            g7[i6] = sum_y * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
-                - y_r6[i6];
-            u12_r6[i6] = g7[i6];
-        }
-        sum11 += sum_y * lse - sum9 - sum10;
     }
     linear_w_gemm::<
         FMA,
@@ -675,7 +786,7 @@ pub fn linear_b(m: usize, d: usize, x: &[f64], w: &[f64], b: &[f64], y: &[f64]) 
     }
     linear_b_body::<false>(m, d, x, w, b, y, 1)
 }
-/// [`linear_b`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_b`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_threads(
     m: usize,
@@ -752,85 +863,36 @@ fn linear_b_body<const FMA: bool>(
         false,
         threads,
     );
-    for i1 in 0..m {
-        let y_r2 = &y[i1 * k..][..k];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..k / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += y_r2[i2];
-            }
-        }
-        for i2 in k / 4 * 4..k {
-            acc2_0[0] += y_r2[i2];
-        }
-        let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let y_r12 = &y[i1 * k..][..k];
-        let sum2_r12 = &sum2[i1 * k..][..k];
-        let mut acc12_0: [f64; 64] = [0.0; 64];
-        let mut acc12_1: [f64; 64] = [0.0; 64];
-        let mut acc12_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c12 in 0..k.min(64) / 4 {
-                for l12 in 0..4 {
-                    let i12 = c12 * 4 + l12;
-                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
-                }
-            }
-            for i12 in k.min(64) / 4 * 4..k.min(64) {
-                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
-            }
-            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact12 = k <= 64;
-        loop {
-            let mut b12 = 0;
-            while b12 < k {
-                let len12 = (k - b12).min(64);
-                let y_b12 = &y_r12[b12..][..len12];
-                let b_b12 = &b[b12..][..len12];
-                let sum2_b12 = &sum2_r12[b12..][..len12];
-                let part12_0 = &mut acc12_0[..len12];
-                let part12_1 = &mut acc12_1[..len12];
-                let part12_2 = &mut acc12_2[..len12];
-                for j12 in 0..len12 {
-                    part12_0[j12] += y_b12[j12] * b_b12[j12];
-                    part12_1[j12] += y_b12[j12] * sum2_b12[j12];
-                    part12_2[j12]
-                        += linear_b_exp_shifted::<
-                            FMA,
-                        >(b_b12[j12] + sum2_b12[j12] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead12 in (b12..b12 + len12).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum8 = 0.0;
+            for i1 in lo..hi {
+                let y_r2 = &y[i1 * k..][..k];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..k / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += y_r2[i2];
                     }
                 }
-                b12 += len12;
-            }
-            linear_b_fold64::<false>(&mut acc12_0);
-            linear_b_fold64::<false>(&mut acc12_1);
-            linear_b_fold64::<false>(&mut acc12_2);
-            if !exact12 && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
-            {
-                exact12 = true;
-                shift = {
+                for i2 in k / 4 * 4..k {
+                    acc2_0[0] += y_r2[i2];
+                }
+                let sum_y = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let y_r12 = &y[i1 * k..][..k];
+                let sum2_r12 = &sum2[i1 * k..][..k];
+                let mut acc12_0: [f64; 64] = [0.0; 64];
+                let mut acc12_1: [f64; 64] = [0.0; 64];
+                let mut acc12_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c12 in 0..k / 4 {
+                    for c12 in 0..k.min(64) / 4 {
                         for l12 in 0..4 {
                             let i12 = c12 * 4 + l12;
                             top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
                         }
                     }
-                    for i12 in k / 4 * 4..k {
+                    for i12 in k.min(64) / 4 * 4..k.min(64) {
                         top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
                     }
                     top12[0].max(top12[1]).max(top12[2].max(top12[3]))
@@ -838,17 +900,101 @@ fn linear_b_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc12_0 = [0.0; 64];
-                acc12_1 = [0.0; 64];
-                acc12_2 = [0.0; 64];
-                continue;
+                let mut exact12 = k <= 64;
+                loop {
+                    let mut b12 = 0;
+                    while b12 < k {
+                        let len12 = (k - b12).min(64);
+                        let y_b12 = &y_r12[b12..][..len12];
+                        let b_b12 = &b[b12..][..len12];
+                        let sum2_b12 = &sum2_r12[b12..][..len12];
+                        let part12_0 = &mut acc12_0[..len12];
+                        let part12_1 = &mut acc12_1[..len12];
+                        let part12_2 = &mut acc12_2[..len12];
+                        for j12 in 0..len12 {
+                            part12_0[j12] += y_b12[j12] * b_b12[j12];
+                            part12_1[j12] += y_b12[j12] * sum2_b12[j12];
+                            part12_2[j12]
+                                += linear_b_exp_shifted::<
+                                    FMA,
+                                >(b_b12[j12] + sum2_b12[j12] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead12 in (b12..b12 + len12).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i1 + 1) * k + ahead12).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b12 += len12;
+                    }
+                    linear_b_fold64::<false>(&mut acc12_0);
+                    linear_b_fold64::<false>(&mut acc12_1);
+                    linear_b_fold64::<false>(&mut acc12_2);
+                    if !exact12
+                        && (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]) > 1e180
+                    {
+                        exact12 = true;
+                        shift = {
+                            let mut top12: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c12 in 0..k / 4 {
+                                for l12 in 0..4 {
+                                    let i12 = c12 * 4 + l12;
+                                    top12[l12] = top12[l12].max(b[i12] + sum2_r12[i12]);
+                                }
+                            }
+                            for i12 in k / 4 * 4..k {
+                                top12[0] = top12[0].max(b[i12] + sum2_r12[i12]);
+                            }
+                            top12[0].max(top12[1]).max(top12[2].max(top12[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc12_0 = [0.0; 64];
+                        acc12_1 = [0.0; 64];
+                        acc12_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
+                let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
+                let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
+                sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
             }
-            break;
+            (sum8,)
+        };
+        let run = |lo: usize, hi: usize| {
+            linear_b_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum8_part,) in ranges {
+            sum8 += sum8_part;
         }
-        let sum6 = (acc12_0[0] + acc12_0[1]) + (acc12_0[2] + acc12_0[3]);
-        let sum7 = (acc12_1[0] + acc12_1[1]) + (acc12_1[2] + acc12_1[3]);
-        let sumexp = (acc12_2[0] + acc12_2[1]) + (acc12_2[2] + acc12_2[3]);
-        sum8 += sum_y * (shift + sumexp.ln()) - sum6 - sum7;
     }
     c0 * sum8
 }
@@ -875,7 +1021,7 @@ pub fn linear_b_grad(
     }
     linear_b_grad_body::<false>(m, d, x, w, b, y, out, 1)
 }
-/// [`linear_b_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_b_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_grad_threads(
     m: usize,
@@ -956,75 +1102,33 @@ fn linear_b_grad_body<const FMA: bool>(
         false,
         threads,
     );
-    for i3 in 0..m {
-        let y_r4 = &y[i3 * k..][..k];
-        let mut acc4_0: [f64; 4] = [0.0; 4];
-        for c4 in 0..k / 4 {
-            for l4 in 0..4 {
-                let i4 = c4 * 4 + l4;
-                acc4_0[l4] += y_r4[i4];
-            }
-        }
-        for i4 in k / 4 * 4..k {
-            acc4_0[0] += y_r4[i4];
-        }
-        let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-        let sum2_r13 = &sum2[i3 * k..][..k];
-        let mut acc13_0: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c13 in 0..k.min(64) / 4 {
-                for l13 in 0..4 {
-                    let i13 = c13 * 4 + l13;
-                    top13[l13] = top13[l13].max(b[i13] + sum2_r13[i13]);
-                }
-            }
-            for i13 in k.min(64) / 4 * 4..k.min(64) {
-                top13[0] = top13[0].max(b[i13] + sum2_r13[i13]);
-            }
-            top13[0].max(top13[1]).max(top13[2].max(top13[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact13 = k <= 64;
-        loop {
-            let mut b13 = 0;
-            while b13 < k {
-                let len13 = (k - b13).min(64);
-                let b_b13 = &b[b13..][..len13];
-                let sum2_b13 = &sum2_r13[b13..][..len13];
-                let part13_0 = &mut acc13_0[..len13];
-                for j13 in 0..len13 {
-                    part13_0[j13]
-                        += linear_b_exp_shifted::<
-                            FMA,
-                        >(b_b13[j13] + sum2_b13[j13] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead13 in (b13..b13 + len13).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead13).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum7 = vec![0.0; k];
+            for i3 in lo..hi {
+                let y_r4 = &y[i3 * k..][..k];
+                let mut acc4_0: [f64; 4] = [0.0; 4];
+                for c4 in 0..k / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        acc4_0[l4] += y_r4[i4];
                     }
                 }
-                b13 += len13;
-            }
-            linear_b_fold64::<false>(&mut acc13_0);
-            if !exact13 && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
-            {
-                exact13 = true;
-                shift = {
+                for i4 in k / 4 * 4..k {
+                    acc4_0[0] += y_r4[i4];
+                }
+                let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+                let sum2_r13 = &sum2[i3 * k..][..k];
+                let mut acc13_0: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c13 in 0..k / 4 {
+                    for c13 in 0..k.min(64) / 4 {
                         for l13 in 0..4 {
                             let i13 = c13 * 4 + l13;
                             top13[l13] = top13[l13].max(b[i13] + sum2_r13[i13]);
                         }
                     }
-                    for i13 in k / 4 * 4..k {
+                    for i13 in k.min(64) / 4 * 4..k.min(64) {
                         top13[0] = top13[0].max(b[i13] + sum2_r13[i13]);
                     }
                     top13[0].max(top13[1]).max(top13[2].max(top13[3]))
@@ -1032,19 +1136,98 @@ fn linear_b_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc13_0 = [0.0; 64];
-                continue;
+                let mut exact13 = k <= 64;
+                loop {
+                    let mut b13 = 0;
+                    while b13 < k {
+                        let len13 = (k - b13).min(64);
+                        let b_b13 = &b[b13..][..len13];
+                        let sum2_b13 = &sum2_r13[b13..][..len13];
+                        let part13_0 = &mut acc13_0[..len13];
+                        for j13 in 0..len13 {
+                            part13_0[j13]
+                                += linear_b_exp_shifted::<
+                                    FMA,
+                                >(b_b13[j13] + sum2_b13[j13] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead13 in (b13..b13 + len13).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i3 + 1) * k + ahead13).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b13 += len13;
+                    }
+                    linear_b_fold64::<false>(&mut acc13_0);
+                    if !exact13
+                        && (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]) > 1e180
+                    {
+                        exact13 = true;
+                        shift = {
+                            let mut top13: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c13 in 0..k / 4 {
+                                for l13 in 0..4 {
+                                    let i13 = c13 * 4 + l13;
+                                    top13[l13] = top13[l13].max(b[i13] + sum2_r13[i13]);
+                                }
+                            }
+                            for i13 in k / 4 * 4..k {
+                                top13[0] = top13[0].max(b[i13] + sum2_r13[i13]);
+                            }
+                            top13[0].max(top13[1]).max(top13[2].max(top13[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc13_0 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sumexp = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
+                let lse = shift + sumexp.ln();
+                let y_r1 = &y[i3 * k..][..k];
+                let sum2_r1 = &sum2[i3 * k..][..k];
+                for i1 in 0..k {
+                    sum7[i1]
+                        += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
+                            - y_r1[i1];
+                }
             }
-            break;
-        }
-        let sumexp = (acc13_0[0] + acc13_0[1]) + (acc13_0[2] + acc13_0[3]);
-        let lse = shift + sumexp.ln();
-        let y_r1 = &y[i3 * k..][..k];
-        let sum2_r1 = &sum2[i3 * k..][..k];
-        for i1 in 0..k {
-            sum7[i1]
-                += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
-                    - y_r1[i1];
+            (sum7,)
+        };
+        let run = |lo: usize, hi: usize| {
+            linear_b_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum7_part,) in ranges {
+            for (t, p) in sum7.iter_mut().zip(&sum7_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..k {
@@ -1072,7 +1255,7 @@ pub fn linear_b_value_grad(
     }
     linear_b_value_grad_body::<false>(m, d, x, w, b, y, out, 1)
 }
-/// [`linear_b_value_grad`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`linear_b_value_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn linear_b_value_grad_threads(
     m: usize,
@@ -1154,85 +1337,37 @@ fn linear_b_value_grad_body<const FMA: bool>(
         false,
         threads,
     );
-    for i3 in 0..m {
-        let y_r4 = &y[i3 * k..][..k];
-        let mut acc4_0: [f64; 4] = [0.0; 4];
-        for c4 in 0..k / 4 {
-            for l4 in 0..4 {
-                let i4 = c4 * 4 + l4;
-                acc4_0[l4] += y_r4[i4];
-            }
-        }
-        for i4 in k / 4 * 4..k {
-            acc4_0[0] += y_r4[i4];
-        }
-        let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-        let y_r17 = &y[i3 * k..][..k];
-        let sum2_r17 = &sum2[i3 * k..][..k];
-        let mut acc17_0: [f64; 64] = [0.0; 64];
-        let mut acc17_1: [f64; 64] = [0.0; 64];
-        let mut acc17_2: [f64; 64] = [0.0; 64];
-        let mut shift = {
-            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
-            for c17 in 0..k.min(64) / 4 {
-                for l17 in 0..4 {
-                    let i17 = c17 * 4 + l17;
-                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
-                }
-            }
-            for i17 in k.min(64) / 4 * 4..k.min(64) {
-                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
-            }
-            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
-        };
-        if shift == f64::NEG_INFINITY {
-            shift = 0.0;
-        }
-        let mut exact17 = k <= 64;
-        loop {
-            let mut b17 = 0;
-            while b17 < k {
-                let len17 = (k - b17).min(64);
-                let y_b17 = &y_r17[b17..][..len17];
-                let b_b17 = &b[b17..][..len17];
-                let sum2_b17 = &sum2_r17[b17..][..len17];
-                let part17_0 = &mut acc17_0[..len17];
-                let part17_1 = &mut acc17_1[..len17];
-                let part17_2 = &mut acc17_2[..len17];
-                for j17 in 0..len17 {
-                    part17_0[j17] += y_b17[j17] * b_b17[j17];
-                    part17_1[j17] += y_b17[j17] * sum2_b17[j17];
-                    part17_2[j17]
-                        += linear_b_exp_shifted::<
-                            FMA,
-                        >(b_b17[j17] + sum2_b17[j17] - shift);
-                }
-                #[cfg(target_arch = "x86_64")]
-                for ahead17 in (b17..b17 + len17).step_by(8) {
-                    // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
-                    unsafe {
-                        core::arch::x86_64::_mm_prefetch::<
-                            { core::arch::x86_64::_MM_HINT_T0 },
-                        >(y.as_ptr().wrapping_add((i3 + 1) * k + ahead17).cast::<i8>());
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum10 = 0.0;
+            let mut sum7 = vec![0.0; k];
+            for i3 in lo..hi {
+                let y_r4 = &y[i3 * k..][..k];
+                let mut acc4_0: [f64; 4] = [0.0; 4];
+                for c4 in 0..k / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        acc4_0[l4] += y_r4[i4];
                     }
                 }
-                b17 += len17;
-            }
-            linear_b_fold64::<false>(&mut acc17_0);
-            linear_b_fold64::<false>(&mut acc17_1);
-            linear_b_fold64::<false>(&mut acc17_2);
-            if !exact17 && (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]) > 1e180
-            {
-                exact17 = true;
-                shift = {
+                for i4 in k / 4 * 4..k {
+                    acc4_0[0] += y_r4[i4];
+                }
+                let sum_y = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+                let y_r17 = &y[i3 * k..][..k];
+                let sum2_r17 = &sum2[i3 * k..][..k];
+                let mut acc17_0: [f64; 64] = [0.0; 64];
+                let mut acc17_1: [f64; 64] = [0.0; 64];
+                let mut acc17_2: [f64; 64] = [0.0; 64];
+                let mut shift = {
                     let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
-                    for c17 in 0..k / 4 {
+                    for c17 in 0..k.min(64) / 4 {
                         for l17 in 0..4 {
                             let i17 = c17 * 4 + l17;
                             top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
                         }
                     }
-                    for i17 in k / 4 * 4..k {
+                    for i17 in k.min(64) / 4 * 4..k.min(64) {
                         top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
                     }
                     top17[0].max(top17[1]).max(top17[2].max(top17[3]))
@@ -1240,25 +1375,112 @@ fn linear_b_value_grad_body<const FMA: bool>(
                 if shift == f64::NEG_INFINITY {
                     shift = 0.0;
                 }
-                acc17_0 = [0.0; 64];
-                acc17_1 = [0.0; 64];
-                acc17_2 = [0.0; 64];
-                continue;
+                let mut exact17 = k <= 64;
+                loop {
+                    let mut b17 = 0;
+                    while b17 < k {
+                        let len17 = (k - b17).min(64);
+                        let y_b17 = &y_r17[b17..][..len17];
+                        let b_b17 = &b[b17..][..len17];
+                        let sum2_b17 = &sum2_r17[b17..][..len17];
+                        let part17_0 = &mut acc17_0[..len17];
+                        let part17_1 = &mut acc17_1[..len17];
+                        let part17_2 = &mut acc17_2[..len17];
+                        for j17 in 0..len17 {
+                            part17_0[j17] += y_b17[j17] * b_b17[j17];
+                            part17_1[j17] += y_b17[j17] * sum2_b17[j17];
+                            part17_2[j17]
+                                += linear_b_exp_shifted::<
+                                    FMA,
+                                >(b_b17[j17] + sum2_b17[j17] - shift);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        for ahead17 in (b17..b17 + len17).step_by(8) {
+                            // SAFETY: a prefetch is a hint that never faults, whatever the address; `wrapping_add` computes it without claiming it is in bounds.
+                            unsafe {
+                                core::arch::x86_64::_mm_prefetch::<
+                                    { core::arch::x86_64::_MM_HINT_T0 },
+                                >(
+                                    y.as_ptr().wrapping_add((i3 + 1) * k + ahead17).cast::<i8>(),
+                                );
+                            }
+                        }
+                        b17 += len17;
+                    }
+                    linear_b_fold64::<false>(&mut acc17_0);
+                    linear_b_fold64::<false>(&mut acc17_1);
+                    linear_b_fold64::<false>(&mut acc17_2);
+                    if !exact17
+                        && (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]) > 1e180
+                    {
+                        exact17 = true;
+                        shift = {
+                            let mut top17: [f64; 4] = [f64::NEG_INFINITY; 4];
+                            for c17 in 0..k / 4 {
+                                for l17 in 0..4 {
+                                    let i17 = c17 * 4 + l17;
+                                    top17[l17] = top17[l17].max(b[i17] + sum2_r17[i17]);
+                                }
+                            }
+                            for i17 in k / 4 * 4..k {
+                                top17[0] = top17[0].max(b[i17] + sum2_r17[i17]);
+                            }
+                            top17[0].max(top17[1]).max(top17[2].max(top17[3]))
+                        };
+                        if shift == f64::NEG_INFINITY {
+                            shift = 0.0;
+                        }
+                        acc17_0 = [0.0; 64];
+                        acc17_1 = [0.0; 64];
+                        acc17_2 = [0.0; 64];
+                        continue;
+                    }
+                    break;
+                }
+                let sum8 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
+                let sum9 = (acc17_1[0] + acc17_1[1]) + (acc17_1[2] + acc17_1[3]);
+                let sumexp = (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]);
+                let lse = shift + sumexp.ln();
+                let y_r1 = &y[i3 * k..][..k];
+                let sum2_r1 = &sum2[i3 * k..][..k];
+                for i1 in 0..k {
+                    sum7[i1]
+                        += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
+                            - y_r1[i1];
+                }
+                sum10 += sum_y * lse - sum8 - sum9;
             }
-            break;
+            (sum10, sum7)
+        };
+        let run = |lo: usize, hi: usize| {
+            linear_b_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * k) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum10_part, sum7_part) in ranges {
+            sum10 += sum10_part;
+            for (t, p) in sum7.iter_mut().zip(&sum7_part) {
+                *t += p;
+            }
         }
-        let sum8 = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
-        let sum9 = (acc17_1[0] + acc17_1[1]) + (acc17_1[2] + acc17_1[3]);
-        let sumexp = (acc17_2[0] + acc17_2[1]) + (acc17_2[2] + acc17_2[3]);
-        let lse = shift + sumexp.ln();
-        let y_r1 = &y[i3 * k..][..k];
-        let sum2_r1 = &sum2[i3 * k..][..k];
-        for i1 in 0..k {
-            sum7[i1]
-                += sum_y * linear_b_exp_shifted::<FMA>(b[i1] + sum2_r1[i1] - lse)
-                    - y_r1[i1];
-        }
-        sum10 += sum_y * lse - sum8 - sum9;
     }
     for i0 in 0..k {
         out[i0] = c0 * sum7[i0];
@@ -1904,6 +2126,29 @@ unsafe fn linear_w_gemm_narrow_vectors_block_fma<T: Copy + Into<f64>, const NV: 
     }
     out
 }
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn linear_w_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { linear_w_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_w_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 // The runtime helpers of f64 kernels, emitted verbatim (each under its
 // kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
 // symdiff's own crate (`codegen::runtime`).
@@ -2541,4 +2786,27 @@ unsafe fn linear_b_gemm_narrow_vectors_block_fma<T: Copy + Into<f64>, const NV: 
         unsafe { _mm256_storeu_pd(o.as_mut_ptr(), *a) };
     }
     out
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn linear_b_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { linear_b_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_b_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

@@ -12,17 +12,30 @@ pub fn logistic(y: &[f64], x: &[f64], w: &[f64]) -> f64 {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logistic_avx2(y, x, w) };
+            return unsafe { logistic_avx2(y, x, w, 1) };
         }
     }
-    logistic_body::<false>(y, x, w)
+    logistic_body::<false>(y, x, w, 1)
+}
+/// [`logistic`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logistic_threads(y: &[f64], x: &[f64], w: &[f64], threads: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logistic_avx2(y, x, w, threads) };
+        }
+    }
+    logistic_body::<false>(y, x, w, threads)
 }
 /// [`logistic`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logistic`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logistic_avx2(y: &[f64], x: &[f64], w: &[f64]) -> f64 {
-    logistic_body::<true>(y, x, w)
+fn logistic_avx2(y: &[f64], x: &[f64], w: &[f64], threads: usize) -> f64 {
+    logistic_body::<true>(y, x, w, threads)
 }
 /// The body of [`logistic`], with or without fused multiply-adds.
 #[inline(always)]
@@ -33,7 +46,12 @@ fn logistic_avx2(y: &[f64], x: &[f64], w: &[f64]) -> f64 {
     dead_code,
     unused_variables
 )]
-fn logistic_body<const FMA: bool>(y: &[f64], x: &[f64], w: &[f64]) -> f64 {
+fn logistic_body<const FMA: bool>(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    threads: usize,
+) -> f64 {
     let m = y.len();
     let d = w.len();
     assert_eq!(x.len(), m * d, "`x` must have length m·d");
@@ -50,20 +68,52 @@ fn logistic_body<const FMA: bool>(y: &[f64], x: &[f64], w: &[f64]) -> f64 {
     }
     let sum4 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
     let mut sum3 = 0.0;
-    for i2 in 0..m {
-        let x_r3 = &x[i2 * d..][..d];
-        let mut acc3_0: [f64; 4] = [0.0; 4];
-        for c3 in 0..d / 4 {
-            for l3 in 0..4 {
-                let i3 = c3 * 4 + l3;
-                acc3_0[l3] += x_r3[i3] * w[i3];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum3 = 0.0;
+            for i2 in lo..hi {
+                let x_r3 = &x[i2 * d..][..d];
+                let mut acc3_0: [f64; 4] = [0.0; 4];
+                for c3 in 0..d / 4 {
+                    for l3 in 0..4 {
+                        let i3 = c3 * 4 + l3;
+                        acc3_0[l3] += x_r3[i3] * w[i3];
+                    }
+                }
+                for i3 in d / 4 * 4..d {
+                    acc3_0[0] += x_r3[i3] * w[i3];
+                }
+                let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
+                sum3 += logistic_softplus::<FMA>(sum1 - 2.0 * y[i2] * sum1);
             }
+            (sum3,)
+        };
+        let run = |lo: usize, hi: usize| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum3_part,) in ranges {
+            sum3 += sum3_part;
         }
-        for i3 in d / 4 * 4..d {
-            acc3_0[0] += x_r3[i3] * w[i3];
-        }
-        let sum1 = (acc3_0[0] + acc3_0[1]) + (acc3_0[2] + acc3_0[3]);
-        sum3 += logistic_softplus::<FMA>(sum1 - 2.0 * y[i2] * sum1);
     }
     c0 * sum3 + 0.0005 * sum4
 }
@@ -77,17 +127,36 @@ pub fn logistic_grad(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logistic_grad_avx2(y, x, w, out) };
+            return unsafe { logistic_grad_avx2(y, x, w, out, 1) };
         }
     }
-    logistic_grad_body::<false>(y, x, w, out)
+    logistic_grad_body::<false>(y, x, w, out, 1)
+}
+/// [`logistic_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logistic_grad_threads(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logistic_grad_avx2(y, x, w, out, threads) };
+        }
+    }
+    logistic_grad_body::<false>(y, x, w, out, threads)
 }
 /// [`logistic_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logistic_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logistic_grad_avx2(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
-    logistic_grad_body::<true>(y, x, w, out)
+fn logistic_grad_avx2(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64], threads: usize) {
+    logistic_grad_body::<true>(y, x, w, out, threads)
 }
 /// The body of [`logistic_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -103,6 +172,7 @@ fn logistic_grad_body<const FMA: bool>(
     x: &[f64],
     w: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let m = y.len();
     let d = w.len();
@@ -110,24 +180,58 @@ fn logistic_grad_body<const FMA: bool>(
     assert_eq!(out.len(), d, "`out` must have length d");
     let mut sum4 = vec![0.0; d];
     let c0 = 1.0 / (m as f64);
-    for i4 in 0..m {
-        let x_r5 = &x[i4 * d..][..d];
-        let mut acc5_0: [f64; 4] = [0.0; 4];
-        for c5 in 0..d / 4 {
-            for l5 in 0..4 {
-                let i5 = c5 * 4 + l5;
-                acc5_0[l5] += x_r5[i5] * w[i5];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum4 = vec![0.0; d];
+            for i4 in lo..hi {
+                let x_r5 = &x[i4 * d..][..d];
+                let mut acc5_0: [f64; 4] = [0.0; 4];
+                for c5 in 0..d / 4 {
+                    for l5 in 0..4 {
+                        let i5 = c5 * 4 + l5;
+                        acc5_0[l5] += x_r5[i5] * w[i5];
+                    }
+                }
+                for i5 in d / 4 * 4..d {
+                    acc5_0[0] += x_r5[i5] * w[i5];
+                }
+                let sum1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+                let g3 = 1.0 - 2.0 * y[i4];
+                let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i4] * sum1);
+                let x_r1 = &x[i4 * d..][..d];
+                for i1 in 0..d {
+                    sum4[i1] += x_r1[i1] * f2 * g3;
+                }
             }
-        }
-        for i5 in d / 4 * 4..d {
-            acc5_0[0] += x_r5[i5] * w[i5];
-        }
-        let sum1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-        let g3 = 1.0 - 2.0 * y[i4];
-        let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i4] * sum1);
-        let x_r1 = &x[i4 * d..][..d];
-        for i1 in 0..d {
-            sum4[i1] += x_r1[i1] * f2 * g3;
+            (sum4,)
+        };
+        let run = |lo: usize, hi: usize| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum4_part,) in ranges {
+            for (t, p) in sum4.iter_mut().zip(&sum4_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..d {
@@ -142,17 +246,42 @@ pub fn logistic_value_grad(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) -> 
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logistic_value_grad_avx2(y, x, w, out) };
+            return unsafe { logistic_value_grad_avx2(y, x, w, out, 1) };
         }
     }
-    logistic_value_grad_body::<false>(y, x, w, out)
+    logistic_value_grad_body::<false>(y, x, w, out, 1)
+}
+/// [`logistic_value_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logistic_value_grad_threads(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logistic_value_grad_avx2(y, x, w, out, threads) };
+        }
+    }
+    logistic_value_grad_body::<false>(y, x, w, out, threads)
 }
 /// [`logistic_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logistic_value_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logistic_value_grad_avx2(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) -> f64 {
-    logistic_value_grad_body::<true>(y, x, w, out)
+fn logistic_value_grad_avx2(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    logistic_value_grad_body::<true>(y, x, w, out, threads)
 }
 /// The body of [`logistic_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -168,6 +297,7 @@ fn logistic_value_grad_body<const FMA: bool>(
     x: &[f64],
     w: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
     let m = y.len();
     let d = w.len();
@@ -187,26 +317,62 @@ fn logistic_value_grad_body<const FMA: bool>(
     }
     let sum7 = (acc9_0[0] + acc9_0[1]) + (acc9_0[2] + acc9_0[3]);
     let mut sum6 = 0.0;
-    for i4 in 0..m {
-        let x_r5 = &x[i4 * d..][..d];
-        let mut acc5_0: [f64; 4] = [0.0; 4];
-        for c5 in 0..d / 4 {
-            for l5 in 0..4 {
-                let i5 = c5 * 4 + l5;
-                acc5_0[l5] += x_r5[i5] * w[i5];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum6 = 0.0;
+            let mut sum4 = vec![0.0; d];
+            for i4 in lo..hi {
+                let x_r5 = &x[i4 * d..][..d];
+                let mut acc5_0: [f64; 4] = [0.0; 4];
+                for c5 in 0..d / 4 {
+                    for l5 in 0..4 {
+                        let i5 = c5 * 4 + l5;
+                        acc5_0[l5] += x_r5[i5] * w[i5];
+                    }
+                }
+                for i5 in d / 4 * 4..d {
+                    acc5_0[0] += x_r5[i5] * w[i5];
+                }
+                let sum1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
+                let g3 = 1.0 - 2.0 * y[i4];
+                let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i4] * sum1);
+                let x_r1 = &x[i4 * d..][..d];
+                for i1 in 0..d {
+                    sum4[i1] += x_r1[i1] * f2 * g3;
+                }
+                sum6 += logistic_softplus::<FMA>(sum1 - 2.0 * y[i4] * sum1);
+            }
+            (sum6, sum4)
+        };
+        let run = |lo: usize, hi: usize| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum6_part, sum4_part) in ranges {
+            sum6 += sum6_part;
+            for (t, p) in sum4.iter_mut().zip(&sum4_part) {
+                *t += p;
             }
         }
-        for i5 in d / 4 * 4..d {
-            acc5_0[0] += x_r5[i5] * w[i5];
-        }
-        let sum1 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-        let g3 = 1.0 - 2.0 * y[i4];
-        let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i4] * sum1);
-        let x_r1 = &x[i4 * d..][..d];
-        for i1 in 0..d {
-            sum4[i1] += x_r1[i1] * f2 * g3;
-        }
-        sum6 += logistic_softplus::<FMA>(sum1 - 2.0 * y[i4] * sum1);
     }
     for i0 in 0..d {
         out[i0] = 0.001 * w[i0] + c0 * sum4[i0];
@@ -221,17 +387,44 @@ pub fn logistic_hvp(y: &[f64], x: &[f64], w: &[f64], v: &[f64], out: &mut [f64])
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logistic_hvp_avx2(y, x, w, v, out) };
+            return unsafe { logistic_hvp_avx2(y, x, w, v, out, 1) };
         }
     }
-    logistic_hvp_body::<false>(y, x, w, v, out)
+    logistic_hvp_body::<false>(y, x, w, v, out, 1)
+}
+/// [`logistic_hvp`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logistic_hvp_threads(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logistic_hvp_avx2(y, x, w, v, out, threads) };
+        }
+    }
+    logistic_hvp_body::<false>(y, x, w, v, out, threads)
 }
 /// [`logistic_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logistic_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logistic_hvp_avx2(y: &[f64], x: &[f64], w: &[f64], v: &[f64], out: &mut [f64]) {
-    logistic_hvp_body::<true>(y, x, w, v, out)
+fn logistic_hvp_avx2(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    logistic_hvp_body::<true>(y, x, w, v, out, threads)
 }
 /// The body of [`logistic_hvp`], with or without fused multiply-adds.
 #[inline(always)]
@@ -248,6 +441,7 @@ fn logistic_hvp_body<const FMA: bool>(
     w: &[f64],
     v: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let m = y.len();
     let d = w.len();
@@ -256,29 +450,64 @@ fn logistic_hvp_body<const FMA: bool>(
     assert_eq!(out.len(), d, "`out` must have length d");
     let mut sum5 = vec![0.0; d];
     let c0 = 1.0 / (m as f64);
-    for i3 in 0..m {
-        let x_r4 = &x[i3 * d..][..d];
-        let mut acc4_0: [f64; 4] = [0.0; 4];
-        let mut acc4_1: [f64; 4] = [0.0; 4];
-        for c4 in 0..d / 4 {
-            for l4 in 0..4 {
-                let i4 = c4 * 4 + l4;
-                acc4_0[l4] += x_r4[i4] * v[i4];
-                acc4_1[l4] += x_r4[i4] * w[i4];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum5 = vec![0.0; d];
+            for i3 in lo..hi {
+                let x_r4 = &x[i3 * d..][..d];
+                let mut acc4_0: [f64; 4] = [0.0; 4];
+                let mut acc4_1: [f64; 4] = [0.0; 4];
+                for c4 in 0..d / 4 {
+                    for l4 in 0..4 {
+                        let i4 = c4 * 4 + l4;
+                        acc4_0[l4] += x_r4[i4] * v[i4];
+                        acc4_1[l4] += x_r4[i4] * w[i4];
+                    }
+                }
+                for i4 in d / 4 * 4..d {
+                    acc4_0[0] += x_r4[i4] * v[i4];
+                    acc4_1[0] += x_r4[i4] * w[i4];
+                }
+                let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
+                let sum2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
+                let f3 = logistic_sigmoid::<FMA>(sum2 - 2.0 * y[i3] * sum2);
+                let g4 = 4.0 * y[i3] * f3.powi(2) - 4.0 * y[i3] * f3
+                    + 4.0 * y[i3].powi(2) * f3 - 4.0 * y[i3].powi(2) * f3.powi(2) + f3
+                    - f3.powi(2);
+                let x_r1 = &x[i3 * d..][..d];
+                for i1 in 0..d {
+                    sum5[i1] += x_r1[i1] * sum1 * g4;
+                }
             }
-        }
-        for i4 in d / 4 * 4..d {
-            acc4_0[0] += x_r4[i4] * v[i4];
-            acc4_1[0] += x_r4[i4] * w[i4];
-        }
-        let sum1 = (acc4_0[0] + acc4_0[1]) + (acc4_0[2] + acc4_0[3]);
-        let sum2 = (acc4_1[0] + acc4_1[1]) + (acc4_1[2] + acc4_1[3]);
-        let f3 = logistic_sigmoid::<FMA>(sum2 - 2.0 * y[i3] * sum2);
-        let g4 = 4.0 * y[i3] * f3.powi(2) - 4.0 * y[i3] * f3 + 4.0 * y[i3].powi(2) * f3
-            - 4.0 * y[i3].powi(2) * f3.powi(2) + f3 - f3.powi(2);
-        let x_r1 = &x[i3 * d..][..d];
-        for i1 in 0..d {
-            sum5[i1] += x_r1[i1] * sum1 * g4;
+            (sum5,)
+        };
+        let run = |lo: usize, hi: usize| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum5_part,) in ranges {
+            for (t, p) in sum5.iter_mut().zip(&sum5_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..d {
@@ -300,7 +529,7 @@ pub fn logistic_hessian(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
     }
     logistic_hessian_body::<false>(y, x, w, out, 1)
 }
-/// [`logistic_hessian`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used.
+/// [`logistic_hessian`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
 pub fn logistic_hessian_threads(
     y: &[f64],
@@ -355,23 +584,55 @@ fn logistic_hessian_body<const FMA: bool>(
     let mut sum4 = vec![0.0; d * d];
     let mut scale5 = vec![0.0; m];
     let c0 = 1.0 / (m as f64);
-    for i7 in 0..m {
-        let x_r8 = &x[i7 * d..][..d];
-        let mut acc8_0: [f64; 4] = [0.0; 4];
-        for c8 in 0..d / 4 {
-            for l8 in 0..4 {
-                let i8 = c8 * 4 + l8;
-                acc8_0[l8] += x_r8[i8] * w[i8];
+    {
+        let region = |lo: usize, hi: usize, scale5: &mut [f64]| {
+            for i7 in lo..hi {
+                let i10 = i7 - lo;
+                let x_r8 = &x[i7 * d..][..d];
+                let mut acc8_0: [f64; 4] = [0.0; 4];
+                for c8 in 0..d / 4 {
+                    for l8 in 0..4 {
+                        let i8 = c8 * 4 + l8;
+                        acc8_0[l8] += x_r8[i8] * w[i8];
+                    }
+                }
+                for i8 in d / 4 * 4..d {
+                    acc8_0[0] += x_r8[i8] * w[i8];
+                }
+                let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
+                let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i7] * sum1);
+                let g3 = 4.0 * y[i7] * f2.powi(2) - 4.0 * y[i7] * f2
+                    + 4.0 * y[i7].powi(2) * f2 - 4.0 * y[i7].powi(2) * f2.powi(2) + f2
+                    - f2.powi(2);
+                scale5[i10] = g3;
             }
-        }
-        for i8 in d / 4 * 4..d {
-            acc8_0[0] += x_r8[i8] * w[i8];
-        }
-        let sum1 = (acc8_0[0] + acc8_0[1]) + (acc8_0[2] + acc8_0[3]);
-        let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i7] * sum1);
-        let g3 = 4.0 * y[i7] * f2.powi(2) - 4.0 * y[i7] * f2 + 4.0 * y[i7].powi(2) * f2
-            - 4.0 * y[i7].powi(2) * f2.powi(2) + f2 - f2.powi(2);
-        scale5[i7] = g3;
+        };
+        let run = |lo: usize, hi: usize, scale5: &mut [f64]| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi, scale5))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        if threads == 1 {
+            run(0, m, &mut scale5[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            let mut scale5_rest = &mut scale5[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (scale5_rows, rest) = std::mem::take(&mut scale5_rest)
+                            .split_at_mut(hi - lo);
+                        scale5_rest = rest;
+                        scope.spawn(move || run(lo, hi, scale5_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
     logistic_gemm::<
         FMA,
@@ -393,17 +654,42 @@ pub fn logistic_hessian_diag(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logistic_hessian_diag_avx2(y, x, w, out) };
+            return unsafe { logistic_hessian_diag_avx2(y, x, w, out, 1) };
         }
     }
-    logistic_hessian_diag_body::<false>(y, x, w, out)
+    logistic_hessian_diag_body::<false>(y, x, w, out, 1)
+}
+/// [`logistic_hessian_diag`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logistic_hessian_diag_threads(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logistic_hessian_diag_avx2(y, x, w, out, threads) };
+        }
+    }
+    logistic_hessian_diag_body::<false>(y, x, w, out, threads)
 }
 /// [`logistic_hessian_diag`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logistic_hessian_diag`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logistic_hessian_diag_avx2(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
-    logistic_hessian_diag_body::<true>(y, x, w, out)
+fn logistic_hessian_diag_avx2(
+    y: &[f64],
+    x: &[f64],
+    w: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    logistic_hessian_diag_body::<true>(y, x, w, out, threads)
 }
 /// The body of [`logistic_hessian_diag`], with or without fused multiply-adds.
 #[inline(always)]
@@ -419,6 +705,7 @@ fn logistic_hessian_diag_body<const FMA: bool>(
     x: &[f64],
     w: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let m = y.len();
     let d = w.len();
@@ -426,25 +713,60 @@ fn logistic_hessian_diag_body<const FMA: bool>(
     assert_eq!(out.len(), d, "`out` must have length d");
     let mut sum4 = vec![0.0; d];
     let c0 = 1.0 / (m as f64);
-    for i5 in 0..m {
-        let x_r6 = &x[i5 * d..][..d];
-        let mut acc6_0: [f64; 4] = [0.0; 4];
-        for c6 in 0..d / 4 {
-            for l6 in 0..4 {
-                let i6 = c6 * 4 + l6;
-                acc6_0[l6] += x_r6[i6] * w[i6];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum4 = vec![0.0; d];
+            for i5 in lo..hi {
+                let x_r6 = &x[i5 * d..][..d];
+                let mut acc6_0: [f64; 4] = [0.0; 4];
+                for c6 in 0..d / 4 {
+                    for l6 in 0..4 {
+                        let i6 = c6 * 4 + l6;
+                        acc6_0[l6] += x_r6[i6] * w[i6];
+                    }
+                }
+                for i6 in d / 4 * 4..d {
+                    acc6_0[0] += x_r6[i6] * w[i6];
+                }
+                let sum1 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
+                let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i5] * sum1);
+                let g3 = 4.0 * y[i5] * f2.powi(2) - 4.0 * y[i5] * f2
+                    + 4.0 * y[i5].powi(2) * f2 - 4.0 * y[i5].powi(2) * f2.powi(2) + f2
+                    - f2.powi(2);
+                let x_r1 = &x[i5 * d..][..d];
+                for i1 in 0..d {
+                    sum4[i1] += x_r1[i1].powi(2) * g3;
+                }
             }
-        }
-        for i6 in d / 4 * 4..d {
-            acc6_0[0] += x_r6[i6] * w[i6];
-        }
-        let sum1 = (acc6_0[0] + acc6_0[1]) + (acc6_0[2] + acc6_0[3]);
-        let f2 = logistic_sigmoid::<FMA>(sum1 - 2.0 * y[i5] * sum1);
-        let g3 = 4.0 * y[i5] * f2.powi(2) - 4.0 * y[i5] * f2 + 4.0 * y[i5].powi(2) * f2
-            - 4.0 * y[i5].powi(2) * f2.powi(2) + f2 - f2.powi(2);
-        let x_r1 = &x[i5 * d..][..d];
-        for i1 in 0..d {
-            sum4[i1] += x_r1[i1].powi(2) * g3;
+            (sum4,)
+        };
+        let run = |lo: usize, hi: usize| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((m * d) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, m)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * m / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum4_part,) in ranges {
+            for (t, p) in sum4.iter_mut().zip(&sum4_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..d {
@@ -1086,4 +1408,27 @@ unsafe fn logistic_gemm_narrow_vectors_block_fma<T: Copy + Into<f64>, const NV: 
         unsafe { _mm256_storeu_pd(o.as_mut_ptr(), *a) };
     }
     out
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn logistic_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { logistic_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn logistic_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

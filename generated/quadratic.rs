@@ -12,17 +12,30 @@ pub fn quadratic(x: &[f64], a: &[f64]) -> f64 {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { quadratic_avx2(x, a) };
+            return unsafe { quadratic_avx2(x, a, 1) };
         }
     }
-    quadratic_body::<false>(x, a)
+    quadratic_body::<false>(x, a, 1)
+}
+/// [`quadratic`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn quadratic_threads(x: &[f64], a: &[f64], threads: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { quadratic_avx2(x, a, threads) };
+        }
+    }
+    quadratic_body::<false>(x, a, threads)
 }
 /// [`quadratic`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`quadratic`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn quadratic_avx2(x: &[f64], a: &[f64]) -> f64 {
-    quadratic_body::<true>(x, a)
+fn quadratic_avx2(x: &[f64], a: &[f64], threads: usize) -> f64 {
+    quadratic_body::<true>(x, a, threads)
 }
 /// The body of [`quadratic`], with or without fused multiply-adds.
 #[inline(always)]
@@ -33,24 +46,56 @@ fn quadratic_avx2(x: &[f64], a: &[f64]) -> f64 {
     dead_code,
     unused_variables
 )]
-fn quadratic_body<const FMA: bool>(x: &[f64], a: &[f64]) -> f64 {
+fn quadratic_body<const FMA: bool>(x: &[f64], a: &[f64], threads: usize) -> f64 {
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     let mut sum1 = 0.0;
-    for i1 in 0..n {
-        let a_r2 = &a[i1 * n..][..n];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..n / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += a_r2[i2] * x[i2];
+    {
+        let region = |lo: usize, hi: usize| {
+            let mut sum1 = 0.0;
+            for i1 in lo..hi {
+                let a_r2 = &a[i1 * n..][..n];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += a_r2[i2] * x[i2];
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    acc2_0[0] += a_r2[i2] * x[i2];
+                }
+                let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                sum1 += x[i1] * sum0;
             }
+            (sum1,)
+        };
+        let run = |lo: usize, hi: usize| {
+            quadratic_on_thread::<FMA, _>(|| region(lo, hi))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, n)])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || run(lo, hi))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum1_part,) in ranges {
+            sum1 += sum1_part;
         }
-        for i2 in n / 4 * 4..n {
-            acc2_0[0] += a_r2[i2] * x[i2];
-        }
-        let sum0 = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        sum1 += x[i1] * sum0;
     }
     sum1
 }
@@ -64,17 +109,30 @@ pub fn quadratic_grad(x: &[f64], a: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { quadratic_grad_avx2(x, a, out) };
+            return unsafe { quadratic_grad_avx2(x, a, out, 1) };
         }
     }
-    quadratic_grad_body::<false>(x, a, out)
+    quadratic_grad_body::<false>(x, a, out, 1)
+}
+/// [`quadratic_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn quadratic_grad_threads(x: &[f64], a: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { quadratic_grad_avx2(x, a, out, threads) };
+        }
+    }
+    quadratic_grad_body::<false>(x, a, out, threads)
 }
 /// [`quadratic_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`quadratic_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn quadratic_grad_avx2(x: &[f64], a: &[f64], out: &mut [f64]) {
-    quadratic_grad_body::<true>(x, a, out)
+fn quadratic_grad_avx2(x: &[f64], a: &[f64], out: &mut [f64], threads: usize) {
+    quadratic_grad_body::<true>(x, a, out, threads)
 }
 /// The body of [`quadratic_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -85,28 +143,72 @@ fn quadratic_grad_avx2(x: &[f64], a: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn quadratic_grad_body<const FMA: bool>(x: &[f64], a: &[f64], out: &mut [f64]) {
+fn quadratic_grad_body<const FMA: bool>(
+    x: &[f64],
+    a: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut sum0 = vec![0.0; n];
     let mut sum1 = vec![0.0; n];
-    for i1 in 0..n {
-        let a_r2 = &a[i1 * n..][..n];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..n / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += a_r2[i2] * x[i2];
+    {
+        let region = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            let mut sum1 = vec![0.0; n];
+            for i1 in lo..hi {
+                let i5 = i1 - lo;
+                let a_r2 = &a[i1 * n..][..n];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += a_r2[i2] * x[i2];
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    acc2_0[0] += a_r2[i2] * x[i2];
+                }
+                sum0[i5] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let a_r3 = &a[i1 * n..][..n];
+                for i3 in 0..n {
+                    sum1[i3] += a_r3[i3] * x[i1];
+                }
             }
-        }
-        for i2 in n / 4 * 4..n {
-            acc2_0[0] += a_r2[i2] * x[i2];
-        }
-        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let a_r3 = &a[i1 * n..][..n];
-        for i3 in 0..n {
-            sum1[i3] += a_r3[i3] * x[i1];
+            (sum1,)
+        };
+        let run = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            quadratic_on_thread::<FMA, _>(|| region(lo, hi, sum0))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, n, &mut sum0[..])])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut sum0_rest = &mut sum0[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (sum0_rows, rest) = std::mem::take(&mut sum0_rest)
+                            .split_at_mut(hi - lo);
+                        sum0_rest = rest;
+                        scope.spawn(move || run(lo, hi, sum0_rows))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum1_part,) in ranges {
+            for (t, p) in sum1.iter_mut().zip(&sum1_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..n {
@@ -121,17 +223,40 @@ pub fn quadratic_value_grad(x: &[f64], a: &[f64], out: &mut [f64]) -> f64 {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { quadratic_value_grad_avx2(x, a, out) };
+            return unsafe { quadratic_value_grad_avx2(x, a, out, 1) };
         }
     }
-    quadratic_value_grad_body::<false>(x, a, out)
+    quadratic_value_grad_body::<false>(x, a, out, 1)
+}
+/// [`quadratic_value_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn quadratic_value_grad_threads(
+    x: &[f64],
+    a: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { quadratic_value_grad_avx2(x, a, out, threads) };
+        }
+    }
+    quadratic_value_grad_body::<false>(x, a, out, threads)
 }
 /// [`quadratic_value_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`quadratic_value_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn quadratic_value_grad_avx2(x: &[f64], a: &[f64], out: &mut [f64]) -> f64 {
-    quadratic_value_grad_body::<true>(x, a, out)
+fn quadratic_value_grad_avx2(
+    x: &[f64],
+    a: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) -> f64 {
+    quadratic_value_grad_body::<true>(x, a, out, threads)
 }
 /// The body of [`quadratic_value_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -146,28 +271,68 @@ fn quadratic_value_grad_body<const FMA: bool>(
     x: &[f64],
     a: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) -> f64 {
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut sum0 = vec![0.0; n];
     let mut sum1 = vec![0.0; n];
-    for i1 in 0..n {
-        let a_r2 = &a[i1 * n..][..n];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..n / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += a_r2[i2] * x[i2];
+    {
+        let region = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            let mut sum1 = vec![0.0; n];
+            for i1 in lo..hi {
+                let i6 = i1 - lo;
+                let a_r2 = &a[i1 * n..][..n];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += a_r2[i2] * x[i2];
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    acc2_0[0] += a_r2[i2] * x[i2];
+                }
+                sum0[i6] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let a_r3 = &a[i1 * n..][..n];
+                for i3 in 0..n {
+                    sum1[i3] += a_r3[i3] * x[i1];
+                }
             }
-        }
-        for i2 in n / 4 * 4..n {
-            acc2_0[0] += a_r2[i2] * x[i2];
-        }
-        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let a_r3 = &a[i1 * n..][..n];
-        for i3 in 0..n {
-            sum1[i3] += a_r3[i3] * x[i1];
+            (sum1,)
+        };
+        let run = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            quadratic_on_thread::<FMA, _>(|| region(lo, hi, sum0))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, n, &mut sum0[..])])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut sum0_rest = &mut sum0[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (sum0_rows, rest) = std::mem::take(&mut sum0_rest)
+                            .split_at_mut(hi - lo);
+                        sum0_rest = rest;
+                        scope.spawn(move || run(lo, hi, sum0_rows))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum1_part,) in ranges {
+            for (t, p) in sum1.iter_mut().zip(&sum1_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..n {
@@ -193,17 +358,36 @@ pub fn quadratic_hvp(x: &[f64], a: &[f64], v: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { quadratic_hvp_avx2(x, a, v, out) };
+            return unsafe { quadratic_hvp_avx2(x, a, v, out, 1) };
         }
     }
-    quadratic_hvp_body::<false>(x, a, v, out)
+    quadratic_hvp_body::<false>(x, a, v, out, 1)
+}
+/// [`quadratic_hvp`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn quadratic_hvp_threads(
+    x: &[f64],
+    a: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { quadratic_hvp_avx2(x, a, v, out, threads) };
+        }
+    }
+    quadratic_hvp_body::<false>(x, a, v, out, threads)
 }
 /// [`quadratic_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`quadratic_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn quadratic_hvp_avx2(x: &[f64], a: &[f64], v: &[f64], out: &mut [f64]) {
-    quadratic_hvp_body::<true>(x, a, v, out)
+fn quadratic_hvp_avx2(x: &[f64], a: &[f64], v: &[f64], out: &mut [f64], threads: usize) {
+    quadratic_hvp_body::<true>(x, a, v, out, threads)
 }
 /// The body of [`quadratic_hvp`], with or without fused multiply-adds.
 #[inline(always)]
@@ -219,6 +403,7 @@ fn quadratic_hvp_body<const FMA: bool>(
     a: &[f64],
     v: &[f64],
     out: &mut [f64],
+    threads: usize,
 ) {
     let n = x.len();
     assert_eq!(a.len(), n * n, "`a` must have length n·n");
@@ -226,22 +411,61 @@ fn quadratic_hvp_body<const FMA: bool>(
     assert_eq!(out.len(), n, "`out` must have length n");
     let mut sum0 = vec![0.0; n];
     let mut sum1 = vec![0.0; n];
-    for i1 in 0..n {
-        let a_r2 = &a[i1 * n..][..n];
-        let mut acc2_0: [f64; 4] = [0.0; 4];
-        for c2 in 0..n / 4 {
-            for l2 in 0..4 {
-                let i2 = c2 * 4 + l2;
-                acc2_0[l2] += a_r2[i2] * v[i2];
+    {
+        let region = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            let mut sum1 = vec![0.0; n];
+            for i1 in lo..hi {
+                let i5 = i1 - lo;
+                let a_r2 = &a[i1 * n..][..n];
+                let mut acc2_0: [f64; 4] = [0.0; 4];
+                for c2 in 0..n / 4 {
+                    for l2 in 0..4 {
+                        let i2 = c2 * 4 + l2;
+                        acc2_0[l2] += a_r2[i2] * v[i2];
+                    }
+                }
+                for i2 in n / 4 * 4..n {
+                    acc2_0[0] += a_r2[i2] * v[i2];
+                }
+                sum0[i5] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
+                let a_r3 = &a[i1 * n..][..n];
+                for i3 in 0..n {
+                    sum1[i3] += a_r3[i3] * v[i1];
+                }
             }
-        }
-        for i2 in n / 4 * 4..n {
-            acc2_0[0] += a_r2[i2] * v[i2];
-        }
-        sum0[i1] = (acc2_0[0] + acc2_0[1]) + (acc2_0[2] + acc2_0[3]);
-        let a_r3 = &a[i1 * n..][..n];
-        for i3 in 0..n {
-            sum1[i3] += a_r3[i3] * v[i1];
+            (sum1,)
+        };
+        let run = |lo: usize, hi: usize, sum0: &mut [f64]| {
+            quadratic_on_thread::<FMA, _>(|| region(lo, hi, sum0))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        let ranges = if threads == 1 {
+            Vec::from([run(0, n, &mut sum0[..])])
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut sum0_rest = &mut sum0[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (sum0_rows, rest) = std::mem::take(&mut sum0_rest)
+                            .split_at_mut(hi - lo);
+                        sum0_rest = rest;
+                        scope.spawn(move || run(lo, hi, sum0_rows))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        for (sum1_part,) in ranges {
+            for (t, p) in sum1.iter_mut().zip(&sum1_part) {
+                *t += p;
+            }
         }
     }
     for i0 in 0..n {
@@ -337,4 +561,38 @@ fn quadratic_hessian_diag_body<const FMA: bool>(x: &[f64], a: &[f64], out: &mut 
     for i0 in 0..n {
         out[i0] = 2.0 * a[i0 * n + i0];
     }
+}
+
+// The runtime helpers of f64 kernels, emitted verbatim (each under its
+// kernel's prefix: `xent_exp`, `xent_exp_shifted`, …) and unit-tested in
+// symdiff's own crate (`codegen::runtime`).
+//
+// `exp(x)` is computed as `2^k · e^r` with `k = round(x / ln 2)` and
+// `|r| ≤ ln 2 / 2`; `e^r` by a polynomial of degree 11 (a Chebyshev fit,
+// error below 4e-18), within 2 ulp of `f64::exp`. Neither function branches
+// on the argument or calls anything, so loops that use them vectorize; this
+// polynomial sets the pace of every softmax kernel. `FMA` fuses the
+// multiply-adds (for code compiled with the `fma` target feature).
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn quadratic_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { quadratic_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quadratic_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

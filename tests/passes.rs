@@ -104,6 +104,7 @@ fn every_pass_changes_some_plan() {
         "products",
         "tile",
         "symmetric",
+        "rows",
         "schedule",
     ] {
         assert!(

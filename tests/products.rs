@@ -4,8 +4,10 @@
 //! `#[deny(warnings)]` and checked against plain loops written out below
 //! and against central differences of their own values and gradients, at
 //! sizes that cross the helper's panel edges and its 256-row slabs, on
-//! both the FMA path and the baseline body; and the tiled transpose of
-//! `generated/quadratic.rs` (`A + Aᵀ`) across tile edges.
+//! both the FMA path and the baseline body; the tiled transpose of
+//! `generated/quadratic.rs` (`A + Aᵀ`) across tile edges; and the
+//! `_threads` entry points, matrix products and ranges of rows
+//! (`generated/batched_xent.rs`) against one thread.
 
 #[deny(warnings)]
 mod linear {
@@ -30,6 +32,11 @@ mod logistic {
     pub fn hessian_baseline(y: &[f64], x: &[f64], w: &[f64], out: &mut [f64]) {
         logistic_hessian_body::<false>(y, x, w, out, 1)
     }
+}
+
+#[deny(warnings)]
+mod batched {
+    include!("../generated/batched_xent.rs");
 }
 
 #[deny(warnings)]
@@ -217,10 +224,21 @@ fn threaded_entry_points_give_the_same_numbers() {
     linear::linear_w_grad(m, d, &x, &w, &b, &y, &mut one);
     linear::linear_w_grad_threads(m, d, &x, &w, &b, &y, &mut two, 2);
     assert_eq!(one, two);
-    assert_eq!(
+    // The value sums over rows, which two threads group per range: the
+    // same to rounding, not to the bit.
+    let (v1, v2) = (
         linear::linear_w(m, d, &x, &w, &b, &y),
-        linear::linear_w_threads(m, d, &x, &w, &b, &y, 2)
+        linear::linear_w_threads(m, d, &x, &w, &b, &y, 2),
     );
+    assert!((v1 - v2).abs() <= 1e-14 * v1.abs(), "{v1} against {v2}");
+    let (mut one, mut two) = (vec![0.0; k], vec![0.0; k]);
+    linear::linear_b_grad(m, d, &x, &w, &b, &y, &mut one);
+    linear::linear_b_grad_threads(m, d, &x, &w, &b, &y, &mut two, 2);
+    // Each entry sums m terms of size up to Σ_c Y[r, c]/m (about 5/m):
+    // rounding moves it by a few ulp of that scale.
+    for (g1, g2) in one.iter().zip(&two) {
+        assert!((g1 - g2).abs() <= 1e-14, "{g1} against {g2}");
+    }
     let (m, d) = (2048, 64);
     let x = rng.vec(m * d, -2.0, 2.0);
     let w = rng.vec(d, -1.0, 1.0);
@@ -229,4 +247,31 @@ fn threaded_entry_points_give_the_same_numbers() {
     logistic::logistic_hessian(&y, &x, &w, &mut one);
     logistic::logistic_hessian_threads(&y, &x, &w, &mut two, 2);
     assert_eq!(one, two);
+}
+
+#[test]
+fn ranges_of_rows_on_threads_keep_each_row() {
+    let mut rng = Rng(15);
+    // m·n past 2^15 entries, so two ranges of rows run on two threads.
+    let (m, n) = (700, 101);
+    let z = rng.vec(m * n, -30.0, 30.0);
+    let y = rng.vec(m * n, 0.0, 1.0);
+    let (mut one, mut two) = (vec![0.0; m * n], vec![0.0; m * n]);
+    batched::batched_xent_grad(m, n, &z, &y, &mut one);
+    batched::batched_xent_grad_threads(m, n, &z, &y, &mut two, 2);
+    // Rows are independent: each one is computed as with one thread.
+    assert_eq!(one, two);
+    let (v1, v2) = (
+        batched::batched_xent(m, n, &z, &y),
+        batched::batched_xent_threads(m, n, &z, &y, 2),
+    );
+    assert!((v1 - v2).abs() <= 1e-14 * v1.abs(), "{v1} against {v2}");
+    let (mut g1, mut g2) = (vec![0.0; m * n], vec![0.0; m * n]);
+    let (v1, v2) = (
+        batched::batched_xent_value_grad(m, n, &z, &y, &mut g1),
+        batched::batched_xent_value_grad_threads(m, n, &z, &y, &mut g2, 2),
+    );
+    assert_eq!(g1, one);
+    assert_eq!(g1, g2);
+    assert!((v1 - v2).abs() <= 1e-14 * v1.abs(), "{v1} against {v2}");
 }

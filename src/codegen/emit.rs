@@ -17,6 +17,7 @@ mod expr;
 mod helpers;
 mod matmul;
 mod names;
+mod ranges;
 mod reduce;
 mod rows;
 mod symmetric;
@@ -202,33 +203,47 @@ impl<'a> Emitter<'a> {
         format_ident!("{}_{}", self.names.kernel, what)
     }
 
-    /// Declarations of the array temporaries.
-    pub fn allocations(&self) -> TokenStream {
-        let mut out = TokenStream::new();
-        for (t, temp) in self.temps.enumerate() {
-            if !temp.live || temp.vars.is_empty() {
-                continue;
+    /// Declarations of the array temporaries of `stmts` (but the row
+    /// buffers that each range of rows allocates for itself).
+    pub fn allocations(&self, stmts: &[Stmt]) -> TokenStream {
+        let own: Vec<TempId> = stmts
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Loop { split: Some(s), .. } => Some(s.private.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        self.temps
+            .enumerate()
+            .filter(|(t, temp)| temp.live && !temp.vars.is_empty() && !own.contains(t))
+            .map(|(t, _)| self.allocation(t))
+            .collect()
+    }
+
+    /// The declaration of temporary `t`, zero: an array on the stack or
+    /// the heap, or a scalar.
+    fn allocation(&self, t: TempId) -> TokenStream {
+        let temp = &self.temps[t];
+        let name = &self.temp_names[t.0];
+        let zero = if self.wide(t) {
+            quote!(0.0f64)
+        } else {
+            self.num(0.0)
+        };
+        let fixed: Option<usize> = temp.vars.iter().map(|(_, d)| self.fixed(d)).product();
+        match fixed {
+            _ if temp.vars.is_empty() => quote!(let mut #name = #zero;),
+            Some(size) if size <= STACK_MAX => {
+                let size = Literal::usize_unsuffixed(size);
+                quote!(let mut #name = [#zero; #size];)
             }
-            let name = &self.temp_names[t.0];
-            let zero = if self.wide(t) {
-                quote!(0.0f64)
-            } else {
-                self.num(0.0)
-            };
-            let fixed: Option<usize> = temp.vars.iter().map(|(_, d)| self.fixed(d)).product();
-            match fixed {
-                Some(size) if size <= STACK_MAX => {
-                    let size = Literal::usize_unsuffixed(size);
-                    out.extend(quote!(let mut #name = [#zero; #size];));
-                }
-                _ => {
-                    let dims: Vec<Dim> = temp.vars.iter().map(|(_, d)| d.clone()).collect();
-                    let len = self.product(&dims);
-                    out.extend(quote!(let mut #name = vec![#zero; #len];));
-                }
+            _ => {
+                let dims: Vec<Dim> = temp.vars.iter().map(|(_, d)| d.clone()).collect();
+                let len = self.product(&dims);
+                quote!(let mut #name = vec![#zero; #len];)
             }
         }
-        out
     }
 
     /// The orbit of every scattered class, enumerated once at entry.
@@ -290,6 +305,14 @@ impl<'a> Emitter<'a> {
                 dim,
                 body,
                 slices,
+                split: Some(split),
+            } => self.row_ranges((*var, dim), body, slices, split),
+            Stmt::Loop {
+                var,
+                dim,
+                body,
+                slices,
+                split: None,
             } => {
                 let i = Self::var(*var);
                 let d = self.dim(dim);

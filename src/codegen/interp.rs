@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use super::loops::schedule::{shifted_sum, Schedule, BLOCK, RESTART_ABOVE};
-use super::loops::{Access, Array, Part, PerTemp, Place, RedOp, Scalar, Stmt, Temps, Var};
+use super::loops::{
+    Access, Array, Part, PerTemp, Place, RedOp, RowSplit, Scalar, Stmt, Temps, Var,
+};
 use crate::ir::Dim;
 
 /// One function's loop nests.
@@ -105,6 +107,37 @@ impl Machine<'_> {
         }
     }
 
+    /// A loop over ranges of rows as a kernel runs it on two threads: two
+    /// ranges, each with its sums from zero and its own row buffers, the
+    /// sums added in order after. The arrays written row by row are the
+    /// kernel's whole arrays here, so the row's place in its range is the
+    /// row itself.
+    fn row_ranges(&mut self, row: Var, m: usize, body: &[Stmt], split: &RowSplit) {
+        let ranges = m.min(2);
+        let mut summed: Vec<Vec<f64>> = split.sums.iter().map(|&t| self.temps[t].clone()).collect();
+        for r in 0..ranges {
+            for &t in split.sums.iter().chain(&split.private) {
+                self.temps[t].iter_mut().for_each(|x| *x = 0.0);
+            }
+            for i in r * m / ranges..(r + 1) * m / ranges {
+                self.vars.insert(row, i);
+                self.vars.insert(split.local, i);
+                for b in body {
+                    self.exec(b);
+                }
+            }
+            for (total, &t) in summed.iter_mut().zip(&split.sums) {
+                total
+                    .iter_mut()
+                    .zip(&self.temps[t])
+                    .for_each(|(x, p)| *x += p);
+            }
+        }
+        for (total, &t) in summed.into_iter().zip(&split.sums) {
+            self.temps[t] = total;
+        }
+    }
+
     fn eval(&self, x: &Scalar) -> f64 {
         match x {
             Scalar::Num(c) => *c,
@@ -175,6 +208,13 @@ impl Machine<'_> {
 
     fn exec(&mut self, s: &Stmt) {
         match s {
+            Stmt::Loop {
+                var,
+                dim,
+                body,
+                split: Some(split),
+                ..
+            } => self.row_ranges(*var, self.size(dim), body, split),
             Stmt::Loop { var, dim, body, .. } => {
                 for i in 0..self.size(dim) {
                     self.vars.insert(*var, i);

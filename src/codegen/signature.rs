@@ -197,7 +197,7 @@ impl Function {
         }
         let (params, args) = self.params(sig, &names);
         let entry = self.entry_checks(sig, &names, &em, &stmts, &out_idx);
-        let mut body = em.allocations();
+        let mut body = em.allocations(&stmts);
         body.extend(em.orbits(&stmts));
         body.extend(em.stmts(&stmts));
         if em.folded.get() {
@@ -209,12 +209,16 @@ impl Function {
         } else {
             quote!(-> #ty)
         };
-        // Matrix products can be split over threads: the body takes a
-        // thread count, `{name}` passes 1 and `{name}_threads` the caller's.
-        let threaded = stmts.iter().any(has_matmul);
+        // Matrix products and row loops can be split over threads: the
+        // body takes a thread count, `{name}` passes 1 and `{name}_threads`
+        // the caller's.
+        let threaded = Threaded {
+            products: stmts.iter().any(has_matmul),
+            rows: stmts.iter().any(has_row_ranges),
+        };
         let mut items = self.entry_points(&params, &args, &ret, threaded);
         let (mut params, mut args) = (params, args);
-        if threaded {
+        if threaded.products || threaded.rows {
             params.push(quote!(threads: usize));
             args.push(format_ident!("threads"));
         }
@@ -230,7 +234,7 @@ impl Function {
         params: &[TokenStream],
         args: &[Ident],
         ret: &TokenStream,
-        threaded: bool,
+        threaded: Threaded,
     ) -> TokenStream {
         let name = &self.name;
         let (body_name, wide_name) = (self.body_name(), self.wide_name());
@@ -260,13 +264,11 @@ impl Function {
         };
         let mut call: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
         let mut threads_entry = TokenStream::new();
-        if threaded {
+        if threaded.products || threaded.rows {
             let many = dispatch(&[call.clone(), vec![quote!(threads)]].concat());
             call.push(quote!(1));
             let threads_name = format_ident!("{}_threads", name);
-            let threads_doc = format!(
-                " [`{name}`] with its matrix products split over `threads` threads (`std::thread::scope`, rows of the longer side per thread); the same result, entry for entry. Worth it from about a million multiply-adds per thread; below that fewer threads are used."
-            );
+            let threads_doc = threaded.doc(&name.to_string());
             threads_entry = quote! {
                 #[doc = #threads_doc]
                 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
@@ -596,11 +598,45 @@ pub(crate) fn scattered(b: &mut Body, t: &Tensor) -> Result<Lowered> {
     Ok(Lowered::Stmts(tail, out_indices(t)))
 }
 
+/// The work of a function that threads can share.
+#[derive(Clone, Copy)]
+struct Threaded {
+    /// Matrix products (split by rows of their longer side).
+    products: bool,
+    /// Loops over the rows of a batch (split into ranges of rows).
+    rows: bool,
+}
+
+impl Threaded {
+    /// The doc of `{name}_threads`.
+    fn doc(self, name: &str) -> String {
+        let products = " Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread.";
+        let rows = " Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.";
+        let mut doc = format!(" [`{name}`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share.");
+        if self.products {
+            doc.push_str(products);
+        }
+        if self.rows {
+            doc.push_str(rows);
+        }
+        doc
+    }
+}
+
 /// Whether a statement is, or holds, a matrix product.
 fn has_matmul(s: &Stmt) -> bool {
     match s {
         Stmt::MatMul { .. } => true,
         Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_matmul),
+        _ => false,
+    }
+}
+
+/// Whether a statement is, or holds, a loop over ranges of rows.
+fn has_row_ranges(s: &Stmt) -> bool {
+    match s {
+        Stmt::Loop { split: Some(_), .. } => true,
+        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_row_ranges),
         _ => false,
     }
 }

@@ -27,6 +27,8 @@ pub struct Helpers {
     pub gemm: bool,
     /// The sorted-tuple walk and permutation fill of symmetric tensors.
     pub symmetric: bool,
+    /// Ranges of rows on threads.
+    pub rows: bool,
 }
 
 impl Helpers {
@@ -40,6 +42,7 @@ impl Helpers {
             (self.softplus, "softplus"),
             (self.fold, "fold64"),
             (self.gemm, "gemm"),
+            (self.rows, "on_thread"),
             (self.symmetric, "next_sorted"),
             (self.symmetric, "fill_permutations"),
         ] {
@@ -70,9 +73,11 @@ impl Helpers {
     /// Adds the helpers a statement needs.
     pub fn note_stmt(&mut self, s: &Stmt) {
         match s {
-            Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => {
+            Stmt::Loop { body, split, .. } => {
+                self.rows |= split.is_some();
                 body.iter().for_each(|b| self.note_stmt(b))
             }
+            Stmt::Tile { body, .. } => body.iter().for_each(|b| self.note_stmt(b)),
             Stmt::Reduce { parts, .. } | Stmt::Pass { parts, .. } => {
                 parts.iter().for_each(|p| self.note(&p.body))
             }

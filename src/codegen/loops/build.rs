@@ -541,12 +541,7 @@ impl Body {
                 value,
             };
             for (v, d) in loops.into_iter().rev() {
-                s = Stmt::Loop {
-                    var: v,
-                    dim: d,
-                    body: vec![s],
-                    slices: Vec::new(),
-                };
+                s = Stmt::plain_loop(v, d, vec![s]);
             }
             stmts.push(s);
         }

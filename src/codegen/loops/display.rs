@@ -48,6 +48,24 @@ fn slices(label: &str, xs: &[Slice]) -> String {
     format!("; {label} {}", xs.join(" "))
 }
 
+/// ` (ranges on threads, i7 = row − lo: rows out t9; sums t7; own t3)`.
+impl fmt::Display for RowSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |xs: &mut dyn Iterator<Item = String>| xs.collect::<Vec<_>>().join(" ");
+        write!(f, " (ranges on threads, i{} = row − lo", self.local)?;
+        for (label, xs) in [
+            ("rows", names(&mut self.split.iter().map(|(a, _)| a.to_string()))),
+            ("sums", names(&mut self.sums.iter().map(|t| format!("t{t}")))),
+            ("own", names(&mut self.private.iter().map(|t| format!("t{t}")))),
+        ] {
+            if !xs.is_empty() {
+                write!(f, "; {label} {xs}")?;
+            }
+        }
+        f.write_str(")")
+    }
+}
+
 fn list(f: &mut fmt::Formatter<'_>, xs: &[Scalar], sep: &str) -> fmt::Result {
     f.write_str("(")?;
     for (n, x) in xs.iter().enumerate() {
@@ -115,12 +133,14 @@ impl Stmt {
                 dim,
                 body,
                 slices: rows,
+                split,
             } => {
                 let rows = match slices("", rows) {
                     s if s.is_empty() => s,
                     s => format!(" (rows{})", &s[2..]),
                 };
-                writeln!(f, "{pad}for i{var} < {dim}{rows} {{")?;
+                let split = split.as_ref().map(|s| s.to_string()).unwrap_or_default();
+                writeln!(f, "{pad}for i{var} < {dim}{rows}{split} {{")?;
                 for s in body {
                     s.write(f, depth + 1)?;
                 }

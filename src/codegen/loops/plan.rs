@@ -176,6 +176,9 @@ pub enum Stmt {
         /// The rows an innermost loop walks through slices (set by the
         /// scheduling step; empty before it).
         slices: Vec<Slice>,
+        /// For a loop over the rows of a batch, how its ranges of rows run
+        /// on threads of their own (set by the `rows` pass).
+        split: Option<Box<RowSplit>>,
     },
     /// Reductions over `var in 0..dim`, sharing one pass.
     Reduce {
@@ -310,15 +313,45 @@ impl SymClass {
             value: self.value.clone(),
         };
         for (v, d) in self.vars.iter().rev() {
-            s = Stmt::Loop {
-                var: *v,
-                dim: d.clone(),
-                body: vec![s],
-                slices: Vec::new(),
-            };
+            s = Stmt::plain_loop(*v, d.clone(), vec![s]);
         }
         s
     }
+}
+
+impl Stmt {
+    /// `for var < dim { body }`, before scheduling.
+    pub fn plain_loop(var: Var, dim: Dim, body: Vec<Stmt>) -> Stmt {
+        Stmt::Loop {
+            var,
+            dim,
+            body,
+            slices: Vec::new(),
+            split: None,
+        }
+    }
+}
+
+/// A loop over the rows of a batch whose rows are independent, but for
+/// sums over them: the kernel gives each thread a range of rows `lo..hi`
+/// (see `passes/rows.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSplit {
+    /// The row's place within its range, `row − lo`, by which the arrays
+    /// of `split` are addressed.
+    pub local: Var,
+    /// Arrays written row by row (`out[r, ·]`): each range gets its own
+    /// rows of them (a row has the given lengths).
+    pub split: Vec<(Array, Vec<Dim>)>,
+    /// Temporaries summed over the rows (`t[i] += …`, `s += …`): each range
+    /// sums its own from zero, and they are added in order of ranges.
+    pub sums: Vec<TempId>,
+    /// Temporaries rewritten for every row (a row's buffer): each range
+    /// has its own.
+    pub private: Vec<TempId>,
+    /// The lengths of the longest row the loop reads or writes, to judge
+    /// whether a range is worth a thread.
+    pub row: Vec<Dim>,
 }
 
 /// How a temporary is computed, for each point of its loop nest.

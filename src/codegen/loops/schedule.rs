@@ -75,6 +75,7 @@ fn schedule_under(stmts: &mut [Stmt], fixed: &HashMap<String, usize>, ahead: &[N
                 dim,
                 body,
                 slices,
+                split: _,
             } => match store_accesses(body) {
                 // Fixed lengths: the compiler sees the bounds already.
                 Some(accesses) if length(dim).is_none() => {

@@ -687,6 +687,29 @@ unsafe fn gemm_narrow_vectors_block_fma<T: Copy + Into<f64>, const NV: usize, co
     out
 }
 
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Advances `sorted` (non-decreasing, every entry below `n`) to the next
 /// such tuple in lexicographic order; false after the last. The entries
 /// of a symmetric tensor are walked this way, one per multiset of

@@ -26,6 +26,8 @@ pub const NAMES: &[&str] = &[
     "gemm_narrow_vectors",
     "gemm_narrow_vectors_block",
     "gemm_narrow_vectors_block_fma",
+    "on_thread",
+    "on_thread_fma",
     "next_sorted",
     "fill_permutations",
 ];
@@ -49,6 +51,8 @@ const ON_F64_PARTIALS: &[&str] = &[
     "gemm_narrow_vectors",
     "gemm_narrow_vectors_block",
     "gemm_narrow_vectors_block_fma",
+    "on_thread",
+    "on_thread_fma",
     "next_sorted",
     "fill_permutations",
 ];
@@ -79,6 +83,9 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
             "gemm_narrow_vectors_block",
             "gemm_narrow_vectors_block_fma",
         ]);
+    }
+    if wanted.contains(&"on_thread") {
+        wanted.push("on_thread_fma");
     }
     if wanted.iter().any(|u| matches!(*u, "exp" | "exp_shifted")) {
         wanted.push("exp_poly");
@@ -174,6 +181,15 @@ mod tests {
 
         pub(super) fn fold64_for_test<const MAX: bool>(acc: &mut [f64; 64]) {
             fold64::<MAX>(acc)
+        }
+
+        /// `x.mul_add(y, z)` run through `on_thread`, compiled for FMA or not.
+        pub(super) fn on_thread_for_test(fma: bool, x: f64, y: f64, z: f64) -> f64 {
+            if fma {
+                on_thread::<true, _>(|| x.mul_add(y, z))
+            } else {
+                on_thread::<false, _>(|| x.mul_add(y, z))
+            }
         }
 
         pub(super) fn next_sorted_for_test(sorted: &mut [usize], n: usize) -> bool {
@@ -425,6 +441,18 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A range of rows run through `on_thread` computes what it would
+    /// inline, fused multiply-adds and all (the fused one rounds once).
+    #[test]
+    fn on_thread_runs_the_range() {
+        let (x, y, z) = (1.0 + f64::EPSILON, 1.0 - f64::EPSILON, -1.0);
+        let fused = x.mul_add(y, z);
+        assert_eq!(f64_helpers::on_thread_for_test(false, x, y, z), fused);
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            assert_eq!(f64_helpers::on_thread_for_test(true, x, y, z), fused);
         }
     }
 

@@ -23,6 +23,8 @@
 //!    square tiles;
 //! 10. [`symmetric`]: the class nests of a full symmetric tensor become one
 //!     walk over sorted index tuples;
+//! 11. [`rows`]: a loop over independent rows of a batch is marked for
+//!     ranges of rows on threads;
 //!
 //! and then the scheduling step ([`crate::codegen::loops::schedule`]),
 //! which decides how each pass of reductions runs (one accumulator, lanes,
@@ -36,6 +38,7 @@ pub mod join_sums;
 pub mod keep_exp;
 pub mod products;
 pub mod reciprocal;
+pub mod rows;
 pub mod shift;
 pub mod sink;
 pub mod symmetric;
@@ -109,6 +112,8 @@ impl Body {
         record("tile", &stmts);
         symmetric::gather_classes(&mut stmts);
         record("symmetric", &stmts);
+        self.split_rows(&mut stmts);
+        record("rows", &stmts);
         crate::codegen::loops::schedule::schedule(&mut stmts, fixed);
         record("schedule", &stmts);
         return_directly(&mut stmts);
@@ -209,12 +214,10 @@ impl Body {
                 (s, temp.vars.clone(), false)
             }
         };
-        let s = nest.into_iter().rev().fold(s, |s, (var, dim)| Stmt::Loop {
-            var,
-            dim,
-            body: vec![s],
-            slices: Vec::new(),
-        });
+        let s = nest
+            .into_iter()
+            .rev()
+            .fold(s, |s, (var, dim)| Stmt::plain_loop(var, dim, vec![s]));
         (s, accumulated)
     }
 

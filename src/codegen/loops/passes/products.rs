@@ -136,12 +136,7 @@ impl Body {
         };
         if v.is_none() {
             let acc = self.per_row(r, m, Some(nest.b.clone()), "v");
-            pre.push(Stmt::Loop {
-                var: b,
-                dim: nest.b.1.clone(),
-                body: vec![store(&acc, &vs)],
-                slices: Vec::new(),
-            });
+            pre.push(Stmt::plain_loop(b, nest.b.1.clone(), vec![store(&acc, &vs)]));
             v = Some(acc);
         }
         if u.is_none() {
@@ -152,12 +147,7 @@ impl Body {
         let (u, v) = (u?, v?);
         let symmetric = scale_free_equal(&u, &v, a, b) && nest.a.1 == nest.b.1;
         if !in_a.is_empty() {
-            pre.push(Stmt::Loop {
-                var: a,
-                dim: nest.a.1.clone(),
-                body: in_a,
-                slices: Vec::new(),
-            });
+            pre.push(Stmt::plain_loop(a, nest.a.1.clone(), in_a));
         }
         let mut summand = vec![Scalar::Load(u), Scalar::Load(v)];
         summand.extend(scale.map(Scalar::Load));
