@@ -5,7 +5,7 @@
 //! rows, starting from zero, and its own row buffers; the sums are added
 //! in order of ranges when all have returned.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::Emitter;
@@ -17,8 +17,18 @@ use crate::ir::Dim;
 /// a few times what starting a thread costs).
 const MIN_ENTRIES_LOG2: usize = 14;
 
+/// The arrays a range gets its own rows of: names (the closure's
+/// parameters shadow the whole arrays), element types, and how many
+/// entries `hi − lo` rows are.
+struct OwnRows {
+    names: Vec<Ident>,
+    types: Vec<TokenStream>,
+    lens: Vec<TokenStream>,
+}
+
 impl Emitter<'_> {
-    /// `for row < dim { body }` over ranges of rows, on `threads` threads.
+    /// `for row < dim { body }` over ranges of rows, on `threads` threads,
+    /// in a block of its own (`threads` there is this loop's).
     pub(super) fn row_ranges(
         &self,
         (row, dim): (Var, &Dim),
@@ -26,7 +36,57 @@ impl Emitter<'_> {
         slices: &[Slice],
         split: &RowSplit,
     ) -> TokenStream {
-        let (i, m) = (Self::var(row), self.dim(dim));
+        let own = self.own_rows(split);
+        let region = self.range_closure((row, dim), body, slices, split, &own);
+        let with_sums = !split.sums.is_empty();
+        let dispatch = self.range_dispatch(dim, split, &own, with_sums);
+        let combine = self.add_sums(split);
+        quote! { {
+            #region
+            #dispatch
+            #combine
+        } }
+    }
+
+    fn own_rows(&self, split: &RowSplit) -> OwnRows {
+        let names = split.split.iter().map(|(a, _)| self.array(a)).collect();
+        let types = split
+            .split
+            .iter()
+            .map(|(a, _)| match a {
+                Array::Temp(t) if self.wide(*t) => quote!(f64),
+                _ => self.ty(),
+            })
+            .collect();
+        // `(hi − lo)·len`, or `hi − lo` for rows of one entry (no `* 1`).
+        let lens = split
+            .split
+            .iter()
+            .map(|(_, d)| {
+                if d.is_empty() {
+                    quote!(hi - lo)
+                } else {
+                    let len = self.product(d);
+                    quote!((hi - lo) * #len)
+                }
+            })
+            .collect();
+        OwnRows { names, types, lens }
+    }
+
+    /// `region(lo, hi, rows…)`, the loop over one range with its own sums
+    /// (returned) and row buffers, and `run`, which calls it through the
+    /// runtime's `on_thread`: the only call of `region`, so that it is
+    /// inlined there and compiled with its target features.
+    fn range_closure(
+        &self,
+        (row, dim): (Var, &Dim),
+        body: &[Stmt],
+        slices: &[Slice],
+        split: &RowSplit,
+        own: &OwnRows,
+    ) -> TokenStream {
+        let i = Self::var(row);
         let (rows, lets) = self.row_slices(row, dim, slices, None);
         let inner = self.with_rows(rows, || self.stmts(body));
         let local = if split.split.is_empty() {
@@ -35,91 +95,23 @@ impl Emitter<'_> {
             let j = Self::var(split.local);
             quote!(let #j = #i - lo;)
         };
-        // The arrays written row by row, as the closure's own rows.
-        let names: Vec<_> = split.split.iter().map(|(a, _)| self.array(a)).collect();
-        let types: Vec<TokenStream> = split
-            .split
-            .iter()
-            .map(|(a, _)| match a {
-                Array::Temp(t) if self.wide(*t) => quote!(f64),
-                _ => self.ty(),
-            })
-            .collect();
-        // `(hi − lo)·len` entries for each array's rows (`hi − lo` when a
-        // row is one entry: no `* 1` for clippy).
-        let times = |n: TokenStream, dims: &[Dim]| {
-            if dims.is_empty() {
-                n
-            } else {
-                let len = self.product(dims);
-                quote!(#n * #len)
-            }
-        };
-        let row_lens: Vec<TokenStream> = split
-            .split
-            .iter()
-            .map(|(_, d)| {
-                if d.is_empty() {
-                    quote!(hi - lo)
-                } else {
-                    times(quote!((hi - lo)), d)
-                }
-            })
-            .collect();
-        let rests: Vec<_> = names.iter().map(|n| format_ident!("{}_rest", n)).collect();
-        let parts: Vec<_> = names.iter().map(|n| format_ident!("{}_rows", n)).collect();
-        // Sums and row buffers, each range's own.
-        let own: TokenStream = split
+        let fresh: TokenStream = split
             .sums
             .iter()
             .chain(&split.private)
             .map(|&t| self.allocation(t))
             .collect();
-        let sums: Vec<_> = split.sums.iter().map(|t| self.temp_names[t.0].clone()).collect();
-        let partial: Vec<_> = sums.iter().map(|n| format_ident!("{}_part", n)).collect();
-        let add: TokenStream = split
-            .sums
-            .iter()
-            .zip(sums.iter().zip(&partial))
-            .map(|(&t, (total, part))| {
-                if self.temps[t].vars.is_empty() {
-                    quote!(#total += #part;)
-                } else {
-                    quote!(for (t, p) in #total.iter_mut().zip(&#part) { *t += p; })
-                }
-            })
-            .collect();
-        let entries = times(m.clone(), &split.row);
-        let on_thread = self.helper("on_thread");
-        let log2 = proc_macro2::Literal::usize_unsuffixed(MIN_ENTRIES_LOG2);
-        // With sums, each range returns its own, added in order of ranges.
-        let call_all = quote!(run(0, #m, #(&mut #names[..]),*));
-        let (returned, bind, one, joined, combine) = if sums.is_empty() {
-            let joined = quote! {
-                for h in handles {
-                    h.join().expect("a range of rows does not panic");
-                }
-            };
-            (quote!(), quote!(), quote!(#call_all;), joined, quote!())
+        let sums = split.sums.iter().map(|t| &self.temp_names[t.0]);
+        let returned = if split.sums.is_empty() {
+            quote!()
         } else {
-            let joined = quote! {
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a range of rows does not panic"))
-                    .collect::<Vec<_>>()
-            };
-            let combine = quote! {
-                for (#(#partial,)*) in ranges {
-                    #add
-                }
-            };
-            let bind = quote!(let ranges =);
-            (quote!((#(#sums,)*)), bind, quote!(Vec::from([#call_all])), joined, combine)
+            quote!((#(#sums,)*))
         };
-        // In a block of its own: `threads` here is this loop's.
-        quote! { {
+        let (names, types) = (&own.names, &own.types);
+        let on_thread = self.helper("on_thread");
+        quote! {
             let region = |lo: usize, hi: usize, #(#names: &mut [#types]),*| {
-                #own
+                #fresh
                 #lets
                 for #i in lo..hi {
                     #local
@@ -127,11 +119,46 @@ impl Emitter<'_> {
                 }
                 #returned
             };
-            // The only call of `region`, so that it is inlined into
-            // `on_thread` (and compiled with its target features).
             let run = |lo: usize, hi: usize, #(#names: &mut [#types]),*| {
                 #on_thread::<FMA, _>(|| region(lo, hi, #(#names),*))
             };
+        }
+    }
+
+    /// Runs `run` on the whole range, or on `threads` consecutive ranges
+    /// (each given its rows by `split_at_mut`), when each range would
+    /// touch at least `2^MIN_ENTRIES_LOG2` entries. With sums, the ranges'
+    /// results are kept, in order, as `ranges`.
+    fn range_dispatch(&self, dim: &Dim, split: &RowSplit, own: &OwnRows, with_sums: bool) -> TokenStream {
+        let m = self.dim(dim);
+        let entries = if split.row.is_empty() {
+            m.clone()
+        } else {
+            let len = self.product(&split.row);
+            quote!(#m * #len)
+        };
+        let log2 = Literal::usize_unsuffixed(MIN_ENTRIES_LOG2);
+        let (names, lens) = (&own.names, &own.lens);
+        let rests: Vec<_> = names.iter().map(|n| format_ident!("{}_rest", n)).collect();
+        let parts: Vec<_> = names.iter().map(|n| format_ident!("{}_rows", n)).collect();
+        let all = quote!(run(0, #m, #(&mut #names[..]),*));
+        let (bind, one, joined) = if with_sums {
+            let joined = quote! {
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a range of rows does not panic"))
+                    .collect::<Vec<_>>()
+            };
+            (quote!(let ranges =), quote!(Vec::from([#all])), joined)
+        } else {
+            let joined = quote! {
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            };
+            (quote!(), quote!(#all;), joined)
+        };
+        quote! {
             let threads = threads.min((#entries) >> #log2).max(1);
             #bind if threads == 1 {
                 #one
@@ -145,7 +172,7 @@ impl Emitter<'_> {
                         .map(|w| {
                             let (lo, hi) = (w[0], w[1]);
                             #(
-                                let (#parts, rest) = std::mem::take(&mut #rests).split_at_mut(#row_lens);
+                                let (#parts, rest) = std::mem::take(&mut #rests).split_at_mut(#lens);
                                 #rests = rest;
                             )*
                             scope.spawn(move || run(lo, hi, #(#parts),*))
@@ -154,7 +181,27 @@ impl Emitter<'_> {
                     #joined
                 })
             };
-            #combine
-        } }
+        }
+    }
+
+    /// Adds each range's sums to the totals, in order of ranges.
+    fn add_sums(&self, split: &RowSplit) -> TokenStream {
+        if split.sums.is_empty() {
+            return quote!();
+        }
+        let totals: Vec<_> = split.sums.iter().map(|t| self.temp_names[t.0].clone()).collect();
+        let parts: Vec<_> = totals.iter().map(|n| format_ident!("{}_part", n)).collect();
+        let add = split.sums.iter().zip(totals.iter().zip(&parts)).map(|(&t, (total, part))| {
+            if self.temps[t].vars.is_empty() {
+                quote!(#total += #part;)
+            } else {
+                quote!(for (t, p) in #total.iter_mut().zip(&#part) { *t += p; })
+            }
+        });
+        quote! {
+            for (#(#parts,)*) in ranges {
+                #(#add)*
+            }
+        }
     }
 }
