@@ -226,10 +226,7 @@ impl Kron<'_> {
     fn shared_null_lines(&self, d_sign: &Sign, r: &mut Report) {
         let [i, j, l, n] = self.ix;
         let (d, feat, cls, x) = (self.d, &self.feat, &self.cls, &self.b.x);
-        let conds: Vec<String> = match d_sign {
-            Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
-            Sign::Unknown => vec!["d_j ≠ 0".into()],
-        };
+        let conds = d_sign.positive_when(&["d_j ≠ 0"]);
         r.line(
             "rank",
             &format!(

@@ -17,6 +17,18 @@ pub(super) enum Sign {
     Unknown,
 }
 
+impl Sign {
+    /// The conditions under which the value is positive, not only
+    /// nonnegative: both lists of a known sign; `otherwise` for an
+    /// unknown one.
+    pub(super) fn positive_when(&self, otherwise: &[&str]) -> Vec<String> {
+        match self {
+            Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
+            Sign::Unknown => otherwise.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
 pub(super) fn sign(p: &Poly, show: &mut dyn FnMut(&Poly) -> String) -> Sign {
     use crate::compact::Node;
     let node = crate::compact::display(p);

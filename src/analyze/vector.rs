@@ -261,8 +261,8 @@ fn diagonal_plus_rank_one(
         Some(1.0) => singular(d, &null, &d_sign, &row, &n, r, show),
         Some(g) if g < 1.0 => {
             r.line("rank", &format!("{n} (γ = {g} < 1)"));
-            if let Sign::Positive { conds, nonzero } = &d_sign {
-                let all: Vec<String> = conds.iter().chain(nonzero).cloned().collect();
+            if let Sign::Positive { .. } = &d_sign {
+                let all = d_sign.positive_when(&[]);
                 r.line("definite", &positive_when("positive definite", &all));
             }
         }
@@ -293,10 +293,7 @@ fn singular(
     r: &mut Report,
     show: &mut dyn FnMut(&Poly) -> String,
 ) {
-    let conds = match d_sign {
-        Sign::Positive { conds, nonzero } => conds.iter().chain(nonzero).cloned().collect(),
-        _ => vec!["d_i ≠ 0".to_string()],
-    };
+    let conds = d_sign.positive_when(&["d_i ≠ 0"]);
     let (rank, json_rank) = match row {
         None => (format!("{n} − 1"), format!("{n} - 1")),
         Some((_, m)) => (
