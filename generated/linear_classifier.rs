@@ -337,7 +337,6 @@ fn linear_w_grad_body<const FMA: bool>(
     );
     {
         let region = |lo: usize, hi: usize, u9: &mut [f64]| {
-            let mut g7 = vec![0.0; k];
             for i7 in lo..hi {
                 let i19 = i7 - lo;
                 let y_r8 = &y[i7 * k..][..k];
@@ -425,14 +424,13 @@ fn linear_w_grad_body<const FMA: bool>(
                 }
                 let sumexp = (acc17_0[0] + acc17_0[1]) + (acc17_0[2] + acc17_0[3]);
                 let lse = shift + sumexp.ln();
+                let u9_r6 = &mut u9[i19 * k..][..k];
                 let y_r6 = &y[i7 * k..][..k];
                 let sum2_r6 = &sum2[i7 * k..][..k];
-                let u9_r6 = &mut u9[i19 * k..][..k];
                 for i6 in 0..k {
-                    g7[i6] = sum_y
+                    u9_r6[i6] = sum_y
                         * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
                         - y_r6[i6];
-                    u9_r6[i6] = g7[i6];
                 }
             }
         };
@@ -597,7 +595,6 @@ fn linear_w_value_grad_body<const FMA: bool>(
     {
         let region = |lo: usize, hi: usize, u12: &mut [f64]| {
             let mut sum11 = 0.0;
-            let mut g7 = vec![0.0; k];
             for i7 in lo..hi {
                 let i24 = i7 - lo;
                 let y_r8 = &y[i7 * k..][..k];
@@ -699,14 +696,13 @@ fn linear_w_value_grad_body<const FMA: bool>(
                 let sum10 = (acc21_1[0] + acc21_1[1]) + (acc21_1[2] + acc21_1[3]);
                 let sumexp = (acc21_2[0] + acc21_2[1]) + (acc21_2[2] + acc21_2[3]);
                 let lse = shift + sumexp.ln();
+                let u12_r6 = &mut u12[i24 * k..][..k];
                 let y_r6 = &y[i7 * k..][..k];
                 let sum2_r6 = &sum2[i7 * k..][..k];
-                let u12_r6 = &mut u12[i24 * k..][..k];
                 for i6 in 0..k {
-                    g7[i6] = sum_y
+                    u12_r6[i6] = sum_y
                         * linear_w_exp_shifted::<FMA>(b[i6] + sum2_r6[i6] - lse)
                         - y_r6[i6];
-                    u12_r6[i6] = g7[i6];
                 }
                 sum11 += sum_y * lse - sum9 - sum10;
             }

@@ -28,7 +28,7 @@
 //! starts at zero) and is not read in the loop, and only when the product
 //! is not tiny (fixed lengths below 4,096 multiply-adds stay loops).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::codegen::loops::passes::fuse::{accesses, Target};
 use crate::codegen::loops::*;
@@ -82,7 +82,8 @@ impl Body {
                 if nest.out_vars() == BTreeSet::from([nest.a.0, nest.b.0])
                     && !read_in_loop.contains(&Target::Array(nest.out.array.clone()))
                 {
-                    if let Some((replace, product)) = self.rank_one(r, m, &nest, &in_loop) {
+                    let reads = reads_of_temps(body);
+                    if let Some((replace, product)) = self.rank_one(r, m, &nest, &in_loop, &reads) {
                         body.splice(j..j + 1, replace.iter().cloned());
                         j += replace.len();
                         after.push(product);
@@ -109,6 +110,7 @@ impl Body {
         m: &Dim,
         nest: &Nest,
         in_loop: &HashSet<Target>,
+        reads: &HashMap<TempId, usize>,
     ) -> Option<(Vec<Stmt>, Stmt)> {
         let (a, b) = (nest.a.0, nest.b.0);
         if small(&[m, &nest.a.1, &nest.b.1]) {
@@ -141,7 +143,9 @@ impl Body {
         }
         if u.is_none() {
             let acc = self.per_row(r, m, Some(nest.a.clone()), "u");
-            in_a.push(store(&acc, &us));
+            if !self.store_in_place(&mut in_a, &us, &acc, reads) {
+                in_a.push(store(&acc, &us));
+            }
             u = Some(acc);
         }
         let (u, v) = (u?, v?);
@@ -160,6 +164,40 @@ impl Body {
             symmetric,
         };
         Some((pre, product))
+    }
+
+    /// When the factor `us` is a one-row buffer `T[a]` that the end of
+    /// `in_a` stores and nothing else reads, that store writes the row of
+    /// `acc` instead (`acc[r, a] = …`, not `T[a] = …; acc[r, a] = T[a]`),
+    /// and `T` is gone.
+    fn store_in_place(
+        &mut self,
+        in_a: &mut [Stmt],
+        us: &[Scalar],
+        acc: &Access,
+        reads: &HashMap<TempId, usize>,
+    ) -> bool {
+        let [Scalar::Load(Access {
+            array: Array::Temp(t),
+            idx,
+        })] = us
+        else {
+            return false;
+        };
+        let Some(Stmt::Store {
+            place: Place::Elem(place),
+            add: false,
+            ..
+        }) = in_a.last_mut()
+        else {
+            return false;
+        };
+        if place.array != Array::Temp(*t) || place.idx != *idx || reads.get(t) != Some(&1) {
+            return false;
+        }
+        *place = acc.clone();
+        self.temps[*t].live = false;
+        true
     }
 
     /// A new temporary over the rows (and `x`), stored by the row loop.
@@ -415,4 +453,17 @@ fn direct_operand(fs: &[Scalar], r: Var, x: Var, in_loop: &HashSet<Target>) -> O
         }
         _ => None,
     }
+}
+
+/// How many times each temporary is read in `body`.
+fn reads_of_temps(body: &[Stmt]) -> HashMap<TempId, usize> {
+    let mut reads = HashMap::new();
+    for s in body {
+        visit_stmt(s, &mut |e| {
+            if let Some(t) = temp_read(e) {
+                *reads.entry(t).or_default() += 1;
+            }
+        });
+    }
+    reads
 }
