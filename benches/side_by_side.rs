@@ -110,21 +110,21 @@ fn vector_items(items: &mut Vec<Item>) {
     item!(items, "xent grad n=1000", z, q, out => xent::xent_grad(&z, &q, &mut out));
     item!(items, "xent value+grad n=1000", z, q, out => xent::xent_value_grad(&z, &q, &mut out));
     item!(items, "xent hvp n=1000", z, q, v, out => xent::xent_hvp(&z, &q, &v, &mut out));
-    item!(items, "xent Hessian n=1000", z, q, square => xent::xent_hessian(&z, &q, &mut square));
+    item!(items, "xent Hessian n=1000", z, q, square => xent::xent_hessian_threads(&z, &q, &mut square, 2));
     item!(items, "xent D3[v,v,v] n=1000", z, q, v => xent::xent_d3_dir(&z, &q, &v));
     item!(items, "xent D4[v,v,v,v] n=1000", z, q, v => xent::xent_d4_dir(&z, &q, &v));
     item!(items, "xent Newton (H+0.1I)^-1 v n=1000", z, q, v, out =>
         xent::xent_newton(&z, &q, &v, 0.1, &mut out));
-    item!(items, "softmax Jacobian n=1000", z, square => softmax::softmax_grad(&z, &mut square));
+    item!(items, "softmax Jacobian n=1000", z, square => softmax::softmax_grad_threads(&z, &mut square, 2));
     item!(items, "log_softmax Jacobian n=1000", z, square =>
-        log_softmax::log_softmax_grad(&z, &mut square));
+        log_softmax::log_softmax_grad_threads(&z, &mut square, 2));
     item!(items, "logsumexp Hessian n=1000", z, square =>
-        logsumexp::logsumexp_hessian(&z, &mut square));
+        logsumexp::logsumexp_hessian_threads(&z, &mut square, 2));
 
     let n3 = 100;
     let (z3, q3) = (data::logits(n3), data::targets(n3));
     let cube = vec![0.0; n3 * n3 * n3];
-    item!(items, "xent D3 full n=100", z3, q3, cube => xent::xent_d3(&z3, &q3, &mut cube));
+    item!(items, "xent D3 full n=100", z3, q3, cube => xent::xent_d3_threads(&z3, &q3, &mut cube, 2));
 
     let big = 1_000_000;
     let (zb, qb, vb) = (data::logits(big), data::targets(big), data::direction(big));

@@ -116,17 +116,30 @@ pub fn log_softmax_grad(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { log_softmax_grad_avx2(z, out) };
+            return unsafe { log_softmax_grad_avx2(z, out, 1) };
         }
     }
-    log_softmax_grad_body::<false>(z, out)
+    log_softmax_grad_body::<false>(z, out, 1)
+}
+/// [`log_softmax_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn log_softmax_grad_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { log_softmax_grad_avx2(z, out, threads) };
+        }
+    }
+    log_softmax_grad_body::<false>(z, out, threads)
 }
 /// [`log_softmax_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`log_softmax_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn log_softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
-    log_softmax_grad_body::<true>(z, out)
+fn log_softmax_grad_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    log_softmax_grad_body::<true>(z, out, threads)
 }
 /// The body of [`log_softmax_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -137,7 +150,7 @@ fn log_softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
@@ -201,12 +214,43 @@ fn log_softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p3[i2] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -p3[i1];
-        }
-        out[i0 * n + i0] += 1.0;
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i6 = i0 - lo;
+                let out_r1 = &mut out[i6 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -p3[i1];
+                }
+                out[i6 * n + i0] += 1.0;
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            log_softmax_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.

@@ -637,13 +637,44 @@ fn logistic_hessian_body<const FMA: bool>(
     logistic_gemm::<
         FMA,
     >(m, d, d, x, [d, 1], x, [d, 1], &scale5[..], &mut sum4[..], [d, 1], true, threads);
-    for i0 in 0..d {
-        let out_r1 = &mut out[i0 * d..][..d];
-        let sum4_r1 = &sum4[i0 * d..][..d];
-        for i1 in 0..d {
-            out_r1[i1] = c0 * sum4_r1[i1];
-        }
-        out[i0 * d + i0] += 0.001;
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i11 = i0 - lo;
+                let out_r1 = &mut out[i11 * d..][..d];
+                let sum4_r1 = &sum4[i0 * d..][..d];
+                for i1 in 0..d {
+                    out_r1[i1] = c0 * sum4_r1[i1];
+                }
+                out[i11 * d + i0] += 0.001;
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            logistic_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((d * d) >> 14).max(1);
+        if threads == 1 {
+            run(0, d, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * d / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * d);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The diagonal of the Hessian, `H_ii`.

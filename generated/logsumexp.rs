@@ -393,17 +393,30 @@ pub fn logsumexp_hessian(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logsumexp_hessian_avx2(z, out) };
+            return unsafe { logsumexp_hessian_avx2(z, out, 1) };
         }
     }
-    logsumexp_hessian_body::<false>(z, out)
+    logsumexp_hessian_body::<false>(z, out, 1)
+}
+/// [`logsumexp_hessian`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_hessian_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_hessian_avx2(z, out, threads) };
+        }
+    }
+    logsumexp_hessian_body::<false>(z, out, threads)
 }
 /// [`logsumexp_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logsumexp_hessian_avx2(z: &[f64], out: &mut [f64]) {
-    logsumexp_hessian_body::<true>(z, out)
+fn logsumexp_hessian_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    logsumexp_hessian_body::<true>(z, out, threads)
 }
 /// The body of [`logsumexp_hessian`], with or without fused multiply-adds.
 #[inline(always)]
@@ -414,7 +427,7 @@ fn logsumexp_hessian_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
@@ -478,12 +491,43 @@ fn logsumexp_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p3[i2] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(p3[i0] * p3[i1]);
-        }
-        out[i0 * n + i0] += p3[i0];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i6 = i0 - lo;
+                let out_r1 = &mut out[i6 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(p3[i0] * p3[i1]);
+                }
+                out[i6 * n + i0] += p3[i0];
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            logsumexp_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The diagonal of the Hessian, `H_ii`.
@@ -587,17 +631,30 @@ pub fn logsumexp_hessian_factor(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logsumexp_hessian_factor_avx2(z, out) };
+            return unsafe { logsumexp_hessian_factor_avx2(z, out, 1) };
         }
     }
-    logsumexp_hessian_factor_body::<false>(z, out)
+    logsumexp_hessian_factor_body::<false>(z, out, 1)
+}
+/// [`logsumexp_hessian_factor`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_hessian_factor_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_hessian_factor_avx2(z, out, threads) };
+        }
+    }
+    logsumexp_hessian_factor_body::<false>(z, out, threads)
 }
 /// [`logsumexp_hessian_factor`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_hessian_factor`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logsumexp_hessian_factor_avx2(z: &[f64], out: &mut [f64]) {
-    logsumexp_hessian_factor_body::<true>(z, out)
+fn logsumexp_hessian_factor_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    logsumexp_hessian_factor_body::<true>(z, out, threads)
 }
 /// The body of [`logsumexp_hessian_factor`], with or without fused multiply-adds.
 #[inline(always)]
@@ -608,7 +665,11 @@ fn logsumexp_hessian_factor_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn logsumexp_hessian_factor_body<const FMA: bool>(
+    z: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
@@ -672,12 +733,43 @@ fn logsumexp_hessian_factor_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p3[i2] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(p3[i0].sqrt() * p3[i1]);
-        }
-        out[i0 * n + i0] += p3[i0].sqrt();
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i6 = i0 - lo;
+                let out_r1 = &mut out[i6 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(p3[i0].sqrt() * p3[i1]);
+                }
+                out[i6 * n + i0] += p3[i0].sqrt();
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            logsumexp_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
@@ -919,17 +1011,30 @@ pub fn logsumexp_d3(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { logsumexp_d3_avx2(z, out) };
+            return unsafe { logsumexp_d3_avx2(z, out, 1) };
         }
     }
-    logsumexp_d3_body::<false>(z, out)
+    logsumexp_d3_body::<false>(z, out, 1)
+}
+/// [`logsumexp_d3`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn logsumexp_d3_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { logsumexp_d3_avx2(z, out, threads) };
+        }
+    }
+    logsumexp_d3_body::<false>(z, out, threads)
 }
 /// [`logsumexp_d3`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`logsumexp_d3`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn logsumexp_d3_avx2(z: &[f64], out: &mut [f64]) {
-    logsumexp_d3_body::<true>(z, out)
+fn logsumexp_d3_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    logsumexp_d3_body::<true>(z, out, threads)
 }
 /// The body of [`logsumexp_d3`], with or without fused multiply-adds.
 #[inline(always)]
@@ -940,7 +1045,7 @@ fn logsumexp_d3_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
@@ -1004,24 +1109,55 @@ fn logsumexp_d3_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i3 in 0..n {
         p3[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
-            for i2 in 0..n {
-                out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i13 = i0 - lo;
+                for i1 in 0..n {
+                    let out_r2 = &mut out[(i13 * n + i1) * n..][..n];
+                    for i2 in 0..n {
+                        out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+                    }
+                }
+                let out_r7 = &mut out[(i13 * n + i0) * n..][..n];
+                for i7 in 0..n {
+                    out_r7[i7] += -(p3[i0] * p3[i7]);
+                }
+                for i9 in 0..n {
+                    out[(i13 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);
+                }
+                for i11 in 0..n {
+                    out[(i13 * n + i11) * n + i11] += -(p3[i0] * p3[i11]);
+                }
+                out[(i13 * n + i0) * n + i0] += p3[i0];
             }
-        }
-        let out_r7 = &mut out[(i0 * n + i0) * n..][..n];
-        for i7 in 0..n {
-            out_r7[i7] += -(p3[i0] * p3[i7]);
-        }
-        for i9 in 0..n {
-            out[(i0 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);
-        }
-        for i11 in 0..n {
-            out[(i0 * n + i11) * n + i11] += -(p3[i0] * p3[i11]);
-        }
-        out[(i0 * n + i0) * n + i0] += p3[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            logsumexp_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
@@ -1228,4 +1364,27 @@ fn logsumexp_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         }
         half /= 2;
     }
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn logsumexp_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { logsumexp_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn logsumexp_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

@@ -107,17 +107,30 @@ pub fn softmax_grad(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { softmax_grad_avx2(z, out) };
+            return unsafe { softmax_grad_avx2(z, out, 1) };
         }
     }
-    softmax_grad_body::<false>(z, out)
+    softmax_grad_body::<false>(z, out, 1)
+}
+/// [`softmax_grad`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn softmax_grad_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { softmax_grad_avx2(z, out, threads) };
+        }
+    }
+    softmax_grad_body::<false>(z, out, threads)
 }
 /// [`softmax_grad`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_grad`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
-    softmax_grad_body::<true>(z, out)
+fn softmax_grad_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    softmax_grad_body::<true>(z, out, threads)
 }
 /// The body of [`softmax_grad`], with or without fused multiply-adds.
 #[inline(always)]
@@ -128,7 +141,7 @@ fn softmax_grad_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
     let mut p3 = vec![0.0; n];
@@ -192,12 +205,43 @@ fn softmax_grad_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i2 in 0..n {
         p3[i2] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(p3[i0] * p3[i1]);
-        }
-        out[i0 * n + i0] += p3[i0];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i6 = i0 - lo;
+                let out_r1 = &mut out[i6 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(p3[i0] * p3[i1]);
+                }
+                out[i6 * n + i0] += p3[i0];
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            softmax_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The Hessian times `v` (contracted in its last index), without forming the Hessian.
@@ -208,17 +252,30 @@ pub fn softmax_hvp(z: &[f64], v: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { softmax_hvp_avx2(z, v, out) };
+            return unsafe { softmax_hvp_avx2(z, v, out, 1) };
         }
     }
-    softmax_hvp_body::<false>(z, v, out)
+    softmax_hvp_body::<false>(z, v, out, 1)
+}
+/// [`softmax_hvp`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn softmax_hvp_threads(z: &[f64], v: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { softmax_hvp_avx2(z, v, out, threads) };
+        }
+    }
+    softmax_hvp_body::<false>(z, v, out, threads)
 }
 /// [`softmax_hvp`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_hvp`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
-    softmax_hvp_body::<true>(z, v, out)
+fn softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64], threads: usize) {
+    softmax_hvp_body::<true>(z, v, out, threads)
 }
 /// The body of [`softmax_hvp`], with or without fused multiply-adds.
 #[inline(always)]
@@ -229,7 +286,12 @@ fn softmax_hvp_avx2(z: &[f64], v: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
+fn softmax_hvp_body<const FMA: bool>(
+    z: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(v.len(), n, "`v` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
@@ -305,13 +367,44 @@ fn softmax_hvp_body<const FMA: bool>(z: &[f64], v: &[f64], out: &mut [f64]) {
         acc5_0[0] += v[i5] * p3[i5];
     }
     let sum4 = (acc5_0[0] + acc5_0[1]) + (acc5_0[2] + acc5_0[3]);
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = 2.0 * sum4 * p3[i0] * p3[i1] - v[i0] * p3[i0] * p3[i1]
-                - v[i1] * p3[i0] * p3[i1];
-        }
-        out[i0 * n + i0] += v[i0] * p3[i0] - sum4 * p3[i0];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i7 = i0 - lo;
+                let out_r1 = &mut out[i7 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = 2.0 * sum4 * p3[i0] * p3[i1] - v[i0] * p3[i0] * p3[i1]
+                        - v[i1] * p3[i0] * p3[i1];
+                }
+                out[i7 * n + i0] += v[i0] * p3[i0] - sum4 * p3[i0];
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            softmax_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The full Hessian, row-major.
@@ -324,17 +417,30 @@ pub fn softmax_hessian(z: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { softmax_hessian_avx2(z, out) };
+            return unsafe { softmax_hessian_avx2(z, out, 1) };
         }
     }
-    softmax_hessian_body::<false>(z, out)
+    softmax_hessian_body::<false>(z, out, 1)
+}
+/// [`softmax_hessian`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn softmax_hessian_threads(z: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { softmax_hessian_avx2(z, out, threads) };
+        }
+    }
+    softmax_hessian_body::<false>(z, out, threads)
 }
 /// [`softmax_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`softmax_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
-    softmax_hessian_body::<true>(z, out)
+fn softmax_hessian_avx2(z: &[f64], out: &mut [f64], threads: usize) {
+    softmax_hessian_body::<true>(z, out, threads)
 }
 /// The body of [`softmax_hessian`], with or without fused multiply-adds.
 #[inline(always)]
@@ -345,7 +451,7 @@ fn softmax_hessian_avx2(z: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
+fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
     let mut p3 = vec![0.0; n];
@@ -409,24 +515,55 @@ fn softmax_hessian_body<const FMA: bool>(z: &[f64], out: &mut [f64]) {
     for i3 in 0..n {
         p3[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
-            for i2 in 0..n {
-                out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i13 = i0 - lo;
+                for i1 in 0..n {
+                    let out_r2 = &mut out[(i13 * n + i1) * n..][..n];
+                    for i2 in 0..n {
+                        out_r2[i2] = 2.0 * p3[i0] * p3[i1] * p3[i2];
+                    }
+                }
+                let out_r7 = &mut out[(i13 * n + i0) * n..][..n];
+                for i7 in 0..n {
+                    out_r7[i7] += -(p3[i0] * p3[i7]);
+                }
+                for i9 in 0..n {
+                    out[(i13 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);
+                }
+                for i11 in 0..n {
+                    out[(i13 * n + i11) * n + i11] += -(p3[i0] * p3[i11]);
+                }
+                out[(i13 * n + i0) * n + i0] += p3[i0];
             }
-        }
-        let out_r7 = &mut out[(i0 * n + i0) * n..][..n];
-        for i7 in 0..n {
-            out_r7[i7] += -(p3[i0] * p3[i7]);
-        }
-        for i9 in 0..n {
-            out[(i0 * n + i9) * n + i0] += -(p3[i0] * p3[i9]);
-        }
-        for i11 in 0..n {
-            out[(i0 * n + i11) * n + i11] += -(p3[i0] * p3[i11]);
-        }
-        out[(i0 * n + i0) * n + i0] += p3[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            softmax_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 
@@ -514,4 +651,27 @@ fn softmax_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         }
         half /= 2;
     }
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn softmax_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { softmax_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

@@ -502,17 +502,30 @@ pub fn xent_hessian(z: &[f64], q: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_hessian_avx2(z, q, out) };
+            return unsafe { xent_hessian_avx2(z, q, out, 1) };
         }
     }
-    xent_hessian_body::<false>(z, q, out)
+    xent_hessian_body::<false>(z, q, out, 1)
+}
+/// [`xent_hessian`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_hessian_threads(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_hessian_avx2(z, q, out, threads) };
+        }
+    }
+    xent_hessian_body::<false>(z, q, out, threads)
 }
 /// [`xent_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_hessian_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
-    xent_hessian_body::<true>(z, q, out)
+fn xent_hessian_avx2(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    xent_hessian_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_hessian`], with or without fused multiply-adds.
 #[inline(always)]
@@ -523,7 +536,12 @@ fn xent_hessian_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+fn xent_hessian_body<const FMA: bool>(
+    z: &[f64],
+    q: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
@@ -595,12 +613,43 @@ fn xent_hessian_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i3 in 0..n {
         p4[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(sum_q * p4[i0] * p4[i1]);
-        }
-        out[i0 * n + i0] += sum_q * p4[i0];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i7 = i0 - lo;
+                let out_r1 = &mut out[i7 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(sum_q * p4[i0] * p4[i1]);
+                }
+                out[i7 * n + i0] += sum_q * p4[i0];
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The diagonal of the Hessian, `H_ii`.
@@ -713,17 +762,35 @@ pub fn xent_hessian_factor(z: &[f64], q: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_hessian_factor_avx2(z, q, out) };
+            return unsafe { xent_hessian_factor_avx2(z, q, out, 1) };
         }
     }
-    xent_hessian_factor_body::<false>(z, q, out)
+    xent_hessian_factor_body::<false>(z, q, out, 1)
+}
+/// [`xent_hessian_factor`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_hessian_factor_threads(
+    z: &[f64],
+    q: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_hessian_factor_avx2(z, q, out, threads) };
+        }
+    }
+    xent_hessian_factor_body::<false>(z, q, out, threads)
 }
 /// [`xent_hessian_factor`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_hessian_factor`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_hessian_factor_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
-    xent_hessian_factor_body::<true>(z, q, out)
+fn xent_hessian_factor_avx2(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    xent_hessian_factor_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_hessian_factor`], with or without fused multiply-adds.
 #[inline(always)]
@@ -734,7 +801,12 @@ fn xent_hessian_factor_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+fn xent_hessian_factor_body<const FMA: bool>(
+    z: &[f64],
+    q: &[f64],
+    out: &mut [f64],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
@@ -806,12 +878,43 @@ fn xent_hessian_factor_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f6
     for i3 in 0..n {
         p4[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(sum_q.sqrt() * p4[i0].sqrt() * p4[i1]);
-        }
-        out[i0 * n + i0] += sum_q.sqrt() * p4[i0].sqrt();
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i7 = i0 - lo;
+                let out_r1 = &mut out[i7 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(sum_q.sqrt() * p4[i0].sqrt() * p4[i1]);
+                }
+                out[i7 * n + i0] += sum_q.sqrt() * p4[i0].sqrt();
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
@@ -1076,17 +1179,30 @@ pub fn xent_d3(z: &[f64], q: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_d3_avx2(z, q, out) };
+            return unsafe { xent_d3_avx2(z, q, out, 1) };
         }
     }
-    xent_d3_body::<false>(z, q, out)
+    xent_d3_body::<false>(z, q, out, 1)
+}
+/// [`xent_d3`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_d3_threads(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_d3_avx2(z, q, out, threads) };
+        }
+    }
+    xent_d3_body::<false>(z, q, out, threads)
 }
 /// [`xent_d3`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d3`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_d3_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
-    xent_d3_body::<true>(z, q, out)
+fn xent_d3_avx2(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    xent_d3_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_d3`], with or without fused multiply-adds.
 #[inline(always)]
@@ -1097,7 +1213,7 @@ fn xent_d3_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
@@ -1169,24 +1285,55 @@ fn xent_d3_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i4 in 0..n {
         p4[i4] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
-            for i2 in 0..n {
-                out_r2[i2] = 2.0 * sum_q * p4[i0] * p4[i1] * p4[i2];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i14 = i0 - lo;
+                for i1 in 0..n {
+                    let out_r2 = &mut out[(i14 * n + i1) * n..][..n];
+                    for i2 in 0..n {
+                        out_r2[i2] = 2.0 * sum_q * p4[i0] * p4[i1] * p4[i2];
+                    }
+                }
+                let out_r8 = &mut out[(i14 * n + i0) * n..][..n];
+                for i8 in 0..n {
+                    out_r8[i8] += -(sum_q * p4[i0] * p4[i8]);
+                }
+                for i10 in 0..n {
+                    out[(i14 * n + i10) * n + i0] += -(sum_q * p4[i0] * p4[i10]);
+                }
+                for i12 in 0..n {
+                    out[(i14 * n + i12) * n + i12] += -(sum_q * p4[i0] * p4[i12]);
+                }
+                out[(i14 * n + i0) * n + i0] += sum_q * p4[i0];
             }
-        }
-        let out_r8 = &mut out[(i0 * n + i0) * n..][..n];
-        for i8 in 0..n {
-            out_r8[i8] += -(sum_q * p4[i0] * p4[i8]);
-        }
-        for i10 in 0..n {
-            out[(i0 * n + i10) * n + i0] += -(sum_q * p4[i0] * p4[i10]);
-        }
-        for i12 in 0..n {
-            out[(i0 * n + i12) * n + i12] += -(sum_q * p4[i0] * p4[i12]);
-        }
-        out[(i0 * n + i0) * n + i0] += sum_q * p4[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
@@ -1324,17 +1471,30 @@ pub fn xent_d4(z: &[f64], q: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_d4_avx2(z, q, out) };
+            return unsafe { xent_d4_avx2(z, q, out, 1) };
         }
     }
-    xent_d4_body::<false>(z, q, out)
+    xent_d4_body::<false>(z, q, out, 1)
+}
+/// [`xent_d4`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_d4_threads(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_d4_avx2(z, q, out, threads) };
+        }
+    }
+    xent_d4_body::<false>(z, q, out, threads)
 }
 /// [`xent_d4`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d4`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_d4_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
-    xent_d4_body::<true>(z, q, out)
+fn xent_d4_avx2(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    xent_d4_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_d4`], with or without fused multiply-adds.
 #[inline(always)]
@@ -1345,7 +1505,7 @@ fn xent_d4_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n * n, "`out` must have length n·n·n·n");
@@ -1417,74 +1577,112 @@ fn xent_d4_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i5 in 0..n {
         p4[i5] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            for i2 in 0..n {
-                let out_r3 = &mut out[((i0 * n + i1) * n + i2) * n..][..n];
-                for i3 in 0..n {
-                    out_r3[i3] = -6.0 * sum_q * p4[i0] * p4[i1] * p4[i2] * p4[i3];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i41 = i0 - lo;
+                for i1 in 0..n {
+                    for i2 in 0..n {
+                        let out_r3 = &mut out[((i41 * n + i1) * n + i2) * n..][..n];
+                        for i3 in 0..n {
+                            out_r3[i3] = -6.0 * sum_q * p4[i0] * p4[i1] * p4[i2]
+                                * p4[i3];
+                        }
+                    }
                 }
+                for i9 in 0..n {
+                    let out_r10 = &mut out[((i41 * n + i0) * n + i9) * n..][..n];
+                    for i10 in 0..n {
+                        out_r10[i10] += 2.0 * sum_q * p4[i0] * p4[i9] * p4[i10];
+                    }
+                }
+                for i12 in 0..n {
+                    let out_r13 = &mut out[((i41 * n + i12) * n + i0) * n..][..n];
+                    for i13 in 0..n {
+                        out_r13[i13] += 2.0 * sum_q * p4[i0] * p4[i12] * p4[i13];
+                    }
+                }
+                for i15 in 0..n {
+                    for i16 in 0..n {
+                        out[((i41 * n + i15) * n + i16) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i15] * p4[i16];
+                    }
+                }
+                for i18 in 0..n {
+                    let out_r19 = &mut out[((i41 * n + i18) * n + i18) * n..][..n];
+                    for i19 in 0..n {
+                        out_r19[i19] += 2.0 * sum_q * p4[i0] * p4[i18] * p4[i19];
+                    }
+                }
+                for i21 in 0..n {
+                    for i22 in 0..n {
+                        out[((i41 * n + i21) * n + i22) * n + i21]
+                            += 2.0 * sum_q * p4[i0] * p4[i21] * p4[i22];
+                    }
+                }
+                for i24 in 0..n {
+                    for i25 in 0..n {
+                        out[((i41 * n + i24) * n + i25) * n + i25]
+                            += 2.0 * sum_q * p4[i0] * p4[i24] * p4[i25];
+                    }
+                }
+                let out_r27 = &mut out[((i41 * n + i0) * n + i0) * n..][..n];
+                for i27 in 0..n {
+                    out_r27[i27] += -(sum_q * p4[i0] * p4[i27]);
+                }
+                for i29 in 0..n {
+                    out[((i41 * n + i0) * n + i29) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i29]);
+                }
+                for i31 in 0..n {
+                    out[((i41 * n + i0) * n + i31) * n + i31]
+                        += -(sum_q * p4[i0] * p4[i31]);
+                }
+                for i33 in 0..n {
+                    out[((i41 * n + i33) * n + i0) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i33]);
+                }
+                for i35 in 0..n {
+                    out[((i41 * n + i35) * n + i0) * n + i35]
+                        += -(sum_q * p4[i0] * p4[i35]);
+                }
+                for i37 in 0..n {
+                    out[((i41 * n + i37) * n + i37) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i37]);
+                }
+                for i39 in 0..n {
+                    out[((i41 * n + i39) * n + i39) * n + i39]
+                        += -(sum_q * p4[i0] * p4[i39]);
+                }
+                out[((i41 * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
             }
-        }
-        for i9 in 0..n {
-            let out_r10 = &mut out[((i0 * n + i0) * n + i9) * n..][..n];
-            for i10 in 0..n {
-                out_r10[i10] += 2.0 * sum_q * p4[i0] * p4[i9] * p4[i10];
-            }
-        }
-        for i12 in 0..n {
-            let out_r13 = &mut out[((i0 * n + i12) * n + i0) * n..][..n];
-            for i13 in 0..n {
-                out_r13[i13] += 2.0 * sum_q * p4[i0] * p4[i12] * p4[i13];
-            }
-        }
-        for i15 in 0..n {
-            for i16 in 0..n {
-                out[((i0 * n + i15) * n + i16) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i15] * p4[i16];
-            }
-        }
-        for i18 in 0..n {
-            let out_r19 = &mut out[((i0 * n + i18) * n + i18) * n..][..n];
-            for i19 in 0..n {
-                out_r19[i19] += 2.0 * sum_q * p4[i0] * p4[i18] * p4[i19];
-            }
-        }
-        for i21 in 0..n {
-            for i22 in 0..n {
-                out[((i0 * n + i21) * n + i22) * n + i21]
-                    += 2.0 * sum_q * p4[i0] * p4[i21] * p4[i22];
-            }
-        }
-        for i24 in 0..n {
-            for i25 in 0..n {
-                out[((i0 * n + i24) * n + i25) * n + i25]
-                    += 2.0 * sum_q * p4[i0] * p4[i24] * p4[i25];
-            }
-        }
-        let out_r27 = &mut out[((i0 * n + i0) * n + i0) * n..][..n];
-        for i27 in 0..n {
-            out_r27[i27] += -(sum_q * p4[i0] * p4[i27]);
-        }
-        for i29 in 0..n {
-            out[((i0 * n + i0) * n + i29) * n + i0] += -(sum_q * p4[i0] * p4[i29]);
-        }
-        for i31 in 0..n {
-            out[((i0 * n + i0) * n + i31) * n + i31] += -(sum_q * p4[i0] * p4[i31]);
-        }
-        for i33 in 0..n {
-            out[((i0 * n + i33) * n + i0) * n + i0] += -(sum_q * p4[i0] * p4[i33]);
-        }
-        for i35 in 0..n {
-            out[((i0 * n + i35) * n + i0) * n + i35] += -(sum_q * p4[i0] * p4[i35]);
-        }
-        for i37 in 0..n {
-            out[((i0 * n + i37) * n + i37) * n + i0] += -(sum_q * p4[i0] * p4[i37]);
-        }
-        for i39 in 0..n {
-            out[((i0 * n + i39) * n + i39) * n + i39] += -(sum_q * p4[i0] * p4[i39]);
-        }
-        out[((i0 * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `D^4 f[v, …, v]`, without forming the tensor.
@@ -1627,17 +1825,30 @@ pub fn xent_d5(z: &[f64], q: &[f64], out: &mut [f64]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_d5_avx2(z, q, out) };
+            return unsafe { xent_d5_avx2(z, q, out, 1) };
         }
     }
-    xent_d5_body::<false>(z, q, out)
+    xent_d5_body::<false>(z, q, out, 1)
+}
+/// [`xent_d5`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_d5_threads(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_d5_avx2(z, q, out, threads) };
+        }
+    }
+    xent_d5_body::<false>(z, q, out, threads)
 }
 /// [`xent_d5`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_d5`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_d5_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
-    xent_d5_body::<true>(z, q, out)
+fn xent_d5_avx2(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
+    xent_d5_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_d5`], with or without fused multiply-adds.
 #[inline(always)]
@@ -1648,7 +1859,7 @@ fn xent_d5_avx2(z: &[f64], q: &[f64], out: &mut [f64]) {
     dead_code,
     unused_variables
 )]
-fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
+fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64], threads: usize) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n * n * n, "`out` must have length n·n·n·n·n");
@@ -1720,314 +1931,361 @@ fn xent_d5_body<const FMA: bool>(z: &[f64], q: &[f64], out: &mut [f64]) {
     for i6 in 0..n {
         p4[i6] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            for i2 in 0..n {
-                for i3 in 0..n {
-                    let out_r4 = &mut out[(((i0 * n + i1) * n + i2) * n + i3)
-                        * n..][..n];
-                    for i4 in 0..n {
-                        out_r4[i4] = 24.0 * sum_q * p4[i0] * p4[i1] * p4[i2] * p4[i3]
-                            * p4[i4];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f64]| {
+            for i0 in lo..hi {
+                let i155 = i0 - lo;
+                for i1 in 0..n {
+                    for i2 in 0..n {
+                        for i3 in 0..n {
+                            let out_r4 = &mut out[(((i155 * n + i1) * n + i2) * n + i3)
+                                * n..][..n];
+                            for i4 in 0..n {
+                                out_r4[i4] = 24.0 * sum_q * p4[i0] * p4[i1] * p4[i2]
+                                    * p4[i3] * p4[i4];
+                            }
+                        }
                     }
                 }
-            }
-        }
-        for i10 in 0..n {
-            for i11 in 0..n {
-                let out_r12 = &mut out[(((i0 * n + i0) * n + i10) * n + i11) * n..][..n];
-                for i12 in 0..n {
-                    out_r12[i12] += -6.0 * sum_q * p4[i0] * p4[i10] * p4[i11] * p4[i12];
+                for i10 in 0..n {
+                    for i11 in 0..n {
+                        let out_r12 = &mut out[(((i155 * n + i0) * n + i10) * n + i11)
+                            * n..][..n];
+                        for i12 in 0..n {
+                            out_r12[i12]
+                                += -6.0 * sum_q * p4[i0] * p4[i10] * p4[i11] * p4[i12];
+                        }
+                    }
                 }
-            }
-        }
-        for i14 in 0..n {
-            for i15 in 0..n {
-                let out_r16 = &mut out[(((i0 * n + i14) * n + i0) * n + i15) * n..][..n];
-                for i16 in 0..n {
-                    out_r16[i16] += -6.0 * sum_q * p4[i0] * p4[i14] * p4[i15] * p4[i16];
+                for i14 in 0..n {
+                    for i15 in 0..n {
+                        let out_r16 = &mut out[(((i155 * n + i14) * n + i0) * n + i15)
+                            * n..][..n];
+                        for i16 in 0..n {
+                            out_r16[i16]
+                                += -6.0 * sum_q * p4[i0] * p4[i14] * p4[i15] * p4[i16];
+                        }
+                    }
                 }
-            }
-        }
-        for i18 in 0..n {
-            for i19 in 0..n {
-                let out_r20 = &mut out[(((i0 * n + i18) * n + i19) * n + i0) * n..][..n];
-                for i20 in 0..n {
-                    out_r20[i20] += -6.0 * sum_q * p4[i0] * p4[i18] * p4[i19] * p4[i20];
+                for i18 in 0..n {
+                    for i19 in 0..n {
+                        let out_r20 = &mut out[(((i155 * n + i18) * n + i19) * n + i0)
+                            * n..][..n];
+                        for i20 in 0..n {
+                            out_r20[i20]
+                                += -6.0 * sum_q * p4[i0] * p4[i18] * p4[i19] * p4[i20];
+                        }
+                    }
                 }
-            }
-        }
-        for i22 in 0..n {
-            for i23 in 0..n {
-                for i24 in 0..n {
-                    out[(((i0 * n + i22) * n + i23) * n + i24) * n + i0]
-                        += -6.0 * sum_q * p4[i0] * p4[i22] * p4[i23] * p4[i24];
+                for i22 in 0..n {
+                    for i23 in 0..n {
+                        for i24 in 0..n {
+                            out[(((i155 * n + i22) * n + i23) * n + i24) * n + i0]
+                                += -6.0 * sum_q * p4[i0] * p4[i22] * p4[i23] * p4[i24];
+                        }
+                    }
                 }
-            }
-        }
-        for i26 in 0..n {
-            for i27 in 0..n {
-                let out_r28 = &mut out[(((i0 * n + i26) * n + i26) * n + i27)
+                for i26 in 0..n {
+                    for i27 in 0..n {
+                        let out_r28 = &mut out[(((i155 * n + i26) * n + i26) * n + i27)
+                            * n..][..n];
+                        for i28 in 0..n {
+                            out_r28[i28]
+                                += -6.0 * sum_q * p4[i0] * p4[i26] * p4[i27] * p4[i28];
+                        }
+                    }
+                }
+                for i30 in 0..n {
+                    for i31 in 0..n {
+                        let out_r32 = &mut out[(((i155 * n + i30) * n + i31) * n + i30)
+                            * n..][..n];
+                        for i32 in 0..n {
+                            out_r32[i32]
+                                += -6.0 * sum_q * p4[i0] * p4[i30] * p4[i31] * p4[i32];
+                        }
+                    }
+                }
+                for i34 in 0..n {
+                    for i35 in 0..n {
+                        for i36 in 0..n {
+                            out[(((i155 * n + i34) * n + i35) * n + i36) * n + i34]
+                                += -6.0 * sum_q * p4[i0] * p4[i34] * p4[i35] * p4[i36];
+                        }
+                    }
+                }
+                for i38 in 0..n {
+                    for i39 in 0..n {
+                        let out_r40 = &mut out[(((i155 * n + i38) * n + i39) * n + i39)
+                            * n..][..n];
+                        for i40 in 0..n {
+                            out_r40[i40]
+                                += -6.0 * sum_q * p4[i0] * p4[i38] * p4[i39] * p4[i40];
+                        }
+                    }
+                }
+                for i42 in 0..n {
+                    for i43 in 0..n {
+                        for i44 in 0..n {
+                            out[(((i155 * n + i42) * n + i43) * n + i44) * n + i43]
+                                += -6.0 * sum_q * p4[i0] * p4[i42] * p4[i43] * p4[i44];
+                        }
+                    }
+                }
+                for i46 in 0..n {
+                    for i47 in 0..n {
+                        for i48 in 0..n {
+                            out[(((i155 * n + i46) * n + i47) * n + i48) * n + i48]
+                                += -6.0 * sum_q * p4[i0] * p4[i46] * p4[i47] * p4[i48];
+                        }
+                    }
+                }
+                for i50 in 0..n {
+                    let out_r51 = &mut out[(((i155 * n + i0) * n + i0) * n + i50)
+                        * n..][..n];
+                    for i51 in 0..n {
+                        out_r51[i51] += 2.0 * sum_q * p4[i0] * p4[i50] * p4[i51];
+                    }
+                }
+                for i53 in 0..n {
+                    let out_r54 = &mut out[(((i155 * n + i0) * n + i53) * n + i0)
+                        * n..][..n];
+                    for i54 in 0..n {
+                        out_r54[i54] += 2.0 * sum_q * p4[i0] * p4[i53] * p4[i54];
+                    }
+                }
+                for i56 in 0..n {
+                    for i57 in 0..n {
+                        out[(((i155 * n + i0) * n + i56) * n + i57) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i56] * p4[i57];
+                    }
+                }
+                for i59 in 0..n {
+                    let out_r60 = &mut out[(((i155 * n + i0) * n + i59) * n + i59)
+                        * n..][..n];
+                    for i60 in 0..n {
+                        out_r60[i60] += 2.0 * sum_q * p4[i0] * p4[i59] * p4[i60];
+                    }
+                }
+                for i62 in 0..n {
+                    for i63 in 0..n {
+                        out[(((i155 * n + i0) * n + i62) * n + i63) * n + i62]
+                            += 2.0 * sum_q * p4[i0] * p4[i62] * p4[i63];
+                    }
+                }
+                for i65 in 0..n {
+                    for i66 in 0..n {
+                        out[(((i155 * n + i0) * n + i65) * n + i66) * n + i66]
+                            += 2.0 * sum_q * p4[i0] * p4[i65] * p4[i66];
+                    }
+                }
+                for i68 in 0..n {
+                    let out_r69 = &mut out[(((i155 * n + i68) * n + i0) * n + i0)
+                        * n..][..n];
+                    for i69 in 0..n {
+                        out_r69[i69] += 2.0 * sum_q * p4[i0] * p4[i68] * p4[i69];
+                    }
+                }
+                for i71 in 0..n {
+                    for i72 in 0..n {
+                        out[(((i155 * n + i71) * n + i0) * n + i72) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i71] * p4[i72];
+                    }
+                }
+                for i74 in 0..n {
+                    let out_r75 = &mut out[(((i155 * n + i74) * n + i0) * n + i74)
+                        * n..][..n];
+                    for i75 in 0..n {
+                        out_r75[i75] += 2.0 * sum_q * p4[i0] * p4[i74] * p4[i75];
+                    }
+                }
+                for i77 in 0..n {
+                    for i78 in 0..n {
+                        out[(((i155 * n + i77) * n + i0) * n + i78) * n + i77]
+                            += 2.0 * sum_q * p4[i0] * p4[i77] * p4[i78];
+                    }
+                }
+                for i80 in 0..n {
+                    for i81 in 0..n {
+                        out[(((i155 * n + i80) * n + i0) * n + i81) * n + i81]
+                            += 2.0 * sum_q * p4[i0] * p4[i80] * p4[i81];
+                    }
+                }
+                for i83 in 0..n {
+                    for i84 in 0..n {
+                        out[(((i155 * n + i83) * n + i84) * n + i0) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i83] * p4[i84];
+                    }
+                }
+                for i86 in 0..n {
+                    let out_r87 = &mut out[(((i155 * n + i86) * n + i86) * n + i0)
+                        * n..][..n];
+                    for i87 in 0..n {
+                        out_r87[i87] += 2.0 * sum_q * p4[i0] * p4[i86] * p4[i87];
+                    }
+                }
+                for i89 in 0..n {
+                    for i90 in 0..n {
+                        out[(((i155 * n + i89) * n + i90) * n + i0) * n + i89]
+                            += 2.0 * sum_q * p4[i0] * p4[i89] * p4[i90];
+                    }
+                }
+                for i92 in 0..n {
+                    for i93 in 0..n {
+                        out[(((i155 * n + i92) * n + i93) * n + i0) * n + i93]
+                            += 2.0 * sum_q * p4[i0] * p4[i92] * p4[i93];
+                    }
+                }
+                for i95 in 0..n {
+                    for i96 in 0..n {
+                        out[(((i155 * n + i95) * n + i95) * n + i96) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i95] * p4[i96];
+                    }
+                }
+                for i98 in 0..n {
+                    for i99 in 0..n {
+                        out[(((i155 * n + i98) * n + i99) * n + i98) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i98] * p4[i99];
+                    }
+                }
+                for i101 in 0..n {
+                    for i102 in 0..n {
+                        out[(((i155 * n + i101) * n + i102) * n + i102) * n + i0]
+                            += 2.0 * sum_q * p4[i0] * p4[i101] * p4[i102];
+                    }
+                }
+                for i104 in 0..n {
+                    let out_r105 = &mut out[(((i155 * n + i104) * n + i104) * n + i104)
+                        * n..][..n];
+                    for i105 in 0..n {
+                        out_r105[i105] += 2.0 * sum_q * p4[i0] * p4[i104] * p4[i105];
+                    }
+                }
+                for i107 in 0..n {
+                    for i108 in 0..n {
+                        out[(((i155 * n + i107) * n + i107) * n + i108) * n + i107]
+                            += 2.0 * sum_q * p4[i0] * p4[i107] * p4[i108];
+                    }
+                }
+                for i110 in 0..n {
+                    for i111 in 0..n {
+                        out[(((i155 * n + i110) * n + i110) * n + i111) * n + i111]
+                            += 2.0 * sum_q * p4[i0] * p4[i110] * p4[i111];
+                    }
+                }
+                for i113 in 0..n {
+                    for i114 in 0..n {
+                        out[(((i155 * n + i113) * n + i114) * n + i113) * n + i113]
+                            += 2.0 * sum_q * p4[i0] * p4[i113] * p4[i114];
+                    }
+                }
+                for i116 in 0..n {
+                    for i117 in 0..n {
+                        out[(((i155 * n + i116) * n + i117) * n + i116) * n + i117]
+                            += 2.0 * sum_q * p4[i0] * p4[i116] * p4[i117];
+                    }
+                }
+                for i119 in 0..n {
+                    for i120 in 0..n {
+                        out[(((i155 * n + i119) * n + i120) * n + i120) * n + i119]
+                            += 2.0 * sum_q * p4[i0] * p4[i119] * p4[i120];
+                    }
+                }
+                for i122 in 0..n {
+                    for i123 in 0..n {
+                        out[(((i155 * n + i122) * n + i123) * n + i123) * n + i123]
+                            += 2.0 * sum_q * p4[i0] * p4[i122] * p4[i123];
+                    }
+                }
+                let out_r125 = &mut out[(((i155 * n + i0) * n + i0) * n + i0)
                     * n..][..n];
-                for i28 in 0..n {
-                    out_r28[i28] += -6.0 * sum_q * p4[i0] * p4[i26] * p4[i27] * p4[i28];
+                for i125 in 0..n {
+                    out_r125[i125] += -(sum_q * p4[i0] * p4[i125]);
                 }
-            }
-        }
-        for i30 in 0..n {
-            for i31 in 0..n {
-                let out_r32 = &mut out[(((i0 * n + i30) * n + i31) * n + i30)
-                    * n..][..n];
-                for i32 in 0..n {
-                    out_r32[i32] += -6.0 * sum_q * p4[i0] * p4[i30] * p4[i31] * p4[i32];
+                for i127 in 0..n {
+                    out[(((i155 * n + i0) * n + i0) * n + i127) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i127]);
                 }
-            }
-        }
-        for i34 in 0..n {
-            for i35 in 0..n {
-                for i36 in 0..n {
-                    out[(((i0 * n + i34) * n + i35) * n + i36) * n + i34]
-                        += -6.0 * sum_q * p4[i0] * p4[i34] * p4[i35] * p4[i36];
+                for i129 in 0..n {
+                    out[(((i155 * n + i0) * n + i0) * n + i129) * n + i129]
+                        += -(sum_q * p4[i0] * p4[i129]);
                 }
-            }
-        }
-        for i38 in 0..n {
-            for i39 in 0..n {
-                let out_r40 = &mut out[(((i0 * n + i38) * n + i39) * n + i39)
-                    * n..][..n];
-                for i40 in 0..n {
-                    out_r40[i40] += -6.0 * sum_q * p4[i0] * p4[i38] * p4[i39] * p4[i40];
+                for i131 in 0..n {
+                    out[(((i155 * n + i0) * n + i131) * n + i0) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i131]);
                 }
-            }
-        }
-        for i42 in 0..n {
-            for i43 in 0..n {
-                for i44 in 0..n {
-                    out[(((i0 * n + i42) * n + i43) * n + i44) * n + i43]
-                        += -6.0 * sum_q * p4[i0] * p4[i42] * p4[i43] * p4[i44];
+                for i133 in 0..n {
+                    out[(((i155 * n + i0) * n + i133) * n + i0) * n + i133]
+                        += -(sum_q * p4[i0] * p4[i133]);
                 }
-            }
-        }
-        for i46 in 0..n {
-            for i47 in 0..n {
-                for i48 in 0..n {
-                    out[(((i0 * n + i46) * n + i47) * n + i48) * n + i48]
-                        += -6.0 * sum_q * p4[i0] * p4[i46] * p4[i47] * p4[i48];
+                for i135 in 0..n {
+                    out[(((i155 * n + i0) * n + i135) * n + i135) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i135]);
                 }
+                for i137 in 0..n {
+                    out[(((i155 * n + i0) * n + i137) * n + i137) * n + i137]
+                        += -(sum_q * p4[i0] * p4[i137]);
+                }
+                for i139 in 0..n {
+                    out[(((i155 * n + i139) * n + i0) * n + i0) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i139]);
+                }
+                for i141 in 0..n {
+                    out[(((i155 * n + i141) * n + i0) * n + i0) * n + i141]
+                        += -(sum_q * p4[i0] * p4[i141]);
+                }
+                for i143 in 0..n {
+                    out[(((i155 * n + i143) * n + i0) * n + i143) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i143]);
+                }
+                for i145 in 0..n {
+                    out[(((i155 * n + i145) * n + i0) * n + i145) * n + i145]
+                        += -(sum_q * p4[i0] * p4[i145]);
+                }
+                for i147 in 0..n {
+                    out[(((i155 * n + i147) * n + i147) * n + i0) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i147]);
+                }
+                for i149 in 0..n {
+                    out[(((i155 * n + i149) * n + i149) * n + i0) * n + i149]
+                        += -(sum_q * p4[i0] * p4[i149]);
+                }
+                for i151 in 0..n {
+                    out[(((i155 * n + i151) * n + i151) * n + i151) * n + i0]
+                        += -(sum_q * p4[i0] * p4[i151]);
+                }
+                for i153 in 0..n {
+                    out[(((i155 * n + i153) * n + i153) * n + i153) * n + i153]
+                        += -(sum_q * p4[i0] * p4[i153]);
+                }
+                out[(((i155 * n + i0) * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
             }
-        }
-        for i50 in 0..n {
-            let out_r51 = &mut out[(((i0 * n + i0) * n + i0) * n + i50) * n..][..n];
-            for i51 in 0..n {
-                out_r51[i51] += 2.0 * sum_q * p4[i0] * p4[i50] * p4[i51];
-            }
-        }
-        for i53 in 0..n {
-            let out_r54 = &mut out[(((i0 * n + i0) * n + i53) * n + i0) * n..][..n];
-            for i54 in 0..n {
-                out_r54[i54] += 2.0 * sum_q * p4[i0] * p4[i53] * p4[i54];
-            }
-        }
-        for i56 in 0..n {
-            for i57 in 0..n {
-                out[(((i0 * n + i0) * n + i56) * n + i57) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i56] * p4[i57];
-            }
-        }
-        for i59 in 0..n {
-            let out_r60 = &mut out[(((i0 * n + i0) * n + i59) * n + i59) * n..][..n];
-            for i60 in 0..n {
-                out_r60[i60] += 2.0 * sum_q * p4[i0] * p4[i59] * p4[i60];
-            }
-        }
-        for i62 in 0..n {
-            for i63 in 0..n {
-                out[(((i0 * n + i0) * n + i62) * n + i63) * n + i62]
-                    += 2.0 * sum_q * p4[i0] * p4[i62] * p4[i63];
-            }
-        }
-        for i65 in 0..n {
-            for i66 in 0..n {
-                out[(((i0 * n + i0) * n + i65) * n + i66) * n + i66]
-                    += 2.0 * sum_q * p4[i0] * p4[i65] * p4[i66];
-            }
-        }
-        for i68 in 0..n {
-            let out_r69 = &mut out[(((i0 * n + i68) * n + i0) * n + i0) * n..][..n];
-            for i69 in 0..n {
-                out_r69[i69] += 2.0 * sum_q * p4[i0] * p4[i68] * p4[i69];
-            }
-        }
-        for i71 in 0..n {
-            for i72 in 0..n {
-                out[(((i0 * n + i71) * n + i0) * n + i72) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i71] * p4[i72];
-            }
-        }
-        for i74 in 0..n {
-            let out_r75 = &mut out[(((i0 * n + i74) * n + i0) * n + i74) * n..][..n];
-            for i75 in 0..n {
-                out_r75[i75] += 2.0 * sum_q * p4[i0] * p4[i74] * p4[i75];
-            }
-        }
-        for i77 in 0..n {
-            for i78 in 0..n {
-                out[(((i0 * n + i77) * n + i0) * n + i78) * n + i77]
-                    += 2.0 * sum_q * p4[i0] * p4[i77] * p4[i78];
-            }
-        }
-        for i80 in 0..n {
-            for i81 in 0..n {
-                out[(((i0 * n + i80) * n + i0) * n + i81) * n + i81]
-                    += 2.0 * sum_q * p4[i0] * p4[i80] * p4[i81];
-            }
-        }
-        for i83 in 0..n {
-            for i84 in 0..n {
-                out[(((i0 * n + i83) * n + i84) * n + i0) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i83] * p4[i84];
-            }
-        }
-        for i86 in 0..n {
-            let out_r87 = &mut out[(((i0 * n + i86) * n + i86) * n + i0) * n..][..n];
-            for i87 in 0..n {
-                out_r87[i87] += 2.0 * sum_q * p4[i0] * p4[i86] * p4[i87];
-            }
-        }
-        for i89 in 0..n {
-            for i90 in 0..n {
-                out[(((i0 * n + i89) * n + i90) * n + i0) * n + i89]
-                    += 2.0 * sum_q * p4[i0] * p4[i89] * p4[i90];
-            }
-        }
-        for i92 in 0..n {
-            for i93 in 0..n {
-                out[(((i0 * n + i92) * n + i93) * n + i0) * n + i93]
-                    += 2.0 * sum_q * p4[i0] * p4[i92] * p4[i93];
-            }
-        }
-        for i95 in 0..n {
-            for i96 in 0..n {
-                out[(((i0 * n + i95) * n + i95) * n + i96) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i95] * p4[i96];
-            }
-        }
-        for i98 in 0..n {
-            for i99 in 0..n {
-                out[(((i0 * n + i98) * n + i99) * n + i98) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i98] * p4[i99];
-            }
-        }
-        for i101 in 0..n {
-            for i102 in 0..n {
-                out[(((i0 * n + i101) * n + i102) * n + i102) * n + i0]
-                    += 2.0 * sum_q * p4[i0] * p4[i101] * p4[i102];
-            }
-        }
-        for i104 in 0..n {
-            let out_r105 = &mut out[(((i0 * n + i104) * n + i104) * n + i104)
-                * n..][..n];
-            for i105 in 0..n {
-                out_r105[i105] += 2.0 * sum_q * p4[i0] * p4[i104] * p4[i105];
-            }
-        }
-        for i107 in 0..n {
-            for i108 in 0..n {
-                out[(((i0 * n + i107) * n + i107) * n + i108) * n + i107]
-                    += 2.0 * sum_q * p4[i0] * p4[i107] * p4[i108];
-            }
-        }
-        for i110 in 0..n {
-            for i111 in 0..n {
-                out[(((i0 * n + i110) * n + i110) * n + i111) * n + i111]
-                    += 2.0 * sum_q * p4[i0] * p4[i110] * p4[i111];
-            }
-        }
-        for i113 in 0..n {
-            for i114 in 0..n {
-                out[(((i0 * n + i113) * n + i114) * n + i113) * n + i113]
-                    += 2.0 * sum_q * p4[i0] * p4[i113] * p4[i114];
-            }
-        }
-        for i116 in 0..n {
-            for i117 in 0..n {
-                out[(((i0 * n + i116) * n + i117) * n + i116) * n + i117]
-                    += 2.0 * sum_q * p4[i0] * p4[i116] * p4[i117];
-            }
-        }
-        for i119 in 0..n {
-            for i120 in 0..n {
-                out[(((i0 * n + i119) * n + i120) * n + i120) * n + i119]
-                    += 2.0 * sum_q * p4[i0] * p4[i119] * p4[i120];
-            }
-        }
-        for i122 in 0..n {
-            for i123 in 0..n {
-                out[(((i0 * n + i122) * n + i123) * n + i123) * n + i123]
-                    += 2.0 * sum_q * p4[i0] * p4[i122] * p4[i123];
-            }
-        }
-        let out_r125 = &mut out[(((i0 * n + i0) * n + i0) * n + i0) * n..][..n];
-        for i125 in 0..n {
-            out_r125[i125] += -(sum_q * p4[i0] * p4[i125]);
-        }
-        for i127 in 0..n {
-            out[(((i0 * n + i0) * n + i0) * n + i127) * n + i0]
-                += -(sum_q * p4[i0] * p4[i127]);
-        }
-        for i129 in 0..n {
-            out[(((i0 * n + i0) * n + i0) * n + i129) * n + i129]
-                += -(sum_q * p4[i0] * p4[i129]);
-        }
-        for i131 in 0..n {
-            out[(((i0 * n + i0) * n + i131) * n + i0) * n + i0]
-                += -(sum_q * p4[i0] * p4[i131]);
-        }
-        for i133 in 0..n {
-            out[(((i0 * n + i0) * n + i133) * n + i0) * n + i133]
-                += -(sum_q * p4[i0] * p4[i133]);
-        }
-        for i135 in 0..n {
-            out[(((i0 * n + i0) * n + i135) * n + i135) * n + i0]
-                += -(sum_q * p4[i0] * p4[i135]);
-        }
-        for i137 in 0..n {
-            out[(((i0 * n + i0) * n + i137) * n + i137) * n + i137]
-                += -(sum_q * p4[i0] * p4[i137]);
-        }
-        for i139 in 0..n {
-            out[(((i0 * n + i139) * n + i0) * n + i0) * n + i0]
-                += -(sum_q * p4[i0] * p4[i139]);
-        }
-        for i141 in 0..n {
-            out[(((i0 * n + i141) * n + i0) * n + i0) * n + i141]
-                += -(sum_q * p4[i0] * p4[i141]);
-        }
-        for i143 in 0..n {
-            out[(((i0 * n + i143) * n + i0) * n + i143) * n + i0]
-                += -(sum_q * p4[i0] * p4[i143]);
-        }
-        for i145 in 0..n {
-            out[(((i0 * n + i145) * n + i0) * n + i145) * n + i145]
-                += -(sum_q * p4[i0] * p4[i145]);
-        }
-        for i147 in 0..n {
-            out[(((i0 * n + i147) * n + i147) * n + i0) * n + i0]
-                += -(sum_q * p4[i0] * p4[i147]);
-        }
-        for i149 in 0..n {
-            out[(((i0 * n + i149) * n + i149) * n + i0) * n + i149]
-                += -(sum_q * p4[i0] * p4[i149]);
-        }
-        for i151 in 0..n {
-            out[(((i0 * n + i151) * n + i151) * n + i151) * n + i0]
-                += -(sum_q * p4[i0] * p4[i151]);
-        }
-        for i153 in 0..n {
-            out[(((i0 * n + i153) * n + i153) * n + i153) * n + i153]
-                += -(sum_q * p4[i0] * p4[i153]);
-        }
-        out[(((i0 * n + i0) * n + i0) * n + i0) * n + i0] += sum_q * p4[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f64]| {
+            xent_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `D^5 f[v, …, v]`, without forming the tensor.
@@ -8606,6 +8864,29 @@ fn xent_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         }
         half /= 2;
     }
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn xent_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { xent_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn xent_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// Advances `sorted` (non-decreasing, every entry below `n`) to the next

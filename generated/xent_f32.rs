@@ -508,17 +508,30 @@ pub fn xent_f32_hessian(z: &[f32], q: &[f32], out: &mut [f32]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_f32_hessian_avx2(z, q, out) };
+            return unsafe { xent_f32_hessian_avx2(z, q, out, 1) };
         }
     }
-    xent_f32_hessian_body::<false>(z, q, out)
+    xent_f32_hessian_body::<false>(z, q, out, 1)
+}
+/// [`xent_f32_hessian`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_f32_hessian_threads(z: &[f32], q: &[f32], out: &mut [f32], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_f32_hessian_avx2(z, q, out, threads) };
+        }
+    }
+    xent_f32_hessian_body::<false>(z, q, out, threads)
 }
 /// [`xent_f32_hessian`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_f32_hessian`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_f32_hessian_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
-    xent_f32_hessian_body::<true>(z, q, out)
+fn xent_f32_hessian_avx2(z: &[f32], q: &[f32], out: &mut [f32], threads: usize) {
+    xent_f32_hessian_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_f32_hessian`], with or without fused multiply-adds.
 #[inline(always)]
@@ -529,7 +542,12 @@ fn xent_f32_hessian_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
     dead_code,
     unused_variables
 )]
-fn xent_f32_hessian_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut [f32]) {
+fn xent_f32_hessian_body<const FMA: bool>(
+    z: &[f32],
+    q: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
@@ -601,12 +619,43 @@ fn xent_f32_hessian_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut [f32])
     for i3 in 0..n {
         p4[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(sum_q * p4[i0] * p4[i1]);
-        }
-        out[i0 * n + i0] += sum_q * p4[i0];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f32]| {
+            for i0 in lo..hi {
+                let i7 = i0 - lo;
+                let out_r1 = &mut out[i7 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(sum_q * p4[i0] * p4[i1]);
+                }
+                out[i7 * n + i0] += sum_q * p4[i0];
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f32]| {
+            xent_f32_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// The diagonal of the Hessian, `H_ii`.
@@ -719,17 +768,35 @@ pub fn xent_f32_hessian_factor(z: &[f32], q: &[f32], out: &mut [f32]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_f32_hessian_factor_avx2(z, q, out) };
+            return unsafe { xent_f32_hessian_factor_avx2(z, q, out, 1) };
         }
     }
-    xent_f32_hessian_factor_body::<false>(z, q, out)
+    xent_f32_hessian_factor_body::<false>(z, q, out, 1)
+}
+/// [`xent_f32_hessian_factor`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_f32_hessian_factor_threads(
+    z: &[f32],
+    q: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_f32_hessian_factor_avx2(z, q, out, threads) };
+        }
+    }
+    xent_f32_hessian_factor_body::<false>(z, q, out, threads)
 }
 /// [`xent_f32_hessian_factor`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_f32_hessian_factor`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_f32_hessian_factor_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
-    xent_f32_hessian_factor_body::<true>(z, q, out)
+fn xent_f32_hessian_factor_avx2(z: &[f32], q: &[f32], out: &mut [f32], threads: usize) {
+    xent_f32_hessian_factor_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_f32_hessian_factor`], with or without fused multiply-adds.
 #[inline(always)]
@@ -740,7 +807,12 @@ fn xent_f32_hessian_factor_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
     dead_code,
     unused_variables
 )]
-fn xent_f32_hessian_factor_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut [f32]) {
+fn xent_f32_hessian_factor_body<const FMA: bool>(
+    z: &[f32],
+    q: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n, "`out` must have length n·n");
@@ -812,12 +884,43 @@ fn xent_f32_hessian_factor_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut
     for i3 in 0..n {
         p4[i3] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        let out_r1 = &mut out[i0 * n..][..n];
-        for i1 in 0..n {
-            out_r1[i1] = -(sum_q.sqrt() * p4[i0].sqrt() * p4[i1]);
-        }
-        out[i0 * n + i0] += sum_q.sqrt() * p4[i0].sqrt();
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f32]| {
+            for i0 in lo..hi {
+                let i7 = i0 - lo;
+                let out_r1 = &mut out[i7 * n..][..n];
+                for i1 in 0..n {
+                    out_r1[i1] = -(sum_q.sqrt() * p4[i0].sqrt() * p4[i1]);
+                }
+                out[i7 * n + i0] += sum_q.sqrt() * p4[i0].sqrt();
+            }
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f32]| {
+            xent_f32_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `(H + λI)⁻¹ v` by Sherman–Morrison, O(n) (H is diagonal plus rank one; see `symdiff analyze`). Where H is singular (xent: `γ = 1`), λ must be positive (at λ = 0 the entries are not finite): use `_newton_least_norm` there.
@@ -1082,17 +1185,30 @@ pub fn xent_f32_d3(z: &[f32], q: &[f32], out: &mut [f32]) {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
-            return unsafe { xent_f32_d3_avx2(z, q, out) };
+            return unsafe { xent_f32_d3_avx2(z, q, out, 1) };
         }
     }
-    xent_f32_d3_body::<false>(z, q, out)
+    xent_f32_d3_body::<false>(z, q, out, 1)
+}
+/// [`xent_f32_d3`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share. Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.
+#[allow(clippy::too_many_arguments, dead_code, unused_variables)]
+pub fn xent_f32_d3_threads(z: &[f32], q: &[f32], out: &mut [f32], threads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above; the callee only adds `target_feature`s.
+            return unsafe { xent_f32_d3_avx2(z, q, out, threads) };
+        }
+    }
+    xent_f32_d3_body::<false>(z, q, out, threads)
 }
 /// [`xent_f32_d3`] compiled for AVX2 and FMA: call it only on a CPU that has both, as [`xent_f32_d3`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments, dead_code, unused_variables)]
-fn xent_f32_d3_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
-    xent_f32_d3_body::<true>(z, q, out)
+fn xent_f32_d3_avx2(z: &[f32], q: &[f32], out: &mut [f32], threads: usize) {
+    xent_f32_d3_body::<true>(z, q, out, threads)
 }
 /// The body of [`xent_f32_d3`], with or without fused multiply-adds.
 #[inline(always)]
@@ -1103,7 +1219,12 @@ fn xent_f32_d3_avx2(z: &[f32], q: &[f32], out: &mut [f32]) {
     dead_code,
     unused_variables
 )]
-fn xent_f32_d3_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut [f32]) {
+fn xent_f32_d3_body<const FMA: bool>(
+    z: &[f32],
+    q: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) {
     let n = z.len();
     assert_eq!(q.len(), n, "`q` must have length n");
     assert_eq!(out.len(), n * n * n, "`out` must have length n·n·n");
@@ -1175,24 +1296,55 @@ fn xent_f32_d3_body<const FMA: bool>(z: &[f32], q: &[f32], out: &mut [f32]) {
     for i4 in 0..n {
         p4[i4] *= inv_sumexp;
     }
-    for i0 in 0..n {
-        for i1 in 0..n {
-            let out_r2 = &mut out[(i0 * n + i1) * n..][..n];
-            for i2 in 0..n {
-                out_r2[i2] = 2.0 * sum_q * p4[i0] * p4[i1] * p4[i2];
+    {
+        let region = |lo: usize, hi: usize, out: &mut [f32]| {
+            for i0 in lo..hi {
+                let i14 = i0 - lo;
+                for i1 in 0..n {
+                    let out_r2 = &mut out[(i14 * n + i1) * n..][..n];
+                    for i2 in 0..n {
+                        out_r2[i2] = 2.0 * sum_q * p4[i0] * p4[i1] * p4[i2];
+                    }
+                }
+                let out_r8 = &mut out[(i14 * n + i0) * n..][..n];
+                for i8 in 0..n {
+                    out_r8[i8] += -(sum_q * p4[i0] * p4[i8]);
+                }
+                for i10 in 0..n {
+                    out[(i14 * n + i10) * n + i0] += -(sum_q * p4[i0] * p4[i10]);
+                }
+                for i12 in 0..n {
+                    out[(i14 * n + i12) * n + i12] += -(sum_q * p4[i0] * p4[i12]);
+                }
+                out[(i14 * n + i0) * n + i0] += sum_q * p4[i0];
             }
-        }
-        let out_r8 = &mut out[(i0 * n + i0) * n..][..n];
-        for i8 in 0..n {
-            out_r8[i8] += -(sum_q * p4[i0] * p4[i8]);
-        }
-        for i10 in 0..n {
-            out[(i0 * n + i10) * n + i0] += -(sum_q * p4[i0] * p4[i10]);
-        }
-        for i12 in 0..n {
-            out[(i0 * n + i12) * n + i12] += -(sum_q * p4[i0] * p4[i12]);
-        }
-        out[(i0 * n + i0) * n + i0] += sum_q * p4[i0];
+        };
+        let run = |lo: usize, hi: usize, out: &mut [f32]| {
+            xent_f32_on_thread::<FMA, _>(|| region(lo, hi, out))
+        };
+        let threads = threads.min((n * n * n) >> 14).max(1);
+        if threads == 1 {
+            run(0, n, &mut out[..]);
+        } else {
+            let bounds: Vec<usize> = (0..=threads).map(|t| t * n / threads).collect();
+            let mut out_rest = &mut out[..];
+            std::thread::scope(|scope| {
+                let run = &run;
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let (out_rows, rest) = std::mem::take(&mut out_rest)
+                            .split_at_mut((hi - lo) * n * n);
+                        out_rest = rest;
+                        scope.spawn(move || run(lo, hi, out_rows))
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a range of rows does not panic");
+                }
+            })
+        };
     }
 }
 /// `D^3 f[v, …, v]`, without forming the tensor.
@@ -1399,4 +1551,27 @@ fn xent_f32_fold64<const MAX: bool>(acc: &mut [f64; 64]) {
         }
         half /= 2;
     }
+}
+
+/// Runs `f`, a kernel's range of rows on a thread of its own, in code
+/// compiled for AVX2 and FMA when `FMA` is set. A closure gets the target
+/// features of the function it is written in, not of the one it is
+/// inlined into, so a range run on a thread would otherwise compute every
+/// `mul_add` by a call to libm.
+#[inline(always)]
+fn xent_f32_on_thread<const FMA: bool, R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is set only in kernels compiled for AVX2 and FMA,
+        // after the CPU was checked for both.
+        return unsafe { xent_f32_on_thread_fma(f) };
+    }
+    f()
+}
+
+/// [`on_thread`] in code compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn xent_f32_on_thread_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

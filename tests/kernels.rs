@@ -23,7 +23,7 @@ mod xent {
             super::xent_hvp_body::<false>(z, q, v, out)
         }
         pub fn d3(z: &[f64], q: &[f64], out: &mut [f64]) {
-            super::xent_d3_body::<false>(z, q, out)
+            super::xent_d3_body::<false>(z, q, out, 1)
         }
         pub fn d4_dir(z: &[f64], q: &[f64], v: &[f64]) -> f64 {
             super::xent_d4_dir_body::<false>(z, q, v)

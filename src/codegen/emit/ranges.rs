@@ -9,13 +9,10 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::Emitter;
+use crate::codegen::loops::passes::rows::MIN_ENTRIES_LOG2;
 use crate::codegen::loops::{Array, RowSplit, Slice, Stmt, Var};
 use crate::ir::Dim;
 
-/// Rows a thread should have at least: `row × rows` entries touched per
-/// range, as a power of two (about 16 thousand: some ten microseconds,
-/// a few times what starting a thread costs).
-const MIN_ENTRIES_LOG2: usize = 14;
 
 /// The arrays a range gets its own rows of: names (the closure's
 /// parameters shadow the whole arrays), element types, and how many
@@ -131,13 +128,25 @@ impl Emitter<'_> {
     /// results are kept, in order, as `ranges`.
     fn range_dispatch(&self, dim: &Dim, split: &RowSplit, own: &OwnRows, with_sums: bool) -> TokenStream {
         let m = self.dim(dim);
-        let entries = if split.row.is_empty() {
-            m.clone()
-        } else {
-            let len = self.product(&split.row);
-            quote!(#m * #len)
+        // How many threads the work is worth: a number when the lengths
+        // are fixed (the rows pass left only loops worth two).
+        let fixed: Option<usize> = std::iter::once(dim).chain(&split.row).map(|d| self.fixed(d)).product();
+        let most = match fixed {
+            Some(entries) => {
+                let most = Literal::usize_unsuffixed(entries >> MIN_ENTRIES_LOG2);
+                quote!(#most)
+            }
+            None => {
+                let log2 = Literal::usize_unsuffixed(MIN_ENTRIES_LOG2);
+                let entries = if split.row.is_empty() {
+                    m.clone()
+                } else {
+                    let len = self.product(&split.row);
+                    quote!(#m * #len)
+                };
+                quote!((#entries) >> #log2)
+            }
         };
-        let log2 = Literal::usize_unsuffixed(MIN_ENTRIES_LOG2);
         let (names, lens) = (&own.names, &own.lens);
         let rests: Vec<_> = names.iter().map(|n| format_ident!("{}_rest", n)).collect();
         let parts: Vec<_> = names.iter().map(|n| format_ident!("{}_rows", n)).collect();
@@ -159,7 +168,7 @@ impl Emitter<'_> {
             (quote!(), quote!(#all;), joined)
         };
         quote! {
-            let threads = threads.min((#entries) >> #log2).max(1);
+            let threads = threads.min(#most).max(1);
             #bind if threads == 1 {
                 #one
             } else {

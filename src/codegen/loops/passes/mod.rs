@@ -112,7 +112,7 @@ impl Body {
         record("tile", &stmts);
         symmetric::gather_classes(&mut stmts);
         record("symmetric", &stmts);
-        self.split_rows(&mut stmts);
+        self.split_rows(&mut stmts, fixed);
         record("rows", &stmts);
         crate::codegen::loops::schedule::schedule(&mut stmts, fixed);
         record("schedule", &stmts);

@@ -9,8 +9,9 @@
 //!
 //! * a scalar it declares itself (a row's sum, its shift);
 //! * an array written at the loop's row only, in its first index, and
-//!   read, if at all, at that row (`out[r, ·]`, the `G` of `Xᵀ G`): each
-//!   range gets its own rows, addressed by the row's place in the range;
+//!   read, if at all, at that row (`out[r, ·]`, the `G` of `Xᵀ G`, the
+//!   diagonal `out[r, r]` of a Jacobian): each range gets its own rows,
+//!   addressed by the row's place in the range;
 //! * a temporary summed over the rows (`t[i] += …`, `s += …`) and not read
 //!   in the loop: each range sums its own from zero, and the kernel adds
 //!   them in order of ranges after the loop;
@@ -21,12 +22,17 @@
 //! with more, only the sums over rows are grouped differently (per range),
 //! as in any threaded reduction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::fuse::Target;
 
 use crate::codegen::loops::*;
 use crate::ir::Dim;
+
+/// Entries a range of rows should touch at least, as a power of two
+/// (about 16 thousand: some ten microseconds, a few times what starting a
+/// thread costs).
+pub const MIN_ENTRIES_LOG2: usize = 14;
 
 /// Everything a row loop writes, with what it does with it, in order of
 /// first write.
@@ -44,8 +50,10 @@ enum Written {
 }
 
 impl Body {
-    /// Marks each qualifying top-level row loop of `stmts`.
-    pub(crate) fn split_rows(&mut self, stmts: &mut [Stmt]) {
+    /// Marks each qualifying top-level row loop of `stmts`, but those
+    /// whose lengths, fixed at generation time (`--dim`), leave too little
+    /// for two ranges (see `emit/ranges.rs`).
+    pub(crate) fn split_rows(&mut self, stmts: &mut [Stmt], fixed: &HashMap<String, usize>) {
         for k in 0..stmts.len() {
             let later: BTreeSet<TempId> = stmts[k + 1..]
                 .iter()
@@ -57,6 +65,7 @@ impl Body {
                 .collect();
             let Stmt::Loop {
                 var,
+                dim,
                 body,
                 split: split @ None,
                 ..
@@ -67,6 +76,14 @@ impl Body {
             let Some((written, row)) = classify(*var, body, &later) else {
                 continue;
             };
+            let length = |d: &Dim| match d {
+                Dim::Fixed(k) => Some(*k),
+                Dim::Named(n) => fixed.get(&**n).copied(),
+            };
+            let entries: Option<usize> = std::iter::once(&*dim).chain(&row).map(length).product();
+            if entries.is_some_and(|e| e >> MIN_ENTRIES_LOG2 < 2) {
+                continue;
+            }
             let local = self.var();
             let mut plan = RowSplit {
                 local,
@@ -237,8 +254,8 @@ fn classify(
     for &(a, _) in &all {
         let target = Target::Array(a.array.clone());
         let split = written.contains(&(target, Written::Split));
-        let rows_at: Vec<usize> = a.idx.iter().enumerate().filter(|(_, (v, _))| *v == row).map(|(k, _)| k).collect();
-        if split && rows_at != [0] || !split && a.array == Array::Out {
+        let at_row = a.idx.first().is_some_and(|(v, _)| *v == row);
+        if split && !at_row || !split && a.array == Array::Out {
             return None;
         }
     }
