@@ -239,48 +239,42 @@ pub(super) fn take(a: &Arc<Atom>, ctx: &mut Ctx) -> Ex {
             Ex::Sum(k, dim.clone(), Box::new(d_poly(&body.rename(*ix, k), wrt)))
         }
         Atom::Softmax { ix, dim, body, at } => {
+            // ∂p_at = p_at·(∂x_at − Σ_m p_m ∂x_m)
             let k = fresh();
             let open = body.rename(*ix, k);
-            let m = new_index(ctx);
-            let k2 = fresh();
-            let p_m = Poly::softmax(k2, dim, open.rename(k, k2), m);
             Ex::Mul(
                 1.0,
                 vec![
                     Ex::P(Poly::atom(a.clone())),
                     Ex::Add(vec![
                         d_poly(&open.rename(k, *at), wrt),
-                        Ex::Mul(
-                            -1.0,
-                            vec![Ex::Sum(
-                                m,
-                                dim.clone(),
-                                Box::new(Ex::Mul(
-                                    1.0,
-                                    vec![Ex::P(p_m), d_poly(&open.rename(k, m), wrt)],
-                                )),
-                            )],
-                        ),
+                        Ex::Mul(-1.0, vec![mean_derivative(&open, k, dim, ctx)]),
                     ]),
                 ],
             )
         }
+        // ∂ logsumexp(x) = Σ_m p_m ∂x_m
         Atom::Lse { ix, dim, body } => {
             let k = fresh();
-            let open = body.rename(*ix, k);
-            let m = new_index(ctx);
-            let k2 = fresh();
-            let p_m = Poly::softmax(k2, dim, open.rename(k, k2), m);
-            Ex::Sum(
-                m,
-                dim.clone(),
-                Box::new(Ex::Mul(
-                    1.0,
-                    vec![Ex::P(p_m), d_poly(&open.rename(k, m), wrt)],
-                )),
-            )
+            mean_derivative(&body.rename(*ix, k), k, dim, ctx)
         }
     }
+}
+
+/// `Σ_m p_m ∂x_m` for the entries `x_k` of `open` (free in `k`) and
+/// `p = softmax(x)`: the derivative's mean under the softmax.
+fn mean_derivative(open: &Poly, k: Ix, dim: &Dim, ctx: &mut Ctx) -> Ex {
+    let m = new_index(ctx);
+    let k2 = fresh();
+    let p_m = Poly::softmax(k2, dim, open.rename(k, k2), m);
+    Ex::Sum(
+        m,
+        dim.clone(),
+        Box::new(Ex::Mul(
+            1.0,
+            vec![Ex::P(p_m), d_poly(&open.rename(k, m), ctx.wrt)],
+        )),
+    )
 }
 
 /// Drops zeros, flattens nested sums and products, and multiplies the

@@ -179,38 +179,11 @@ pub fn over_common_denominator(p: &Poly) -> Option<Fraction> {
     }
     // Each term as (rest, [(base index, multiplicity)]).
     let mut bases: Vec<Poly> = Vec::new();
-    let mut split: Vec<(Poly, Vec<(usize, u32)>)> = Vec::new();
-    for t in &p.terms {
-        let mut rest = Poly::constant(t.coef.0);
-        let mut dens: Vec<(usize, u32)> = Vec::new();
-        for f in &t.factors {
-            let e = f.exp.0;
-            match &*f.atom {
-                Atom::Group(b) if e < 0.0 && e.fract() == 0.0 && e >= -64.0 => {
-                    let (scale, factors) = normalise_base(b)?;
-                    rest = rest.mul(&scale.powf(e));
-                    for (g, k) in factors {
-                        let at = match bases.iter().position(|x| *x == g) {
-                            Some(n) => n,
-                            None => {
-                                bases.push(g);
-                                bases.len() - 1
-                            }
-                        };
-                        let mult = k * (-e) as u32;
-                        match dens.iter_mut().find(|(n, _)| *n == at) {
-                            Some(d) => d.1 += mult,
-                            None => dens.push((at, mult)),
-                        }
-                    }
-                }
-                _ => {
-                    rest = rest.mul(&Poly::atom(f.atom.clone()).powf(e));
-                }
-            }
-        }
-        split.push((rest, dens));
-    }
+    let split: Vec<(Poly, Vec<(usize, u32)>)> = p
+        .terms
+        .iter()
+        .map(|t| split_term(t, &mut bases))
+        .collect::<Option<_>>()?;
     if bases.is_empty() {
         return None;
     }
@@ -227,21 +200,7 @@ pub fn over_common_denominator(p: &Poly) -> Option<Fraction> {
         .collect();
     let mut terms = Vec::new();
     for (rest, dens) in split {
-        let mut t = rest;
-        for (b, base) in bases.iter().enumerate() {
-            let have = dens
-                .iter()
-                .find(|(n, _)| *n == b)
-                .map(|(_, m)| *m)
-                .unwrap_or(0);
-            for _ in have..mult[b] {
-                t = t.mul(base);
-                if t.len() > MAX_TERMS {
-                    return None;
-                }
-            }
-        }
-        terms.extend(t.terms);
+        terms.extend(over_lcm(rest, &dens, &bases, &mult)?.terms);
         if terms.len() > 4 * MAX_TERMS {
             return None;
         }
@@ -254,6 +213,60 @@ pub fn over_common_denominator(p: &Poly) -> Option<Fraction> {
         numerator,
         denominators: bases.into_iter().zip(mult).collect(),
     })
+}
+
+/// A term as the product of the rest and its multi-term denominators:
+/// each denominator's normalised square-free factors, as indices into
+/// `bases` (new ones appended) with their multiplicities.
+fn split_term(t: &Term, bases: &mut Vec<Poly>) -> Option<(Poly, Vec<(usize, u32)>)> {
+    let mut rest = Poly::constant(t.coef.0);
+    let mut dens: Vec<(usize, u32)> = Vec::new();
+    for f in &t.factors {
+        let e = f.exp.0;
+        match &*f.atom {
+            Atom::Group(b) if e < 0.0 && e.fract() == 0.0 && e >= -64.0 => {
+                let (scale, factors) = normalise_base(b)?;
+                rest = rest.mul(&scale.powf(e));
+                for (g, k) in factors {
+                    let at = match bases.iter().position(|x| *x == g) {
+                        Some(n) => n,
+                        None => {
+                            bases.push(g);
+                            bases.len() - 1
+                        }
+                    };
+                    let mult = k * (-e) as u32;
+                    match dens.iter_mut().find(|(n, _)| *n == at) {
+                        Some(d) => d.1 += mult,
+                        None => dens.push((at, mult)),
+                    }
+                }
+            }
+            _ => rest = rest.mul(&Poly::atom(f.atom.clone()).powf(e)),
+        }
+    }
+    Some((rest, dens))
+}
+
+/// The numerator of one split term over the common denominator: its rest
+/// times each base it lacks (`mult[b]` minus its own multiplicity).
+/// `None` when it grows past `MAX_TERMS`.
+fn over_lcm(rest: Poly, dens: &[(usize, u32)], bases: &[Poly], mult: &[u32]) -> Option<Poly> {
+    let mut t = rest;
+    for (b, base) in bases.iter().enumerate() {
+        let have = dens
+            .iter()
+            .find(|(n, _)| *n == b)
+            .map(|(_, m)| *m)
+            .unwrap_or(0);
+        for _ in have..mult[b] {
+            t = t.mul(base);
+            if t.len() > MAX_TERMS {
+                return None;
+            }
+        }
+    }
+    Some(t)
 }
 
 /// `base ^ e` for a multi-term base: kept whole as a group (the normal
