@@ -1,7 +1,9 @@
 //! Errors with source spans, rendered as a one-screen report.
 //!
 //! Every failure a user can cause is a [`Error`]: a message, the input it
-//! points into (the expression or the `--at` data), a byte range and a label.
+//! points into (the expression or the point of an evaluation), a byte range
+//! and a label. Messages name no command-line flag; the CLI names the
+//! point's input after its flag (`--at`) when it renders them.
 //! The CLI renders it with `codespan-reporting` and exits with status 2.
 
 use std::fmt;
@@ -16,7 +18,7 @@ use codespan_reporting::term;
 pub enum Source {
     /// The expression (program) text.
     Expr,
-    /// The `--at` point.
+    /// The point of an evaluation (the CLI's `--at`).
     At,
 }
 
@@ -89,11 +91,18 @@ impl Error {
         self
     }
 
-    /// Renders the report, with line:column and a caret under each place.
+    /// Renders the report, with line:column and a caret under each place;
+    /// places in the point are shown in an input named `point`.
     pub fn render(&self, expr: &str, at: Option<&str>) -> String {
+        self.render_named(expr, at, "point")
+    }
+
+    /// [`Error::render`] with the point's input named `at_name` (the CLI
+    /// names it after its flag, `--at`).
+    pub fn render_named(&self, expr: &str, at: Option<&str>, at_name: &str) -> String {
         let mut files = SimpleFiles::new();
         let expr_id = files.add("expr", expr.to_string());
-        let at_id = files.add("--at", at.unwrap_or("").to_string());
+        let at_id = files.add(at_name, at.unwrap_or("").to_string());
         let mut labels = Vec::new();
         for (n, spot) in self.spots.iter().enumerate() {
             let (id, text) = match spot.source {

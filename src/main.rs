@@ -232,7 +232,7 @@ fn run(mut cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprint!("{}", e.render(&expr, at.as_deref()));
+            eprint!("{}", e.render_named(&expr, at.as_deref(), "--at"));
             ExitCode::from(2)
         }
     }

@@ -99,7 +99,7 @@ impl PointParser<'_> {
     }
 
     fn error(&self, at: usize, msg: &str) -> Error {
-        Error::new(format!("cannot read --at: {msg}")).with_spot(
+        Error::new(format!("cannot read the point: {msg}")).with_spot(
             Source::At,
             at..(at + 1).min(self.s.len().max(at)),
             msg,
@@ -120,10 +120,14 @@ impl PointParser<'_> {
             Some((a, b)) => match (a.parse::<f64>(), b.parse::<f64>()) {
                 (Ok(a), Ok(b)) if b != 0.0 => Ok(a / b),
                 (Ok(_), Ok(_)) => {
-                    return Err(
-                        Error::new(format!("cannot read --at: `{text}` divides by zero"))
-                            .with_spot(Source::At, start..self.pos, "a zero denominator"),
-                    )
+                    return Err(Error::new(format!(
+                        "cannot read the point: `{text}` divides by zero"
+                    ))
+                    .with_spot(
+                        Source::At,
+                        start..self.pos,
+                        "a zero denominator",
+                    ))
                 }
                 _ => "not a number".parse::<f64>(),
             },
@@ -132,20 +136,19 @@ impl PointParser<'_> {
         match parsed {
             Ok(v) if v.is_finite() => Ok(v),
             Ok(_) => Err(
-                Error::new("cannot read --at: values must be finite numbers").with_spot(
+                Error::new("cannot read the point: values must be finite numbers").with_spot(
                     Source::At,
                     start..self.pos,
                     "not a finite number",
                 ),
             ),
             Err(_) if text.is_empty() => Err(self.error(start, "expected a number")),
-            Err(_) => Err(
-                Error::new(format!("cannot read --at: `{text}` is not a number")).with_spot(
-                    Source::At,
-                    start..self.pos,
-                    "not a number",
-                ),
-            ),
+            Err(_) => {
+                Err(
+                    Error::new(format!("cannot read the point: `{text}` is not a number"))
+                        .with_spot(Source::At, start..self.pos, "not a number"),
+                )
+            }
         }
     }
 
@@ -165,7 +168,7 @@ impl PointParser<'_> {
                         if let Some(first) = rows.first() {
                             if first.len() != r.len() {
                                 return Err(Error::new(format!(
-                                    "ragged matrix in --at: row {} has {} entries, row 1 has {}",
+                                    "ragged matrix in the point: row {} has {} entries, row 1 has {}",
                                     rows.len() + 1,
                                     r.len(),
                                     first.len()
@@ -280,7 +283,7 @@ pub fn bind(typed: &Typed, bindings: &[Binding]) -> Result<Point> {
     for (name, _) in &typed.vars {
         if !vars.contains_key(name) {
             return Err(
-                Error::new(format!("--at gives no value for `{name}`")).with_spot(
+                Error::new(format!("the point gives no value for `{name}`")).with_spot(
                     Source::At,
                     0..0,
                     format!("add `{name}=...`"),
@@ -306,7 +309,7 @@ fn check_lengths(b: &Binding, shape: &Shape, dims: &[usize], sizes: &mut Sizes) 
             _ => format!("a {}×{} matrix", dims[0], dims[1]),
         };
         return Err(Error::new(format!(
-            "`{}` is {shape} in the expression, but --at gives {got}",
+            "`{}` is {shape} in the expression, but the point gives {got}",
             b.name
         ))
         .with_spot(
@@ -319,7 +322,7 @@ fn check_lengths(b: &Binding, shape: &Shape, dims: &[usize], sizes: &mut Sizes) 
         match d {
             Dim::Fixed(n) if *n != len => {
                 return Err(Error::new(format!(
-                    "`{}` is {shape}, but --at gives length {len} where {n} is declared",
+                    "`{}` is {shape}, but the point gives length {len} where {n} is declared",
                     b.name
                 ))
                 .with_spot(
