@@ -19,6 +19,7 @@ pub mod interp;
 #[allow(dead_code)]
 pub(crate) mod interp;
 mod spec;
+mod threads;
 
 pub(crate) use crate::kernel_algebra::*;
 pub(crate) use signature::*;

@@ -8,6 +8,7 @@ use quote::{format_ident, quote};
 
 use crate::codegen::emit::{Emitter, Helpers, Names};
 use crate::codegen::loops::{Body, Stmt};
+use crate::codegen::threads::{has_matmul, has_row_ranges, Threaded};
 use crate::codegen::*;
 use crate::derive::Derivation;
 use crate::diag::{Error, Result};
@@ -598,45 +599,3 @@ pub(crate) fn scattered(b: &mut Body, t: &Tensor) -> Result<Lowered> {
     Ok(Lowered::Stmts(tail, out_indices(t)))
 }
 
-/// The work of a function that threads can share.
-#[derive(Clone, Copy)]
-struct Threaded {
-    /// Matrix products (split by rows of their longer side).
-    products: bool,
-    /// Loops over the rows of a batch (split into ranges of rows).
-    rows: bool,
-}
-
-impl Threaded {
-    /// The doc of `{name}_threads`.
-    fn doc(self, name: &str) -> String {
-        let products = " Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread.";
-        let rows = " Loops over the rows of the batch give each thread a range of rows; sums over rows are added per range, so they can differ from one thread's in the last bits. A range gets at least about 16 thousand entries.";
-        let mut doc = format!(" [`{name}`] on `threads` threads (`std::thread::scope`); fewer are used where the work is too small to share.");
-        if self.products {
-            doc.push_str(products);
-        }
-        if self.rows {
-            doc.push_str(rows);
-        }
-        doc
-    }
-}
-
-/// Whether a statement is, or holds, a matrix product.
-fn has_matmul(s: &Stmt) -> bool {
-    match s {
-        Stmt::MatMul { .. } => true,
-        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_matmul),
-        _ => false,
-    }
-}
-
-/// Whether a statement is, or holds, a loop over ranges of rows.
-fn has_row_ranges(s: &Stmt) -> bool {
-    match s {
-        Stmt::Loop { split: Some(_), .. } => true,
-        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_row_ranges),
-        _ => false,
-    }
-}

@@ -1,5 +1,6 @@
 //! The runtime helpers generated kernels carry (`exp`, `exp_shifted`,
-//! `sigmoid`, `softplus`), as real Rust source: `f64.rs` and `f32.rs` are
+//! `sigmoid`, `softplus`, the matrix products of `gemm.rs`), as real Rust
+//! source: `f64.rs`, `f32.rs` and `gemm.rs` are
 //! compiled and tested here, and [`source`] emits the functions a kernel
 //! uses verbatim — comments, constants' explanations and all — under the
 //! kernel's prefix (`xent_exp_shifted`).
@@ -35,10 +36,10 @@ pub const NAMES: &[&str] = &[
 const F64: &str = include_str!("f64.rs");
 const F32: &str = include_str!("f32.rs");
 
-/// Helpers on `f64` partial results, which f32 kernels keep too, and
-/// helpers generic over the float: one copy, in `f64.rs`, for both.
-const ON_F64_PARTIALS: &[&str] = &[
-    "fold64",
+const GEMM: &str = include_str!("gemm.rs");
+
+/// The matrix-product helpers, in `gemm.rs`: one copy for f64 and f32.
+const MATRIX_PRODUCTS: &[&str] = &[
     "gemm",
     "gemm_threads",
     "gemm_panels",
@@ -51,6 +52,12 @@ const ON_F64_PARTIALS: &[&str] = &[
     "gemm_narrow_vectors",
     "gemm_narrow_vectors_block",
     "gemm_narrow_vectors_block_fma",
+];
+
+/// Helpers on `f64` partial results, which f32 kernels keep too, and
+/// helpers generic over the float: one copy, in `f64.rs`, for both.
+const ON_F64_PARTIALS: &[&str] = &[
+    "fold64",
     "on_thread",
     "on_thread_fma",
     "next_sorted",
@@ -70,19 +77,7 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
         wanted.push("exp_shifted");
     }
     if wanted.contains(&"gemm") {
-        wanted.extend([
-            "gemm_threads",
-            "gemm_panels",
-            "gemm_block",
-            "gemm_block_fma",
-            "gemm_narrow",
-            "gemm_wide_vectors",
-            "gemm_wide_vectors_block",
-            "gemm_wide_vectors_block_fma",
-            "gemm_narrow_vectors",
-            "gemm_narrow_vectors_block",
-            "gemm_narrow_vectors_block_fma",
-        ]);
+        wanted.extend(&MATRIX_PRODUCTS[1..]);
     }
     if wanted.contains(&"on_thread") {
         wanted.push("on_thread_fma");
@@ -100,7 +95,9 @@ pub fn source(kernel: &str, float: Float, used: &[&str]) -> String {
         .collect();
     let mut out = header;
     for name in NAMES.iter().filter(|n| wanted.contains(n)) {
-        let from = if ON_F64_PARTIALS.contains(name) {
+        let from = if MATRIX_PRODUCTS.contains(name) {
+            GEMM
+        } else if ON_F64_PARTIALS.contains(name) {
             F64
         } else {
             file
@@ -178,6 +175,7 @@ fn rename(text: &str, kernel: &str) -> String {
 mod tests {
     mod f64_helpers {
         include!("f64.rs");
+        include!("gemm.rs");
 
         pub(super) fn fold64_for_test<const MAX: bool>(acc: &mut [f64; 64]) {
             fold64::<MAX>(acc)
