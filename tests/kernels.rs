@@ -769,3 +769,24 @@ fn f32_kernels_agree_with_f64_to_f32_precision() {
         }
     }
 }
+
+/// Full Hessians split their rows over threads (`_threads`): each row is
+/// computed as with one thread, in f64 and in f32 (whose ranges keep f64
+/// sums where the one-thread body does).
+#[test]
+fn hessian_rows_on_threads_are_the_one_thread_rows() {
+    let mut rng = Rng(0x7_4ead);
+    let n = 300;
+    let z = rng.vec(n, -4.0, 4.0);
+    let q = rng.vec(n, 0.0, 1.0);
+    let (mut one, mut two) = (vec![0.0; n * n], vec![0.0; n * n]);
+    xent::xent_hessian(&z, &q, &mut one);
+    xent::xent_hessian_threads(&z, &q, &mut two, 2);
+    assert_eq!(one, two);
+    let f = |x: &[f64]| x.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+    let (z32, q32) = (f(&z), f(&q));
+    let (mut one, mut two) = (vec![0.0f32; n * n], vec![0.0f32; n * n]);
+    xent_f32::xent_f32_hessian(&z32, &q32, &mut one);
+    xent_f32::xent_f32_hessian_threads(&z32, &q32, &mut two, 2);
+    assert_eq!(one, two);
+}
