@@ -123,10 +123,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn fixed(&self, d: &Dim) -> Option<usize> {
-        match d {
-            Dim::Fixed(k) => Some(*k),
-            Dim::Named(n) => self.names.fixed.get(&**n).copied(),
-        }
+        d.length_in(&self.names.fixed)
     }
 
     /// Whether temporary `t` is kept in f64 in an f32 kernel: a sum built

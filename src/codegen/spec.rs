@@ -97,10 +97,7 @@ pub(crate) fn check_output_sizes(
     d: &Derivation,
     fixed: &HashMap<String, usize>,
 ) -> Result<()> {
-    let len = |dim: &Dim| match dim {
-        Dim::Fixed(k) => *k,
-        Dim::Named(n) => fixed.get(&**n).copied().unwrap_or(1),
-    };
+    let len = |dim: &Dim| dim.length_in(fixed).unwrap_or(1);
     let value: Option<usize> = d
         .tensor
         .value_dims

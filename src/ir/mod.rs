@@ -52,6 +52,16 @@ pub enum Dim {
     Named(Arc<str>),
 }
 
+impl Dim {
+    /// The length, when it is fixed or `lengths` gives it.
+    pub fn length_in(&self, lengths: &std::collections::HashMap<String, usize>) -> Option<usize> {
+        match self {
+            Dim::Fixed(k) => Some(*k),
+            Dim::Named(n) => lengths.get(&**n).copied(),
+        }
+    }
+}
+
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

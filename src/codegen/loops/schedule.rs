@@ -64,10 +64,7 @@ pub fn schedule(stmts: &mut [Stmt], fixed: &HashMap<String, usize>) {
 
 /// [`schedule`] inside loops over rows whose next rows are in `ahead`.
 fn schedule_under(stmts: &mut [Stmt], fixed: &HashMap<String, usize>, ahead: &[NextRow]) {
-    let length = |dim: &Dim| match dim {
-        Dim::Fixed(k) => Some(*k),
-        Dim::Named(n) => fixed.get(&**n).copied(),
-    };
+    let length = |dim: &Dim| dim.length_in(fixed);
     for s in stmts {
         match s {
             Stmt::Loop {

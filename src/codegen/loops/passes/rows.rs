@@ -76,11 +76,10 @@ impl Body {
             let Some((written, row)) = classify(*var, body, &later) else {
                 continue;
             };
-            let length = |d: &Dim| match d {
-                Dim::Fixed(k) => Some(*k),
-                Dim::Named(n) => fixed.get(&**n).copied(),
-            };
-            let entries: Option<usize> = std::iter::once(&*dim).chain(&row).map(length).product();
+            let entries: Option<usize> = std::iter::once(&*dim)
+                .chain(&row)
+                .map(|d| d.length_in(fixed))
+                .product();
             if entries.is_some_and(|e| e >> MIN_ENTRIES_LOG2 < 2) {
                 continue;
             }
