@@ -82,7 +82,8 @@ impl Body {
                 if nest.out_vars() == BTreeSet::from([nest.a.0, nest.b.0])
                     && !read_in_loop.contains(&Target::Array(nest.out.array.clone()))
                 {
-                    let reads = reads_of_temps(body);
+                    let mut reads = HashMap::new();
+                    body.iter().for_each(|s| count_stmt(s, &mut Vec::new(), &mut reads));
                     if let Some((replace, product)) = self.rank_one(r, m, &nest, &in_loop, &reads) {
                         body.splice(j..j + 1, replace.iter().cloned());
                         j += replace.len();
@@ -110,7 +111,7 @@ impl Body {
         m: &Dim,
         nest: &Nest,
         in_loop: &HashSet<Target>,
-        reads: &HashMap<TempId, usize>,
+        reads: &HashMap<TempId, Vec<bool>>,
     ) -> Option<(Vec<Stmt>, Stmt)> {
         let (a, b) = (nest.a.0, nest.b.0);
         if small(&[m, &nest.a.1, &nest.b.1]) {
@@ -175,7 +176,7 @@ impl Body {
         in_a: &mut [Stmt],
         us: &[Scalar],
         acc: &Access,
-        reads: &HashMap<TempId, usize>,
+        reads: &HashMap<TempId, Vec<bool>>,
     ) -> bool {
         let [Scalar::Load(Access {
             array: Array::Temp(t),
@@ -192,7 +193,7 @@ impl Body {
         else {
             return false;
         };
-        if place.array != Array::Temp(*t) || place.idx != *idx || reads.get(t) != Some(&1) {
+        if place.array != Array::Temp(*t) || place.idx != *idx || reads.get(t).map(Vec::len) != Some(1) {
             return false;
         }
         *place = acc.clone();
@@ -453,17 +454,4 @@ fn direct_operand(fs: &[Scalar], r: Var, x: Var, in_loop: &HashSet<Target>) -> O
         }
         _ => None,
     }
-}
-
-/// How many times each temporary is read in `body`.
-fn reads_of_temps(body: &[Stmt]) -> HashMap<TempId, usize> {
-    let mut reads = HashMap::new();
-    for s in body {
-        visit_stmt(s, &mut |e| {
-            if let Some(t) = temp_read(e) {
-                *reads.entry(t).or_default() += 1;
-            }
-        });
-    }
-    reads
 }
