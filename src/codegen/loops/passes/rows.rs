@@ -55,56 +55,33 @@ impl Body {
     /// for two ranges (see `emit/ranges.rs`).
     pub(crate) fn split_rows(&mut self, stmts: &mut [Stmt], fixed: &HashMap<String, usize>) {
         for k in 0..stmts.len() {
-            let later: BTreeSet<TempId> = stmts[k + 1..]
-                .iter()
-                .flat_map(|s| {
-                    let mut read = BTreeSet::new();
-                    visit_stmt(s, &mut |x| temps_read(x, &mut read));
-                    read
-                })
-                .collect();
+            let (head, tail) = stmts.split_at_mut(k + 1);
             let Stmt::Loop {
                 var,
                 dim,
                 body,
                 split: split @ None,
                 ..
-            } = &mut stmts[k]
+            } = &mut head[k]
             else {
                 continue;
             };
-            let Some((written, row)) = classify(*var, body, &later) else {
+            let mut later = BTreeSet::new();
+            for s in tail.iter() {
+                visit_stmt(s, &mut |x| temps_read(x, &mut later));
+            }
+            let Some(mut plan) = classify(*var, body, &later) else {
                 continue;
             };
             let entries: Option<usize> = std::iter::once(&*dim)
-                .chain(&row)
+                .chain(&plan.row)
                 .map(|d| d.length_in(fixed))
                 .product();
             if entries.is_some_and(|e| e >> MIN_ENTRIES_LOG2 < 2) {
                 continue;
             }
             let local = self.var();
-            let mut plan = RowSplit {
-                local,
-                split: Vec::new(),
-                sums: Vec::new(),
-                private: Vec::new(),
-                row,
-            };
-            for (array, how) in &written {
-                match (how, array) {
-                    (Written::Split, Target::Array(array)) => {
-                        let row_dims = first_access(body, array)
-                            .map(|a| a.idx[1..].iter().map(|(_, d)| d.clone()).collect())
-                            .unwrap_or_default();
-                        plan.split.push((array.clone(), row_dims));
-                    }
-                    (Written::Sum, Target::Scalar(t))
-                    | (Written::Sum, Target::Array(Array::Temp(t))) => plan.sums.push(*t),
-                    (Written::Private, Target::Array(Array::Temp(t))) => plan.private.push(*t),
-                    _ => unreachable!("classify returns temporaries for sums and buffers"),
-                }
-            }
+            plan.local = local;
             let split_arrays: Vec<Array> = plan.split.iter().map(|(a, _)| a.clone()).collect();
             let row = *var;
             for s in body.iter_mut() {
@@ -117,17 +94,6 @@ impl Body {
             *split = Some(Box::new(plan));
         }
     }
-}
-
-/// The first access of `array` in `body`.
-fn first_access<'b>(body: &'b [Stmt], array: &Array) -> Option<&'b Access> {
-    let mut all = Vec::new();
-    for s in body {
-        accesses_of(s, &mut all);
-    }
-    all.into_iter()
-        .find(|(a, _)| a.array == *array)
-        .map(|(a, _)| a)
 }
 
 /// Every access of a statement (loads and writes), with whether it writes
@@ -190,12 +156,10 @@ fn scalar_writes(s: &Stmt, out: &mut Vec<(TempId, bool)>) {
 }
 
 /// How the row loop over `row` with `body` uses what it writes, and the
-/// lengths of the longest row it touches; `None` when it does not qualify.
-fn classify(
-    row: Var,
-    body: &[Stmt],
-    later: &BTreeSet<TempId>,
-) -> Option<(Uses, Vec<Dim>)> {
+/// lengths of the longest row it touches, as the loop's split (its
+/// `local` variable, still `row`, is the caller's to make); `None` when
+/// it does not qualify.
+fn classify(row: Var, body: &[Stmt], later: &BTreeSet<TempId>) -> Option<RowSplit> {
     if !body
         .iter()
         .any(|s| matches!(s, Stmt::Loop { .. } | Stmt::Reduce { .. } | Stmt::Pass { .. }))
@@ -261,11 +225,30 @@ fn classify(
     if !written.iter().any(|(_, h)| matches!(h, Written::Split | Written::Sum)) {
         return None;
     }
-    let row_dims = all
-        .iter()
-        .filter(|(a, _)| a.idx.first().is_some_and(|(v, _)| *v == row))
-        .max_by_key(|(a, _)| a.idx.len())
-        .map(|(a, _)| a.idx[1..].iter().map(|(_, d)| d.clone()).collect())
-        .unwrap_or_default();
-    Some((written, row_dims))
+    let row_dims = |a: &Access| a.idx[1..].iter().map(|(_, d)| d.clone()).collect::<Vec<Dim>>();
+    let mut plan = RowSplit {
+        local: row,
+        split: Vec::new(),
+        sums: Vec::new(),
+        private: Vec::new(),
+        row: all
+            .iter()
+            .filter(|(a, _)| a.idx.first().is_some_and(|(v, _)| *v == row))
+            .max_by_key(|(a, _)| a.idx.len())
+            .map(|(a, _)| row_dims(a))
+            .unwrap_or_default(),
+    };
+    for (target, how) in written {
+        match (how, target) {
+            (Written::Split, Target::Array(array)) => {
+                // Each array is written at least once, so found here.
+                let first = all.iter().find(|(a, _)| a.array == array).map(|(a, _)| row_dims(a));
+                plan.split.push((array, first.unwrap_or_default()));
+            }
+            (Written::Sum, Target::Scalar(t) | Target::Array(Array::Temp(t))) => plan.sums.push(t),
+            (Written::Private, Target::Array(Array::Temp(t))) => plan.private.push(t),
+            _ => unreachable!("sums and buffers are temporaries"),
+        }
+    }
+    Some(plan)
 }
