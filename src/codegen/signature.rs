@@ -8,7 +8,7 @@ use quote::{format_ident, quote};
 
 use crate::codegen::emit::{Emitter, Helpers, Names};
 use crate::codegen::loops::{Body, Stmt};
-use crate::codegen::threads::{has_matmul, has_row_ranges, Threaded};
+use crate::codegen::threads::Threaded;
 use crate::codegen::*;
 use crate::derive::Derivation;
 use crate::diag::{Error, Result};
@@ -213,13 +213,10 @@ impl Function {
         // Matrix products and row loops can be split over threads: the
         // body takes a thread count, `{name}` passes 1 and `{name}_threads`
         // the caller's.
-        let threaded = Threaded {
-            products: stmts.iter().any(has_matmul),
-            rows: stmts.iter().any(has_row_ranges),
-        };
+        let threaded = Threaded::of(&stmts);
         let mut items = self.entry_points(&params, &args, &ret, threaded);
         let (mut params, mut args) = (params, args);
-        if threaded.products || threaded.rows {
+        if threaded.any() {
             params.push(quote!(threads: usize));
             args.push(format_ident!("threads"));
         }
@@ -265,7 +262,7 @@ impl Function {
         };
         let mut call: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
         let mut threads_entry = TokenStream::new();
-        if threaded.products || threaded.rows {
+        if threaded.any() {
             let many = dispatch(&[call.clone(), vec![quote!(threads)]].concat());
             call.push(quote!(1));
             let threads_name = format_ident!("{}_threads", name);

@@ -6,7 +6,7 @@
 use super::loops::Stmt;
 
 /// The work of a function that threads can share.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Threaded {
     /// Matrix products (split by rows of their longer side).
     pub(crate) products: bool,
@@ -15,6 +15,32 @@ pub(crate) struct Threaded {
 }
 
 impl Threaded {
+    /// What of the body `stmts` threads can share, in one walk.
+    pub(crate) fn of(stmts: &[Stmt]) -> Threaded {
+        let mut found = Threaded::default();
+        found.note(stmts);
+        found
+    }
+
+    fn note(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            match s {
+                Stmt::MatMul { .. } => self.products = true,
+                Stmt::Loop { split, body, .. } => {
+                    self.rows |= split.is_some();
+                    self.note(body);
+                }
+                Stmt::Tile { body, .. } => self.note(body),
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether any work can be shared (the body then takes `threads`).
+    pub(crate) fn any(self) -> bool {
+        self.products || self.rows
+    }
+
     /// The doc of `{name}_threads`.
     pub(crate) fn doc(self, name: &str) -> String {
         let products = " Matrix products are split by rows of their longer side, each entry summed as with one thread; worth it from about a million multiply-adds per thread.";
@@ -27,23 +53,5 @@ impl Threaded {
             doc.push_str(rows);
         }
         doc
-    }
-}
-
-/// Whether a statement is, or holds, a matrix product.
-pub(crate) fn has_matmul(s: &Stmt) -> bool {
-    match s {
-        Stmt::MatMul { .. } => true,
-        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_matmul),
-        _ => false,
-    }
-}
-
-/// Whether a statement is, or holds, a loop over ranges of rows.
-pub(crate) fn has_row_ranges(s: &Stmt) -> bool {
-    match s {
-        Stmt::Loop { split: Some(_), .. } => true,
-        Stmt::Loop { body, .. } | Stmt::Tile { body, .. } => body.iter().any(has_row_ranges),
-        _ => false,
     }
 }
