@@ -498,13 +498,6 @@ impl<T: Clone> PerTemp<T> {
     }
 }
 
-impl<T> PerTemp<T> {
-    /// The value of each temporary, in order of creation.
-    pub fn into_vec(self) -> Vec<T> {
-        self.0
-    }
-}
-
 impl<T> std::ops::Index<TempId> for PerTemp<T> {
     type Output = T;
     fn index(&self, id: TempId) -> &T {
